@@ -1,0 +1,24 @@
+# Every third-party library comes from a Debian package (scripts/debian-packages.txt). Each find_* runs once, here,
+# because some imported targets (websocketpp) fail when defined twice.
+find_package(Threads REQUIRED)
+find_package(Boost 1.74 REQUIRED COMPONENTS regex)
+find_package(websocketpp CONFIG REQUIRED)
+find_package(RapidJSON CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+
+# RapidJSON's config only sets an include path; wrap it in a target so modules can link it PRIVATE.
+add_library(syncline_rapidjson INTERFACE)
+target_include_directories(syncline_rapidjson SYSTEM INTERFACE ${RAPIDJSON_INCLUDE_DIRS})
+target_compile_definitions(syncline_rapidjson INTERFACE RAPIDJSON_HAS_STDSTRING=1)
+
+if(SYNCLINE_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+  include(GoogleTest)
+endif()
+if(SYNCLINE_BUILD_BENCHMARKS)
+  find_package(benchmark CONFIG REQUIRED)
+endif()

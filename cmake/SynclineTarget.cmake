@@ -1,0 +1,15 @@
+# Warnings as errors for our own code only; third-party headers come in as SYSTEM through imported targets.
+function(syncline_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+                                           -Wcast-align -Woverloaded-virtual -Wnull-dereference -Werror)
+endfunction()
+
+# syncline_module(NAME <name>): a library from <name>/src/*.cpp with public headers in <name>/include.
+function(syncline_module name)
+  file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cpp)
+  add_library(syncline_${name} STATIC ${sources})
+  add_library(syncline::${name} ALIAS syncline_${name})
+  target_include_directories(syncline_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                              PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  syncline_warnings(syncline_${name})
+endfunction()

@@ -1,0 +1,68 @@
+#pragma once
+/// \file
+/// The seam between the transport (websocket server) and protocol logic (consumers): a route is bound to an
+/// Endpoint, which admits handshakes and opens one Session per connection; a Session answers through its Outbox.
+/// Nothing here names websocketpp or Asio, so consumers are testable with a fake Outbox.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace syncline {
+
+/// What the server knows of a websocket handshake.
+struct HandshakeRequest {
+    std::string path;   ///< The request path without the query string, e.g. "/ws/posts/".
+    std::string query;  ///< The raw query string without '?', e.g. "token=abc&x=1".
+    std::vector<std::pair<std::string, std::string>> headers;  ///< Header names lower-cased, values as sent.
+    std::string remote;  ///< Peer address, "ip:port".
+
+    /// The first header with this (case-insensitive) name, or nullopt.
+    std::optional<std::string> Header(std::string_view name) const;
+    /// A query parameter, percent-decoded ('+' as space), or nullopt.
+    std::optional<std::string> QueryParam(std::string_view name) const;
+    /// A cookie from the Cookie header, or nullopt.
+    std::optional<std::string> Cookie(std::string_view name) const;
+};
+
+/// The server side of one connection, as a session sees it. Thread-safe: Send and Close may be called from any
+/// thread; frames go out in the order of the calls. Calls after the connection closed are ignored.
+class Outbox {
+public:
+    virtual ~Outbox() = default;
+    /// Queues one text frame.
+    virtual void Send(std::string frame) = 0;
+    /// Closes the websocket with this close code and reason (after the frames already queued).
+    virtual void Close(int code, std::string reason) = 0;
+    /// Bytes queued for this connection and not yet written to the socket.
+    virtual std::size_t BufferedBytes() const = 0;
+};
+
+/// Per-connection protocol logic. The transport calls a session's methods one at a time (never concurrently), in
+/// the order the frames arrived, and calls OnClose exactly once, last. Methods must not throw.
+class Session {
+public:
+    virtual ~Session() = default;
+    virtual void OnText(std::string_view frame) = 0;
+    virtual void OnBinary(std::string_view frame) = 0;
+    virtual void OnClose() = 0;
+};
+
+/// The handler bound to a route. Called from any worker thread: implementations must be thread-safe.
+class Endpoint {
+public:
+    virtual ~Endpoint() = default;
+    /// The HTTP status for this handshake: 101 accepts; anything else (e.g. 403) refuses it with that status.
+    virtual int Admit(const HandshakeRequest& request) {
+        (void)request;
+        return 101;
+    }
+    /// Opens the session of an accepted connection.
+    virtual std::unique_ptr<Session> Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) = 0;
+};
+
+}  // namespace syncline

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Configures and builds syncline. Environment: BUILD_DIR (default build), BUILD_TYPE (default RelWithDebInfo),
+# SANITIZE (empty, "address,undefined" or "thread"), JOBS (default: number of cores).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${BUILD_DIR:-$root/build}
+jobs=${JOBS:-$(nproc)}
+cmake -S "$root" -B "$build_dir" -G Ninja \
+  -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+  -DSYNCLINE_SANITIZE="${SANITIZE:-}" \
+  -DSYNCLINE_BUILD_BENCHMARKS="${BUILD_BENCHMARKS:-ON}" >/dev/null
+cmake --build "$build_dir" -j "$jobs"

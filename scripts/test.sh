@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# README command 2: install what is missing, build, and run every test. Starts its own redis-server on a free
+# loopback port for the tests that need one and stops it afterwards, pass or fail. Exits non-zero on any failure.
+# Environment: as scripts/build.sh (BUILD_DIR, SANITIZE, ...), plus CTEST_ARGS for extra ctest arguments.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${BUILD_DIR:-$root/build}
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh"
+
+redis_dir=$(mktemp -d)
+redis_pid=""
+cleanup() {
+  if [[ -n "$redis_pid" ]]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  rm -rf "$redis_dir"
+}
+trap cleanup EXIT
+# Pick a random loopback port; if another process holds it, redis-server exits and we try the next one.
+port=""
+for _ in $(seq 20); do
+  candidate=$(shuf -i 20000-60999 -n 1)
+  redis-server --port "$candidate" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" \
+    --daemonize no --loglevel warning >"$redis_dir/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    if redis-cli -p "$candidate" ping >/dev/null 2>&1; then port=$candidate; break; fi
+    kill -0 "$redis_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [[ -n "$port" ]] && break
+  kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; redis_pid=""
+done
+[[ -n "$port" ]] || { echo "test: redis-server did not start"; cat "$redis_dir/redis.log"; exit 1; }
+echo "test: redis-server on 127.0.0.1:$port"
+export SYNCLINE_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+export SYNCLINE_BIN_DIR="$build_dir/bin"
+
+cd "$build_dir"
+ctest --output-on-failure --timeout 300 -j "${CTEST_JOBS:-2}" ${CTEST_ARGS:-}
