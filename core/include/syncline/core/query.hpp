@@ -1,0 +1,53 @@
+#pragma once
+/// \file
+/// Query descriptions: filters, ordering, limit/offset. Pure data: storage turns them into bound SQL, and refuses
+/// any field the schema does not declare (an identifier never comes from the caller's text).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <syncline/core/value.hpp>
+
+namespace syncline {
+
+/// Filter operators, named as Django lookups: exact, ne, lt, lte, gt, gte, in, isnull, contains (case-sensitive),
+/// icontains (ASCII case-insensitive), startswith.
+enum class FilterOp { kExact, kNe, kLt, kLte, kGt, kGte, kIn, kIsNull, kContains, kIContains, kStartsWith };
+
+/// One condition on a declared field. `value` is the operand; `kIn` uses `values`; `kIsNull` reads
+/// value as a boolean (true: the field is null).
+struct Filter {
+    std::string field;
+    FilterOp op = FilterOp::kExact;
+    Value value;
+    std::vector<Value> values;
+};
+
+/// Sorting by one field.
+struct OrderBy {
+    std::string field;
+    bool descending = false;
+};
+
+/// A list query. Rows come ordered by `ordering`, then by primary key (so pages are stable).
+struct Query {
+    std::vector<Filter> filters;
+    std::vector<OrderBy> ordering;
+    std::optional<std::int64_t> limit;  ///< No limit when absent.
+    std::int64_t offset = 0;
+};
+
+/// The Django lookup name of an operator ("exact", "gte", ...).
+std::string_view FilterOpName(FilterOp op);
+
+/// Splits a Django-style lookup key: "author" → (author, exact); "id__gte" → (id, gte). Returns nullopt when the
+/// suffix after "__" is not an operator name.
+std::optional<std::pair<std::string, FilterOp>> ParseLookup(std::string_view key);
+
+/// Parses one ordering term: "title" ascending, "-title" descending.
+OrderBy ParseOrdering(std::string_view term);
+
+}  // namespace syncline

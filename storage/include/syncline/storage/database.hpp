@@ -1,0 +1,214 @@
+#pragma once
+/// \file
+/// The SQLite model store: schemas and migrations, queries, writes and the change capture that makes every
+/// committed change (from this process, another process, or a `sqlite3` shell) part of the change feed.
+///
+/// Threads. A Database is shared by every thread of a process:
+/// - reads (Get, List, Count, RowVersion) may be called from any thread; each thread gets its own read connection
+///   (WAL mode: readers never block the writer nor each other);
+/// - writes (Insert, Update, Patch, Delete, Begin) may be called from any thread; they are serialized on the one
+///   writer connection. A Transaction holds the writer until it ends, so a thread holding a Transaction must write
+///   through it: a second write from the same thread throws std::logic_error instead of deadlocking;
+/// - connections are never shared between threads; debug builds assert this on every use.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <syncline/core/query.hpp>
+#include <syncline/core/schema.hpp>
+#include <syncline/core/value.hpp>
+
+namespace syncline::storage {
+
+/// SQLite's `synchronous` setting for the WAL. kNormal (default): a commit survives a crash of the process but the
+/// last commits may be lost on power loss or an OS crash; the database never corrupts. kFull: every commit is
+/// fsynced (durable across power loss) at roughly a tenth of the write rate (see benchmarks/README.md).
+enum class Synchronous { kOff, kNormal, kFull };
+
+/// How to open a database.
+struct DatabaseOptions {
+    std::string path;  ///< A file path; ":memory:" is refused (the feed needs several connections to one file).
+    Synchronous synchronous = Synchronous::kNormal;
+    std::chrono::milliseconds busy_timeout{5000};  ///< How long a write waits for another process's write lock.
+    std::size_t statement_cache_size = 128;        ///< Prepared statements kept per connection.
+    /// Capture changes into the change feed (the default, and what syncline relies on). false only measures the
+    /// raw write rate in benchmarks: it drops the capture triggers of these tables.
+    bool capture_changes = true;
+};
+
+/// A storage failure. kInvalid carries every field's problem; the others carry SQLite's message.
+class StorageError : public std::runtime_error {
+public:
+    enum class Kind {
+        kInvalid,     ///< A value violates its field (see field_errors), or a write names an unknown field.
+        kConstraint,  ///< The database refused the write (UNIQUE, NOT NULL, CHECK, foreign key).
+        kBusy,        ///< Another writer held the lock past the busy timeout.
+        kSchema,      ///< The schema conflicts with the database file, or an unknown model or field was named.
+        kIo,          ///< Any other SQLite failure.
+    };
+    StorageError(Kind kind, std::string message, std::vector<std::pair<std::string, std::string>> field_errors = {})
+        : std::runtime_error(std::move(message)), kind_(kind), field_errors_(std::move(field_errors)) {}
+    Kind kind() const { return kind_; }
+    /// For kInvalid: (field, message) for every offending field, in schema order.
+    const std::vector<std::pair<std::string, std::string>>& field_errors() const { return field_errors_; }
+
+private:
+    Kind kind_;
+    std::vector<std::pair<std::string, std::string>> field_errors_;
+};
+
+class Connection;
+class Database;
+class Transaction;
+
+/// Reads and writes on one connection; the shared body of Database's one-shot writes and of Transaction.
+/// Not thread-safe: used by one thread at a time (the owner of the connection).
+class ModelOps {
+public:
+    /// The row whose `field` equals `value`, or nullopt. `field` must be declared (else kSchema).
+    std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const;
+    /// The rows matching `query`; kSchema for an undeclared field in a filter or ordering.
+    std::vector<Row> List(std::string_view table, const Query& query) const;
+    /// How many rows match `filters`.
+    std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const;
+
+    /// Inserts a row and returns it as stored (with its assigned key and defaults). Fields left out get their
+    /// default, else null when nullable; an integer primary key is assigned by the database.
+    Row Insert(std::string_view table, const Assignments& values) const;
+    /// Full update: every non-key field is set, from `values`, else its default, else null (nullable fields);
+    /// kInvalid when a required field is missing. Returns the new row, or nullopt when no row has that key.
+    std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) const;
+    /// Partial update of the given fields only. Returns the new row, or nullopt when no row has that key.
+    std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) const;
+    /// Deletes a row; false when no row has that key.
+    bool Delete(std::string_view table, const Value& pk) const;
+
+private:
+    friend class Database;
+    friend class Transaction;
+    ModelOps(const Database* db, Connection* conn) : db_(db), conn_(conn) {}
+    std::optional<Row> WriteUpdate(std::string_view table, const Value& pk, const Assignments& values,
+                                   bool full) const;
+    const Database* db_;
+    Connection* conn_;
+};
+
+/// A model store over one SQLite file. See the file comment for the thread rules.
+class Database {
+public:
+    /// Opens (creating if needed) the file and migrates it to `models`: missing tables are created, missing
+    /// columns added, capture triggers installed. Throws StorageError(kSchema) naming the table and column when the
+    /// file conflicts with a schema (another type, a changed primary key or nullability, a dropped NOT NULL default,
+    /// a new NOT NULL column without a default), and StorageError(kIo) when the file cannot be opened.
+    static std::unique_ptr<Database> Open(DatabaseOptions options, std::vector<Schema> models);
+    ~Database();
+    Database(const Database&) = delete;
+    Database& operator=(const Database&) = delete;
+
+    const DatabaseOptions& options() const { return options_; }
+    /// The schema of a model; throws StorageError(kSchema) for an unknown table.
+    const Schema& Model(std::string_view table) const;
+    const std::vector<Schema>& models() const { return models_; }
+    /// The schema version recorded in the file: 1 when created, +1 for every open that changed the schema.
+    std::int64_t SchemaVersion() const;
+
+    // Reads: any thread; see ModelOps for the contracts.
+    std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const;
+    std::vector<Row> List(std::string_view table, const Query& query) const;
+    std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const;
+    /// The version of a row: the seq of its latest captured change still in the feed (0 when none).
+    std::int64_t RowVersion(std::string_view table, const Value& pk) const;
+
+    // Writes: any thread, each in its own transaction; see ModelOps for the contracts.
+    Row Insert(std::string_view table, const Assignments& values);
+    std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values);
+    std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values);
+    bool Delete(std::string_view table, const Value& pk);
+    /// Starts a write transaction (waits for the writer). See Transaction.
+    std::unique_ptr<Transaction> Begin();
+    /// Runs raw SQL on the writer connection (migrations of the user's own, tests). Commits like a write.
+    void ExecuteWrite(const std::string& sql);
+
+    // Change feed bookkeeping (see change_feed.hpp).
+    /// Records a named consumer position; trimming never removes changes after the lowest registered cursor.
+    void SetCursor(const std::string& name, std::int64_t seq);
+    /// Forgets a named cursor.
+    void RemoveCursor(const std::string& name);
+    /// Deletes captured changes older than `horizon` (measured by Trim calls: each call marks the current latest
+    /// seq with the time), never at or after the lowest registered cursor, and never the latest change (so a seq is
+    /// never reused). Returns the number of changes deleted.
+    std::int64_t Trim(std::chrono::milliseconds horizon);
+
+    /// Counts commits made through this Database object; ChangeFeed waits on it for an immediate wake-up.
+    std::uint64_t local_commits() const;
+
+private:
+    friend class ModelOps;
+    friend class Transaction;
+    friend class ChangeFeed;
+    explicit Database(DatabaseOptions options, std::vector<Schema> models);
+    std::unique_ptr<Connection> OpenConnection(bool writer) const;
+    Connection& Reader() const;
+    // Holds the writer connection for one thread; refuses (std::logic_error) a nested hold on the same thread.
+    class WriterLock {
+    public:
+        explicit WriterLock(Database* db);
+        ~WriterLock();
+        WriterLock(const WriterLock&) = delete;
+        WriterLock& operator=(const WriterLock&) = delete;
+
+    private:
+        Database* db_;
+        std::unique_lock<std::mutex> lock_;
+    };
+    void NotifyCommitted();
+
+    DatabaseOptions options_;
+    std::vector<Schema> models_;
+    std::unordered_map<std::string, std::size_t> model_index_;
+
+    std::unique_ptr<Connection> writer_;
+    std::mutex writer_mutex_;
+    std::atomic<std::thread::id> writer_owner_{};  // the thread holding writer_mutex_: detects nested writes
+
+    mutable std::mutex readers_mutex_;
+    mutable std::unordered_map<std::thread::id, std::unique_ptr<Connection>> readers_;
+
+    mutable std::mutex commit_mutex_;
+    std::condition_variable commit_cv_;
+    std::uint64_t local_commits_ = 0;  // guarded by commit_mutex_
+};
+
+/// An RAII write transaction (BEGIN IMMEDIATE). Commit() makes its writes durable and visible at once, as one
+/// change-feed batch; leaving the scope without Commit (or by an exception) rolls back, leaving no change.
+/// Holds the database's writer: use it from the thread that began it.
+class Transaction : public ModelOps {
+public:
+    Transaction(Transaction&&) = delete;
+    ~Transaction();
+    /// Commits; throws StorageError (the transaction is then rolled back).
+    void Commit();
+    /// Rolls back now.
+    void Rollback();
+
+private:
+    friend class Database;
+    explicit Transaction(Database* db);
+    Database* owner_;
+    Database::WriterLock writer_lock_;
+    bool open_ = true;
+};
+
+}  // namespace syncline::storage

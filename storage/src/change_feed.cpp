@@ -1,0 +1,118 @@
+#include <syncline/storage/change_feed.hpp>
+
+#include <syncline/storage/database.hpp>
+
+#include <algorithm>
+
+#include "connection.hpp"
+#include "schema_sql.hpp"
+
+namespace syncline::storage {
+namespace {
+
+std::string RowByPkSql(const Schema& schema) {
+    std::string cols;
+    for (const auto& f : schema.fields()) cols += (cols.empty() ? "" : ", ") + Quote(f.name);
+    return "SELECT " + cols + " FROM " + Quote(schema.table()) + " WHERE " + Quote(schema.pk().name) + " = ?1";
+}
+
+}  // namespace
+
+ChangeFeed::ChangeFeed(Database& db, FeedOptions options)
+    : db_(db), options_(options), conn_(db.OpenConnection(false)) {}
+
+ChangeFeed::~ChangeFeed() = default;
+
+std::int64_t ChangeFeed::LatestSeq() {
+    auto use = conn_->Use();
+    Statement st = conn_->Prepare("SELECT max(seq) FROM _syncline_changes");
+    st.Step();
+    return st.ColumnInt(0);
+}
+
+std::vector<ChangeEvent> ChangeFeed::ReadAfter(std::int64_t cursor, std::size_t max_batch) {
+    auto use = conn_->Use();
+    std::vector<ChangeEvent> events;
+    // One read transaction: the changes and the rows they point at come from the same snapshot, so a row is never
+    // newer than a change that is not in this batch's snapshot yet.
+    conn_->Exec("BEGIN");
+    try {
+        Statement changes = conn_->Prepare(
+            "SELECT seq, tbl, pk, op, old FROM _syncline_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        changes.BindInt(1, cursor);
+        changes.BindInt(2, static_cast<std::int64_t>(std::max<std::size_t>(max_batch, 1)));
+        const Schema* last_schema = nullptr;
+        std::string last_table;
+        std::string row_sql;
+        while (changes.Step()) {
+            ChangeEvent event;
+            event.seq = changes.ColumnInt(0);
+            event.table = changes.ColumnText(1);
+            event.pk = changes.ColumnAny(2);
+            event.op = static_cast<ChangeOp>(changes.ColumnInt(3));
+            if (!changes.ColumnIsNull(4)) event.old_json = changes.ColumnText(4);
+            if (event.op != ChangeOp::kDelete) {
+                if (event.table != last_table) {
+                    auto it = std::find_if(db_.models().begin(), db_.models().end(),
+                                           [&](const Schema& s) { return s.table() == event.table; });
+                    last_schema = it == db_.models().end() ? nullptr : &*it;
+                    last_table = event.table;
+                    if (last_schema) row_sql = RowByPkSql(*last_schema);
+                }
+                if (last_schema) {
+                    Statement row = conn_->Prepare(row_sql);
+                    row.Bind(1, event.pk);
+                    if (row.Step()) event.row = row.ColumnRow(*last_schema);
+                }
+            }
+            events.push_back(std::move(event));
+        }
+    } catch (...) {
+        conn_->Exec("ROLLBACK");
+        throw;
+    }
+    conn_->Exec("COMMIT");
+    return events;
+}
+
+bool ChangeFeed::WaitForChanges(std::int64_t cursor, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto data_version = [&] {
+        auto use = conn_->Use();
+        Statement st = conn_->Prepare("PRAGMA data_version");
+        st.Step();
+        return st.ColumnInt(0);
+    };
+    std::uint64_t seen_commits = db_.local_commits();
+    if (data_version_ < 0) data_version_ = data_version();
+    if (LatestSeq() > cursor) return true;
+    while (!interrupted_.load()) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return false;
+        auto wait = std::min<std::chrono::steady_clock::duration>(options_.poll_interval, deadline - now);
+        {
+            // Sleep until this process commits (immediate wake-up) or the poll interval passes (other processes'
+            // commits show up as a new data_version).
+            std::unique_lock<std::mutex> lock(db_.commit_mutex_);
+            db_.commit_cv_.wait_for(lock, wait,
+                                    [&] { return db_.local_commits_ != seen_commits || interrupted_.load(); });
+            seen_commits = db_.local_commits_;
+        }
+        std::int64_t version = data_version();
+        if (version != data_version_) {
+            data_version_ = version;
+            if (LatestSeq() > cursor) return true;
+        }
+    }
+    return LatestSeq() > cursor;
+}
+
+void ChangeFeed::Interrupt() {
+    {
+        std::lock_guard<std::mutex> lock(db_.commit_mutex_);
+        interrupted_.store(true);
+    }
+    db_.commit_cv_.notify_all();
+}
+
+}  // namespace syncline::storage

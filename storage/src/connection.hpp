@@ -1,0 +1,99 @@
+#pragma once
+// One SQLite connection with a prepared-statement cache (private to storage).
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cassert>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <syncline/core/schema.hpp>
+#include <syncline/core/value.hpp>
+#include <syncline/storage/database.hpp>
+
+namespace syncline::storage {
+
+class Connection;
+
+// Throws the StorageError that matches an SQLite result code.
+[[noreturn]] void ThrowSqlite(sqlite3* db, int rc, const std::string& context);
+
+// A prepared statement borrowed from a connection's cache; reset and returned when it goes out of scope.
+class Statement {
+public:
+    // `in_use` is the cache entry's flag (nullptr for an uncached statement, finalized at the end).
+    Statement(Connection* conn, sqlite3_stmt* stmt, bool* in_use) : conn_(conn), stmt_(stmt), in_use_(in_use) {}
+    Statement(Statement&& other) noexcept;
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+    Statement& operator=(Statement&&) = delete;
+    ~Statement();
+
+    // Binds a value to parameter `index` (1-based). Text is bound without a copy: the value must outlive Step().
+    void Bind(int index, const Value& value);
+    void BindInt(int index, std::int64_t value);
+    void BindText(int index, const std::string& value);
+    // Steps once: true when a row is available, false when done. Throws StorageError on failure.
+    bool Step();
+    // Reads column `i` as a value of a field of `type` (stored values of another class are converted losslessly
+    // where possible, e.g. 0/1 to boolean).
+    Value Column(int i, FieldType type) const;
+    // Reads column `i` with no declared type: its storage class decides the kind.
+    Value ColumnAny(int i) const;
+    std::int64_t ColumnInt(int i) const { return sqlite3_column_int64(stmt_, i); }
+    bool ColumnIsNull(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+    std::string ColumnText(int i) const;
+    // Reads columns [first, first + schema.size()) as a row.
+    Row ColumnRow(const Schema& schema, int first = 0) const;
+
+private:
+    Connection* conn_;
+    sqlite3_stmt* stmt_;
+    bool* in_use_;
+};
+
+// An SQLite connection. Never used by two threads at once (asserted in debug builds through Use()).
+class Connection {
+public:
+    Connection(const std::string& path, bool writer, const DatabaseOptions& options);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    sqlite3* handle() const { return db_; }
+    // A statement for `sql`, from the cache when it was prepared before and is not in use.
+    Statement Prepare(const std::string& sql);
+    // Runs one or more statements with no parameters and no result rows.
+    void Exec(const std::string& sql);
+
+    // Debug builds: marks the connection in use by this thread until the guard ends; asserts no other thread is
+    // using it at the same time.
+    class UseGuard {
+    public:
+        explicit UseGuard(const Connection* conn);
+        ~UseGuard();
+        UseGuard(const UseGuard&) = delete;
+        UseGuard& operator=(const UseGuard&) = delete;
+
+    private:
+        const Connection* conn_;
+        bool outer_ = false;
+    };
+    UseGuard Use() const { return UseGuard(this); }
+
+private:
+    sqlite3* db_ = nullptr;
+    std::size_t cache_capacity_;
+    struct Cached {
+        sqlite3_stmt* stmt;
+        bool in_use;
+    };
+    std::unordered_map<std::string, Cached> cache_;
+    mutable std::atomic<std::thread::id> user_{};
+};
+
+}  // namespace syncline::storage

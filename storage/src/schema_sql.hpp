@@ -1,0 +1,29 @@
+#pragma once
+// SQL text generated from schemas: DDL, capture triggers, and the identifiers of the bookkeeping tables.
+// Identifiers come only from validated schemas (IsValidIdentifier), never from request text.
+
+#include <string>
+#include <vector>
+
+#include <syncline/core/schema.hpp>
+
+namespace syncline::storage {
+
+inline constexpr const char* kChangesTable = "_syncline_changes";
+
+// "name" as a quoted SQL identifier.
+std::string Quote(const std::string& name);
+// The declared column type of a field; distinct per FieldType so that a type change is detected on reopen.
+std::string SqlType(const FieldSpec& field);
+// A default as an SQL literal ('it''s', 1, 2.5, NULL).
+std::string SqlLiteral(const Value& value);
+// CREATE TABLE for a schema.
+std::string CreateTableSql(const Schema& schema);
+// The column definition used by ALTER TABLE ADD COLUMN.
+std::string ColumnSql(const FieldSpec& field);
+// (name, CREATE TRIGGER text) of the capture triggers of a table.
+std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& schema);
+// The DDL of syncline's own tables (changes, cursors, trim marks, meta); idempotent.
+std::string BookkeepingSql();
+
+}  // namespace syncline::storage

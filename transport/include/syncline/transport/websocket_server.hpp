@@ -1,0 +1,90 @@
+#pragma once
+/// \file
+/// The websocket server: websocketpp on Boost.Asio, hidden behind a pimpl so that this header names neither.
+///
+/// Threading model. `workers` threads run one Asio io_context. Every connection has its own strand (websocketpp's
+/// per-connection strand), and every call into a connection's Session (OnText, OnBinary, OnClose) is made from a
+/// handler on that strand, so a session is never entered concurrently, sees its frames in arrival order, and gets
+/// OnClose exactly once, last. A connection is not pinned to one thread: its consecutive handlers may run on
+/// different workers, each one completing before the next starts. Endpoint::Admit and Endpoint::Open are called
+/// from any worker, concurrently for different connections.
+
+#include <syncline/core/session.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace syncline::transport {
+
+/// How a WebSocketServer listens and treats its connections.
+struct ServerOptions {
+    /// Address to bind: a numeric IPv4/IPv6 address or a host name resolved at Start().
+    std::string host = "127.0.0.1";
+    /// Port to bind; 0 picks a free port (read it back with WebSocketServer::port()).
+    std::uint16_t port = 8000;
+    /// Worker threads running the event loop; 0 means std::thread::hardware_concurrency().
+    unsigned workers = 0;
+    /// Largest incoming message; a bigger one closes the socket with 1009.
+    std::size_t max_message_bytes = 1 << 20;
+    /// Interval of the server's pings; 0 disables pings (and so the pong timeout).
+    std::chrono::milliseconds ping_interval{20000};
+    /// A connection that has not answered a ping within this time is closed (1001 "pong timeout"); 0 disables it.
+    std::chrono::milliseconds pong_timeout{10000};
+    /// How long Stop() waits for open connections to finish their closing handshake before dropping them.
+    std::chrono::milliseconds shutdown_timeout{5000};
+};
+
+/// A websocket server that routes each handshake by exact path to an Endpoint and runs one Session per connection.
+///
+/// Plain HTTP on the same port: `GET /healthz` answers 200 `{"status":"ok"}` (503 while stopping); any other plain
+/// HTTP request answers 404. A handshake for an unknown path is refused with 404; Endpoint::Admit may refuse it with
+/// its own status. The query string is ignored when matching routes; "/a" and "/a/" are different paths.
+///
+/// Thread safety: Route, Start, Stop and Run are meant to be called from one controlling thread (Stop may also be
+/// called from another non-worker thread while Run blocks); port() and connection_count() from any thread.
+class WebSocketServer {
+public:
+    /// Creates a stopped server. Nothing is bound until Start().
+    explicit WebSocketServer(ServerOptions options);
+    /// Stops the server if it is running (see Stop()).
+    ~WebSocketServer();
+
+    WebSocketServer(const WebSocketServer&) = delete;
+    WebSocketServer& operator=(const WebSocketServer&) = delete;
+
+    /// Binds `path` (exact match, no query string) to `endpoint`. Must be called before Start().
+    /// Throws std::logic_error if the server was already started or the path is already routed, and
+    /// std::invalid_argument if `endpoint` is null.
+    void Route(std::string path, std::shared_ptr<syncline::Endpoint> endpoint);
+
+    /// Binds, listens and starts the worker threads; returns once the socket is listening.
+    /// Throws std::runtime_error naming host:port if the address cannot be resolved or bound, and std::logic_error
+    /// if the server was already started (a stopped server cannot be restarted).
+    void Start();
+
+    /// The bound port (the chosen one when ServerOptions::port is 0); 0 before Start().
+    std::uint16_t port() const;
+
+    /// Graceful drain: stops accepting, closes every open socket with 1001 "server shutting down" after the frames
+    /// already queued on it, waits up to ServerOptions::shutdown_timeout for the closing handshakes, then stops and
+    /// joins the workers. Sessions still open at that point get OnClose from the calling thread. Idempotent; a no-op
+    /// if the server never started. Must not be called from a worker thread (i.e. from inside a Session or
+    /// Endpoint callback): throws std::logic_error if it is.
+    void Stop();
+
+    /// Start(), then blocks until SIGTERM or SIGINT (or until Stop() is called from another thread), then Stop().
+    /// Returns 0. Exceptions from Start() propagate.
+    int Run();
+
+    /// Number of open websocket connections (those with a Session).
+    std::size_t connection_count() const;
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace syncline::transport
