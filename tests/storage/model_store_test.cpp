@@ -1,0 +1,201 @@
+#include <syncline/storage/database.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "test_db.hpp"
+
+namespace syncline::storage {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+class ModelStoreTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        db_ = testing::OpenBlog(dir_.File("blog.db"));
+        const char* authors[] = {"alice", "bob", "alice", "carol", "bob"};
+        for (int i = 0; i < 5; ++i) {
+            db_->Insert("posts", {{"title", "Post " + std::to_string(i + 1)},
+                                  {"author", authors[i]},
+                                  {"likes", i == 2 ? Value() : Value(i * 10)}});
+        }
+    }
+    std::vector<std::int64_t> Ids(const Query& q) {
+        std::vector<std::int64_t> ids;
+        for (const auto& row : db_->List("posts", q)) ids.push_back(row[0].AsInteger());
+        return ids;
+    }
+    Query Where(std::string field, FilterOp op, Value value, std::vector<Value> values = {}) {
+        Query q;
+        q.filters.push_back(Filter{std::move(field), op, std::move(value), std::move(values)});
+        return q;
+    }
+    testing::TempDir dir_;
+    std::unique_ptr<Database> db_;
+};
+
+TEST_F(ModelStoreTest, InsertReturnsStoredRowWithDefaultsAndKey) {
+    Row row = db_->Insert("posts", {{"title", "New"}});
+    EXPECT_THAT(row, ElementsAre(Value(6), Value("New"), Value(""), Value(""), Value(), Value(false)));
+    EXPECT_EQ(*db_->Get("posts", "id", Value(6)), row);
+}
+
+TEST_F(ModelStoreTest, InsertReportsEveryFieldError) {
+    try {
+        db_->Insert("posts", {{"author", std::string(51, 'x')}, {"likes", "many"}, {"bogus", 1}});
+        FAIL();
+    } catch (const StorageError& e) {
+        EXPECT_EQ(e.kind(), StorageError::Kind::kInvalid);
+        EXPECT_THAT(e.field_errors(),
+                    ElementsAre(Pair("author", "Ensure this field has no more than 50 characters."),
+                                Pair("likes", "A valid integer is required."), Pair("bogus", "Unknown field."),
+                                Pair("title", "This field is required.")));
+    }
+    EXPECT_EQ(db_->Count("posts", {}), 5);
+}
+
+TEST_F(ModelStoreTest, UnicodeAndNullRoundTrip) {
+    std::string title = "Grüße, 世界 — 🚀 \"quoted\" 'single' \\ back";
+    Row row = db_->Insert("posts", {{"title", title}, {"likes", Value()}});
+    auto got = db_->Get("posts", "id", row[0]);
+    ASSERT_TRUE(got);
+    EXPECT_EQ((*got)[1], Value(title));
+    EXPECT_EQ((*got)[4], Value());
+    EXPECT_TRUE(db_->Get("posts", "title", Value(title)));
+}
+
+TEST_F(ModelStoreTest, GetByAnyDeclaredFieldAndWrongTypes) {
+    EXPECT_EQ((*db_->Get("posts", "title", Value("Post 4")))[0], Value(4));
+    EXPECT_FALSE(db_->Get("posts", "id", Value(99)));
+    EXPECT_FALSE(db_->Get("posts", "id", Value("abc")));
+    EXPECT_THROW(db_->Get("posts", "nope", Value(1)), StorageError);
+    EXPECT_THROW(db_->Get("nope", "id", Value(1)), StorageError);
+}
+
+TEST_F(ModelStoreTest, EveryFilterOperator) {
+    EXPECT_THAT(Ids(Where("author", FilterOp::kExact, "alice")), ElementsAre(1, 3));
+    EXPECT_THAT(Ids(Where("author", FilterOp::kNe, "alice")), ElementsAre(2, 4, 5));
+    EXPECT_THAT(Ids(Where("likes", FilterOp::kLt, 20)), ElementsAre(1, 2));
+    EXPECT_THAT(Ids(Where("likes", FilterOp::kLte, 30)), ElementsAre(1, 2, 4));
+    EXPECT_THAT(Ids(Where("likes", FilterOp::kGt, 10)), ElementsAre(4, 5));
+    EXPECT_THAT(Ids(Where("likes", FilterOp::kGte, 10)), ElementsAre(2, 4, 5));
+    EXPECT_THAT(Ids(Where("author", FilterOp::kIn, {}, {Value("bob"), Value("carol")})), ElementsAre(2, 4, 5));
+    EXPECT_THAT(Ids(Where("author", FilterOp::kIn, {}, {})), ElementsAre());
+    EXPECT_THAT(Ids(Where("likes", FilterOp::kIsNull, true)), ElementsAre(3));
+    EXPECT_THAT(Ids(Where("likes", FilterOp::kIsNull, false)), ElementsAre(1, 2, 4, 5));
+    EXPECT_THAT(Ids(Where("likes", FilterOp::kExact, Value())), ElementsAre(3));
+    EXPECT_THAT(Ids(Where("author", FilterOp::kContains, "li")), ElementsAre(1, 3));
+    EXPECT_THAT(Ids(Where("author", FilterOp::kContains, "LI")), ElementsAre());
+    EXPECT_THAT(Ids(Where("author", FilterOp::kIContains, "LI")), ElementsAre(1, 3));
+    EXPECT_THAT(Ids(Where("title", FilterOp::kIContains, "%")), ElementsAre());  // wildcards are literal
+    EXPECT_THAT(Ids(Where("author", FilterOp::kStartsWith, "ca")), ElementsAre(4));
+    Query both = Where("author", FilterOp::kExact, "bob");
+    both.filters.push_back(Filter{"likes", FilterOp::kGt, 10, {}});
+    EXPECT_THAT(Ids(both), ElementsAre(5));
+    EXPECT_EQ(db_->Count("posts", both.filters), 1);
+}
+
+TEST_F(ModelStoreTest, OrderingLimitOffset) {
+    Query q;
+    q.ordering = {OrderBy{"author", false}, OrderBy{"id", true}};
+    EXPECT_THAT(Ids(q), ElementsAre(3, 1, 5, 2, 4));
+    q.limit = 2;
+    q.offset = 1;
+    EXPECT_THAT(Ids(q), ElementsAre(1, 5));
+    q.limit = 0;
+    EXPECT_THAT(Ids(q), ElementsAre());
+    Query only_offset;
+    only_offset.offset = 3;
+    EXPECT_THAT(Ids(only_offset), ElementsAre(4, 5));
+}
+
+TEST_F(ModelStoreTest, UndeclaredFieldsAreErrorsNeverSql) {
+    Query bad_filter = Where("author\" OR 1=1 --", FilterOp::kExact, "x");
+    EXPECT_THROW(db_->List("posts", bad_filter), StorageError);
+    Query bad_order;
+    bad_order.ordering = {OrderBy{"likes; DROP TABLE posts", false}};
+    try {
+        db_->List("posts", bad_order);
+        FAIL();
+    } catch (const StorageError& e) {
+        EXPECT_EQ(e.kind(), StorageError::Kind::kSchema);
+        EXPECT_THAT(e.what(), HasSubstr("unknown field"));
+    }
+    // Values are bound, never spliced: a hostile value is just a value.
+    EXPECT_THAT(Ids(Where("author", FilterOp::kExact, "x' OR '1'='1")), ElementsAre());
+    EXPECT_EQ(db_->Count("posts", {}), 5);
+}
+
+TEST_F(ModelStoreTest, UpdatePatchDelete) {
+    auto updated = db_->Update("posts", Value(1), {{"title", "Full"}});
+    ASSERT_TRUE(updated);
+    // Full update: omitted fields fall back to defaults (author, body), or null (likes).
+    EXPECT_THAT(*updated, ElementsAre(Value(1), Value("Full"), Value(""), Value(""), Value(), Value(false)));
+    try {
+        db_->Update("posts", Value(2), {{"author", "z"}});
+        FAIL();
+    } catch (const StorageError& e) {
+        EXPECT_THAT(e.field_errors(), ElementsAre(Pair("title", "This field is required.")));
+    }
+    auto patched = db_->Patch("posts", Value(2), {{"likes", 7}, {"public", true}});
+    ASSERT_TRUE(patched);
+    EXPECT_THAT(*patched, ElementsAre(Value(2), Value("Post 2"), Value(""), Value("bob"), Value(7), Value(true)));
+    EXPECT_FALSE(db_->Patch("posts", Value(99), {{"likes", 1}}));
+    EXPECT_FALSE(db_->Update("posts", Value(99), {{"title", "x"}}));
+    EXPECT_TRUE(db_->Delete("posts", Value(2)));
+    EXPECT_FALSE(db_->Delete("posts", Value(2)));
+    EXPECT_EQ(db_->Count("posts", {}), 4);
+}
+
+TEST_F(ModelStoreTest, TransactionCommitsOrRollsBack) {
+    {
+        auto tx = db_->Begin();
+        tx->Insert("posts", {{"title", "in tx"}});
+        tx->Patch("posts", Value(1), {{"likes", 100}});
+        EXPECT_EQ(tx->Count("posts", {}), 6);  // reads inside see the transaction's writes
+        EXPECT_EQ(db_->Count("posts", {}), 5);  // others do not, yet
+        tx->Commit();
+    }
+    EXPECT_EQ(db_->Count("posts", {}), 6);
+    {
+        auto tx = db_->Begin();
+        tx->Delete("posts", Value(1));
+    }  // no Commit: rolled back
+    EXPECT_TRUE(db_->Get("posts", "id", Value(1)));
+    try {
+        auto tx = db_->Begin();
+        tx->Delete("posts", Value(1));
+        throw std::runtime_error("boom");
+    } catch (const std::runtime_error&) {
+    }
+    EXPECT_TRUE(db_->Get("posts", "id", Value(1)));
+}
+
+TEST_F(ModelStoreTest, NestedWriteOnTheSameThreadIsRefusedNotDeadlocked) {
+    auto tx = db_->Begin();
+    EXPECT_THROW(db_->Insert("posts", {{"title", "x"}}), std::logic_error);
+    EXPECT_THROW(db_->Begin(), std::logic_error);
+    tx->Rollback();
+}
+
+TEST_F(ModelStoreTest, ReadsFromManyThreads) {
+    std::vector<std::thread> threads;
+    std::atomic<int> found{0};
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 200; ++i) {
+                if (db_->Get("posts", "id", Value(1 + i % 5))) ++found;
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(found.load(), 800);
+}
+
+}  // namespace
+}  // namespace syncline::storage

@@ -1,0 +1,83 @@
+#pragma once
+// Shared fixtures of the storage tests: a temporary directory, the blog schema, and running other processes.
+
+#include <syncline/core/schema.hpp>
+#include <syncline/storage/database.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace syncline::testing {
+
+/// A fresh directory, removed with everything in it when the object goes away.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "syncline-test-XXXXXX").string();
+        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string File(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+inline Schema PostsSchema() {
+    return Schema::FromJson("posts", R"({"fields": {
+        "id":     {"type": "integer", "primary_key": true},
+        "title":  {"type": "text", "max_length": 100},
+        "body":   {"type": "text", "blank": true, "default": ""},
+        "author": {"type": "text", "max_length": 50, "blank": true, "default": ""},
+        "likes":  {"type": "integer", "null": true},
+        "public": {"type": "boolean", "default": false}}})");
+}
+
+inline Schema TagsSchema() {
+    return Schema::FromJson("tags", R"({"fields": {
+        "slug":  {"type": "text", "primary_key": true},
+        "label": {"type": "text", "unique": true}}})");
+}
+
+inline std::unique_ptr<storage::Database> OpenBlog(const std::string& path,
+                                                   storage::Synchronous sync = storage::Synchronous::kNormal) {
+    storage::DatabaseOptions options;
+    options.path = path;
+    options.synchronous = sync;
+    return storage::Database::Open(options, {PostsSchema(), TagsSchema()});
+}
+
+/// Runs a shell command line and returns its exit status.
+inline int Run(const std::string& command) {
+    int status = std::system(command.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/// Runs SQL through the `sqlite3` command-line shell on `db_path`, as a user in another terminal would.
+inline int SqliteShell(const std::string& db_path, const std::string& sql) {
+    std::string quoted;
+    for (char c : sql) {
+        if (c == '\'') {
+            quoted += "'\\''";
+        } else {
+            quoted += c;
+        }
+    }
+    return Run("sqlite3 -bail '" + db_path + "' '" + quoted + "'");
+}
+
+/// The directory of the running test binary (where the helper executables are built too).
+inline std::string BinDir() {
+    return std::filesystem::canonical("/proc/self/exe").parent_path().string();
+}
+
+}  // namespace syncline::testing
