@@ -124,8 +124,8 @@ std::string BookkeepingSql() {
     // STACK_NOTES.md). A seq is still never reused because trimming always keeps the latest change.
     return "CREATE TABLE IF NOT EXISTS _syncline_changes ("
            "seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk NOT NULL, op INTEGER NOT NULL, old TEXT);"
-           // A row's version is its latest seq: this index makes that lookup a seek.
-           "CREATE INDEX IF NOT EXISTS _syncline_changes_row ON _syncline_changes (tbl, pk, seq);"
+           // No index on (tbl, pk): measured, it halves the captured write rate (benchmarks/README.md). A row's
+           // version is found by scanning back from the newest change (Database::RowVersion).
            "CREATE TABLE IF NOT EXISTS _syncline_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
            "updated_ms INTEGER NOT NULL);"
            "CREATE TABLE IF NOT EXISTS _syncline_trim_marks (at_ms INTEGER NOT NULL, seq INTEGER NOT NULL);"

@@ -128,7 +128,8 @@ public:
     std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const;
     std::vector<Row> List(std::string_view table, const Query& query) const;
     std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const;
-    /// The version of a row: the seq of its latest captured change still in the feed (0 when none).
+    /// The version of a row: the seq of its latest captured change still in the feed (0 when none). Scans the retained
+    /// feed from the newest change back: cheap for recently changed rows, linear in the feed for the others.
     std::int64_t RowVersion(std::string_view table, const Value& pk) const;
 
     // Writes: any thread, each in its own transaction; see ModelOps for the contracts.
