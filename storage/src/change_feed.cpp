@@ -3,6 +3,7 @@
 #include <syncline/storage/database.hpp>
 
 #include <algorithm>
+#include <optional>
 
 #include "connection.hpp"
 #include "schema_sql.hpp"
@@ -41,9 +42,10 @@ std::vector<ChangeEvent> ChangeFeed::ReadAfter(std::int64_t cursor, std::size_t 
             "SELECT seq, tbl, pk, op, old FROM _syncline_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2");
         changes.BindInt(1, cursor);
         changes.BindInt(2, static_cast<std::int64_t>(std::max<std::size_t>(max_batch, 1)));
+        // The row lookup statement is held across the batch (changes of one table usually come in runs).
         const Schema* last_schema = nullptr;
         std::string last_table;
-        std::string row_sql;
+        std::optional<Statement> row_stmt;
         while (changes.Step()) {
             ChangeEvent event;
             event.seq = changes.ColumnInt(0);
@@ -57,12 +59,13 @@ std::vector<ChangeEvent> ChangeFeed::ReadAfter(std::int64_t cursor, std::size_t 
                                            [&](const Schema& s) { return s.table() == event.table; });
                     last_schema = it == db_.models().end() ? nullptr : &*it;
                     last_table = event.table;
-                    if (last_schema) row_sql = RowByPkSql(*last_schema);
+                    row_stmt.reset();
+                    if (last_schema) row_stmt.emplace(conn_->Prepare(RowByPkSql(*last_schema)));
                 }
-                if (last_schema) {
-                    Statement row = conn_->Prepare(row_sql);
-                    row.Bind(1, event.pk);
-                    if (row.Step()) event.row = row.ColumnRow(*last_schema);
+                if (row_stmt) {
+                    row_stmt->Reset();
+                    row_stmt->Bind(1, event.pk);
+                    if (row_stmt->Step()) event.row = row_stmt->ColumnRow(*last_schema);
                 }
             }
             events.push_back(std::move(event));

@@ -37,6 +37,11 @@ public:
     void Bind(int index, const Value& value);
     void BindInt(int index, std::int64_t value);
     void BindText(int index, const std::string& value);
+    // Resets the statement for another run with new bindings.
+    void Reset() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
     // Steps once: true when a row is available, false when done. Throws StorageError on failure.
     bool Step();
     // Reads column `i` as a value of a field of `type` (stored values of another class are converted losslessly

@@ -491,6 +491,13 @@ std::unique_ptr<Connection> Database::OpenConnection(bool writer) const {
 }
 
 std::unique_ptr<Database> Database::Open(DatabaseOptions options, std::vector<Schema> models) {
+    // SQLite's memory statistics take a global mutex on every allocation; syncline never reads them. This must run
+    // before SQLite initializes; afterwards the call is refused harmlessly (SQLITE_MISUSE) and changes nothing.
+    static const bool kConfigured = [] {
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        return true;
+    }();
+    (void)kConfigured;
     if (options.path.empty() || options.path == ":memory:" || options.path.rfind("file::memory:", 0) == 0) {
         throw StorageError(StorageError::Kind::kIo,
                            "the database needs a file path (the change feed reads it through other connections)");
