@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "json_util.hpp"
 #include "text_util.hpp"
 
 namespace syncline {
@@ -80,7 +81,9 @@ Value ValueFromJson(const rapidjson::Value& json, FieldType type) {
     return Value("<" + std::string(json.IsObject() ? "object" : "array") + ">");
 }
 
-void WriteValue(rapidjson::Writer<rapidjson::StringBuffer>& writer, const FieldSpec& field, const Value& value) {
+}  // namespace
+
+void WriteFieldValue(JsonWriter& writer, const FieldSpec& field, const Value& value) {
     switch (value.kind()) {
         case Value::Kind::kNull:
             writer.Null();
@@ -115,6 +118,8 @@ void WriteValue(rapidjson::Writer<rapidjson::StringBuffer>& writer, const FieldS
         }
     }
 }
+
+namespace {
 
 // Reads one captured column. The trigger writes SQLite's stored value, which for rows written by a shell may not
 // match the declared type; convert where it is lossless and keep the stored value otherwise.
@@ -434,7 +439,7 @@ std::string RowToJson(const Schema& schema, const Row& row) {
     for (std::size_t i = 0; i < schema.size() && i < row.size(); ++i) {
         const FieldSpec& f = schema.field(i);
         writer.Key(f.name.data(), static_cast<rapidjson::SizeType>(f.name.size()));
-        WriteValue(writer, f, row[i]);
+        WriteFieldValue(writer, f, row[i]);
     }
     writer.EndObject();
     return std::string(buffer.GetString(), buffer.GetSize());

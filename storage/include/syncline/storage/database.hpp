@@ -28,6 +28,7 @@
 
 #include <syncline/core/query.hpp>
 #include <syncline/core/schema.hpp>
+#include <syncline/core/store.hpp>
 #include <syncline/core/value.hpp>
 
 namespace syncline::storage {
@@ -48,26 +49,8 @@ struct DatabaseOptions {
     bool capture_changes = true;
 };
 
-/// A storage failure. kInvalid carries every field's problem; the others carry SQLite's message.
-class StorageError : public std::runtime_error {
-public:
-    enum class Kind {
-        kInvalid,     ///< A value violates its field (see field_errors), or a write names an unknown field.
-        kConstraint,  ///< The database refused the write (UNIQUE, NOT NULL, CHECK, foreign key).
-        kBusy,        ///< Another writer held the lock past the busy timeout.
-        kSchema,      ///< The schema conflicts with the database file, or an unknown model or field was named.
-        kIo,          ///< Any other SQLite failure.
-    };
-    StorageError(Kind kind, std::string message, std::vector<std::pair<std::string, std::string>> field_errors = {})
-        : std::runtime_error(std::move(message)), kind_(kind), field_errors_(std::move(field_errors)) {}
-    Kind kind() const { return kind_; }
-    /// For kInvalid: (field, message) for every offending field, in schema order.
-    const std::vector<std::pair<std::string, std::string>>& field_errors() const { return field_errors_; }
-
-private:
-    Kind kind_;
-    std::vector<std::pair<std::string, std::string>> field_errors_;
-};
+/// Storage failures are core's StoreError (consumers see them through ModelStore).
+using StorageError = syncline::StoreError;
 
 class Connection;
 class Database;
@@ -106,37 +89,37 @@ private:
 };
 
 /// A model store over one SQLite file. See the file comment for the thread rules.
-class Database {
+class Database final : public ModelStore {
 public:
     /// Opens (creating if needed) the file and migrates it to `models`: missing tables are created, missing
     /// columns added, capture triggers installed. Throws StorageError(kSchema) naming the table and column when the
     /// file conflicts with a schema (another type, a changed primary key or nullability, a dropped NOT NULL default,
     /// a new NOT NULL column without a default), and StorageError(kIo) when the file cannot be opened.
     static std::unique_ptr<Database> Open(DatabaseOptions options, std::vector<Schema> models);
-    ~Database();
+    ~Database() override;
     Database(const Database&) = delete;
     Database& operator=(const Database&) = delete;
 
     const DatabaseOptions& options() const { return options_; }
     /// The schema of a model; throws StorageError(kSchema) for an unknown table.
-    const Schema& Model(std::string_view table) const;
+    const Schema& Model(std::string_view table) const override;
     const std::vector<Schema>& models() const { return models_; }
     /// The schema version recorded in the file: 1 when created, +1 for every open that changed the schema.
     std::int64_t SchemaVersion() const;
 
     // Reads: any thread; see ModelOps for the contracts.
-    std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const;
-    std::vector<Row> List(std::string_view table, const Query& query) const;
-    std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const;
+    std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override;
+    std::vector<Row> List(std::string_view table, const Query& query) const override;
+    std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const override;
     /// The version of a row: the seq of its latest captured change still in the feed (0 when none). Scans the retained
     /// feed from the newest change back: cheap for recently changed rows, linear in the feed for the others.
-    std::int64_t RowVersion(std::string_view table, const Value& pk) const;
+    std::int64_t RowVersion(std::string_view table, const Value& pk) const override;
 
     // Writes: any thread, each in its own transaction; see ModelOps for the contracts.
-    Row Insert(std::string_view table, const Assignments& values);
+    Row Insert(std::string_view table, const Assignments& values) override;
     std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values);
-    std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values);
-    bool Delete(std::string_view table, const Value& pk);
+    std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) override;
+    bool Delete(std::string_view table, const Value& pk) override;
     /// Starts a write transaction (waits for the writer). See Transaction.
     std::unique_ptr<Transaction> Begin();
     /// Runs raw SQL on the writer connection (migrations of the user's own, tests). Commits like a write.

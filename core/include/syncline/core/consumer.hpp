@@ -1,0 +1,239 @@
+#pragma once
+/// \file
+/// Consumers: the DCRF request/reply protocol over a model. A GenericConsumer (DCRF's GenericAsyncAPIConsumer) holds
+/// a model, a base queryset, a serializer, a lookup field, permissions and an action table; mixins are values that
+/// install actions into that table (no multiple inheritance, no macros, no static registration). One consumer
+/// object serves every connection of its route: per-connection state lives in ConnectionContext.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include <syncline/core/query.hpp>
+#include <syncline/core/serializer.hpp>
+#include <syncline/core/session.hpp>
+#include <syncline/core/store.hpp>
+
+namespace syncline {
+
+/// The user a connection was authenticated as (anonymous unless an authenticator said otherwise).
+struct User {
+    bool authenticated = false;
+    std::string id;
+    std::string name;
+    std::vector<std::string> groups;
+};
+
+/// Per-connection state: the handshake, the user, and the outbox. Owned by the connection's session; the
+/// session's calls are serial, so its state needs no lock. Send is callable from any thread.
+class ConnectionContext {
+public:
+    ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user = {})
+        : request_(std::move(request)), outbox_(std::move(outbox)), user_(std::move(user)) {}
+    const HandshakeRequest& request() const { return request_; }
+    const User& user() const { return user_; }
+    void set_user(User user) { user_ = std::move(user); }
+    /// Queues a frame on this connection.
+    void Send(std::string frame) const { outbox_->Send(std::move(frame)); }
+    Outbox& outbox() const { return *outbox_; }
+
+private:
+    HandshakeRequest request_;
+    std::shared_ptr<Outbox> outbox_;
+    User user_;
+};
+
+/// What an action answers: a status with data (raw JSON text) or errors (raw JSON list text).
+struct ActionResult {
+    int status = 200;
+    std::string data = "null";
+    std::string errors = "[]";
+
+    /// A success: `data_json` is the payload's JSON text.
+    static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), "[]"}; }
+    /// A failure with a raw errors list, e.g. `[{"title": ["This field is required."]}]`.
+    static ActionResult Error(int status, std::string errors_json) { return {status, "null", std::move(errors_json)}; }
+    /// A failure with one message: errors `["message"]`.
+    static ActionResult Message(int status, std::string_view message);
+};
+
+/// A value or the error reply that replaces it.
+template <class T>
+class Result {
+public:
+    Result(T value) : v_(std::move(value)) {}                 // NOLINT(google-explicit-constructor)
+    Result(ActionResult error) : v_(std::move(error)) {}      // NOLINT(google-explicit-constructor)
+    explicit operator bool() const { return v_.index() == 0; }
+    T& operator*() { return std::get<0>(v_); }
+    T* operator->() { return &std::get<0>(v_); }
+    const ActionResult& error() const { return std::get<1>(v_); }
+
+private:
+    std::variant<T, ActionResult> v_;
+};
+
+/// One request: the parsed object (its top-level keys are the arguments) on a connection.
+class ActionRequest {
+public:
+    ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
+        : connection_(connection), action_(std::move(action)), message_(message) {}
+    ConnectionContext& connection() const { return connection_; }
+    const std::string& action() const { return action_; }
+    const rapidjson::Value& message() const { return message_; }
+    /// A top-level argument, or nullptr when absent.
+    const rapidjson::Value* Arg(std::string_view name) const;
+    /// The request_id, or nullptr when absent.
+    const rapidjson::Value* request_id() const { return Arg("request_id"); }
+
+private:
+    ConnectionContext& connection_;
+    std::string action_;
+    const rapidjson::Value& message_;
+};
+
+class GenericConsumer;
+
+/// An action's body. Runs on the connection's thread of calls; may throw (the dispatcher answers 500).
+using ActionHandler = std::function<ActionResult(GenericConsumer& consumer, ActionRequest& request)>;
+
+/// One row of the action table. The flags document the action and drive generic behaviour (permissions audit
+/// them; detached actions do not block the socket's other requests).
+struct ActionSpec {
+    std::string name;
+    ActionHandler handler;
+    bool needs_object = false;  ///< Looks up one row by the lookup argument.
+    bool writes = false;        ///< Changes data.
+    bool subscribes = false;    ///< Adds or removes a subscription.
+    bool detached = false;      ///< Runs without blocking the socket's other messages.
+};
+
+/// A mixin: a set of actions to install.
+struct Mixin {
+    std::vector<ActionSpec> actions;
+};
+
+/// DRF's mixins: list → "list"; retrieve → "retrieve"; create → "create" (201); update → "update" (every required
+/// field); patch → "patch" (any subset); delete → "delete" (204).
+Mixin ListModelMixin();
+Mixin RetrieveModelMixin();
+Mixin CreateModelMixin();
+Mixin UpdateModelMixin();
+Mixin PatchModelMixin();
+Mixin DeleteModelMixin();
+
+class Permission;
+
+/// Everything a GenericConsumer is made of.
+struct ConsumerOptions {
+    std::string model;             ///< The model (table) name.
+    std::vector<Filter> queryset;  ///< The base queryset: every action sees only rows matching these filters.
+    SerializerOptions serializer;
+    std::string lookup_field = "pk";  ///< The field detail actions look rows up by; "pk" means the primary key.
+    std::string lookup_url_kwarg;     ///< The request argument holding the lookup value; defaults to lookup_field.
+    std::vector<std::shared_ptr<const Permission>> permissions;  ///< All must allow; empty means AllowAny.
+    std::vector<Mixin> mixins;
+};
+
+/// DCRF's GenericAsyncAPIConsumer. Subclass to override the hooks; the action table is filled from the mixins.
+/// Thread safety: after Bind, the consumer is shared by every connection of its route and must not be mutated;
+/// the hooks are called concurrently from several connections and must be thread-safe.
+class GenericConsumer {
+public:
+    explicit GenericConsumer(ConsumerOptions options);
+    virtual ~GenericConsumer();
+    GenericConsumer(const GenericConsumer&) = delete;
+    GenericConsumer& operator=(const GenericConsumer&) = delete;
+
+    /// Attaches the store (the server does this once, before the first connection) and builds the serializer.
+    /// Throws std::invalid_argument naming an unknown model or field.
+    virtual void Bind(ModelStore& store);
+
+    /// Adds (or replaces) an action. Before Bind only.
+    void AddAction(ActionSpec action);
+    const ActionSpec* FindAction(std::string_view name) const;
+    const std::vector<ActionSpec>& actions() const { return actions_; }
+    const ConsumerOptions& options() const { return options_; }
+    ModelStore& store() const;
+    const Schema& schema() const;
+    const Serializer& serializer() const;
+    /// The request argument that carries the lookup value ("pk" by default).
+    const std::string& lookup_kwarg() const { return lookup_kwarg_; }
+
+    /// Runs one request: permission (403), then action lookup (405), then the action. An exception escaping the
+    /// action answers 500 with a generic message and is logged with its detail.
+    ActionResult Dispatch(ActionRequest& request);
+    /// Whether a connection may open at all (every permission's CanConnect).
+    virtual bool CanConnect(const ConnectionContext& connection) const;
+    /// Whether this request may run (every permission's HasPermission).
+    virtual bool HasPermission(const ActionRequest& request) const;
+
+    // Hooks, as in DRF's GenericAPIView and mixins.
+    /// The queryset for a request: by default the base queryset.
+    virtual Query GetQueryset(const ActionRequest& request) const;
+    /// The row addressed by the lookup argument within GetQueryset: 400 when the argument is missing, 404 when no
+    /// row matches (also for a value of the wrong type).
+    virtual Result<Row> GetObject(const ActionRequest& request) const;
+    /// Saves a new row from validated values.
+    virtual Row PerformCreate(const ActionRequest& request, const Assignments& values);
+    /// Saves validated values onto an existing row (update and patch).
+    virtual Row PerformUpdate(const ActionRequest& request, const Row& instance, const Assignments& values);
+    /// Deletes a row.
+    virtual void PerformDestroy(const ActionRequest& request, const Row& instance);
+
+    /// The row's serialized form, as pushed and replied.
+    std::string Represent(const Row& row) const { return serializer().Represent(row); }
+
+private:
+    ConsumerOptions options_;
+    std::string lookup_kwarg_;
+    std::vector<ActionSpec> actions_;
+    ModelStore* store_ = nullptr;
+    std::unique_ptr<Serializer> serializer_;
+};
+
+/// Converts a lookup argument to a value of the lookup field, as Django's queryset filter would: for an integer
+/// field, an integer, an integral number or a string of digits; for text, a string or a number's text. nullopt for
+/// anything else (the caller answers 404).
+std::optional<Value> LookupValue(const FieldSpec& field, const rapidjson::Value& json);
+
+/// Maps a store failure during a write to its reply: UNIQUE violations become a 400 on the field, in DRF's wording
+/// ("posts with this title already exists."); invalid values a 400 with every field; busy 503; anything else rethrows.
+ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& error);
+
+/// Builds a reply frame: {"errors", "data", "action", "response_status", "request_id"}. `action` and `request_id`
+/// are echoed verbatim (null when absent).
+std::string BuildReply(const rapidjson::Value* action, const ActionResult& result, const rapidjson::Value* request_id);
+
+/// Prepends mixins to a consumer's options (the concrete consumers below use it).
+ConsumerOptions WithMixins(ConsumerOptions options, std::vector<Mixin> mixins);
+
+/// A GenericConsumer with a fixed set of mixins, installed before the options' own.
+template <Mixin (*... kMixins)()>
+class MixinConsumer : public GenericConsumer {
+public:
+    explicit MixinConsumer(ConsumerOptions options) : GenericConsumer(WithMixins(std::move(options), {kMixins()...})) {}
+};
+
+// The concrete combinations of Django REST framework's generics table. Construct them, or subclass to override hooks.
+using CreateAPIConsumer = MixinConsumer<CreateModelMixin>;
+using ListAPIConsumer = MixinConsumer<ListModelMixin>;
+using RetrieveAPIConsumer = MixinConsumer<RetrieveModelMixin>;
+/// update and patch, as DRF's UpdateAPIView answers PUT and PATCH.
+using UpdateAPIConsumer = MixinConsumer<UpdateModelMixin, PatchModelMixin>;
+using DestroyAPIConsumer = MixinConsumer<DeleteModelMixin>;
+using ListCreateAPIConsumer = MixinConsumer<ListModelMixin, CreateModelMixin>;
+using RetrieveUpdateAPIConsumer = MixinConsumer<RetrieveModelMixin, UpdateModelMixin, PatchModelMixin>;
+using RetrieveDestroyAPIConsumer = MixinConsumer<RetrieveModelMixin, DeleteModelMixin>;
+using RetrieveUpdateDestroyAPIConsumer =
+    MixinConsumer<RetrieveModelMixin, UpdateModelMixin, PatchModelMixin, DeleteModelMixin>;
+/// Everything: list, retrieve, create, update, patch, delete.
+using ModelConsumer = MixinConsumer<ListModelMixin, RetrieveModelMixin, CreateModelMixin, UpdateModelMixin,
+                                    PatchModelMixin, DeleteModelMixin>;
+
+}  // namespace syncline

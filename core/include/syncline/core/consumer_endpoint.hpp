@@ -1,0 +1,48 @@
+#pragma once
+/// \file
+/// Binds a GenericConsumer to a route: parses frames, answers the protocol's envelope errors, throttles, and
+/// dispatches requests (PROTOCOL.md §1-§4).
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <syncline/core/consumer.hpp>
+#include <syncline/core/session.hpp>
+
+namespace syncline {
+
+/// Per-connection request rate limit (a token bucket). Off when per_second is 0.
+struct RateLimit {
+    double per_second = 0;    ///< Sustained requests per second.
+    double burst = 0;         ///< Bucket size; 0 means max(1, per_second).
+    int close_after = 100;    ///< This many throttled requests in a row close the socket with 1008; 0: never.
+};
+
+/// Options of a consumer route.
+struct EndpointOptions {
+    RateLimit rate_limit;
+};
+
+/// Answers one text frame on a connection: the reply frame to send (always exactly one).
+std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame);
+
+/// The reply to a frame that is not a JSON object: `{"errors": ["Malformed message: <reason>"], ..., 400}`.
+std::string MalformedReply(std::string_view reason);
+
+/// An Endpoint serving one consumer. Thread-safe (the consumer is shared; state is per session).
+class ConsumerEndpoint : public Endpoint {
+public:
+    ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options = {});
+    /// 403 when the consumer's permissions refuse the connection.
+    int Admit(const HandshakeRequest& request) override;
+    std::unique_ptr<Session> Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) override;
+    GenericConsumer& consumer() const { return *consumer_; }
+
+private:
+    std::shared_ptr<GenericConsumer> consumer_;
+    EndpointOptions options_;
+};
+
+}  // namespace syncline

@@ -1,0 +1,245 @@
+#include <syncline/core/consumer.hpp>
+
+#include <syncline/core/log.hpp>
+#include <syncline/core/permissions.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "json_util.hpp"
+
+namespace syncline {
+
+ActionResult ActionResult::Message(int status, std::string_view message) {
+    return Error(status, MessageList(message));
+}
+
+const rapidjson::Value* ActionRequest::Arg(std::string_view name) const {
+    auto it = message_.FindMember(rapidjson::StringRef(name.data(), name.size()));
+    return it == message_.MemberEnd() ? nullptr : &it->value;
+}
+
+bool AllowAny::HasPermission(const ActionRequest& request, const GenericConsumer& consumer) const {
+    (void)request;
+    (void)consumer;
+    return true;
+}
+
+ConsumerOptions WithMixins(ConsumerOptions options, std::vector<Mixin> mixins) {
+    mixins.insert(mixins.end(), options.mixins.begin(), options.mixins.end());
+    options.mixins = std::move(mixins);
+    return options;
+}
+
+GenericConsumer::GenericConsumer(ConsumerOptions options) : options_(std::move(options)) {
+    lookup_kwarg_ = options_.lookup_url_kwarg.empty() ? options_.lookup_field : options_.lookup_url_kwarg;
+    for (const auto& mixin : options_.mixins) {
+        for (const auto& action : mixin.actions) AddAction(action);
+    }
+}
+
+GenericConsumer::~GenericConsumer() = default;
+
+void GenericConsumer::Bind(ModelStore& store) {
+    const Schema* schema = nullptr;
+    try {
+        schema = &store.Model(options_.model);
+    } catch (const StoreError&) {
+        throw std::invalid_argument("consumer: unknown model \"" + options_.model + "\"");
+    }
+    if (options_.lookup_field != "pk" && !schema->FieldIndex(options_.lookup_field)) {
+        throw std::invalid_argument("consumer: lookup_field \"" + options_.lookup_field + "\" is not a field of \"" +
+                                    options_.model + "\"");
+    }
+    for (const auto& filter : options_.queryset) {
+        if (!schema->FieldIndex(filter.field)) {
+            throw std::invalid_argument("consumer: queryset filter on unknown field \"" + filter.field + "\"");
+        }
+    }
+    serializer_ = std::make_unique<Serializer>(*schema, options_.serializer);
+    store_ = &store;
+}
+
+void GenericConsumer::AddAction(ActionSpec action) {
+    auto it = std::find_if(actions_.begin(), actions_.end(), [&](const ActionSpec& a) { return a.name == action.name; });
+    if (it != actions_.end()) {
+        *it = std::move(action);
+    } else {
+        actions_.push_back(std::move(action));
+    }
+}
+
+const ActionSpec* GenericConsumer::FindAction(std::string_view name) const {
+    auto it = std::find_if(actions_.begin(), actions_.end(), [&](const ActionSpec& a) { return a.name == name; });
+    return it == actions_.end() ? nullptr : &*it;
+}
+
+ModelStore& GenericConsumer::store() const {
+    if (!store_) throw std::logic_error("consumer of \"" + options_.model + "\" used before Bind");
+    return *store_;
+}
+
+const Schema& GenericConsumer::schema() const { return serializer().schema(); }
+
+const Serializer& GenericConsumer::serializer() const {
+    if (!serializer_) throw std::logic_error("consumer of \"" + options_.model + "\" used before Bind");
+    return *serializer_;
+}
+
+bool GenericConsumer::CanConnect(const ConnectionContext& connection) const {
+    return std::all_of(options_.permissions.begin(), options_.permissions.end(),
+                       [&](const auto& p) { return p->CanConnect(connection); });
+}
+
+bool GenericConsumer::HasPermission(const ActionRequest& request) const {
+    return std::all_of(options_.permissions.begin(), options_.permissions.end(),
+                       [&](const auto& p) { return p->HasPermission(request, *this); });
+}
+
+ActionResult GenericConsumer::Dispatch(ActionRequest& request) {
+    try {
+        if (!HasPermission(request)) {
+            return ActionResult::Message(403, "You do not have permission to perform this action.");
+        }
+        const ActionSpec* action = FindAction(request.action());
+        if (!action) return ActionResult::Message(405, "Method \"" + request.action() + "\" not allowed.");
+        return action->handler(*this, request);
+    } catch (const std::exception& e) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
+    } catch (...) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed");
+    }
+    return ActionResult::Message(500, "Internal server error");
+}
+
+Query GenericConsumer::GetQueryset(const ActionRequest& request) const {
+    (void)request;
+    Query query;
+    query.filters = options_.queryset;
+    return query;
+}
+
+std::optional<Value> LookupValue(const FieldSpec& field, const rapidjson::Value& json) {
+    if (field.type == FieldType::kInteger) {
+        if (json.IsInt64()) return Value(static_cast<std::int64_t>(json.GetInt64()));
+        if (json.IsDouble()) {
+            double d = json.GetDouble();
+            if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e18) {
+                return Value(static_cast<std::int64_t>(d));
+            }
+            return std::nullopt;
+        }
+        if (json.IsString()) {
+            std::string s(json.GetString(), json.GetStringLength());
+            if (s.empty() || s.size() > 19) return std::nullopt;
+            std::size_t start = s[0] == '-' ? 1 : 0;
+            if (start == s.size() || !std::all_of(s.begin() + static_cast<std::ptrdiff_t>(start), s.end(),
+                                                  [](char c) { return c >= '0' && c <= '9'; })) {
+                return std::nullopt;
+            }
+            return Value(static_cast<std::int64_t>(std::stoll(s)));
+        }
+        return std::nullopt;
+    }
+    if (field.type == FieldType::kText || field.type == FieldType::kDateTime) {
+        if (json.IsString()) return Value(std::string(json.GetString(), json.GetStringLength()));
+        if (json.IsInt64()) return Value(std::to_string(json.GetInt64()));
+        return std::nullopt;
+    }
+    if (field.type == FieldType::kBoolean && json.IsBool()) return Value(json.GetBool());
+    if (field.type == FieldType::kReal && json.IsNumber()) return Value(json.GetDouble());
+    return std::nullopt;
+}
+
+Result<Row> GenericConsumer::GetObject(const ActionRequest& request) const {
+    const rapidjson::Value* arg = request.Arg(lookup_kwarg_);
+    if (!arg) return ActionResult::Message(400, "Missing lookup argument \"" + lookup_kwarg_ + "\".");
+    const Schema& s = schema();
+    const FieldSpec& field = options_.lookup_field == "pk" ? s.pk() : s.field(*s.FieldIndex(options_.lookup_field));
+    std::optional<Value> value = LookupValue(field, *arg);
+    if (!value) return ActionResult::Message(404, "Not found");
+    Query query = GetQueryset(request);
+    query.filters.push_back(Filter{field.name, FilterOp::kExact, std::move(*value), {}});
+    query.limit = 1;
+    std::vector<Row> rows = store().List(options_.model, query);
+    if (rows.empty()) return ActionResult::Message(404, "Not found");
+    return std::move(rows.front());
+}
+
+Row GenericConsumer::PerformCreate(const ActionRequest& request, const Assignments& values) {
+    (void)request;
+    return store().Insert(options_.model, values);
+}
+
+Row GenericConsumer::PerformUpdate(const ActionRequest& request, const Row& instance, const Assignments& values) {
+    (void)request;
+    const Value& pk = instance.at(schema().pk_index());
+    std::optional<Row> row = store().Patch(options_.model, pk, values);
+    if (!row) throw StoreError(StoreError::Kind::kIo, "the row was deleted during the update");
+    return std::move(*row);
+}
+
+void GenericConsumer::PerformDestroy(const ActionRequest& request, const Row& instance) {
+    (void)request;
+    store().Delete(options_.model, instance.at(schema().pk_index()));
+}
+
+ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& error) {
+    switch (error.kind()) {
+        case StoreError::Kind::kInvalid: {
+            FieldErrors errors;
+            for (const auto& [field, message] : error.field_errors()) errors.push_back({field, {message}});
+            return ActionResult::Error(400, FieldErrorsJson(errors));
+        }
+        case StoreError::Kind::kConstraint: {
+            // SQLite words it "UNIQUE constraint failed: posts.title" (several columns: comma separated).
+            std::string what = error.what();
+            auto pos = what.find("UNIQUE constraint failed: ");
+            if (pos != std::string::npos) {
+                std::string rest = what.substr(pos + 26);
+                auto dot = rest.find('.');
+                auto end = rest.find_first_of(", ");
+                std::string field = dot == std::string::npos ? rest : rest.substr(dot + 1, end == std::string::npos ? std::string::npos : end - dot - 1);
+                if (consumer.serializer().Has(field)) {
+                    return ActionResult::Error(
+                        400, FieldErrorsJson({{field, {consumer.options().model + " with this " + field +
+                                                       " already exists."}}}));
+                }
+            }
+            return ActionResult::Error(400, FieldErrorsJson({{"non_field_errors", {"The write violates a constraint."}}}));
+        }
+        case StoreError::Kind::kBusy:
+            return ActionResult::Message(503, "The database is busy. Try again.");
+        default:
+            throw error;
+    }
+}
+
+std::string BuildReply(const rapidjson::Value* action, const ActionResult& result, const rapidjson::Value* request_id) {
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    writer.StartObject();
+    writer.Key("errors");
+    writer.RawValue(result.errors.data(), result.errors.size(), rapidjson::kArrayType);
+    writer.Key("data");
+    writer.RawValue(result.data.data(), result.data.size(), rapidjson::kObjectType);
+    writer.Key("action");
+    if (action) {
+        action->Accept(writer);
+    } else {
+        writer.Null();
+    }
+    writer.Key("response_status");
+    writer.Int(result.status);
+    writer.Key("request_id");
+    if (request_id) {
+        request_id->Accept(writer);
+    } else {
+        writer.Null();
+    }
+    writer.EndObject();
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace syncline

@@ -1,0 +1,40 @@
+#include <syncline/core/log.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+
+namespace syncline {
+namespace {
+
+std::mutex& SinkMutex() {
+    static std::mutex mutex;
+    return mutex;
+}
+
+std::shared_ptr<LogSink>& Sink() {
+    static std::shared_ptr<LogSink> sink;
+    return sink;
+}
+
+}  // namespace
+
+void SetLogSink(LogSink sink) {
+    std::lock_guard<std::mutex> lock(SinkMutex());
+    Sink() = sink ? std::make_shared<LogSink>(std::move(sink)) : nullptr;
+}
+
+void Log(LogLevel level, std::string_view message) {
+    std::shared_ptr<LogSink> sink;
+    {
+        std::lock_guard<std::mutex> lock(SinkMutex());
+        sink = Sink();
+    }
+    if (sink) {
+        (*sink)(level, message);
+    } else if (level >= LogLevel::kWarn) {
+        std::fprintf(stderr, "syncline: %.*s\n", static_cast<int>(message.size()), message.data());
+    }
+}
+
+}  // namespace syncline

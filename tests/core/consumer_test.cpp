@@ -1,0 +1,353 @@
+// The DCRF request/reply protocol (PROTOCOL.md §1-§5) at the consumer level: exact reply frames for every action,
+// status and error case. The same cases run over real sockets in tests/transport.
+
+#include <syncline/core/consumer.hpp>
+#include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/core/permissions.hpp>
+#include <syncline/storage/database.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <mutex>
+
+#include "../storage/test_db.hpp"
+
+namespace syncline {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Collects what a session sends.
+class FakeOutbox final : public Outbox {
+public:
+    void Send(std::string frame) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        frames.push_back(std::move(frame));
+    }
+    void Close(int code, std::string reason) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        close_code = code;
+        close_reason = std::move(reason);
+    }
+    std::size_t BufferedBytes() const override { return 0; }
+    std::vector<std::string> frames;
+    int close_code = 0;
+    std::string close_reason;
+
+private:
+    std::mutex mutex_;
+};
+
+std::string JsonOf(const rapidjson::Value& v) {
+    rapidjson::StringBuffer b;
+    rapidjson::Writer<rapidjson::StringBuffer> w(b);
+    v.Accept(w);
+    return b.GetString();
+}
+
+// Parses a reply and compares it with the expected JSON text, ignoring key order.
+::testing::AssertionResult SameJson(const std::string& actual, const std::string& expected) {
+    rapidjson::Document a, e;
+    a.Parse(actual.c_str());
+    e.Parse(expected.c_str());
+    if (a.HasParseError()) return ::testing::AssertionFailure() << "reply is not JSON: " << actual;
+    if (e.HasParseError()) return ::testing::AssertionFailure() << "expected is not JSON: " << expected;
+    if (a == e) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "\n  actual:   " << actual << "\n  expected: " << expected;
+}
+
+class ConsumerTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        storage::DatabaseOptions options;
+        options.path = dir_.File("blog.db");
+        db_ = storage::Database::Open(options, {testing::PostsSchema(), testing::TagsSchema(), KindsSchema()});
+        db_->Insert("posts", {{"title", "First"}, {"author", "alice"}});
+        db_->Insert("posts", {{"title", "Second"}, {"author", "bob"}});
+        ConsumerOptions o;
+        o.model = "posts";
+        o.serializer.fields = {"id", "title", "body", "author"};
+        o.serializer.read_only = {"id"};
+        consumer_ = Make<ModelConsumer>(std::move(o));
+    }
+    static Schema KindsSchema() {
+        return Schema::FromJson("kinds", R"({"fields": {
+            "n": {"type": "integer", "max_value": 10, "min_value": -10},
+            "r": {"type": "real", "null": true},
+            "b": {"type": "boolean", "default": false},
+            "t": {"type": "text", "max_length": 5},
+            "d": {"type": "datetime", "null": true},
+            "j": {"type": "json", "null": true},
+            "c": {"type": "text", "choices": ["x", "y"], "default": "x"}}})");
+    }
+    template <class C>
+    std::shared_ptr<GenericConsumer> Make(ConsumerOptions o) {
+        auto c = std::make_shared<C>(std::move(o));
+        c->Bind(*db_);
+        return c;
+    }
+    std::string Send(const std::string& frame, GenericConsumer* consumer = nullptr) {
+        return HandleTextFrame(consumer ? *consumer : *consumer_, context_, frame);
+    }
+    testing::TempDir dir_;
+    std::unique_ptr<storage::Database> db_;
+    std::shared_ptr<GenericConsumer> consumer_;
+    std::shared_ptr<FakeOutbox> outbox_ = std::make_shared<FakeOutbox>();
+    ConnectionContext context_{HandshakeRequest{"/ws/posts/", "", {}, "127.0.0.1:1"}, outbox_};
+};
+
+TEST_F(ConsumerTest, CrudActionsAndStatuses) {
+    EXPECT_TRUE(SameJson(Send(R"({"action": "list", "request_id": 1})"),
+                         R"({"errors": [], "data": [{"id": 1, "title": "First", "body": "", "author": "alice"},
+                             {"id": 2, "title": "Second", "body": "", "author": "bob"}],
+                             "action": "list", "response_status": 200, "request_id": 1})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "retrieve", "request_id": 42, "pk": 1})"),
+                         R"({"errors": [], "data": {"id": 1, "title": "First", "body": "", "author": "alice"},
+                             "action": "retrieve", "response_status": 200, "request_id": 42})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "create", "request_id": "c", "data": {"title": " Third ", "id": 99, "bogus": 1}})"),
+                         R"({"errors": [], "data": {"id": 3, "title": "Third", "body": "", "author": ""},
+                             "action": "create", "response_status": 201, "request_id": "c"})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "update", "pk": 3, "data": {"title": "Third v2"}})"),
+                         R"({"errors": [], "data": {"id": 3, "title": "Third v2", "body": "", "author": ""},
+                             "action": "update", "response_status": 200, "request_id": null})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "patch", "pk": "3", "data": {"author": "carol"}})"),
+                         R"({"errors": [], "data": {"id": 3, "title": "Third v2", "body": "", "author": "carol"},
+                             "action": "patch", "response_status": 200, "request_id": null})"));
+    // A full update keeps omitted optional fields (DRF's PUT semantics), and requires the required ones.
+    EXPECT_TRUE(SameJson(Send(R"({"action": "update", "pk": 3, "data": {"title": "T3"}})"),
+                         R"({"errors": [], "data": {"id": 3, "title": "T3", "body": "", "author": "carol"},
+                             "action": "update", "response_status": 200, "request_id": null})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "update", "pk": 3, "data": {"author": "x"}})"),
+                         R"({"errors": [{"title": ["This field is required."]}], "data": null,
+                             "action": "update", "response_status": 400, "request_id": null})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "delete", "pk": 3, "request_id": 7})"),
+                         R"({"errors": [], "data": null, "action": "delete", "response_status": 204, "request_id": 7})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "delete", "pk": 3, "request_id": 8})"),
+                         R"({"errors": ["Not found"], "data": null, "action": "delete", "response_status": 404,
+                             "request_id": 8})"));
+}
+
+TEST_F(ConsumerTest, MalformedFramesGetA400AndNothingBreaks) {
+    for (const char* frame : {"not json", "{\"action\": ", "[1, 2]", "42", "\"str\"", "null"}) {
+        std::string reply = Send(frame);
+        rapidjson::Document d;
+        d.Parse(reply.c_str());
+        ASSERT_TRUE(d.IsObject()) << frame;
+        EXPECT_EQ(d["response_status"].GetInt(), 400) << frame;
+        EXPECT_THAT(std::string(d["errors"][0].GetString()), HasSubstr("Malformed message: ")) << frame;
+        EXPECT_TRUE(d["action"].IsNull());
+        EXPECT_TRUE(d["request_id"].IsNull());
+        EXPECT_TRUE(d["data"].IsNull());
+    }
+    EXPECT_TRUE(SameJson(Send(""), R"({"errors": ["Malformed message: empty frame"], "data": null, "action": null,
+                                       "response_status": 400, "request_id": null})"));
+    EXPECT_THAT(Send("[1]"), HasSubstr("expected a JSON object, got list"));
+    EXPECT_THAT(Send("{\"action\": \"list\", \"x\": \"\xff\xfe\"}"), HasSubstr("Malformed message: Invalid encoding"));
+    ConsumerEndpoint endpoint(consumer_);
+    auto session = endpoint.Open(context_.request(), outbox_);
+    session->OnBinary("\x01\x02");
+    ASSERT_EQ(outbox_->frames.size(), 1u);
+    EXPECT_TRUE(SameJson(outbox_->frames[0],
+                         R"({"errors": ["Malformed message: binary frames are not supported"], "data": null,
+                             "action": null, "response_status": 400, "request_id": null})"));
+    EXPECT_EQ(outbox_->close_code, 0);
+}
+
+TEST_F(ConsumerTest, ActionErrors) {
+    EXPECT_TRUE(SameJson(Send(R"({"request_id": 5})"),
+                         R"({"errors": ["Unable to find action in message body."], "data": null, "action": null,
+                             "response_status": 405, "request_id": 5})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "explode", "request_id": 5})"),
+                         R"({"errors": ["Method \"explode\" not allowed."], "data": null, "action": "explode",
+                             "response_status": 405, "request_id": 5})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": 12})"),
+                         R"({"errors": ["Method \"12\" not allowed."], "data": null, "action": 12,
+                             "response_status": 405, "request_id": null})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": ["list"]})"),
+                         R"({"errors": ["Method \"[\"list\"]\" not allowed."], "data": null, "action": ["list"],
+                             "response_status": 405, "request_id": null})"));
+}
+
+TEST_F(ConsumerTest, RequestIdIsEchoedVerbatim) {
+    for (const char* id : {"\"abc\"", "17", "1.5", "{\"nested\": [1, \"x\"]}", "[1,2]", "true", "null", "\"ü🚀\""}) {
+        std::string reply = Send(std::string(R"({"action": "retrieve", "pk": 1, "request_id": )") + id + "}");
+        rapidjson::Document d, expected;
+        d.Parse(reply.c_str());
+        expected.Parse(id);
+        EXPECT_TRUE(d["request_id"] == expected) << id << " -> " << reply;
+    }
+}
+
+TEST_F(ConsumerTest, LookupErrors) {
+    EXPECT_TRUE(SameJson(Send(R"({"action": "retrieve"})"),
+                         R"({"errors": ["Missing lookup argument \"pk\"."], "data": null, "action": "retrieve",
+                             "response_status": 400, "request_id": null})"));
+    for (const char* pk : {"\"abc\"", "{}", "[]", "true", "1.5", "null", "99", "\"\""}) {
+        EXPECT_TRUE(SameJson(Send(std::string(R"({"action": "retrieve", "pk": )") + pk + "}"),
+                             R"({"errors": ["Not found"], "data": null, "action": "retrieve", "response_status": 404,
+                                 "request_id": null})"))
+            << pk;
+    }
+    EXPECT_THAT(Send(R"({"action": "retrieve", "pk": "2"})"), HasSubstr("\"Second\""));
+    EXPECT_THAT(Send(R"({"action": "retrieve", "pk": 2.0})"), HasSubstr("\"Second\""));
+    EXPECT_THAT(Send(R"({"action": "patch", "data": {}})"), HasSubstr("Missing lookup argument"));
+    EXPECT_THAT(Send(R"({"action": "delete"})"), HasSubstr("Missing lookup argument"));
+}
+
+TEST_F(ConsumerTest, DataErrors) {
+    for (const char* action : {"create", "update", "patch"}) {
+        std::string base = std::string(R"({"action": ")") + action + R"(", "pk": 1)";
+        EXPECT_TRUE(SameJson(Send(base + "}"), std::string(R"({"errors": [{"non_field_errors": ["No data provided"]}],
+            "data": null, "action": ")") + action + R"(", "response_status": 400, "request_id": null})"))
+            << action;
+        EXPECT_THAT(Send(base + R"(, "data": null})"), HasSubstr("No data provided"));
+        for (auto [json, type] : {std::pair{"\"s\"", "str"}, {"3", "int"}, {"2.5", "float"}, {"[1]", "list"},
+                                  {"true", "bool"}}) {
+            EXPECT_THAT(Send(base + R"(, "data": )" + json + "}"),
+                        HasSubstr(std::string("Invalid data. Expected a dictionary, but got ") + type + "."))
+                << action << " " << json;
+        }
+    }
+}
+
+TEST_F(ConsumerTest, ValidationReportsEveryField) {
+    EXPECT_TRUE(SameJson(Send(R"({"action": "create", "data": {"author": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "body": 5}})"),
+                         R"({"errors": [{"title": ["This field is required."],
+                                         "author": ["Ensure this field has no more than 50 characters."]}],
+                             "data": null, "action": "create", "response_status": 400, "request_id": null})"));
+    EXPECT_EQ(db_->Count("posts", {}), 2);
+}
+
+TEST_F(ConsumerTest, DrfMessagesPerFieldType) {
+    ConsumerOptions o;
+    o.model = "kinds";
+    auto kinds = Make<ModelConsumer>(std::move(o));
+    auto errors = [&](const std::string& data) {
+        std::string reply = Send(R"({"action": "create", "data": )" + data + "}", kinds.get());
+        rapidjson::Document d;
+        d.Parse(reply.c_str());
+        return JsonOf(d["errors"]);
+    };
+    EXPECT_EQ(errors(R"({"n": "x", "r": "y", "b": "maybe", "t": true, "d": "yesterday", "c": "z"})"),
+              R"([{"n":["A valid integer is required."],"r":["A valid number is required."],)"
+              R"("b":["Must be a valid boolean."],"t":["Not a valid string."],)"
+              R"("d":["Datetime has wrong format. Use one of these formats instead: )"
+              R"(YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."],"c":["\"z\" is not a valid choice."]}])");
+    EXPECT_EQ(errors(R"({"n": 11, "t": "toolong"})"),
+              R"([{"n":["Ensure this value is less than or equal to 10."],)"
+              R"("t":["Ensure this field has no more than 5 characters."]}])");
+    EXPECT_EQ(errors(R"({"n": -11, "t": ""})"),
+              R"([{"n":["Ensure this value is greater than or equal to -10."],"t":["This field may not be blank."]}])");
+    EXPECT_EQ(errors(R"({"n": null, "t": null})"),
+              R"([{"n":["This field may not be null."],"t":["This field may not be null."]}])");
+    EXPECT_EQ(errors(R"({"n": 1.5, "t": {}})"),
+              R"([{"n":["A valid integer is required."],"t":["Not a valid string."]}])");
+    // DRF's coercions: "7" and 7.0 are integers, "yes"/"on"/1 booleans, numbers are text, any JSON is json.
+    std::string ok = Send(R"({"action": "create", "data": {"n": "7", "r": "2.5", "b": "on", "t": 123,
+                               "d": "2024-05-01T12:00:00Z", "j": {"a": [1, null]}, "c": "y"}})",
+                          kinds.get());
+    EXPECT_TRUE(SameJson(ok, R"({"errors": [], "data": {"id": 1, "n": 7, "r": 2.5, "b": true, "t": "123",
+                                 "d": "2024-05-01T12:00:00Z", "j": {"a": [1, null]}, "c": "y"},
+                                 "action": "create", "response_status": 201, "request_id": null})"));
+    EXPECT_THAT(Send(R"({"action": "patch", "pk": 1, "data": {"n": 7.0, "b": 0}})", kinds.get()),
+                HasSubstr(R"("n":7,"r":2.5,"b":false)"));
+}
+
+TEST_F(ConsumerTest, UnicodeRoundTrip) {
+    std::string title = "Grüße 世界 🚀 \\\"q\\\" \\u00e9";
+    std::string reply = Send(R"({"action": "create", "data": {"title": ")" + title + R"("}})");
+    rapidjson::Document d;
+    d.Parse(reply.c_str());
+    ASSERT_EQ(d["response_status"].GetInt(), 201) << reply;
+    EXPECT_EQ(std::string(d["data"]["title"].GetString()), "Grüße 世界 🚀 \"q\" é");
+    EXPECT_THAT(reply, HasSubstr("Grüße 世界 🚀"));  // non-ASCII goes out as UTF-8, not \u escapes
+    std::string again = Send(R"({"action": "retrieve", "pk": )" + std::to_string(d["data"]["id"].GetInt()) + "}");
+    EXPECT_THAT(again, HasSubstr("Grüße 世界 🚀 \\\"q\\\" é"));
+}
+
+TEST_F(ConsumerTest, UniqueViolationIsAFieldError) {
+    ConsumerOptions o;
+    o.model = "tags";
+    auto tags = Make<ModelConsumer>(std::move(o));
+    EXPECT_THAT(Send(R"({"action": "create", "data": {"slug": "a", "label": "A"}})", tags.get()),
+                HasSubstr("\"response_status\":201"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "create", "data": {"slug": "b", "label": "A"}})", tags.get()),
+                         R"({"errors": [{"label": ["tags with this label already exists."]}], "data": null,
+                             "action": "create", "response_status": 400, "request_id": null})"));
+    EXPECT_THAT(Send(R"({"action": "retrieve", "pk": "a"})", tags.get()), HasSubstr("\"label\":\"A\""));
+}
+
+TEST_F(ConsumerTest, LookupFieldQuerysetAndWriteOnly) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.lookup_field = "title";
+    o.lookup_url_kwarg = "name";
+    o.queryset = {Filter{"author", FilterOp::kExact, "alice", {}}};
+    o.serializer.fields = {"id", "title", "author", "body"};
+    o.serializer.write_only = {"body"};
+    auto c = Make<ModelConsumer>(std::move(o));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "retrieve", "name": "First"})", c.get()),
+                         R"({"errors": [], "data": {"id": 1, "title": "First", "author": "alice"},
+                             "action": "retrieve", "response_status": 200, "request_id": null})"));
+    EXPECT_THAT(Send(R"({"action": "retrieve", "name": "Second"})", c.get()), HasSubstr("Not found"));  // bob's
+    EXPECT_THAT(Send(R"({"action": "retrieve", "pk": 1})", c.get()), HasSubstr("Missing lookup argument \\\"name\\\""));
+    EXPECT_THAT(Send(R"({"action": "list"})", c.get()), ::testing::Not(::testing::HasSubstr("Second")));
+}
+
+class ExplodingConsumer : public ListCreateAPIConsumer {
+public:
+    using ListCreateAPIConsumer::ListCreateAPIConsumer;
+    Row PerformCreate(const ActionRequest&, const Assignments&) override { throw std::runtime_error("disk on fire"); }
+};
+
+TEST_F(ConsumerTest, UnexpectedExceptionIs500AndTheSessionGoesOn) {
+    ConsumerOptions o;
+    o.model = "posts";
+    auto c = Make<ExplodingConsumer>(std::move(o));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "create", "data": {"title": "x"}, "request_id": 1})", c.get()),
+                         R"({"errors": ["Internal server error"], "data": null, "action": "create",
+                             "response_status": 500, "request_id": 1})"));
+    EXPECT_THAT(Send(R"({"action": "list"})", c.get()), HasSubstr("\"response_status\":200"));
+    EXPECT_THAT(Send(R"({"action": "retrieve", "pk": 1})", c.get()), HasSubstr("not allowed"));  // not installed
+}
+
+class DenyAll final : public Permission {
+public:
+    bool HasPermission(const ActionRequest&, const GenericConsumer&) const override { return false; }
+};
+
+TEST_F(ConsumerTest, PermissionIsCheckedBeforeTheActionLookup) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.permissions = {std::make_shared<DenyAll>()};
+    auto c = Make<ModelConsumer>(std::move(o));
+    const char* denied = R"({"errors": ["You do not have permission to perform this action."], "data": null,
+                             "action": "no_such_action", "response_status": 403, "request_id": null})";
+    EXPECT_TRUE(SameJson(Send(R"({"action": "no_such_action"})", c.get()), denied));
+    EXPECT_THAT(Send(R"({"action": 5})", c.get()), HasSubstr("\"response_status\":403"));
+    EXPECT_THAT(Send(R"({"action": "list"})", c.get()), HasSubstr("\"response_status\":403"));
+}
+
+TEST_F(ConsumerTest, ThrottlingAnswers429ThenCloses1008) {
+    EndpointOptions options;
+    options.rate_limit.per_second = 0.001;  // one token, refilled after ~17 minutes
+    options.rate_limit.burst = 1;
+    options.rate_limit.close_after = 3;
+    ConsumerEndpoint endpoint(consumer_, options);
+    auto session = endpoint.Open(context_.request(), outbox_);
+    for (int i = 0; i < 6; ++i) session->OnText(R"({"action": "list"})");
+    ASSERT_EQ(outbox_->frames.size(), 4u);  // one served, three throttled, then closed
+    EXPECT_THAT(outbox_->frames[0], HasSubstr("\"response_status\":200"));
+    for (int i = 1; i < 4; ++i) {
+        EXPECT_THAT(outbox_->frames[i], HasSubstr("\"response_status\":429"));
+        EXPECT_THAT(outbox_->frames[i], HasSubstr("Request was throttled. Expected available in 1000 seconds."));
+    }
+    EXPECT_EQ(outbox_->close_code, 1008);
+}
+
+}  // namespace
+}  // namespace syncline
