@@ -1,0 +1,57 @@
+#pragma once
+/// \file
+/// The server's JSON configuration (`syncline serve --config FILE`): a server declared with no C++ written.
+/// Parsing is pure: it turns the text into schemas and consumer options, or one error line naming the key path.
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <syncline/core/consumer.hpp>
+#include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/core/schema.hpp>
+
+namespace syncline {
+
+/// A configuration error: one line, naming the key path and, where there is a fixed set, the valid choices,
+/// e.g. `routes./ws/posts/.mixins[1]: unknown mixin "lst"; valid mixins: list, retrieve, ...`.
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// One route: a consumer over a model, with its endpoint options.
+struct RouteConfig {
+    std::string path;
+    ConsumerOptions consumer;
+    std::vector<std::string> mixins;  ///< The mixin names, as written.
+    EndpointOptions endpoint;
+};
+
+/// The whole configuration. Defaults are the embedded ones: in-process bus, 127.0.0.1:8000.
+struct ServerConfig {
+    std::string database;  ///< The SQLite file (relative paths are relative to the config file's directory).
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8000;
+    unsigned workers = 0;  ///< 0: one per core.
+    std::size_t max_message_bytes = 1 << 20;
+    std::int64_t ping_interval_ms = 20000;
+    std::int64_t pong_timeout_ms = 10000;
+    std::string synchronous = "normal";  ///< "normal", "full" or "off".
+    std::vector<Schema> models;
+    std::vector<RouteConfig> routes;
+};
+
+/// The mixin names a route may list, in the order the README documents them.
+const std::vector<std::string>& ConfigMixinNames();
+
+/// The Mixin of a config name; throws std::out_of_range for an unknown one.
+Mixin MixinByName(const std::string& name);
+
+/// Parses a configuration. Throws ConfigError (one line, key path and choices) on any problem: bad JSON, unknown
+/// key, wrong type, unknown model, field or mixin.
+ServerConfig ParseConfig(std::string_view json_text);
+
+}  // namespace syncline
