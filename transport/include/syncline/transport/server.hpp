@@ -1,0 +1,95 @@
+#pragma once
+/// \file
+/// The composition root: a Server opens the database with every model, binds consumers to it and serves them over
+/// websockets. Built from C++ (Route<Consumer>) or from a JSON config (FromConfig, what `syncline serve` runs).
+
+#include <syncline/core/config.hpp>
+#include <syncline/core/consumer.hpp>
+#include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/core/model.hpp>
+#include <syncline/core/schema.hpp>
+#include <syncline/storage/database.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace syncline {
+
+namespace transport {
+class WebSocketServer;
+}
+
+/// How a Server listens and stores. Defaults are the embedded ones: 127.0.0.1:8000, in-process bus.
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8000;  ///< 0 picks a free port (read it back with Server::port()).
+    unsigned workers = 0;       ///< Network threads; 0 means one per core.
+    std::string database;       ///< The SQLite file.
+    storage::Synchronous synchronous = storage::Synchronous::kNormal;
+    std::size_t max_message_bytes = 1 << 20;
+    std::chrono::milliseconds ping_interval{20000};
+    std::chrono::milliseconds pong_timeout{10000};
+};
+
+/// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it
+/// from one controlling thread; Stop may also be called from another thread while Run blocks.
+class Server {
+public:
+    explicit Server(ServerOptions options);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    /// Builds a server from a parsed config. Relative database paths resolve against `base_dir`.
+    static std::unique_ptr<Server> FromConfig(const ServerConfig& config, const std::string& base_dir = ".");
+
+    /// Declares a model (before Start).
+    void AddModel(Schema schema);
+    /// Declares a typed model (before Start).
+    template <class T>
+    void Model() {
+        AddModel(SchemaOf<T>());
+    }
+    /// Serves `consumer` at `path` (before Start).
+    void Route(std::string path, std::shared_ptr<GenericConsumer> consumer, EndpointOptions options = {});
+    /// Constructs a consumer of type C from `args` and serves it at `path`; returns it.
+    template <class C, class... Args>
+    C& Route(std::string path, Args&&... args) {
+        auto consumer = std::make_shared<C>(std::forward<Args>(args)...);
+        C& ref = *consumer;
+        Route(std::move(path), std::move(consumer));
+        return ref;
+    }
+
+    /// Opens the database (migrating it), binds every consumer and starts listening. Throws on a bad model, route
+    /// or address (the message names it).
+    void Start();
+    /// The bound port; 0 before Start.
+    std::uint16_t port() const;
+    /// Drains and stops (SIGTERM semantics: close sockets with 1001 after what is queued). Idempotent.
+    void Stop();
+    /// Start, block until SIGTERM/SIGINT, Stop. Returns 0.
+    int Run();
+    /// The database (after Start).
+    storage::Database& database();
+
+private:
+    // Opens the database, binds the consumers and routes them (everything but listening).
+    void Prepare();
+    struct RouteEntry {
+        std::string path;
+        std::shared_ptr<GenericConsumer> consumer;
+        EndpointOptions options;
+    };
+    ServerOptions options_;
+    std::vector<Schema> models_;
+    std::vector<RouteEntry> routes_;
+    std::unique_ptr<storage::Database> db_;
+    std::unique_ptr<transport::WebSocketServer> ws_;
+};
+
+}  // namespace syncline
