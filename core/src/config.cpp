@@ -110,7 +110,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (!v.IsObject()) Fail(path, "expected an object such as {\"model\": \"posts\", \"mixins\": [\"list\"]}");
     CheckKeys(v, path,
               {"model", "fields", "read_only", "write_only", "mixins", "lookup_field", "lookup_url_kwarg", "queryset",
-               "rate_limit"});
+               "rate_limit", "group_by"});
     RouteConfig route;
     route.path = route_path;
     const rapidjson::Value* model = Member(v, "model");
@@ -154,6 +154,13 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     }
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    if (const auto* p = Member(v, "group_by")) {
+        route.group_by = GetString(*p, path + ".group_by");
+        if (!schema.FieldIndex(route.group_by)) {
+            Fail(path + ".group_by", "unknown field \"" + route.group_by + "\"; valid fields: " + Join(field_names));
+        }
+        route.consumer.mixins.push_back(ModelObserverMixin(GroupByField(schema, route.group_by)));
+    }
     const rapidjson::Value* mixins = Member(v, "mixins");
     if (!mixins) Fail(path + ".mixins", "missing; valid mixins: " + Join(ConfigMixinNames()));
     route.mixins = GetStringList(*mixins, path + ".mixins");
@@ -172,14 +179,34 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
 const std::map<std::string, Mixin (*)()>& MixinTable() {
     static const std::map<std::string, Mixin (*)()> table = {
         {"list", ListModelMixin},     {"retrieve", RetrieveModelMixin}, {"create", CreateModelMixin},
-        {"update", UpdateModelMixin}, {"patch", PatchModelMixin},       {"delete", DeleteModelMixin}};
+        {"update", UpdateModelMixin}, {"patch", PatchModelMixin},       {"delete", DeleteModelMixin},
+        {"observe_instance", ObserverModelInstanceMixin}, {"observe_list", ListObserverMixin}};
     return table;
 }
 
 }  // namespace
 
+GroupObserver GroupByField(const Schema& schema, const std::string& field) {
+    std::size_t index = schema.FieldIndex(field).value();
+    FieldSpec spec = schema.field(index);
+    GroupObserver observer;
+    observer.row_groups = [index, field](const Row& row) {
+        return std::vector<std::string>{"all", field + "=" + JsonOfValue(row.at(index))};
+    };
+    observer.request_groups = [spec, field](const ActionRequest& request) -> Result<std::vector<std::string>> {
+        const rapidjson::Value* arg = request.Arg(field);
+        if (!arg) return std::vector<std::string>{"all"};
+        // Coerced as a lookup on the field, so "5" and 5 name the same group of an integer field.
+        std::optional<Value> value = arg->IsNull() ? std::optional<Value>(Value()) : LookupValue(spec, *arg);
+        if (!value) return ActionResult::Message(400, "Invalid value for group field \"" + field + "\".");
+        return std::vector<std::string>{field + "=" + JsonOfValue(*value)};
+    };
+    return observer;
+}
+
 const std::vector<std::string>& ConfigMixinNames() {
-    static const std::vector<std::string> names = {"list", "retrieve", "create", "update", "patch", "delete"};
+    static const std::vector<std::string> names = {"list",  "retrieve", "create",           "update",
+                                                   "patch", "delete",   "observe_instance", "observe_list"};
     return names;
 }
 
@@ -196,7 +223,7 @@ ServerConfig ParseConfig(std::string_view json_text) {
     if (!doc.IsObject()) throw ConfigError("config: expected a JSON object");
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
-               "synchronous", "models", "routes", "rate_limit"});
+               "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -226,6 +253,17 @@ ServerConfig ParseConfig(std::string_view json_text) {
             Fail("synchronous", "unknown value \"" + config.synchronous + "\"; valid values: normal, full, off");
         }
     }
+    if (const auto* bus = Member(doc, "bus")) {
+        if (!bus->IsObject()) Fail("bus", "expected an object such as {\"redis\": \"redis://127.0.0.1:6379/0\"}");
+        CheckKeys(*bus, "bus", {"redis", "shards", "channel_prefix"});
+        if (const auto* p = Member(*bus, "redis")) {
+            config.bus.redis = GetString(*p, "bus.redis");
+            if (config.bus.redis.rfind("redis://", 0) != 0) Fail("bus.redis", "expected a redis://host:port/db URL");
+        }
+        if (const auto* p = Member(*bus, "shards")) config.bus.shards = static_cast<unsigned>(GetInteger(*p, "bus.shards", 1, 4096));
+        if (const auto* p = Member(*bus, "channel_prefix")) config.bus.channel_prefix = GetString(*p, "bus.channel_prefix");
+    }
+    if (const auto* p = Member(doc, "trim_horizon_s")) config.trim_horizon_s = GetInteger(*p, "trim_horizon_s", 1, 365 * 86400);
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
 

@@ -2,8 +2,10 @@
 
 #include <syncline/core/log.hpp>
 #include <syncline/core/permissions.hpp>
+#include <syncline/core/subscriptions.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
@@ -13,6 +15,50 @@ namespace syncline {
 
 ActionResult ActionResult::Message(int status, std::string_view message) {
     return Error(status, MessageList(message));
+}
+
+namespace {
+std::atomic<std::uint64_t> g_next_connection_id{1};
+}  // namespace
+
+ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user)
+    : request_(std::move(request)), outbox_(std::move(outbox)), user_(std::move(user)), id_(g_next_connection_id++) {}
+
+void ConnectionContext::Push(std::string frame, const std::string& key) {
+    {
+        std::lock_guard<std::mutex> lock(push_mutex_);
+        if (in_request_ || flushing_) {
+            auto same = std::find_if(deferred_.begin(), deferred_.end(), [&](const auto& p) { return p.first == key; });
+            if (same != deferred_.end()) {
+                same->second = std::move(frame);
+            } else {
+                deferred_.emplace_back(key, std::move(frame));
+            }
+            return;
+        }
+    }
+    outbox_->SendPush(std::move(frame), key);
+}
+
+void ConnectionContext::BeginRequest() {
+    std::lock_guard<std::mutex> lock(push_mutex_);
+    in_request_ = true;
+}
+
+void ConnectionContext::EndRequest() {
+    std::unique_lock<std::mutex> lock(push_mutex_);
+    in_request_ = false;
+    if (flushing_) return;
+    flushing_ = true;
+    // Send outside the lock; pushes arriving meanwhile join deferred_ and go out after these, keeping the order.
+    while (!deferred_.empty()) {
+        auto batch = std::move(deferred_);
+        deferred_.clear();
+        lock.unlock();
+        for (auto& [key, frame] : batch) outbox_->SendPush(std::move(frame), key);
+        lock.lock();
+    }
+    flushing_ = false;
 }
 
 const rapidjson::Value* ActionRequest::Arg(std::string_view name) const {
@@ -41,7 +87,13 @@ GenericConsumer::GenericConsumer(ConsumerOptions options) : options_(std::move(o
 
 GenericConsumer::~GenericConsumer() = default;
 
-void GenericConsumer::Bind(ModelStore& store) {
+SubscriptionRegistry& GenericConsumer::registry() const {
+    if (!registry_) throw std::logic_error("consumer of \"" + options_.model + "\": this server serves no subscriptions");
+    return *registry_;
+}
+
+void GenericConsumer::Bind(ModelStore& store, SubscriptionRegistry* registry) {
+    registry_ = registry;
     const Schema* schema = nullptr;
     try {
         schema = &store.Model(options_.model);
@@ -85,6 +137,10 @@ const Schema& GenericConsumer::schema() const { return serializer().schema(); }
 const Serializer& GenericConsumer::serializer() const {
     if (!serializer_) throw std::logic_error("consumer of \"" + options_.model + "\" used before Bind");
     return *serializer_;
+}
+
+void GenericConsumer::OnDisconnect(ConnectionContext& connection) {
+    if (registry_) registry_->DropConnection(connection);
 }
 
 bool GenericConsumer::CanConnect(const ConnectionContext& connection) const {

@@ -52,7 +52,8 @@ private:
 
 class ConsumerSession final : public Session {
 public:
-    ConsumerSession(std::shared_ptr<GenericConsumer> consumer, ConnectionContext context, const RateLimit& limit)
+    ConsumerSession(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> context,
+                    const RateLimit& limit)
         : consumer_(std::move(consumer)), context_(std::move(context)), limit_(limit), bucket_(limit) {}
 
     void OnText(std::string_view frame) override {
@@ -61,13 +62,13 @@ public:
                 ++throttled_in_a_row_;
                 if (limit_.close_after > 0 && throttled_in_a_row_ > limit_.close_after) {
                     if (throttled_in_a_row_ == limit_.close_after + 1) {
-                        Log(LogLevel::kWarn, "closing " + context_.request().remote + " on " +
-                                                 context_.request().path + ": request rate limit exceeded");
-                        context_.outbox().Close(1008, "request rate limit exceeded");
+                        Log(LogLevel::kWarn, "closing " + context_->request().remote + " on " +
+                                                 context_->request().path + ": request rate limit exceeded");
+                        context_->outbox().Close(1008, "request rate limit exceeded");
                     }
                     return;
                 }
-                context_.Send(BuildReply(nullptr,
+                context_->Send(BuildReply(nullptr,
                                          ActionResult::Message(429, "Request was throttled. Expected available in " +
                                                                         std::to_string(*wait) + " seconds."),
                                          nullptr));
@@ -75,19 +76,21 @@ public:
             }
             throttled_in_a_row_ = 0;
         }
-        context_.Send(HandleTextFrame(*consumer_, context_, frame));
+        context_->BeginRequest();
+        context_->Send(HandleTextFrame(*consumer_, *context_, frame));
+        context_->EndRequest();
     }
 
     void OnBinary(std::string_view frame) override {
         (void)frame;
-        context_.Send(MalformedReply("binary frames are not supported"));
+        context_->Send(MalformedReply("binary frames are not supported"));
     }
 
-    void OnClose() override {}
+    void OnClose() override { consumer_->OnDisconnect(*context_); }
 
 private:
     std::shared_ptr<GenericConsumer> consumer_;
-    ConnectionContext context_;
+    std::shared_ptr<ConnectionContext> context_;
     RateLimit limit_;
     TokenBucket bucket_;
     int throttled_in_a_row_ = 0;
@@ -140,8 +143,8 @@ int ConsumerEndpoint::Admit(const HandshakeRequest& request) {
 }
 
 std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) {
-    return std::make_unique<ConsumerSession>(consumer_, ConnectionContext(request, std::move(outbox)),
-                                             options_.rate_limit);
+    return std::make_unique<ConsumerSession>(
+        consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox)), options_.rate_limit);
 }
 
 }  // namespace syncline

@@ -78,6 +78,13 @@ std::vector<ChangeEvent> ChangeFeed::ReadAfter(std::int64_t cursor, std::size_t 
     return events;
 }
 
+std::int64_t ChangeFeed::OldestSeq() {
+    auto use = conn_->Use();
+    Statement st = conn_->Prepare("SELECT min(seq) FROM _syncline_changes");
+    st.Step();
+    return st.ColumnInt(0);
+}
+
 bool ChangeFeed::WaitForChanges(std::int64_t cursor, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto data_version = [&] {
@@ -117,5 +124,33 @@ void ChangeFeed::Interrupt() {
     }
     db_.commit_cv_.notify_all();
 }
+
+FeedSource::FeedSource(Database& db, FeedOptions options) : db_(db), feed_(db, options) {}
+
+std::vector<ChangeEvent> FeedSource::ReadAfter(std::int64_t cursor, std::size_t max_batch) {
+    return feed_.ReadAfter(cursor, max_batch);
+}
+
+bool FeedSource::WaitForChanges(std::int64_t cursor, std::chrono::milliseconds timeout) {
+    return feed_.WaitForChanges(cursor, timeout);
+}
+
+void FeedSource::Interrupt() { feed_.Interrupt(); }
+
+std::int64_t FeedSource::LatestSeq() { return feed_.LatestSeq(); }
+
+std::int64_t FeedSource::OldestSeq() { return feed_.OldestSeq(); }
+
+std::optional<std::int64_t> FeedSource::LoadCursor(const std::string& name) { return db_.GetCursor(name); }
+
+void FeedSource::SaveCursor(const std::string& name, std::int64_t seq) { db_.SetCursor(name, seq); }
+
+std::int64_t FeedSource::Trim(std::chrono::milliseconds horizon) { return db_.Trim(horizon); }
+
+bool FeedSource::HoldLease(const std::string& name, const std::string& holder, std::chrono::milliseconds ttl) {
+    return db_.HoldLease(name, holder, ttl);
+}
+
+void FeedSource::ReleaseLease(const std::string& name, const std::string& holder) { db_.ReleaseLease(name, holder); }
 
 }  // namespace syncline::storage

@@ -683,6 +683,40 @@ void Database::RemoveCursor(const std::string& name) {
     st.Step();
 }
 
+std::optional<std::int64_t> Database::GetCursor(const std::string& name) const {
+    Connection& conn = Reader();
+    auto use = conn.Use();
+    Statement st = conn.Prepare("SELECT seq FROM _syncline_cursors WHERE name = ?1");
+    st.BindText(1, name);
+    if (!st.Step()) return std::nullopt;
+    return st.ColumnInt(0);
+}
+
+bool Database::HoldLease(const std::string& name, const std::string& holder, std::chrono::milliseconds ttl) {
+    WriterLock lock(this);
+    auto use = writer_->Use();
+    std::int64_t now = NowMs();
+    Statement st = writer_->Prepare(
+        "INSERT INTO _syncline_leases (name, holder, expires_ms) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms "
+        "WHERE _syncline_leases.holder = excluded.holder OR _syncline_leases.expires_ms < ?4");
+    st.BindText(1, name);
+    st.BindText(2, holder);
+    st.BindInt(3, now + ttl.count());
+    st.BindInt(4, now);
+    st.Step();
+    return sqlite3_changes(writer_->handle()) > 0;
+}
+
+void Database::ReleaseLease(const std::string& name, const std::string& holder) {
+    WriterLock lock(this);
+    auto use = writer_->Use();
+    Statement st = writer_->Prepare("DELETE FROM _syncline_leases WHERE name = ?1 AND holder = ?2");
+    st.BindText(1, name);
+    st.BindText(2, holder);
+    st.Step();
+}
+
 std::int64_t Database::Trim(std::chrono::milliseconds horizon) {
     WriterLock lock(this);
     auto use = writer_->Use();

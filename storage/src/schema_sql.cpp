@@ -129,7 +129,9 @@ std::string BookkeepingSql() {
            "CREATE TABLE IF NOT EXISTS _syncline_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
            "updated_ms INTEGER NOT NULL);"
            "CREATE TABLE IF NOT EXISTS _syncline_trim_marks (at_ms INTEGER NOT NULL, seq INTEGER NOT NULL);"
-           "CREATE TABLE IF NOT EXISTS _syncline_meta (key TEXT PRIMARY KEY, value);";
+           "CREATE TABLE IF NOT EXISTS _syncline_meta (key TEXT PRIMARY KEY, value);"
+           "CREATE TABLE IF NOT EXISTS _syncline_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, "
+           "expires_ms INTEGER NOT NULL);";
 }
 
 }  // namespace syncline::storage

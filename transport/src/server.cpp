@@ -1,6 +1,10 @@
 #include <syncline/transport/server.hpp>
 
 #include <syncline/core/log.hpp>
+#include <syncline/observer/bus.hpp>
+#include <syncline/observer/observer.hpp>
+#include <syncline/observer/relay.hpp>
+#include <syncline/storage/change_feed.hpp>
 #include <syncline/transport/websocket_server.hpp>
 
 #include <spdlog/spdlog.h>
@@ -30,6 +34,21 @@ void InstallSpdlogSink() {
     });
 }
 
+// Processes sharing one database file (and a Redis) share channels; a different file must never hear them.
+std::string DefaultChannelPrefix(const std::string& database) {
+    std::error_code ec;
+    std::filesystem::path path = std::filesystem::weakly_canonical(database, ec);
+    std::string text = ec ? database : path.string();
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "syncline:%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
 storage::Synchronous ParseSynchronous(const std::string& name) {
     if (name == "full") return storage::Synchronous::kFull;
     if (name == "off") return storage::Synchronous::kOff;
@@ -40,7 +59,14 @@ storage::Synchronous ParseSynchronous(const std::string& name) {
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+    Stop();
+    // Sessions are gone (their subscriptions dropped) before the observer, relay and bus go.
+    ws_.reset();
+    relay_.reset();
+    observer_.reset();
+    bus_.reset();
+}
 
 std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std::string& base_dir) {
     ServerOptions options;
@@ -53,6 +79,10 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.max_message_bytes = config.max_message_bytes;
     options.ping_interval = std::chrono::milliseconds(config.ping_interval_ms);
     options.pong_timeout = std::chrono::milliseconds(config.pong_timeout_ms);
+    options.redis_url = config.bus.redis;
+    options.bus_shards = config.bus.shards;
+    options.channel_prefix = config.bus.channel_prefix;
+    options.trim_horizon = std::chrono::seconds(config.trim_horizon_s);
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -90,9 +120,32 @@ void Server::Prepare() {
     ws_options.ping_interval = options_.ping_interval;
     ws_options.pong_timeout = options_.pong_timeout;
     ws_ = std::make_unique<transport::WebSocketServer>(ws_options);
+
+    observer::ChannelLayout layout(
+        options_.channel_prefix.empty() ? DefaultChannelPrefix(options_.database) : options_.channel_prefix,
+        options_.bus_shards);
+    observer::RelayOptions relay_options;
+    relay_options.trim_horizon = options_.trim_horizon;
+    observer::Publisher publish;
+    if (options_.redis_url.empty()) {
+        auto bus = std::make_unique<observer::InProcessBus>();
+        observer::InProcessBus* in_process = bus.get();
+        publish = [in_process](const std::string& channel, std::string payload, std::int64_t) {
+            in_process->Publish(channel, std::move(payload));
+        };
+        bus_ = std::move(bus);
+    } else {
+        throw std::invalid_argument("the Redis bus is not available in this build yet");
+    }
+    observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout,
+                                                     std::make_unique<storage::FeedSource>(*db_));
+    relay_ = std::make_unique<observer::Relay>(std::make_unique<storage::FeedSource>(*db_), models_, layout,
+                                               std::move(publish), relay_options);
+    spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,
+                 layout.shards());
     for (auto& route : routes_) {
         try {
-            route.consumer->Bind(*db_);
+            route.consumer->Bind(*db_, observer_.get());
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + route.path + ": " + e.what());
         }
@@ -100,8 +153,14 @@ void Server::Prepare() {
     }
 }
 
+void Server::StartObserving() {
+    observer_->Start();
+    relay_->Start();
+}
+
 void Server::Start() {
     Prepare();
+    StartObserving();
     ws_->Start();
 }
 
@@ -109,11 +168,20 @@ std::uint16_t Server::port() const { return ws_ ? ws_->port() : 0; }
 
 void Server::Stop() {
     if (ws_) ws_->Stop();
+    if (relay_) relay_->Stop();
 }
 
 int Server::Run() {
     Prepare();
-    return ws_->Run();
+    StartObserving();
+    int code = ws_->Run();
+    relay_->Stop();
+    return code;
+}
+
+observer::Observer& Server::observer() {
+    if (!observer_) throw std::logic_error("Server::observer before Start");
+    return *observer_;
 }
 
 storage::Database& Server::database() {

@@ -12,6 +12,7 @@
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/schema.hpp>
+#include <syncline/core/subscriptions.hpp>
 
 namespace syncline {
 
@@ -28,6 +29,14 @@ struct RouteConfig {
     ConsumerOptions consumer;
     std::vector<std::string> mixins;  ///< The mixin names, as written.
     EndpointOptions endpoint;
+    std::string group_by;  ///< When set: subscribe_group/unsubscribe_group by this field's value (or all rows).
+};
+
+/// The bus between processes. Empty `redis`: the in-process bus (one process; no Redis needed).
+struct BusConfig {
+    std::string redis;            ///< "redis://host:port/db"
+    unsigned shards = 16;         ///< Channels per table (see README: channel layout).
+    std::string channel_prefix;   ///< Default: derived from the database file's path.
 };
 
 /// The whole configuration. Defaults are the embedded ones: in-process bus, 127.0.0.1:8000.
@@ -42,7 +51,13 @@ struct ServerConfig {
     std::string synchronous = "normal";  ///< "normal", "full" or "off".
     std::vector<Schema> models;
     std::vector<RouteConfig> routes;
+    BusConfig bus;
+    std::int64_t trim_horizon_s = 600;  ///< How long captured changes are kept (the catch-up window).
 };
+
+/// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with
+/// the field as an argument joins that value's group, without it the "all" group.
+GroupObserver GroupByField(const Schema& schema, const std::string& field);
 
 /// The mixin names a route may list, in the order the README documents them.
 const std::vector<std::string>& ConfigMixinNames();

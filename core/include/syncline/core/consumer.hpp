@@ -5,7 +5,9 @@
 /// install actions into that table (no multiple inheritance, no macros, no static registration). One consumer
 /// object serves every connection of its route: per-connection state lives in ConnectionContext.
 
+#include <cstdint>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,23 +32,37 @@ struct User {
     std::vector<std::string> groups;
 };
 
-/// Per-connection state: the handshake, the user, and the outbox. Owned by the connection's session; the
-/// session's calls are serial, so its state needs no lock. Send is callable from any thread.
-class ConnectionContext {
+/// Per-connection state: the handshake, the user, the outbox, and the push gate. Owned (shared) by the connection's
+/// session; the session's calls are serial. Send and Push are callable from any thread.
+class ConnectionContext : public std::enable_shared_from_this<ConnectionContext> {
 public:
-    ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user = {})
-        : request_(std::move(request)), outbox_(std::move(outbox)), user_(std::move(user)) {}
+    ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user = {});
     const HandshakeRequest& request() const { return request_; }
     const User& user() const { return user_; }
     void set_user(User user) { user_ = std::move(user); }
-    /// Queues a frame on this connection.
+    /// Queues a frame (a reply) on this connection.
     void Send(std::string frame) const { outbox_->Send(std::move(frame)); }
     Outbox& outbox() const { return *outbox_; }
+    /// A process-unique id of this connection.
+    std::uint64_t id() const { return id_; }
+
+    /// Queues a push (any thread). While the connection is answering a request, pushes wait until its reply has been
+    /// queued, so a writer's own reply always comes before the pushes its change causes; a deferred push with the
+    /// same key is replaced by the newer one.
+    void Push(std::string frame, const std::string& key);
+    /// The session brackets each request with these; EndRequest sends the pushes deferred meanwhile, in order.
+    void BeginRequest();
+    void EndRequest();
 
 private:
     HandshakeRequest request_;
     std::shared_ptr<Outbox> outbox_;
     User user_;
+    std::uint64_t id_;
+    std::mutex push_mutex_;
+    bool in_request_ = false;   // guarded by push_mutex_
+    bool flushing_ = false;     // guarded by push_mutex_: one thread sends deferred pushes, in order
+    std::vector<std::pair<std::string, std::string>> deferred_;  // (key, frame), guarded by push_mutex_
 };
 
 /// What an action answers: a status with data (raw JSON text) or errors (raw JSON list text).
@@ -98,6 +114,7 @@ private:
 };
 
 class GenericConsumer;
+class SubscriptionRegistry;
 
 /// An action's body. Runs on the connection's thread of calls; may throw (the dispatcher answers 500).
 using ActionHandler = std::function<ActionResult(GenericConsumer& consumer, ActionRequest& request)>;
@@ -150,9 +167,11 @@ public:
     GenericConsumer(const GenericConsumer&) = delete;
     GenericConsumer& operator=(const GenericConsumer&) = delete;
 
-    /// Attaches the store (the server does this once, before the first connection) and builds the serializer.
-    /// Throws std::invalid_argument naming an unknown model or field.
-    virtual void Bind(ModelStore& store);
+    /// Attaches the store and, when subscriptions are served, the registry (the server does this once, before the
+    /// first connection) and builds the serializer. Throws std::invalid_argument naming an unknown model or field.
+    virtual void Bind(ModelStore& store, SubscriptionRegistry* registry = nullptr);
+    /// The subscription registry; throws std::logic_error when the server serves no subscriptions.
+    SubscriptionRegistry& registry() const;
 
     /// Adds (or replaces) an action. Before Bind only.
     void AddAction(ActionSpec action);
@@ -168,6 +187,8 @@ public:
     /// Runs one request: permission (403), then action lookup (405), then the action. An exception escaping the
     /// action answers 500 with a generic message and is logged with its detail.
     ActionResult Dispatch(ActionRequest& request);
+    /// The connection closed: drops its subscriptions (the session calls this once, last).
+    virtual void OnDisconnect(ConnectionContext& connection);
     /// Whether a connection may open at all (every permission's CanConnect).
     virtual bool CanConnect(const ConnectionContext& connection) const;
     /// Whether this request may run (every permission's HasPermission).
@@ -194,6 +215,7 @@ private:
     std::string lookup_kwarg_;
     std::vector<ActionSpec> actions_;
     ModelStore* store_ = nullptr;
+    SubscriptionRegistry* registry_ = nullptr;
     std::unique_ptr<Serializer> serializer_;
 };
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include <syncline/core/schema.hpp>
 #include <syncline/core/value.hpp>
 
 namespace syncline {
@@ -49,5 +50,10 @@ std::optional<std::pair<std::string, FilterOp>> ParseLookup(std::string_view key
 
 /// Parses one ordering term: "title" ascending, "-title" descending.
 OrderBy ParseOrdering(std::string_view term);
+
+/// Evaluates filters on a row in memory, with SQLite's semantics for the values syncline stores (numbers compare
+/// numerically, text by bytes, null matches only isnull/exact-null/ne). Filters on fields the schema does not
+/// declare never match.
+bool RowMatches(const Schema& schema, const Row& row, const std::vector<Filter>& filters);
 
 }  // namespace syncline

@@ -36,6 +36,13 @@ public:
     virtual ~Outbox() = default;
     /// Queues one text frame.
     virtual void Send(std::string frame) = 0;
+    /// Queues a push frame that may be coalesced: while the connection cannot keep up, a queued push with the same
+    /// `key` is replaced by this newer one (the latest state wins). Replies go through Send and are never replaced.
+    /// The default sends it like any frame.
+    virtual void SendPush(std::string frame, const std::string& key) {
+        (void)key;
+        Send(std::move(frame));
+    }
     /// Closes the websocket with this close code and reason (after the frames already queued).
     virtual void Close(int code, std::string reason) = 0;
     /// Bytes queued for this connection and not yet written to the socket.

@@ -6,9 +6,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include <syncline/core/change.hpp>
+#include <syncline/core/change_source.hpp>
 
 namespace syncline::storage {
 
@@ -38,6 +41,8 @@ public:
 
     /// The highest committed seq (0 when none).
     std::int64_t LatestSeq();
+    /// The lowest retained seq (0 when none).
+    std::int64_t OldestSeq();
 
     /// Waits until a change with seq > cursor is committed, the timeout passes, or Interrupt is called. Returns true
     /// when such a change exists. Never busy-loops: it sleeps on this process's commits and polls data_version.
@@ -52,6 +57,27 @@ private:
     std::unique_ptr<Connection> conn_;
     std::atomic<bool> interrupted_{false};
     std::int64_t data_version_ = -1;
+};
+
+/// A ChangeSource over one database: a ChangeFeed plus cursors, trimming and leases kept in the database file, so
+/// that every process sharing the file sees them. Same thread rules as ChangeFeed.
+class FeedSource final : public ChangeSource {
+public:
+    explicit FeedSource(Database& db, FeedOptions options = {});
+    std::vector<ChangeEvent> ReadAfter(std::int64_t cursor, std::size_t max_batch) override;
+    bool WaitForChanges(std::int64_t cursor, std::chrono::milliseconds timeout) override;
+    void Interrupt() override;
+    std::int64_t LatestSeq() override;
+    std::int64_t OldestSeq() override;
+    std::optional<std::int64_t> LoadCursor(const std::string& name) override;
+    void SaveCursor(const std::string& name, std::int64_t seq) override;
+    std::int64_t Trim(std::chrono::milliseconds horizon) override;
+    bool HoldLease(const std::string& name, const std::string& holder, std::chrono::milliseconds ttl) override;
+    void ReleaseLease(const std::string& name, const std::string& holder) override;
+
+private:
+    Database& db_;
+    ChangeFeed feed_;
 };
 
 }  // namespace syncline::storage

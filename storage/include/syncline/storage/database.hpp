@@ -130,6 +130,12 @@ public:
     void SetCursor(const std::string& name, std::int64_t seq);
     /// Forgets a named cursor.
     void RemoveCursor(const std::string& name);
+    /// A named cursor, or nullopt.
+    std::optional<std::int64_t> GetCursor(const std::string& name) const;
+    /// Takes or renews a named lease (see ChangeSource::HoldLease); a write, serialized with the others.
+    bool HoldLease(const std::string& name, const std::string& holder, std::chrono::milliseconds ttl);
+    /// Gives a lease up if `holder` holds it.
+    void ReleaseLease(const std::string& name, const std::string& holder);
     /// Deletes captured changes older than `horizon` (measured by Trim calls: each call marks the current latest
     /// seq with the time), never at or after the lowest registered cursor, and never the latest change (so a seq is
     /// never reused). Returns the number of changes deleted.

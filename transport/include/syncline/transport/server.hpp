@@ -22,6 +22,11 @@ namespace syncline {
 namespace transport {
 class WebSocketServer;
 }
+namespace observer {
+class Bus;
+class Observer;
+class Relay;
+}
 
 /// How a Server listens and stores. Defaults are the embedded ones: 127.0.0.1:8000, in-process bus.
 struct ServerOptions {
@@ -33,6 +38,11 @@ struct ServerOptions {
     std::size_t max_message_bytes = 1 << 20;
     std::chrono::milliseconds ping_interval{20000};
     std::chrono::milliseconds pong_timeout{10000};
+    /// "" for the in-process bus (one process); "redis://host:port/db" to fan out across processes and nodes.
+    std::string redis_url;
+    unsigned bus_shards = 16;         ///< Channels per table on the bus.
+    std::string channel_prefix;       ///< Default: "syncline:" + a hash of the database file's absolute path.
+    std::chrono::milliseconds trim_horizon{600000};  ///< Captured changes are kept this long (catch-up window).
 };
 
 /// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it
@@ -76,10 +86,14 @@ public:
     int Run();
     /// The database (after Start).
     storage::Database& database();
+    /// The observer (after Start): subscription counts and delivery statistics.
+    observer::Observer& observer();
 
 private:
     // Opens the database, binds the consumers and routes them (everything but listening).
     void Prepare();
+    // Starts the observer and the relay (after Prepare, before listening).
+    void StartObserving();
     struct RouteEntry {
         std::string path;
         std::shared_ptr<GenericConsumer> consumer;
@@ -89,6 +103,9 @@ private:
     std::vector<Schema> models_;
     std::vector<RouteEntry> routes_;
     std::unique_ptr<storage::Database> db_;
+    std::unique_ptr<observer::Bus> bus_;
+    std::unique_ptr<observer::Observer> observer_;
+    std::unique_ptr<observer::Relay> relay_;
     std::unique_ptr<transport::WebSocketServer> ws_;
 };
 

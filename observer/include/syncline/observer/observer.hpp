@@ -1,0 +1,101 @@
+#pragma once
+/// \file
+/// The observer: the subscription registry of one process, and the fan-out of row events to subscribed sockets.
+///
+/// Threads: registry calls come from connection threads (thread-safe, one mutex held briefly, never while sending);
+/// Deliver runs on one thread at a time (the bus's delivery thread: the relay's for the in-process bus, the Redis
+/// bus thread otherwise), as does CatchUp.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <syncline/core/change_source.hpp>
+#include <syncline/core/subscriptions.hpp>
+#include <syncline/observer/bus.hpp>
+#include <syncline/observer/row_event.hpp>
+
+namespace syncline::observer {
+
+/// Counters for tests and metrics.
+struct ObserverStats {
+    std::uint64_t events = 0;        ///< Row events processed.
+    std::uint64_t duplicates = 0;    ///< Events dropped because their version was already processed.
+    std::uint64_t frames = 0;        ///< Push frames handed to sockets.
+    std::uint64_t serializations = 0;  ///< Rows serialized for pushes (once per consumer and version).
+    std::uint64_t catch_ups = 0;     ///< Catch-up passes after a bus reconnect.
+};
+
+class Observer final : public SubscriptionRegistry {
+public:
+    /// `bus` carries events (the observer subscribes channels on it as interest comes and goes); `catch_up` reads
+    /// the change feed after a bus outage (may be null: no catch-up).
+    Observer(std::vector<Schema> models, Bus& bus, ChannelLayout layout, std::unique_ptr<ChangeSource> catch_up);
+    ~Observer() override;
+
+    /// Installs the bus handler. Call once before the first subscription.
+    void Start();
+
+    // SubscriptionRegistry
+    void SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
+                           InstanceSubscription subscription) override;
+    void UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer, const Value& lookup_value,
+                             const std::optional<std::string>& request_id) override;
+    void SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
+                         std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
+                         const std::string& request_id) override;
+    void UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer, const GroupObserver& observer,
+                           const std::vector<std::string>& groups,
+                           const std::optional<std::string>& request_id) override;
+    void SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
+                       const std::string& request_id) override;
+    void UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
+                         const std::optional<std::string>& request_id) override;
+    void DropConnection(ConnectionContext& connection) override;
+
+    /// Processes one event: pushes it to every interested socket of this process.
+    void Deliver(const RowEvent& event);
+    /// A bus payload arrived.
+    void OnMessage(std::string_view channel, std::string_view payload);
+    /// The bus reconnected: reads the feed after the last event seen and delivers what was missed.
+    void CatchUp();
+
+    ObserverStats stats() const;
+    /// Number of subscriptions (all kinds) held.
+    std::size_t subscription_count() const;
+
+private:
+    struct Sub;
+    using SubPtr = std::shared_ptr<Sub>;
+    void Add(const SubPtr& sub, const std::vector<std::string>& channels);
+    void RemoveIf(std::uint64_t connection_id, const std::function<bool(const Sub&)>& match);
+    void Retain(const std::string& channel);
+    void Release(const std::string& channel);
+    bool SeenBefore(const RowEvent& event);
+
+    std::vector<Schema> models_;
+    std::unordered_map<std::string, const Schema*> schemas_;
+    Bus& bus_;
+    ChannelLayout layout_;
+    std::unique_ptr<ChangeSource> catch_up_;
+
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::vector<SubPtr>> instance_;  // row key -> subscriptions, in order
+    std::unordered_map<std::string, std::vector<SubPtr>> table_subs_;  // table -> group and list subscriptions
+    std::unordered_map<std::uint64_t, std::vector<SubPtr>> by_connection_;
+    std::unordered_map<std::string, int> channel_refs_;
+    std::uint64_t next_order_ = 0;
+
+    // Delivery-thread state.
+    std::unordered_map<std::string, std::int64_t> last_version_;  // row key -> newest version processed
+    std::atomic<std::int64_t> last_seen_{0};                       // newest version received from the bus
+    std::mutex stats_mutex_;
+    ObserverStats stats_;
+};
+
+}  // namespace syncline::observer

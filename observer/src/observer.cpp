@@ -1,0 +1,398 @@
+#include <syncline/observer/observer.hpp>
+
+#include <syncline/core/log.hpp>
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace syncline::observer {
+namespace {
+
+std::string RowKey(const std::string& table, const Value& pk) { return table + '\x1f' + pk.DebugString(); }
+
+// The last versions remembered per row for de-duplication; past this many rows, the oldest half is forgotten.
+constexpr std::size_t kMaxRememberedRows = 200000;
+
+}  // namespace
+
+struct Observer::Sub {
+    enum class Kind { kInstance, kGroup, kList };
+    Kind kind = Kind::kInstance;
+    std::weak_ptr<ConnectionContext> connection;
+    std::uint64_t connection_id = 0;
+    GenericConsumer* consumer = nullptr;
+    std::string table;
+    std::string request_id;
+    std::uint64_t order = 0;
+    std::vector<std::string> channels;
+    // instance
+    Value pk;
+    Value lookup_value;
+    std::atomic<std::int64_t> last_version{0};
+    // group
+    std::shared_ptr<const GroupObserver> observer;
+    std::string group;
+    // list
+    std::vector<Filter> filter;
+};
+
+Observer::Observer(std::vector<Schema> models, Bus& bus, ChannelLayout layout, std::unique_ptr<ChangeSource> catch_up)
+    : models_(std::move(models)), bus_(bus), layout_(std::move(layout)), catch_up_(std::move(catch_up)) {
+    for (const auto& s : models_) schemas_[s.table()] = &s;
+}
+
+Observer::~Observer() = default;
+
+void Observer::Start() {
+    if (catch_up_) last_seen_.store(catch_up_->LatestSeq());
+    bus_.SetHandler([this](std::string_view channel, std::string_view payload) { OnMessage(channel, payload); });
+}
+
+void Observer::Retain(const std::string& channel) {
+    // Called with mutex_ held; the bus call only queues (both buses), so it cannot call back into us.
+    if (channel_refs_[channel]++ == 0) bus_.Subscribe(channel);
+}
+
+void Observer::Release(const std::string& channel) {
+    auto it = channel_refs_.find(channel);
+    if (it == channel_refs_.end()) return;
+    if (--it->second == 0) {
+        channel_refs_.erase(it);
+        bus_.Unsubscribe(channel);
+    }
+}
+
+void Observer::Add(const SubPtr& sub, const std::vector<std::string>& channels) {
+    sub->channels = channels;
+    sub->order = next_order_++;
+    for (const auto& c : channels) Retain(c);
+    by_connection_[sub->connection_id].push_back(sub);
+    if (sub->kind == Sub::Kind::kInstance) {
+        instance_[RowKey(sub->table, sub->pk)].push_back(sub);
+    } else {
+        table_subs_[sub->table].push_back(sub);
+    }
+}
+
+void Observer::RemoveIf(std::uint64_t connection_id, const std::function<bool(const Sub&)>& match) {
+    auto conn_it = by_connection_.find(connection_id);
+    if (conn_it == by_connection_.end()) return;
+    auto& subs = conn_it->second;
+    for (auto it = subs.begin(); it != subs.end();) {
+        if (!match(**it)) {
+            ++it;
+            continue;
+        }
+        const SubPtr sub = *it;
+        for (const auto& c : sub->channels) Release(c);
+        auto erase_from = [&](std::unordered_map<std::string, std::vector<SubPtr>>& map, const std::string& key) {
+            auto found = map.find(key);
+            if (found == map.end()) return;
+            auto& list = found->second;
+            list.erase(std::remove(list.begin(), list.end(), sub), list.end());
+            if (list.empty()) map.erase(found);
+        };
+        if (sub->kind == Sub::Kind::kInstance) {
+            erase_from(instance_, RowKey(sub->table, sub->pk));
+        } else {
+            erase_from(table_subs_, sub->table);
+        }
+        it = subs.erase(it);
+    }
+    if (subs.empty()) by_connection_.erase(conn_it);
+}
+
+void Observer::SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
+                                 InstanceSubscription subscription) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::string& table = consumer.options().model;
+    auto conn_it = by_connection_.find(connection.id());
+    if (conn_it != by_connection_.end()) {
+        for (const auto& s : conn_it->second) {
+            if (s->kind == Sub::Kind::kInstance && s->consumer == &consumer && s->pk == subscription.pk &&
+                s->request_id == subscription.request_id) {
+                return;  // subscribing twice with the same request_id changes nothing
+            }
+        }
+    }
+    auto sub = std::make_shared<Sub>();
+    sub->kind = Sub::Kind::kInstance;
+    sub->connection = connection.shared_from_this();
+    sub->connection_id = connection.id();
+    sub->consumer = &consumer;
+    sub->table = table;
+    sub->request_id = std::move(subscription.request_id);
+    sub->pk = std::move(subscription.pk);
+    sub->lookup_value = std::move(subscription.lookup_value);
+    Add(sub, {layout_.ForRow(table, sub->pk)});
+}
+
+void Observer::UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer, const Value& lookup_value,
+                                   const std::optional<std::string>& request_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    RemoveIf(connection.id(), [&](const Sub& s) {
+        return s.kind == Sub::Kind::kInstance && s.consumer == &consumer &&
+               (s.lookup_value == lookup_value || s.pk == lookup_value) && (!request_id || s.request_id == *request_id);
+    });
+}
+
+void Observer::SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
+                               std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
+                               const std::string& request_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::string& table = consumer.options().model;
+    for (const auto& group : groups) {
+        bool exists = false;
+        if (auto it = by_connection_.find(connection.id()); it != by_connection_.end()) {
+            for (const auto& s : it->second) {
+                exists = exists || (s->kind == Sub::Kind::kGroup && s->consumer == &consumer &&
+                                    s->observer == observer && s->group == group && s->request_id == request_id);
+            }
+        }
+        if (exists) continue;
+        auto sub = std::make_shared<Sub>();
+        sub->kind = Sub::Kind::kGroup;
+        sub->connection = connection.shared_from_this();
+        sub->connection_id = connection.id();
+        sub->consumer = &consumer;
+        sub->table = table;
+        sub->request_id = request_id;
+        sub->observer = observer;
+        sub->group = group;
+        Add(sub, layout_.ForTable(table));
+    }
+}
+
+void Observer::UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
+                                 const GroupObserver& observer, const std::vector<std::string>& groups,
+                                 const std::optional<std::string>& request_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    RemoveIf(connection.id(), [&](const Sub& s) {
+        return s.kind == Sub::Kind::kGroup && s.consumer == &consumer && s.observer.get() == &observer &&
+               std::find(groups.begin(), groups.end(), s.group) != groups.end() &&
+               (!request_id || s.request_id == *request_id);
+    });
+}
+
+void Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
+                             const std::string& request_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // The same request_id again replaces the filter.
+    RemoveIf(connection.id(), [&](const Sub& s) {
+        return s.kind == Sub::Kind::kList && s.consumer == &consumer && s.request_id == request_id;
+    });
+    auto sub = std::make_shared<Sub>();
+    sub->kind = Sub::Kind::kList;
+    sub->connection = connection.shared_from_this();
+    sub->connection_id = connection.id();
+    sub->consumer = &consumer;
+    sub->table = consumer.options().model;
+    sub->request_id = request_id;
+    sub->filter = std::move(filter);
+    Add(sub, layout_.ForTable(sub->table));
+}
+
+void Observer::UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
+                               const std::optional<std::string>& request_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    RemoveIf(connection.id(), [&](const Sub& s) {
+        return s.kind == Sub::Kind::kList && s.consumer == &consumer && (!request_id || s.request_id == *request_id);
+    });
+}
+
+void Observer::DropConnection(ConnectionContext& connection) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    RemoveIf(connection.id(), [](const Sub&) { return true; });
+}
+
+bool Observer::SeenBefore(const RowEvent& event) {
+    std::string key = RowKey(event.table, event.pk);
+    auto it = last_version_.find(key);
+    if (it != last_version_.end() && event.version <= it->second) return true;
+    if (last_version_.size() >= kMaxRememberedRows) {
+        std::vector<std::int64_t> versions;
+        versions.reserve(last_version_.size());
+        for (const auto& [k, v] : last_version_) versions.push_back(v);
+        std::nth_element(versions.begin(), versions.begin() + static_cast<std::ptrdiff_t>(versions.size() / 2),
+                         versions.end());
+        std::int64_t median = versions[versions.size() / 2];
+        for (auto e = last_version_.begin(); e != last_version_.end();) {
+            e = e->second < median ? last_version_.erase(e) : std::next(e);
+        }
+    }
+    last_version_[key] = event.version;
+    return false;
+}
+
+void Observer::OnMessage(std::string_view channel, std::string_view payload) {
+    std::optional<RowEvent> event = DecodeEvent(payload, schemas_);
+    if (!event) {
+        Log(LogLevel::kWarn, "observer: dropped a malformed event on " + std::string(channel));
+        return;
+    }
+    Deliver(*event);
+}
+
+void Observer::Deliver(const RowEvent& event) {
+    std::int64_t seen = last_seen_.load();
+    while (event.version > seen && !last_seen_.compare_exchange_weak(seen, event.version)) {
+    }
+    {
+        std::lock_guard<std::mutex> lock(stats_mutex_);
+        ++stats_.events;
+    }
+    if (SeenBefore(event)) {
+        std::lock_guard<std::mutex> lock(stats_mutex_);
+        ++stats_.duplicates;
+        return;
+    }
+    std::vector<SubPtr> instance_subs, table_subs;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (auto it = instance_.find(RowKey(event.table, event.pk)); it != instance_.end()) instance_subs = it->second;
+        if (auto it = table_subs_.find(event.table); it != table_subs_.end()) table_subs = it->second;
+    }
+    if (instance_subs.empty() && table_subs.empty()) return;
+    auto schema_it = schemas_.find(event.table);
+    if (schema_it == schemas_.end()) return;
+    const Schema& schema = *schema_it->second;
+    std::optional<Row> old_row;
+    if (event.old_json) {
+        try {
+            old_row = RowFromJson(schema, *event.old_json);
+        } catch (const std::invalid_argument&) {
+            Log(LogLevel::kWarn, "observer: unreadable old row of " + event.table);
+        }
+    }
+
+    // Serialized once per consumer and version; every socket gets the same bytes plus its request_id.
+    struct Frames {
+        std::optional<std::string> represented_new, represented_old;
+        std::map<std::string, std::string> prefixes;  // by action
+    };
+    std::unordered_map<GenericConsumer*, Frames> frames;
+    std::uint64_t serializations = 0;
+    auto represent = [&](GenericConsumer* consumer, bool new_state) -> const std::string& {
+        Frames& f = frames[consumer];
+        auto& slot = new_state ? f.represented_new : f.represented_old;
+        if (!slot) {
+            slot = consumer->Represent(new_state ? *event.row : *old_row);
+            ++serializations;
+        }
+        return *slot;
+    };
+    auto prefix = [&](GenericConsumer* consumer, const std::string& action, int status,
+                      const std::function<std::string()>& data) -> const std::string& {
+        auto& map = frames[consumer].prefixes;
+        std::string slot_key = action + ":" + std::to_string(status);
+        auto it = map.find(slot_key);
+        if (it == map.end()) it = map.emplace(slot_key, PushPrefix(action, status, data(), event.version)).first;
+        return it->second;
+    };
+
+    rapidjson::Document message;
+    message.SetObject();
+    message.AddMember("action", "subscribe_instance", message.GetAllocator());
+    if (event.pk.kind() == Value::Kind::kInteger) {
+        message.AddMember("pk", static_cast<int64_t>(event.pk.AsInteger()), message.GetAllocator());
+    } else if (event.pk.kind() == Value::Kind::kText) {
+        message.AddMember("pk", rapidjson::Value(event.pk.AsText().c_str(), message.GetAllocator()),
+                          message.GetAllocator());
+    }
+    std::string pk_json = JsonOfValue(event.pk);
+    std::uint64_t sent = 0;
+
+    for (const SubPtr& sub : instance_subs) {
+        std::shared_ptr<ConnectionContext> conn = sub->connection.lock();
+        if (!conn || event.version <= sub->last_version.load()) continue;
+        GenericConsumer* consumer = sub->consumer;
+        ActionRequest request(*conn, "subscribe_instance", message);
+        if (!consumer->HasPermission(request)) continue;  // a denied push is not sent at all
+        bool visible = event.row && RowMatches(schema, *event.row, consumer->GetQueryset(request).filters);
+        const std::string& head =
+            visible ? prefix(consumer, "update", 200, [&] { return represent(consumer, true); })
+                    : prefix(consumer, "delete", 204, [&] { return "{\"pk\":" + pk_json + "}"; });
+        conn->Push(head + sub->request_id + "}", InstancePushKey(*consumer, event.pk, sub->request_id));
+        sub->last_version.store(event.version);
+        ++sent;
+    }
+
+    // Group and list subscriptions: membership before and after decides create, update or delete.
+    std::map<const GroupObserver*, std::pair<std::vector<std::string>, std::vector<std::string>>> groups;
+    for (const SubPtr& sub : table_subs) {
+        std::shared_ptr<ConnectionContext> conn = sub->connection.lock();
+        if (!conn) continue;
+        GenericConsumer* consumer = sub->consumer;
+        std::string action_name = sub->kind == Sub::Kind::kList ? "subscribe_list" : sub->observer->subscribe_action;
+        ActionRequest request(*conn, action_name, message);
+        if (!consumer->HasPermission(request)) continue;
+        std::vector<Filter> queryset = consumer->GetQueryset(request).filters;
+        auto member = [&](const Row& row, bool is_new) {
+            if (!RowMatches(schema, row, queryset)) return false;
+            if (sub->kind == Sub::Kind::kList) return RowMatches(schema, row, sub->filter);
+            auto& cached = groups[sub->observer.get()];
+            auto& keys = is_new ? cached.second : cached.first;
+            if (keys.empty()) {
+                keys = sub->observer->row_groups(row);
+                if (keys.empty()) keys.push_back(std::string("\x1f"));  // "no groups", cached
+            }
+            return std::find(keys.begin(), keys.end(), sub->group) != keys.end();
+        };
+        bool was = old_row && member(*old_row, false);
+        bool is = event.row && member(*event.row, true);
+        if (!was && !is) continue;
+        std::string action = was && is ? "update" : was ? "delete" : "create";
+        const std::string& head = prefix(consumer, action, 200, [&] { return represent(consumer, is); });
+        conn->Push(head + sub->request_id + "}",
+                   "g:" + std::to_string(reinterpret_cast<std::uintptr_t>(sub.get())) + ":" + pk_json);
+        ++sent;
+    }
+    std::lock_guard<std::mutex> lock(stats_mutex_);
+    stats_.frames += sent;
+    stats_.serializations += serializations;
+}
+
+void Observer::CatchUp() {
+    if (!catch_up_) return;
+    {
+        std::lock_guard<std::mutex> lock(stats_mutex_);
+        ++stats_.catch_ups;
+    }
+    std::int64_t from = last_seen_.load();
+    std::int64_t oldest = catch_up_->OldestSeq();
+    if (oldest > from + 1) {
+        Log(LogLevel::kWarn, "observer: changes " + std::to_string(from + 1) + ".." + std::to_string(oldest - 1) +
+                                 " were trimmed before this process caught up; subscribers of rows changed then get "
+                                 "their next change only");
+    }
+    std::size_t delivered = 0;
+    while (true) {
+        std::vector<ChangeEvent> changes = catch_up_->ReadAfter(from, 512);
+        if (changes.empty()) break;
+        from = changes.back().seq;
+        for (const RowEvent& event : Coalesce(std::move(changes))) {
+            if (schemas_.count(event.table)) {
+                Deliver(event);
+                ++delivered;
+            }
+        }
+    }
+    Log(LogLevel::kInfo, "observer: caught up to change " + std::to_string(from) + " (" + std::to_string(delivered) +
+                             " row events re-read after the bus reconnected)");
+}
+
+ObserverStats Observer::stats() const {
+    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(stats_mutex_));
+    return stats_;
+}
+
+std::size_t Observer::subscription_count() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& [id, subs] : by_connection_) n += subs.size();
+    return n;
+}
+
+}  // namespace syncline::observer

@@ -1,0 +1,148 @@
+#include <syncline/observer/relay.hpp>
+
+#include <syncline/core/log.hpp>
+
+#include <unistd.h>
+
+#include <random>
+
+namespace syncline::observer {
+namespace {
+
+std::string MakeHolderId() {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    std::random_device rd;
+    return std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(rd());
+}
+
+}  // namespace
+
+Relay::Relay(std::unique_ptr<ChangeSource> source, std::vector<Schema> models, ChannelLayout layout, Publisher publish,
+             RelayOptions options)
+    : source_(std::move(source)),
+      models_(std::move(models)),
+      layout_(std::move(layout)),
+      publish_(std::move(publish)),
+      options_(std::move(options)),
+      holder_(MakeHolderId()) {
+    for (const auto& s : models_) schemas_[s.table()] = &s;
+}
+
+Relay::~Relay() { Stop(); }
+
+void Relay::Start() {
+    if (running_.exchange(true)) return;
+    // Without a lease the relay starts at the newest change, fixed here and not on its thread: a write committed
+    // between Start and the thread's first read must be published (a late thread start would skip it).
+    if (!options_.use_lease) start_cursor_ = source_->LatestSeq();
+    thread_ = std::thread([this] { Loop(); });
+}
+
+void Relay::Stop() {
+    if (!running_.exchange(false)) return;
+    {
+        std::lock_guard<std::mutex> lock(sleep_mutex_);
+    }
+    sleep_cv_.notify_all();
+    source_->Interrupt();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Relay::OnAck(std::int64_t version) {
+    std::int64_t current = acked_.load();
+    while (version > current && !acked_.compare_exchange_weak(current, version)) {
+    }
+}
+
+bool Relay::SleepFor(std::chrono::milliseconds duration) {
+    std::unique_lock<std::mutex> lock(sleep_mutex_);
+    sleep_cv_.wait_for(lock, duration, [this] { return !running_.load(); });
+    return running_.load();
+}
+
+void Relay::Loop() {
+    using Clock = std::chrono::steady_clock;
+    std::int64_t cursor = -1;  // unknown until this relay publishes
+    Clock::time_point last_renew{};
+    Clock::time_point last_save = Clock::now();
+    Clock::time_point last_trim = Clock::now();
+    std::int64_t saved = -1;
+    bool logged_waiting = false;
+    const auto renew_every = options_.lease_ttl / 4;
+    while (running_.load()) {
+        try {
+            if (options_.use_lease && Clock::now() - last_renew >= renew_every) {
+                bool held = source_->HoldLease(options_.name, holder_, options_.lease_ttl);
+                last_renew = Clock::now();
+                if (held != publishing_.load()) {
+                    Log(LogLevel::kInfo, held ? "relay " + holder_ + " holds the lease and publishes"
+                                              : "relay " + holder_ + " lost the lease");
+                    publishing_.store(held);
+                    if (!held) cursor = -1;
+                }
+                if (!held) {
+                    if (!logged_waiting) {
+                        Log(LogLevel::kInfo, "relay " + holder_ + " standing by (another process publishes)");
+                        logged_waiting = true;
+                    }
+                    SleepFor(renew_every);
+                    continue;
+                }
+            } else if (!options_.use_lease) {
+                publishing_.store(true);
+            }
+            if (cursor < 0) {
+                std::optional<std::int64_t> stored =
+                    options_.use_lease ? source_->LoadCursor(options_.name) : std::nullopt;
+                cursor = stored ? *stored : (options_.use_lease ? source_->LatestSeq() : start_cursor_);
+                acked_.store(cursor);
+                saved = stored ? *stored : -1;
+            }
+            cursor_.store(cursor);
+            std::vector<ChangeEvent> changes = source_->ReadAfter(cursor, options_.batch);
+            if (!changes.empty()) {
+                std::int64_t last = changes.back().seq;
+                for (RowEvent& event : Coalesce(std::move(changes))) {
+                    auto schema = schemas_.find(event.table);
+                    if (schema == schemas_.end()) continue;  // a table this server does not declare
+                    std::string channel = layout_.ForRow(event.table, event.pk);
+                    std::int64_t version = event.version;
+                    publish_(channel, EncodeEvent(event, *schema->second), version);
+                }
+                cursor = last;
+                cursor_.store(cursor);
+                if (!options_.acknowledged_publishes) acked_.store(cursor);
+            }
+            auto now = Clock::now();
+            if (options_.use_lease && acked_.load() != saved && now - last_save >= options_.cursor_save_interval) {
+                saved = acked_.load();
+                source_->SaveCursor(options_.name, saved);
+                last_save = now;
+            }
+            if (now - last_trim >= options_.trim_interval) {
+                source_->Trim(options_.trim_horizon);
+                last_trim = now;
+            }
+            if (changes.empty()) {
+                auto wait = options_.use_lease ? renew_every : std::chrono::milliseconds(500);
+                source_->WaitForChanges(cursor, wait);
+            }
+        } catch (const std::exception& e) {
+            // A busy database or a failed publish must not kill the relay: log and retry from the same cursor.
+            Log(LogLevel::kError, std::string("relay: ") + e.what());
+            SleepFor(std::chrono::milliseconds(100));
+        }
+    }
+    if (options_.use_lease && publishing_.load()) {
+        try {
+            if (acked_.load() != saved) source_->SaveCursor(options_.name, acked_.load());
+            source_->ReleaseLease(options_.name, holder_);
+        } catch (const std::exception& e) {
+            Log(LogLevel::kWarn, std::string("relay: releasing the lease: ") + e.what());
+        }
+    }
+    publishing_.store(false);
+}
+
+}  // namespace syncline::observer

@@ -1,0 +1,345 @@
+// PROTOCOL.md §6-§7 over real websockets against an in-process server (in-process bus): instance subscriptions,
+// unsubscribe semantics (including where DCRF goes wrong), pushes for writes from other sockets, a sqlite3 shell and
+// transactions, `since`, querysets, lookup fields, list and group subscriptions.
+
+#include <syncline/core/config.hpp>
+#include <syncline/observer/observer.hpp>
+#include <syncline/test_support/ws_client.hpp>
+#include <syncline/transport/server.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "../storage/test_db.hpp"
+
+namespace syncline {
+namespace {
+
+using ::testing::HasSubstr;
+using test_support::WsClient;
+
+constexpr const char* kConfig = R"({
+  "database": "blog.db", "listen": {"port": 0}, "workers": 2,
+  "models": {"posts": {"fields": {
+      "id": {"type": "integer", "primary_key": true}, "title": {"type": "text", "max_length": 100},
+      "body": {"type": "text", "blank": true, "default": ""},
+      "author": {"type": "text", "max_length": 50, "blank": true, "default": ""}}}},
+  "routes": {
+    "/ws/posts/": {"model": "posts", "read_only": ["id"], "group_by": "author",
+                   "mixins": ["list", "create", "update", "patch", "delete", "observe_instance", "observe_list"]},
+    "/ws/alice/": {"model": "posts", "queryset": {"author": "alice"}, "mixins": ["observe_instance", "patch"]},
+    "/ws/by-title/": {"model": "posts", "lookup_field": "title", "fields": ["title", "author"],
+                      "mixins": ["observe_instance"]}}})";
+
+struct Frame {
+    rapidjson::Document doc;
+    std::string text;
+    int status() const { return doc["response_status"].GetInt(); }
+    std::string action() const { return doc["action"].IsString() ? doc["action"].GetString() : ""; }
+    std::string request_id() const { return doc["request_id"].IsString() ? doc["request_id"].GetString() : ""; }
+    std::int64_t version() const { return doc.HasMember("version") ? doc["version"].GetInt64() : -1; }
+    const rapidjson::Value& data() const { return doc["data"]; }
+};
+
+class SubscriptionTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        server_->Start();
+        db_path_ = dir_.File("blog.db");
+        server_->database().Insert("posts", {{"title", "First"}, {"author", "alice"}});
+        server_->database().Insert("posts", {{"title", "Second"}, {"author", "bob"}});
+        server_->database().Insert("posts", {{"title", "Sentinel"}, {"author", "nobody"}});  // id 3
+    }
+    // Proves that nothing was pushed for the writes made before: a change to the sentinel row (id 3), which `ws`
+    // subscribed with WatchSentinel, must be the very next frame, since events are delivered in commit order.
+    void WatchSentinel(WsClient& ws) {
+        EXPECT_EQ(Call(ws, R"({"action": "subscribe_instance", "pk": 3, "request_id": "sentinel"})").status(), 201);
+    }
+    void ExpectOnlySentinel(std::initializer_list<WsClient*> sockets) {
+        std::string token = "t" + std::to_string(++sentinel_count_);
+        server_->database().Patch("posts", Value(3), {{"body", token}});
+        for (WsClient* ws : sockets) {
+            Frame f = Next(*ws);
+            EXPECT_EQ(f.request_id(), "sentinel") << "unexpected frame: " << f.text;
+            if (f.request_id() == "sentinel") {
+                EXPECT_STREQ(f.data()["body"].GetString(), token.c_str());
+            }
+        }
+    }
+    int sentinel_count_ = 0;
+    std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/") {
+        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
+        EXPECT_TRUE(result) << result.error;
+        return std::move(result.client);
+    }
+    static Frame Next(WsClient& ws, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        Frame f;
+        auto text = ws.Receive(timeout);
+        if (!text) {
+            f.doc.Parse(R"({"response_status": -1, "action": "<no frame>", "data": null, "request_id": null})");
+            return f;
+        }
+        f.text = *text;
+        f.doc.Parse(text->c_str());
+        return f;
+    }
+    static Frame Call(WsClient& ws, const std::string& request) {
+        EXPECT_TRUE(ws.SendText(request));
+        return Next(ws);
+    }
+    // No frame arrives: proven by a marker request whose reply must be the very next frame.
+    static void ExpectNothingPending(WsClient& ws) {
+        Frame marker = Call(ws, R"({"action": "nothing", "request_id": "marker"})");
+        EXPECT_EQ(marker.request_id(), "marker") << "unexpected frame: " << marker.text;
+    }
+    testing::TempDir dir_;
+    std::string db_path_;
+    std::unique_ptr<Server> server_;
+};
+
+TEST_F(SubscriptionTest, UpdateFromAnotherSocketIsPushedWithVersion) {
+    auto a = Connect();
+    auto b = Connect();
+    Frame sub = Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "sub-1"})");
+    EXPECT_EQ(sub.status(), 201);
+    EXPECT_TRUE(sub.data().IsNull());
+    Frame reply = Call(*b, R"({"action": "patch", "pk": 1, "data": {"title": "Changed"}, "request_id": 9})");
+    EXPECT_EQ(reply.status(), 200);
+    Frame push = Next(*a);
+    EXPECT_EQ(push.action(), "update");
+    EXPECT_EQ(push.status(), 200);
+    EXPECT_EQ(push.request_id(), "sub-1");
+    EXPECT_STREQ(push.data()["title"].GetString(), "Changed");
+    EXPECT_EQ(push.data()["id"].GetInt(), 1);
+    EXPECT_EQ(push.doc["errors"].Size(), 0u);
+    EXPECT_EQ(push.version(), server_->database().RowVersion("posts", Value(1)));
+    ExpectNothingPending(*b);  // b did not subscribe
+}
+
+TEST_F(SubscriptionTest, WritersReplyComesBeforeThePushItCauses) {
+    auto a = Connect();
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "s"})");
+    for (int i = 0; i < 20; ++i) {
+        ASSERT_TRUE(a->SendText(R"({"action": "patch", "pk": 1, "request_id": )" + std::to_string(i) +
+                                R"(, "data": {"body": "v)" + std::to_string(i) + "\"}}"));
+        Frame reply = Next(*a);
+        EXPECT_EQ(reply.action(), "patch") << reply.text;
+        Frame push = Next(*a);
+        EXPECT_EQ(push.action(), "update") << push.text;
+        EXPECT_STREQ(push.data()["body"].GetString(), ("v" + std::to_string(i)).c_str());
+    }
+}
+
+TEST_F(SubscriptionTest, SqliteShellWritesArePushedIncludingDelete) {
+    auto a = Connect();
+    Call(*a, R"({"action": "subscribe_instance", "pk": 2, "request_id": "s2"})");
+    ASSERT_EQ(testing::SqliteShell(db_path_, "UPDATE posts SET title = 'shell' WHERE id = 2;"), 0);
+    Frame push = Next(*a);
+    EXPECT_EQ(push.action(), "update");
+    EXPECT_STREQ(push.data()["title"].GetString(), "shell");
+    ASSERT_EQ(testing::SqliteShell(db_path_, "DELETE FROM posts WHERE id = 2;"), 0);
+    Frame gone = Next(*a);
+    EXPECT_EQ(gone.action(), "delete");
+    EXPECT_EQ(gone.status(), 204);
+    EXPECT_EQ(gone.data()["pk"].GetInt(), 2);
+    EXPECT_GT(gone.version(), push.version());
+}
+
+TEST_F(SubscriptionTest, TwoRequestIdsOnOneRowAndUnsubscribingOne) {
+    auto a = Connect();
+    auto b = Connect();
+    WatchSentinel(*a);
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "first"})");
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "second"})");
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "first"})");  // again: no change
+    Call(*b, R"({"action": "patch", "pk": 1, "data": {"body": "x"}})");
+    EXPECT_EQ(Next(*a).request_id(), "first");  // in subscription order
+    EXPECT_EQ(Next(*a).request_id(), "second");
+    ExpectOnlySentinel({a.get()});
+    Frame unsub = Call(*a, R"({"action": "unsubscribe_instance", "pk": 1, "request_id": "first"})");
+    EXPECT_EQ(unsub.status(), 204);
+    Call(*b, R"({"action": "patch", "pk": 1, "data": {"body": "y"}})");
+    EXPECT_EQ(Next(*a).request_id(), "second");  // DCRF would have silenced both
+    ExpectOnlySentinel({a.get()});
+    EXPECT_EQ(Call(*a, R"({"action": "unsubscribe_instance", "pk": 1})").status(), 204);  // all of them
+    Call(*b, R"({"action": "patch", "pk": 1, "data": {"body": "z"}})");
+    ExpectOnlySentinel({a.get()});
+}
+
+TEST_F(SubscriptionTest, OneRequestIdOnTwoRows) {
+    auto a = Connect();
+    auto b = Connect();
+    WatchSentinel(*a);
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "both"})");
+    Call(*a, R"({"action": "subscribe_instance", "pk": 2, "request_id": "both"})");
+    Call(*a, R"({"action": "unsubscribe_instance", "pk": 1, "request_id": "both"})");
+    Call(*b, R"({"action": "patch", "pk": 1, "data": {"body": "x"}})");
+    Call(*b, R"({"action": "patch", "pk": 2, "data": {"body": "y"}})");
+    Frame push = Next(*a);
+    EXPECT_EQ(push.data()["id"].GetInt(), 2);  // row 2 stays subscribed (DCRF drops it from every pk)
+    ExpectOnlySentinel({a.get()});
+}
+
+TEST_F(SubscriptionTest, SubscribeAndUnsubscribeEdgeCases) {
+    auto a = Connect();
+    EXPECT_THAT(Call(*a, R"({"action": "subscribe_instance", "pk": 1})").text,
+                HasSubstr(R"("errors":["request_id is required to subscribe."])"));
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_instance", "pk": 99, "request_id": "x"})").status(), 404);
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_instance", "pk": "abc", "request_id": "x"})").status(), 404);
+    EXPECT_EQ(Call(*a, R"({"action": "unsubscribe_instance", "pk": 1, "request_id": "never"})").status(), 204);
+    Call(*a, R"({"action": "subscribe_instance", "pk": 2, "request_id": "d"})");
+    server_->database().Delete("posts", Value(2));
+    EXPECT_EQ(Next(*a).action(), "delete");
+    EXPECT_EQ(Call(*a, R"({"action": "unsubscribe_instance", "pk": 2, "request_id": "d"})").status(), 204);
+    EXPECT_EQ(Call(*a, R"({"action": "unsubscribe_instance"})").status(), 400);
+}
+
+TEST_F(SubscriptionTest, TransactionGivesOnePushWithTheFinalStateAndRollbackNone) {
+    auto a = Connect();
+    WatchSentinel(*a);
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "t"})");
+    {
+        auto tx = server_->database().Begin();
+        tx->Patch("posts", Value(1), {{"body", "one"}});
+        tx->Patch("posts", Value(1), {{"body", "two"}});
+        tx->Patch("posts", Value(1), {{"body", "three"}});
+        tx->Commit();
+    }
+    Frame push = Next(*a);
+    EXPECT_STREQ(push.data()["body"].GetString(), "three");
+    {
+        auto tx = server_->database().Begin();
+        tx->Patch("posts", Value(1), {{"body", "never"}});
+        tx->Rollback();
+    }
+    ExpectOnlySentinel({a.get()});
+    server_->database().Patch("posts", Value(1), {{"body", "four"}});
+    EXPECT_STREQ(Next(*a).data()["body"].GetString(), "four");
+}
+
+TEST_F(SubscriptionTest, SinceDeliversWhatAReconnectingClientMissed) {
+    std::int64_t version = 0;
+    {
+        auto a = Connect();
+        Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r"})");
+        server_->database().Patch("posts", Value(1), {{"body", "seen"}});
+        version = Next(*a).version();
+    }
+    server_->database().Patch("posts", Value(1), {{"body", "missed"}});
+    auto a = Connect();
+    Frame sub = Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r", "since": )" +
+                             std::to_string(version) + "}");
+    EXPECT_EQ(sub.status(), 201);
+    Frame push = Next(*a);
+    EXPECT_STREQ(push.data()["body"].GetString(), "missed");
+    EXPECT_GT(push.version(), version);
+    // Up to date: nothing more.
+    auto b = Connect();
+    Call(*b, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r", "since": )" +
+                 std::to_string(push.version()) + "}");
+    ExpectNothingPending(*b);
+    // Deleted while away: the 201 is followed by the delete.
+    server_->database().Delete("posts", Value(1));
+    auto c = Connect();
+    EXPECT_EQ(Call(*c, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r", "since": )" +
+                           std::to_string(push.version()) + "}")
+                  .status(),
+              201);
+    EXPECT_EQ(Next(*c).action(), "delete");
+}
+
+TEST_F(SubscriptionTest, RowLeavingTheQuerysetIsPushedAsDelete) {
+    auto a = Connect("/ws/alice/");
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "q"})");
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_instance", "pk": 2, "request_id": "q"})").status(), 404);  // bob's
+    server_->database().Patch("posts", Value(1), {{"author", "bob"}});
+    Frame push = Next(*a);
+    EXPECT_EQ(push.action(), "delete");
+    EXPECT_EQ(push.data()["pk"].GetInt(), 1);
+}
+
+TEST_F(SubscriptionTest, AnyLookupFieldWorks) {
+    auto a = Connect("/ws/by-title/");
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_instance", "title": "Second", "request_id": "t"})").status(), 201);
+    server_->database().Patch("posts", Value(2), {{"author", "zoe"}});
+    Frame push = Next(*a);
+    EXPECT_EQ(push.action(), "update");
+    EXPECT_STREQ(push.data()["author"].GetString(), "zoe");
+    EXPECT_FALSE(push.data().HasMember("id"));  // this route's serializer
+    EXPECT_EQ(Call(*a, R"({"action": "unsubscribe_instance", "title": "Second", "request_id": "t"})").status(), 204);
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_instance", "title": "Sentinel", "request_id": "sentinel"})").status(),
+              201);
+    server_->database().Patch("posts", Value(2), {{"author", "yan"}});
+    server_->database().Patch("posts", Value(3), {{"author", "last"}});
+    EXPECT_EQ(Next(*a).request_id(), "sentinel");
+}
+
+TEST_F(SubscriptionTest, ListSubscriptionSeesRowsEnterChangeAndLeave) {
+    auto a = Connect();
+    WatchSentinel(*a);
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_list", "request_id": "L", "filter": {"author": "carol"}})").status(),
+              201);
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_list", "request_id": "bad", "filter": {"nope": 1}})").status(), 400);
+    Row row = server_->database().Insert("posts", {{"title", "New"}, {"author", "carol"}});
+    Frame created = Next(*a);
+    EXPECT_EQ(created.action(), "create");
+    EXPECT_EQ(created.status(), 200);
+    EXPECT_EQ(created.request_id(), "L");
+    server_->database().Patch("posts", row[0], {{"title", "Newer"}});
+    EXPECT_EQ(Next(*a).action(), "update");
+    server_->database().Patch("posts", row[0], {{"author", "dave"}});
+    Frame left = Next(*a);
+    EXPECT_EQ(left.action(), "delete");
+    EXPECT_STREQ(left.data()["title"].GetString(), "Newer");
+    server_->database().Patch("posts", Value(1), {{"body", "not carol's"}});
+    ExpectOnlySentinel({a.get()});
+    EXPECT_EQ(Call(*a, R"({"action": "unsubscribe_list", "request_id": "L"})").status(), 204);
+    server_->database().Insert("posts", {{"title", "Another"}, {"author", "carol"}});
+    ExpectOnlySentinel({a.get()});
+}
+
+TEST_F(SubscriptionTest, GroupSubscriptionsFollowARowBetweenGroups) {
+    auto alice = Connect();
+    auto bob = Connect();
+    auto all = Connect();
+    WatchSentinel(*alice);
+    WatchSentinel(*bob);
+    EXPECT_EQ(Call(*alice, R"({"action": "subscribe_group", "author": "alice", "request_id": "ga"})").status(), 201);
+    EXPECT_EQ(Call(*bob, R"({"action": "subscribe_group", "author": "bob", "request_id": "gb"})").status(), 201);
+    EXPECT_EQ(Call(*all, R"({"action": "subscribe_group", "request_id": "all"})").status(), 201);
+    server_->database().Patch("posts", Value(1), {{"author", "bob"}});  // alice -> bob
+    Frame left = Next(*alice);
+    EXPECT_EQ(left.action(), "delete");
+    EXPECT_EQ(left.status(), 200);
+    Frame entered = Next(*bob);
+    EXPECT_EQ(entered.action(), "create");
+    EXPECT_EQ(entered.request_id(), "gb");
+    Frame stayed = Next(*all);
+    EXPECT_EQ(stayed.action(), "update");
+    server_->database().Patch("posts", Value(1), {{"title", "Still bob's"}});
+    EXPECT_EQ(Next(*bob).action(), "update");
+    EXPECT_EQ(Next(*all).action(), "update");
+    EXPECT_EQ(Call(*bob, R"({"action": "unsubscribe_group", "author": "bob", "request_id": "gb"})").status(), 204);
+    server_->database().Patch("posts", Value(1), {{"title", "again"}});
+    EXPECT_EQ(Next(*all).action(), "update");
+    ExpectOnlySentinel({alice.get(), bob.get()});
+}
+
+TEST_F(SubscriptionTest, DisconnectDropsEverySubscription) {
+    {
+        auto a = Connect();
+        Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "x"})");
+        Call(*a, R"({"action": "subscribe_list", "request_id": "y"})");
+        EXPECT_EQ(server_->observer().subscription_count(), 2u);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (server_->observer().subscription_count() != 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // waiting for the server to see the close
+    }
+    EXPECT_EQ(server_->observer().subscription_count(), 0u);
+}
+
+}  // namespace
+}  // namespace syncline
