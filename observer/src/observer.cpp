@@ -64,6 +64,11 @@ void Observer::Release(const std::string& channel) {
     }
 }
 
+void Observer::Await(const std::vector<std::string>& channels) const {
+    if (!await_subscribed_) return;
+    for (const auto& channel : channels) await_subscribed_(channel);
+}
+
 void Observer::Add(const SubPtr& sub, const std::vector<std::string>& channels) {
     sub->channels = channels;
     sub->order = next_order_++;
@@ -106,7 +111,17 @@ void Observer::RemoveIf(std::uint64_t connection_id, const std::function<bool(co
 
 void Observer::SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
                                  InstanceSubscription subscription) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    const std::string& table = consumer.options().model;
+    std::string channel = layout_.ForRow(table, subscription.pk);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        AddInstance(connection, consumer, std::move(subscription), channel);
+    }
+    Await({channel});
+}
+
+void Observer::AddInstance(ConnectionContext& connection, GenericConsumer& consumer,
+                           InstanceSubscription subscription, const std::string& channel) {
     const std::string& table = consumer.options().model;
     auto conn_it = by_connection_.find(connection.id());
     if (conn_it != by_connection_.end()) {
@@ -126,7 +141,7 @@ void Observer::SubscribeInstance(ConnectionContext& connection, GenericConsumer&
     sub->request_id = std::move(subscription.request_id);
     sub->pk = std::move(subscription.pk);
     sub->lookup_value = std::move(subscription.lookup_value);
-    Add(sub, {layout_.ForRow(table, sub->pk)});
+    Add(sub, {channel});
 }
 
 void Observer::UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer, const Value& lookup_value,
@@ -141,8 +156,8 @@ void Observer::UnsubscribeInstance(ConnectionContext& connection, GenericConsume
 void Observer::SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
                                std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
                                const std::string& request_id) {
-    std::lock_guard<std::mutex> lock(mutex_);
     const std::string& table = consumer.options().model;
+    std::unique_lock<std::mutex> lock(mutex_);
     for (const auto& group : groups) {
         bool exists = false;
         if (auto it = by_connection_.find(connection.id()); it != by_connection_.end()) {
@@ -163,6 +178,8 @@ void Observer::SubscribeGroups(ConnectionContext& connection, GenericConsumer& c
         sub->group = group;
         Add(sub, layout_.ForTable(table));
     }
+    lock.unlock();
+    Await(layout_.ForTable(table));
 }
 
 void Observer::UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
@@ -178,7 +195,7 @@ void Observer::UnsubscribeGroups(ConnectionContext& connection, GenericConsumer&
 
 void Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
                              const std::string& request_id) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     // The same request_id again replaces the filter.
     RemoveIf(connection.id(), [&](const Sub& s) {
         return s.kind == Sub::Kind::kList && s.consumer == &consumer && s.request_id == request_id;
@@ -192,6 +209,8 @@ void Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& con
     sub->request_id = request_id;
     sub->filter = std::move(filter);
     Add(sub, layout_.ForTable(sub->table));
+    lock.unlock();
+    Await(layout_.ForTable(consumer.options().model));
 }
 
 void Observer::UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,

@@ -98,6 +98,13 @@ void Relay::Loop() {
                 cursor = stored ? *stored : (options_.use_lease ? source_->LatestSeq() : start_cursor_);
                 acked_.store(cursor);
                 saved = stored ? *stored : -1;
+                if (options_.use_lease && !stored) {
+                    // The first holder records where publishing starts at once: a successor taking over after this
+                    // holder dies resumes here instead of at its own newest change, which would skip the writes
+                    // committed between the death and the takeover.
+                    source_->SaveCursor(options_.name, cursor);
+                    saved = cursor;
+                }
             }
             cursor_.store(cursor);
             std::vector<ChangeEvent> changes = source_->ReadAfter(cursor, options_.batch);

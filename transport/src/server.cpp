@@ -3,6 +3,7 @@
 #include <syncline/core/log.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
+#include <syncline/observer/redis_bus.hpp>
 #include <syncline/observer/relay.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/transport/websocket_server.hpp>
@@ -10,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <future>
 #include <stdexcept>
 
 namespace syncline {
@@ -135,7 +137,17 @@ void Server::Prepare() {
         };
         bus_ = std::move(bus);
     } else {
-        throw std::invalid_argument("the Redis bus is not available in this build yet");
+        observer::RedisBusOptions redis_options;
+        redis_options.url = options_.redis_url;
+        auto bus = std::make_unique<observer::RedisBus>(redis_options);
+        observer::RedisBus* redis = bus.get();
+        publish = [redis](const std::string& channel, std::string payload, std::int64_t version) {
+            redis->Publish(channel, std::move(payload), version);
+        };
+        // One relay per database publishes (a lease in the database); its cursor follows what Redis confirmed.
+        relay_options.use_lease = true;
+        relay_options.acknowledged_publishes = true;
+        bus_ = std::move(bus);
     }
     observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout,
                                                      std::make_unique<storage::FeedSource>(*db_));
@@ -155,6 +167,21 @@ void Server::Prepare() {
 
 void Server::StartObserving() {
     observer_->Start();
+    // Wired after Observer::Start: the reconnect handler may run on the bus thread at once, and the observer's
+    // change source must not be used by two threads.
+    if (auto* redis = dynamic_cast<observer::RedisBus*>(bus_.get())) {
+        observer::Relay* relay = relay_.get();
+        observer::Observer* obs = observer_.get();
+        redis->SetPublishAckHandler([relay](std::int64_t version) { relay->OnAck(version); });
+        // After an outage, re-read the feed from the last event seen: subscribers converge on the latest state.
+        redis->SetReconnectHandler([obs] { obs->CatchUp(); });
+        obs->SetAwaitSubscribed([redis](const std::string& channel) {
+            auto active = std::make_shared<std::promise<void>>();
+            redis->Subscribe(channel, [active] { active->set_value(); });
+            // Bounded: with Redis down the subscription still stands, and the reconnect catch-up covers the gap.
+            active->get_future().wait_for(std::chrono::seconds(2));
+        });
+    }
     relay_->Start();
 }
 

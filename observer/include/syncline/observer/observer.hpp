@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,12 @@ public:
     /// `bus` carries events (the observer subscribes channels on it as interest comes and goes); `catch_up` reads
     /// the change feed after a bus outage (may be null: no catch-up).
     Observer(std::vector<Schema> models, Bus& bus, ChannelLayout layout, std::unique_ptr<ChangeSource> catch_up);
+
+    /// Waits until the bus delivers a channel's messages (a Redis SUBSCRIBE takes a round trip). Subscribe calls
+    /// run it, outside any lock, before they return, so that a subscribe reply (201) is only sent once every change
+    /// committed after it is sure to arrive. Unset (the in-process bus), nothing waits.
+    using AwaitSubscribed = std::function<void(const std::string& channel)>;
+    void SetAwaitSubscribed(AwaitSubscribed await) { await_subscribed_ = std::move(await); }
     ~Observer() override;
 
     /// Installs the bus handler. Call once before the first subscription.
@@ -73,6 +80,9 @@ private:
     struct Sub;
     using SubPtr = std::shared_ptr<Sub>;
     void Add(const SubPtr& sub, const std::vector<std::string>& channels);
+    void Await(const std::vector<std::string>& channels) const;
+    void AddInstance(ConnectionContext& connection, GenericConsumer& consumer, InstanceSubscription subscription,
+                     const std::string& channel);
     void RemoveIf(std::uint64_t connection_id, const std::function<bool(const Sub&)>& match);
     void Retain(const std::string& channel);
     void Release(const std::string& channel);
@@ -83,6 +93,7 @@ private:
     Bus& bus_;
     ChannelLayout layout_;
     std::unique_ptr<ChangeSource> catch_up_;
+    AwaitSubscribed await_subscribed_;
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::vector<SubPtr>> instance_;  // row key -> subscriptions, in order
