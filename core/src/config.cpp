@@ -110,7 +110,8 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (!v.IsObject()) Fail(path, "expected an object such as {\"model\": \"posts\", \"mixins\": [\"list\"]}");
     CheckKeys(v, path,
               {"model", "fields", "read_only", "write_only", "mixins", "lookup_field", "lookup_url_kwarg", "queryset",
-               "rate_limit", "group_by"});
+               "rate_limit", "group_by", "filter_fields", "ordering_fields", "pagination", "page_size",
+               "max_page_size"});
     RouteConfig route;
     route.path = route_path;
     const rapidjson::Value* model = Member(v, "model");
@@ -154,6 +155,20 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     }
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    route.consumer.filter_fields = field_list("filter_fields");
+    route.consumer.ordering_fields = field_list("ordering_fields");
+    bool paginated = false;
+    if (const auto* p = Member(v, "pagination")) {
+        std::string kind = GetString(*p, path + ".pagination");
+        if (kind != "limit_offset") {
+            Fail(path + ".pagination", "unknown pagination \"" + kind + "\"; valid values: limit_offset");
+        }
+        paginated = true;
+    }
+    if (const auto* p = Member(v, "page_size")) route.consumer.page_size = GetInteger(*p, path + ".page_size", 1, 100000);
+    if (const auto* p = Member(v, "max_page_size")) {
+        route.consumer.max_page_size = GetInteger(*p, path + ".max_page_size", 1, 100000);
+    }
     if (const auto* p = Member(v, "group_by")) {
         route.group_by = GetString(*p, path + ".group_by");
         if (!schema.FieldIndex(route.group_by)) {
@@ -173,6 +188,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
                  "unknown mixin \"" + route.mixins[i] + "\"; valid mixins: " + Join(ConfigMixinNames()));
         }
     }
+    if (paginated) route.consumer.mixins.push_back(PaginatedModelListMixin());  // replaces "list"
     return route;
 }
 

@@ -1,6 +1,9 @@
 // The CRUD mixins: values that install DRF's actions into a consumer's action table.
 
 #include <syncline/core/consumer.hpp>
+#include <syncline/core/subscriptions.hpp>
+
+#include <algorithm>
 
 namespace syncline {
 namespace {
@@ -20,14 +23,107 @@ Result<const rapidjson::Value*> DataArgument(const ActionRequest& request) {
     return data;
 }
 
-ActionResult List(GenericConsumer& consumer, ActionRequest& request) {
-    std::vector<Row> rows = consumer.store().List(consumer.options().model, consumer.GetQueryset(request));
+std::string JsonArray(const GenericConsumer& consumer, const std::vector<Row>& rows) {
     std::string data = "[";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         if (i) data += ",";
         data += consumer.Represent(rows[i]);
     }
     data += "]";
+    return data;
+}
+
+// The queryset of a list request: the consumer's, narrowed by the `filter` argument and ordered by `ordering`, both
+// limited to the fields the consumer declares (anything else answers 400 naming the field).
+Result<Query> ListQuery(const GenericConsumer& consumer, const ActionRequest& request) {
+    Query query = consumer.GetQueryset(request);
+    const auto& options = consumer.options();
+    auto allowed = [](const std::vector<std::string>& list, const std::string& field) {
+        return std::find(list.begin(), list.end(), field) != list.end();
+    };
+    if (const rapidjson::Value* filter = request.Arg("filter"); filter && !filter->IsNull()) {
+        if (!filter->IsObject()) return ActionResult::Message(400, "filter must be an object of field lookups.");
+        for (auto it = filter->MemberBegin(); it != filter->MemberEnd(); ++it) {
+            std::string key(it->name.GetString(), it->name.GetStringLength());
+            auto lookup = ParseLookup(key);
+            if (!lookup || !allowed(options.filter_fields, lookup->first)) {
+                return ActionResult::Message(400, "Filtering on \"" + key + "\" is not allowed.");
+            }
+        }
+        Result<std::vector<Filter>> parsed = ParseListFilter(consumer, filter);
+        if (!parsed) return parsed.error();
+        query.filters.insert(query.filters.end(), parsed->begin(), parsed->end());
+    }
+    if (const rapidjson::Value* ordering = request.Arg("ordering"); ordering && !ordering->IsNull()) {
+        std::vector<std::string> terms;
+        if (ordering->IsString()) {
+            std::string text(ordering->GetString(), ordering->GetStringLength());
+            std::size_t start = 0;
+            while (start <= text.size()) {
+                std::size_t comma = text.find(',', start);
+                std::string term = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                if (!term.empty()) terms.push_back(term);
+                if (comma == std::string::npos) break;
+                start = comma + 1;
+            }
+        } else if (ordering->IsArray()) {
+            for (const auto& item : ordering->GetArray()) {
+                if (!item.IsString()) return ActionResult::Message(400, "ordering must be a string or a list of strings.");
+                terms.emplace_back(item.GetString(), item.GetStringLength());
+            }
+        } else {
+            return ActionResult::Message(400, "ordering must be a string or a list of strings.");
+        }
+        std::vector<OrderBy> order;
+        for (const auto& term : terms) {
+            OrderBy o = ParseOrdering(term);
+            if (!allowed(options.ordering_fields, o.field)) {
+                return ActionResult::Message(400, "Ordering by \"" + o.field + "\" is not allowed.");
+            }
+            order.push_back(o);
+        }
+        order.insert(order.end(), query.ordering.begin(), query.ordering.end());
+        query.ordering = std::move(order);
+    }
+    return query;
+}
+
+ActionResult List(GenericConsumer& consumer, ActionRequest& request) {
+    Result<Query> query = ListQuery(consumer, request);
+    if (!query) return query.error();
+    return ActionResult::Ok(200, JsonArray(consumer, consumer.store().List(consumer.options().model, *query)));
+}
+
+// DCRF's limit/offset fallbacks, and never a crash on null or a non-number.
+std::int64_t IntArg(const ActionRequest& request, const char* name, std::int64_t fallback, bool positive) {
+    const rapidjson::Value* v = request.Arg(name);
+    if (!v) return fallback;
+    std::optional<std::int64_t> n;
+    if (v->IsInt64()) {
+        n = v->GetInt64();
+    } else if (v->IsString()) {
+        std::string s(v->GetString(), v->GetStringLength());
+        if (!s.empty() && s.size() < 19 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            n = std::stoll(s);
+        }
+    }
+    if (!n || *n < 0 || (positive && *n == 0)) return fallback;
+    return *n;
+}
+
+ActionResult PaginatedList(GenericConsumer& consumer, ActionRequest& request) {
+    Result<Query> query = ListQuery(consumer, request);
+    if (!query) return query.error();
+    const auto& options = consumer.options();
+    std::int64_t page_size = options.page_size > 0 ? options.page_size : 10;
+    std::int64_t limit = std::min(IntArg(request, "limit", page_size, true), std::max<std::int64_t>(options.max_page_size, 1));
+    std::int64_t offset = IntArg(request, "offset", 0, false);
+    std::int64_t count = consumer.store().Count(options.model, query->filters);
+    query->limit = limit;
+    query->offset = offset;
+    std::string data = "{\"count\":" + std::to_string(count) +
+                       ",\"results\":" + JsonArray(consumer, consumer.store().List(options.model, *query)) +
+                       ",\"limit\":" + std::to_string(limit) + ",\"offset\":" + std::to_string(offset) + "}";
     return ActionResult::Ok(200, std::move(data));
 }
 
@@ -73,6 +169,7 @@ ActionResult Delete(GenericConsumer& consumer, ActionRequest& request) {
 }  // namespace
 
 Mixin ListModelMixin() { return {{ActionSpec{"list", List, false, false, false, false}}}; }
+Mixin PaginatedModelListMixin() { return {{ActionSpec{"list", PaginatedList, false, false, false, false}}}; }
 Mixin RetrieveModelMixin() { return {{ActionSpec{"retrieve", Retrieve, true, false, false, false}}}; }
 Mixin CreateModelMixin() { return {{ActionSpec{"create", Create, false, true, false, false}}}; }
 Mixin UpdateModelMixin() {

@@ -351,3 +351,62 @@ TEST_F(ConsumerTest, ThrottlingAnswers429ThenCloses1008) {
 
 }  // namespace
 }  // namespace syncline
+
+namespace syncline {
+namespace {
+
+class ListFeaturesTest : public ConsumerTest {
+protected:
+    void SetUp() override {
+        ConsumerTest::SetUp();
+        for (const char* author : {"carol", "alice", "bob"}) db_->Insert("posts", {{"title", "More"}, {"author", author}});
+        ConsumerOptions o;
+        o.model = "posts";
+        o.serializer.fields = {"id", "author"};
+        o.filter_fields = {"author", "id"};
+        o.ordering_fields = {"id", "author"};
+        o.page_size = 2;
+        o.max_page_size = 3;
+        list_ = Make<ModelConsumer>(o);
+        o.mixins = {PaginatedModelListMixin()};
+        paged_ = Make<GenericConsumer>(o);
+    }
+    std::shared_ptr<GenericConsumer> list_, paged_;
+};
+
+TEST_F(ListFeaturesTest, FilterAndOrderingOnDeclaredFieldsOnly) {
+    EXPECT_THAT(Send(R"({"action": "list", "filter": {"author": "alice"}, "ordering": "-id"})", list_.get()),
+                HasSubstr(R"("data":[{"id":4,"author":"alice"},{"id":1,"author":"alice"}])"));
+    EXPECT_THAT(Send(R"({"action": "list", "filter": {"id__gte": 4}, "ordering": ["author", "-id"]})", list_.get()),
+                HasSubstr(R"("data":[{"id":4,"author":"alice"},{"id":5,"author":"bob"}])"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "list", "filter": {"title": "x"}})", list_.get()),
+                         R"({"errors": ["Filtering on \"title\" is not allowed."], "data": null, "action": "list",
+                             "response_status": 400, "request_id": null})"));
+    EXPECT_THAT(Send(R"({"action": "list", "ordering": "body"})", list_.get()),
+                HasSubstr(R"(Ordering by \"body\" is not allowed.)"));
+    EXPECT_THAT(Send(R"({"action": "list", "ordering": 5})", list_.get()), HasSubstr("\"response_status\":400"));
+    EXPECT_THAT(Send(R"({"action": "list", "filter": "alice"})", list_.get()), HasSubstr("\"response_status\":400"));
+}
+
+TEST_F(ListFeaturesTest, LimitOffsetPaginationAndFallbacks) {
+    EXPECT_TRUE(SameJson(Send(R"({"action": "list", "limit": 2, "offset": 1})", paged_.get()),
+                         R"({"errors": [], "data": {"count": 5, "results": [{"id": 2, "author": "bob"},
+                             {"id": 3, "author": "carol"}], "limit": 2, "offset": 1}, "action": "list",
+                             "response_status": 200, "request_id": null})"));
+    for (const char* bad : {R"("limit": 0)", R"("limit": -3)", R"("limit": null)", R"("limit": "x")",
+                            R"("limit": [1])", R"("limit": 1.5)"}) {
+        EXPECT_THAT(Send(std::string(R"({"action": "list", )") + bad + "}", paged_.get()),
+                    HasSubstr(R"("limit":2,"offset":0)"))
+            << bad;  // falls back to the page size
+    }
+    EXPECT_THAT(Send(R"({"action": "list", "limit": 50})", paged_.get()), HasSubstr(R"("limit":3)"));  // capped
+    EXPECT_THAT(Send(R"({"action": "list", "offset": -1})", paged_.get()), HasSubstr(R"("offset":0)"));
+    EXPECT_THAT(Send(R"({"action": "list", "offset": "4"})", paged_.get()),
+                HasSubstr(R"("results":[{"id":5,"author":"bob"}],"limit":2,"offset":4)"));
+    EXPECT_THAT(Send(R"({"action": "list", "offset": 99})", paged_.get()), HasSubstr(R"("count":5,"results":[])"));
+    EXPECT_THAT(Send(R"({"action": "list", "filter": {"author": "alice"}})", paged_.get()),
+                HasSubstr(R"("count":2)"));
+}
+
+}  // namespace
+}  // namespace syncline

@@ -143,6 +143,10 @@ Mixin CreateModelMixin();
 Mixin UpdateModelMixin();
 Mixin PatchModelMixin();
 Mixin DeleteModelMixin();
+/// DCRF's PaginatedModelListMixin: `list` with `limit`/`offset`, answering {"count", "results", "limit", "offset"}.
+/// A bad, null, zero or negative limit falls back to the page size, a bad or negative offset to 0, and the limit is
+/// capped by max_page_size. Uses the consumer's page_size (10 when unset).
+Mixin PaginatedModelListMixin();
 
 class Permission;
 
@@ -155,6 +159,13 @@ struct ConsumerOptions {
     std::string lookup_url_kwarg;     ///< The request argument holding the lookup value; defaults to lookup_field.
     std::vector<std::shared_ptr<const Permission>> permissions;  ///< All must allow; empty means AllowAny.
     std::vector<Mixin> mixins;
+    /// Fields `list` may filter on (`{"filter": {"author": "alice", "likes__gte": 3}}`); others answer 400.
+    std::vector<std::string> filter_fields;
+    /// Fields `list` may order by (`{"ordering": "-id"}` or `"title,-id"` or a list); others answer 400.
+    std::vector<std::string> ordering_fields;
+    /// Limit/offset pagination of `list` (PaginatedModelListMixin); page_size 0 means no pagination.
+    std::int64_t page_size = 0;
+    std::int64_t max_page_size = 100;
 };
 
 /// DCRF's GenericAsyncAPIConsumer. Subclass to override the hooks; the action table is filled from the mixins.
