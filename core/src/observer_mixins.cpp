@@ -2,6 +2,8 @@
 
 #include <syncline/core/subscriptions.hpp>
 
+#include <algorithm>
+
 #include "json_util.hpp"
 
 namespace syncline {
@@ -59,8 +61,9 @@ ActionResult SubscribeInstance(GenericConsumer& consumer, ActionRequest& request
         pk = *value;
         lookup_value = *value;
     }
+    std::int64_t known = since ? std::max(*since, version) : 0;
     consumer.registry().SubscribeInstance(request.connection(), consumer,
-                                          InstanceSubscription{pk, lookup_value, *request_id});
+                                          InstanceSubscription{pk, lookup_value, *request_id, known});
     if (since && version > *since) {
         // Deferred by the connection's push gate until the 201 below has been queued.
         std::string frame = row ? PushPrefix("update", 200, consumer.Represent(*row), version)

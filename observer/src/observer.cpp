@@ -141,6 +141,7 @@ void Observer::AddInstance(ConnectionContext& connection, GenericConsumer& consu
     sub->request_id = std::move(subscription.request_id);
     sub->pk = std::move(subscription.pk);
     sub->lookup_value = std::move(subscription.lookup_value);
+    sub->last_version.store(subscription.known_version);
     Add(sub, {channel});
 }
 
@@ -403,7 +404,7 @@ void Observer::CatchUp() {
 }
 
 ObserverStats Observer::stats() const {
-    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(stats_mutex_));
+    std::lock_guard<std::mutex> lock(stats_mutex_);
     return stats_;
 }
 

@@ -29,6 +29,9 @@ struct InstanceSubscription {
     Value pk;            ///< The row's primary key.
     Value lookup_value;  ///< The value the client addressed the row by (matches a later unsubscribe).
     std::string request_id;  ///< The request_id as JSON text.
+    /// The newest version this subscriber already has (its `since`, or the version pushed with the 201): older or
+    /// equal versions still in flight are not pushed.
+    std::int64_t known_version = 0;
 };
 
 /// Where subscriptions live. Implemented by the observer; every method is thread-safe.

@@ -105,7 +105,7 @@ private:
     // Delivery-thread state.
     std::unordered_map<std::string, std::int64_t> last_version_;  // row key -> newest version processed
     std::atomic<std::int64_t> last_seen_{0};                       // newest version received from the bus
-    std::mutex stats_mutex_;
+    mutable std::mutex stats_mutex_;
     ObserverStats stats_;
 };
 
