@@ -73,15 +73,17 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
               "routes./ws/posts/.model: unknown model \"post\"; valid models: posts");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list", "lst"]})")),
               "routes./ws/posts/.mixins[1]: unknown mixin \"lst\"; valid mixins: list, retrieve, create, update, "
-              "patch, delete");
+              "patch, delete, observe_instance, observe_list");
     EXPECT_EQ(Error(With(R"({"model": "posts", "fields": ["id", "titel"], "mixins": ["list"]})")),
               "routes./ws/posts/.fields[1]: unknown field \"titel\"; valid fields: id, title, author");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "colour": 1})")),
               "routes./ws/posts/.colour: unknown key; valid keys: model, fields, read_only, write_only, mixins, "
-              "lookup_field, lookup_url_kwarg, queryset, rate_limit");
+              "lookup_field, lookup_url_kwarg, queryset, rate_limit, group_by, filter_fields, ordering_fields, "
+              "pagination, page_size, max_page_size");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": "list"})")), "routes./ws/posts/.mixins: expected a list of strings");
     EXPECT_EQ(Error(With(R"({"model": "posts"})")),
-              "routes./ws/posts/.mixins: missing; valid mixins: list, retrieve, create, update, patch, delete");
+              "routes./ws/posts/.mixins: missing; valid mixins: list, retrieve, create, update, patch, delete, "
+              "observe_instance, observe_list");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("workers": "two",)")),
               "workers: expected an integer from 0 to 256");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("listen": {"port": 70000},)")),

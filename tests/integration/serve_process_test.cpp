@@ -83,7 +83,7 @@ TEST(ServeProcessTest, ConfigErrorStopsStartupWithOneLine) {
     std::string output = server.Output();
     EXPECT_EQ(output,
               "syncline: config error: routes./ws/posts/.mixins[1]: unknown mixin \"lst\"; valid mixins: list, "
-              "retrieve, create, update, patch, delete\n");
+              "retrieve, create, update, patch, delete, observe_instance, observe_list\n");
 }
 
 TEST(ServeProcessTest, CppExampleServesItsConsumer) {
