@@ -2,6 +2,11 @@
 function(syncline_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wold-style-cast
                                            -Wcast-align -Woverloaded-virtual -Wnull-dereference -Werror)
+  if(SYNCLINE_SANITIZE)
+    # GCC 12 with sanitizers and optimization reports std::variant/std::optional members as maybe-uninitialized
+    # (false positives seen in core/src/serializer.cpp); keep it a warning there rather than a build failure.
+    target_compile_options(${target} PRIVATE -Wno-error=maybe-uninitialized)
+  endif()
 endfunction()
 
 # syncline_module(NAME <name>): a library from <name>/src/*.cpp with public headers in <name>/include.
