@@ -239,7 +239,8 @@ ServerConfig ParseConfig(std::string_view json_text) {
     if (!doc.IsObject()) throw ConfigError("config: expected a JSON object");
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
-               "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s"});
+               "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
+               "slow_reader_timeout_ms"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -280,6 +281,12 @@ ServerConfig ParseConfig(std::string_view json_text) {
         if (const auto* p = Member(*bus, "channel_prefix")) config.bus.channel_prefix = GetString(*p, "bus.channel_prefix");
     }
     if (const auto* p = Member(doc, "trim_horizon_s")) config.trim_horizon_s = GetInteger(*p, "trim_horizon_s", 1, 365 * 86400);
+    if (const auto* p = Member(doc, "max_queue_bytes")) {
+        config.max_queue_bytes = static_cast<std::size_t>(GetInteger(*p, "max_queue_bytes", 4096, std::int64_t{1} << 34));
+    }
+    if (const auto* p = Member(doc, "slow_reader_timeout_ms")) {
+        config.slow_reader_timeout_ms = GetInteger(*p, "slow_reader_timeout_ms", 0, 86400000);
+    }
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
 

@@ -85,6 +85,8 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.bus_shards = config.bus.shards;
     options.channel_prefix = config.bus.channel_prefix;
     options.trim_horizon = std::chrono::seconds(config.trim_horizon_s);
+    options.max_queue_bytes = config.max_queue_bytes;
+    options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -121,6 +123,8 @@ void Server::Prepare() {
     ws_options.max_message_bytes = options_.max_message_bytes;
     ws_options.ping_interval = options_.ping_interval;
     ws_options.pong_timeout = options_.pong_timeout;
+    ws_options.max_queue_bytes = options_.max_queue_bytes;
+    ws_options.slow_reader_timeout = options_.slow_reader_timeout;
     ws_ = std::make_unique<transport::WebSocketServer>(ws_options);
 
     observer::ChannelLayout layout(

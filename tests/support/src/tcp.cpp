@@ -70,6 +70,10 @@ TcpConnection::~TcpConnection() {
     Close();
 }
 
+bool TcpConnection::SetReceiveBufferBytes(int bytes) {
+    return fd_ >= 0 && ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == 0;
+}
+
 void TcpConnection::Close() {
     if (fd_ >= 0) {
         ::close(fd_);
@@ -96,7 +100,8 @@ bool TcpConnection::Fill(std::chrono::steady_clock::time_point deadline) {
         return false;
     }
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             return false;
         }

@@ -36,6 +36,7 @@ struct WsClient::State {
     mutable std::mutex mutex;
     std::condition_variable changed;
     Phase phase = Phase::kConnecting;
+    bool opened = false;  // the handshake succeeded (the phase may already be kClosed again)
     int http_status = 0;
     std::string error;
     std::deque<std::string> texts;
@@ -44,6 +45,7 @@ struct WsClient::State {
     std::string close_reason;
     std::size_t pings = 0;
     bool auto_pong = true;
+    bool abandoned = false;    // Connect gave up waiting: do not connect, or close at once
     ConnectionPtr connection;  // set on the io thread before connect(); never reset
 };
 
@@ -66,7 +68,7 @@ public:
         endpoint_.clear_access_channels(websocketpp::log::alevel::all);
         endpoint_.clear_error_channels(websocketpp::log::elevel::all);
         endpoint_.init_asio(&io_);
-        endpoint_.set_tcp_post_init_handler([this](websocketpp::connection_hdl hdl) {
+        endpoint_.set_tcp_post_init_handler([this](const websocketpp::connection_hdl& hdl) {
             ErrorCode ec;
             if (ConnectionPtr connection = endpoint_.get_con_from_hdl(hdl, ec)) {
                 boost::system::error_code ignored;
@@ -93,6 +95,12 @@ public:
     // Io thread only. Creates the connection, wires its handlers to `state` and starts connecting.
     void StartConnect(const std::shared_ptr<State>& state, const std::string& uri, const Headers& headers,
                       std::size_t max_message_bytes) {
+        {
+            std::lock_guard<std::mutex> lock(state->mutex);
+            if (state->abandoned) {
+                return;
+            }
+        }
         ErrorCode ec;
         ConnectionPtr connection = endpoint_.get_connection(uri, ec);
         if (ec || !connection) {
@@ -108,15 +116,25 @@ public:
         }
         // Handlers hold the state weakly: State owns the connection, the connection owns its handlers.
         std::weak_ptr<State> weak = state;
-        connection->set_open_handler([weak](websocketpp::connection_hdl) {
-            if (auto s = weak.lock()) {
+        connection->set_open_handler([this, weak](const websocketpp::connection_hdl& hdl) {
+            auto s = weak.lock();
+            bool abandoned = !s;
+            if (s) {
                 std::lock_guard<std::mutex> lock(s->mutex);
+                abandoned = s->abandoned;
                 s->phase = Phase::kOpen;
+                s->opened = true;
                 s->http_status = 101;
                 s->changed.notify_all();
             }
+            if (abandoned) {  // Connect timed out before the handshake finished: nobody will use this socket
+                ErrorCode ignored;
+                if (ConnectionPtr c = endpoint_.get_con_from_hdl(hdl, ignored)) {
+                    c->close(websocketpp::close::status::going_away, "client gave up", ignored);
+                }
+            }
         });
-        connection->set_fail_handler([this, weak](websocketpp::connection_hdl hdl) {
+        connection->set_fail_handler([this, weak](const websocketpp::connection_hdl& hdl) {
             auto s = weak.lock();
             ErrorCode ignored;
             ConnectionPtr c = endpoint_.get_con_from_hdl(hdl, ignored);
@@ -129,7 +147,7 @@ public:
             s->error = c->get_ec().message();
             s->changed.notify_all();
         });
-        connection->set_close_handler([this, weak](websocketpp::connection_hdl hdl) {
+        connection->set_close_handler([this, weak](const websocketpp::connection_hdl& hdl) {
             auto s = weak.lock();
             ErrorCode ignored;
             ConnectionPtr c = endpoint_.get_con_from_hdl(hdl, ignored);
@@ -142,7 +160,7 @@ public:
             s->close_reason = c->get_remote_close_reason();
             s->changed.notify_all();
         });
-        connection->set_message_handler([weak](websocketpp::connection_hdl, const MessagePtr& message) {
+        connection->set_message_handler([weak](const websocketpp::connection_hdl&, const MessagePtr& message) {
             if (auto s = weak.lock()) {
                 std::lock_guard<std::mutex> lock(s->mutex);
                 if (message->get_opcode() == websocketpp::frame::opcode::text) {
@@ -153,7 +171,7 @@ public:
                 s->changed.notify_all();
             }
         });
-        connection->set_ping_handler([weak](websocketpp::connection_hdl, const std::string&) {
+        connection->set_ping_handler([weak](const websocketpp::connection_hdl&, const std::string&) {
             auto s = weak.lock();
             if (!s) {
                 return true;
@@ -197,17 +215,16 @@ ConnectResult WsClient::Connect(const std::string& host, std::uint16_t port, con
                                               [&] { return state->phase != Phase::kConnecting; });
     if (!done) {
         result.error = "timed out connecting to " + uri;
+        state->abandoned = true;  // StartConnect (if still queued) will not connect; a late open closes at once
         ConnectionPtr connection = state->connection;
         lock.unlock();
-        io->Post([connection] {
-            if (connection) {
-                connection->terminate(ErrorCode());
-            }
-        });
+        if (connection) {
+            io->Post([connection] { connection->terminate(ErrorCode()); });
+        }
         return result;
     }
     result.http_status = state->http_status;
-    if (state->phase == Phase::kOpen) {
+    if (state->opened) {  // even if the server already closed it again: the test reads the close code
         lock.unlock();
         result.client.reset(new WsClient(std::move(io), std::move(state)));
         return result;
@@ -259,7 +276,8 @@ namespace {
 std::optional<std::string> PopFrame(std::unique_lock<std::mutex>& lock, std::condition_variable& changed,
                                     std::deque<std::string>& queue, const Phase& phase,
                                     std::chrono::milliseconds timeout) {
-    changed.wait_for(lock, timeout, [&] { return !queue.empty() || phase == Phase::kClosed || phase == Phase::kFailed; });
+    changed.wait_for(lock, timeout,
+                     [&] { return !queue.empty() || phase == Phase::kClosed || phase == Phase::kFailed; });
     if (queue.empty()) {
         return std::nullopt;
     }

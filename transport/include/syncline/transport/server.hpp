@@ -43,6 +43,10 @@ struct ServerOptions {
     unsigned bus_shards = 16;         ///< Channels per table on the bus.
     std::string channel_prefix;       ///< Default: "syncline:" + a hash of the database file's absolute path.
     std::chrono::milliseconds trim_horizon{600000};  ///< Captured changes are kept this long (catch-up window).
+    /// Slow readers: a connection whose outgoing queue stays over max_queue_bytes for slow_reader_timeout is closed
+    /// with 1013; meanwhile a newer push of a row replaces its queued one (see transport::ServerOptions).
+    std::size_t max_queue_bytes = 4 * 1024 * 1024;
+    std::chrono::milliseconds slow_reader_timeout{10000};
 };
 
 /// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it

@@ -33,15 +33,28 @@ struct ServerOptions {
     std::chrono::milliseconds ping_interval{20000};
     /// A connection that has not answered a ping within this time is closed (1001 "pong timeout"); 0 disables it.
     std::chrono::milliseconds pong_timeout{10000};
+    /// Outgoing frames go straight to the socket's writer while it holds fewer unwritten bytes than this; beyond,
+    /// they wait in the connection's own queue, where a newer push for the same row replaces a queued one.
+    std::size_t write_high_water = 256 * 1024;
+    /// A connection whose outgoing queue stays over this many bytes for slow_reader_timeout (or exceeds four times
+    /// it at once) is closed with 1013: server memory stays bounded whatever a client does.
+    std::size_t max_queue_bytes = 4 * 1024 * 1024;
+    std::chrono::milliseconds slow_reader_timeout{10000};
     /// How long Stop() waits for open connections to finish their closing handshake before dropping them.
     std::chrono::milliseconds shutdown_timeout{5000};
 };
 
 /// A websocket server that routes each handshake by exact path to an Endpoint and runs one Session per connection.
 ///
-/// Plain HTTP on the same port: `GET /healthz` answers 200 `{"status":"ok"}` (503 while stopping); any other plain
-/// HTTP request answers 404. A handshake for an unknown path is refused with 404; Endpoint::Admit may refuse it with
+/// Plain HTTP on the same port: `GET /healthz` answers 200 `{"status":"ok"}` (503 `{"status":"stopping"}` while
+/// stopping; another method on /healthz answers 405); a plain HTTP request for any other path answers 404. A handshake for an unknown path is refused with 404; Endpoint::Admit may refuse it with
 /// its own status. The query string is ignored when matching routes; "/a" and "/a/" are different paths.
+///
+/// The Outbox given to each session: Send drops a frame that is not valid UTF-8 (one warning per connection) and is a
+/// no-op once Close was called or the connection closed; Close with a code that may not be sent (below 1000, 1004-1006,
+/// 1015-2999, above 4999) closes with 1011 instead; BufferedBytes counts the payload bytes of frames Send queued that
+/// are not yet written to the socket (0 once closed). Frames over max_message_bytes close the socket with 1009, and
+/// invalid UTF-8 in an incoming text frame closes it with 1007 (websocketpp's checks); binary frames are delivered.
 ///
 /// Thread safety: Route, Start, Stop and Run are meant to be called from one controlling thread (Stop may also be
 /// called from another non-worker thread while Run blocks); port() and connection_count() from any thread.

@@ -132,6 +132,8 @@ public:
     std::optional<std::string> ReadExactly(std::size_t count, std::chrono::milliseconds timeout = kDefaultTimeout);
     /// Reads until the peer closes; returns what was read (including anything buffered), or nullopt on timeout.
     std::optional<std::string> ReadToEof(std::chrono::milliseconds timeout = kDefaultTimeout);
+    /// Caps the kernel receive buffer (SO_RCVBUF), e.g. so that a peer that stops reading makes the sender queue.
+    bool SetReceiveBufferBytes(int bytes);
     /// Closes the socket now.
     void Close();
 

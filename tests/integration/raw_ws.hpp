@@ -1,0 +1,68 @@
+#pragma once
+// A websocket client on a raw TCP socket that reads only when told to: for tests of readers that stop reading
+// (the regular test client drains its socket on a background thread, so it never pushes back).
+
+#include <syncline/test_support/ws_client.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace syncline::testing {
+
+class RawWebSocket {
+public:
+    /// Connects and performs the handshake; nullopt on failure.
+    static std::optional<RawWebSocket> Open(std::uint16_t port, const std::string& path) {
+        auto tcp = test_support::TcpConnection::Connect("127.0.0.1", port);
+        if (!tcp) return std::nullopt;
+        std::string request = "GET " + path +
+                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        if (!tcp->SendAll(request)) return std::nullopt;
+        auto response = tcp->ReadUntil("\r\n\r\n");
+        if (!response || response->find(" 101 ") == std::string::npos) return std::nullopt;
+        return RawWebSocket(std::move(*tcp));
+    }
+
+    /// Sends one masked text frame.
+    bool SendText(const std::string& text) {
+        std::string frame;
+        frame.push_back(static_cast<char>(0x81));
+        const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+        if (text.size() < 126) {
+            frame.push_back(static_cast<char>(0x80 | text.size()));
+        } else {
+            frame.push_back(static_cast<char>(0x80 | 126));
+            frame.push_back(static_cast<char>((text.size() >> 8) & 0xff));
+            frame.push_back(static_cast<char>(text.size() & 0xff));
+        }
+        frame.append(reinterpret_cast<const char*>(mask), 4);
+        for (std::size_t i = 0; i < text.size(); ++i) frame.push_back(static_cast<char>(text[i] ^ mask[i % 4]));
+        return tcp_.SendAll(frame);
+    }
+
+    /// Reads the next frame: (opcode, payload); nullopt on timeout or when the connection ended.
+    std::optional<std::pair<int, std::string>> ReadFrame(std::chrono::milliseconds timeout) {
+        auto head = tcp_.ReadExactly(2, timeout);
+        if (!head) return std::nullopt;
+        int opcode = static_cast<unsigned char>((*head)[0]) & 0x0f;
+        std::uint64_t length = static_cast<unsigned char>((*head)[1]) & 0x7f;
+        if (length == 126 || length == 127) {
+            auto ext = tcp_.ReadExactly(length == 126 ? 2 : 8, timeout);
+            if (!ext) return std::nullopt;
+            length = 0;
+            for (unsigned char c : *ext) length = (length << 8) | c;
+        }
+        auto payload = length ? tcp_.ReadExactly(static_cast<std::size_t>(length), timeout) : std::string();
+        if (!payload) return std::nullopt;
+        return std::make_pair(opcode, std::move(*payload));
+    }
+
+private:
+    explicit RawWebSocket(test_support::TcpConnection tcp) : tcp_(std::move(tcp)) {}
+    test_support::TcpConnection tcp_;
+};
+
+}  // namespace syncline::testing

@@ -1,0 +1,636 @@
+// The websocket server over real sockets on 127.0.0.1 (port 0), with an echo endpoint defined here. Every wait is on
+// an event with a deadline; nothing sleeps.
+#include <syncline/transport/websocket_server.hpp>
+
+#include <syncline/core/session.hpp>
+#include <syncline/test_support/ws_client.hpp>
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace syncline::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using syncline::test_support::ConnectResult;
+using syncline::test_support::Headers;
+using syncline::test_support::HttpGet;
+using syncline::test_support::TcpConnection;
+using syncline::test_support::WsClient;
+using syncline::test_support::WsClientOptions;
+
+constexpr auto kWait = 10s;
+
+// What the echo endpoint and its sessions saw. Thread-safe; tests wait on it.
+class Recorder {
+public:
+    void Update(const std::function<void(Recorder&)>& change) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            change(*this);
+        }
+        changed_.notify_all();
+    }
+
+    bool WaitFor(const std::function<bool(const Recorder&)>& condition, std::chrono::milliseconds timeout = kWait) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] { return condition(*this); });
+    }
+
+    template <typename T>
+    T Read(const std::function<T(const Recorder&)>& read) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return read(*this);
+    }
+
+    int admitted = 0;
+    int opened = 0;
+    int closed = 0;
+    int violations = 0;  // concurrent session calls, calls after OnClose, double OnClose
+    int floods_done = 0;
+    std::vector<HandshakeRequest> requests;
+    std::vector<std::shared_ptr<Outbox>> outboxes;
+
+private:
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+};
+
+// Echoes text; a few commands exercise the transport:
+//   "throw"            the session throws
+//   "flood:N"          sends N 1 KiB frames "<i>:..." then reports floods_done
+//   "close:CODE"       sends "bye" then closes with CODE "requested"
+class EchoSession : public Session {
+public:
+    EchoSession(std::shared_ptr<Recorder> recorder, std::shared_ptr<Outbox> outbox)
+        : recorder_(std::move(recorder)), outbox_(std::move(outbox)) {}
+
+    void OnText(std::string_view frame) override {
+        Guard guard(*this);
+        if (frame == "throw") {
+            throw std::runtime_error("session failure requested by the test");
+        }
+        if (frame.rfind("flood:", 0) == 0) {
+            const int count = std::stoi(std::string(frame.substr(6)));
+            const std::string padding(1024, 'x');
+            for (int i = 0; i < count; ++i) {
+                outbox_->Send(std::to_string(i) + ":" + padding);
+            }
+            recorder_->Update([](Recorder& r) { ++r.floods_done; });
+            return;
+        }
+        if (frame.rfind("close:", 0) == 0) {
+            outbox_->Send("bye");
+            outbox_->Close(std::stoi(std::string(frame.substr(6))), "requested");
+            return;
+        }
+        outbox_->Send(std::string(frame));
+    }
+
+    void OnBinary(std::string_view frame) override {
+        Guard guard(*this);
+        outbox_->Send("binary:" + std::to_string(frame.size()));
+    }
+
+    void OnClose() override {
+        Guard guard(*this);
+        const bool twice = closed_;
+        closed_ = true;
+        recorder_->Update([twice](Recorder& r) {
+            ++r.closed;
+            r.violations += twice ? 1 : 0;
+        });
+    }
+
+private:
+    // Detects concurrent entry and calls after OnClose.
+    struct Guard {
+        explicit Guard(EchoSession& session) : session_(session) {
+            if (session_.in_call_.fetch_add(1) != 0 || session_.closed_) {
+                session_.recorder_->Update([](Recorder& r) { ++r.violations; });
+            }
+        }
+        ~Guard() { session_.in_call_.fetch_sub(1); }
+        Guard(const Guard&) = delete;
+        Guard& operator=(const Guard&) = delete;
+        EchoSession& session_;
+    };
+
+    std::shared_ptr<Recorder> recorder_;
+    std::shared_ptr<Outbox> outbox_;
+    std::atomic<int> in_call_{0};
+    bool closed_ = false;
+};
+
+// Query parameters steer it: deny=1 -> 403, admit_throws=1 -> throws in Admit, open_throws=1 -> throws in Open.
+class EchoEndpoint : public Endpoint {
+public:
+    explicit EchoEndpoint(std::shared_ptr<Recorder> recorder) : recorder_(std::move(recorder)) {}
+
+    int Admit(const HandshakeRequest& request) override {
+        recorder_->Update([&](Recorder& r) {
+            ++r.admitted;
+            r.requests.push_back(request);
+        });
+        if (request.QueryParam("admit_throws")) {
+            throw std::runtime_error("admit failure requested by the test");
+        }
+        return request.QueryParam("deny") ? 403 : 101;
+    }
+
+    std::unique_ptr<Session> Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) override {
+        if (request.QueryParam("open_throws")) {
+            throw std::runtime_error("open failure requested by the test");
+        }
+        recorder_->Update([&](Recorder& r) {
+            ++r.opened;
+            r.outboxes.push_back(outbox);
+        });
+        return std::make_unique<EchoSession>(recorder_, std::move(outbox));
+    }
+
+private:
+    std::shared_ptr<Recorder> recorder_;
+};
+
+constexpr char kEchoPath[] = "/ws/echo/";
+
+// A websocket handshake written by hand on a raw socket, for peers that misbehave (never read, never answer).
+std::optional<TcpConnection> RawWebSocket(std::uint16_t port) {
+    auto raw = TcpConnection::Connect("127.0.0.1", port);
+    if (!raw || !raw->SendAll("GET /ws/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n")) {
+        return std::nullopt;
+    }
+    const auto head = raw->ReadUntil("\r\n\r\n");
+    if (!head || head->rfind("HTTP/1.1 101", 0) != 0) {
+        return std::nullopt;
+    }
+    return raw;
+}
+
+class TransportWebSocketServer : public ::testing::Test {
+protected:
+    static ServerOptions DefaultOptions() {
+        ServerOptions options;
+        options.host = "127.0.0.1";
+        options.port = 0;
+        options.workers = 2;
+        return options;
+    }
+
+    void StartServer(ServerOptions options = DefaultOptions()) {
+        server_ = std::make_unique<WebSocketServer>(options);
+        server_->Route(kEchoPath, endpoint_);
+        server_->Start();
+        port_ = server_->port();
+        ASSERT_NE(port_, 0);
+    }
+
+    ConnectResult Connect(const std::string& path = kEchoPath, const Headers& headers = {},
+                          WsClientOptions options = {}) {
+        return WsClient::Connect("127.0.0.1", port_, path, headers, options);
+    }
+
+    void TearDown() override {
+        if (server_) {
+            server_->Stop();
+            EXPECT_EQ(server_->connection_count(), 0U);
+        }
+        EXPECT_EQ(recorder_->Read<int>([](const Recorder& r) { return r.violations; }), 0);
+        EXPECT_EQ(recorder_->Read<int>([](const Recorder& r) { return r.closed; }),
+                  recorder_->Read<int>([](const Recorder& r) { return r.opened; }))
+            << "every opened session gets exactly one OnClose";
+    }
+
+    int Opened() const { return recorder_->Read<int>([](const Recorder& r) { return r.opened; }); }
+    int Closed() const { return recorder_->Read<int>([](const Recorder& r) { return r.closed; }); }
+
+    std::shared_ptr<Recorder> recorder_ = std::make_shared<Recorder>();
+    std::shared_ptr<EchoEndpoint> endpoint_ = std::make_shared<EchoEndpoint>(recorder_);
+    std::unique_ptr<WebSocketServer> server_;
+    std::uint16_t port_ = 0;
+};
+
+TEST_F(TransportWebSocketServer, EchoesText) {
+    StartServer();
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    EXPECT_EQ(client.http_status, 101);
+    EXPECT_EQ(client->Request("hello"), "hello");
+    EXPECT_EQ(client->Request(u8"h\u00e9llo \u2603"), u8"h\u00e9llo \u2603");
+}
+
+TEST_F(TransportWebSocketServer, EmptyTextFrameReachesOnText) {
+    StartServer();
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    EXPECT_EQ(client->Request(""), "");
+    EXPECT_EQ(client->Request("after"), "after");
+}
+
+TEST_F(TransportWebSocketServer, BinaryFrameReachesOnBinaryAndSocketStaysOpen) {
+    StartServer();
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    ASSERT_TRUE(client->SendBinary(std::string("\x00\x01\xff", 3)));
+    EXPECT_EQ(client->Receive(), "binary:3");
+    EXPECT_EQ(client->Request("still open"), "still open");
+}
+
+TEST_F(TransportWebSocketServer, FrameOverTheLimitClosesWith1009) {
+    ServerOptions options = DefaultOptions();
+    options.max_message_bytes = 1024;
+    StartServer(options);
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    const std::string at_limit(1024, 'a');
+    EXPECT_EQ(client->Request(at_limit), at_limit);
+    ASSERT_TRUE(client->SendText(std::string(1025, 'b')));
+    EXPECT_EQ(client->WaitClosed(kWait), 1009);
+    EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
+}
+
+TEST_F(TransportWebSocketServer, InvalidUtf8TextClosesWith1007) {
+    StartServer();
+    auto raw = RawWebSocket(port_);
+    ASSERT_TRUE(raw);
+    // FIN + text, masked, 2 bytes, zero mask key, payload C3 28 (a truncated two-byte sequence).
+    ASSERT_TRUE(raw->SendAll(std::string("\x81\x82\x00\x00\x00\x00\xc3\x28", 8)));
+    const auto close_frame = raw->ReadExactly(4);
+    ASSERT_TRUE(close_frame);
+    EXPECT_EQ(static_cast<unsigned char>((*close_frame)[0]), 0x88);
+    EXPECT_EQ(static_cast<unsigned char>((*close_frame)[2]) * 256 + static_cast<unsigned char>((*close_frame)[3]),
+              1007);
+}
+
+TEST_F(TransportWebSocketServer, UnknownPathIsRefusedWith404) {
+    StartServer();
+    ConnectResult unknown = Connect("/ws/nope/");
+    EXPECT_FALSE(unknown);
+    EXPECT_EQ(unknown.http_status, 404);
+    ConnectResult no_trailing_slash = Connect("/ws/echo");
+    EXPECT_FALSE(no_trailing_slash);
+    EXPECT_EQ(no_trailing_slash.http_status, 404);
+    EXPECT_EQ(Opened(), 0);
+}
+
+TEST_F(TransportWebSocketServer, QueryStringIsIgnoredForRoutingAndHandshakeIsDescribed) {
+    StartServer();
+    ConnectResult client = Connect("/ws/echo/?token=a%20b+c&x=1",
+                                   {{"X-Custom-Header", "Some Value"}, {"Cookie", "sessionid=abc123; theme=dark"}});
+    ASSERT_TRUE(client) << client.error;
+    const HandshakeRequest request =
+        recorder_->Read<HandshakeRequest>([](const Recorder& r) { return r.requests.back(); });
+    EXPECT_EQ(request.path, "/ws/echo/");
+    EXPECT_EQ(request.query, "token=a%20b+c&x=1");
+    EXPECT_EQ(request.QueryParam("token"), "a b c");
+    EXPECT_EQ(request.QueryParam("x"), "1");
+    EXPECT_EQ(request.Header("X-CUSTOM-HEADER"), "Some Value");
+    EXPECT_EQ(request.Cookie("sessionid"), "abc123");
+    EXPECT_EQ(request.Cookie("theme"), "dark");
+    bool saw_lower_case_name = false;
+    for (const auto& [name, value] : request.headers) {
+        saw_lower_case_name = saw_lower_case_name || name == "x-custom-header";
+    }
+    EXPECT_TRUE(saw_lower_case_name);
+    const std::string client_address = "127.0.0.1:";
+    ASSERT_EQ(request.remote.rfind(client_address, 0), 0U) << request.remote;
+    const int remote_port = std::stoi(request.remote.substr(client_address.size()));
+    EXPECT_GT(remote_port, 0);
+    EXPECT_NE(remote_port, port_);
+}
+
+TEST_F(TransportWebSocketServer, AdmitRefusalIsSentAsHttpStatus) {
+    StartServer();
+    ConnectResult denied = Connect("/ws/echo/?deny=1");
+    EXPECT_FALSE(denied);
+    EXPECT_EQ(denied.http_status, 403);
+    ConnectResult admit_throws = Connect("/ws/echo/?admit_throws=1");
+    EXPECT_FALSE(admit_throws);
+    EXPECT_EQ(admit_throws.http_status, 500);
+    EXPECT_EQ(Opened(), 0);
+    ConnectResult allowed = Connect();
+    ASSERT_TRUE(allowed) << allowed.error;
+    EXPECT_EQ(allowed->Request("ok"), "ok");
+}
+
+TEST_F(TransportWebSocketServer, HealthzAnswersOverPlainHttpAndOtherPathsAre404) {
+    StartServer();
+    const auto health = HttpGet("127.0.0.1", port_, "/healthz");
+    EXPECT_EQ(health.status, 200) << health.error;
+    EXPECT_EQ(health.body, R"({"status":"ok"})");
+    const auto health_with_query = HttpGet("127.0.0.1", port_, "/healthz?probe=1");
+    EXPECT_EQ(health_with_query.status, 200) << health_with_query.error;
+    const auto other = HttpGet("127.0.0.1", port_, "/other");
+    EXPECT_EQ(other.status, 404) << other.error;
+    const auto routed_path_without_upgrade = HttpGet("127.0.0.1", port_, kEchoPath);
+    EXPECT_EQ(routed_path_without_upgrade.status, 404) << routed_path_without_upgrade.error;
+}
+
+TEST_F(TransportWebSocketServer, RepliesKeepFrameOrderPerSocketWithManyFramesInFlight) {
+    ServerOptions options = DefaultOptions();
+    options.workers = 4;
+    StartServer(options);
+    constexpr int kClients = 4;
+    constexpr int kFrames = 3000;
+    std::vector<std::unique_ptr<WsClient>> clients;
+    for (int c = 0; c < kClients; ++c) {
+        ConnectResult result = Connect();
+        ASSERT_TRUE(result) << result.error;
+        clients.push_back(std::move(result.client));
+    }
+    std::vector<std::thread> senders;
+    for (int c = 0; c < kClients; ++c) {
+        senders.emplace_back([&, c] {
+            for (int i = 0; i < kFrames; ++i) {
+                clients[c]->SendText(std::to_string(c) + "/" + std::to_string(i));
+            }
+        });
+    }
+    for (std::thread& sender : senders) {
+        sender.join();
+    }
+    for (int c = 0; c < kClients; ++c) {
+        for (int i = 0; i < kFrames; ++i) {
+            const auto frame = clients[c]->Receive(kWait);
+            ASSERT_TRUE(frame) << "client " << c << " frame " << i;
+            ASSERT_EQ(*frame, std::to_string(c) + "/" + std::to_string(i));
+        }
+    }
+}
+
+TEST_F(TransportWebSocketServer, ServesManySocketsAtOnce) {
+    StartServer();
+    constexpr int kClients = 200;
+    std::vector<std::unique_ptr<WsClient>> clients;
+    for (int c = 0; c < kClients; ++c) {
+        ConnectResult result = Connect();
+        ASSERT_TRUE(result) << "client " << c << ": " << result.error;
+        ASSERT_TRUE(result->SendText("client " + std::to_string(c)));
+        clients.push_back(std::move(result.client));
+    }
+    for (int c = 0; c < kClients; ++c) {
+        EXPECT_EQ(clients[c]->Receive(kWait), "client " + std::to_string(c));
+    }
+    // Every client got its echo, so every session is open.
+    EXPECT_EQ(server_->connection_count(), static_cast<std::size_t>(kClients));
+    clients.clear();
+    EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == kClients; }));
+    EXPECT_EQ(server_->connection_count(), 0U);
+}
+
+TEST_F(TransportWebSocketServer, StopClosesOpenSocketsWith1001AfterQueuedFrames) {
+    StartServer();
+    ConnectResult flooded = Connect();
+    ASSERT_TRUE(flooded) << flooded.error;
+    ConnectResult idle = Connect();
+    ASSERT_TRUE(idle) << idle.error;
+    ASSERT_TRUE(idle->Request("ping"));  // its session is open
+
+    constexpr int kFrames = 5000;  // ~5 MB: more than the socket buffers hold
+    ASSERT_TRUE(flooded->SendText("flood:" + std::to_string(kFrames)));
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.floods_done == 1; }));
+    server_->Stop();
+    EXPECT_EQ(server_->connection_count(), 0U);
+    EXPECT_EQ(Closed(), 2);
+
+    for (int i = 0; i < kFrames; ++i) {
+        const auto frame = flooded->Receive(kWait);
+        ASSERT_TRUE(frame) << "frame " << i;
+        ASSERT_EQ(frame->substr(0, frame->find(':')), std::to_string(i));
+    }
+    EXPECT_EQ(flooded->WaitClosed(kWait), 1001);
+    EXPECT_EQ(flooded->close_reason(), "server shutting down");
+    EXPECT_EQ(idle->WaitClosed(kWait), 1001);
+
+    server_->Stop();  // idempotent
+    EXPECT_FALSE(HttpGet("127.0.0.1", port_, "/healthz", 2s).status == 200) << "no longer accepting";
+}
+
+TEST_F(TransportWebSocketServer, StopIsBoundedWhenAPeerNeverAnswersTheClose) {
+    ServerOptions options = DefaultOptions();
+    options.shutdown_timeout = 300ms;
+    StartServer(options);
+    auto raw = RawWebSocket(port_);  // will never answer the close frame
+    ASSERT_TRUE(raw);
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+
+    server_->Stop();
+    EXPECT_EQ(Closed(), 1) << "the session got OnClose even though the peer never completed the close";
+    EXPECT_EQ(server_->connection_count(), 0U);
+    // The close frame was sent anyway: FIN+close opcode, 2+20 byte payload, code 1001.
+    const auto close_frame = raw->ReadExactly(4);
+    ASSERT_TRUE(close_frame);
+    EXPECT_EQ(static_cast<unsigned char>((*close_frame)[0]), 0x88);
+    EXPECT_EQ(static_cast<unsigned char>((*close_frame)[2]) * 256 + static_cast<unsigned char>((*close_frame)[3]),
+              1001);
+}
+
+TEST_F(TransportWebSocketServer, PongTimeoutClosesAPeerThatNeverAnswersPings) {
+    ServerOptions options = DefaultOptions();
+    options.ping_interval = 50ms;
+    options.pong_timeout = 100ms;
+    StartServer(options);
+    WsClientOptions silent;
+    silent.auto_pong = false;
+    ConnectResult client = Connect(kEchoPath, {}, silent);
+    ASSERT_TRUE(client) << client.error;
+    EXPECT_EQ(client->WaitClosed(kWait), 1001);
+    EXPECT_EQ(client->close_reason(), "pong timeout");
+    EXPECT_GE(client->pings_received(), 1U);
+    EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
+}
+
+TEST_F(TransportWebSocketServer, AnsweredPingsKeepTheConnectionOpen) {
+    ServerOptions options = DefaultOptions();
+    options.ping_interval = 20ms;
+    options.pong_timeout = 2s;  // generous: a loaded machine must not fail this test
+    StartServer(options);
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    // A ping goes out only once the previous one was answered, so 8 pings prove the pongs were seen; if they were
+    // not, the server would stop pinging and close the socket when the pong timeout expires.
+    ASSERT_TRUE(client->WaitPings(8, kWait));
+    EXPECT_TRUE(client->is_open());
+    EXPECT_EQ(client->Request("alive"), "alive");
+}
+
+TEST_F(TransportWebSocketServer, OutboxSendWorksFromAnotherThreadAndIsANoOpAfterClose) {
+    StartServer();
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+    std::shared_ptr<Outbox> outbox =
+        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+
+    // Pushes from a foreign thread interleave with echo replies; each stream keeps its own order.
+    constexpr int kFrames = 500;
+    std::thread pusher([&] {
+        for (int i = 0; i < kFrames; ++i) {
+            outbox->Send("push:" + std::to_string(i));
+        }
+    });
+    for (int i = 0; i < kFrames; ++i) {
+        ASSERT_TRUE(client->SendText("echo:" + std::to_string(i)));
+    }
+    pusher.join();
+    int next_push = 0;
+    int next_echo = 0;
+    while (next_push < kFrames || next_echo < kFrames) {
+        const auto frame = client->Receive(kWait);
+        ASSERT_TRUE(frame) << "push " << next_push << " echo " << next_echo;
+        if (frame->rfind("push:", 0) == 0) {
+            ASSERT_EQ(*frame, "push:" + std::to_string(next_push++));
+        } else {
+            ASSERT_EQ(*frame, "echo:" + std::to_string(next_echo++));
+        }
+    }
+
+    client->Close();
+    EXPECT_EQ(client->WaitClosed(kWait), 1000);
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
+    outbox->Send("too late");  // no-op, no crash
+    outbox->Close(1000, "too late");
+    EXPECT_EQ(outbox->BufferedBytes(), 0U);
+}
+
+TEST_F(TransportWebSocketServer, BufferedBytesCountsWhatThePeerHasNotTakenYet) {
+    ServerOptions options = DefaultOptions();
+    options.max_queue_bytes = 64 << 20;  // the 32 MiB below stays under the slow-reader limits
+    StartServer(options);
+    auto raw = RawWebSocket(port_);
+    ASSERT_TRUE(raw);
+    ASSERT_TRUE(raw->SetReceiveBufferBytes(64 * 1024));  // so that the kernel cannot absorb the flood
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+    std::shared_ptr<Outbox> outbox =
+        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    EXPECT_EQ(outbox->BufferedBytes(), 0U);
+
+    constexpr std::size_t kFrameBytes = 256 * 1024;
+    constexpr std::size_t kFrames = 128;  // 32 MiB, far more than the socket buffers hold (~4 MiB here)
+    const std::string payload(kFrameBytes, 'z');
+    for (std::size_t i = 0; i < kFrames; ++i) {
+        outbox->Send(payload);
+    }
+    EXPECT_GT(outbox->BufferedBytes(), kFrameBytes * kFrames / 2);
+    EXPECT_LE(outbox->BufferedBytes(), kFrameBytes * kFrames);
+
+    // Take every frame (10-byte header: 0x81, 127, 8-byte length); the count then drains to zero.
+    for (std::size_t i = 0; i < kFrames; ++i) {
+        const auto header = raw->ReadExactly(10);
+        ASSERT_TRUE(header) << "frame " << i;
+        ASSERT_EQ(static_cast<unsigned char>((*header)[0]), 0x81);
+        ASSERT_TRUE(raw->ReadExactly(kFrameBytes)) << "frame " << i;
+    }
+    // The server forgets a frame just after the write completes: poll that short window, with a deadline.
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (outbox->BufferedBytes() != 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    EXPECT_EQ(outbox->BufferedBytes(), 0U);
+}
+
+TEST_F(TransportWebSocketServer, SessionCloseSendsQueuedFramesFirst) {
+    StartServer();
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    ASSERT_TRUE(client->SendText("close:4000"));
+    EXPECT_EQ(client->Receive(), "bye");
+    EXPECT_EQ(client->WaitClosed(kWait), 4000);
+    EXPECT_EQ(client->close_reason(), "requested");
+}
+
+TEST_F(TransportWebSocketServer, ASessionExceptionIsLoggedAndTheSocketStaysOpen) {
+    StartServer();
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    ConnectResult other = Connect();
+    ASSERT_TRUE(other) << other.error;
+    ASSERT_TRUE(client->SendText("throw"));
+    EXPECT_EQ(client->Request("after"), "after");
+    EXPECT_EQ(other->Request("unaffected"), "unaffected");
+}
+
+TEST_F(TransportWebSocketServer, AnOpenExceptionClosesThatSocketWith1011) {
+    StartServer();
+    ConnectResult client = Connect("/ws/echo/?open_throws=1");
+    ASSERT_TRUE(client) << client.error;
+    EXPECT_EQ(client->WaitClosed(kWait), 1011);
+    ConnectResult other = Connect();
+    ASSERT_TRUE(other) << other.error;
+    EXPECT_EQ(other->Request("fine"), "fine");
+}
+
+TEST_F(TransportWebSocketServer, BindFailureNamesHostAndPort) {
+    StartServer();
+    ServerOptions options = DefaultOptions();
+    options.port = port_;
+    WebSocketServer second(options);
+    try {
+        second.Start();
+        FAIL() << "binding a port in use must throw";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(port_)), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(TransportWebSocketServer, RouteAfterStartIsRejected) {
+    StartServer();
+    EXPECT_THROW(server_->Route("/late/", endpoint_), std::logic_error);
+}
+
+TEST_F(TransportWebSocketServer, RunReturnsZeroAfterSigtermAndClosesSocketsWith1001) {
+    server_ = std::make_unique<WebSocketServer>(DefaultOptions());
+    server_->Route(kEchoPath, endpoint_);
+    int exit_code = -1;
+    std::thread runner([&] { exit_code = server_->Run(); });
+    struct JoinOnExit {
+        ~JoinOnExit() {
+            if (runner.joinable()) {
+                server.Stop();  // wakes Run if the test failed before the signal
+                runner.join();
+            }
+        }
+        WebSocketServer& server;
+        std::thread& runner;
+    } join_on_exit{*server_, runner};
+    // Run installs its signal handler before it starts listening, so a bound port means SIGTERM is safe to raise.
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (server_->port() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    ASSERT_EQ(client->Request("before"), "before");
+
+    ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
+    EXPECT_EQ(client->WaitClosed(kWait), 1001);
+    EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
+    EXPECT_EQ(server_->connection_count(), 0U);
+    server_->Stop();  // waits for Run's own Stop to finish
+    runner.join();
+    runner = std::thread();
+    EXPECT_EQ(exit_code, 0);
+}
+
+}  // namespace
+}  // namespace syncline::transport

@@ -1,0 +1,969 @@
+// The websocket server. This is the one translation unit of the module that includes websocketpp and Asio.
+//
+// Threading, in short (the header has the contract):
+//  - `workers` threads run io_. websocketpp gives every connection a strand and wraps all of that connection's
+//    handlers (handshake, frames, pong, interrupt, timers, close) in it; every Session call is made from one of those
+//    handlers, so a session is entered by one thread at a time, in frame order, and OnClose comes last.
+//  - Outbox::Send may run on any thread: websocketpp's send() is thread-safe (state and write queue under its own
+//    locks) and appends to the same queue the close frame later joins, so order per socket is the order of Send calls.
+//  - Outbox::Close may run on any thread, but websocketpp's close() touches strand-only members (its handshake
+//    timer), so Close only records the request and wakes the strand with interrupt(), which performs it there.
+//  - The listening socket has its own strand (accept_strand_) so that Stop() can close it without racing the accept
+//    loop (websocketpp's own accept loop offers no such guarantee, and spins on EMFILE).
+#include <syncline/transport/websocket_server.hpp>
+
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cerrno>
+#include <condition_variable>
+#include <csignal>
+#include <exception>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace syncline::transport {
+namespace {
+
+namespace asio = websocketpp::lib::asio;
+using ErrorCode = websocketpp::lib::error_code;
+
+constexpr int kGoingAway = 1001;
+constexpr int kInternalError = 1011;
+constexpr int kTryAgainLater = 1013;
+constexpr char kShutdownReason[] = "server shutting down";
+constexpr char kPongTimeoutReason[] = "pong timeout";
+constexpr std::size_t kMaxHttpBodyBytes = 64 * 1024;
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+
+struct ConnectionState;
+
+// The server whose worker the current thread is, if any (Stop() must not run on its own worker).
+thread_local const void* t_worker_of = nullptr;
+
+// websocketpp derives every connection from config::connection_base; ours carries the connection's state so a frame
+// handler reaches it without a lookup in a shared map.
+struct ConnectionData {
+    std::shared_ptr<ConnectionState> syncline_state;
+};
+
+// The stock asio config with our connection base and websocketpp's logging compiled out: we log through spdlog.
+struct ServerConfig : websocketpp::config::asio {
+    using type = ServerConfig;
+    using base = websocketpp::config::asio;
+
+    using concurrency_type = base::concurrency_type;
+    using request_type = base::request_type;
+    using response_type = base::response_type;
+    using message_type = base::message_type;
+    using con_msg_manager_type = base::con_msg_manager_type;
+    using endpoint_msg_manager_type = base::endpoint_msg_manager_type;
+    using alog_type = base::alog_type;
+    using elog_type = base::elog_type;
+    using rng_type = base::rng_type;
+
+    using connection_base = ConnectionData;
+
+    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
+    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
+
+    struct transport_config : public base::transport_config {
+        using concurrency_type = type::concurrency_type;
+        using alog_type = type::alog_type;
+        using elog_type = type::elog_type;
+        using request_type = type::request_type;
+        using response_type = type::response_type;
+        using socket_type = websocketpp::transport::asio::basic_socket::endpoint;
+    };
+    using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
+};
+
+using WsServer = websocketpp::server<ServerConfig>;
+using WsConnection = WsServer::connection_type;
+using ConnectionPtr = WsServer::connection_ptr;
+using MessageType = ServerConfig::message_type;
+using MessagePtr = MessageType::ptr;
+using TimerPtr = WsConnection::timer_ptr;
+
+std::string_view PathOf(std::string_view resource) {
+    return resource.substr(0, resource.find('?'));
+}
+
+std::string FormatRemote(const asio::ip::tcp::endpoint& endpoint) {
+    asio::ip::address address = endpoint.address();
+    if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+        address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+    }
+    std::string text = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    return text + ":" + std::to_string(endpoint.port());
+}
+
+std::string AsciiLower(std::string text) {
+    for (char& c : text) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return text;
+}
+
+bool IsSendableCloseCode(int code) {
+    if (code < 1000 || code > 4999) {
+        return false;
+    }
+    const auto value = static_cast<websocketpp::close::status::value>(code);
+    return !websocketpp::close::status::invalid(value) && !websocketpp::close::status::reserved(value);
+}
+
+// How a connection's outgoing queue behaves (from ServerOptions).
+struct QueueLimits {
+    std::size_t write_high_water = 256 * 1024;
+    std::size_t max_queue_bytes = 4 * 1024 * 1024;
+    std::chrono::milliseconds slow_reader_timeout{10000};
+};
+
+// The Outbox a Session writes to. Thread-safe. mutex_ orders Send/Close against MarkClosed, which Stop() relies on:
+// once MarkClosed returns, no thread is inside websocketpp for this connection through the outbox, so the event loop
+// can be torn down under a session that still holds its outbox.
+//
+// Slow readers: frames go straight to websocketpp while it holds less than write_high_water bytes not yet written
+// to the socket; beyond that they wait in pending_, where a push replaces a queued push with the same key (the
+// latest state wins; replies are never replaced). Each frame websocketpp finishes writing posts a flush. A reader
+// whose queue (websocketpp's and ours) stays over max_queue_bytes for slow_reader_timeout, or exceeds four times
+// that at once, is closed with 1013. So memory per connection is bounded whatever the client does.
+class ConnectionOutbox final : public Outbox, public std::enable_shared_from_this<ConnectionOutbox> {
+public:
+    ConnectionOutbox(const ConnectionPtr& connection, QueueLimits limits) : connection_(connection), limits_(limits) {}
+
+    void Send(std::string frame) override { Enqueue(std::move(frame), nullptr); }
+
+    void SendPush(std::string frame, const std::string& key) override { Enqueue(std::move(frame), &key); }
+
+    // Moves pending frames to websocketpp while it has room. On the connection's strand (posted by the writes).
+    void Flush() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        FlushLocked();
+    }
+
+    void Close(int code, std::string reason) override {
+        if (!IsSendableCloseCode(code)) {
+            spdlog::warn("websocket: close code {} cannot be sent; closing with {} instead", code, kInternalError);
+            code = kInternalError;
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        // "After the frames already queued": what waits in pending_ goes to websocketpp first (which writes it before
+        // the close frame). Only the slow-reader close drops the queue.
+        while (!pending_.empty() && !closing_ && !closed_) {
+            Pending next = std::move(pending_.front());
+            pending_.pop_front();
+            pending_bytes_ -= next.frame.size();
+            WriteLocked(std::move(next.frame));
+        }
+        by_key_.clear();
+        CloseLocked(code, std::move(reason));
+    }
+
+    // Payload bytes of the frames Send queued that are not yet written to the socket. Not websocketpp's
+    // get_buffered_amount(): that one is read without its lock (a data race from another thread) and forgets a frame
+    // as soon as the write starts rather than when it completes.
+    std::size_t BufferedBytes() const override {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closed_) {
+                return 0;
+            }
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        return buffered_->load(std::memory_order_relaxed) + pending_bytes_;
+    }
+
+    /// On the connection's strand: the close that Close() asked for, once.
+    std::optional<std::pair<int, std::string>> TakeRequestedClose() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::optional<std::pair<int, std::string>> request = std::move(requested_close_);
+        requested_close_.reset();
+        return request;
+    }
+
+    /// Makes every later call a no-op. Called on the strand when the connection closed, or by Stop() after the
+    /// workers are joined.
+    void MarkClosed() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        closed_ = true;
+        requested_close_.reset();
+    }
+
+private:
+    struct Pending {
+        std::string frame;
+        std::string key;  // empty for replies
+    };
+
+    bool ValidUtf8(const std::string& frame) {
+        if (websocketpp::utf8_validator::validate(frame)) {
+            return true;
+        }
+        bool first = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            first = !warned_invalid_utf8_;
+            warned_invalid_utf8_ = true;
+        }
+        if (first) {
+            spdlog::warn("websocket: dropped an outgoing text frame that is not valid UTF-8 (logged once per "
+                         "connection)");
+        }
+        return false;
+    }
+
+    void Enqueue(std::string frame, const std::string* key) {
+        if (!ValidUtf8(frame)) {
+            return;
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closing_ || closed_) {
+            return;
+        }
+        if (pending_.empty() && buffered_->load(std::memory_order_relaxed) < limits_.write_high_water) {
+            WriteLocked(std::move(frame));
+            return;
+        }
+        if (key && !key->empty()) {
+            auto it = by_key_.find(*key);
+            if (it != by_key_.end()) {
+                pending_bytes_ = pending_bytes_ - it->second->frame.size() + frame.size();
+                it->second->frame = std::move(frame);
+                FlushLocked();
+                return;
+            }
+        }
+        pending_bytes_ += frame.size();
+        pending_.push_back(Pending{std::move(frame), key ? *key : std::string()});
+        if (key && !key->empty()) {
+            by_key_.emplace(*key, std::prev(pending_.end()));
+        }
+        // Also covers a write that completed between the check above and this push (its flush saw nothing).
+        FlushLocked();
+    }
+
+    void FlushLocked() {
+        while (!pending_.empty() && !closing_ && !closed_ &&
+               buffered_->load(std::memory_order_relaxed) < limits_.write_high_water) {
+            Pending next = std::move(pending_.front());
+            if (!next.key.empty()) {
+                by_key_.erase(next.key);
+            }
+            pending_.pop_front();
+            pending_bytes_ -= next.frame.size();
+            WriteLocked(std::move(next.frame));
+        }
+        CheckSlowReaderLocked();
+    }
+
+    void CheckSlowReaderLocked() {
+        const std::size_t total = pending_bytes_ + buffered_->load(std::memory_order_relaxed);
+        if (total <= limits_.max_queue_bytes || closing_ || closed_) {
+            over_since_.reset();
+            return;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (!over_since_) {
+            over_since_ = now;
+            // Check again when the timeout has passed, even if nothing is sent or written meanwhile (a reader
+            // that stopped reading produces no events). The timer runs on the connection's strand.
+            if (ConnectionPtr connection = connection_.lock()) {
+                std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+                connection->set_timer(static_cast<long>(limits_.slow_reader_timeout.count()) + 1,
+                                      [self](const websocketpp::lib::error_code& ec) {
+                                          if (auto outbox = self.lock(); outbox && !ec) {
+                                              outbox->Flush();
+                                          }
+                                      });
+            }
+        }
+        if (total > 4 * limits_.max_queue_bytes || now - *over_since_ >= limits_.slow_reader_timeout) {
+            spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", total);
+            pending_.clear();
+            by_key_.clear();
+            pending_bytes_ = 0;
+            CloseLocked(kTryAgainLater, "slow reader: outgoing queue over its limit");
+        }
+    }
+
+    // Hands one frame to websocketpp. With mutex_ held, connection open.
+    void WriteLocked(std::string frame) {
+        const std::size_t size = frame.size();
+        // The message counts itself in buffered_ until websocketpp destroys it, which it does once the frame is
+        // written to the socket (or dropped with the connection); then it posts a flush if frames are waiting.
+        // (Not a flush right there: websocketpp may destroy it while holding its own write lock.)
+        buffered_->fetch_add(size, std::memory_order_relaxed);
+        std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+        MessagePtr message(new MessageType(nullptr, websocketpp::frame::opcode::text, 0),
+                           [buffered = buffered_, size, self](MessageType* written) {
+                               buffered->fetch_sub(size, std::memory_order_relaxed);
+                               delete written;
+                               if (auto outbox = self.lock()) {
+                                   outbox->PostFlush();
+                               }
+                           });
+        // A server frame is unmasked and uncompressed, so it is sent "prepared": header built here, payload moved
+        // in, no copy (websocketpp would copy it once more).
+        message->set_header(websocketpp::frame::prepare_header(
+            websocketpp::frame::basic_header(websocketpp::frame::opcode::text, size, true, false),
+            websocketpp::frame::extended_header(size)));
+        message->get_raw_payload() = std::move(frame);
+        message->set_prepared(true);
+        if (ConnectionPtr connection = connection_.lock()) {
+            // An error here means the connection is already closing: the frame is dropped, as documented.
+            (void)connection->send(message);
+        }
+    }
+
+    void PostFlush() {
+        ConnectionPtr connection;
+        {
+            std::lock_guard<std::mutex> lock(pending_flag_mutex_);
+            if (flush_posted_flag_) {
+                return;
+            }
+            flush_posted_flag_ = true;
+        }
+        connection = connection_.lock();
+        if (!connection) {
+            return;
+        }
+        std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+        asio::post(*connection->get_strand(), [self] {
+            if (auto outbox = self.lock()) {
+                {
+                    std::lock_guard<std::mutex> lock(outbox->pending_flag_mutex_);
+                    outbox->flush_posted_flag_ = false;
+                }
+                outbox->Flush();
+            }
+        });
+    }
+
+    void CloseLocked(int code, std::string reason) {
+        if (closing_ || closed_) {
+            return;
+        }
+        closing_ = true;
+        requested_close_.emplace(code, std::move(reason));
+        if (ConnectionPtr connection = connection_.lock()) {
+            connection->interrupt();  // runs Impl::OnInterrupt on the connection's strand
+        }
+    }
+
+    mutable std::mutex mutex_;
+    bool closing_ = false;
+    bool closed_ = false;
+    bool warned_invalid_utf8_ = false;
+    std::optional<std::pair<int, std::string>> requested_close_;
+    std::weak_ptr<WsConnection> connection_;
+    QueueLimits limits_;
+    std::shared_ptr<std::atomic<std::size_t>> buffered_ = std::make_shared<std::atomic<std::size_t>>(0);
+    std::list<Pending> pending_;                                            // guarded by mutex_
+    std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;  // guarded by mutex_
+    std::size_t pending_bytes_ = 0;                                         // guarded by mutex_
+    std::optional<std::chrono::steady_clock::time_point> over_since_;       // guarded by mutex_
+    std::mutex pending_flag_mutex_;
+    bool flush_posted_flag_ = false;  // guarded by pending_flag_mutex_: one posted flush at a time
+};
+
+// Per-connection state. Everything but `outbox` (itself thread-safe) is touched only on the connection's strand, or
+// by Stop() after the workers are joined.
+struct ConnectionState {
+    HandshakeRequest request;
+    std::shared_ptr<Endpoint> endpoint;
+    std::shared_ptr<ConnectionOutbox> outbox;
+    std::unique_ptr<Session> session;
+    TimerPtr ping_timer;
+    bool awaiting_pong = false;
+    std::chrono::steady_clock::time_point ping_sent;
+};
+
+std::string Describe(const ConnectionState& state) {
+    return state.request.path + " from " + state.request.remote;
+}
+
+}  // namespace
+
+class WebSocketServer::Impl {
+public:
+    explicit Impl(ServerOptions options) : options_(std::move(options)) {
+        server_.clear_access_channels(websocketpp::log::alevel::all);
+        server_.clear_error_channels(websocketpp::log::elevel::all);
+        server_.init_asio(&io_);
+        server_.set_max_message_size(options_.max_message_bytes);
+        server_.set_max_http_body_size(kMaxHttpBodyBytes);
+
+        server_.set_tcp_post_init_handler([this](websocketpp::connection_hdl hdl) { OnTcpPostInit(hdl); });
+        server_.set_http_handler([this](websocketpp::connection_hdl hdl) { OnHttp(hdl); });
+        server_.set_validate_handler([this](websocketpp::connection_hdl hdl) { return OnValidate(hdl); });
+        server_.set_open_handler([this](websocketpp::connection_hdl hdl) { OnOpen(hdl); });
+        server_.set_message_handler(
+            [this](websocketpp::connection_hdl hdl, const MessagePtr& message) { OnMessage(hdl, message); });
+        server_.set_close_handler([this](websocketpp::connection_hdl hdl) { OnClose(hdl); });
+        server_.set_pong_handler([this](websocketpp::connection_hdl hdl, const std::string&) { OnPong(hdl); });
+        server_.set_interrupt_handler([this](websocketpp::connection_hdl hdl) { OnInterrupt(hdl); });
+        // Failed connections (refused or broken handshakes) never had a session: nothing to clean up, nothing
+        // worth a log line each.
+    }
+
+    ~Impl() { Stop(); }
+
+    void Route(std::string path, std::shared_ptr<Endpoint> endpoint) {
+        if (!endpoint) {
+            throw std::invalid_argument("WebSocketServer::Route: null endpoint for " + path);
+        }
+        std::lock_guard<std::mutex> stop_lock(stop_mutex_);
+        if (phase_ != Phase::kIdle) {
+            throw std::logic_error("WebSocketServer::Route must be called before Start (" + path + ")");
+        }
+        if (!routes_.emplace(path, std::move(endpoint)).second) {
+            throw std::logic_error("WebSocketServer::Route: path already routed: " + path);
+        }
+    }
+
+    void Start() {
+        std::lock_guard<std::mutex> stop_lock(stop_mutex_);
+        if (phase_ != Phase::kIdle) {
+            throw std::logic_error("WebSocketServer::Start: already started (a stopped server cannot restart)");
+        }
+        const std::string where = options_.host + ":" + std::to_string(options_.port);
+        boost::system::error_code ec;
+        asio::ip::tcp::resolver resolver(io_);
+        const auto results = resolver.resolve(options_.host, std::to_string(options_.port),
+                                              asio::ip::resolver_base::passive, ec);
+        if (ec || results.empty()) {
+            throw std::runtime_error("websocket server: cannot resolve " + where + ": " +
+                                     (ec ? ec.message() : std::string("no address")));
+        }
+        const asio::ip::tcp::endpoint endpoint = results.begin()->endpoint();
+        acceptor_.open(endpoint.protocol(), ec);
+        if (!ec) {
+            acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+        }
+        if (!ec) {
+            acceptor_.bind(endpoint, ec);
+        }
+        if (!ec) {
+            acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        }
+        if (ec) {
+            boost::system::error_code ignored;
+            acceptor_.close(ignored);
+            throw std::runtime_error("websocket server: cannot listen on " + where + ": " + ec.message());
+        }
+        port_.store(acceptor_.local_endpoint(ec).port());
+
+        unsigned workers = options_.workers != 0 ? options_.workers : std::thread::hardware_concurrency();
+        workers = std::max(workers, 1U);
+        phase_ = Phase::kRunning;
+        asio::post(accept_strand_, [this] { DoAccept(); });
+        for (unsigned i = 0; i < workers; ++i) {
+            workers_.emplace_back([this] { WorkerLoop(); });
+        }
+        spdlog::info("websocket server listening on {}:{} ({} worker{}, {} route{})", options_.host, port_.load(),
+                     workers, workers == 1 ? "" : "s", routes_.size(), routes_.size() == 1 ? "" : "s");
+    }
+
+    std::uint16_t port() const { return port_.load(); }
+
+    std::size_t connection_count() const { return open_count_.load(); }
+
+    void Stop() {
+        if (t_worker_of == this) {
+            throw std::logic_error("WebSocketServer::Stop called from one of its worker threads");
+        }
+        std::lock_guard<std::mutex> stop_lock(stop_mutex_);
+        if (phase_ != Phase::kRunning) {
+            return;
+        }
+        {
+            // Wake Run() if it is blocked, or tell it not to block if it is between Start() and its wait.
+            std::lock_guard<std::mutex> lock(run_mutex_);
+            stop_requested_ = true;
+            if (run_io_ != nullptr) {
+                run_io_->stop();
+            }
+        }
+
+        std::vector<std::shared_ptr<ConnectionState>> open;
+        {
+            std::lock_guard<std::mutex> lock(registry_mutex_);
+            stopping_.store(true);
+            for (const auto& entry : registry_) {
+                open.push_back(entry.second);
+            }
+        }
+        spdlog::info("websocket server shutting down: closing {} connection{}", open.size(),
+                     open.size() == 1 ? "" : "s");
+        asio::post(accept_strand_, [this] {
+            boost::system::error_code ignored;
+            acceptor_.close(ignored);
+            accept_retry_timer_.cancel();
+        });
+        for (const auto& state : open) {
+            state->outbox->Close(kGoingAway, kShutdownReason);
+        }
+        open.clear();
+        {
+            std::unique_lock<std::mutex> lock(registry_mutex_);
+            registry_cv_.wait_for(lock, options_.shutdown_timeout, [this] { return registry_.empty(); });
+        }
+
+        work_guard_.reset();
+        io_.stop();
+        for (std::thread& worker : workers_) {
+            worker.join();
+        }
+        workers_.clear();
+
+        // Connections that did not finish their closing handshake in time: the loop is gone, so finish them here.
+        std::vector<std::shared_ptr<ConnectionState>> leftovers;
+        {
+            std::lock_guard<std::mutex> lock(registry_mutex_);
+            for (const auto& entry : registry_) {
+                leftovers.push_back(entry.second);
+            }
+        }
+        for (const auto& state : leftovers) {
+            if (state->ping_timer) {
+                state->ping_timer->cancel();  // while io_ is still alive; its handler is dropped with io_
+                state->ping_timer.reset();
+            }
+            FinishConnection(*state);
+        }
+        if (!leftovers.empty()) {
+            spdlog::warn("websocket server: {} connection{} did not finish closing within {} ms: dropped",
+                         leftovers.size(), leftovers.size() == 1 ? "" : "s", options_.shutdown_timeout.count());
+        }
+        phase_ = Phase::kStopped;
+        spdlog::info("websocket server stopped");
+    }
+
+    int Run() {
+        asio::io_context signal_io;
+        asio::signal_set signals(signal_io, SIGINT, SIGTERM);
+        int received = 0;
+        signals.async_wait([&received](const boost::system::error_code& ec, int signal_number) {
+            if (!ec) {
+                received = signal_number;
+            }
+        });
+        Start();
+        {
+            std::lock_guard<std::mutex> lock(run_mutex_);
+            if (stop_requested_) {
+                signal_io.stop();
+            }
+            run_io_ = &signal_io;
+        }
+        signal_io.run();
+        {
+            std::lock_guard<std::mutex> lock(run_mutex_);
+            run_io_ = nullptr;
+        }
+        if (received != 0) {
+            spdlog::info("websocket server received {}", received == SIGTERM ? "SIGTERM" : "SIGINT");
+        }
+        Stop();
+        return 0;
+    }
+
+private:
+    enum class Phase { kIdle, kRunning, kStopped };
+
+    void WorkerLoop() {
+        t_worker_of = this;
+        // A handler that throws unwinds run(); log it and keep the worker serving (websocketpp's own handlers
+        // are not supposed to throw, and ours catch everything that comes from user code).
+        for (;;) {
+            try {
+                io_.run();
+                return;
+            } catch (const std::exception& e) {
+                spdlog::error("websocket server: exception escaped the event loop: {}", e.what());
+            } catch (...) {
+                spdlog::error("websocket server: unknown exception escaped the event loop");
+            }
+        }
+    }
+
+    // --- accept loop (accept_strand_) ---
+
+    void DoAccept() {
+        assert(accept_strand_.running_in_this_thread());
+        if (!acceptor_.is_open()) {
+            return;
+        }
+        ConnectionPtr connection = server_.get_connection();
+        if (!connection) {
+            spdlog::error("websocket server: cannot create a connection; retrying");
+            RetryAcceptLater();
+            return;
+        }
+        auto on_accept = [this, connection](const boost::system::error_code& ec) { OnAccept(connection, ec); };
+        acceptor_.async_accept(connection->get_raw_socket(), asio::bind_executor(accept_strand_, on_accept));
+    }
+
+    void OnAccept(const ConnectionPtr& connection, const boost::system::error_code& ec) {
+        assert(accept_strand_.running_in_this_thread());
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) {
+            return;
+        }
+        if (ec) {
+            // Out of descriptors or memory: retrying at once would spin. Log the first of a series only.
+            if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+                ec == asio::error::no_memory || ec.value() == ENFILE) {
+                if (!accept_error_logged_) {
+                    spdlog::warn("websocket server: accept failed ({}); pausing accepts", ec.message());
+                    accept_error_logged_ = true;
+                }
+                RetryAcceptLater();
+                return;
+            }
+            DoAccept();
+            return;
+        }
+        accept_error_logged_ = false;
+        // start() runs the first steps of the connection (socket init, the tcp post-init handler, the first read)
+        // synchronously: run it on the connection's strand, like every later step, not on the accept strand.
+        asio::post(*connection->get_strand(), [connection] { connection->start(); });
+        DoAccept();
+    }
+
+    void RetryAcceptLater() {
+        accept_retry_timer_.expires_after(kAcceptRetryDelay);
+        accept_retry_timer_.async_wait(asio::bind_executor(accept_strand_, [this](const boost::system::error_code& ec) {
+            if (!ec) {
+                DoAccept();
+            }
+        }));
+    }
+
+    // --- connection handlers (each on its connection's strand) ---
+
+    ConnectionPtr ConnectionOf(const websocketpp::connection_hdl& hdl) {
+        ErrorCode ec;
+        ConnectionPtr connection = server_.get_con_from_hdl(hdl, ec);
+        assert(!connection || connection->get_strand()->running_in_this_thread());
+        return connection;
+    }
+
+    void OnTcpPostInit(const websocketpp::connection_hdl& hdl) {
+        // Without TCP_NODELAY a second small frame waits for the peer's delayed ACK (~40 ms).
+        if (ConnectionPtr connection = ConnectionOf(hdl)) {
+            boost::system::error_code ec;
+            connection->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
+        }
+    }
+
+    void OnHttp(const websocketpp::connection_hdl& hdl) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (!connection) {
+            return;
+        }
+        const std::string_view path = PathOf(connection->get_resource());
+        connection->append_header("Content-Type", "application/json");
+        if (path != "/healthz") {
+            connection->set_status(websocketpp::http::status_code::not_found);
+            connection->set_body(R"({"detail":"Not found."})");
+        } else if (connection->get_request().get_method() != "GET") {
+            connection->set_status(websocketpp::http::status_code::method_not_allowed);
+            connection->append_header("Allow", "GET");
+            connection->set_body(R"({"detail":"Method not allowed."})");
+        } else if (stopping_.load()) {
+            connection->set_status(websocketpp::http::status_code::service_unavailable);
+            connection->set_body(R"({"status":"stopping"})");
+        } else {
+            connection->set_status(websocketpp::http::status_code::ok);
+            connection->set_body(R"({"status":"ok"})");
+        }
+    }
+
+    bool OnValidate(const websocketpp::connection_hdl& hdl) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (!connection) {
+            return false;
+        }
+        auto state = std::make_shared<ConnectionState>();
+        const std::string& resource = connection->get_resource();
+        const std::size_t question = resource.find('?');
+        state->request.path = resource.substr(0, question);
+        state->request.query = question == std::string::npos ? std::string() : resource.substr(question + 1);
+        for (const auto& [name, value] : connection->get_request().get_headers()) {
+            state->request.headers.emplace_back(AsciiLower(name), value);
+        }
+        boost::system::error_code ec;
+        const asio::ip::tcp::endpoint remote = connection->get_raw_socket().remote_endpoint(ec);
+        state->request.remote = ec ? std::string("unknown") : FormatRemote(remote);
+
+        if (stopping_.load()) {
+            connection->set_status(websocketpp::http::status_code::service_unavailable);
+            return false;
+        }
+        const auto route = routes_.find(state->request.path);
+        if (route == routes_.end()) {
+            connection->set_status(websocketpp::http::status_code::not_found);
+            return false;
+        }
+        int status = 500;
+        try {
+            status = route->second->Admit(state->request);
+        } catch (const std::exception& e) {
+            spdlog::error("websocket: Endpoint::Admit threw for {}: {}", Describe(*state), e.what());
+        } catch (...) {
+            spdlog::error("websocket: Endpoint::Admit threw for {}: unknown exception", Describe(*state));
+        }
+        if (status == 101) {
+            state->endpoint = route->second;
+            connection->syncline_state = std::move(state);
+            return true;
+        }
+        if (status < 100 || status > 599) {
+            status = 500;
+        }
+        connection->set_status(static_cast<websocketpp::http::status_code::value>(status));
+        return false;
+    }
+
+    void OnOpen(const websocketpp::connection_hdl& hdl) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (!connection || !connection->syncline_state) {
+            return;
+        }
+        ConnectionState& state = *connection->syncline_state;
+        state.outbox = std::make_shared<ConnectionOutbox>(
+            connection, QueueLimits{options_.write_high_water, options_.max_queue_bytes, options_.slow_reader_timeout});
+        // Registered with or without a session, so that Stop() reaches every outbox it may have to mark closed.
+        bool stopping = false;
+        {
+            std::lock_guard<std::mutex> lock(registry_mutex_);
+            registry_.emplace(&state, connection->syncline_state);
+            stopping = stopping_.load();
+        }
+        if (stopping) {
+            // Stop() took its snapshot before this connection registered: close it here, without a session.
+            state.outbox->Close(kGoingAway, kShutdownReason);
+            return;
+        }
+        try {
+            state.session = state.endpoint->Open(state.request, state.outbox);
+            if (!state.session) {
+                spdlog::error("websocket: Endpoint::Open returned no session for {}", Describe(state));
+            }
+        } catch (const std::exception& e) {
+            spdlog::error("websocket: Endpoint::Open threw for {}: {}", Describe(state), e.what());
+        } catch (...) {
+            spdlog::error("websocket: Endpoint::Open threw for {}: unknown exception", Describe(state));
+        }
+        if (!state.session) {
+            state.outbox->Close(kInternalError, "internal error");
+            return;
+        }
+        open_count_.fetch_add(1);
+        if (options_.ping_interval.count() > 0) {
+            state.ping_sent = std::chrono::steady_clock::now();
+            SchedulePing(connection, state, options_.ping_interval);
+        }
+    }
+
+    void OnMessage(const websocketpp::connection_hdl& hdl, const MessagePtr& message) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (!connection || !connection->syncline_state || !connection->syncline_state->session) {
+            return;
+        }
+        ConnectionState& state = *connection->syncline_state;
+        const std::string& payload = message->get_payload();
+        try {
+            if (message->get_opcode() == websocketpp::frame::opcode::text) {
+                state.session->OnText(payload);
+            } else {
+                state.session->OnBinary(payload);
+            }
+        } catch (const std::exception& e) {
+            spdlog::error("websocket: session threw on a frame ({}): {}", Describe(state), e.what());
+        } catch (...) {
+            spdlog::error("websocket: session threw on a frame ({}): unknown exception", Describe(state));
+        }
+    }
+
+    void OnClose(const websocketpp::connection_hdl& hdl) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (!connection || !connection->syncline_state) {
+            return;
+        }
+        std::shared_ptr<ConnectionState> state = connection->syncline_state;
+        if (state->ping_timer) {
+            state->ping_timer->cancel();
+            state->ping_timer.reset();
+        }
+        FinishConnection(*state);
+        // Break the connection -> state link now rather than when the connection object goes.
+        connection->syncline_state.reset();
+    }
+
+    // Calls OnClose once and forgets the session. On the strand, or from Stop() after the workers are joined.
+    void FinishConnection(ConnectionState& state) {
+        if (state.outbox) {
+            state.outbox->MarkClosed();
+        }
+        if (state.session) {
+            open_count_.fetch_sub(1);  // before OnClose: whoever sees the close also sees the count drop
+            try {
+                state.session->OnClose();
+            } catch (const std::exception& e) {
+                spdlog::error("websocket: Session::OnClose threw ({}): {}", Describe(state), e.what());
+            } catch (...) {
+                spdlog::error("websocket: Session::OnClose threw ({}): unknown exception", Describe(state));
+            }
+            state.session.reset();
+        }
+        bool now_empty = false;
+        {
+            std::lock_guard<std::mutex> lock(registry_mutex_);
+            registry_.erase(&state);
+            now_empty = registry_.empty();
+        }
+        if (now_empty) {
+            registry_cv_.notify_all();
+        }
+    }
+
+    void OnInterrupt(const websocketpp::connection_hdl& hdl) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (!connection || !connection->syncline_state || !connection->syncline_state->outbox) {
+            return;
+        }
+        if (auto request = connection->syncline_state->outbox->TakeRequestedClose()) {
+            ErrorCode ec;  // invalid_state: already closing, nothing to do
+            connection->close(static_cast<websocketpp::close::status::value>(request->first), request->second, ec);
+        }
+    }
+
+    void OnPong(const websocketpp::connection_hdl& hdl) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (connection && connection->syncline_state) {
+            connection->syncline_state->awaiting_pong = false;
+        }
+    }
+
+    // Pings: one timer per connection. A ping goes out every ping_interval while the previous one was answered; an
+    // unanswered ping closes the connection once pong_timeout has passed since it was sent.
+    void SchedulePing(const ConnectionPtr& connection, ConnectionState& state, std::chrono::milliseconds delay) {
+        const long delay_ms = std::max<long>(1, static_cast<long>(delay.count()));
+        state.ping_timer = connection->set_timer(delay_ms, [this, hdl = connection->get_handle()](const ErrorCode& ec) {
+            if (!ec) {
+                OnPingTimer(hdl);
+            }
+        });
+    }
+
+    void OnPingTimer(const websocketpp::connection_hdl& hdl) {
+        ConnectionPtr connection = ConnectionOf(hdl);
+        if (!connection || !connection->syncline_state || !connection->syncline_state->session) {
+            return;
+        }
+        ConnectionState& state = *connection->syncline_state;
+        const auto now = std::chrono::steady_clock::now();
+        const bool pong_deadline = options_.pong_timeout.count() > 0;
+        if (state.awaiting_pong && pong_deadline && now - state.ping_sent >= options_.pong_timeout) {
+            spdlog::debug("websocket: no pong within {} ms, closing {}", options_.pong_timeout.count(),
+                          Describe(state));
+            state.outbox->Close(kGoingAway, kPongTimeoutReason);
+            return;
+        }
+        if (!(state.awaiting_pong && pong_deadline) && now - state.ping_sent >= options_.ping_interval) {
+            ErrorCode ec;
+            connection->ping(std::string(), ec);
+            if (ec) {
+                return;  // the connection is closing
+            }
+            state.awaiting_pong = true;
+            state.ping_sent = now;
+        }
+        auto next = state.ping_sent + options_.ping_interval;
+        if (state.awaiting_pong && pong_deadline) {
+            const auto deadline = state.ping_sent + options_.pong_timeout;
+            next = next > now ? std::min(next, deadline) : deadline;
+        }
+        const auto delay = std::max(next - now, std::chrono::steady_clock::duration::zero());
+        SchedulePing(connection, state, std::chrono::ceil<std::chrono::milliseconds>(delay));
+    }
+
+    const ServerOptions options_;
+    std::unordered_map<std::string, std::shared_ptr<Endpoint>> routes_;
+
+    // Declared before everything that owns Asio objects, so it is destroyed after them.
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_guard_ = asio::make_work_guard(io_);
+    WsServer server_;
+    asio::io_context::strand accept_strand_{io_};
+    asio::ip::tcp::acceptor acceptor_{io_};
+    asio::steady_timer accept_retry_timer_{io_};
+    bool accept_error_logged_ = false;  // accept_strand_ only
+
+    std::vector<std::thread> workers_;
+    Phase phase_ = Phase::kIdle;  // guarded by stop_mutex_
+    std::atomic<std::uint16_t> port_{0};
+    std::atomic<bool> stopping_{false};
+
+    std::mutex registry_mutex_;
+    std::condition_variable registry_cv_;
+    // Every opened connection until its close handler (or Stop) has finished it.
+    std::unordered_map<const ConnectionState*, std::shared_ptr<ConnectionState>> registry_;
+    std::atomic<std::size_t> open_count_{0};  // connections with a session
+
+    std::mutex stop_mutex_;  // serializes Route/Start/Stop (Stop may come from Run's thread and another one)
+    std::mutex run_mutex_;
+    bool stop_requested_ = false;
+    asio::io_context* run_io_ = nullptr;
+};
+
+WebSocketServer::WebSocketServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+WebSocketServer::~WebSocketServer() = default;
+
+void WebSocketServer::Route(std::string path, std::shared_ptr<syncline::Endpoint> endpoint) {
+    impl_->Route(std::move(path), std::move(endpoint));
+}
+
+void WebSocketServer::Start() {
+    impl_->Start();
+}
+
+std::uint16_t WebSocketServer::port() const {
+    return impl_->port();
+}
+
+void WebSocketServer::Stop() {
+    impl_->Stop();
+}
+
+int WebSocketServer::Run() {
+    return impl_->Run();
+}
+
+std::size_t WebSocketServer::connection_count() const {
+    return impl_->connection_count();
+}
+
+}  // namespace syncline::transport
