@@ -3,6 +3,8 @@
 // transactions, `since`, querysets, lookup fields, list and group subscriptions.
 
 #include <syncline/core/config.hpp>
+#include <syncline/core/permissions.hpp>
+#include <syncline/core/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
@@ -339,6 +341,79 @@ TEST_F(SubscriptionTest, DisconnectDropsEverySubscription) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));  // waiting for the server to see the close
     }
     EXPECT_EQ(server_->observer().subscription_count(), 0u);
+}
+
+}  // namespace
+}  // namespace syncline
+
+namespace syncline {
+namespace {
+
+// Denies every request from a socket whose handshake carried ?muted=1, once muting is switched on (so that the
+// subscribe itself is allowed, and only the later pushes are refused).
+class MutedSockets final : public Permission {
+public:
+    explicit MutedSockets(std::atomic<bool>& on) : on_(on) {}
+    bool HasPermission(const ActionRequest& request, const GenericConsumer&) const override {
+        return !(on_.load() && request.connection().request().QueryParam("muted") == std::optional<std::string>("1"));
+    }
+
+private:
+    std::atomic<bool>& on_;
+};
+
+TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerConsumerAndVersion) {
+    testing::TempDir dir;
+    ServerOptions options;
+    options.port = 0;
+    options.database = dir.File("perm.db");
+    Server server(options);
+    server.AddModel(testing::PostsSchema());
+    std::atomic<bool> muting{false};
+    ConsumerOptions consumer;
+    consumer.model = "posts";
+    consumer.serializer.fields = {"id", "title"};
+    consumer.permissions = {std::make_shared<MutedSockets>(muting)};
+    consumer.mixins = {ObserverModelInstanceMixin()};
+    server.Route("/ws/posts/", std::make_shared<GenericConsumer>(consumer));
+    server.Start();
+    server.database().Insert("posts", {{"title", "t"}});
+
+    auto open = [&](const std::string& path) {
+        auto result = WsClient::Connect("127.0.0.1", server.port(), path);
+        EXPECT_TRUE(result) << result.error;
+        return std::move(result.client);
+    };
+    auto loud1 = open("/ws/posts/");
+    auto loud2 = open("/ws/posts/");
+    auto muted = open("/ws/posts/?muted=1");
+    for (auto* ws : {loud1.get(), loud2.get(), muted.get()}) {
+        auto reply = ws->Request(R"({"action": "subscribe_instance", "pk": 1, "request_id": "p"})");
+        ASSERT_TRUE(reply && reply->find("\"response_status\":201") != std::string::npos) << reply.value_or("");
+    }
+    observer::ObserverStats before = server.observer().stats();
+    muting = true;
+    server.database().Patch("posts", Value(1), {{"title", "muted change"}});
+    for (auto* ws : {loud1.get(), loud2.get()}) {
+        auto push = ws->Receive(std::chrono::seconds(10));
+        ASSERT_TRUE(push);
+        EXPECT_NE(push->find("muted change"), std::string::npos);
+    }
+    // The muted socket got nothing for that change: its next frame is the reply to this request (a 403 now).
+    auto next = muted->Request(R"({"action": "subscribe_instance", "pk": 1, "request_id": "q"})");
+    ASSERT_TRUE(next);
+    EXPECT_NE(next->find("\"response_status\":403"), std::string::npos) << *next;
+    // Serialized once for the consumer and version, sent as two frames (the denied socket gets none, and no 403 push).
+    // The delivery thread counts after it sends: wait for its counters, then check them exactly.
+    observer::ObserverStats after = server.observer().stats();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (after.frames - before.frames < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+        after = server.observer().stats();
+    }
+    EXPECT_EQ(after.serializations - before.serializations, 1u);
+    EXPECT_EQ(after.frames - before.frames, 2u);
+    server.Stop();
 }
 
 }  // namespace
