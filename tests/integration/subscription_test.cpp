@@ -378,6 +378,9 @@ TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerCons
     server.Route("/ws/posts/", std::make_shared<GenericConsumer>(consumer));
     server.Start();
     server.database().Insert("posts", {{"title", "t"}});
+    // Let the observer see that insert first, so that it is not pushed to the subscriptions made below.
+    auto seen = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (server.observer().stats().events < 1 && std::chrono::steady_clock::now() < seen) std::this_thread::yield();
 
     auto open = [&](const std::string& path) {
         auto result = WsClient::Connect("127.0.0.1", server.port(), path);
