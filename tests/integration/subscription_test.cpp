@@ -53,6 +53,11 @@ protected:
         server_->database().Insert("posts", {{"title", "First"}, {"author", "alice"}});
         server_->database().Insert("posts", {{"title", "Second"}, {"author", "bob"}});
         server_->database().Insert("posts", {{"title", "Sentinel"}, {"author", "nobody"}});  // id 3
+        // The observer must have seen these inserts before a test subscribes, or they would be pushed to it.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (server_->observer().stats().events < 3 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::yield();
+        }
     }
     // Proves that nothing was pushed for the writes made before: a change to the sentinel row (id 3), which `ws`
     // subscribed with WatchSentinel, must be the very next frame, since events are delivered in commit order.
