@@ -27,9 +27,12 @@ public:
     }
 
     /// Sends one masked text frame.
-    bool SendText(const std::string& text) {
+    bool SendText(const std::string& text) { return SendFrame(0x81, text); }
+
+    /// Sends one masked frame with this first header byte (FIN + opcode).
+    bool SendFrame(unsigned char first_byte, const std::string& text) {
         std::string frame;
-        frame.push_back(static_cast<char>(0x81));
+        frame.push_back(static_cast<char>(first_byte));
         const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
         if (text.size() < 126) {
             frame.push_back(static_cast<char>(0x80 | text.size()));
@@ -43,8 +46,17 @@ public:
         return tcp_.SendAll(frame);
     }
 
-    /// Reads the next frame: (opcode, payload); nullopt on timeout or when the connection ended.
+    /// Reads the next data or close frame: (opcode, payload); nullopt on timeout or when the connection ended.
+    /// Pings are answered (a slow test must not be closed for not answering them) and skipped.
     std::optional<std::pair<int, std::string>> ReadFrame(std::chrono::milliseconds timeout) {
+        while (true) {
+            auto frame = ReadAnyFrame(timeout);
+            if (!frame || frame->first != 9) return frame;
+            SendFrame(0x8A, frame->second);  // pong
+        }
+    }
+
+    std::optional<std::pair<int, std::string>> ReadAnyFrame(std::chrono::milliseconds timeout) {
         auto head = tcp_.ReadExactly(2, timeout);
         if (!head) return std::nullopt;
         int opcode = static_cast<unsigned char>((*head)[0]) & 0x0f;
