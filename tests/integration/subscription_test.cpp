@@ -53,11 +53,9 @@ protected:
         server_->database().Insert("posts", {{"title", "First"}, {"author", "alice"}});
         server_->database().Insert("posts", {{"title", "Second"}, {"author", "bob"}});
         server_->database().Insert("posts", {{"title", "Sentinel"}, {"author", "nobody"}});  // id 3
-        // The observer must have seen these inserts before a test subscribes, or they would be pushed to it.
+        // The relay must have published these inserts before a test subscribes, or they would be pushed to it.
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (server_->observer().stats().events < 3 && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::yield();
-        }
+        while (server_->relayed_seq() < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     }
     // Proves that nothing was pushed for the writes made before: a change to the sentinel row (id 3), which `ws`
     // subscribed with WatchSentinel, must be the very next frame, since events are delivered in commit order.
@@ -385,7 +383,7 @@ TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerCons
     server.database().Insert("posts", {{"title", "t"}});
     // Let the observer see that insert first, so that it is not pushed to the subscriptions made below.
     auto seen = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (server.observer().stats().events < 1 && std::chrono::steady_clock::now() < seen) std::this_thread::yield();
+    while (server.relayed_seq() < 1 && std::chrono::steady_clock::now() < seen) std::this_thread::yield();
 
     auto open = [&](const std::string& path) {
         auto result = WsClient::Connect("127.0.0.1", server.port(), path);

@@ -72,7 +72,9 @@ inline int SqliteShell(const std::string& db_path, const std::string& sql) {
             quoted += c;
         }
     }
-    return Run("sqlite3 -bail '" + db_path + "' '" + quoted + "'");
+    // A busy timeout, as a user's shell would set: syncline's relay writes now and then (trimming), and the shell's
+    // default is to fail at once on a locked database.
+    return Run("sqlite3 -bail -cmd '.timeout 5000' '" + db_path + "' '" + quoted + "'");
 }
 
 /// The directory of the running test binary (where the helper executables are built too).

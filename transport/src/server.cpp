@@ -210,6 +210,8 @@ int Server::Run() {
     return code;
 }
 
+std::int64_t Server::relayed_seq() const { return relay_ ? relay_->cursor() : 0; }
+
 observer::Observer& Server::observer() {
     if (!observer_) throw std::logic_error("Server::observer before Start");
     return *observer_;

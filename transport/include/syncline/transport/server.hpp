@@ -90,6 +90,8 @@ public:
     int Run();
     /// The database (after Start).
     storage::Database& database();
+    /// The last change seq the relay has read and published (after Start).
+    std::int64_t relayed_seq() const;
     /// The observer (after Start): subscription counts and delivery statistics.
     observer::Observer& observer();
 
