@@ -47,8 +47,9 @@ struct ServerOptions {
 /// A websocket server that routes each handshake by exact path to an Endpoint and runs one Session per connection.
 ///
 /// Plain HTTP on the same port: `GET /healthz` answers 200 `{"status":"ok"}` (503 `{"status":"stopping"}` while
-/// stopping; another method on /healthz answers 405); a plain HTTP request for any other path answers 404. A handshake for an unknown path is refused with 404; Endpoint::Admit may refuse it with
-/// its own status. The query string is ignored when matching routes; "/a" and "/a/" are different paths.
+/// stopping; another method on /healthz answers 405); a plain HTTP request for any other path answers 404. A
+/// handshake for an unknown path is refused with 404; Endpoint::Admit may refuse it with its own status. The query
+/// string is ignored when matching routes; "/a" and "/a/" are different paths.
 ///
 /// The Outbox given to each session: Send drops a frame that is not valid UTF-8 (one warning per connection) and is a
 /// no-op once Close was called or the connection closed; Close with a code that may not be sent (below 1000, 1004-1006,
