@@ -25,6 +25,10 @@ ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<O
     : request_(std::move(request)), outbox_(std::move(outbox)), user_(std::move(user)), id_(g_next_connection_id++) {}
 
 void ConnectionContext::Push(std::string frame, const std::string& key) {
+    Push(std::make_shared<const SharedFrame>(std::move(frame)), key);
+}
+
+void ConnectionContext::Push(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
     {
         std::lock_guard<std::mutex> lock(push_mutex_);
         if (in_request_ || flushing_) {
@@ -37,7 +41,7 @@ void ConnectionContext::Push(std::string frame, const std::string& key) {
             return;
         }
     }
-    outbox_->SendPush(std::move(frame), key);
+    outbox_->SendSharedPush(std::move(frame), key);
 }
 
 void ConnectionContext::BeginRequest() {
@@ -55,7 +59,7 @@ void ConnectionContext::EndRequest() {
         auto batch = std::move(deferred_);
         deferred_.clear();
         lock.unlock();
-        for (auto& [key, frame] : batch) outbox_->SendPush(std::move(frame), key);
+        for (auto& [key, frame] : batch) outbox_->SendSharedPush(std::move(frame), key);
         lock.lock();
     }
     flushing_ = false;

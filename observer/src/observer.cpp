@@ -5,6 +5,8 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 #include <unordered_set>
 
 namespace syncline::observer {
@@ -263,18 +265,21 @@ void Observer::Deliver(const RowEvent& event) {
         std::lock_guard<std::mutex> lock(stats_mutex_);
         ++stats_.events;
     }
-    if (SeenBefore(event)) {
-        std::lock_guard<std::mutex> lock(stats_mutex_);
-        ++stats_.duplicates;
-        return;
-    }
     std::vector<SubPtr> instance_subs, table_subs;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (auto it = instance_.find(RowKey(event.table, event.pk)); it != instance_.end()) instance_subs = it->second;
         if (auto it = table_subs_.find(event.table); it != table_subs_.end()) table_subs = it->second;
     }
+    // Nothing to remember for a row nobody here watches: a replayed older version reaching a later subscriber is
+    // still dropped, by the subscription's own version (instance) or by the newer version remembered once it is
+    // delivered (groups).
     if (instance_subs.empty() && table_subs.empty()) return;
+    if (SeenBefore(event)) {
+        std::lock_guard<std::mutex> lock(stats_mutex_);
+        ++stats_.duplicates;
+        return;
+    }
     auto schema_it = schemas_.find(event.table);
     if (schema_it == schemas_.end()) return;
     const Schema& schema = *schema_it->second;
@@ -324,6 +329,14 @@ void Observer::Deliver(const RowEvent& event) {
     std::string pk_json = JsonOfValue(event.pk);
     std::uint64_t sent = 0;
 
+    // The complete frame (and its coalescing key) per consumer, kind and request_id: subscribers that share a
+    // request_id get the same SharedFrame, which the transport prepares once for all of their sockets.
+    struct SharedPush {
+        std::shared_ptr<const SharedFrame> frame;
+        std::string key;
+    };
+    std::map<std::tuple<GenericConsumer*, bool, std::string_view>, SharedPush> instance_frames;
+
     for (const SubPtr& sub : instance_subs) {
         std::shared_ptr<ConnectionContext> conn = sub->connection.lock();
         if (!conn || event.version <= sub->last_version.load()) continue;
@@ -331,16 +344,23 @@ void Observer::Deliver(const RowEvent& event) {
         ActionRequest request(*conn, "subscribe_instance", message);
         if (!consumer->HasPermission(request)) continue;  // a denied push is not sent at all
         bool visible = event.row && RowMatches(schema, *event.row, consumer->GetQueryset(request).filters);
-        const std::string& head =
-            visible ? prefix(consumer, "update", 200, [&] { return represent(consumer, true); })
-                    : prefix(consumer, "delete", 204, [&] { return "{\"pk\":" + pk_json + "}"; });
-        conn->Push(head + sub->request_id + "}", InstancePushKey(*consumer, event.pk, sub->request_id));
+        SharedPush& push = instance_frames[{consumer, visible, sub->request_id}];
+        if (!push.frame) {
+            const std::string& head =
+                visible ? prefix(consumer, "update", 200, [&] { return represent(consumer, true); })
+                        : prefix(consumer, "delete", 204, [&] { return "{\"pk\":" + pk_json + "}"; });
+            push.frame = std::make_shared<const SharedFrame>(head + sub->request_id + "}");
+            push.key = InstancePushKey(*consumer, event.pk, sub->request_id);
+        }
+        conn->Push(push.frame, push.key);
         sub->last_version.store(event.version);
         ++sent;
     }
 
     // Group and list subscriptions: membership before and after decides create, update or delete.
     std::map<const GroupObserver*, std::pair<std::vector<std::string>, std::vector<std::string>>> groups;
+    std::map<std::tuple<GenericConsumer*, std::string, std::string_view>, std::shared_ptr<const SharedFrame>>
+        group_frames;
     for (const SubPtr& sub : table_subs) {
         std::shared_ptr<ConnectionContext> conn = sub->connection.lock();
         if (!conn) continue;
@@ -364,9 +384,12 @@ void Observer::Deliver(const RowEvent& event) {
         bool is = event.row && member(*event.row, true);
         if (!was && !is) continue;
         std::string action = was && is ? "update" : was ? "delete" : "create";
-        const std::string& head = prefix(consumer, action, 200, [&] { return represent(consumer, is); });
-        conn->Push(head + sub->request_id + "}",
-                   "g:" + std::to_string(reinterpret_cast<std::uintptr_t>(sub.get())) + ":" + pk_json);
+        std::shared_ptr<const SharedFrame>& frame = group_frames[{consumer, action, sub->request_id}];
+        if (!frame) {
+            const std::string& head = prefix(consumer, action, 200, [&] { return represent(consumer, is); });
+            frame = std::make_shared<const SharedFrame>(head + sub->request_id + "}");
+        }
+        conn->Push(frame, "g:" + std::to_string(reinterpret_cast<std::uintptr_t>(sub.get())) + ":" + pk_json);
         ++sent;
     }
     std::lock_guard<std::mutex> lock(stats_mutex_);

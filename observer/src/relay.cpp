@@ -113,9 +113,7 @@ void Relay::Loop() {
                 for (RowEvent& event : Coalesce(std::move(changes))) {
                     auto schema = schemas_.find(event.table);
                     if (schema == schemas_.end()) continue;  // a table this server does not declare
-                    std::string channel = layout_.ForRow(event.table, event.pk);
-                    std::int64_t version = event.version;
-                    publish_(channel, EncodeEvent(event, *schema->second), version);
+                    publish_(layout_.ForRow(event.table, event.pk), event, *schema->second);
                 }
                 cursor = last;
                 cursor_.store(cursor);

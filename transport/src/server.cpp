@@ -134,19 +134,14 @@ void Server::Prepare() {
     relay_options.trim_horizon = options_.trim_horizon;
     observer::Publisher publish;
     if (options_.redis_url.empty()) {
-        auto bus = std::make_unique<observer::InProcessBus>();
-        observer::InProcessBus* in_process = bus.get();
-        publish = [in_process](const std::string& channel, std::string payload, std::int64_t) {
-            in_process->Publish(channel, std::move(payload));
-        };
-        bus_ = std::move(bus);
+        bus_ = std::make_unique<observer::InProcessBus>();
     } else {
         observer::RedisBusOptions redis_options;
         redis_options.url = options_.redis_url;
         auto bus = std::make_unique<observer::RedisBus>(redis_options);
         observer::RedisBus* redis = bus.get();
-        publish = [redis](const std::string& channel, std::string payload, std::int64_t version) {
-            redis->Publish(channel, std::move(payload), version);
+        publish = [redis](const std::string& channel, const observer::RowEvent& event, const Schema& schema) {
+            redis->Publish(channel, observer::EncodeEvent(event, schema), event.version);
         };
         // One relay per database publishes (a lease in the database); its cursor follows what Redis confirmed.
         relay_options.use_lease = true;
@@ -155,6 +150,14 @@ void Server::Prepare() {
     }
     observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout,
                                                      std::make_unique<storage::FeedSource>(*db_));
+    if (!publish) {
+        // One process: the relay hands each event straight to the observer on its own thread, as the in-process bus
+        // would, without encoding and decoding it (the observer finds the row's subscribers itself).
+        observer::Observer* observer = observer_.get();
+        publish = [observer](const std::string&, const observer::RowEvent& event, const Schema&) {
+            observer->Deliver(event);
+        };
+    }
     relay_ = std::make_unique<observer::Relay>(std::make_unique<storage::FeedSource>(*db_), models_, layout,
                                                std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,

@@ -150,9 +150,29 @@ class ConnectionOutbox final : public Outbox, public std::enable_shared_from_thi
 public:
     ConnectionOutbox(const ConnectionPtr& connection, QueueLimits limits) : connection_(connection), limits_(limits) {}
 
-    void Send(std::string frame) override { Enqueue(std::move(frame), nullptr); }
+    void Send(std::string frame) override {
+        if (ValidUtf8(frame)) Enqueue(Pending{std::move(frame), nullptr, std::string()});
+    }
 
-    void SendPush(std::string frame, const std::string& key) override { Enqueue(std::move(frame), &key); }
+    void SendPush(std::string frame, const std::string& key) override {
+        if (ValidUtf8(frame)) Enqueue(Pending{std::move(frame), nullptr, key});
+    }
+
+    // The fan-out path: the frame is validated and framed once, by whichever connection sends it first, and every
+    // connection queues the same websocketpp message (a server frame is unmasked, so its bytes are the same for all).
+    void SendSharedPush(std::shared_ptr<const SharedFrame> frame, const std::string& key) override {
+        const std::shared_ptr<void>& prepared = frame->Prepared([](const std::string& text) -> std::shared_ptr<void> {
+            if (!websocketpp::utf8_validator::validate(text)) {
+                return nullptr;
+            }
+            return PrepareMessage(std::string(text));
+        });
+        if (!prepared) {
+            WarnInvalidUtf8();
+            return;
+        }
+        Enqueue(Pending{std::string(), std::static_pointer_cast<MessageType>(prepared), key});
+    }
 
     // Moves pending frames to websocketpp while it has room. On the connection's strand (posted by the writes).
     void Flush() {
@@ -171,10 +191,11 @@ public:
         while (!pending_.empty() && !closing_ && !closed_) {
             Pending next = std::move(pending_.front());
             pending_.pop_front();
-            pending_bytes_ -= next.frame.size();
-            WriteLocked(std::move(next.frame));
+            pending_bytes_ -= next.size();
+            WriteLocked(std::move(next));
         }
         by_key_.clear();
+        has_pending_->store(false);
         CloseLocked(code, std::move(reason));
     }
 
@@ -209,15 +230,36 @@ public:
     }
 
 private:
+    // A frame waiting for websocketpp: a frame of its own, or a prepared message shared with other connections.
     struct Pending {
         std::string frame;
+        MessagePtr shared;
         std::string key;  // empty for replies
+        std::size_t size() const { return shared ? shared->get_payload().size() : frame.size(); }
     };
+
+    // A text frame framed for sending: unmasked and uncompressed, so it is "prepared" (header built here, payload moved
+    // in; websocketpp would copy it once more) and may go to any number of connections.
+    static MessagePtr PrepareMessage(std::string frame) {
+        const std::size_t size = frame.size();
+        auto message = std::make_shared<MessageType>(nullptr, websocketpp::frame::opcode::text, 0);
+        message->set_header(websocketpp::frame::prepare_header(
+            websocketpp::frame::basic_header(websocketpp::frame::opcode::text, size, true, false),
+            websocketpp::frame::extended_header(size)));
+        message->get_raw_payload() = std::move(frame);
+        message->set_prepared(true);
+        return message;
+    }
 
     bool ValidUtf8(const std::string& frame) {
         if (websocketpp::utf8_validator::validate(frame)) {
             return true;
         }
+        WarnInvalidUtf8();
+        return false;
+    }
+
+    void WarnInvalidUtf8() {
         bool first = false;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -228,49 +270,51 @@ private:
             spdlog::warn("websocket: dropped an outgoing text frame that is not valid UTF-8 (logged once per "
                          "connection)");
         }
-        return false;
     }
 
-    void Enqueue(std::string frame, const std::string* key) {
-        if (!ValidUtf8(frame)) {
-            return;
-        }
+    void Enqueue(Pending frame) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_ || closed_) {
             return;
         }
-        if (pending_.empty() && buffered_->load(std::memory_order_relaxed) < limits_.write_high_water) {
+        if (pending_.empty() && buffered_->load() < limits_.write_high_water) {
             WriteLocked(std::move(frame));
             return;
         }
-        if (key && !key->empty()) {
-            auto it = by_key_.find(*key);
+        if (!frame.key.empty()) {
+            auto it = by_key_.find(frame.key);
             if (it != by_key_.end()) {
-                pending_bytes_ = pending_bytes_ - it->second->frame.size() + frame.size();
-                it->second->frame = std::move(frame);
+                pending_bytes_ = pending_bytes_ - it->second->size() + frame.size();
+                it->second->frame = std::move(frame.frame);
+                it->second->shared = std::move(frame.shared);
                 FlushLocked();
                 return;
             }
         }
         pending_bytes_ += frame.size();
-        pending_.push_back(Pending{std::move(frame), key ? *key : std::string()});
-        if (key && !key->empty()) {
-            by_key_.emplace(*key, std::prev(pending_.end()));
+        const bool keyed = !frame.key.empty();
+        pending_.push_back(std::move(frame));
+        if (keyed) {
+            by_key_.emplace(pending_.back().key, std::prev(pending_.end()));
         }
+        // Set before FlushLocked reads buffered_: a write completing after that read sees it and posts a flush.
+        has_pending_->store(true);
         // Also covers a write that completed between the check above and this push (its flush saw nothing).
         FlushLocked();
     }
 
     void FlushLocked() {
-        while (!pending_.empty() && !closing_ && !closed_ &&
-               buffered_->load(std::memory_order_relaxed) < limits_.write_high_water) {
+        while (!pending_.empty() && !closing_ && !closed_ && buffered_->load() < limits_.write_high_water) {
             Pending next = std::move(pending_.front());
             if (!next.key.empty()) {
                 by_key_.erase(next.key);
             }
             pending_.pop_front();
-            pending_bytes_ -= next.frame.size();
-            WriteLocked(std::move(next.frame));
+            pending_bytes_ -= next.size();
+            WriteLocked(std::move(next));
+        }
+        if (pending_.empty()) {
+            has_pending_->store(false);
         }
         CheckSlowReaderLocked();
     }
@@ -306,31 +350,29 @@ private:
     }
 
     // Hands one frame to websocketpp. With mutex_ held, connection open.
-    void WriteLocked(std::string frame) {
-        const std::size_t size = frame.size();
-        // The message counts itself in buffered_ until websocketpp destroys it, which it does once the frame is
-        // written to the socket (or dropped with the connection); then it posts a flush if frames are waiting.
-        // (Not a flush right there: websocketpp may destroy it while holding its own write lock.)
-        buffered_->fetch_add(size, std::memory_order_relaxed);
+    void WriteLocked(Pending frame) {
+        MessagePtr message = frame.shared ? std::move(frame.shared) : PrepareMessage(std::move(frame.frame));
+        const std::size_t size = message->get_payload().size();
+        // What websocketpp queues is a handle of this connection's own: it counts the frame in buffered_ until
+        // websocketpp drops it, which it does once the frame is written to the socket (or dropped with the
+        // connection), and keeps the (possibly shared) message alive meanwhile. Then, if frames wait in pending_, it
+        // posts a flush. (Not a flush right there: websocketpp may drop it while holding its own write lock.)
+        buffered_->fetch_add(size);
         std::weak_ptr<ConnectionOutbox> self = weak_from_this();
-        MessagePtr message(new MessageType(nullptr, websocketpp::frame::opcode::text, 0),
-                           [buffered = buffered_, size, self](MessageType* written) {
-                               buffered->fetch_sub(size, std::memory_order_relaxed);
-                               delete written;
-                               if (auto outbox = self.lock()) {
-                                   outbox->PostFlush();
-                               }
-                           });
-        // A server frame is unmasked and uncompressed, so it is sent "prepared": header built here, payload moved
-        // in, no copy (websocketpp would copy it once more).
-        message->set_header(websocketpp::frame::prepare_header(
-            websocketpp::frame::basic_header(websocketpp::frame::opcode::text, size, true, false),
-            websocketpp::frame::extended_header(size)));
-        message->get_raw_payload() = std::move(frame);
-        message->set_prepared(true);
+        MessageType* raw = message.get();
+        MessagePtr handle(raw, [message = std::move(message), buffered = buffered_, has_pending = has_pending_, size,
+                                self](MessageType*) mutable {
+            buffered->fetch_sub(size);
+            message.reset();
+            if (has_pending->load()) {
+                if (auto outbox = self.lock()) {
+                    outbox->PostFlush();
+                }
+            }
+        });
         if (ConnectionPtr connection = connection_.lock()) {
             // An error here means the connection is already closing: the frame is dropped, as documented.
-            (void)connection->send(message);
+            (void)connection->send(handle);
         }
     }
 
@@ -378,6 +420,10 @@ private:
     std::weak_ptr<WsConnection> connection_;
     QueueLimits limits_;
     std::shared_ptr<std::atomic<std::size_t>> buffered_ = std::make_shared<std::atomic<std::size_t>>(0);
+    // Whether pending_ holds frames. Written under mutex_, read without it by finished writes (seq_cst, as
+    // buffered_: Enqueue sets it before reading buffered_, a write lowers buffered_ before reading it, so one of the
+    // two always sees the other and the frame is flushed).
+    std::shared_ptr<std::atomic<bool>> has_pending_ = std::make_shared<std::atomic<bool>>(false);
     std::list<Pending> pending_;                                            // guarded by mutex_
     std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;  // guarded by mutex_
     std::size_t pending_bytes_ = 0;                                         // guarded by mutex_

@@ -50,6 +50,8 @@ public:
     /// queued, so a writer's own reply always comes before the pushes its change causes; a deferred push with the
     /// same key is replaced by the newer one.
     void Push(std::string frame, const std::string& key);
+    /// Push of a frame shared with other connections (see SharedFrame); same ordering and replacement rules.
+    void Push(std::shared_ptr<const SharedFrame> frame, const std::string& key);
     /// The session brackets each request with these; EndRequest sends the pushes deferred meanwhile, in order.
     void BeginRequest();
     void EndRequest();
@@ -62,7 +64,8 @@ private:
     std::mutex push_mutex_;
     bool in_request_ = false;   // guarded by push_mutex_
     bool flushing_ = false;     // guarded by push_mutex_: one thread sends deferred pushes, in order
-    std::vector<std::pair<std::string, std::string>> deferred_;  // (key, frame), guarded by push_mutex_
+    // (key, frame) pairs, guarded by push_mutex_.
+    std::vector<std::pair<std::string, std::shared_ptr<const SharedFrame>>> deferred_;
 };
 
 /// What an action answers: a status with data (raw JSON text) or errors (raw JSON list text).

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,29 @@ struct HandshakeRequest {
     std::optional<std::string> Cookie(std::string_view name) const;
 };
 
+/// A push frame that goes unchanged to many connections: built once, then prepared once by the transport (validated
+/// and framed) and shared by every connection it is sent to. Immutable, apart from the transport's cache, which is
+/// filled once under a once_flag; safe to share between threads.
+class SharedFrame {
+public:
+    explicit SharedFrame(std::string text) : text_(std::move(text)) {}
+    SharedFrame(const SharedFrame&) = delete;
+    SharedFrame& operator=(const SharedFrame&) = delete;
+    const std::string& text() const { return text_; }
+    /// The transport's prepared form of the text: `make(text)` runs once, on the first call from any thread; every
+    /// call returns its result (which may be null, e.g. for text the transport refuses).
+    template <class Make>
+    const std::shared_ptr<void>& Prepared(Make&& make) const {
+        std::call_once(prepared_once_, [&] { prepared_ = make(text_); });
+        return prepared_;
+    }
+
+private:
+    std::string text_;
+    mutable std::once_flag prepared_once_;
+    mutable std::shared_ptr<void> prepared_;
+};
+
 /// The server side of one connection, as a session sees it. Thread-safe: Send and Close may be called from any
 /// thread; frames go out in the order of the calls. Calls after the connection closed are ignored.
 class Outbox {
@@ -42,6 +66,11 @@ public:
     virtual void SendPush(std::string frame, const std::string& key) {
         (void)key;
         Send(std::move(frame));
+    }
+    /// SendPush of a frame shared with other connections (the observer's fan-out): the transport prepares it once for
+    /// all of them. The default sends a copy of its text.
+    virtual void SendSharedPush(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
+        SendPush(frame->text(), key);
     }
     /// Closes the websocket with this close code and reason (after the frames already queued).
     virtual void Close(int code, std::string reason) = 0;

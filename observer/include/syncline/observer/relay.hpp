@@ -37,8 +37,9 @@ struct RelayOptions {
     bool acknowledged_publishes = false;
 };
 
-/// Publishes a row event: its channel, its payload, and the version (for acknowledgements).
-using Publisher = std::function<void(const std::string& channel, std::string payload, std::int64_t version)>;
+/// Publishes a row event on its channel. A bus between processes encodes it (EncodeEvent with the schema) and
+/// acknowledges `event.version`; the in-process bus hands it to the observer as it is, with no encoding.
+using Publisher = std::function<void(const std::string& channel, const RowEvent& event, const Schema& schema)>;
 
 class Relay {
 public:
