@@ -511,6 +511,39 @@ TEST_F(TransportWebSocketServer, OutboxSendWorksFromAnotherThreadAndIsANoOpAfter
     EXPECT_EQ(outbox->BufferedBytes(), 0U);
 }
 
+TEST_F(TransportWebSocketServer, ASharedPushReachesEverySocketItIsSentToAndInvalidUtf8IsDroppedForAll) {
+    StartServer();
+    constexpr int kSockets = 3;
+    std::vector<ConnectResult> clients;
+    for (int i = 0; i < kSockets; ++i) {
+        clients.push_back(Connect());
+        ASSERT_TRUE(clients.back()) << clients.back().error;
+    }
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == kSockets; }));
+    auto outboxes = recorder_->Read<std::vector<std::shared_ptr<Outbox>>>([](const Recorder& r) { return r.outboxes; });
+    // One frame object for every socket, sent from several threads at once (the first send prepares it).
+    auto frame = std::make_shared<const SharedFrame>("{\"push\":\"caf\xc3\xa9\"}");
+    auto invalid = std::make_shared<const SharedFrame>(std::string("{\"bad\":\"\xff\"}"));
+    std::vector<std::thread> senders;
+    for (const auto& outbox : outboxes) {
+        senders.emplace_back([&, outbox] {
+            outbox->SendSharedPush(invalid, "k");
+            outbox->SendSharedPush(frame, "k");
+            outbox->Send("after");
+        });
+    }
+    for (auto& t : senders) t.join();
+    for (auto& client : clients) {
+        auto first = client->Receive(kWait);
+        ASSERT_TRUE(first);
+        EXPECT_EQ(*first, frame->text());
+        auto second = client->Receive(kWait);
+        ASSERT_TRUE(second);
+        EXPECT_EQ(*second, "after");
+        EXPECT_TRUE(client->is_open());
+    }
+}
+
 TEST_F(TransportWebSocketServer, BufferedBytesCountsWhatThePeerHasNotTakenYet) {
     ServerOptions options = DefaultOptions();
     options.max_queue_bytes = 64 << 20;  // the 32 MiB below stays under the slow-reader limits
