@@ -12,6 +12,7 @@
 //    loop (websocketpp's own accept loop offers no such guarantee, and spins on EMFILE).
 #include <syncline/transport/websocket_server.hpp>
 
+#include <syncline/wspp/quiet_config.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
@@ -63,35 +64,8 @@ struct ConnectionData {
 };
 
 // The stock asio config with our connection base and websocketpp's logging compiled out: we log through spdlog.
-struct ServerConfig : websocketpp::config::asio {
-    using type = ServerConfig;
-    using base = websocketpp::config::asio;
-
-    using concurrency_type = base::concurrency_type;
-    using request_type = base::request_type;
-    using response_type = base::response_type;
-    using message_type = base::message_type;
-    using con_msg_manager_type = base::con_msg_manager_type;
-    using endpoint_msg_manager_type = base::endpoint_msg_manager_type;
-    using alog_type = base::alog_type;
-    using elog_type = base::elog_type;
-    using rng_type = base::rng_type;
-
-    using connection_base = ConnectionData;
-
-    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
-    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
-
-    struct transport_config : public base::transport_config {
-        using concurrency_type = type::concurrency_type;
-        using alog_type = type::alog_type;
-        using elog_type = type::elog_type;
-        using request_type = type::request_type;
-        using response_type = type::response_type;
-        using socket_type = websocketpp::transport::asio::basic_socket::endpoint;
-    };
-    using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
-};
+using ServerConfig =
+    syncline::wspp::QuietConfig<websocketpp::config::asio, websocketpp::config::asio::rng_type, ConnectionData>;
 
 using WsServer = websocketpp::server<ServerConfig>;
 using WsConnection = WsServer::connection_type;

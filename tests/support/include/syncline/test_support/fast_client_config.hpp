@@ -8,6 +8,7 @@
 /// The keys are not cryptographically unpredictable. RFC 6455 wants unpredictable masks from browsers to protect
 /// intermediaries from cache poisoning by hostile scripts; a test client talking to our own server needs none of it.
 
+#include <syncline/wspp/quiet_config.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
 
 #include <cstdint>
@@ -37,32 +38,8 @@ private:
 };
 
 /// websocketpp::config::asio_client with FastMaskRng and no websocketpp logging.
-struct FastClientConfig : websocketpp::config::asio_client {
-    using type = FastClientConfig;
-    using base = websocketpp::config::asio_client;
-
-    using concurrency_type = base::concurrency_type;
-    using request_type = base::request_type;
-    using response_type = base::response_type;
-    using message_type = base::message_type;
-    using con_msg_manager_type = base::con_msg_manager_type;
-    using endpoint_msg_manager_type = base::endpoint_msg_manager_type;
-    using alog_type = base::alog_type;
-    using elog_type = base::elog_type;
-    using rng_type = FastMaskRng<std::uint32_t, concurrency_type>;
-
-    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
-    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
-
-    struct transport_config : public base::transport_config {
-        using concurrency_type = type::concurrency_type;
-        using alog_type = type::alog_type;
-        using elog_type = type::elog_type;
-        using request_type = type::request_type;
-        using response_type = type::response_type;
-        using socket_type = websocketpp::transport::asio::basic_socket::endpoint;
-    };
-    using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
-};
+using FastClientConfig =
+    wspp::QuietConfig<websocketpp::config::asio_client,
+                      FastMaskRng<std::uint32_t, websocketpp::config::asio_client::concurrency_type>>;
 
 }  // namespace syncline::test_support
