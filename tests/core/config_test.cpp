@@ -186,7 +186,8 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
               "DestroyAPIActionHandler, ListCreateAPIActionHandler, RetrieveUpdateAPIActionHandler, "
               "RetrieveDestroyAPIActionHandler, RetrieveUpdateDestroyAPIActionHandler");
     EXPECT_THAT(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts"}}})")),
-                HasSubstr("routes./ws/api/.routepatterns.^p/$.handler: missing; valid handlers: CreateAPIActionHandler"));
+                HasSubstr("routes./ws/api/.routepatterns.^p/$.handler: missing; valid handlers: "
+                          "CreateAPIActionHandler"));
     EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts", "mixins": ["list"],
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.mixins: unknown key; valid keys: model, fields, read_only, "

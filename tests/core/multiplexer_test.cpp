@@ -115,7 +115,8 @@ TEST_F(MultiplexerTest, PayloadGoesToItsStreamAndRepliesComeBackWrapped) {
     EXPECT_THAT(comments_.texts, ElementsAre(R"({"action":"retrieve","pk":2,"data":{"t":"Grüße"}})"));
     EXPECT_THAT(socket_->frames,
                 ElementsAre(R"({"stream":"posts","payload":{"echo":{"action":"list","request_id":1}}})",
-                            R"({"stream":"comments","payload":{"echo":{"action":"retrieve","pk":2,"data":{"t":"Grüße"}}}})"));
+                            R"({"stream":"comments","payload":{"echo":{"action":"retrieve","pk":2,)"
+                            R"("data":{"t":"Grüße"}}}})"));
 }
 
 TEST_F(MultiplexerTest, PushesAreWrappedKeepTheirKeyPerStreamAndWaitForTheReply) {
