@@ -1,5 +1,7 @@
 #include <syncline/core/config.hpp>
 
+#include <syncline/core/routed.hpp>
+
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
@@ -104,14 +106,20 @@ std::vector<Filter> ParseQueryset(const rapidjson::Value& v, const std::string& 
     return filters;
 }
 
+// A consumer route, or (handler_mode) one handler of a routed route: the same keys, but a "handler" class instead of
+// "mixins" and no per-connection "rate_limit".
 RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path,
-                       const std::vector<Schema>& models) {
+                       const std::vector<Schema>& models, bool handler_mode = false) {
     if (route_path.empty() || route_path[0] != '/') Fail(path, "a route path must start with /");
     if (!v.IsObject()) Fail(path, "expected an object such as {\"model\": \"posts\", \"mixins\": [\"list\"]}");
-    CheckKeys(v, path,
-              {"model", "fields", "read_only", "write_only", "mixins", "lookup_field", "lookup_url_kwarg", "queryset",
-               "rate_limit", "group_by", "filter_fields", "ordering_fields", "pagination", "page_size",
-               "max_page_size"});
+    std::vector<std::string> keys = {"model", "fields", "read_only", "write_only", "mixins", "lookup_field",
+                                     "lookup_url_kwarg", "queryset", "rate_limit", "group_by", "filter_fields",
+                                     "ordering_fields", "pagination", "page_size", "max_page_size"};
+    if (handler_mode) {
+        *std::find(keys.begin(), keys.end(), "mixins") = "handler";
+        keys.erase(std::find(keys.begin(), keys.end(), "rate_limit"));
+    }
+    CheckKeys(v, path, keys);
     RouteConfig route;
     route.path = route_path;
     const rapidjson::Value* model = Member(v, "model");
@@ -176,6 +184,19 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         }
         route.consumer.mixins.push_back(ModelObserverMixin(GroupByField(schema, route.group_by)));
     }
+    if (handler_mode) {
+        const rapidjson::Value* handler = Member(v, "handler");
+        if (!handler) Fail(path + ".handler", "missing; valid handlers: " + Join(RoutedHandlerNames()));
+        std::string name = GetString(*handler, path + ".handler");
+        try {
+            for (auto& mixin : RoutedHandlerMixins(name)) route.consumer.mixins.push_back(std::move(mixin));
+        } catch (const std::out_of_range&) {
+            Fail(path + ".handler", "unknown handler \"" + name + "\"; valid handlers: " + Join(RoutedHandlerNames()));
+        }
+        route.mixins = {name};
+        if (paginated) route.consumer.mixins.push_back(PaginatedModelListMixin());
+        return route;
+    }
     const rapidjson::Value* mixins = Member(v, "mixins");
     if (!mixins) Fail(path + ".mixins", "missing; valid mixins: " + Join(ConfigMixinNames()));
     route.mixins = GetStringList(*mixins, path + ".mixins");
@@ -189,6 +210,47 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         }
     }
     if (paginated) route.consumer.mixins.push_back(PaginatedModelListMixin());  // replaces "list"
+    return route;
+}
+
+// A multiplexer route: {"streams": {"posts": "/ws/posts/"}}. The paths are checked once every route is known.
+RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path) {
+    CheckKeys(v, path, {"streams"});
+    const rapidjson::Value& streams = *Member(v, "streams");
+    if (!streams.IsObject() || streams.MemberCount() == 0) {
+        Fail(path + ".streams", "expected a non-empty object of stream names to route paths such as "
+                                "{\"posts\": \"/ws/posts/\"}");
+    }
+    RouteConfig route;
+    route.path = route_path;
+    for (auto it = streams.MemberBegin(); it != streams.MemberEnd(); ++it) {
+        std::string name(it->name.GetString(), it->name.GetStringLength());
+        if (name.empty()) Fail(path + ".streams", "a stream name may not be empty");
+        route.streams.emplace_back(name, GetString(it->value, path + ".streams." + name));
+    }
+    return route;
+}
+
+// A routed route: {"routepatterns": {"<pattern>": {<route keys>, "handler": "..."}}}, in match order.
+RouteConfig ParseRoutedRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path,
+                             const std::vector<Schema>& models) {
+    CheckKeys(v, path, {"routepatterns", "rate_limit"});
+    const rapidjson::Value& patterns = *Member(v, "routepatterns");
+    if (!patterns.IsObject() || patterns.MemberCount() == 0) {
+        Fail(path + ".routepatterns", "expected a non-empty object of patterns to handlers such as "
+                                      "{\"posts/(?P<pk>[^/]+)/$\": {\"model\": \"posts\", \"handler\": "
+                                      "\"RetrieveAPIActionHandler\"}}");
+    }
+    RouteConfig route;
+    route.path = route_path;
+    if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    for (auto it = patterns.MemberBegin(); it != patterns.MemberEnd(); ++it) {
+        std::string pattern(it->name.GetString(), it->name.GetStringLength());
+        std::string pattern_path = path + ".routepatterns." + pattern;
+        if (auto error = RoutePatternError(pattern)) Fail(pattern_path, "invalid regular expression: " + *error);
+        RouteConfig handler = ParseRoute(route_path, it->value, pattern_path, models, true);
+        route.routepatterns.push_back(RoutePatternConfig{pattern, handler.mixins[0], std::move(handler.consumer)});
+    }
     return route;
 }
 
@@ -308,9 +370,32 @@ ServerConfig ParseConfig(std::string_view json_text) {
     }
     for (auto it = routes->MemberBegin(); it != routes->MemberEnd(); ++it) {
         std::string route_path = it->name.GetString();
-        RouteConfig route = ParseRoute(route_path, it->value, "routes." + route_path, config.models);
+        std::string path = "routes." + route_path;
+        RouteConfig route;
+        if (it->value.IsObject() && Member(it->value, "streams")) {
+            if (route_path.empty() || route_path[0] != '/') Fail(path, "a route path must start with /");
+            route = ParseMultiplexRoute(route_path, it->value, path);
+        } else if (it->value.IsObject() && Member(it->value, "routepatterns")) {
+            if (route_path.empty() || route_path[0] != '/') Fail(path, "a route path must start with /");
+            route = ParseRoutedRoute(route_path, it->value, path, config.models);
+        } else {
+            route = ParseRoute(route_path, it->value, path, config.models);
+        }
         if (!Member(it->value, "rate_limit")) route.endpoint.rate_limit = default_limit;
         config.routes.push_back(std::move(route));
+    }
+    // A stream names another route of this config that serves requests itself (not a multiplexer).
+    std::vector<std::string> consumer_routes;
+    for (const auto& route : config.routes) {
+        if (route.streams.empty()) consumer_routes.push_back(route.path);
+    }
+    for (const auto& route : config.routes) {
+        for (const auto& [stream, target] : route.streams) {
+            if (std::find(consumer_routes.begin(), consumer_routes.end(), target) == consumer_routes.end()) {
+                Fail("routes." + route.path + ".streams." + stream,
+                     "unknown route \"" + target + "\"; valid routes: " + Join(consumer_routes));
+            }
+        }
     }
     return config;
 }

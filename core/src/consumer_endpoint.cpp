@@ -68,22 +68,21 @@ public:
                     }
                     return;
                 }
-                context_->Send(BuildReply(nullptr,
-                                         ActionResult::Message(429, "Request was throttled. Expected available in " +
-                                                                        std::to_string(*wait) + " seconds."),
-                                         nullptr));
+                context_->Send(consumer_->ErrorReply(ActionResult::Message(
+                    429, "Request was throttled. Expected available in " + std::to_string(*wait) + " seconds.")));
                 return;
             }
             throttled_in_a_row_ = 0;
         }
         context_->BeginRequest();
-        context_->Send(HandleTextFrame(*consumer_, *context_, frame));
+        context_->Send(consumer_->HandleText(*context_, frame));
         context_->EndRequest();
     }
 
     void OnBinary(std::string_view frame) override {
         (void)frame;
-        context_->Send(MalformedReply("binary frames are not supported"));
+        context_->Send(
+            consumer_->ErrorReply(ActionResult::Message(400, "Malformed message: binary frames are not supported")));
     }
 
     void OnClose() override { consumer_->OnDisconnect(*context_); }
@@ -132,6 +131,14 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
         result = consumer.Dispatch(request);
     }
     return BuildReply(&action, result, request_id);
+}
+
+std::string GenericConsumer::HandleText(ConnectionContext& connection, std::string_view frame) {
+    return HandleTextFrame(*this, connection, frame);
+}
+
+std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
+    return BuildReply(nullptr, result, nullptr);
 }
 
 ConsumerEndpoint::ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options)

@@ -105,5 +105,104 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
               "routes.ws: a route path must start with /");
 }
 
+// Two models and a consumer route per model, plus the routes under test.
+std::string WithRoutes(const std::string& routes) {
+    return R"({"database": "t.db",
+               "models": {"posts": {"fields": {"title": {"type": "text"}}},
+                          "comments": {"fields": {"text": {"type": "text"}}}},
+               "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list"]},
+                          "/ws/comments/": {"model": "comments", "mixins": ["list"]}, )" +
+           routes + "}}";
+}
+
+std::vector<std::string> ActionNames(const ConsumerOptions& options) {
+    std::vector<std::string> names;
+    for (const auto& mixin : options.mixins) {
+        for (const auto& action : mixin.actions) names.push_back(action.name);
+    }
+    return names;
+}
+
+TEST(ConfigTest, MultiplexerAndRoutedRoutes) {
+    ServerConfig config = ParseConfig(WithRoutes(R"(
+        "/ws/": {"streams": {"posts": "/ws/posts/", "comments": "/ws/comments/", "api": "/ws/api/"}},
+        "/ws/api/": {"rate_limit": {"per_second": 3},
+                     "routepatterns": {
+                         "posts/(?P<pk>[^/]+)/$": {"model": "posts", "handler": "RetrieveUpdateDestroyAPIActionHandler",
+                                                   "fields": ["id", "title"], "read_only": ["id"]},
+                         "^posts/$": {"model": "posts", "handler": "ListCreateAPIActionHandler",
+                                      "queryset": {"title__startswith": "A"}},
+                         "^comments/(?P<c>\\d+)/$": {"model": "comments", "handler": "DestroyAPIActionHandler",
+                                                     "lookup_url_kwarg": "c"}}})"));
+    ASSERT_EQ(config.routes.size(), 4u);
+    const RouteConfig& mux = config.routes[2];
+    EXPECT_EQ(mux.path, "/ws/");
+    EXPECT_EQ(mux.streams, (std::vector<std::pair<std::string, std::string>>{
+                               {"posts", "/ws/posts/"}, {"comments", "/ws/comments/"}, {"api", "/ws/api/"}}));
+    EXPECT_TRUE(mux.routepatterns.empty());
+    const RouteConfig& api = config.routes[3];
+    EXPECT_TRUE(api.streams.empty());
+    EXPECT_EQ(api.endpoint.rate_limit.per_second, 3);
+    ASSERT_EQ(api.routepatterns.size(), 3u);  // in the order written: the match order
+    EXPECT_EQ(api.routepatterns[0].pattern, "posts/(?P<pk>[^/]+)/$");
+    EXPECT_EQ(api.routepatterns[0].handler, "RetrieveUpdateDestroyAPIActionHandler");
+    EXPECT_EQ(api.routepatterns[0].consumer.model, "posts");
+    EXPECT_EQ(api.routepatterns[0].consumer.serializer.fields, (std::vector<std::string>{"id", "title"}));
+    EXPECT_EQ(ActionNames(api.routepatterns[0].consumer),
+              (std::vector<std::string>{"retrieve", "update", "partial_update", "remove"}));
+    EXPECT_EQ(api.routepatterns[1].pattern, "^posts/$");
+    EXPECT_EQ(ActionNames(api.routepatterns[1].consumer), (std::vector<std::string>{"list", "create"}));
+    ASSERT_EQ(api.routepatterns[1].consumer.queryset.size(), 1u);
+    EXPECT_EQ(api.routepatterns[2].consumer.lookup_url_kwarg, "c");
+    EXPECT_EQ(ActionNames(api.routepatterns[2].consumer), (std::vector<std::string>{"remove"}));
+}
+
+TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/": {"streams": {"posts": "/ws/post/"}})")),
+              "routes./ws/.streams.posts: unknown route \"/ws/post/\"; valid routes: /ws/posts/, /ws/comments/");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/": {"streams": {"posts": "/ws/posts/"}},
+                                 "/ws/2/": {"streams": {"inner": "/ws/"}})")),
+              "routes./ws/2/.streams.inner: unknown route \"/ws/\"; valid routes: /ws/posts/, /ws/comments/");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/": {"streams": {}})")),
+              "routes./ws/.streams: expected a non-empty object of stream names to route paths such as "
+              "{\"posts\": \"/ws/posts/\"}");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/": {"streams": {"posts": 1}})")),
+              "routes./ws/.streams.posts: expected a string");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/": {"streams": {"posts": "/ws/posts/"}, "model": "posts"})")),
+              "routes./ws/.model: unknown key; valid keys: streams");
+    EXPECT_EQ(Error(WithRoutes(R"("ws": {"streams": {"posts": "/ws/posts/"}})")),
+              "routes.ws: a route path must start with /");
+    EXPECT_THAT(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"posts/(": {"model": "posts",
+                                                   "handler": "ListAPIActionHandler"}}})")),
+                HasSubstr("routes./ws/api/.routepatterns.posts/(: invalid regular expression: "));
+    EXPECT_EQ(Error(WithRoutes(R"x("/ws/api/": {"routepatterns": {"(?P<a>x)(?P<a>y)": {"model": "posts",
+                                                   "handler": "ListAPIActionHandler"}}})x")),
+              "routes./ws/api/.routepatterns.(?P<a>x)(?P<a>y): invalid regular expression: group name \"a\" is "
+              "used twice");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts",
+                                                   "handler": "ListView"}}})")),
+              "routes./ws/api/.routepatterns.^p/$.handler: unknown handler \"ListView\"; valid handlers: "
+              "CreateAPIActionHandler, ListAPIActionHandler, RetrieveAPIActionHandler, UpdateAPIActionHandler, "
+              "DestroyAPIActionHandler, ListCreateAPIActionHandler, RetrieveUpdateAPIActionHandler, "
+              "RetrieveDestroyAPIActionHandler, RetrieveUpdateDestroyAPIActionHandler");
+    EXPECT_THAT(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts"}}})")),
+                HasSubstr("routes./ws/api/.routepatterns.^p/$.handler: missing; valid handlers: "
+                          "CreateAPIActionHandler"));
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts", "mixins": ["list"],
+                                                   "handler": "ListAPIActionHandler"}}})")),
+              "routes./ws/api/.routepatterns.^p/$.mixins: unknown key; valid keys: model, fields, read_only, "
+              "write_only, handler, lookup_field, lookup_url_kwarg, queryset, group_by, filter_fields, "
+              "ordering_fields, pagination, page_size, max_page_size");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "post",
+                                                   "handler": "ListAPIActionHandler"}}})")),
+              "routes./ws/api/.routepatterns.^p/$.model: unknown model \"post\"; valid models: posts, comments");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {}})")),
+              "routes./ws/api/.routepatterns: expected a non-empty object of patterns to handlers such as "
+              "{\"posts/(?P<pk>[^/]+)/$\": {\"model\": \"posts\", \"handler\": \"RetrieveAPIActionHandler\"}}");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts",
+                                 "handler": "ListAPIActionHandler"}}, "mixins": ["list"]})")),
+              "routes./ws/api/.mixins: unknown key; valid keys: routepatterns, rate_limit");
+}
+
 }  // namespace
 }  // namespace syncline

@@ -1,6 +1,8 @@
 #include <syncline/transport/server.hpp>
 
 #include <syncline/core/log.hpp>
+#include <syncline/core/multiplexer.hpp>
+#include <syncline/core/routed.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/redis_bus.hpp>
@@ -12,6 +14,7 @@
 
 #include <filesystem>
 #include <future>
+#include <map>
 #include <stdexcept>
 
 namespace syncline {
@@ -90,7 +93,17 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
-        server->Route(route.path, std::make_shared<GenericConsumer>(route.consumer), route.endpoint);
+        if (!route.streams.empty()) {
+            server->Multiplex(route.path, route.streams);
+        } else if (!route.routepatterns.empty()) {
+            std::vector<RoutePattern> patterns;
+            for (const auto& pattern : route.routepatterns) {
+                patterns.push_back(RoutePattern{pattern.pattern, std::make_shared<GenericConsumer>(pattern.consumer)});
+            }
+            server->Route(route.path, std::make_shared<RoutedConsumer>(std::move(patterns)), route.endpoint);
+        } else {
+            server->Route(route.path, std::make_shared<GenericConsumer>(route.consumer), route.endpoint);
+        }
     }
     return server;
 }
@@ -104,6 +117,11 @@ void Server::Route(std::string path, std::shared_ptr<GenericConsumer> consumer, 
     if (db_) throw std::logic_error("Server::Route after Start");
     if (!consumer) throw std::invalid_argument("Server::Route: null consumer for " + path);
     routes_.push_back(RouteEntry{std::move(path), std::move(consumer), options});
+}
+
+void Server::Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams) {
+    if (db_) throw std::logic_error("Server::Multiplex after Start");
+    multiplexers_.push_back(MultiplexEntry{std::move(path), std::move(streams)});
 }
 
 void Server::Prepare() {
@@ -162,13 +180,33 @@ void Server::Prepare() {
                                                std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,
                  layout.shards());
+    std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     for (auto& route : routes_) {
         try {
             route.consumer->Bind(*db_, observer_.get());
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + route.path + ": " + e.what());
         }
-        ws_->Route(route.path, std::make_shared<ConsumerEndpoint>(route.consumer, route.options));
+        auto endpoint = std::make_shared<ConsumerEndpoint>(route.consumer, route.options);
+        endpoints.emplace(route.path, endpoint);
+        ws_->Route(route.path, endpoint);
+    }
+    // A stream is served by the very endpoint of its route: same consumer, options and handshake checks.
+    for (auto& mux : multiplexers_) {
+        std::vector<Multiplexer::Stream> streams;
+        for (const auto& [name, target] : mux.streams) {
+            auto it = endpoints.find(target);
+            if (it == endpoints.end()) {
+                throw std::invalid_argument("route " + mux.path + ": stream \"" + name + "\" names \"" + target +
+                                            "\", which is not a consumer route");
+            }
+            streams.push_back(Multiplexer::Stream{name, it->second});
+        }
+        try {
+            ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams)));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("route " + mux.path + ": " + e.what());
+        }
     }
 }
 

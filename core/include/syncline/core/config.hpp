@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <syncline/core/consumer.hpp>
@@ -23,13 +24,26 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// One route: a consumer over a model, with its endpoint options.
+/// One pattern of a routed route (`"routepatterns"`, PROTOCOL.md §10).
+struct RoutePatternConfig {
+    std::string pattern;       ///< The Python-style regular expression, as written.
+    std::string handler;       ///< The handler class, e.g. "RetrieveUpdateDestroyAPIActionHandler".
+    ConsumerOptions consumer;  ///< The handler's consumer: the route keys given, with the handler class's mixins.
+};
+
+/// One route: a consumer over a model, with its endpoint options; or a multiplexer (`streams`), or a routed consumer
+/// (`routepatterns`).
 struct RouteConfig {
     std::string path;
     ConsumerOptions consumer;
     std::vector<std::string> mixins;  ///< The mixin names, as written.
     EndpointOptions endpoint;
     std::string group_by;  ///< When set: subscribe_group/unsubscribe_group by this field's value (or all rows).
+    /// A multiplexer route (PROTOCOL.md §9): (stream name, path of another route of the config), in the order
+    /// written. Empty for other routes.
+    std::vector<std::pair<std::string, std::string>> streams;
+    /// A routed route: its patterns in match order (the JSON object's order). Empty for other routes.
+    std::vector<RoutePatternConfig> routepatterns;
 };
 
 /// The bus between processes. Empty `redis`: the in-process bus (one process; no Redis needed).
@@ -68,7 +82,8 @@ const std::vector<std::string>& ConfigMixinNames();
 Mixin MixinByName(const std::string& name);
 
 /// Parses a configuration. Throws ConfigError (one line, key path and choices) on any problem: bad JSON, unknown
-/// key, wrong type, unknown model, field or mixin.
+/// key, wrong type, unknown model, field, mixin or handler class, an invalid route pattern, a stream naming no
+/// consumer route of the config.
 ServerConfig ParseConfig(std::string_view json_text);
 
 }  // namespace syncline

@@ -201,6 +201,13 @@ public:
     /// Runs one request: permission (403), then action lookup (405), then the action. An exception escaping the
     /// action answers 500 with a generic message and is logged with its detail.
     ActionResult Dispatch(ActionRequest& request);
+    /// Answers one text frame of a connection with exactly one reply frame. The default speaks DCRF's envelope
+    /// (HandleTextFrame, PROTOCOL.md §1-§4); a consumer with another envelope (RoutedConsumer, §10) overrides it.
+    /// Must not throw. Defined in consumer_endpoint.cpp.
+    virtual std::string HandleText(ConnectionContext& connection, std::string_view frame);
+    /// The reply to a frame that reached no action (a binary or throttled frame), in this consumer's envelope; by
+    /// default `BuildReply(nullptr, result, nullptr)`.
+    virtual std::string ErrorReply(const ActionResult& result) const;
     /// The connection closed: drops its subscriptions (the session calls this once, last).
     virtual void OnDisconnect(ConnectionContext& connection);
     /// Whether a connection may open at all (every permission's CanConnect).

@@ -70,6 +70,11 @@ public:
     }
     /// Serves `consumer` at `path` (before Start).
     void Route(std::string path, std::shared_ptr<GenericConsumer> consumer, EndpointOptions options = {});
+    /// Serves a multiplexer (PROTOCOL.md §9) at `path`: each (stream name, route path) pair names a route declared
+    /// with Route (in any order, before Start), whose consumer then also answers on this socket as that stream;
+    /// those routes stay served at their own paths too. Start throws std::invalid_argument naming a path that is
+    /// not a consumer route.
+    void Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams);
     /// Constructs a consumer of type C from `args` and serves it at `path`; returns it.
     template <class C, class... Args>
     C& Route(std::string path, Args&&... args) {
@@ -105,9 +110,14 @@ private:
         std::shared_ptr<GenericConsumer> consumer;
         EndpointOptions options;
     };
+    struct MultiplexEntry {
+        std::string path;
+        std::vector<std::pair<std::string, std::string>> streams;
+    };
     ServerOptions options_;
     std::vector<Schema> models_;
     std::vector<RouteEntry> routes_;
+    std::vector<MultiplexEntry> multiplexers_;
     std::unique_ptr<storage::Database> db_;
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;

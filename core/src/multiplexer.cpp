@@ -1,0 +1,253 @@
+// Multiplexing (PROTOCOL.md §9): one socket, several streams, each served by a child Endpoint's Session.
+
+#include <syncline/core/multiplexer.hpp>
+
+#include <syncline/core/consumer.hpp>
+#include <syncline/core/consumer_endpoint.hpp>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+
+#include "json_util.hpp"
+
+namespace syncline {
+namespace {
+
+// Holds back the pushes of every stream while the connection answers a frame, so a reply is queued before the pushes
+// its own change causes even when another stream subscribed to the row (each child's ConnectionContext only gates
+// its own stream). Same discipline as ConnectionContext::Push: deferred pushes with one key coalesce, and they are
+// sent outside the lock, in order.
+class PushGate {
+public:
+    explicit PushGate(std::shared_ptr<Outbox> socket) : socket_(std::move(socket)) {}
+
+    Outbox& socket() const { return *socket_; }
+
+    void Push(std::string frame, const std::string& key) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (in_request_ || flushing_) {
+                auto same =
+                    std::find_if(deferred_.begin(), deferred_.end(), [&](const auto& p) { return p.first == key; });
+                if (same != deferred_.end()) {
+                    same->second = std::move(frame);
+                } else {
+                    deferred_.emplace_back(key, std::move(frame));
+                }
+                return;
+            }
+        }
+        socket_->SendPush(std::move(frame), key);
+    }
+
+    void Begin() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        in_request_ = true;
+    }
+
+    void End() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        in_request_ = false;
+        if (flushing_) return;
+        flushing_ = true;
+        while (!deferred_.empty()) {
+            auto batch = std::move(deferred_);
+            deferred_.clear();
+            lock.unlock();
+            for (auto& [key, frame] : batch) socket_->SendPush(std::move(frame), key);
+            lock.lock();
+        }
+        flushing_ = false;
+    }
+
+private:
+    std::shared_ptr<Outbox> socket_;
+    std::mutex mutex_;
+    bool in_request_ = false;                                    // guarded by mutex_
+    bool flushing_ = false;                                      // guarded by mutex_
+    std::vector<std::pair<std::string, std::string>> deferred_;  // (key, frame), guarded by mutex_
+};
+
+// The Outbox a stream's child session writes to: wraps each frame in the stream's envelope.
+class StreamOutbox final : public Outbox {
+public:
+    StreamOutbox(std::shared_ptr<PushGate> gate, const std::string& name)
+        : gate_(std::move(gate)),
+          head_("{\"stream\":" + JsonString(name) + ",\"payload\":"),
+          key_prefix_(name + '\n') {}
+
+    void Send(std::string frame) override { gate_->socket().Send(Wrap(frame)); }
+    void SendPush(std::string frame, const std::string& key) override { gate_->Push(Wrap(frame), key_prefix_ + key); }
+    void Close(int code, std::string reason) override { gate_->socket().Close(code, std::move(reason)); }
+    std::size_t BufferedBytes() const override { return gate_->socket().BufferedBytes(); }
+
+private:
+    std::string Wrap(const std::string& frame) const {
+        std::string out;
+        out.reserve(head_.size() + frame.size() + 1);
+        out += head_;
+        out += frame;
+        out += '}';
+        return out;
+    }
+
+    std::shared_ptr<PushGate> gate_;
+    std::string head_;        // {"stream":"<name>","payload":
+    std::string key_prefix_;  // keeps the coalescing keys of different streams apart
+};
+
+struct StreamSlot {
+    std::string name;
+    std::unique_ptr<Session> session;  // null: the child refused this handshake
+};
+
+class MultiplexSession final : public Session {
+public:
+    MultiplexSession(std::shared_ptr<PushGate> gate, std::vector<StreamSlot> slots)
+        : gate_(std::move(gate)), slots_(std::move(slots)) {}
+
+    void OnText(std::string_view frame) override {
+        gate_->Begin();
+        Answer(frame);
+        gate_->End();
+    }
+
+    void OnBinary(std::string_view frame) override {
+        (void)frame;
+        Reply("null", MalformedReply("binary frames are not supported"));
+    }
+
+    void OnClose() override {
+        for (auto& slot : slots_) {
+            if (slot.session) slot.session->OnClose();
+        }
+    }
+
+private:
+    void Reply(std::string_view stream_json, std::string_view payload_frame) {
+        gate_->socket().Send(StreamFrame(stream_json, payload_frame));
+    }
+
+    void Answer(std::string_view frame) {
+        if (frame.empty()) return Reply("null", MalformedReply("empty frame"));
+        rapidjson::Document doc;
+        doc.Parse<rapidjson::kParseValidateEncodingFlag>(frame.data(), frame.size());
+        if (doc.HasParseError()) {
+            return Reply("null", MalformedReply(std::string(rapidjson::GetParseError_En(doc.GetParseError())) +
+                                                " (at offset " + std::to_string(doc.GetErrorOffset()) + ")"));
+        }
+        if (!doc.IsObject()) {
+            return Reply("null", MalformedReply("expected a JSON object, got " + std::string(PythonTypeName(doc))));
+        }
+        auto stream_it = doc.FindMember("stream");
+        auto payload_it = doc.FindMember("payload");
+        std::string stream_json = stream_it == doc.MemberEnd() ? "null" : JsonText(stream_it->value);
+        if (stream_it == doc.MemberEnd() || payload_it == doc.MemberEnd()) {
+            return Reply(stream_json, BuildReply(nullptr,
+                                                 ActionResult::Message(400,
+                                                                       "A multiplexed message needs \"stream\" "
+                                                                       "and \"payload\"."),
+                                                 nullptr));
+        }
+        const rapidjson::Value& payload = payload_it->value;
+        if (!payload.IsObject()) {
+            return Reply(stream_json, MalformedReply("expected a JSON object as payload, got " +
+                                                     std::string(PythonTypeName(payload))));
+        }
+        // The payload's action and request_id are echoed in errors, so a client can tell which request failed.
+        auto action_it = payload.FindMember("action");
+        auto id_it = payload.FindMember("request_id");
+        const rapidjson::Value* action = action_it == payload.MemberEnd() ? nullptr : &action_it->value;
+        const rapidjson::Value* request_id = id_it == payload.MemberEnd() ? nullptr : &id_it->value;
+        const rapidjson::Value& stream = stream_it->value;
+        auto slot = std::find_if(slots_.begin(), slots_.end(), [&](const StreamSlot& s) {
+            return stream.IsString() && s.name == std::string_view(stream.GetString(), stream.GetStringLength());
+        });
+        if (slot == slots_.end()) {
+            return Reply(
+                stream_json,
+                BuildReply(action, ActionResult::Message(400, "Unknown stream " + stream_json + "."), request_id));
+        }
+        if (!slot->session) {
+            return Reply(
+                stream_json,
+                BuildReply(action, ActionResult::Message(403, "You do not have permission to perform this action."),
+                           request_id));
+        }
+        slot->session->OnText(JsonText(payload));
+    }
+
+    std::shared_ptr<PushGate> gate_;
+    std::vector<StreamSlot> slots_;
+};
+
+}  // namespace
+
+std::string StreamFrame(std::string_view stream_json, std::string_view payload_frame) {
+    std::string out;
+    out.reserve(stream_json.size() + payload_frame.size() + 24);
+    out += "{\"stream\":";
+    out += stream_json;
+    out += ",\"payload\":";
+    out += payload_frame;
+    out += '}';
+    return out;
+}
+
+Multiplexer::Multiplexer(std::vector<Stream> streams) : streams_(std::move(streams)) {
+    if (streams_.empty()) throw std::invalid_argument("multiplexer: no streams");
+    for (std::size_t i = 0; i < streams_.size(); ++i) {
+        const Stream& s = streams_[i];
+        if (s.name.empty()) throw std::invalid_argument("multiplexer: empty stream name");
+        if (!s.endpoint) throw std::invalid_argument("multiplexer: stream \"" + s.name + "\" has no endpoint");
+        for (std::size_t j = 0; j < i; ++j) {
+            if (streams_[j].name == s.name) {
+                throw std::invalid_argument("multiplexer: stream \"" + s.name + "\" declared twice");
+            }
+        }
+    }
+}
+
+int Multiplexer::Admit(const HandshakeRequest& request) {
+    int first_refusal = 0;
+    for (const auto& stream : streams_) {
+        int status = stream.endpoint->Admit(request);
+        if (status == 101) return 101;
+        if (first_refusal == 0) first_refusal = status;
+    }
+    return first_refusal;
+}
+
+std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) {
+    std::vector<bool> admitted;
+    admitted.reserve(streams_.size());
+    for (const auto& stream : streams_) admitted.push_back(stream.endpoint->Admit(request) == 101);
+    auto gate = std::make_shared<PushGate>(std::move(outbox));
+    std::vector<StreamSlot> slots;
+    slots.reserve(streams_.size());
+    try {
+        for (std::size_t i = 0; i < streams_.size(); ++i) {
+            StreamSlot slot{streams_[i].name, nullptr};
+            if (admitted[i]) {
+                slot.session = streams_[i].endpoint->Open(request, std::make_shared<StreamOutbox>(gate, slot.name));
+                if (!slot.session) {
+                    throw std::runtime_error("stream \"" + slot.name + "\": Endpoint::Open returned no session");
+                }
+            }
+            slots.push_back(std::move(slot));
+        }
+    } catch (...) {
+        // The transport closes the socket without a session: the children already opened still get their OnClose.
+        for (auto& slot : slots) {
+            if (slot.session) slot.session->OnClose();
+        }
+        throw;
+    }
+    return std::make_unique<MultiplexSession>(std::move(gate), std::move(slots));
+}
+
+}  // namespace syncline
