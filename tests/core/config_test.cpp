@@ -79,7 +79,7 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "colour": 1})")),
               "routes./ws/posts/.colour: unknown key; valid keys: model, fields, read_only, write_only, mixins, "
               "lookup_field, lookup_url_kwarg, queryset, rate_limit, group_by, filter_fields, ordering_fields, "
-              "pagination, page_size, max_page_size");
+              "pagination, page_size, max_page_size, permissions");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": "list"})")), "routes./ws/posts/.mixins: expected a list of strings");
     EXPECT_EQ(Error(With(R"({"model": "posts"})")),
               "routes./ws/posts/.mixins: missing; valid mixins: list, retrieve, create, update, patch, delete, "
