@@ -35,8 +35,11 @@ struct AuthResult {
     /// 3fa2c1d0`). Never the credential itself.
     std::string credential;
 
+    /// No credential found.
     static AuthResult NoCredentials() { return {}; }
+    /// A valid credential of `user` (authenticated is set to true).
     static AuthResult Authenticated(User user);
+    /// An invalid credential; `reason` must not contain it.
     static AuthResult Invalid(std::string reason);
 };
 
@@ -46,6 +49,7 @@ struct AuthResult {
 class Authenticator {
 public:
     virtual ~Authenticator() = default;
+    /// The handshake's user, or why it has none. Thread-safe; may throw (HTTP 500).
     virtual AuthResult Authenticate(const HandshakeRequest& request) const = 0;
 };
 
@@ -74,11 +78,13 @@ std::string TokenFingerprint(std::string_view token);
 /// An authenticator of bearer tokens: finds the token (FindToken) and hands it to VerifyToken.
 class TokenAuthenticator : public Authenticator {
 public:
+    /// Reads tokens from `sources`.
     explicit TokenAuthenticator(TokenSources sources = {}) : sources_(std::move(sources)) {}
     /// kNoCredentials without a token; else VerifyToken's answer, with `credential` filled in.
     AuthResult Authenticate(const HandshakeRequest& request) const final;
     /// Checks one token: kUser or kInvalid (with a reason that does not contain the token). Thread-safe.
     virtual AuthResult VerifyToken(std::string_view token) const = 0;
+    /// Where tokens are read.
     const TokenSources& sources() const { return sources_; }
 
 private:
@@ -92,6 +98,7 @@ public:
     /// `tokens` maps each token to its user (authenticated is set to true). Throws std::invalid_argument for an
     /// empty token.
     explicit StaticTokenAuthenticator(std::map<std::string, User> tokens, TokenSources sources = {});
+    /// kUser for a token of the table, else kInvalid "unknown token".
     AuthResult VerifyToken(std::string_view token) const override;
 
 private:
@@ -113,6 +120,7 @@ class JwtAuthenticator final : public TokenAuthenticator {
 public:
     /// Throws std::invalid_argument for an empty secret or a negative leeway.
     explicit JwtAuthenticator(JwtOptions options, TokenSources sources = {});
+    /// Verifies the token at the current time (see the class comment).
     AuthResult VerifyToken(std::string_view token) const override;
     /// VerifyToken at a given time (seconds since the epoch); for tests.
     AuthResult VerifyTokenAt(std::string_view token, std::int64_t now_s) const;
@@ -126,6 +134,7 @@ private:
 class ChainAuthenticator final : public Authenticator {
 public:
     explicit ChainAuthenticator(std::vector<std::shared_ptr<const Authenticator>> chain);
+    /// Asks each authenticator in order (see the class comment).
     AuthResult Authenticate(const HandshakeRequest& request) const override;
 
 private:

@@ -80,12 +80,14 @@ public:
 /// of the consumer's model (else each check throws std::invalid_argument naming it: a 500).
 class IsOwner final : public Permission {
 public:
+    /// `field`: the field holding the owner's id. Throws std::invalid_argument when empty.
     explicit IsOwner(std::string field);
     bool HasPermission(const ActionRequest& request, const GenericConsumer& consumer) const override;
     bool HasObjectPermission(const ActionRequest& request, const GenericConsumer& consumer,
                              const Row& row) const override;
     std::optional<std::vector<Filter>> ObjectFilter(const ActionRequest& request,
                                                     const GenericConsumer& consumer) const override;
+    /// The owner field.
     const std::string& field() const { return field_; }
 
 private:
@@ -95,6 +97,7 @@ private:
 /// Allows requests of users in the group `group` (User::groups).
 class InGroup final : public Permission {
 public:
+    /// `group`: the group name a user must have.
     explicit InGroup(std::string group);
     bool HasPermission(const ActionRequest& request, const GenericConsumer& consumer) const override;
     std::optional<std::vector<Filter>> ObjectFilter(const ActionRequest& request,
