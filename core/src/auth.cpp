@@ -58,11 +58,11 @@ std::optional<FoundToken> FindToken(const HandshakeRequest& request, const Token
         if (std::optional<std::string> header = request.Header("authorization")) {
             std::string_view value = Trim(*header);
             constexpr std::string_view kScheme = "bearer";
-            bool bearer = value.size() >= kScheme.size() &&
-                          std::equal(kScheme.begin(), kScheme.end(), value.begin(),
-                                     [](char a, char b) { return a == AsciiLower(b); }) &&
-                          (value.size() == kScheme.size() || value[kScheme.size()] == ' ' ||
-                           value[kScheme.size()] == '\t');
+            bool bearer =
+                value.size() >= kScheme.size() &&
+                std::equal(kScheme.begin(), kScheme.end(), value.begin(),
+                           [](char a, char b) { return a == AsciiLower(b); }) &&
+                (value.size() == kScheme.size() || value[kScheme.size()] == ' ' || value[kScheme.size()] == '\t');
             if (bearer) return FoundToken{std::string(Trim(value.substr(kScheme.size()))), "Authorization header"};
         }
     }

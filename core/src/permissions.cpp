@@ -181,8 +181,7 @@ bool IsOwner::HasPermission(const ActionRequest& request, const GenericConsumer&
     return true;
 }
 
-bool IsOwner::HasObjectPermission(const ActionRequest& request, const GenericConsumer& consumer,
-                                  const Row& row) const {
+bool IsOwner::HasObjectPermission(const ActionRequest& request, const GenericConsumer& consumer, const Row& row) const {
     return RowMatches(consumer.schema(), row, {OwnerFilter(consumer, field_, request.connection().user())});
 }
 

@@ -160,8 +160,8 @@ TEST(JwtTest, ExpiryAndNotBeforeWithLeeway) {
     AuthResult expired = auth.VerifyTokenAt(token, t + 30);
     EXPECT_EQ(expired.kind, AuthResult::Kind::kInvalid);
     EXPECT_EQ(expired.reason, "expired");
-    std::string later = Mint(R"({"sub": "1", "exp": )" + std::to_string(t + 1000) + R"(, "nbf": )" +
-                             std::to_string(t + 100) + "}");
+    std::string later =
+        Mint(R"({"sub": "1", "exp": )" + std::to_string(t + 1000) + R"(, "nbf": )" + std::to_string(t + 100) + "}");
     EXPECT_EQ(auth.VerifyTokenAt(later, t + 70).kind, AuthResult::Kind::kUser);  // nbf within the leeway
     AuthResult early = auth.VerifyTokenAt(later, t + 69);
     EXPECT_EQ(early.kind, AuthResult::Kind::kInvalid);
@@ -279,11 +279,15 @@ TEST(HandshakePolicyTest, OneLogLineNamingTheFingerprintNeverTheToken) {
     EXPECT_EQ(AuthenticateHandshake(options, Handshake("", {{"cookie", "token=" + good}})).status, 101);
     std::vector<std::string> lines = log.lines();
     ASSERT_EQ(lines.size(), 2u) << log.all();
-    EXPECT_EQ(lines[0], "auth: invalid credential from 127.0.0.1:5555 on /ws/posts/ (query parameter \"token\", "
-                        "fingerprint " + TokenFingerprint(expired) + "): expired; connecting as anonymous");
-    EXPECT_EQ(lines[1], "auth: invalid credential from 127.0.0.1:5555 on /ws/posts/ (Authorization header, "
-                        "fingerprint " + TokenFingerprint(forged) +
-                        "): bad signature, unsigned (alg none), or malformed; handshake refused with 401");
+    EXPECT_EQ(lines[0],
+              "auth: invalid credential from 127.0.0.1:5555 on /ws/posts/ (query parameter \"token\", "
+              "fingerprint " +
+                  TokenFingerprint(expired) + "): expired; connecting as anonymous");
+    EXPECT_EQ(lines[1],
+              "auth: invalid credential from 127.0.0.1:5555 on /ws/posts/ (Authorization header, "
+              "fingerprint " +
+                  TokenFingerprint(forged) +
+                  "): bad signature, unsigned (alg none), or malformed; handshake refused with 401");
     for (const std::string& token : {expired, forged, good}) {
         EXPECT_THAT(log.all(), Not(HasSubstr(token)));
         // Not even a recognisable part of the signature or payload.

@@ -29,10 +29,10 @@
 namespace syncline {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using test_support::Headers;
 using test_support::WsClient;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr const char* kSecret = "integration-secret-7f3a";
 
@@ -51,21 +51,28 @@ std::string AuthJson(const std::string& extra = "") {
     return std::string(R"("auth": {"tokens": {
         "tok-alice-5b1e": {"user": "alice", "id": 1}, "tok-bob-93c2": {"user": "bob", "id": 2},
         "tok-carol-11d4": {"user": "carol", "id": 3, "groups": ["editors"]}},
-        "jwt": {"secret": "integration-secret-7f3a", "leeway_s": 30})") + extra + "},";
+        "jwt": {"secret": "integration-secret-7f3a", "leeway_s": 30})") +
+           extra + "},";
 }
 
 std::string Config(const std::string& auth) {
     const std::string all = R"(["list", "retrieve", "create", "update", "patch", "delete"])";
     return R"({"database": "auth.db", "listen": {"port": 0}, "workers": 2, )" + Models() + auth + R"(
       "routes": {
-        "/ws/open/": {"model": "posts", "mixins": )" + all + R"(},
-        "/ws/auth/": {"model": "posts", "permissions": ["is_authenticated"], "mixins": )" + all + R"(},
-        "/ws/readonly/": {"model": "posts", "permissions": ["read_only"], "mixins": )" + all + R"(},
+        "/ws/open/": {"model": "posts", "mixins": )" +
+           all + R"(},
+        "/ws/auth/": {"model": "posts", "permissions": ["is_authenticated"], "mixins": )" +
+           all + R"(},
+        "/ws/readonly/": {"model": "posts", "permissions": ["read_only"], "mixins": )" +
+           all + R"(},
         "/ws/and/": {"model": "posts", "permissions": [{"and": ["is_authenticated", "read_only"]}],
-                     "mixins": )" + all + R"(},
+                     "mixins": )" +
+           all + R"(},
         "/ws/or/": {"model": "posts", "permissions": [{"or": [{"group": "editors"}, "read_only"]}],
-                    "mixins": )" + all + R"(},
-        "/ws/not/": {"model": "posts", "permissions": [{"not": "read_only"}], "mixins": )" + all + R"(},
+                    "mixins": )" +
+           all + R"(},
+        "/ws/not/": {"model": "posts", "permissions": [{"not": "read_only"}], "mixins": )" +
+           all + R"(},
         "/ws/mine/": {"model": "posts", "permissions": [{"owner": "owner_id"}], "filter_fields": ["title"],
                       "mixins": ["list", "retrieve", "update", "patch", "delete", "observe_instance",
                                  "observe_list"]},
@@ -86,9 +93,8 @@ std::string Mint(const std::string& payload_json, const std::string& secret = kS
     if (jwt_new(&raw) != 0) throw std::runtime_error("jwt_new");
     std::unique_ptr<jwt_t, void (*)(jwt_t*)> jwt(raw, &jwt_free);
     if (jwt_add_grants_json(jwt.get(), payload_json.c_str()) != 0) throw std::runtime_error("bad payload");
-    if (alg != JWT_ALG_NONE &&
-        jwt_set_alg(jwt.get(), alg, reinterpret_cast<const unsigned char*>(secret.data()),
-                    static_cast<int>(secret.size())) != 0) {
+    if (alg != JWT_ALG_NONE && jwt_set_alg(jwt.get(), alg, reinterpret_cast<const unsigned char*>(secret.data()),
+                                           static_cast<int>(secret.size())) != 0) {
         throw std::runtime_error("jwt_set_alg");
     }
     std::unique_ptr<char, void (*)(void*)> text(jwt_encode_str(jwt.get()), &std::free);
@@ -233,10 +239,10 @@ TEST_F(AuthPermissionsTest, ReadOnlyRefusesWritesAndAllowsReads) {
     EXPECT_EQ(Status(*ws, R"({"action": "list"})"), 200);
     EXPECT_EQ(Status(*ws, R"({"action": "retrieve", "pk": 1})"), 200);
     EXPECT_EQ(Status(*ws, R"({"action": "retrieve", "pk": 99})"), 404);
-    for (const char* write : {R"({"action": "create", "data": {"title": "x"}})",
-                              R"({"action": "update", "pk": 1, "data": {"title": "x"}})",
-                              R"({"action": "patch", "pk": 1, "data": {"title": "x"}})",
-                              R"({"action": "delete", "pk": 1})", R"({"action": "delete", "pk": 99})"}) {
+    for (const char* write :
+         {R"({"action": "create", "data": {"title": "x"}})", R"({"action": "update", "pk": 1, "data": {"title": "x"}})",
+          R"({"action": "patch", "pk": 1, "data": {"title": "x"}})", R"({"action": "delete", "pk": 1})",
+          R"({"action": "delete", "pk": 99})"}) {
         Frame f = Call(*ws, write);
         EXPECT_EQ(f.status(), 403) << write;
         EXPECT_EQ(f.error(), kDenied);
@@ -274,18 +280,17 @@ TEST_F(AuthPermissionsTest, OwnerIsCheckedOnEveryDetailActionAfterTheLookup) {
     Frame own = Call(*alice, R"({"action": "retrieve", "pk": 1, "request_id": 1})");
     EXPECT_EQ(own.status(), 200);
     EXPECT_EQ(own.data()["owner_id"].GetInt(), 1);
-    for (const char* request : {R"({"action": "retrieve", "pk": 2})",
-                                R"({"action": "update", "pk": 2, "data": {"title": "mine now", "owner_id": 1}})",
-                                R"({"action": "patch", "pk": 2, "data": {"owner_id": 1}})",
-                                R"({"action": "delete", "pk": 2})",
-                                R"({"action": "subscribe_instance", "pk": 2, "request_id": "s"})",
-                                R"({"action": "retrieve", "pk": 6})"}) {
+    for (const char* request :
+         {R"({"action": "retrieve", "pk": 2})",
+          R"({"action": "update", "pk": 2, "data": {"title": "mine now", "owner_id": 1}})",
+          R"({"action": "patch", "pk": 2, "data": {"owner_id": 1}})", R"({"action": "delete", "pk": 2})",
+          R"({"action": "subscribe_instance", "pk": 2, "request_id": "s"})", R"({"action": "retrieve", "pk": 6})"}) {
         Frame f = Call(*alice, request);
         EXPECT_EQ(f.status(), 403) << request << " -> " << f.text;
         EXPECT_EQ(f.error(), kDenied);
     }
     EXPECT_EQ(server_->database().Get("posts", "id", Value(2))->at(2).AsInteger(), 2);  // bob's row is untouched
-    EXPECT_EQ(Status(*alice, R"({"action": "retrieve", "pk": 99})"), 404);  // a missing row is still 404
+    EXPECT_EQ(Status(*alice, R"({"action": "retrieve", "pk": 99})"), 404);              // a missing row is still 404
     EXPECT_EQ(Status(*alice, R"({"action": "patch", "pk": 3, "data": {"title": "edited"}})"), 200);
     EXPECT_EQ(Status(*alice, R"({"action": "subscribe_instance", "pk": 3, "request_id": "s"})"), 201);
     EXPECT_EQ(Status(*alice, R"({"action": "delete", "pk": 5})"), 204);
@@ -351,9 +356,9 @@ TEST_F(AuthPermissionsTest, AListNeverShowsARowTheSameUserCouldNotRetrieve) {
         }
     }
     // And the answers differ by user, so the check above is not vacuous.
-    EXPECT_EQ(Ids(Call(*Connect(std::string("/ws/mine-or-editor/?token=") + kCarolToken), R"({"action": "list"})")
-                      .data()),
-              (std::set<std::int64_t>{1, 2, 3, 4, 5, 6, 7}));
+    EXPECT_EQ(
+        Ids(Call(*Connect(std::string("/ws/mine-or-editor/?token=") + kCarolToken), R"({"action": "list"})").data()),
+        (std::set<std::int64_t>{1, 2, 3, 4, 5, 6, 7}));
     EXPECT_EQ(Ids(Call(*As("/ws/mine-or-editor/", kBobToken), R"({"action": "list"})").data()),
               (std::set<std::int64_t>{2, 4}));
 }

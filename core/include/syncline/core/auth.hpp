@@ -107,8 +107,8 @@ private:
 
 /// Options of JwtAuthenticator.
 struct JwtOptions {
-    std::string secret;          ///< The HMAC key (HS256). Required.
-    std::int64_t leeway_s = 0;   ///< Clock skew tolerated on `exp` and `nbf`, in seconds.
+    std::string secret;         ///< The HMAC key (HS256). Required.
+    std::int64_t leeway_s = 0;  ///< Clock skew tolerated on `exp` and `nbf`, in seconds.
 };
 
 /// HS256 JSON Web Tokens, verified with libjwt. Valid when: the signature matches `secret` with alg HS256 (`none`
