@@ -149,7 +149,11 @@ ConsumerEndpoint::ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, En
 int ConsumerEndpoint::Admit(const HandshakeRequest& request) {
     HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, request) : HandshakeAuth{};
     if (auth.status != 101) return auth.status;
-    ConnectionContext context(request, std::make_shared<NoOutbox>(), std::move(auth.user));
+    return AdmitUser(request, std::move(auth.user));
+}
+
+int ConsumerEndpoint::AdmitUser(const HandshakeRequest& request, User user) {
+    ConnectionContext context(request, std::make_shared<NoOutbox>(), std::move(user));
     try {
         return consumer_->CanConnect(context) ? 101 : 403;
     } catch (const std::exception& e) {
@@ -172,6 +176,13 @@ std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request,
     return std::make_unique<ConsumerSession>(
         consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user)),
         options_.rate_limit, refused);
+}
+
+std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox,
+                                                    User user) {
+    return std::make_unique<ConsumerSession>(
+        consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user)),
+        options_.rate_limit);
 }
 
 }  // namespace syncline

@@ -215,6 +215,14 @@ TEST_F(PermissionsTest, OpenRefusesWhenAuthenticationNoLongerPassesAndIgnoresFra
     ConsumerEndpoint bare(Consumer({std::make_shared<IsAuthenticated>()}));
     EXPECT_EQ(bare.Admit(with_token), 101);
     EXPECT_EQ(ConsumerEndpoint(Consumer({std::make_shared<NoConnect>()})).Admit(with_token), 403);
+    // A user authenticated elsewhere (a multiplexer authenticates once for all its streams).
+    EXPECT_EQ(bare.AdmitUser(anonymous, Named("7")), 101);
+    auto as_user_outbox = std::make_shared<NullOutbox>();
+    auto as_user = bare.OpenUser(anonymous, as_user_outbox, Named("7"));
+    as_user->OnText(R"({"action": "list"})");
+    ASSERT_EQ(as_user_outbox->frames.size(), 1u);
+    EXPECT_THAT(as_user_outbox->frames[0], ::testing::HasSubstr("\"response_status\":200"));
+    as_user->OnClose();
 }
 
 }  // namespace

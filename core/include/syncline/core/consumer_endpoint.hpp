@@ -48,6 +48,11 @@ public:
     /// ConnectionContext before any permission runs. Should the outcome differ from Admit's (a token that expired
     /// in between), the socket is closed with 1008 and its frames are ignored.
     std::unique_ptr<Session> Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) override;
+    /// Admit for a user authenticated elsewhere (e.g. a multiplexer that authenticates once for all its streams with
+    /// AuthenticateHandshake): CanConnect only; 101, 403, or 500 when it throws (logged).
+    int AdmitUser(const HandshakeRequest& request, User user);
+    /// Open for a user authenticated elsewhere: the session's ConnectionContext carries `user`.
+    std::unique_ptr<Session> OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox, User user);
     GenericConsumer& consumer() const { return *consumer_; }
 
 private:
