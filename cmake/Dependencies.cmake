@@ -9,6 +9,8 @@ find_package(spdlog CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+# libjwt-dev (1.10 on Debian 12): HS256 JWT verification for core's JwtAuthenticator.
+pkg_check_modules(LIBJWT REQUIRED IMPORTED_TARGET libjwt)
 
 # RapidJSON's config only sets an include path; wrap it in a target so modules can link it PRIVATE.
 add_library(syncline_rapidjson INTERFACE)

@@ -1,5 +1,6 @@
 #include <syncline/core/config.hpp>
 
+#include <syncline/core/permissions.hpp>
 #include <syncline/core/routed.hpp>
 
 #include <rapidjson/document.h>
@@ -106,6 +107,143 @@ std::vector<Filter> ParseQueryset(const rapidjson::Value& v, const std::string& 
     return filters;
 }
 
+const char* const kPermissionForms =
+    "allow_any, is_authenticated, read_only, {\"owner\": \"<field>\"}, {\"group\": \"<name>\"}, "
+    "{\"and\": [...]}, {\"or\": [...]}, {\"not\": <permission>}";
+
+// One permission: a name, or an object with exactly one key naming its form.
+PermissionPtr ParsePermission(const rapidjson::Value& v, const std::string& path, const Schema& schema) {
+    if (v.IsString()) {
+        std::string name(v.GetString(), v.GetStringLength());
+        if (name == "allow_any") return std::make_shared<AllowAny>();
+        if (name == "is_authenticated") return std::make_shared<IsAuthenticated>();
+        if (name == "read_only") return std::make_shared<ReadOnly>();
+        Fail(path, "unknown permission \"" + name + "\"; valid permissions: " + kPermissionForms);
+    }
+    if (!v.IsObject() || v.MemberCount() != 1) {
+        Fail(path, std::string("expected a permission name or an object with one key; valid permissions: ") +
+                       kPermissionForms);
+    }
+    std::string form = v.MemberBegin()->name.GetString();
+    const rapidjson::Value& arg = v.MemberBegin()->value;
+    std::string arg_path = path + "." + form;
+    if (form == "owner") {
+        std::string field = GetString(arg, arg_path);
+        if (!schema.FieldIndex(field)) {
+            std::vector<std::string> names;
+            for (const auto& f : schema.fields()) names.push_back(f.name);
+            Fail(arg_path, "unknown field \"" + field + "\" of model \"" + schema.table() + "\"; valid fields: " +
+                               Join(names));
+        }
+        return std::make_shared<IsOwner>(field);
+    }
+    if (form == "group") {
+        std::string group = GetString(arg, arg_path);
+        if (group.empty()) Fail(arg_path, "empty group name");
+        return std::make_shared<InGroup>(group);
+    }
+    if (form == "and" || form == "or") {
+        if (!arg.IsArray() || arg.Empty()) Fail(arg_path, "expected a non-empty list of permissions");
+        std::vector<PermissionPtr> parts;
+        for (rapidjson::SizeType i = 0; i < arg.Size(); ++i) {
+            parts.push_back(ParsePermission(arg[i], arg_path + "[" + std::to_string(i) + "]", schema));
+        }
+        return form == "and" ? AllOf(std::move(parts)) : AnyOf(std::move(parts));
+    }
+    if (form == "not") return Not(ParsePermission(arg, arg_path, schema));
+    Fail(arg_path, "unknown permission form; valid permissions: " + std::string(kPermissionForms));
+}
+
+// The top-level "auth" object: a token table and/or HS256 JWT, where tokens are read from, and the policy.
+AuthOptions ParseAuth(const rapidjson::Value& v) {
+    const std::string path = "auth";
+    if (!v.IsObject()) {
+        Fail(path, "expected an object such as {\"jwt\": {\"secret\": \"...\"}, \"anonymous\": \"allow\"}");
+    }
+    CheckKeys(v, path, {"tokens", "jwt", "anonymous", "invalid_token", "bearer_header", "query_param", "cookie"});
+    TokenSources sources;
+    if (const auto* p = Member(v, "bearer_header")) {
+        if (!p->IsBool()) Fail(path + ".bearer_header", "expected true or false");
+        sources.bearer_header = p->GetBool();
+    }
+    if (const auto* p = Member(v, "query_param")) sources.query_param = GetString(*p, path + ".query_param");
+    if (const auto* p = Member(v, "cookie")) sources.cookie = GetString(*p, path + ".cookie");
+    std::vector<std::shared_ptr<const Authenticator>> chain;
+    if (const auto* tokens = Member(v, "tokens")) {
+        const std::string tokens_path = path + ".tokens";
+        if (!tokens->IsObject() || tokens->MemberCount() == 0) {
+            Fail(tokens_path,
+                 "expected a non-empty object such as {\"<token>\": {\"user\": \"alice\", \"id\": 1}}");
+        }
+        std::map<std::string, User> table;
+        std::size_t index = 0;
+        for (auto it = tokens->MemberBegin(); it != tokens->MemberEnd(); ++it, ++index) {
+            // The token itself never appears in an error message: entries are named by position.
+            std::string entry_path = tokens_path + "[" + std::to_string(index) + "]";
+            std::string token(it->name.GetString(), it->name.GetStringLength());
+            if (token.empty()) Fail(entry_path, "empty token");
+            const rapidjson::Value& e = it->value;
+            if (!e.IsObject()) Fail(entry_path, "expected an object such as {\"user\": \"alice\", \"id\": 1}");
+            CheckKeys(e, entry_path, {"user", "id", "groups"});
+            User user;
+            if (const auto* p = Member(e, "user")) user.name = GetString(*p, entry_path + ".user");
+            if (const auto* p = Member(e, "id")) {
+                if (p->IsInt64()) {
+                    user.id = std::to_string(p->GetInt64());
+                } else if (p->IsString() && p->GetStringLength() > 0) {
+                    user.id = p->GetString();
+                } else {
+                    Fail(entry_path + ".id", "expected an integer or a non-empty string");
+                }
+            }
+            if (user.name.empty() && user.id.empty()) Fail(entry_path, "expected \"user\" and/or \"id\"");
+            if (user.id.empty()) user.id = user.name;
+            if (user.name.empty()) user.name = user.id;
+            if (const auto* p = Member(e, "groups")) user.groups = GetStringList(*p, entry_path + ".groups");
+            table.emplace(std::move(token), std::move(user));
+        }
+        chain.push_back(std::make_shared<StaticTokenAuthenticator>(std::move(table), sources));
+    }
+    if (const auto* jwt = Member(v, "jwt")) {
+        const std::string jwt_path = path + ".jwt";
+        if (!jwt->IsObject()) Fail(jwt_path, "expected an object such as {\"secret\": \"...\", \"leeway_s\": 30}");
+        CheckKeys(*jwt, jwt_path, {"secret", "leeway_s"});
+        JwtOptions options;
+        const auto* secret = Member(*jwt, "secret");
+        if (!secret) Fail(jwt_path + ".secret", "missing (the HS256 key your backend signs tokens with)");
+        options.secret = GetString(*secret, jwt_path + ".secret");
+        if (options.secret.empty()) Fail(jwt_path + ".secret", "empty");
+        if (const auto* p = Member(*jwt, "leeway_s")) {
+            options.leeway_s = GetInteger(*p, jwt_path + ".leeway_s", 0, 86400);
+        }
+        chain.push_back(std::make_shared<JwtAuthenticator>(std::move(options), sources));
+    }
+    if (chain.empty()) Fail(path, "expected \"tokens\" and/or \"jwt\"");
+    AuthOptions auth;
+    auth.authenticator = chain.size() == 1 ? chain.front() : std::make_shared<ChainAuthenticator>(std::move(chain));
+    if (const auto* p = Member(v, "anonymous")) {
+        std::string policy = GetString(*p, path + ".anonymous");
+        if (policy == "allow") {
+            auth.anonymous = AnonymousPolicy::kAllow;
+        } else if (policy == "refuse") {
+            auth.anonymous = AnonymousPolicy::kRefuse;
+        } else {
+            Fail(path + ".anonymous", "unknown value \"" + policy + "\"; valid values: allow, refuse");
+        }
+    }
+    if (const auto* p = Member(v, "invalid_token")) {
+        std::string policy = GetString(*p, path + ".invalid_token");
+        if (policy == "anonymous") {
+            auth.invalid_credential = InvalidCredentialPolicy::kAnonymous;
+        } else if (policy == "refuse") {
+            auth.invalid_credential = InvalidCredentialPolicy::kRefuse;
+        } else {
+            Fail(path + ".invalid_token", "unknown value \"" + policy + "\"; valid values: anonymous, refuse");
+        }
+    }
+    return auth;
+}
+
 // A consumer route, or (handler_mode) one handler of a routed route: the same keys, but a "handler" class instead of
 // "mixins" and no per-connection "rate_limit".
 RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path,
@@ -114,7 +252,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (!v.IsObject()) Fail(path, "expected an object such as {\"model\": \"posts\", \"mixins\": [\"list\"]}");
     std::vector<std::string> keys = {"model", "fields", "read_only", "write_only", "mixins", "lookup_field",
                                      "lookup_url_kwarg", "queryset", "rate_limit", "group_by", "filter_fields",
-                                     "ordering_fields", "pagination", "page_size", "max_page_size"};
+                                     "ordering_fields", "pagination", "page_size", "max_page_size", "permissions"};
     if (handler_mode) {
         *std::find(keys.begin(), keys.end(), "mixins") = "handler";
         keys.erase(std::find(keys.begin(), keys.end(), "rate_limit"));
@@ -163,6 +301,15 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     }
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    if (const auto* p = Member(v, "permissions")) {
+        if (!p->IsArray()) {
+            Fail(path + ".permissions", std::string("expected a list; valid permissions: ") + kPermissionForms);
+        }
+        for (rapidjson::SizeType i = 0; i < p->Size(); ++i) {
+            route.consumer.permissions.push_back(
+                ParsePermission((*p)[i], path + ".permissions[" + std::to_string(i) + "]", schema));
+        }
+    }
     route.consumer.filter_fields = field_list("filter_fields");
     route.consumer.ordering_fields = field_list("ordering_fields");
     bool paginated = false;
@@ -290,6 +437,11 @@ const std::vector<std::string>& ConfigMixinNames() {
 
 Mixin MixinByName(const std::string& name) { return MixinTable().at(name)(); }
 
+const std::vector<std::string>& ConfigPermissionNames() {
+    static const std::vector<std::string> names = {"allow_any", "is_authenticated", "read_only"};
+    return names;
+}
+
 ServerConfig ParseConfig(std::string_view json_text) {
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseCommentsFlag>(json_text.data(),
@@ -302,7 +454,7 @@ ServerConfig ParseConfig(std::string_view json_text) {
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
-               "slow_reader_timeout_ms"});
+               "slow_reader_timeout_ms", "auth"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -351,6 +503,7 @@ ServerConfig ParseConfig(std::string_view json_text) {
     }
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
+    if (const auto* p = Member(doc, "auth")) config.auth = ParseAuth(*p);
 
     const rapidjson::Value* models = Member(doc, "models");
     if (!models || !models->IsObject() || models->MemberCount() == 0) {

@@ -70,12 +70,6 @@ const rapidjson::Value* ActionRequest::Arg(std::string_view name) const {
     return it == message_.MemberEnd() ? nullptr : &it->value;
 }
 
-bool AllowAny::HasPermission(const ActionRequest& request, const GenericConsumer& consumer) const {
-    (void)request;
-    (void)consumer;
-    return true;
-}
-
 ConsumerOptions WithMixins(ConsumerOptions options, std::vector<Mixin> mixins) {
     mixins.insert(mixins.end(), options.mixins.begin(), options.mixins.end());
     options.mixins = std::move(mixins);
@@ -157,6 +151,50 @@ bool GenericConsumer::HasPermission(const ActionRequest& request) const {
                        [&](const auto& p) { return p->HasPermission(request, *this); });
 }
 
+bool GenericConsumer::HasObjectPermission(const ActionRequest& request, const Row& row) const {
+    return std::all_of(options_.permissions.begin(), options_.permissions.end(),
+                       [&](const auto& p) { return p->HasObjectPermission(request, *this, row); });
+}
+
+std::optional<std::vector<Filter>> GenericConsumer::ObjectFilter(const ActionRequest& request) const {
+    std::vector<Filter> all;
+    for (const auto& p : options_.permissions) {
+        std::optional<std::vector<Filter>> part = p->ObjectFilter(request, *this);
+        if (!part) return std::nullopt;
+        all.insert(all.end(), part->begin(), part->end());
+    }
+    return all;
+}
+
+bool GenericConsumer::CanSee(const ActionRequest& request, const Row& row) const {
+    return RowMatches(schema(), row, GetQueryset(request).filters) && HasObjectPermission(request, row);
+}
+
+GenericConsumer::ObjectPage GenericConsumer::ListObjects(const ActionRequest& request, Query query, bool count) const {
+    ObjectPage page;
+    if (std::optional<std::vector<Filter>> filter = ObjectFilter(request)) {
+        query.filters.insert(query.filters.end(), filter->begin(), filter->end());
+        if (count) page.count = store().Count(options_.model, query.filters);
+        page.rows = store().List(options_.model, query);
+        return page;
+    }
+    // No SQL form: read the whole queryset in order and keep the visible rows, so count, limit and offset describe
+    // exactly the rows retrieve would allow.
+    std::optional<std::int64_t> limit = query.limit;
+    std::int64_t offset = std::max<std::int64_t>(query.offset, 0);
+    query.limit.reset();
+    query.offset = 0;
+    std::int64_t visible = 0;
+    for (Row& row : store().List(options_.model, query)) {
+        if (!count && limit && visible - offset >= *limit) break;
+        if (!HasObjectPermission(request, row)) continue;
+        if (visible >= offset && (!limit || visible - offset < *limit)) page.rows.push_back(std::move(row));
+        ++visible;
+    }
+    if (count) page.count = visible;
+    return page;
+}
+
 ActionResult GenericConsumer::Dispatch(ActionRequest& request) {
     try {
         if (!HasPermission(request)) {
@@ -224,6 +262,10 @@ Result<Row> GenericConsumer::GetObject(const ActionRequest& request) const {
     query.limit = 1;
     std::vector<Row> rows = store().List(options_.model, query);
     if (rows.empty()) return ActionResult::Message(404, "Not found");
+    // As DRF's check_object_permissions: the row exists for this queryset, the user may not touch it.
+    if (!HasObjectPermission(request, rows.front())) {
+        return ActionResult::Message(403, "You do not have permission to perform this action.");
+    }
     return std::move(rows.front());
 }
 

@@ -53,10 +53,12 @@ private:
 class ConsumerSession final : public Session {
 public:
     ConsumerSession(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> context,
-                    const RateLimit& limit)
-        : consumer_(std::move(consumer)), context_(std::move(context)), limit_(limit), bucket_(limit) {}
+                    const RateLimit& limit, bool refused = false)
+        : consumer_(std::move(consumer)), context_(std::move(context)), limit_(limit), bucket_(limit),
+          refused_(refused) {}
 
     void OnText(std::string_view frame) override {
+        if (refused_) return;  // closing: authentication failed at Open
         if (bucket_.enabled()) {
             if (auto wait = bucket_.Take()) {
                 ++throttled_in_a_row_;
@@ -80,6 +82,7 @@ public:
     }
 
     void OnBinary(std::string_view frame) override {
+        if (refused_) return;
         (void)frame;
         context_->Send(
             consumer_->ErrorReply(ActionResult::Message(400, "Malformed message: binary frames are not supported")));
@@ -93,6 +96,7 @@ private:
     RateLimit limit_;
     TokenBucket bucket_;
     int throttled_in_a_row_ = 0;
+    bool refused_;
 };
 
 }  // namespace
@@ -124,9 +128,14 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
     ActionResult result;
     if (!action.IsString()) {
         // Permission still comes first (403 beats 405), then a non-string action is never an action name.
-        result = consumer.HasPermission(request) ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
-                                                 : ActionResult::Message(403, "You do not have permission to perform "
-                                                                              "this action.");
+        try {
+            result = consumer.HasPermission(request)
+                         ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
+                         : ActionResult::Message(403, "You do not have permission to perform this action.");
+        } catch (const std::exception& e) {
+            Log(LogLevel::kError, "permission check on \"" + consumer.options().model + "\" failed: " + e.what());
+            result = ActionResult::Message(500, "Internal server error");
+        }
     } else {
         result = consumer.Dispatch(request);
     }
@@ -142,16 +151,45 @@ std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
 }
 
 ConsumerEndpoint::ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options)
-    : consumer_(std::move(consumer)), options_(options) {}
+    : consumer_(std::move(consumer)), options_(std::move(options)) {}
 
 int ConsumerEndpoint::Admit(const HandshakeRequest& request) {
-    ConnectionContext context(request, std::make_shared<NoOutbox>());
-    return consumer_->CanConnect(context) ? 101 : 403;
+    HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, request) : HandshakeAuth{};
+    if (auth.status != 101) return auth.status;
+    return AdmitUser(request, std::move(auth.user));
+}
+
+int ConsumerEndpoint::AdmitUser(const HandshakeRequest& request, User user) {
+    ConnectionContext context(request, std::make_shared<NoOutbox>(), std::move(user));
+    try {
+        return consumer_->CanConnect(context) ? 101 : 403;
+    } catch (const std::exception& e) {
+        // 500, not 403: the permission failed rather than decided; either way the socket does not open.
+        Log(LogLevel::kError, "can_connect on " + request.path + " failed for " + request.remote + ": " + e.what());
+    } catch (...) {
+        Log(LogLevel::kError, "can_connect on " + request.path + " failed for " + request.remote);
+    }
+    return 500;
 }
 
 std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) {
+    HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, request, false) : HandshakeAuth{};
+    bool refused = auth.status != 101;
+    if (refused) {
+        Log(LogLevel::kWarn, "auth: credential of " + request.remote + " on " + request.path +
+                                 " no longer accepted when the socket opened; closing with 1008");
+        outbox->Close(1008, "authentication failed");
+    }
     return std::make_unique<ConsumerSession>(
-        consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox)), options_.rate_limit);
+        consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user)),
+        options_.rate_limit, refused);
+}
+
+std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox,
+                                                    User user) {
+    return std::make_unique<ConsumerSession>(
+        consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user)),
+        options_.rate_limit);
 }
 
 }  // namespace syncline

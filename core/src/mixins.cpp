@@ -91,7 +91,7 @@ Result<Query> ListQuery(const GenericConsumer& consumer, const ActionRequest& re
 ActionResult List(GenericConsumer& consumer, ActionRequest& request) {
     Result<Query> query = ListQuery(consumer, request);
     if (!query) return query.error();
-    return ActionResult::Ok(200, JsonArray(consumer, consumer.store().List(consumer.options().model, *query)));
+    return ActionResult::Ok(200, JsonArray(consumer, consumer.ListObjects(request, std::move(*query), false).rows));
 }
 
 // DCRF's limit/offset fallbacks, and never a crash on null or a non-number.
@@ -118,11 +118,10 @@ ActionResult PaginatedList(GenericConsumer& consumer, ActionRequest& request) {
     std::int64_t page_size = options.page_size > 0 ? options.page_size : 10;
     std::int64_t limit = std::min(IntArg(request, "limit", page_size, true), std::max<std::int64_t>(options.max_page_size, 1));
     std::int64_t offset = IntArg(request, "offset", 0, false);
-    std::int64_t count = consumer.store().Count(options.model, query->filters);
     query->limit = limit;
     query->offset = offset;
-    std::string data = "{\"count\":" + std::to_string(count) +
-                       ",\"results\":" + JsonArray(consumer, consumer.store().List(options.model, *query)) +
+    GenericConsumer::ObjectPage page = consumer.ListObjects(request, std::move(*query), true);
+    std::string data = "{\"count\":" + std::to_string(page.count) + ",\"results\":" + JsonArray(consumer, page.rows) +
                        ",\"limit\":" + std::to_string(limit) + ",\"offset\":" + std::to_string(offset) + "}";
     return ActionResult::Ok(200, std::move(data));
 }

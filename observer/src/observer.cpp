@@ -328,6 +328,14 @@ void Observer::Deliver(const RowEvent& event) {
     }
     std::string pk_json = JsonOfValue(event.pk);
     std::uint64_t sent = 0;
+    // A permission that throws skips that socket's push; logged once per event, not once per socket.
+    bool permission_failure_logged = false;
+    auto permission_failed = [&](const std::exception& e) {
+        if (permission_failure_logged) return;
+        permission_failure_logged = true;
+        Log(LogLevel::kError, "observer: a permission check failed for a push of " + event.table + " " + pk_json +
+                                  " (the push is skipped for those sockets): " + e.what());
+    };
 
     // The complete frame (and its coalescing key) per consumer, kind and request_id: subscribers that share a
     // request_id get the same SharedFrame, which the transport prepares once for all of their sockets.
@@ -342,8 +350,15 @@ void Observer::Deliver(const RowEvent& event) {
         if (!conn || event.version <= sub->last_version.load()) continue;
         GenericConsumer* consumer = sub->consumer;
         ActionRequest request(*conn, "subscribe_instance", message);
-        if (!consumer->HasPermission(request)) continue;  // a denied push is not sent at all
-        bool visible = event.row && RowMatches(schema, *event.row, consumer->GetQueryset(request).filters);
+        bool visible = false;
+        try {
+            if (!consumer->HasPermission(request)) continue;  // a denied push is not sent at all
+            // A row the socket may not see (out of its queryset, or refused by an object permission) has left it.
+            visible = event.row && consumer->CanSee(request, *event.row);
+        } catch (const std::exception& e) {
+            permission_failed(e);
+            continue;
+        }
         SharedPush& push = instance_frames[{consumer, visible, sub->request_id}];
         if (!push.frame) {
             const std::string& head =
@@ -367,10 +382,8 @@ void Observer::Deliver(const RowEvent& event) {
         GenericConsumer* consumer = sub->consumer;
         std::string action_name = sub->kind == Sub::Kind::kList ? "subscribe_list" : sub->observer->subscribe_action;
         ActionRequest request(*conn, action_name, message);
-        if (!consumer->HasPermission(request)) continue;
-        std::vector<Filter> queryset = consumer->GetQueryset(request).filters;
         auto member = [&](const Row& row, bool is_new) {
-            if (!RowMatches(schema, row, queryset)) return false;
+            if (!consumer->CanSee(request, row)) return false;
             if (sub->kind == Sub::Kind::kList) return RowMatches(schema, row, sub->filter);
             auto& cached = groups[sub->observer.get()];
             auto& keys = is_new ? cached.second : cached.first;
@@ -380,8 +393,16 @@ void Observer::Deliver(const RowEvent& event) {
             }
             return std::find(keys.begin(), keys.end(), sub->group) != keys.end();
         };
-        bool was = old_row && member(*old_row, false);
-        bool is = event.row && member(*event.row, true);
+        bool was = false;
+        bool is = false;
+        try {
+            if (!consumer->HasPermission(request)) continue;
+            was = old_row && member(*old_row, false);
+            is = event.row && member(*event.row, true);
+        } catch (const std::exception& e) {
+            permission_failed(e);
+            continue;
+        }
         if (!was && !is) continue;
         std::string action = was && is ? "update" : was ? "delete" : "create";
         std::shared_ptr<const SharedFrame>& frame = group_frames[{consumer, action, sub->request_id}];

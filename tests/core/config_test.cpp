@@ -1,5 +1,7 @@
 #include <syncline/core/config.hpp>
 
+#include <syncline/core/permissions.hpp>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -79,7 +81,7 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "colour": 1})")),
               "routes./ws/posts/.colour: unknown key; valid keys: model, fields, read_only, write_only, mixins, "
               "lookup_field, lookup_url_kwarg, queryset, rate_limit, group_by, filter_fields, ordering_fields, "
-              "pagination, page_size, max_page_size");
+              "pagination, page_size, max_page_size, permissions");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": "list"})")), "routes./ws/posts/.mixins: expected a list of strings");
     EXPECT_EQ(Error(With(R"({"model": "posts"})")),
               "routes./ws/posts/.mixins: missing; valid mixins: list, retrieve, create, update, patch, delete, "
@@ -192,7 +194,7 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.mixins: unknown key; valid keys: model, fields, read_only, "
               "write_only, handler, lookup_field, lookup_url_kwarg, queryset, group_by, filter_fields, "
-              "ordering_fields, pagination, page_size, max_page_size");
+              "ordering_fields, pagination, page_size, max_page_size, permissions");
     EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "post",
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.model: unknown model \"post\"; valid models: posts, comments");
@@ -202,6 +204,122 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
     EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts",
                                  "handler": "ListAPIActionHandler"}}, "mixins": ["list"]})")),
               "routes./ws/api/.mixins: unknown key; valid keys: routepatterns, rate_limit");
+}
+
+TEST(ConfigTest, RoutePermissions) {
+    ServerConfig config = ParseConfig(With(R"({"model": "posts", "mixins": ["list"], "permissions": [
+        "allow_any", "is_authenticated", "read_only", {"owner": "author"}, {"group": "editors"},
+        {"and": ["is_authenticated", {"not": "read_only"}]}, {"or": [{"owner": "author"}, {"group": "staff"}]}]})"));
+    const auto& permissions = config.routes.at(0).consumer.permissions;
+    ASSERT_EQ(permissions.size(), 7u);
+    EXPECT_TRUE(dynamic_cast<const AllowAny*>(permissions[0].get()));
+    EXPECT_TRUE(dynamic_cast<const IsAuthenticated*>(permissions[1].get()));
+    EXPECT_TRUE(dynamic_cast<const ReadOnly*>(permissions[2].get()));
+    ASSERT_TRUE(dynamic_cast<const IsOwner*>(permissions[3].get()));
+    EXPECT_EQ(dynamic_cast<const IsOwner*>(permissions[3].get())->field(), "author");
+    EXPECT_TRUE(dynamic_cast<const InGroup*>(permissions[4].get()));
+    EXPECT_TRUE(permissions[5] && permissions[6]);
+    EXPECT_TRUE(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})")).routes[0].consumer.permissions.empty());
+}
+
+TEST(ConfigTest, PermissionErrorsNameThePathAndTheForms) {
+    const std::string forms =
+        "allow_any, is_authenticated, read_only, {\"owner\": \"<field>\"}, {\"group\": \"<name>\"}, "
+        "{\"and\": [...]}, {\"or\": [...]}, {\"not\": <permission>}";
+    auto with = [](const std::string& permissions) {
+        return Error(With(R"({"model": "posts", "mixins": ["list"], "permissions": )" + permissions + "}"));
+    };
+    EXPECT_EQ(with(R"(["allow_all"])"),
+              "routes./ws/posts/.permissions[0]: unknown permission \"allow_all\"; valid permissions: " + forms);
+    EXPECT_EQ(with(R"("read_only")"), "routes./ws/posts/.permissions: expected a list; valid permissions: " + forms);
+    EXPECT_EQ(with(R"(["read_only", 5])"),
+              "routes./ws/posts/.permissions[1]: expected a permission name or an object with one key; valid "
+              "permissions: " + forms);
+    EXPECT_EQ(with(R"([{"owner": "author", "group": "x"}])"),
+              "routes./ws/posts/.permissions[0]: expected a permission name or an object with one key; valid "
+              "permissions: " + forms);
+    EXPECT_EQ(with(R"([{"xor": []}])"),
+              "routes./ws/posts/.permissions[0].xor: unknown permission form; valid permissions: " + forms);
+    EXPECT_EQ(with(R"([{"owner": "writer"}])"),
+              "routes./ws/posts/.permissions[0].owner: unknown field \"writer\" of model \"posts\"; valid fields: "
+              "id, title, author");
+    EXPECT_EQ(with(R"([{"owner": 1}])"), "routes./ws/posts/.permissions[0].owner: expected a string");
+    EXPECT_EQ(with(R"([{"group": ""}])"), "routes./ws/posts/.permissions[0].group: empty group name");
+    EXPECT_EQ(with(R"([{"and": []}])"),
+              "routes./ws/posts/.permissions[0].and: expected a non-empty list of permissions");
+    EXPECT_EQ(with(R"([{"or": ["read_only", {"not": "nope"}]}])"),
+              "routes./ws/posts/.permissions[0].or[1].not: unknown permission \"nope\"; valid permissions: " + forms);
+}
+
+TEST(ConfigTest, AuthTokensJwtAndPolicies) {
+    const std::string route = R"({"model": "posts", "mixins": ["list"]})";
+    EXPECT_FALSE(ParseConfig(With(route)).auth.authenticator);
+    ServerConfig tokens = ParseConfig(With(route, R"("auth": {"tokens": {
+        "t-alice": {"user": "alice", "id": 1, "groups": ["editors"]}, "t-bob": {"id": "bob-id"}}},)"));
+    auto* table = dynamic_cast<const StaticTokenAuthenticator*>(tokens.auth.authenticator.get());
+    ASSERT_TRUE(table);
+    AuthResult alice = table->VerifyToken("t-alice");
+    ASSERT_EQ(alice.kind, AuthResult::Kind::kUser);
+    EXPECT_EQ(alice.user.id, "1");
+    EXPECT_EQ(alice.user.name, "alice");
+    EXPECT_EQ(alice.user.groups, std::vector<std::string>{"editors"});
+    EXPECT_EQ(table->VerifyToken("t-bob").user.name, "bob-id");  // the name defaults to the id
+    EXPECT_EQ(table->VerifyToken("t-carol").kind, AuthResult::Kind::kInvalid);
+    EXPECT_EQ(tokens.auth.anonymous, AnonymousPolicy::kAllow);
+    EXPECT_EQ(tokens.auth.invalid_credential, InvalidCredentialPolicy::kAnonymous);
+    EXPECT_TRUE(table->sources().bearer_header);
+    EXPECT_EQ(table->sources().query_param, "token");
+    EXPECT_EQ(table->sources().cookie, "token");
+
+    ServerConfig jwt = ParseConfig(With(route, R"("auth": {"jwt": {"secret": "s3cret", "leeway_s": 30},
+        "anonymous": "refuse", "invalid_token": "refuse", "query_param": "access_token", "cookie": "",
+        "bearer_header": false},)"));
+    auto* verifier = dynamic_cast<const JwtAuthenticator*>(jwt.auth.authenticator.get());
+    ASSERT_TRUE(verifier);
+    EXPECT_EQ(verifier->sources().query_param, "access_token");
+    EXPECT_EQ(verifier->sources().cookie, "");
+    EXPECT_FALSE(verifier->sources().bearer_header);
+    EXPECT_EQ(jwt.auth.anonymous, AnonymousPolicy::kRefuse);
+    EXPECT_EQ(jwt.auth.invalid_credential, InvalidCredentialPolicy::kRefuse);
+
+    ServerConfig both =
+        ParseConfig(With(route, R"("auth": {"tokens": {"t": {"user": "u"}}, "jwt": {"secret": "s"}},)"));
+    EXPECT_TRUE(dynamic_cast<const ChainAuthenticator*>(both.auth.authenticator.get()));
+}
+
+TEST(ConfigTest, AuthErrorsNameTheKeyAndNeverTheToken) {
+    auto with = [](const std::string& auth) {
+        return Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("auth": )" + auth + ","));
+    };
+    EXPECT_EQ(with(R"("on")"),
+              "auth: expected an object such as {\"jwt\": {\"secret\": \"...\"}, \"anonymous\": \"allow\"}");
+    EXPECT_EQ(with(R"({"anonymous": "refuse"})"), "auth: expected \"tokens\" and/or \"jwt\"");
+    EXPECT_EQ(with(R"({"jwt": {"secret": "s"}, "realm": 1})"),
+              "auth.realm: unknown key; valid keys: tokens, jwt, anonymous, invalid_token, bearer_header, "
+              "query_param, cookie");
+    EXPECT_EQ(with(R"({"jwt": {"secret": "s"}, "anonymous": "deny"})"),
+              "auth.anonymous: unknown value \"deny\"; valid values: allow, refuse");
+    EXPECT_EQ(with(R"({"jwt": {"secret": "s"}, "invalid_token": "allow"})"),
+              "auth.invalid_token: unknown value \"allow\"; valid values: anonymous, refuse");
+    EXPECT_EQ(with(R"({"jwt": {"secret": "s"}, "bearer_header": "yes"})"),
+              "auth.bearer_header: expected true or false");
+    EXPECT_EQ(with(R"({"jwt": {}})"), "auth.jwt.secret: missing (the HS256 key your backend signs tokens with)");
+    EXPECT_EQ(with(R"({"jwt": {"secret": ""}})"), "auth.jwt.secret: empty");
+    EXPECT_EQ(with(R"({"jwt": {"secret": "s", "leeway_s": -1}})"),
+              "auth.jwt.leeway_s: expected an integer from 0 to 86400");
+    EXPECT_EQ(with(R"({"jwt": {"secret": "s", "alg": "HS512"}})"),
+              "auth.jwt.alg: unknown key; valid keys: secret, leeway_s");
+    EXPECT_EQ(with(R"({"tokens": {}})"),
+              "auth.tokens: expected a non-empty object such as {\"<token>\": {\"user\": \"alice\", \"id\": 1}}");
+    // Token entries are named by position: a config error line never shows a token.
+    EXPECT_EQ(with(R"({"tokens": {"sekrit-1": {"user": "a"}, "sekrit-2": {"id": [1]}}})"),
+              "auth.tokens[1].id: expected an integer or a non-empty string");
+    EXPECT_EQ(with(R"({"tokens": {"sekrit-1": {}}})"), "auth.tokens[0]: expected \"user\" and/or \"id\"");
+    EXPECT_EQ(with(R"({"tokens": {"sekrit-1": "alice"}})"),
+              "auth.tokens[0]: expected an object such as {\"user\": \"alice\", \"id\": 1}");
+    EXPECT_EQ(with(R"({"tokens": {"sekrit-1": {"user": "a", "role": "x"}}})"),
+              "auth.tokens[0].role: unknown key; valid keys: user, id, groups");
+    EXPECT_EQ(with(R"({"tokens": {"": {"user": "a"}}})"), "auth.tokens[0]: empty token");
 }
 
 }  // namespace

@@ -90,6 +90,7 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.trim_horizon = std::chrono::seconds(config.trim_horizon_s);
     options.max_queue_bytes = config.max_queue_bytes;
     options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
+    options.auth = config.auth;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -187,7 +188,9 @@ void Server::Prepare() {
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + route.path + ": " + e.what());
         }
-        auto endpoint = std::make_shared<ConsumerEndpoint>(route.consumer, route.options);
+        EndpointOptions endpoint_options = route.options;
+        if (!endpoint_options.auth) endpoint_options.auth = options_.auth;
+        auto endpoint = std::make_shared<ConsumerEndpoint>(route.consumer, std::move(endpoint_options));
         endpoints.emplace(route.path, endpoint);
         ws_->Route(route.path, endpoint);
     }

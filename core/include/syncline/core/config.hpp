@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include <syncline/core/auth.hpp>
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/schema.hpp>
@@ -69,6 +70,9 @@ struct ServerConfig {
     std::int64_t trim_horizon_s = 600;  ///< How long captured changes are kept (the catch-up window).
     std::size_t max_queue_bytes = 4 * 1024 * 1024;  ///< Per-connection outgoing queue limit (slow readers).
     std::int64_t slow_reader_timeout_ms = 10000;      ///< Over the limit this long: closed with 1013.
+    /// Top-level "auth": the authenticator (static tokens, JWT, or both chained) and its policy. Default: none,
+    /// every connection anonymous.
+    AuthOptions auth;
 };
 
 /// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with
@@ -80,6 +84,10 @@ const std::vector<std::string>& ConfigMixinNames();
 
 /// The Mixin of a config name; throws std::out_of_range for an unknown one.
 Mixin MixinByName(const std::string& name);
+
+/// The permission names a route's "permissions" list accepts as strings (the object forms are "owner", "group",
+/// "and", "or" and "not").
+const std::vector<std::string>& ConfigPermissionNames();
 
 /// Parses a configuration. Throws ConfigError (one line, key path and choices) on any problem: bad JSON, unknown
 /// key, wrong type, unknown model, field, mixin or handler class, an invalid route pattern, a stream naming no

@@ -30,6 +30,8 @@ struct User {
     std::string id;
     std::string name;
     std::vector<std::string> groups;
+    /// What the authenticator knew beyond these, as JSON text: a JWT's whole payload; empty otherwise.
+    std::string claims;
 };
 
 /// Per-connection state: the handshake, the user, the outbox, and the push gate. Owned (shared) by the connection's
@@ -214,12 +216,33 @@ public:
     virtual bool CanConnect(const ConnectionContext& connection) const;
     /// Whether this request may run (every permission's HasPermission).
     virtual bool HasPermission(const ActionRequest& request) const;
+    /// Whether this request may act on this row (every permission's HasObjectPermission; DRF's
+    /// check_object_permissions). GetObject and `list` use it; so do pushes, through CanSee.
+    bool HasObjectPermission(const ActionRequest& request, const Row& row) const;
+    /// The SQL form of HasObjectPermission for this request: every permission's ObjectFilter, concatenated; nullopt
+    /// when one of them has none. An empty list: every row.
+    std::optional<std::vector<Filter>> ObjectFilter(const ActionRequest& request) const;
+    /// Whether the request's connection may see this row: it is in GetQueryset(request) and HasObjectPermission
+    /// allows it. Pushes use it: a row the socket may not see is pushed as having left (a delete).
+    bool CanSee(const ActionRequest& request, const Row& row) const;
+
+    /// A page of the rows a request may see, and how many there are.
+    struct ObjectPage {
+        std::vector<Row> rows;
+        std::int64_t count = -1;  ///< Visible rows matching the query before limit/offset; -1 when not asked.
+    };
+    /// The rows of `query` (typically GetQueryset(request), narrowed, ordered, limited) that the request may see:
+    /// ObjectFilter is added to the query when there is one; otherwise every row of the query (without its limit
+    /// and offset) is read and checked with HasObjectPermission, then limit and offset are applied, so counts and
+    /// pages stay exact. `count` asks for ObjectPage::count. List actions must use this, never store().List.
+    ObjectPage ListObjects(const ActionRequest& request, Query query, bool count) const;
 
     // Hooks, as in DRF's GenericAPIView and mixins.
     /// The queryset for a request: by default the base queryset.
     virtual Query GetQueryset(const ActionRequest& request) const;
     /// The row addressed by the lookup argument within GetQueryset: 400 when the argument is missing, 404 when no
-    /// row matches (also for a value of the wrong type).
+    /// row matches (also for a value of the wrong type), 403 when HasObjectPermission refuses it. An override should
+    /// call this one, or check HasObjectPermission itself.
     virtual Result<Row> GetObject(const ActionRequest& request) const;
     /// Saves a new row from validated values.
     virtual Row PerformCreate(const ActionRequest& request, const Assignments& values);

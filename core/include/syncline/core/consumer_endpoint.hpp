@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include <syncline/core/auth.hpp>
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/session.hpp>
 
@@ -23,6 +25,9 @@ struct RateLimit {
 /// Options of a consumer route.
 struct EndpointOptions {
     RateLimit rate_limit;
+    /// How handshakes are authenticated. nullopt: the server's (Server fills in ServerOptions::auth); an endpoint
+    /// constructed with nullopt serves every connection as anonymous.
+    std::optional<AuthOptions> auth;
 };
 
 /// Answers one text frame on a connection: the reply frame to send (always exactly one).
@@ -35,9 +40,19 @@ std::string MalformedReply(std::string_view reason);
 class ConsumerEndpoint : public Endpoint {
 public:
     ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options = {});
-    /// 403 when the consumer's permissions refuse the connection.
+    /// Authenticates the handshake (AuthenticateHandshake: 401 when the policy refuses it, 500 when the
+    /// authenticator throws), then asks the consumer's CanConnect with that user: 403 when it refuses, 500 when it
+    /// throws (logged). 101 accepts.
     int Admit(const HandshakeRequest& request) override;
+    /// Authenticates again (without logging; Admit did) and opens the session with the user set on its
+    /// ConnectionContext before any permission runs. Should the outcome differ from Admit's (a token that expired
+    /// in between), the socket is closed with 1008 and its frames are ignored.
     std::unique_ptr<Session> Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) override;
+    /// Admit for a user authenticated elsewhere (e.g. a multiplexer that authenticates once for all its streams with
+    /// AuthenticateHandshake): CanConnect only; 101, 403, or 500 when it throws (logged).
+    int AdmitUser(const HandshakeRequest& request, User user);
+    /// Open for a user authenticated elsewhere: the session's ConnectionContext carries `user`.
+    std::unique_ptr<Session> OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox, User user);
     GenericConsumer& consumer() const { return *consumer_; }
 
 private:

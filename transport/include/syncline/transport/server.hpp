@@ -47,6 +47,9 @@ struct ServerOptions {
     /// with 1013; meanwhile a newer push of a row replaces its queued one (see transport::ServerOptions).
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
     std::chrono::milliseconds slow_reader_timeout{10000};
+    /// Authentication of every route's handshakes (a route's own EndpointOptions::auth overrides it). Default: no
+    /// authenticator, every connection anonymous.
+    AuthOptions auth;
 };
 
 /// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it

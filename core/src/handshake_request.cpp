@@ -1,5 +1,5 @@
-// The helpers of syncline::HandshakeRequest (declared in core's session.hpp). They live in transport for now because
-// the transport is the only producer of handshake requests; nothing here depends on websocketpp.
+// The helpers of syncline::HandshakeRequest (declared in core's session.hpp). They live in core because core's
+// authenticators read headers, query parameters and cookies; nothing here depends on websocketpp.
 #include <syncline/core/session.hpp>
 
 #include <cstddef>

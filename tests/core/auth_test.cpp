@@ -1,0 +1,309 @@
+// Authentication as pure logic: where tokens are found, the static token table, HS256 JWTs (minted here with libjwt,
+// as a user's backend would), chains, the anonymous/invalid policies, and that a token never reaches the log.
+
+#include <syncline/core/auth.hpp>
+#include <syncline/core/log.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <jwt.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+namespace syncline {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr const char* kSecret = "test-secret-0123456789";
+
+std::int64_t Now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// A token signed by libjwt; alg JWT_ALG_NONE gives an unsigned "header.payload." token.
+std::string Mint(const std::string& payload_json, const std::string& secret = kSecret, jwt_alg_t alg = JWT_ALG_HS256) {
+    jwt_t* raw = nullptr;
+    if (jwt_new(&raw) != 0) throw std::runtime_error("jwt_new");
+    std::unique_ptr<jwt_t, void (*)(jwt_t*)> jwt(raw, &jwt_free);
+    if (jwt_add_grants_json(jwt.get(), payload_json.c_str()) != 0) throw std::runtime_error("bad payload");
+    if (alg != JWT_ALG_NONE) {
+        if (jwt_set_alg(jwt.get(), alg, reinterpret_cast<const unsigned char*>(secret.data()),
+                        static_cast<int>(secret.size())) != 0) {
+            throw std::runtime_error("jwt_set_alg");
+        }
+    }
+    std::unique_ptr<char, void (*)(void*)> text(jwt_encode_str(jwt.get()), &std::free);
+    if (!text) throw std::runtime_error("jwt_encode_str");
+    return text.get();
+}
+
+std::string ExpIn(std::int64_t seconds) { return std::to_string(Now() + seconds); }
+
+HandshakeRequest Handshake(std::string query = "", std::vector<std::pair<std::string, std::string>> headers = {}) {
+    return HandshakeRequest{"/ws/posts/", std::move(query), std::move(headers), "127.0.0.1:5555"};
+}
+
+// Captures core's log lines for one test.
+class LogCapture {
+public:
+    LogCapture() {
+        SetLogSink([this](LogLevel, std::string_view line) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            lines_.emplace_back(line);
+        });
+    }
+    ~LogCapture() { SetLogSink(nullptr); }
+    std::vector<std::string> lines() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return lines_;
+    }
+    std::string all() const {
+        std::string out;
+        for (const auto& l : lines()) out += l + "\n";
+        return out;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<std::string> lines_;
+};
+
+TEST(FindTokenTest, BearerHeaderThenQueryParameterThenCookie) {
+    TokenSources sources;
+    EXPECT_FALSE(FindToken(Handshake(), sources));
+    auto header = FindToken(Handshake("", {{"authorization", "Bearer abc"}}), sources);
+    ASSERT_TRUE(header);
+    EXPECT_EQ(header->token, "abc");
+    EXPECT_EQ(header->source, "Authorization header");
+    EXPECT_EQ(FindToken(Handshake("", {{"authorization", "bEaReR   xyz  "}}), sources)->token, "xyz");
+    auto query = FindToken(Handshake("a=1&token=q%2Bv&b=2"), sources);
+    ASSERT_TRUE(query);
+    EXPECT_EQ(query->token, "q+v");
+    EXPECT_EQ(query->source, "query parameter \"token\"");
+    auto cookie = FindToken(Handshake("", {{"cookie", "session=1; token=c1"}}), sources);
+    ASSERT_TRUE(cookie);
+    EXPECT_EQ(cookie->token, "c1");
+    EXPECT_EQ(cookie->source, "cookie \"token\"");
+    // Precedence: header, query, cookie.
+    auto all = Handshake("token=q", {{"authorization", "Bearer h"}, {"cookie", "token=c"}});
+    EXPECT_EQ(FindToken(all, sources)->token, "h");
+    EXPECT_EQ(FindToken(Handshake("token=q", {{"cookie", "token=c"}}), sources)->token, "q");
+    // Another scheme is not a bearer token; "Bearer" alone is an empty one.
+    EXPECT_FALSE(FindToken(Handshake("", {{"authorization", "Basic dXNlcjpwYXNz"}}), sources));
+    EXPECT_FALSE(FindToken(Handshake("", {{"authorization", "Bearerabc"}}), sources));
+    EXPECT_EQ(FindToken(Handshake("", {{"authorization", "Bearer"}}), sources)->token, "");
+}
+
+TEST(FindTokenTest, SourcesCanBeRenamedOrTurnedOff) {
+    TokenSources sources;
+    sources.bearer_header = false;
+    sources.query_param = "access_token";
+    sources.cookie = "";
+    EXPECT_FALSE(FindToken(Handshake("token=q", {{"authorization", "Bearer h"}, {"cookie", "token=c"}}), sources));
+    EXPECT_EQ(FindToken(Handshake("access_token=z"), sources)->token, "z");
+}
+
+TEST(StaticTokenTest, KnownTokenIsItsUserUnknownIsInvalid) {
+    User alice;
+    alice.id = "1";
+    alice.name = "alice";
+    alice.groups = {"editors"};
+    StaticTokenAuthenticator auth({{"alice-token", alice}});
+    AuthResult ok = auth.Authenticate(Handshake("token=alice-token"));
+    ASSERT_EQ(ok.kind, AuthResult::Kind::kUser);
+    EXPECT_TRUE(ok.user.authenticated);
+    EXPECT_EQ(ok.user.id, "1");
+    EXPECT_EQ(ok.user.name, "alice");
+    EXPECT_EQ(ok.user.groups, std::vector<std::string>{"editors"});
+    for (const char* bad : {"alice-toke", "alice-token2", "ALICE-TOKEN", "x"}) {
+        AuthResult r = auth.Authenticate(Handshake(std::string("token=") + bad));
+        EXPECT_EQ(r.kind, AuthResult::Kind::kInvalid) << bad;
+        EXPECT_EQ(r.reason, "unknown token");
+        EXPECT_THAT(r.credential, HasSubstr("query parameter \"token\", fingerprint " + TokenFingerprint(bad)));
+        EXPECT_THAT(r.credential, Not(HasSubstr(bad)));
+    }
+    EXPECT_EQ(auth.Authenticate(Handshake()).kind, AuthResult::Kind::kNoCredentials);
+    EXPECT_EQ(auth.Authenticate(Handshake("token=")).kind, AuthResult::Kind::kInvalid);
+    EXPECT_THROW(StaticTokenAuthenticator({{"", alice}}), std::invalid_argument);
+}
+
+TEST(JwtTest, ValidTokenGivesTheUserAndItsClaims) {
+    JwtAuthenticator auth(JwtOptions{kSecret, 0});
+    std::string token =
+        Mint(R"({"sub": "42", "name": "Alice", "groups": ["editors", "staff"], "exp": )" + ExpIn(600) + "}");
+    AuthResult r = auth.Authenticate(Handshake("", {{"authorization", "Bearer " + token}}));
+    ASSERT_EQ(r.kind, AuthResult::Kind::kUser) << r.reason;
+    EXPECT_TRUE(r.user.authenticated);
+    EXPECT_EQ(r.user.id, "42");
+    EXPECT_EQ(r.user.name, "Alice");
+    EXPECT_EQ(r.user.groups, (std::vector<std::string>{"editors", "staff"}));
+    EXPECT_THAT(r.user.claims, HasSubstr("\"sub\":\"42\""));
+    // "id" (an integer) and "user" are accepted too.
+    AuthResult by_id = auth.VerifyToken(Mint(R"({"id": 7, "user": "bob", "exp": )" + ExpIn(60) + "}"));
+    ASSERT_EQ(by_id.kind, AuthResult::Kind::kUser) << by_id.reason;
+    EXPECT_EQ(by_id.user.id, "7");
+    EXPECT_EQ(by_id.user.name, "bob");
+}
+
+TEST(JwtTest, ExpiryAndNotBeforeWithLeeway) {
+    JwtAuthenticator auth(JwtOptions{kSecret, 30});
+    const std::int64_t t = 1700000000;
+    std::string token = Mint(R"({"sub": "1", "exp": )" + std::to_string(t) + "}");
+    EXPECT_EQ(auth.VerifyTokenAt(token, t - 1).kind, AuthResult::Kind::kUser);
+    EXPECT_EQ(auth.VerifyTokenAt(token, t + 29).kind, AuthResult::Kind::kUser);  // within the leeway
+    AuthResult expired = auth.VerifyTokenAt(token, t + 30);
+    EXPECT_EQ(expired.kind, AuthResult::Kind::kInvalid);
+    EXPECT_EQ(expired.reason, "expired");
+    std::string later =
+        Mint(R"({"sub": "1", "exp": )" + std::to_string(t + 1000) + R"(, "nbf": )" + std::to_string(t + 100) + "}");
+    EXPECT_EQ(auth.VerifyTokenAt(later, t + 70).kind, AuthResult::Kind::kUser);  // nbf within the leeway
+    AuthResult early = auth.VerifyTokenAt(later, t + 69);
+    EXPECT_EQ(early.kind, AuthResult::Kind::kInvalid);
+    EXPECT_EQ(early.reason, "not valid yet (nbf)");
+    // Against the real clock, too.
+    EXPECT_EQ(auth.VerifyToken(Mint(R"({"sub": "1", "exp": )" + ExpIn(-10) + "}")).kind, AuthResult::Kind::kUser);
+    EXPECT_EQ(auth.VerifyToken(Mint(R"({"sub": "1", "exp": )" + ExpIn(-100) + "}")).reason, "expired");
+}
+
+TEST(JwtTest, ForgedUnsignedOtherAlgAndMalformedTokensAreInvalid) {
+    JwtAuthenticator auth(JwtOptions{kSecret, 0});
+    const std::string payload = R"({"sub": "1", "exp": )" + ExpIn(600) + "}";
+    struct Case {
+        std::string name, token, reason;
+    };
+    std::string good = Mint(payload);
+    std::string tampered = good;
+    tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+    std::vector<Case> cases = {
+        {"forged signature", Mint(payload, "another-secret"), "bad signature, unsigned (alg none), or malformed"},
+        {"alg none", Mint(payload, "", JWT_ALG_NONE), "bad signature, unsigned (alg none), or malformed"},
+        {"alg HS512, same secret", Mint(payload, kSecret, JWT_ALG_HS512), "alg HS512 is not HS256"},
+        {"tampered", tampered, "bad signature, unsigned (alg none), or malformed"},
+        {"garbage", "garbage", "not a JWT (expected header.payload.signature)"},
+        {"dots", "a.b.c", "bad signature, unsigned (alg none), or malformed"},
+        {"no exp", Mint(R"({"sub": "1"})"), "no exp claim (an expiry is required)"},
+        {"exp not a number", Mint(R"({"sub": "1", "exp": "soon"})"), "exp is not a number"},
+        {"no subject", Mint(R"({"name": "x", "exp": )" + ExpIn(600) + "}"),
+         "no sub or id claim (a string or an integer)"},
+        {"bad groups", Mint(R"({"sub": "1", "groups": "admin", "exp": )" + ExpIn(600) + "}"),
+         "groups is not a list of strings"},
+    };
+    for (const auto& c : cases) {
+        AuthResult r = auth.VerifyToken(c.token);
+        EXPECT_EQ(r.kind, AuthResult::Kind::kInvalid) << c.name;
+        EXPECT_EQ(r.reason, c.reason) << c.name;
+        EXPECT_THAT(r.reason, Not(HasSubstr(c.token))) << c.name;
+    }
+    EXPECT_EQ(auth.VerifyToken(good).kind, AuthResult::Kind::kUser);
+    EXPECT_THROW(JwtAuthenticator(JwtOptions{"", 0}), std::invalid_argument);
+    EXPECT_THROW(JwtAuthenticator(JwtOptions{"s", -1}), std::invalid_argument);
+}
+
+TEST(ChainTest, FirstUserWinsElseInvalidElseNoCredentials) {
+    User alice;
+    alice.id = "1";
+    auto table = std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{"static-1", alice}});
+    auto jwt = std::make_shared<JwtAuthenticator>(JwtOptions{kSecret, 0});
+    ChainAuthenticator chain({table, jwt});
+    EXPECT_EQ(chain.Authenticate(Handshake("token=static-1")).user.id, "1");
+    std::string token = Mint(R"({"sub": "9", "exp": )" + ExpIn(600) + "}");
+    EXPECT_EQ(chain.Authenticate(Handshake("token=" + token)).user.id, "9");
+    AuthResult bad = chain.Authenticate(Handshake("token=nope"));
+    EXPECT_EQ(bad.kind, AuthResult::Kind::kInvalid);
+    EXPECT_EQ(bad.reason, "unknown token; not a JWT (expected header.payload.signature)");
+    EXPECT_EQ(chain.Authenticate(Handshake()).kind, AuthResult::Kind::kNoCredentials);
+    EXPECT_THROW(ChainAuthenticator({}), std::invalid_argument);
+}
+
+class ThrowingAuthenticator final : public Authenticator {
+public:
+    AuthResult Authenticate(const HandshakeRequest&) const override { throw std::runtime_error("directory down"); }
+};
+
+TEST(HandshakePolicyTest, AnonymousAndInvalidPolicies) {
+    User alice;
+    alice.id = "1";
+    AuthOptions options;
+    options.authenticator =
+        std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{"good-token", alice}});
+    auto status = [&](const std::string& query) { return AuthenticateHandshake(options, Handshake(query), false); };
+
+    // Defaults: anonymous allowed, an invalid token is anonymous.
+    EXPECT_EQ(status("").status, 101);
+    EXPECT_FALSE(status("").user.authenticated);
+    EXPECT_EQ(status("token=bad").status, 101);
+    EXPECT_FALSE(status("token=bad").user.authenticated);
+    EXPECT_EQ(status("token=good-token").status, 101);
+    EXPECT_TRUE(status("token=good-token").user.authenticated);
+
+    options.invalid_credential = InvalidCredentialPolicy::kRefuse;
+    EXPECT_EQ(status("").status, 101);
+    EXPECT_EQ(status("token=bad").status, 401);
+    EXPECT_EQ(status("token=good-token").status, 101);
+
+    options.invalid_credential = InvalidCredentialPolicy::kAnonymous;
+    options.anonymous = AnonymousPolicy::kRefuse;
+    EXPECT_EQ(status("").status, 401);
+    EXPECT_EQ(status("token=bad").status, 401);  // anonymous, then refused as anonymous
+    EXPECT_EQ(status("token=good-token").status, 101);
+
+    // No authenticator: everyone is anonymous (and refused when anonymous is).
+    AuthOptions none;
+    EXPECT_EQ(AuthenticateHandshake(none, Handshake("token=good-token")).status, 101);
+    none.anonymous = AnonymousPolicy::kRefuse;
+    EXPECT_EQ(AuthenticateHandshake(none, Handshake()).status, 401);
+
+    AuthOptions throwing;
+    throwing.authenticator = std::make_shared<ThrowingAuthenticator>();
+    LogCapture log;
+    EXPECT_EQ(AuthenticateHandshake(throwing, Handshake()).status, 500);
+    EXPECT_THAT(log.all(), HasSubstr("authenticator failed for 127.0.0.1:5555 on /ws/posts/: directory down"));
+}
+
+TEST(HandshakePolicyTest, OneLogLineNamingTheFingerprintNeverTheToken) {
+    AuthOptions options;
+    options.authenticator = std::make_shared<JwtAuthenticator>(JwtOptions{kSecret, 0});
+    const std::string expired = Mint(R"({"sub": "1", "exp": )" + ExpIn(-3600) + "}");
+    const std::string forged = Mint(R"({"sub": "1", "exp": )" + ExpIn(3600) + "}", "not-the-secret");
+    const std::string good = Mint(R"({"sub": "1", "exp": )" + ExpIn(3600) + "}");
+    LogCapture log;
+    EXPECT_EQ(AuthenticateHandshake(options, Handshake("token=" + expired)).status, 101);
+    options.invalid_credential = InvalidCredentialPolicy::kRefuse;
+    EXPECT_EQ(AuthenticateHandshake(options, Handshake("", {{"authorization", "Bearer " + forged}})).status, 401);
+    EXPECT_EQ(AuthenticateHandshake(options, Handshake("", {{"cookie", "token=" + good}})).status, 101);
+    std::vector<std::string> lines = log.lines();
+    ASSERT_EQ(lines.size(), 2u) << log.all();
+    EXPECT_EQ(lines[0],
+              "auth: invalid credential from 127.0.0.1:5555 on /ws/posts/ (query parameter \"token\", "
+              "fingerprint " +
+                  TokenFingerprint(expired) + "): expired; connecting as anonymous");
+    EXPECT_EQ(lines[1],
+              "auth: invalid credential from 127.0.0.1:5555 on /ws/posts/ (Authorization header, "
+              "fingerprint " +
+                  TokenFingerprint(forged) +
+                  "): bad signature, unsigned (alg none), or malformed; handshake refused with 401");
+    for (const std::string& token : {expired, forged, good}) {
+        EXPECT_THAT(log.all(), Not(HasSubstr(token)));
+        // Not even a recognisable part of the signature or payload.
+        EXPECT_THAT(log.all(), Not(HasSubstr(token.substr(token.rfind('.') + 1, 12))));
+    }
+    // Silent when asked (Open re-authenticates after Admit logged).
+    AuthenticateHandshake(options, Handshake("token=" + forged), false);
+    EXPECT_EQ(log.lines().size(), 2u);
+}
+
+TEST(TokenFingerprintTest, ShortStableAndDistinct) {
+    EXPECT_EQ(TokenFingerprint("abc"), TokenFingerprint("abc"));
+    EXPECT_NE(TokenFingerprint("abc"), TokenFingerprint("abd"));
+    EXPECT_EQ(TokenFingerprint("a-long-secret-token").size(), 8u);
+    EXPECT_EQ(TokenFingerprint(""), "811c9dc5");  // FNV-1a's offset basis: the function is the documented one
+}
+
+}  // namespace
+}  // namespace syncline

@@ -1,0 +1,229 @@
+// Permissions at the consumer level: the combinators' four answers (can_connect, action, object, SQL form), the owner
+// rule's typing, in-memory list filtering with limit/offset, and authentication at ConsumerEndpoint::Open.
+
+#include <syncline/core/permissions.hpp>
+
+#include <syncline/core/auth.hpp>
+#include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/storage/database.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <stdexcept>
+
+#include "../storage/test_db.hpp"
+
+namespace syncline {
+namespace {
+
+class NullOutbox final : public Outbox {
+public:
+    void Send(std::string frame) override { frames.push_back(std::move(frame)); }
+    void Close(int code, std::string reason) override {
+        close_code = code;
+        (void)reason;
+    }
+    std::size_t BufferedBytes() const override { return 0; }
+    std::vector<std::string> frames;
+    int close_code = 0;
+};
+
+// Refuses every handshake; allows every request.
+class NoConnect final : public Permission {
+public:
+    bool CanConnect(const ConnectionContext&) const override { return false; }
+    bool HasPermission(const ActionRequest&, const GenericConsumer&) const override { return true; }
+};
+
+// An object rule with no SQL form: rows with an even id.
+class EvenIds final : public Permission {
+public:
+    bool HasPermission(const ActionRequest&, const GenericConsumer&) const override { return true; }
+    bool HasObjectPermission(const ActionRequest&, const GenericConsumer& consumer, const Row& row) const override {
+        return row.at(consumer.schema().pk_index()).AsInteger() % 2 == 0;
+    }
+};
+
+class PermissionsTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        storage::DatabaseOptions options;
+        options.path = dir_.File("perm.db");
+        db_ = storage::Database::Open(options, {testing::PostsSchema()});
+        for (int i = 1; i <= 9; ++i) {
+            db_->Insert("posts", {{"title", "t" + std::to_string(i)}, {"likes", Value(i % 3 == 0 ? 1 : 2)}});
+        }
+        message_.Parse(R"({"action": "list"})");
+    }
+    std::shared_ptr<GenericConsumer> Consumer(std::vector<PermissionPtr> permissions) {
+        ConsumerOptions o;
+        o.model = "posts";
+        o.permissions = std::move(permissions);
+        o.mixins = {ListModelMixin(), RetrieveModelMixin()};
+        auto c = std::make_shared<GenericConsumer>(o);
+        c->Bind(*db_);
+        return c;
+    }
+    ConnectionContext Context(User user) {
+        return ConnectionContext(HandshakeRequest{"/ws/posts/", "", {}, "127.0.0.1:1"}, outbox_, std::move(user));
+    }
+    static User Named(const std::string& id, std::vector<std::string> groups = {}) {
+        User u;
+        u.authenticated = true;
+        u.id = id;
+        u.name = id;
+        u.groups = std::move(groups);
+        return u;
+    }
+    testing::TempDir dir_;
+    std::unique_ptr<storage::Database> db_;
+    std::shared_ptr<NullOutbox> outbox_ = std::make_shared<NullOutbox>();
+    rapidjson::Document message_;
+};
+
+TEST_F(PermissionsTest, AllOfConcatenatesFiltersAndNeedsEverySqlForm) {
+    auto owner = std::make_shared<IsOwner>("likes");
+    auto consumer = Consumer({});
+    ConnectionContext user2 = Context(Named("2"));
+    ActionRequest request(user2, "list", message_);
+    auto sql = AllOf({owner, std::make_shared<AllowAny>(), std::make_shared<IsAuthenticated>()})
+                   ->ObjectFilter(request, *consumer);
+    ASSERT_TRUE(sql);
+    ASSERT_EQ(sql->size(), 1u);
+    EXPECT_EQ((*sql)[0].field, "likes");
+    EXPECT_EQ((*sql)[0].value, Value(2));  // the id "2", read as the integer field's value
+    EXPECT_FALSE(And(owner, std::make_shared<EvenIds>())->ObjectFilter(request, *consumer));
+    EXPECT_THROW(AllOf({}), std::invalid_argument);
+    EXPECT_THROW(And(owner, nullptr), std::invalid_argument);
+}
+
+TEST_F(PermissionsTest, AnyOfObjectLevelNeedsThePartToAllowTheRequestToo) {
+    auto consumer = Consumer({});
+    auto owner = std::make_shared<IsOwner>("likes");
+    auto editors = std::make_shared<InGroup>("editors");
+    PermissionPtr either = Or(editors, owner);
+    const Row liked_once = *db_->Get("posts", "id", Value(3));  // likes 1
+    ConnectionContext editor = Context(Named("2", {"editors"}));
+    ConnectionContext writer = Context(Named("2"));
+    ActionRequest as_editor(editor, "retrieve", message_);
+    ActionRequest as_writer(writer, "retrieve", message_);
+    EXPECT_TRUE(either->HasObjectPermission(as_editor, *consumer, liked_once));
+    // InGroup has no object rule (every row), but it refused the writer's request: that must not lend "every row".
+    EXPECT_FALSE(either->HasObjectPermission(as_writer, *consumer, liked_once));
+    EXPECT_EQ(either->ObjectFilter(as_editor, *consumer)->size(), 0u);  // every row
+    auto writer_sql = either->ObjectFilter(as_writer, *consumer);
+    ASSERT_TRUE(writer_sql);
+    EXPECT_EQ(writer_sql->size(), 1u);  // only the owner part allows: its filter
+    EXPECT_FALSE(Or(owner, std::make_shared<EvenIds>())->ObjectFilter(as_writer, *consumer));  // two rules: in memory
+}
+
+TEST_F(PermissionsTest, NotNegatesRequestsAndObjectsButNeverRefusesAHandshake) {
+    auto consumer = Consumer({});
+    ConnectionContext context = Context(Named("1"));
+    ActionRequest request(context, "list", message_);
+    PermissionPtr not_read_only = Not(std::make_shared<ReadOnly>());
+    EXPECT_FALSE(not_read_only->HasPermission(request, *consumer));
+    EXPECT_TRUE(Not(std::make_shared<NoConnect>())->CanConnect(context));
+    const Row even = *db_->Get("posts", "id", Value(2));
+    EXPECT_FALSE(Not(std::make_shared<EvenIds>())->HasObjectPermission(request, *consumer, even));
+    EXPECT_FALSE(not_read_only->ObjectFilter(request, *consumer));
+    EXPECT_FALSE(Or(std::make_shared<NoConnect>(), std::make_shared<NoConnect>())->CanConnect(context));
+    EXPECT_TRUE(Or(std::make_shared<NoConnect>(), std::make_shared<AllowAny>())->CanConnect(context));
+    EXPECT_FALSE(And(std::make_shared<NoConnect>(), std::make_shared<AllowAny>())->CanConnect(context));
+}
+
+TEST_F(PermissionsTest, OwnerReadsTheIdAsTheFieldsTypeAndAnonymousOwnsNothing) {
+    auto consumer = Consumer({std::make_shared<IsOwner>("likes")});
+    const Row row = *db_->Get("posts", "id", Value(1));  // likes 2
+    for (const auto& [user, owns] : std::vector<std::pair<User, bool>>{
+             {Named("2"), true}, {Named("1"), false}, {Named("two"), false}, {Named("2.0"), false}, {User{}, false}}) {
+        ConnectionContext context = Context(user);
+        ActionRequest request(context, "retrieve", message_);
+        EXPECT_EQ(consumer->HasObjectPermission(request, row), owns) << user.id;
+        // The SQL form agrees with the in-memory check.
+        Query query;
+        query.filters = *consumer->ObjectFilter(request);
+        query.filters.push_back(Filter{"id", FilterOp::kExact, Value(1), {}});
+        EXPECT_EQ(db_->List("posts", query).size(), owns ? 1u : 0u) << user.id;
+    }
+    auto text_owner = Consumer({std::make_shared<IsOwner>("title")});
+    ConnectionContext t1 = Context(Named("t1"));
+    ActionRequest request(t1, "retrieve", message_);
+    EXPECT_TRUE(text_owner->HasObjectPermission(request, row));
+    auto broken = Consumer({std::make_shared<IsOwner>("nope")});
+    EXPECT_THROW(broken->HasObjectPermission(request, row), std::invalid_argument);
+}
+
+TEST_F(PermissionsTest, InMemoryListsApplyLimitAndOffsetToTheVisibleRows) {
+    auto consumer = Consumer({std::make_shared<EvenIds>()});
+    ConnectionContext context = Context(Named("1"));
+    ActionRequest request(context, "list", message_);
+    auto page = [&](std::optional<std::int64_t> limit, std::int64_t offset, bool count) {
+        Query q;
+        q.limit = limit;
+        q.offset = offset;
+        GenericConsumer::ObjectPage p = consumer->ListObjects(request, q, count);
+        std::vector<std::int64_t> ids;
+        for (const Row& r : p.rows) ids.push_back(r.at(0).AsInteger());
+        return std::make_pair(ids, p.count);
+    };
+    EXPECT_EQ(page(std::nullopt, 0, true), std::make_pair(std::vector<std::int64_t>{2, 4, 6, 8}, std::int64_t{4}));
+    EXPECT_EQ(page(2, 1, true), std::make_pair(std::vector<std::int64_t>{4, 6}, std::int64_t{4}));
+    EXPECT_EQ(page(2, 3, false), std::make_pair(std::vector<std::int64_t>{8}, std::int64_t{-1}));
+    EXPECT_EQ(page(5, 10, true), std::make_pair(std::vector<std::int64_t>{}, std::int64_t{4}));
+    // With a SQL form the same page comes from the store.
+    auto sql = Consumer({std::make_shared<IsOwner>("likes")});
+    ConnectionContext liker = Context(Named("1"));
+    ActionRequest liked(liker, "list", message_);
+    Query q;
+    q.limit = 2;
+    q.offset = 1;
+    GenericConsumer::ObjectPage p = sql->ListObjects(liked, q, true);
+    EXPECT_EQ(p.count, 3);  // ids 3, 6, 9 have likes 1
+    ASSERT_EQ(p.rows.size(), 2u);
+    EXPECT_EQ(p.rows[0].at(0).AsInteger(), 6);
+}
+
+TEST_F(PermissionsTest, OpenRefusesWhenAuthenticationNoLongerPassesAndIgnoresFrames) {
+    EndpointOptions options;
+    AuthOptions auth;
+    auth.authenticator = std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{"tok", Named("1")}});
+    auth.anonymous = AnonymousPolicy::kRefuse;
+    options.auth = auth;
+    ConsumerEndpoint endpoint(Consumer({std::make_shared<IsAuthenticated>()}), options);
+    HandshakeRequest anonymous{"/ws/posts/", "", {}, "127.0.0.1:1"};
+    EXPECT_EQ(endpoint.Admit(anonymous), 401);
+    // Admit accepted a token that Open no longer does (e.g. it expired in between): closed with 1008, frames ignored.
+    auto session = endpoint.Open(anonymous, outbox_);
+    EXPECT_EQ(outbox_->close_code, 1008);
+    session->OnText(R"({"action": "list"})");
+    EXPECT_TRUE(outbox_->frames.empty());
+    session->OnClose();
+    // With the token, the user reaches the permissions.
+    HandshakeRequest with_token{"/ws/posts/", "token=tok", {}, "127.0.0.1:2"};
+    EXPECT_EQ(endpoint.Admit(with_token), 101);
+    auto ok_outbox = std::make_shared<NullOutbox>();
+    auto ok = endpoint.Open(with_token, ok_outbox);
+    ok->OnText(R"({"action": "list"})");
+    ASSERT_EQ(ok_outbox->frames.size(), 1u);
+    EXPECT_THAT(ok_outbox->frames[0], ::testing::HasSubstr("\"response_status\":200"));
+    EXPECT_EQ(ok_outbox->close_code, 0);
+    ok->OnClose();
+    // Without auth options (a bare endpoint), everyone is anonymous.
+    ConsumerEndpoint bare(Consumer({std::make_shared<IsAuthenticated>()}));
+    EXPECT_EQ(bare.Admit(with_token), 101);
+    EXPECT_EQ(ConsumerEndpoint(Consumer({std::make_shared<NoConnect>()})).Admit(with_token), 403);
+    // A user authenticated elsewhere (a multiplexer authenticates once for all its streams).
+    EXPECT_EQ(bare.AdmitUser(anonymous, Named("7")), 101);
+    auto as_user_outbox = std::make_shared<NullOutbox>();
+    auto as_user = bare.OpenUser(anonymous, as_user_outbox, Named("7"));
+    as_user->OnText(R"({"action": "list"})");
+    ASSERT_EQ(as_user_outbox->frames.size(), 1u);
+    EXPECT_THAT(as_user_outbox->frames[0], ::testing::HasSubstr("\"response_status\":200"));
+    as_user->OnClose();
+}
+
+}  // namespace
+}  // namespace syncline
