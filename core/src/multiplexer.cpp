@@ -4,6 +4,7 @@
 
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/core/log.hpp>
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
@@ -198,7 +199,8 @@ std::string StreamFrame(std::string_view stream_json, std::string_view payload_f
     return out;
 }
 
-Multiplexer::Multiplexer(std::vector<Stream> streams) : streams_(std::move(streams)) {
+Multiplexer::Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth)
+    : streams_(std::move(streams)), auth_(std::move(auth)) {
     if (streams_.empty()) throw std::invalid_argument("multiplexer: no streams");
     for (std::size_t i = 0; i < streams_.size(); ++i) {
         const Stream& s = streams_[i];
@@ -212,10 +214,25 @@ Multiplexer::Multiplexer(std::vector<Stream> streams) : streams_(std::move(strea
     }
 }
 
-int Multiplexer::Admit(const HandshakeRequest& request) {
-    int first_refusal = 0;
+std::vector<int> Multiplexer::AdmitEach(const HandshakeRequest& request, const User* user) const {
+    std::vector<int> statuses;
+    statuses.reserve(streams_.size());
     for (const auto& stream : streams_) {
-        int status = stream.endpoint->Admit(request);
+        auto* consumer_endpoint = user ? dynamic_cast<ConsumerEndpoint*>(stream.endpoint.get()) : nullptr;
+        statuses.push_back(consumer_endpoint ? consumer_endpoint->AdmitUser(request, *user)
+                                             : stream.endpoint->Admit(request));
+    }
+    return statuses;
+}
+
+int Multiplexer::Admit(const HandshakeRequest& request) {
+    std::optional<HandshakeAuth> auth;
+    if (auth_) {
+        auth = AuthenticateHandshake(*auth_, request);
+        if (auth->status != 101) return auth->status;
+    }
+    int first_refusal = 0;
+    for (int status : AdmitEach(request, auth ? &auth->user : nullptr)) {
         if (status == 101) return 101;
         if (first_refusal == 0) first_refusal = status;
     }
@@ -223,9 +240,21 @@ int Multiplexer::Admit(const HandshakeRequest& request) {
 }
 
 std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) {
+    std::optional<HandshakeAuth> auth;
+    if (auth_) {
+        // Admit logged the outcome; a credential that stopped being valid in between closes the socket (1008).
+        auth = AuthenticateHandshake(*auth_, request, false);
+        if (auth->status != 101) {
+            Log(LogLevel::kWarn, "auth: credential of " + request.remote + " on " + request.path +
+                                     " no longer accepted when the socket opened; closing with 1008");
+            outbox->Close(1008, "authentication failed");
+            auth->user = User{};
+        }
+    }
+    const User* user = auth ? &auth->user : nullptr;
     std::vector<bool> admitted;
     admitted.reserve(streams_.size());
-    for (const auto& stream : streams_) admitted.push_back(stream.endpoint->Admit(request) == 101);
+    for (int status : AdmitEach(request, user)) admitted.push_back(status == 101);
     auto gate = std::make_shared<PushGate>(std::move(outbox));
     std::vector<StreamSlot> slots;
     slots.reserve(streams_.size());
@@ -233,7 +262,10 @@ std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std:
         for (std::size_t i = 0; i < streams_.size(); ++i) {
             StreamSlot slot{streams_[i].name, nullptr};
             if (admitted[i]) {
-                slot.session = streams_[i].endpoint->Open(request, std::make_shared<StreamOutbox>(gate, slot.name));
+                auto stream_outbox = std::make_shared<StreamOutbox>(gate, slot.name);
+                auto* consumer_endpoint = user ? dynamic_cast<ConsumerEndpoint*>(streams_[i].endpoint.get()) : nullptr;
+                slot.session = consumer_endpoint ? consumer_endpoint->OpenUser(request, std::move(stream_outbox), *user)
+                                                 : streams_[i].endpoint->Open(request, std::move(stream_outbox));
                 if (!slot.session) {
                     throw std::runtime_error("stream \"" + slot.name + "\": Endpoint::Open returned no session");
                 }

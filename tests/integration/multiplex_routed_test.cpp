@@ -2,7 +2,9 @@
 // built from the JSON config (and from C++ for the handshake cases): exact frames, pushes through a stream, bad
 // frames that leave the socket open, subscriptions dropped on close.
 
+#include <syncline/core/auth.hpp>
 #include <syncline/core/config.hpp>
+#include <syncline/core/log.hpp>
 #include <syncline/core/permissions.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/ws_client.hpp>
@@ -12,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "../storage/test_db.hpp"
@@ -274,6 +277,64 @@ TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
     EXPECT_EQ(ws->Request(R"({"stream": "open", "payload": {"action": "list", "request_id": 2}})").value_or(""),
               R"({"stream":"open","payload":{"errors":[],"data":[],"action":"list","response_status":200,)"
               R"("request_id":2}})");
+}
+
+TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUser) {
+    testing::TempDir dir;
+    ServerOptions options;
+    options.port = 0;
+    options.workers = 1;
+    options.database = dir.File("mux.db");
+    User alice;
+    alice.id = "1";
+    alice.name = "alice";
+    options.auth.authenticator =
+        std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{"tok-alice", alice}});
+    Server server(options);
+    server.AddModel(testing::PostsSchema());
+    ConsumerOptions open;
+    open.model = "posts";
+    open.serializer.fields = {"id", "title"};
+    ConsumerOptions members = open;
+    members.permissions = {std::make_shared<IsAuthenticated>()};
+    server.Route<ListAPIConsumer>("/ws/open/", open);
+    server.Route<ListAPIConsumer>("/ws/members/", members);
+    server.Multiplex("/ws/", {{"open", "/ws/open/"}, {"members", "/ws/members/"}});
+    server.Start();
+    std::mutex log_mutex;
+    std::vector<std::string> lines;
+    SetLogSink([&](LogLevel, std::string_view line) {  // after Start: the server installs its own sink
+        std::lock_guard<std::mutex> lock(log_mutex);
+        lines.emplace_back(line);
+    });
+
+    auto status = [](WsClient& ws, const std::string& stream) {
+        auto reply = ws.Request(R"({"stream": ")" + stream + R"(", "payload": {"action": "list"}})");
+        if (!reply) return -1;
+        auto at = reply->find("\"response_status\":");
+        return at == std::string::npos ? -1 : std::stoi(reply->substr(at + 18));
+    };
+    auto signed_in = WsClient::Connect("127.0.0.1", server.port(), "/ws/?token=tok-alice");
+    ASSERT_TRUE(signed_in) << signed_in.error;
+    EXPECT_EQ(status(*signed_in, "members"), 200);
+    EXPECT_EQ(status(*signed_in, "open"), 200);
+    auto anonymous = WsClient::Connect("127.0.0.1", server.port(), "/ws/");
+    ASSERT_TRUE(anonymous) << anonymous.error;
+    EXPECT_EQ(status(*anonymous, "members"), 403);
+    EXPECT_EQ(status(*anonymous, "open"), 200);
+    auto forged = WsClient::Connect("127.0.0.1", server.port(), "/ws/?token=tok-mallory");
+    ASSERT_TRUE(forged) << forged.error;
+    EXPECT_EQ(status(*forged, "members"), 403);
+    server.Stop();
+    SetLogSink(nullptr);
+    // One line for the bad token of the one socket, not one per stream; and never the token itself.
+    std::lock_guard<std::mutex> lock(log_mutex);
+    int token_lines = 0;
+    for (const auto& line : lines) {
+        if (line.find("unknown token") != std::string::npos) ++token_lines;
+        EXPECT_EQ(line.find("tok-mallory"), std::string::npos) << line;
+    }
+    EXPECT_EQ(token_lines, 1) << ::testing::PrintToString(lines);
 }
 
 TEST(MultiplexHandshakeTest, AStreamNamingNoRouteStopsStart) {

@@ -206,7 +206,7 @@ void Server::Prepare() {
             streams.push_back(Multiplexer::Stream{name, it->second});
         }
         try {
-            ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams)));
+            ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams), options_.auth));
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + mux.path + ": " + e.what());
         }

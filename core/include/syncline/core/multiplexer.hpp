@@ -5,17 +5,24 @@
 /// every frame a stream's child sends, pushes included, goes out as `{"stream": "posts", "payload": <frame>}`.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include <syncline/core/auth.hpp>
 #include <syncline/core/session.hpp>
 
 namespace syncline {
 
 /// An Endpoint that multiplexes named streams over one connection. Thread-safe (like every Endpoint): it holds only
 /// the immutable stream table; per-connection state lives in its sessions.
+///
+/// Authentication: with `auth` set (the server's), the handshake is authenticated once for the whole socket (one log
+/// line for a bad token, not one per stream) and every ConsumerEndpoint stream is admitted and opened with that user
+/// (AdmitUser/OpenUser); other children, and every child when `auth` is nullopt, authenticate through their own
+/// Admit/Open.
 ///
 /// Handshake: every child's Admit runs. The connection is accepted when at least one child admits it; when all
 /// refuse, it is refused with the first stream's status. Open runs every child's Admit again (Endpoint has no way to
@@ -39,7 +46,7 @@ public:
     };
 
     /// Throws std::invalid_argument when there is no stream, a name is empty or repeated, or an endpoint is null.
-    explicit Multiplexer(std::vector<Stream> streams);
+    explicit Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth = std::nullopt);
 
     /// 101 when at least one child admits the handshake; otherwise the first stream's status.
     int Admit(const HandshakeRequest& request) override;
@@ -48,7 +55,11 @@ public:
     const std::vector<Stream>& streams() const { return streams_; }
 
 private:
+    // Each child's verdict on a handshake, with the user authenticated once when auth_ is set.
+    std::vector<int> AdmitEach(const HandshakeRequest& request, const User* user) const;
+
     std::vector<Stream> streams_;
+    std::optional<AuthOptions> auth_;
 };
 
 /// The error frame of a multiplexer: `{"stream": <stream_json>, "payload": <payload_frame>}`. `stream_json` is JSON
