@@ -87,6 +87,7 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.trim_horizon = std::chrono::seconds(config.trim_horizon_s);
     options.max_queue_bytes = config.max_queue_bytes;
     options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
+    options.action_threads = config.action_threads;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -159,12 +160,14 @@ void Server::Prepare() {
                                                std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,
                  layout.shards());
+    executor_ = std::make_shared<Executor>(options_.action_threads);
     for (auto& route : routes_) {
         try {
             route.consumer->Bind(*db_, observer_.get());
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + route.path + ": " + e.what());
         }
+        if (!route.options.executor) route.options.executor = executor_;
         ws_->Route(route.path, std::make_shared<ConsumerEndpoint>(route.consumer, route.options));
     }
 }
@@ -199,6 +202,9 @@ std::uint16_t Server::port() const { return ws_ ? ws_->port() : 0; }
 
 void Server::Stop() {
     if (ws_) ws_->Stop();
+    // After the network: every session has closed, so running detached actions are cancelled and queued ones
+    // never start; this waits for them to return before the database can go.
+    if (executor_) executor_->Shutdown();
     if (relay_) relay_->Stop();
 }
 
@@ -206,11 +212,17 @@ int Server::Run() {
     Prepare();
     StartObserving();
     int code = ws_->Run();
+    executor_->Shutdown();
     relay_->Stop();
     return code;
 }
 
 std::int64_t Server::relayed_seq() const { return relay_ ? relay_->cursor() : 0; }
+
+Executor& Server::executor() {
+    if (!executor_) throw std::logic_error("Server::executor before Start");
+    return *executor_;
+}
 
 observer::Observer& Server::observer() {
     if (!observer_) throw std::logic_error("Server::observer before Start");

@@ -55,6 +55,7 @@ struct ServerConfig {
     std::int64_t trim_horizon_s = 600;  ///< How long captured changes are kept (the catch-up window).
     std::size_t max_queue_bytes = 4 * 1024 * 1024;  ///< Per-connection outgoing queue limit (slow readers).
     std::int64_t slow_reader_timeout_ms = 10000;      ///< Over the limit this long: closed with 1013.
+    unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
 };
 
 /// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with
