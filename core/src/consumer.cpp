@@ -128,6 +128,7 @@ bool ActionRequest::stream_cancelled() const {
 }
 
 bool ActionRequest::SendFrame(const ActionResult& frame) {
+    streaming_ = true;
     if (detached_) {
         // Backpressure: the outbox has no "drained" signal, so poll it; a cancel wakes the wait at once.
         while (connection_.outbox().BufferedBytes() > kStreamQueueBytes) {

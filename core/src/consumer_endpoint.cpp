@@ -1,6 +1,7 @@
 #include <syncline/core/consumer_endpoint.hpp>
 
 #include <syncline/core/log.hpp>
+#include <syncline/core/subscriptions.hpp>
 
 #include <rapidjson/error/en.h>
 
@@ -174,10 +175,15 @@ struct GateRelease {
     ConnectionContext* connection;
 };
 
-// Runs a prepared call: its reply, or nullopt when the action streamed its own frames.
+// Runs a prepared call: its reply, or nullopt when the action streamed its frames (a streaming action's final
+// result, e.g. a 500 mid-stream, is one more frame of its stream, dropped if the stream was cancelled).
 std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
     ActionResult result = consumer.Execute(*call.spec, *call.request);
     if (result.streamed) return std::nullopt;
+    if (call.request->streaming()) {
+        call.request->SendFrame(result);
+        return std::nullopt;
+    }
     return BuildReply(call.action, result, call.request_id);
 }
 
@@ -208,6 +214,9 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
             if (connection->closed()) return;
             std::optional<std::string> answer = Run(*consumer, *call);
             if (answer && !connection->closed()) connection->Send(std::move(*answer));
+            // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions:
+            // drop them again (OnClose marks the socket closed before dropping, so one of the two sees the other).
+            if (call->spec->subscribes && connection->closed()) consumer->registry().DropConnection(*connection);
         });
         if (!posted) {
             connection->Send(BuildReply(call->action, ActionResult::Message(503, "The server is shutting down."),

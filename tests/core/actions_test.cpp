@@ -5,6 +5,7 @@
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/executor.hpp>
+#include <syncline/core/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>
@@ -118,6 +119,22 @@ struct Latch {
     }
 };
 
+// A registry that only counts the connections dropped.
+class CountingRegistry final : public SubscriptionRegistry {
+public:
+    void SubscribeInstance(ConnectionContext&, GenericConsumer&, InstanceSubscription) override {}
+    void UnsubscribeInstance(ConnectionContext&, GenericConsumer&, const Value&,
+                             const std::optional<std::string>&) override {}
+    void SubscribeGroups(ConnectionContext&, GenericConsumer&, std::shared_ptr<const GroupObserver>,
+                         const std::vector<std::string>&, const std::string&) override {}
+    void UnsubscribeGroups(ConnectionContext&, GenericConsumer&, const GroupObserver&, const std::vector<std::string>&,
+                           const std::optional<std::string>&) override {}
+    void SubscribeList(ConnectionContext&, GenericConsumer&, std::vector<Filter>, const std::string&) override {}
+    void UnsubscribeList(ConnectionContext&, GenericConsumer&, const std::optional<std::string>&) override {}
+    void DropConnection(ConnectionContext&) override { ++dropped; }
+    std::atomic<int> dropped{0};
+};
+
 ::testing::AssertionResult SameJson(const std::string& actual, const std::string& expected) {
     rapidjson::Document a, e;
     a.Parse(actual.c_str());
@@ -170,9 +187,13 @@ protected:
                 latch->Wait(r);
                 return ActionResult::Ok(200, "\"written\"");
             }).Detached().Writes(),
+            CustomAction("hold_subscribe", [latch = latch_](GenericConsumer&, ActionRequest& r) {
+                latch->Wait(r);  // a real one would subscribe here, possibly after the socket's subscriptions were dropped
+                return ActionResult::Ok(201);
+            }).Detached().Subscribes(),
         }});
         consumer_ = std::make_shared<GenericConsumer>(o);
-        consumer_->Bind(*db_);
+        consumer_->Bind(*db_, &registry_);
     }
     void Serve(const std::string& frame) { ServeTextFrame(consumer_, context_, frame, executor_.get()); }
     void TearDown() override {
@@ -183,6 +204,7 @@ protected:
 
     testing::TempDir dir_;
     std::unique_ptr<storage::Database> db_;
+    CountingRegistry registry_;
     std::shared_ptr<Latch> latch_ = std::make_shared<Latch>();
     std::shared_ptr<GenericConsumer> consumer_;
     std::shared_ptr<Executor> executor_ = std::make_shared<Executor>(2);
@@ -338,6 +360,18 @@ TEST_F(ActionsTest, ADetachedActionSeesTheCloseAndItsReplyIsNotSent) {
     ASSERT_TRUE(WaitIdle(*executor_));
     std::lock_guard<std::mutex> lock(latch_->mutex);
     EXPECT_EQ(latch_->entered, 1);
+}
+
+TEST_F(ActionsTest, ADetachedSubscriberThatOutlivesItsSocketDropsItsSubscriptionsAgain) {
+    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, executor_});
+    auto session = endpoint.Open(context_->request(), outbox_);
+    session->OnText(R"({"action": "hold_subscribe", "request_id": "s"})");
+    ASSERT_TRUE(latch_->WaitEntered(1));
+    session->OnClose();
+    EXPECT_EQ(registry_.dropped.load(), 1);
+    ASSERT_TRUE(WaitIdle(*executor_));
+    EXPECT_EQ(registry_.dropped.load(), 2);
+    EXPECT_TRUE(outbox_->frames().empty());
 }
 
 TEST_F(ActionsTest, NeedsObjectHandsTheRowToTheHandler) {

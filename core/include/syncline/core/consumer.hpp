@@ -151,8 +151,11 @@ public:
     /// Sends one frame of this request's stream, with the request's action and request_id (a streamed list sends one
     /// per page). In a detached action it first waits, polling the cancel flags, while the socket's outgoing queue
     /// holds more than kStreamQueueBytes, so a stream never queues a whole table. Returns false once the stream is
-    /// cancelled (stream_cancelled()): the handler should stop and return ActionResult::Streamed().
+    /// cancelled (stream_cancelled()): the handler should stop and return ActionResult::Streamed(). Once a request
+    /// has sent a frame, its final reply (e.g. a 500 mid-stream) goes the same way, so it is dropped after a cancel.
     bool SendFrame(const ActionResult& frame);
+    /// Whether SendFrame was called.
+    bool streaming() const { return streaming_; }
     /// Whether the action runs detached (set by the dispatcher; SendFrame only waits for room when it does).
     bool detached() const { return detached_; }
     void set_detached(bool detached) { detached_ = detached; }
@@ -166,6 +169,7 @@ private:
     const rapidjson::Value& message_;
     std::uint64_t stream_epoch_;
     bool detached_ = false;
+    bool streaming_ = false;
     std::optional<Row> object_;
 };
 
