@@ -161,7 +161,8 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (const auto* p = Member(v, "pagination")) {
         pagination = GetString(*p, path + ".pagination");
         if (pagination != "limit_offset" && pagination != "streamed") {
-            Fail(path + ".pagination", "unknown pagination \"" + pagination + "\"; valid values: limit_offset, streamed");
+            Fail(path + ".pagination",
+                 "unknown pagination \"" + pagination + "\"; valid values: limit_offset, streamed");
         }
     }
     if (const auto* p = Member(v, "page_size")) route.consumer.page_size = GetInteger(*p, path + ".page_size", 1, 100000);

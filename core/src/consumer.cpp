@@ -252,8 +252,8 @@ Result<const ActionSpec*> GenericConsumer::Authorize(const ActionRequest& reques
         if (!action) return ActionResult::Message(405, "Method \"" + request.action() + "\" not allowed.");
         return action;
     } catch (const std::exception& e) {
-        Log(LogLevel::kError, "permission check of \"" + request.action() + "\" on \"" + options_.model +
-                                  "\" failed: " + e.what());
+        Log(LogLevel::kError,
+            "permission check of \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (...) {
         Log(LogLevel::kError, "permission check of \"" + request.action() + "\" on \"" + options_.model + "\" failed");
     }

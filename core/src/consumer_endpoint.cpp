@@ -219,8 +219,8 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
             if (call->spec->subscribes && connection->closed()) consumer->registry().DropConnection(*connection);
         });
         if (!posted) {
-            connection->Send(BuildReply(call->action, ActionResult::Message(503, "The server is shutting down."),
-                                        call->request_id));
+            connection->Send(
+                BuildReply(call->action, ActionResult::Message(503, "The server is shutting down."), call->request_id));
             if (writes) connection->EndRequest();
         }
     }

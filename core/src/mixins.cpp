@@ -115,7 +115,8 @@ std::int64_t IntArg(const ActionRequest& request, const char* name, std::int64_t
 std::pair<std::int64_t, std::int64_t> PageWindow(const GenericConsumer& consumer, const ActionRequest& request) {
     const auto& options = consumer.options();
     std::int64_t page_size = options.page_size > 0 ? options.page_size : 10;
-    std::int64_t limit = std::min(IntArg(request, "limit", page_size, true), std::max<std::int64_t>(options.max_page_size, 1));
+    std::int64_t limit =
+        std::min(IntArg(request, "limit", page_size, true), std::max<std::int64_t>(options.max_page_size, 1));
     return {limit, IntArg(request, "offset", 0, false)};
 }
 

@@ -1,8 +1,9 @@
 // A syncline server declared in C++: a typed model, a consumer that overrides DRF-style hooks and adds custom actions
 // (one detached), and the server.
 // Run: build/bin/syncline_example_cpp [PORT] [DATABASE]   (defaults: 8000, example.db)
-// Then, from any DCRF client: {"action": "create", "data": {"title": "Hello"}, "request_id": 1} on ws://127.0.0.1:PORT/ws/posts/
-// Custom actions: {"action": "unpublish", "pk": 1, "request_id": 2} and {"action": "word_count", "request_id": 3}.
+// Then, from any DCRF client: {"action": "create", "data": {"title": "Hello"}, "request_id": 1} on
+// ws://127.0.0.1:PORT/ws/posts/ Custom actions: {"action": "unpublish", "pk": 1, "request_id": 2} and {"action":
+// "word_count", "request_id": 3}.
 
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/model.hpp>
@@ -71,7 +72,8 @@ private:
         std::size_t body = consumer.schema().FieldIndex("body").value();
         std::int64_t posts = 0;
         std::int64_t words = 0;
-        for (const syncline::Row& row : consumer.store().List(consumer.options().model, consumer.GetQueryset(request))) {
+        syncline::Query everything = consumer.GetQueryset(request);
+        for (const syncline::Row& row : consumer.store().List(consumer.options().model, everything)) {
             if (request.cancelled()) return syncline::ActionResult::Message(499, "cancelled");  // never sent
             std::istringstream text(row.at(body).AsText());
             for (std::string word; text >> word;) ++words;

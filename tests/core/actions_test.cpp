@@ -176,21 +176,31 @@ protected:
                          [](GenericConsumer& c, ActionRequest& r) {
                              const Row& row = r.object();
                              return ActionResult::Ok(
-                                 202, "{\"title\":\"" + row.at(c.schema().FieldIndex("title").value()).AsText() +
-                                          "\"}");
+                                 202,
+                                 "{\"title\":\"" + row.at(c.schema().FieldIndex("title").value()).AsText() + "\"}");
                          })
                 .NeedsObject(),
-            CustomAction("hold", [latch = latch_](GenericConsumer&, ActionRequest& r) {
-                return latch->Wait(r) ? ActionResult::Ok(200, "\"held\"") : ActionResult::Ok(200, "\"cancelled\"");
-            }).Detached(),
-            CustomAction("hold_write", [latch = latch_](GenericConsumer&, ActionRequest& r) {
-                latch->Wait(r);
-                return ActionResult::Ok(200, "\"written\"");
-            }).Detached().Writes(),
-            CustomAction("hold_subscribe", [latch = latch_](GenericConsumer&, ActionRequest& r) {
-                latch->Wait(r);  // a real one would subscribe here, possibly after the socket's subscriptions were dropped
-                return ActionResult::Ok(201);
-            }).Detached().Subscribes(),
+            CustomAction("hold",
+                         [latch = latch_](GenericConsumer&, ActionRequest& r) {
+                             return latch->Wait(r) ? ActionResult::Ok(200, "\"held\"")
+                                                   : ActionResult::Ok(200, "\"cancelled\"");
+                         })
+                .Detached(),
+            CustomAction("hold_write",
+                         [latch = latch_](GenericConsumer&, ActionRequest& r) {
+                             latch->Wait(r);
+                             return ActionResult::Ok(200, "\"written\"");
+                         })
+                .Detached()
+                .Writes(),
+            CustomAction("hold_subscribe",
+                         [latch = latch_](GenericConsumer&, ActionRequest& r) {
+                             // A real one would subscribe here, possibly after the socket's subscriptions were dropped.
+                             latch->Wait(r);
+                             return ActionResult::Ok(201);
+                         })
+                .Detached()
+                .Subscribes(),
         }});
         consumer_ = std::make_shared<GenericConsumer>(o);
         consumer_->Bind(*db_, &registry_);
@@ -223,7 +233,7 @@ TEST(ExecutorTest, RunsEveryTaskAndDrainsOnShutdown) {
     EXPECT_EQ(ran.load(), 100);
     EXPECT_EQ(executor.busy(), 0u);
     EXPECT_FALSE(executor.Post([&] { ++ran; }));  // refused after Shutdown
-    executor.Shutdown();                           // idempotent
+    executor.Shutdown();                          // idempotent
     EXPECT_EQ(ran.load(), 100);
     EXPECT_GE(Executor().threads(), 2u);
 }
@@ -337,9 +347,8 @@ TEST_F(ActionsTest, ADetachedWriterHoldsPushesUntilItsReplyAReaderDoesNot) {
     frames = outbox_->frames();
     ASSERT_EQ(frames.size(), 5u);
     // The writer's reply comes before the push held back; the reader's reply whenever it finished.
-    auto writer = std::find_if(frames.begin(), frames.end(), [](const std::string& f) {
-        return f.find(R"("request_id":"w")") != std::string::npos;
-    });
+    auto writer = std::find_if(frames.begin(), frames.end(),
+                               [](const std::string& f) { return f.find(R"("request_id":"w")") != std::string::npos; });
     auto push = std::find(frames.begin(), frames.end(), "push-2");
     ASSERT_NE(writer, frames.end());
     ASSERT_NE(push, frames.end());
@@ -382,7 +391,8 @@ TEST_F(ActionsTest, NeedsObjectHandsTheRowToTheHandler) {
                          R"({"errors": ["Missing lookup argument \"pk\"."], "data": null, "action": "title_of",
                              "response_status": 400, "request_id": null})"));
     for (const char* pk : {"99", "\"x\"", "null", "[1]"}) {
-        EXPECT_TRUE(SameJson(HandleTextFrame(*consumer_, *context_, std::string(R"({"action": "title_of", "pk": )") + pk + "}"),
+        std::string frame = std::string(R"({"action": "title_of", "pk": )") + pk + "}";
+        EXPECT_TRUE(SameJson(HandleTextFrame(*consumer_, *context_, frame),
                              R"({"errors": ["Not found"], "data": null, "action": "title_of", "response_status": 404,
                                  "request_id": null})"))
             << pk;

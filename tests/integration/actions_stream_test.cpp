@@ -25,8 +25,8 @@
 namespace syncline {
 namespace {
 
-using ::testing::HasSubstr;
 using test_support::WsClient;
+using ::testing::HasSubstr;
 constexpr auto kDeadline = std::chrono::seconds(20);
 
 constexpr const char* kConfig = R"({
@@ -117,7 +117,9 @@ struct Probe {
     }
 };
 
-std::string IdOf(const ActionRequest& r) { return r.request_id() && r.request_id()->IsString() ? r.request_id()->GetString() : ""; }
+std::string IdOf(const ActionRequest& r) {
+    return r.request_id() && r.request_id()->IsString() ? r.request_id()->GetString() : "";
+}
 
 class DenyAll final : public Permission {
 public:
@@ -141,12 +143,14 @@ std::shared_ptr<GenericConsumer> CustomConsumer(const std::shared_ptr<Probe>& pr
                      })
             .NeedsObject()
             .Writes(),
-        CustomAction("explode", [](GenericConsumer&, ActionRequest&) -> ActionResult {
-            throw std::runtime_error("custom action failed");
-        }),
-        CustomAction("explode_later", [](GenericConsumer&, ActionRequest&) -> ActionResult {
-            throw std::runtime_error("detached custom action failed");
-        }).Detached(),
+        CustomAction(
+            "explode",
+            [](GenericConsumer&, ActionRequest&) -> ActionResult { throw std::runtime_error("custom action failed"); }),
+        CustomAction("explode_later",
+                     [](GenericConsumer&, ActionRequest&) -> ActionResult {
+                         throw std::runtime_error("detached custom action failed");
+                     })
+            .Detached(),
         // Waits for the test's latch, polling cancelled() as a long detached action should.
         CustomAction("hold",
                      [probe](GenericConsumer&, ActionRequest& r) {
@@ -246,15 +250,17 @@ TEST_F(ActionsStreamTest, StreamedListSendsOneFramePerPageWithTheSameRequestId) 
     EXPECT_TRUE(SameJson(pages[1].text, R"({"errors": [], "data": {"count": 5, "results": [{"id": 3, "author": "alice"},
         {"id": 4, "author": "carol"}], "limit": 2, "offset": 2}, "action": "list", "response_status": 200,
         "request_id": "s"})"));
-    EXPECT_TRUE(SameJson(pages[2].text, R"({"errors": [], "data": {"count": 5, "results": [{"id": 5, "author": "alice"}],
-        "limit": 2, "offset": 4}, "action": "list", "response_status": 200, "request_id": "s"})"));
+    EXPECT_TRUE(SameJson(pages[2].text, R"({"errors": [], "data": {"count": 5,
+        "results": [{"id": 5, "author": "alice"}], "limit": 2, "offset": 4}, "action": "list", "response_status": 200,
+        "request_id": "s"})"));
     ExpectNothingPending(*ws);
 
     // From an offset, and past the end (one frame, no rows).
     ASSERT_TRUE(ws->SendText(R"({"action": "list", "request_id": "o", "limit": 3, "offset": 1})"));
     pages = ReadStream(*ws);
     ASSERT_EQ(pages.size(), 2u);
-    EXPECT_THAT(pages[0].text, HasSubstr(R"("results":[{"id":2,"author":"bob"},{"id":3,"author":"alice"},{"id":4,"author":"carol"}],"limit":3,"offset":1})"));
+    EXPECT_THAT(pages[0].text, HasSubstr(R"("results":[{"id":2,"author":"bob"},{"id":3,"author":"alice"},)"
+                                         R"({"id":4,"author":"carol"}],"limit":3,"offset":1})"));
     EXPECT_THAT(pages[1].text, HasSubstr(R"("results":[{"id":5,"author":"alice"}],"limit":3,"offset":4})"));
     EXPECT_TRUE(SameJson(ws->Request(R"({"action": "list", "request_id": 7, "offset": 10})").value_or(""),
                          R"({"errors": [], "data": {"count": 5, "results": [], "limit": 2, "offset": 10},
@@ -272,11 +278,14 @@ TEST_F(ActionsStreamTest, AnEmptyTableStreamsOneFrameWithCountZero) {
 
 TEST_F(ActionsStreamTest, FilterOrderingAndBadArguments) {
     auto ws = Connect("/ws/posts/");
-    ASSERT_TRUE(ws->SendText(R"({"action": "list", "request_id": "f", "filter": {"author": "alice"}, "ordering": "-id"})"));
+    ASSERT_TRUE(
+        ws->SendText(R"({"action": "list", "request_id": "f", "filter": {"author": "alice"}, "ordering": "-id"})"));
     std::vector<Frame> pages = ReadStream(*ws);
     ASSERT_EQ(pages.size(), 2u);
-    EXPECT_THAT(pages[0].text, HasSubstr(R"("data":{"count":3,"results":[{"id":5,"author":"alice"},{"id":3,"author":"alice"}],"limit":2,"offset":0})"));
-    EXPECT_THAT(pages[1].text, HasSubstr(R"("data":{"count":3,"results":[{"id":1,"author":"alice"}],"limit":2,"offset":2})"));
+    EXPECT_THAT(pages[0].text, HasSubstr(R"("data":{"count":3,"results":[{"id":5,"author":"alice"},)"
+                                         R"({"id":3,"author":"alice"}],"limit":2,"offset":0})"));
+    EXPECT_THAT(pages[1].text,
+                HasSubstr(R"("data":{"count":3,"results":[{"id":1,"author":"alice"}],"limit":2,"offset":2})"));
     // Ordering by a field with ties: the primary key breaks them, so pages neither repeat nor skip a row.
     ASSERT_TRUE(ws->SendText(R"({"action": "list", "request_id": "t", "ordering": "author", "limit": 1})"));
     pages = ReadStream(*ws);
@@ -305,7 +314,8 @@ TEST_F(ActionsStreamTest, FilterOrderingAndBadArguments) {
                              "response_status": 400, "request_id": 1})"));
     EXPECT_THAT(ws->Request(R"({"action": "list", "ordering": "body"})").value_or(""),
                 HasSubstr(R"("errors":["Ordering by \"body\" is not allowed."])"));
-    EXPECT_THAT(ws->Request(R"({"action": "list", "filter": "alice"})").value_or(""), HasSubstr(R"("response_status":400)"));
+    EXPECT_THAT(ws->Request(R"({"action": "list", "filter": "alice"})").value_or(""),
+                HasSubstr(R"("response_status":400)"));
     ExpectNothingPending(*ws);
 }
 
@@ -393,9 +403,9 @@ TEST_F(ActionsStreamTest, CustomActionsAnswerWhatTheyReturn) {
                          R"({"errors": ["Missing lookup argument \"pk\"."], "data": null, "action": "publish",
                              "response_status": 400, "request_id": 2})"));
     for (const char* pk : {"99", "\"x\"", "null", "{}"}) {
-        EXPECT_TRUE(SameJson(ws->Request(std::string(R"({"action": "publish", "request_id": 3, "pk": )") + pk + "}")
-                                 .value_or(""),
-                             R"({"errors": ["Not found"], "data": null, "action": "publish", "response_status": 404,
+        EXPECT_TRUE(SameJson(
+            ws->Request(std::string(R"({"action": "publish", "request_id": 3, "pk": )") + pk + "}").value_or(""),
+            R"({"errors": ["Not found"], "data": null, "action": "publish", "response_status": 404,
                                  "request_id": 3})"))
             << pk;
     }
@@ -422,7 +432,8 @@ TEST_F(ActionsStreamTest, PermissionIsCheckedBeforeTheActionAndItsObject) {
     for (const char* action : {"unknown", "hold"}) {
         EXPECT_TRUE(SameJson(ws->Request(std::string(R"({"action": ")") + action + "\"}").value_or(""),
                              std::string(R"({"errors": ["You do not have permission to perform this action."],
-                                 "data": null, "action": ")") + action + R"(", "response_status": 403,
+                                 "data": null, "action": ")") +
+                                 action + R"(", "response_status": 403,
                                  "request_id": null})"))
             << action;
     }

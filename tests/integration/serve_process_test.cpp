@@ -99,8 +99,10 @@ TEST(ServeProcessTest, CppExampleServesItsConsumer) {
     EXPECT_STREQ(created["data"]["author"].GetString(), "anonymous");  // the overridden PerformCreate
     EXPECT_FALSE(created["data"].HasMember("published"));              // not a serializer field
     // The custom actions: a detached word count, and unpublish (needs its row, which it then hides).
-    ASSERT_EQ(Parse(ws->Request(R"({"action": "create", "data": {"title": "Two", "body": "three words here"}})"))
-                  ["response_status"].GetInt(), 201);
+    ASSERT_EQ(Parse(ws->Request(
+                  R"({"action": "create", "data": {"title": "Two", "body": "three words here"}})"))["response_status"]
+                  .GetInt(),
+              201);
     auto counted = Parse(ws->Request(R"({"action": "word_count", "request_id": "wc"})"));
     EXPECT_EQ(counted["response_status"].GetInt(), 200);
     EXPECT_EQ(counted["data"]["posts"].GetInt(), 2);

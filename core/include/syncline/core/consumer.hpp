@@ -9,8 +9,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,7 +86,7 @@ private:
     std::vector<std::pair<std::string, std::string>> deferred_;  // (key, frame), guarded by push_mutex_
     mutable std::mutex stream_mutex_;
     std::condition_variable stream_changed_;
-    bool closed_ = false;            // guarded by stream_mutex_
+    bool closed_ = false;             // guarded by stream_mutex_
     std::uint64_t stream_epoch_ = 0;  // guarded by stream_mutex_
     int streams_sending_ = 0;         // guarded by stream_mutex_: SendStreamed calls between check and send
 };
@@ -197,10 +197,22 @@ struct ActionSpec {
     bool detached = false;
 
     // Chainable flag setters: CustomAction("publish", handler).NeedsObject().Writes().
-    ActionSpec& NeedsObject(bool on = true) { needs_object = on; return *this; }
-    ActionSpec& Writes(bool on = true) { writes = on; return *this; }
-    ActionSpec& Subscribes(bool on = true) { subscribes = on; return *this; }
-    ActionSpec& Detached(bool on = true) { detached = on; return *this; }
+    ActionSpec& NeedsObject(bool on = true) {
+        needs_object = on;
+        return *this;
+    }
+    ActionSpec& Writes(bool on = true) {
+        writes = on;
+        return *this;
+    }
+    ActionSpec& Subscribes(bool on = true) {
+        subscribes = on;
+        return *this;
+    }
+    ActionSpec& Detached(bool on = true) {
+        detached = on;
+        return *this;
+    }
 };
 
 /// Declares a custom action: `consumer.AddAction(CustomAction("publish", Publish).NeedsObject().Writes())`, or in a

@@ -44,9 +44,9 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<std::function<void()>> queue_;  // guarded by mutex_
-    std::size_t running_ = 0;                   // guarded by mutex_
-    bool stopping_ = false;                     // guarded by mutex_
-    std::vector<std::thread> workers_;          // started under mutex_; joined by Shutdown
+    std::size_t running_ = 0;                  // guarded by mutex_
+    bool stopping_ = false;                    // guarded by mutex_
+    std::vector<std::thread> workers_;         // started under mutex_; joined by Shutdown
 };
 
 }  // namespace syncline
