@@ -312,13 +312,13 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     }
     route.consumer.filter_fields = field_list("filter_fields");
     route.consumer.ordering_fields = field_list("ordering_fields");
-    bool paginated = false;
+    std::string pagination;
     if (const auto* p = Member(v, "pagination")) {
-        std::string kind = GetString(*p, path + ".pagination");
-        if (kind != "limit_offset") {
-            Fail(path + ".pagination", "unknown pagination \"" + kind + "\"; valid values: limit_offset");
+        pagination = GetString(*p, path + ".pagination");
+        if (pagination != "limit_offset" && pagination != "streamed") {
+            Fail(path + ".pagination",
+                 "unknown pagination \"" + pagination + "\"; valid values: limit_offset, streamed");
         }
-        paginated = true;
     }
     if (const auto* p = Member(v, "page_size")) route.consumer.page_size = GetInteger(*p, path + ".page_size", 1, 100000);
     if (const auto* p = Member(v, "max_page_size")) {
@@ -341,7 +341,15 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
             Fail(path + ".handler", "unknown handler \"" + name + "\"; valid handlers: " + Join(RoutedHandlerNames()));
         }
         route.mixins = {name};
-        if (paginated) route.consumer.mixins.push_back(PaginatedModelListMixin());
+        if (pagination == "streamed") {
+            // A routed consumer answers each frame with one reply in its own envelope: no stream of frames.
+            Fail(path + ".pagination", "\"streamed\" is not available on a routed handler; valid values: limit_offset");
+        }
+        bool has_list = false;
+        for (const auto& mixin : route.consumer.mixins) {
+            for (const auto& action : mixin.actions) has_list = has_list || action.name == "list";
+        }
+        if (pagination == "limit_offset" && has_list) route.consumer.mixins.push_back(PaginatedModelListMixin());
         return route;
     }
     const rapidjson::Value* mixins = Member(v, "mixins");
@@ -356,7 +364,9 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
                  "unknown mixin \"" + route.mixins[i] + "\"; valid mixins: " + Join(ConfigMixinNames()));
         }
     }
-    if (paginated) route.consumer.mixins.push_back(PaginatedModelListMixin());  // replaces "list"
+    // Each replaces "list"; streamed also adds list_cancel.
+    if (pagination == "limit_offset") route.consumer.mixins.push_back(PaginatedModelListMixin());
+    if (pagination == "streamed") route.consumer.mixins.push_back(StreamedPaginatedListMixin());
     return route;
 }
 
@@ -454,7 +464,7 @@ ServerConfig ParseConfig(std::string_view json_text) {
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
-               "slow_reader_timeout_ms", "auth"});
+                "slow_reader_timeout_ms", "auth", "action_threads"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -500,6 +510,9 @@ ServerConfig ParseConfig(std::string_view json_text) {
     }
     if (const auto* p = Member(doc, "slow_reader_timeout_ms")) {
         config.slow_reader_timeout_ms = GetInteger(*p, "slow_reader_timeout_ms", 0, 86400000);
+    }
+    if (const auto* p = Member(doc, "action_threads")) {
+        config.action_threads = static_cast<unsigned>(GetInteger(*p, "action_threads", 0, 256));
     }
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");

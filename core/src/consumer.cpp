@@ -31,7 +31,7 @@ void ConnectionContext::Push(std::string frame, const std::string& key) {
 void ConnectionContext::Push(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
     {
         std::lock_guard<std::mutex> lock(push_mutex_);
-        if (in_request_ || flushing_) {
+        if (requests_ > 0 || flushing_) {
             auto same = std::find_if(deferred_.begin(), deferred_.end(), [&](const auto& p) { return p.first == key; });
             if (same != deferred_.end()) {
                 same->second = std::move(frame);
@@ -46,16 +46,18 @@ void ConnectionContext::Push(std::shared_ptr<const SharedFrame> frame, const std
 
 void ConnectionContext::BeginRequest() {
     std::lock_guard<std::mutex> lock(push_mutex_);
-    in_request_ = true;
+    ++requests_;
 }
 
 void ConnectionContext::EndRequest() {
     std::unique_lock<std::mutex> lock(push_mutex_);
-    in_request_ = false;
-    if (flushing_) return;
+    if (requests_ > 0) --requests_;
+    if (requests_ > 0 || flushing_) return;
     flushing_ = true;
-    // Send outside the lock; pushes arriving meanwhile join deferred_ and go out after these, keeping the order.
-    while (!deferred_.empty()) {
+    // Send outside the lock; pushes arriving meanwhile join deferred_ and go out after these, keeping the order. A
+    // detached writer may end on another thread while the strand begins the next request: the flush then stops,
+    // and that request's EndRequest sends the rest after its reply.
+    while (!deferred_.empty() && requests_ == 0) {
         auto batch = std::move(deferred_);
         deferred_.clear();
         lock.unlock();
@@ -63,6 +65,88 @@ void ConnectionContext::EndRequest() {
         lock.lock();
     }
     flushing_ = false;
+}
+
+void ConnectionContext::MarkClosed() {
+    {
+        std::lock_guard<std::mutex> lock(stream_mutex_);
+        closed_ = true;
+    }
+    stream_changed_.notify_all();
+}
+
+bool ConnectionContext::closed() const {
+    std::lock_guard<std::mutex> lock(stream_mutex_);
+    return closed_;
+}
+
+std::uint64_t ConnectionContext::stream_epoch() const {
+    std::lock_guard<std::mutex> lock(stream_mutex_);
+    return stream_epoch_;
+}
+
+bool ConnectionContext::SendStreamed(std::string frame, std::uint64_t epoch) {
+    {
+        std::lock_guard<std::mutex> lock(stream_mutex_);
+        if (closed_ || stream_epoch_ != epoch) return false;
+        ++streams_sending_;
+    }
+    // Sent outside the lock; CancelStreams waits for this send to finish instead.
+    outbox_->Send(std::move(frame));
+    {
+        std::lock_guard<std::mutex> lock(stream_mutex_);
+        --streams_sending_;
+    }
+    stream_changed_.notify_all();
+    return true;
+}
+
+void ConnectionContext::CancelStreams() {
+    std::unique_lock<std::mutex> lock(stream_mutex_);
+    ++stream_epoch_;
+    stream_changed_.notify_all();
+    // Outbox::Send only queues, so this wait is as short as one queued frame.
+    stream_changed_.wait(lock, [this] { return streams_sending_ == 0; });
+}
+
+bool ConnectionContext::WaitStreamCancelled(std::uint64_t epoch, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(stream_mutex_);
+    return stream_changed_.wait_for(lock, timeout, [&] { return closed_ || stream_epoch_ != epoch; });
+}
+
+ActionRequest::ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
+    : connection_(connection),
+      action_(std::move(action)),
+      message_(message),
+      stream_epoch_(connection.stream_epoch()) {}
+
+const Row& ActionRequest::object() const {
+    if (!object_) throw std::logic_error("action \"" + action_ + "\" has no object (it does not need one)");
+    return *object_;
+}
+
+bool ActionRequest::cancelled() const { return connection_.closed(); }
+
+bool ActionRequest::stream_cancelled() const {
+    return connection_.closed() || connection_.stream_epoch() != stream_epoch_;
+}
+
+bool ActionRequest::SendFrame(const ActionResult& frame) {
+    streaming_ = true;
+    if (detached_) {
+        // Backpressure: the outbox has no "drained" signal, so poll it; a cancel wakes the wait at once.
+        while (connection_.outbox().BufferedBytes() > kStreamQueueBytes) {
+            if (connection_.WaitStreamCancelled(stream_epoch_, std::chrono::milliseconds(5))) return false;
+        }
+    }
+    return connection_.SendStreamed(BuildReply(Arg("action"), frame, request_id()), stream_epoch_);
+}
+
+ActionSpec CustomAction(std::string name, ActionHandler handler) {
+    ActionSpec spec;
+    spec.name = std::move(name);
+    spec.handler = std::move(handler);
+    return spec;
 }
 
 const rapidjson::Value* ActionRequest::Arg(std::string_view name) const {
@@ -196,13 +280,36 @@ GenericConsumer::ObjectPage GenericConsumer::ListObjects(const ActionRequest& re
 }
 
 ActionResult GenericConsumer::Dispatch(ActionRequest& request) {
+    Result<const ActionSpec*> action = Authorize(request);
+    if (!action) return action.error();
+    return Execute(**action, request);
+}
+
+Result<const ActionSpec*> GenericConsumer::Authorize(const ActionRequest& request) const {
     try {
         if (!HasPermission(request)) {
             return ActionResult::Message(403, "You do not have permission to perform this action.");
         }
         const ActionSpec* action = FindAction(request.action());
         if (!action) return ActionResult::Message(405, "Method \"" + request.action() + "\" not allowed.");
-        return action->handler(*this, request);
+        return action;
+    } catch (const std::exception& e) {
+        Log(LogLevel::kError,
+            "permission check of \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
+    } catch (...) {
+        Log(LogLevel::kError, "permission check of \"" + request.action() + "\" on \"" + options_.model + "\" failed");
+    }
+    return ActionResult::Message(500, "Internal server error");
+}
+
+ActionResult GenericConsumer::Execute(const ActionSpec& action, ActionRequest& request) {
+    try {
+        if (action.needs_object && !request.has_object()) {
+            Result<Row> row = GetObject(request);
+            if (!row) return row.error();
+            request.set_object(std::move(*row));
+        }
+        return action.handler(*this, request);
     } catch (const std::exception& e) {
         Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (...) {

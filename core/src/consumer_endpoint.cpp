@@ -1,11 +1,13 @@
 #include <syncline/core/consumer_endpoint.hpp>
 
 #include <syncline/core/log.hpp>
+#include <syncline/core/subscriptions.hpp>
 
 #include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "json_util.hpp"
 
@@ -53,8 +55,12 @@ private:
 class ConsumerSession final : public Session {
 public:
     ConsumerSession(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> context,
-                    const RateLimit& limit, bool refused = false)
-        : consumer_(std::move(consumer)), context_(std::move(context)), limit_(limit), bucket_(limit),
+                    std::shared_ptr<Executor> executor, const RateLimit& limit, bool refused = false)
+        : consumer_(std::move(consumer)),
+          context_(std::move(context)),
+          executor_(std::move(executor)),
+          limit_(limit),
+          bucket_(limit),
           refused_(refused) {}
 
     void OnText(std::string_view frame) override {
@@ -76,9 +82,14 @@ public:
             }
             throttled_in_a_row_ = 0;
         }
-        context_->BeginRequest();
-        context_->Send(consumer_->HandleText(*context_, frame));
-        context_->EndRequest();
+        if (consumer_->HasOwnEnvelope()) {
+            // A consumer speaking another envelope (routed, §10) answers synchronously, under the push gate.
+            context_->BeginRequest();
+            context_->Send(consumer_->HandleText(*context_, frame));
+            context_->EndRequest();
+            return;
+        }
+        ServeTextFrame(consumer_, context_, frame, executor_.get());
     }
 
     void OnBinary(std::string_view frame) override {
@@ -88,11 +99,16 @@ public:
             consumer_->ErrorReply(ActionResult::Message(400, "Malformed message: binary frames are not supported")));
     }
 
-    void OnClose() override { consumer_->OnDisconnect(*context_); }
+    // Does not wait for detached actions: they hold the context and the consumer, see the close and stop.
+    void OnClose() override {
+        context_->MarkClosed();
+        consumer_->OnDisconnect(*context_);
+    }
 
 private:
     std::shared_ptr<GenericConsumer> consumer_;
     std::shared_ptr<ConnectionContext> context_;
+    std::shared_ptr<Executor> executor_;
     RateLimit limit_;
     TokenBucket bucket_;
     int throttled_in_a_row_ = 0;
@@ -105,9 +121,24 @@ std::string MalformedReply(std::string_view reason) {
     return BuildReply(nullptr, ActionResult::Message(400, "Malformed message: " + std::string(reason)), nullptr);
 }
 
-std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame) {
-    if (frame.empty()) return MalformedReply("empty frame");
+namespace {
+
+// One request from its frame to its reply. Heap-allocated and shared with the executor when detached: the request
+// refers into doc, which must stay put.
+struct Call {
     rapidjson::Document doc;
+    const rapidjson::Value* action = nullptr;      // into doc
+    const rapidjson::Value* request_id = nullptr;  // into doc
+    std::optional<ActionRequest> request;
+    const ActionSpec* spec = nullptr;  // owned by the consumer
+};
+
+// Parses and authorizes a frame. Returns the reply when it is answered without running an action (envelope errors,
+// 403, 405); otherwise fills call.request and call.spec.
+std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame,
+                                   Call& call) {
+    if (frame.empty()) return MalformedReply("empty frame");
+    rapidjson::Document& doc = call.doc;
     // Validate UTF-8 at ingress: text that reaches the database unchecked could never be sent out again.
     doc.Parse<rapidjson::kParseValidateEncodingFlag>(frame.data(), frame.size());
     if (doc.HasParseError()) {
@@ -116,30 +147,94 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
     }
     if (!doc.IsObject()) return MalformedReply("expected a JSON object, got " + std::string(PythonTypeName(doc)));
     auto request_id_it = doc.FindMember("request_id");
-    const rapidjson::Value* request_id = request_id_it == doc.MemberEnd() ? nullptr : &request_id_it->value;
+    call.request_id = request_id_it == doc.MemberEnd() ? nullptr : &request_id_it->value;
     auto action_it = doc.FindMember("action");
     if (action_it == doc.MemberEnd()) {
-        return BuildReply(nullptr, ActionResult::Message(405, "Unable to find action in message body."), request_id);
+        return BuildReply(nullptr, ActionResult::Message(405, "Unable to find action in message body."),
+                          call.request_id);
     }
     const rapidjson::Value& action = action_it->value;
+    call.action = &action;
     std::string name = action.IsString() ? std::string(action.GetString(), action.GetStringLength())
                                          : JsonText(action);
-    ActionRequest request(connection, name, doc);
-    ActionResult result;
+    ActionRequest& request = call.request.emplace(connection, name, doc);
     if (!action.IsString()) {
         // Permission still comes first (403 beats 405), then a non-string action is never an action name.
-        try {
-            result = consumer.HasPermission(request)
-                         ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
-                         : ActionResult::Message(403, "You do not have permission to perform this action.");
-        } catch (const std::exception& e) {
-            Log(LogLevel::kError, "permission check on \"" + consumer.options().model + "\" failed: " + e.what());
-            result = ActionResult::Message(500, "Internal server error");
-        }
-    } else {
-        result = consumer.Dispatch(request);
+        Result<const ActionSpec*> authorized = consumer.Authorize(request);
+        return BuildReply(&action,
+                          authorized || authorized.error().status == 405
+                              ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
+                              : authorized.error(),
+                          call.request_id);
     }
-    return BuildReply(&action, result, request_id);
+    Result<const ActionSpec*> authorized = consumer.Authorize(request);
+    if (!authorized) return BuildReply(&action, authorized.error(), call.request_id);
+    call.spec = *authorized;
+    request.set_detached(call.spec->detached);
+    return std::nullopt;
+}
+
+// Ends a detached writer's hold on the push gate whatever happens to its task.
+struct GateRelease {
+    explicit GateRelease(ConnectionContext* c) : connection(c) {}
+    GateRelease(const GateRelease&) = delete;
+    GateRelease& operator=(const GateRelease&) = delete;
+    ~GateRelease() {
+        if (connection) connection->EndRequest();
+    }
+    ConnectionContext* connection;
+};
+
+// Runs a prepared call: its reply, or nullopt when the action streamed its frames (a streaming action's final
+// result, e.g. a 500 mid-stream, is one more frame of its stream, dropped if the stream was cancelled).
+std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
+    ActionResult result = consumer.Execute(*call.spec, *call.request);
+    if (result.streamed) return std::nullopt;
+    if (call.request->streaming()) {
+        call.request->SendFrame(result);
+        return std::nullopt;
+    }
+    return BuildReply(call.action, result, call.request_id);
+}
+
+}  // namespace
+
+std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame) {
+    Call call;
+    if (std::optional<std::string> reply = Prepare(consumer, connection, frame, call)) return std::move(*reply);
+    return Run(consumer, call).value_or(std::string());
+}
+
+void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
+                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor) {
+    connection->BeginRequest();
+    auto call = std::make_shared<Call>();
+    if (std::optional<std::string> reply = Prepare(*consumer, *connection, frame, *call)) {
+        connection->Send(std::move(*reply));
+    } else if (!call->spec->detached || !executor) {
+        if (std::optional<std::string> done = Run(*consumer, *call)) connection->Send(std::move(*done));
+    } else {
+        // A writer keeps the push gate closed until its reply is queued; other detached actions (streams) let pushes
+        // through meanwhile.
+        bool writes = call->spec->writes;
+        if (writes) connection->BeginRequest();
+        bool posted = executor->Post([consumer, connection, call, writes] {
+            GateRelease release(writes ? connection.get() : nullptr);
+            // Not started before the socket closed: never runs.
+            if (connection->closed()) return;
+            std::optional<std::string> answer = Run(*consumer, *call);
+            if (answer && !connection->closed()) connection->Send(std::move(*answer));
+            // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions:
+            // drop them again (OnClose marks the socket closed before dropping, so one of the two sees the other).
+            if (call->spec->subscribes && connection->closed()) consumer->registry().DropConnection(*connection);
+        });
+        if (!posted) {
+            connection->Send(
+                BuildReply(call->action, ActionResult::Message(503, "The server is shutting down."), call->request_id));
+            if (writes) connection->EndRequest();
+        }
+    }
+    connection->EndRequest();
 }
 
 std::string GenericConsumer::HandleText(ConnectionContext& connection, std::string_view frame) {
@@ -151,7 +246,9 @@ std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
 }
 
 ConsumerEndpoint::ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options)
-    : consumer_(std::move(consumer)), options_(std::move(options)) {}
+    : consumer_(std::move(consumer)), options_(std::move(options)) {
+    if (!options_.executor) options_.executor = std::make_shared<Executor>(2);
+}
 
 int ConsumerEndpoint::Admit(const HandshakeRequest& request) {
     HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, request) : HandshakeAuth{};
@@ -182,14 +279,14 @@ std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request,
     }
     return std::make_unique<ConsumerSession>(
         consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user)),
-        options_.rate_limit, refused);
+        options_.executor, options_.rate_limit, refused);
 }
 
 std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox,
                                                     User user) {
     return std::make_unique<ConsumerSession>(
         consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user)),
-        options_.rate_limit);
+        options_.executor, options_.rate_limit);
 }
 
 }  // namespace syncline

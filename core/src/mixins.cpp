@@ -111,23 +111,69 @@ std::int64_t IntArg(const ActionRequest& request, const char* name, std::int64_t
     return *n;
 }
 
+// A page's limit and first offset from the request, with DCRF's fallbacks.
+std::pair<std::int64_t, std::int64_t> PageWindow(const GenericConsumer& consumer, const ActionRequest& request) {
+    const auto& options = consumer.options();
+    std::int64_t page_size = options.page_size > 0 ? options.page_size : 10;
+    std::int64_t limit =
+        std::min(IntArg(request, "limit", page_size, true), std::max<std::int64_t>(options.max_page_size, 1));
+    return {limit, IntArg(request, "offset", 0, false)};
+}
+
+std::string PageData(std::int64_t count, const std::string& results, std::int64_t limit, std::int64_t offset) {
+    return "{\"count\":" + std::to_string(count) + ",\"results\":" + results + ",\"limit\":" + std::to_string(limit) +
+           ",\"offset\":" + std::to_string(offset) + "}";
+}
+
 ActionResult PaginatedList(GenericConsumer& consumer, ActionRequest& request) {
     Result<Query> query = ListQuery(consumer, request);
     if (!query) return query.error();
-    const auto& options = consumer.options();
-    std::int64_t page_size = options.page_size > 0 ? options.page_size : 10;
-    std::int64_t limit = std::min(IntArg(request, "limit", page_size, true), std::max<std::int64_t>(options.max_page_size, 1));
-    std::int64_t offset = IntArg(request, "offset", 0, false);
+    auto [limit, offset] = PageWindow(consumer, request);
     query->limit = limit;
     query->offset = offset;
+    // Through ListObjects: object permissions filter the rows and the count, so a page never shows a row retrieve
+    // would refuse.
     GenericConsumer::ObjectPage page = consumer.ListObjects(request, std::move(*query), true);
-    std::string data = "{\"count\":" + std::to_string(page.count) + ",\"results\":" + JsonArray(consumer, page.rows) +
-                       ",\"limit\":" + std::to_string(limit) + ",\"offset\":" + std::to_string(offset) + "}";
-    return ActionResult::Ok(200, std::move(data));
+    return ActionResult::Ok(200, PageData(page.count, JsonArray(consumer, page.rows), limit, offset));
+}
+
+// One frame per page, each read only when the previous one has room to go (SendFrame waits while the socket's queue
+// is full), so a table is never queued whole. The count is taken once; the storage orders every query by the
+// primary key after `ordering`, so limit/offset pages neither repeat nor skip rows of a table that does not change.
+ActionResult StreamedList(GenericConsumer& consumer, ActionRequest& request) {
+    Result<Query> query = ListQuery(consumer, request);
+    if (!query) return query.error();
+    auto [limit, offset] = PageWindow(consumer, request);
+    query->limit = limit;
+    std::int64_t count = -1;  // taken with the first page
+    for (;;) {
+        if (request.stream_cancelled()) break;
+        query->offset = offset;
+        // Object permissions filter every page (and the count), as for the other lists.
+        GenericConsumer::ObjectPage page = consumer.ListObjects(request, *query, count < 0);
+        if (count < 0) count = page.count;
+        std::vector<Row>& rows = page.rows;
+        if (!request.SendFrame(ActionResult::Ok(200, PageData(count, JsonArray(consumer, rows), limit, offset)))) break;
+        offset += static_cast<std::int64_t>(rows.size());
+        if (static_cast<std::int64_t>(rows.size()) < limit || offset >= count) break;
+    }
+    return ActionResult::Streamed();
+}
+
+ActionResult ListCancel(GenericConsumer& consumer, ActionRequest& request) {
+    (void)consumer;
+    request.connection().CancelStreams();
+    return ActionResult::Ok(200);
+}
+
+// The row of a detail action: the dispatcher's (needs_object), or looked up here when the handler is called directly.
+Result<Row> ObjectOf(const GenericConsumer& consumer, const ActionRequest& request) {
+    if (request.has_object()) return request.object();
+    return consumer.GetObject(request);
 }
 
 ActionResult Retrieve(GenericConsumer& consumer, ActionRequest& request) {
-    Result<Row> row = consumer.GetObject(request);
+    Result<Row> row = ObjectOf(consumer, request);
     if (!row) return row.error();
     return ActionResult::Ok(200, consumer.Represent(*row));
 }
@@ -145,7 +191,7 @@ ActionResult Create(GenericConsumer& consumer, ActionRequest& request) {
 }
 
 ActionResult Save(GenericConsumer& consumer, ActionRequest& request, ValidationMode mode) {
-    Result<Row> instance = consumer.GetObject(request);
+    Result<Row> instance = ObjectOf(consumer, request);
     if (!instance) return instance.error();
     Result<const rapidjson::Value*> data = DataArgument(request);
     if (!data) return data.error();
@@ -159,7 +205,7 @@ ActionResult Save(GenericConsumer& consumer, ActionRequest& request, ValidationM
 }
 
 ActionResult Delete(GenericConsumer& consumer, ActionRequest& request) {
-    Result<Row> instance = consumer.GetObject(request);
+    Result<Row> instance = ObjectOf(consumer, request);
     if (!instance) return instance.error();
     consumer.PerformDestroy(request, *instance);
     return ActionResult::Ok(204);
@@ -169,6 +215,10 @@ ActionResult Delete(GenericConsumer& consumer, ActionRequest& request) {
 
 Mixin ListModelMixin() { return {{ActionSpec{"list", List, false, false, false, false}}}; }
 Mixin PaginatedModelListMixin() { return {{ActionSpec{"list", PaginatedList, false, false, false, false}}}; }
+Mixin StreamedPaginatedListMixin() {
+    return {{ActionSpec{"list", StreamedList, false, false, false, true},
+             ActionSpec{"list_cancel", ListCancel, false, false, false, false}}};
+}
 Mixin RetrieveModelMixin() { return {{ActionSpec{"retrieve", Retrieve, true, false, false, false}}}; }
 Mixin CreateModelMixin() { return {{ActionSpec{"create", Create, false, true, false, false}}}; }
 Mixin UpdateModelMixin() {

@@ -169,7 +169,9 @@ Result<std::vector<Filter>> ParseListFilter(const GenericConsumer& consumer, con
 
 Mixin ObserverModelInstanceMixin() {
     Mixin mixin = RetrieveModelMixin();
-    mixin.actions.push_back(ActionSpec{"subscribe_instance", SubscribeInstance, true, false, true, false});
+    // Not needs_object: it looks the row up itself, since with `since` a row deleted meanwhile still subscribes (to
+    // get its delete) where the dispatcher's lookup would answer 404.
+    mixin.actions.push_back(ActionSpec{"subscribe_instance", SubscribeInstance, false, false, true, false});
     mixin.actions.push_back(ActionSpec{"unsubscribe_instance", UnsubscribeInstance, false, false, true, false});
     return mixin;
 }

@@ -1,6 +1,9 @@
-// A syncline server declared in C++: a typed model, a consumer that overrides DRF-style hooks, and the server.
+// A syncline server declared in C++: a typed model, a consumer that overrides DRF-style hooks and adds custom actions
+// (one detached), and the server.
 // Run: build/bin/syncline_example_cpp [PORT] [DATABASE]   (defaults: 8000, example.db)
-// Then, from any DCRF client: {"action": "create", "data": {"title": "Hello"}, "request_id": 1} on ws://127.0.0.1:PORT/ws/posts/
+// Then, from any DCRF client: {"action": "create", "data": {"title": "Hello"}, "request_id": 1} on
+// ws://127.0.0.1:PORT/ws/posts/ Custom actions: {"action": "unpublish", "pk": 1, "request_id": 2} and {"action":
+// "word_count", "request_id": 3}.
 
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/model.hpp>
@@ -8,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 
 struct Post {
@@ -33,10 +37,16 @@ struct syncline::ModelMeta<Post> {
 };
 
 // Everything DRF's ModelViewSet offers, with two hooks overridden: unpublished posts are hidden from every action,
-// and a post created without an author is signed "anonymous".
+// and a post created without an author is signed "anonymous". Plus two custom actions.
 class PostConsumer : public syncline::ModelConsumer {
 public:
-    PostConsumer() : syncline::ModelConsumer(Options()) {}
+    PostConsumer() : syncline::ModelConsumer(Options()) {
+        // {"action": "unpublish", "pk": 1}: the dispatcher looks the row up first (400 without pk, 404 when hidden).
+        AddAction(syncline::CustomAction("unpublish", Unpublish).NeedsObject().Writes());
+        // {"action": "word_count"}: reads every post on the server's executor, so the socket's other requests are
+        // answered meanwhile; it stops early when the socket closes.
+        AddAction(syncline::CustomAction("word_count", WordCount).Detached());
+    }
 
     syncline::Row PerformCreate(const syncline::ActionRequest& request, const syncline::Assignments& values) override {
         syncline::Assignments signed_values = values;
@@ -52,6 +62,27 @@ public:
     }
 
 private:
+    static syncline::ActionResult Unpublish(syncline::GenericConsumer& consumer, syncline::ActionRequest& request) {
+        const syncline::Value& pk = request.object().at(consumer.schema().pk_index());
+        consumer.store().Patch(consumer.options().model, pk, {{"published", false}});
+        return syncline::ActionResult::Ok(200, "{\"unpublished\":" + std::to_string(pk.AsInteger()) + "}");
+    }
+
+    static syncline::ActionResult WordCount(syncline::GenericConsumer& consumer, syncline::ActionRequest& request) {
+        std::size_t body = consumer.schema().FieldIndex("body").value();
+        std::int64_t posts = 0;
+        std::int64_t words = 0;
+        syncline::Query everything = consumer.GetQueryset(request);
+        for (const syncline::Row& row : consumer.store().List(consumer.options().model, everything)) {
+            if (request.cancelled()) return syncline::ActionResult::Message(499, "cancelled");  // never sent
+            std::istringstream text(row.at(body).AsText());
+            for (std::string word; text >> word;) ++words;
+            ++posts;
+        }
+        return syncline::ActionResult::Ok(
+            200, "{\"posts\":" + std::to_string(posts) + ",\"words\":" + std::to_string(words) + "}");
+    }
+
     static syncline::ConsumerOptions Options() {
         syncline::ConsumerOptions o;
         o.model = std::string(syncline::ModelMeta<Post>::kTable);

@@ -70,6 +70,30 @@ TEST(ConfigTest, RouteOptions) {
     EXPECT_EQ(config.port, 0);
 }
 
+TEST(ConfigTest, StreamedPaginationInstallsADetachedListAndListCancel) {
+    ServerConfig config = ParseConfig(With(R"({"model": "posts", "mixins": ["retrieve"], "pagination": "streamed",
+                                                "page_size": 25, "max_page_size": 50})",
+                                           R"("action_threads": 3,)"));
+    EXPECT_EQ(config.action_threads, 3u);
+    GenericConsumer consumer(config.routes[0].consumer);
+    ASSERT_NE(consumer.FindAction("list"), nullptr);
+    EXPECT_TRUE(consumer.FindAction("list")->detached);
+    ASSERT_NE(consumer.FindAction("list_cancel"), nullptr);
+    EXPECT_FALSE(consumer.FindAction("list_cancel")->detached);
+    EXPECT_EQ(consumer.options().page_size, 25);
+    EXPECT_EQ(consumer.options().max_page_size, 50);
+    GenericConsumer paged(ParseConfig(With(R"({"model": "posts", "mixins": ["list"], "pagination": "limit_offset"})"))
+                              .routes[0]
+                              .consumer);
+    EXPECT_FALSE(paged.FindAction("list")->detached);
+    EXPECT_EQ(paged.FindAction("list_cancel"), nullptr);
+    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})")).action_threads, 0u);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "pagination": "cursor"})")),
+              "routes./ws/posts/.pagination: unknown pagination \"cursor\"; valid values: limit_offset, streamed");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("action_threads": -1,)")),
+              "action_threads: expected an integer from 0 to 256");
+}
+
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "post", "mixins": ["list"]})")),
               "routes./ws/posts/.model: unknown model \"post\"; valid models: posts");

@@ -98,6 +98,20 @@ TEST(ServeProcessTest, CppExampleServesItsConsumer) {
     EXPECT_EQ(created["response_status"].GetInt(), 201);
     EXPECT_STREQ(created["data"]["author"].GetString(), "anonymous");  // the overridden PerformCreate
     EXPECT_FALSE(created["data"].HasMember("published"));              // not a serializer field
+    // The custom actions: a detached word count, and unpublish (needs its row, which it then hides).
+    ASSERT_EQ(Parse(ws->Request(
+                  R"({"action": "create", "data": {"title": "Two", "body": "three words here"}})"))["response_status"]
+                  .GetInt(),
+              201);
+    auto counted = Parse(ws->Request(R"({"action": "word_count", "request_id": "wc"})"));
+    EXPECT_EQ(counted["response_status"].GetInt(), 200);
+    EXPECT_EQ(counted["data"]["posts"].GetInt(), 2);
+    EXPECT_EQ(counted["data"]["words"].GetInt(), 3);
+    auto unpublished = Parse(ws->Request(R"({"action": "unpublish", "pk": 1})"));
+    EXPECT_EQ(unpublished["response_status"].GetInt(), 200);
+    EXPECT_EQ(unpublished["data"]["unpublished"].GetInt(), 1);
+    EXPECT_EQ(Parse(ws->Request(R"({"action": "unpublish", "pk": 1})"))["response_status"].GetInt(), 404);
+    EXPECT_EQ(Parse(ws->Request(R"({"action": "unpublish"})"))["response_status"].GetInt(), 400);
     server.Signal(SIGTERM);
     EXPECT_EQ(server.Wait(std::chrono::seconds(15)), 0) << server.Output();
 }

@@ -91,6 +91,7 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.max_queue_bytes = config.max_queue_bytes;
     options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
     options.auth = config.auth;
+    options.action_threads = config.action_threads;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -181,6 +182,7 @@ void Server::Prepare() {
                                                std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,
                  layout.shards());
+    executor_ = std::make_shared<Executor>(options_.action_threads);
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     for (auto& route : routes_) {
         try {
@@ -190,6 +192,7 @@ void Server::Prepare() {
         }
         EndpointOptions endpoint_options = route.options;
         if (!endpoint_options.auth) endpoint_options.auth = options_.auth;
+        if (!endpoint_options.executor) endpoint_options.executor = executor_;
         auto endpoint = std::make_shared<ConsumerEndpoint>(route.consumer, std::move(endpoint_options));
         endpoints.emplace(route.path, endpoint);
         ws_->Route(route.path, endpoint);
@@ -243,6 +246,9 @@ std::uint16_t Server::port() const { return ws_ ? ws_->port() : 0; }
 
 void Server::Stop() {
     if (ws_) ws_->Stop();
+    // After the network: every session has closed, so running detached actions are cancelled and queued ones
+    // never start; this waits for them to return before the database can go.
+    if (executor_) executor_->Shutdown();
     if (relay_) relay_->Stop();
 }
 
@@ -250,11 +256,17 @@ int Server::Run() {
     Prepare();
     StartObserving();
     int code = ws_->Run();
+    executor_->Shutdown();
     relay_->Stop();
     return code;
 }
 
 std::int64_t Server::relayed_seq() const { return relay_ ? relay_->cursor() : 0; }
+
+Executor& Server::executor() {
+    if (!executor_) throw std::logic_error("Server::executor before Start");
+    return *executor_;
+}
 
 observer::Observer& Server::observer() {
     if (!observer_) throw std::logic_error("Server::observer before Start");

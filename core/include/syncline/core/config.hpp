@@ -73,6 +73,7 @@ struct ServerConfig {
     /// Top-level "auth": the authenticator (static tokens, JWT, or both chained) and its policy. Default: none,
     /// every connection anonymous.
     AuthOptions auth;
+    unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
 };
 
 /// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with

@@ -5,10 +5,12 @@
 /// install actions into that table (no multiple inheritance, no macros, no static registration). One consumer
 /// object serves every connection of its route: per-connection state lives in ConnectionContext.
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,9 +56,28 @@ public:
     void Push(std::string frame, const std::string& key);
     /// Push of a frame shared with other connections (see SharedFrame); same ordering and replacement rules.
     void Push(std::shared_ptr<const SharedFrame> frame, const std::string& key);
-    /// The session brackets each request with these; EndRequest sends the pushes deferred meanwhile, in order.
+    /// The session brackets each request with these (any thread); they nest as a count, so a detached action that
+    /// writes holds the gate from its frame until its reply while the socket's next requests come and go. The last
+    /// EndRequest sends the pushes deferred meanwhile, in order.
     void BeginRequest();
     void EndRequest();
+
+    /// Marks the connection closed (the session does this first in OnClose; any thread): detached actions see
+    /// ActionRequest::cancelled(), streams stop, and waiters in WaitStreamCancelled wake.
+    void MarkClosed();
+    /// Whether MarkClosed was called (any thread).
+    bool closed() const;
+    /// The stream generation: CancelStreams moves it on. A stream remembers it when its request arrives.
+    std::uint64_t stream_epoch() const;
+    /// Queues one frame of a stream started at `epoch`, unless the connection closed or CancelStreams was called since
+    /// (any thread). Returns whether the frame was queued.
+    bool SendStreamed(std::string frame, std::uint64_t epoch);
+    /// Cancels every stream running now (list_cancel; any thread). When it returns no frame of those streams is
+    /// queued any more: a SendStreamed in progress has finished and later ones refuse.
+    void CancelStreams();
+    /// Waits up to `timeout` for the connection to close or the streams of `epoch` to be cancelled; returns true if
+    /// either happened (any thread; a streaming action waits here while the socket's outgoing queue is full).
+    bool WaitStreamCancelled(std::uint64_t epoch, std::chrono::milliseconds timeout);
 
 private:
     HandshakeRequest request_;
@@ -64,10 +85,15 @@ private:
     User user_;
     std::uint64_t id_;
     std::mutex push_mutex_;
-    bool in_request_ = false;   // guarded by push_mutex_
+    int requests_ = 0;          // guarded by push_mutex_: requests holding the push gate
     bool flushing_ = false;     // guarded by push_mutex_: one thread sends deferred pushes, in order
     // (key, frame) pairs, guarded by push_mutex_.
     std::vector<std::pair<std::string, std::shared_ptr<const SharedFrame>>> deferred_;
+    mutable std::mutex stream_mutex_;
+    std::condition_variable stream_changed_;
+    bool closed_ = false;             // guarded by stream_mutex_
+    std::uint64_t stream_epoch_ = 0;  // guarded by stream_mutex_
+    int streams_sending_ = 0;         // guarded by stream_mutex_: SendStreamed calls between check and send
 };
 
 /// What an action answers: a status with data (raw JSON text) or errors (raw JSON list text).
@@ -75,6 +101,8 @@ struct ActionResult {
     int status = 200;
     std::string data = "null";
     std::string errors = "[]";
+    /// The action sent its frames itself (ActionRequest::SendFrame): no reply follows.
+    bool streamed = false;
 
     /// A success: `data_json` is the payload's JSON text.
     static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), "[]"}; }
@@ -82,6 +110,9 @@ struct ActionResult {
     static ActionResult Error(int status, std::string errors_json) { return {status, "null", std::move(errors_json)}; }
     /// A failure with one message: errors `["message"]`.
     static ActionResult Message(int status, std::string_view message);
+    /// What a streaming action returns once it has sent its frames with ActionRequest::SendFrame (or was cancelled):
+    /// nothing more is sent.
+    static ActionResult Streamed() { return {200, "null", "[]", true}; }
 };
 
 /// A value or the error reply that replaces it.
@@ -99,11 +130,11 @@ private:
     std::variant<T, ActionResult> v_;
 };
 
-/// One request: the parsed object (its top-level keys are the arguments) on a connection.
+/// One request: the parsed object (its top-level keys are the arguments) on a connection. Made where the frame
+/// arrives (remembering the connection's stream epoch then); a detached action uses it on an executor thread.
 class ActionRequest {
 public:
-    ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
-        : connection_(connection), action_(std::move(action)), message_(message) {}
+    ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message);
     ConnectionContext& connection() const { return connection_; }
     const std::string& action() const { return action_; }
     const rapidjson::Value& message() const { return message_; }
@@ -112,16 +143,46 @@ public:
     /// The request_id, or nullptr when absent.
     const rapidjson::Value* request_id() const { return Arg("request_id"); }
 
+    /// The row of a needs_object action, looked up by the dispatcher before the handler runs; throws
+    /// std::logic_error when there is none (the action does not need an object).
+    const Row& object() const;
+    bool has_object() const { return object_.has_value(); }
+    void set_object(Row row) { object_ = std::move(row); }
+
+    /// True once the socket closed. A detached action should poll it and return early; its reply is not sent.
+    bool cancelled() const;
+    /// True once the socket closed or list_cancel arrived after this request: a streaming action stops.
+    bool stream_cancelled() const;
+    /// Sends one frame of this request's stream, with the request's action and request_id (a streamed list sends one
+    /// per page). In a detached action it first waits, polling the cancel flags, while the socket's outgoing queue
+    /// holds more than kStreamQueueBytes, so a stream never queues a whole table. Returns false once the stream is
+    /// cancelled (stream_cancelled()): the handler should stop and return ActionResult::Streamed(). Once a request
+    /// has sent a frame, its final reply (e.g. a 500 mid-stream) goes the same way, so it is dropped after a cancel.
+    bool SendFrame(const ActionResult& frame);
+    /// Whether SendFrame was called.
+    bool streaming() const { return streaming_; }
+    /// Whether the action runs detached (set by the dispatcher; SendFrame only waits for room when it does).
+    bool detached() const { return detached_; }
+    void set_detached(bool detached) { detached_ = detached; }
+
+    /// A streaming action waits while the socket has more than this many bytes queued and unwritten.
+    static constexpr std::size_t kStreamQueueBytes = 256 * 1024;
+
 private:
     ConnectionContext& connection_;
     std::string action_;
     const rapidjson::Value& message_;
+    std::uint64_t stream_epoch_;
+    bool detached_ = false;
+    bool streaming_ = false;
+    std::optional<Row> object_;
 };
 
 class GenericConsumer;
 class SubscriptionRegistry;
 
-/// An action's body. Runs on the connection's thread of calls; may throw (the dispatcher answers 500).
+/// An action's body. Runs on the connection's thread of calls, or, for a detached action, on an executor thread
+/// (concurrently with the socket's other requests); may throw (the dispatcher answers 500).
 using ActionHandler = std::function<ActionResult(GenericConsumer& consumer, ActionRequest& request)>;
 
 /// One row of the action table. The flags document the action and drive generic behaviour (permissions audit
@@ -129,11 +190,40 @@ using ActionHandler = std::function<ActionResult(GenericConsumer& consumer, Acti
 struct ActionSpec {
     std::string name;
     ActionHandler handler;
-    bool needs_object = false;  ///< Looks up one row by the lookup argument.
-    bool writes = false;        ///< Changes data.
+    /// Looks up one row by the lookup argument: the dispatcher calls GetObject before the handler (400 when the
+    /// argument is missing, 404 when no row matches) and hands the row over as ActionRequest::object().
+    bool needs_object = false;
+    /// Changes data: a detached writer holds the connection's push gate until its reply, so the reply comes before
+    /// the pushes its write causes on the same socket.
+    bool writes = false;
     bool subscribes = false;    ///< Adds or removes a subscription.
-    bool detached = false;      ///< Runs without blocking the socket's other messages.
+    /// Runs on the server's executor without blocking the socket's other messages; its reply (or 500 error frame)
+    /// is sent when it finishes; it is cancelled when the socket closes (ActionRequest::cancelled()).
+    bool detached = false;
+
+    // Chainable flag setters: CustomAction("publish", handler).NeedsObject().Writes().
+    ActionSpec& NeedsObject(bool on = true) {
+        needs_object = on;
+        return *this;
+    }
+    ActionSpec& Writes(bool on = true) {
+        writes = on;
+        return *this;
+    }
+    ActionSpec& Subscribes(bool on = true) {
+        subscribes = on;
+        return *this;
+    }
+    ActionSpec& Detached(bool on = true) {
+        detached = on;
+        return *this;
+    }
 };
+
+/// Declares a custom action: `consumer.AddAction(CustomAction("publish", Publish).NeedsObject().Writes())`, or in a
+/// mixin: `options.mixins.push_back(Mixin{{CustomAction("stats", Stats).Detached()}})`. The handler returns any
+/// status and data (ActionResult::Ok, ::Error, ::Message).
+ActionSpec CustomAction(std::string name, ActionHandler handler);
 
 /// A mixin: a set of actions to install.
 struct Mixin {
@@ -152,6 +242,12 @@ Mixin DeleteModelMixin();
 /// A bad, null, zero or negative limit falls back to the page size, a bad or negative offset to 0, and the limit is
 /// capped by max_page_size. Uses the consumer's page_size (10 when unset).
 Mixin PaginatedModelListMixin();
+/// DCRF's StreamedPaginatedListMixin: a detached `list` that sends one `list` frame per page, with the request's
+/// request_id and data {"count", "results", "limit", "offset"} (the limit/offset arguments and fallbacks of
+/// PaginatedModelListMixin), from `offset` until the rows run out (an empty table: one frame with count 0); `filter`
+/// and `ordering` work as for `list`. Plus `list_cancel`: 200, data null; stops every streamed list running on the
+/// socket (frames already queued may still arrive; none is queued after its reply).
+Mixin StreamedPaginatedListMixin();
 
 class Permission;
 
@@ -200,16 +296,25 @@ public:
     /// The request argument that carries the lookup value ("pk" by default).
     const std::string& lookup_kwarg() const { return lookup_kwarg_; }
 
-    /// Runs one request: permission (403), then action lookup (405), then the action. An exception escaping the
-    /// action answers 500 with a generic message and is logged with its detail.
+    /// Runs one request: Authorize, then Execute.
     ActionResult Dispatch(ActionRequest& request);
     /// Answers one text frame of a connection with exactly one reply frame. The default speaks DCRF's envelope
     /// (HandleTextFrame, PROTOCOL.md §1-§4); a consumer with another envelope (RoutedConsumer, §10) overrides it.
     /// Must not throw. Defined in consumer_endpoint.cpp.
     virtual std::string HandleText(ConnectionContext& connection, std::string_view frame);
+    /// Whether this consumer answers frames in an envelope of its own through HandleText (synchronously). False (the
+    /// default): the session serves frames as DCRF does (ServeTextFrame: detached actions run on the executor).
+    virtual bool HasOwnEnvelope() const { return false; }
     /// The reply to a frame that reached no action (a binary or throttled frame), in this consumer's envelope; by
     /// default `BuildReply(nullptr, result, nullptr)`.
     virtual std::string ErrorReply(const ActionResult& result) const;
+    /// Permission (403), then action lookup (405): the action to run, or the error reply. A permission that throws
+    /// answers 500 (logged).
+    Result<const ActionSpec*> Authorize(const ActionRequest& request) const;
+    /// Runs an authorized action: for needs_object actions GetObject first (its 400/404 answers; the row goes to
+    /// ActionRequest::object()), then the handler. An exception escaping them answers 500 with a generic message
+    /// and is logged with its detail. Thread-safe (detached actions run it on executor threads).
+    ActionResult Execute(const ActionSpec& action, ActionRequest& request);
     /// The connection closed: drops its subscriptions (the session calls this once, last).
     virtual void OnDisconnect(ConnectionContext& connection);
     /// Whether a connection may open at all (every permission's CanConnect).

@@ -11,6 +11,7 @@
 
 #include <syncline/core/auth.hpp>
 #include <syncline/core/consumer.hpp>
+#include <syncline/core/executor.hpp>
 #include <syncline/core/session.hpp>
 
 namespace syncline {
@@ -28,10 +29,22 @@ struct EndpointOptions {
     /// How handshakes are authenticated. nullopt: the server's (Server fills in ServerOptions::auth); an endpoint
     /// constructed with nullopt serves every connection as anonymous.
     std::optional<AuthOptions> auth;
+    /// Runs the route's detached actions. The Server shares one among its routes; when null the endpoint makes its
+    /// own (2 threads, started on first use).
+    std::shared_ptr<Executor> executor;
 };
 
-/// Answers one text frame on a connection: the reply frame to send (always exactly one).
+/// Answers one text frame on a connection, synchronously: the reply frame to send, exactly one, except for a
+/// streaming action, whose frames went to the connection's outbox (then ""). Detached actions run inline.
 std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame);
+
+/// Answers one text frame on a connection through its outbox, bracketed by the connection's push gate. Envelope
+/// errors, 403 and 405 are answered at once, as are ordinary actions; a detached action is posted to `executor` and
+/// answers when it finishes (a 500 frame if it throws; nothing if the connection closed first; a detached writer
+/// holds the push gate until its reply). With no executor, detached actions run inline. Call it from the
+/// connection's serial thread of calls.
+void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
+                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor);
 
 /// The reply to a frame that is not a JSON object: `{"errors": ["Malformed message: <reason>"], ..., 400}`.
 std::string MalformedReply(std::string_view reason);
@@ -57,7 +70,7 @@ public:
 
 private:
     std::shared_ptr<GenericConsumer> consumer_;
-    EndpointOptions options_;
+    EndpointOptions options_;  // options_.executor is never null
 };
 
 }  // namespace syncline

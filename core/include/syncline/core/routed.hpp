@@ -101,6 +101,7 @@ public:
     /// Every handler's OnDisconnect (drops the connection's subscriptions).
     void OnDisconnect(ConnectionContext& connection) override;
     std::string HandleText(ConnectionContext& connection, std::string_view frame) override;
+    bool HasOwnEnvelope() const override { return true; }
     std::string ErrorReply(const ActionResult& result) const override;
 
     const std::vector<RoutePattern>& routes() const { return routes_; }

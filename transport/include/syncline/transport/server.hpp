@@ -6,6 +6,7 @@
 #include <syncline/core/config.hpp>
 #include <syncline/core/consumer.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/core/executor.hpp>
 #include <syncline/core/model.hpp>
 #include <syncline/core/schema.hpp>
 #include <syncline/storage/database.hpp>
@@ -50,6 +51,9 @@ struct ServerOptions {
     /// Authentication of every route's handshakes (a route's own EndpointOptions::auth overrides it). Default: no
     /// authenticator, every connection anonymous.
     AuthOptions auth;
+    /// Threads of the executor that runs detached actions (streamed lists, custom detached actions) for every
+    /// route; 0 means one per core, at least 2. A stream waiting for a slow reader holds one of them.
+    unsigned action_threads = 0;
 };
 
 /// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it
@@ -92,7 +96,9 @@ public:
     void Start();
     /// The bound port; 0 before Start.
     std::uint16_t port() const;
-    /// Drains and stops (SIGTERM semantics: close sockets with 1001 after what is queued). Idempotent.
+    /// Drains and stops (SIGTERM semantics: close sockets with 1001 after what is queued), then lets the detached
+    /// actions still running finish (their sockets are closed, so they are cancelled) and joins their executor.
+    /// Idempotent.
     void Stop();
     /// Start, block until SIGTERM/SIGINT, Stop. Returns 0.
     int Run();
@@ -102,6 +108,8 @@ public:
     std::int64_t relayed_seq() const;
     /// The observer (after Start): subscription counts and delivery statistics.
     observer::Observer& observer();
+    /// The executor of detached actions shared by the routes (after Start).
+    Executor& executor();
 
 private:
     // Opens the database, binds the consumers and routes them (everything but listening).
@@ -122,6 +130,7 @@ private:
     std::vector<RouteEntry> routes_;
     std::vector<MultiplexEntry> multiplexers_;
     std::unique_ptr<storage::Database> db_;
+    std::shared_ptr<Executor> executor_;
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;
     std::unique_ptr<observer::Relay> relay_;
