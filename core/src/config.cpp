@@ -373,7 +373,9 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
 // A multiplexer route: {"streams": {"posts": "/ws/posts/"}}. The paths are checked once every route is known.
 RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path) {
     CheckKeys(v, path, {"streams"});
-    const rapidjson::Value& streams = *Member(v, "streams");
+    const rapidjson::Value* found = Member(v, "streams");
+    if (!found) Fail(path + ".streams", "missing");
+    const rapidjson::Value& streams = *found;
     if (!streams.IsObject() || streams.MemberCount() == 0) {
         Fail(path + ".streams", "expected a non-empty object of stream names to route paths such as "
                                 "{\"posts\": \"/ws/posts/\"}");
@@ -392,7 +394,9 @@ RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::
 RouteConfig ParseRoutedRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path,
                              const std::vector<Schema>& models) {
     CheckKeys(v, path, {"routepatterns", "rate_limit"});
-    const rapidjson::Value& patterns = *Member(v, "routepatterns");
+    const rapidjson::Value* found = Member(v, "routepatterns");
+    if (!found) Fail(path + ".routepatterns", "missing");
+    const rapidjson::Value& patterns = *found;
     if (!patterns.IsObject() || patterns.MemberCount() == 0) {
         Fail(path + ".routepatterns", "expected a non-empty object of patterns to handlers such as "
                                       "{\"posts/(?P<pk>[^/]+)/$\": {\"model\": \"posts\", \"handler\": "
