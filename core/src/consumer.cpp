@@ -429,24 +429,11 @@ std::string BuildReply(const rapidjson::Value* action, const ActionResult& resul
     rapidjson::StringBuffer buffer;
     JsonWriter writer(buffer);
     writer.StartObject();
-    writer.Key("errors");
-    writer.RawValue(result.errors.data(), result.errors.size(), rapidjson::kArrayType);
-    writer.Key("data");
-    writer.RawValue(result.data.data(), result.data.size(), rapidjson::kObjectType);
-    writer.Key("action");
-    if (action) {
-        action->Accept(writer);
-    } else {
-        writer.Null();
-    }
+    WriteReplyHead(writer, result.errors, result.data, action);
     writer.Key("response_status");
     writer.Int(result.status);
     writer.Key("request_id");
-    if (request_id) {
-        request_id->Accept(writer);
-    } else {
-        writer.Null();
-    }
+    WriteOrNull(writer, request_id);
     writer.EndObject();
     return std::string(buffer.GetString(), buffer.GetSize());
 }

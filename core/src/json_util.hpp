@@ -1,6 +1,7 @@
 #pragma once
 // RapidJSON helpers private to core.
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -35,6 +36,27 @@ inline std::string JsonString(std::string_view s) {
 /// Writes a field's value as JSON (booleans stored as 0/1 become true/false; json fields are embedded as JSON).
 /// Defined in schema.cpp.
 void WriteFieldValue(JsonWriter& writer, const FieldSpec& field, const Value& value);
+
+/// Writes `value` as JSON, or null when it is absent.
+inline void WriteOrNull(JsonWriter& w, const rapidjson::Value* value) {
+    if (value) {
+        value->Accept(w);
+    } else {
+        w.Null();
+    }
+}
+
+/// Writes the keys every reply envelope starts with (DCRF's and the routed one): "errors" and "data" (raw JSON
+/// text, as the action answered them) and "action" (echoed, or null).
+inline void WriteReplyHead(JsonWriter& w, std::string_view errors_json, std::string_view data_json,
+                           const rapidjson::Value* action) {
+    w.Key("errors");
+    w.RawValue(errors_json.data(), errors_json.size(), rapidjson::kArrayType);
+    w.Key("data");
+    w.RawValue(data_json.data(), data_json.size(), rapidjson::kObjectType);
+    w.Key("action");
+    WriteOrNull(w, action);
+}
 
 /// `["text"]`
 inline std::string MessageList(std::string_view text) { return "[" + JsonString(text) + "]"; }

@@ -160,22 +160,9 @@ std::string RoutedReply(const rapidjson::Value* action, const rapidjson::Value* 
     rapidjson::StringBuffer buffer;
     JsonWriter writer(buffer);
     writer.StartObject();
-    writer.Key("errors");
-    writer.RawValue(result.errors.data(), result.errors.size(), rapidjson::kArrayType);
-    writer.Key("data");
-    writer.RawValue(result.data.data(), result.data.size(), rapidjson::kObjectType);
-    writer.Key("action");
-    if (action) {
-        action->Accept(writer);
-    } else {
-        writer.Null();
-    }
+    WriteReplyHead(writer, result.errors, result.data, action);
     writer.Key("route");
-    if (route) {
-        route->Accept(writer);
-    } else {
-        writer.Null();
-    }
+    WriteOrNull(writer, route);
     writer.Key("status");
     writer.Int(result.status);
     if (request_id) {

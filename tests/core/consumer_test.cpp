@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "../storage/test_db.hpp"
+#include "recording_outbox.hpp"
 
 namespace syncline {
 namespace {
@@ -22,25 +23,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Collects what a session sends.
-class FakeOutbox final : public Outbox {
-public:
-    void Send(std::string frame) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        frames.push_back(std::move(frame));
-    }
-    void Close(int code, std::string reason) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        close_code = code;
-        close_reason = std::move(reason);
-    }
-    std::size_t BufferedBytes() const override { return 0; }
-    std::vector<std::string> frames;
-    int close_code = 0;
-    std::string close_reason;
-
-private:
-    std::mutex mutex_;
-};
+using FakeOutbox = testing::RecordingOutbox;
 
 std::string JsonOf(const rapidjson::Value& v) {
     rapidjson::StringBuffer b;

@@ -10,37 +10,15 @@
 #include <functional>
 #include <mutex>
 
+#include "recording_outbox.hpp"
+
 namespace syncline {
 namespace {
 
 using ::testing::ElementsAre;
 
 // The socket: records replies, pushes (with their keys), closes.
-class SocketOutbox final : public Outbox {
-public:
-    void Send(std::string frame) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        frames.push_back(std::move(frame));
-    }
-    void SendPush(std::string frame, const std::string& key) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        frames.push_back(std::move(frame));
-        push_keys.push_back(key);
-    }
-    void Close(int code, std::string reason) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        close_code = code;
-        close_reason = std::move(reason);
-    }
-    std::size_t BufferedBytes() const override { return 1234; }
-    std::vector<std::string> frames;
-    std::vector<std::string> push_keys;
-    int close_code = 0;
-    std::string close_reason;
-
-private:
-    std::mutex mutex_;
-};
+using SocketOutbox = testing::RecordingOutbox;
 
 // A child stream: records what it gets; answers `{"echo":<frame>}`; `on_text` may do more (push, close).
 struct FakeChild {
@@ -101,7 +79,7 @@ protected:
     HandshakeRequest request_{"/ws/", "", {}, "127.0.0.1:1"};
     FakeChild posts_;
     FakeChild comments_;
-    std::shared_ptr<SocketOutbox> socket_ = std::make_shared<SocketOutbox>();
+    std::shared_ptr<SocketOutbox> socket_ = std::make_shared<SocketOutbox>(1234);
     std::shared_ptr<Multiplexer> mux_;
     int admit_status_ = 0;
 };

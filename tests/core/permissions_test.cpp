@@ -14,21 +14,12 @@
 #include <stdexcept>
 
 #include "../storage/test_db.hpp"
+#include "recording_outbox.hpp"
 
 namespace syncline {
 namespace {
 
-class NullOutbox final : public Outbox {
-public:
-    void Send(std::string frame) override { frames.push_back(std::move(frame)); }
-    void Close(int code, std::string reason) override {
-        close_code = code;
-        (void)reason;
-    }
-    std::size_t BufferedBytes() const override { return 0; }
-    std::vector<std::string> frames;
-    int close_code = 0;
-};
+using NullOutbox = testing::RecordingOutbox;
 
 // Refuses every handshake; allows every request.
 class NoConnect final : public Permission {

@@ -15,29 +15,14 @@
 #include <mutex>
 
 #include "../storage/test_db.hpp"
+#include "recording_outbox.hpp"
 
 namespace syncline {
 namespace {
 
 using ::testing::HasSubstr;
 
-class FakeOutbox final : public Outbox {
-public:
-    void Send(std::string frame) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        frames.push_back(std::move(frame));
-    }
-    void Close(int code, std::string reason) override {
-        (void)reason;
-        close_code = code;
-    }
-    std::size_t BufferedBytes() const override { return 0; }
-    std::vector<std::string> frames;
-    int close_code = 0;
-
-private:
-    std::mutex mutex_;
-};
+using FakeOutbox = testing::RecordingOutbox;
 
 class DenyAll final : public Permission {
 public:
