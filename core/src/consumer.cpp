@@ -22,50 +22,23 @@ std::atomic<std::uint64_t> g_next_connection_id{1};
 }  // namespace
 
 ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user)
-    : request_(std::move(request)), outbox_(std::move(outbox)), user_(std::move(user)), id_(g_next_connection_id++) {}
+    : request_(std::move(request)),
+      outbox_(outbox),
+      user_(std::move(user)),
+      id_(g_next_connection_id++),
+      gate_(std::move(outbox)) {}
 
 void ConnectionContext::Push(std::string frame, const std::string& key) {
     Push(std::make_shared<const SharedFrame>(std::move(frame)), key);
 }
 
 void ConnectionContext::Push(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
-    {
-        std::lock_guard<std::mutex> lock(push_mutex_);
-        if (requests_ > 0 || flushing_) {
-            auto same = std::find_if(deferred_.begin(), deferred_.end(), [&](const auto& p) { return p.first == key; });
-            if (same != deferred_.end()) {
-                same->second = std::move(frame);
-            } else {
-                deferred_.emplace_back(key, std::move(frame));
-            }
-            return;
-        }
-    }
-    outbox_->SendSharedPush(std::move(frame), key);
+    gate_.Push(std::move(frame), key);
 }
 
-void ConnectionContext::BeginRequest() {
-    std::lock_guard<std::mutex> lock(push_mutex_);
-    ++requests_;
-}
+void ConnectionContext::BeginRequest() { gate_.Begin(); }
 
-void ConnectionContext::EndRequest() {
-    std::unique_lock<std::mutex> lock(push_mutex_);
-    if (requests_ > 0) --requests_;
-    if (requests_ > 0 || flushing_) return;
-    flushing_ = true;
-    // Send outside the lock; pushes arriving meanwhile join deferred_ and go out after these, keeping the order. A
-    // detached writer may end on another thread while the strand begins the next request: the flush then stops,
-    // and that request's EndRequest sends the rest after its reply.
-    while (!deferred_.empty() && requests_ == 0) {
-        auto batch = std::move(deferred_);
-        deferred_.clear();
-        lock.unlock();
-        for (auto& [key, frame] : batch) outbox_->SendSharedPush(std::move(frame), key);
-        lock.lock();
-    }
-    flushing_ = false;
-}
+void ConnectionContext::EndRequest() { gate_.End(); }
 
 void ConnectionContext::MarkClosed() {
     {

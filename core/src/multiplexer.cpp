@@ -18,61 +18,6 @@
 namespace syncline {
 namespace {
 
-// Holds back the pushes of every stream while the connection answers a frame, so a reply is queued before the pushes
-// its own change causes even when another stream subscribed to the row (each child's ConnectionContext only gates
-// its own stream). Same discipline as ConnectionContext::Push: deferred pushes with one key coalesce, and they are
-// sent outside the lock, in order.
-class PushGate {
-public:
-    explicit PushGate(std::shared_ptr<Outbox> socket) : socket_(std::move(socket)) {}
-
-    Outbox& socket() const { return *socket_; }
-
-    void Push(std::string frame, const std::string& key) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (in_request_ || flushing_) {
-                auto same =
-                    std::find_if(deferred_.begin(), deferred_.end(), [&](const auto& p) { return p.first == key; });
-                if (same != deferred_.end()) {
-                    same->second = std::move(frame);
-                } else {
-                    deferred_.emplace_back(key, std::move(frame));
-                }
-                return;
-            }
-        }
-        socket_->SendPush(std::move(frame), key);
-    }
-
-    void Begin() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        in_request_ = true;
-    }
-
-    void End() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        in_request_ = false;
-        if (flushing_) return;
-        flushing_ = true;
-        while (!deferred_.empty()) {
-            auto batch = std::move(deferred_);
-            deferred_.clear();
-            lock.unlock();
-            for (auto& [key, frame] : batch) socket_->SendPush(std::move(frame), key);
-            lock.lock();
-        }
-        flushing_ = false;
-    }
-
-private:
-    std::shared_ptr<Outbox> socket_;
-    std::mutex mutex_;
-    bool in_request_ = false;                                    // guarded by mutex_
-    bool flushing_ = false;                                      // guarded by mutex_
-    std::vector<std::pair<std::string, std::string>> deferred_;  // (key, frame), guarded by mutex_
-};
-
 // The Outbox a stream's child session writes to: wraps each frame in the stream's envelope.
 class StreamOutbox final : public Outbox {
 public:
@@ -81,10 +26,15 @@ public:
           head_("{\"stream\":" + JsonString(name) + ",\"payload\":"),
           key_prefix_(name + '\n') {}
 
-    void Send(std::string frame) override { gate_->socket().Send(Wrap(frame)); }
-    void SendPush(std::string frame, const std::string& key) override { gate_->Push(Wrap(frame), key_prefix_ + key); }
-    void Close(int code, std::string reason) override { gate_->socket().Close(code, std::move(reason)); }
-    std::size_t BufferedBytes() const override { return gate_->socket().BufferedBytes(); }
+    void Send(std::string frame) override { gate_->outbox().Send(Wrap(frame)); }
+    // Pushes of every stream pass one gate of the socket, held while the socket answers a frame: a reply is queued
+    // before the pushes its own change causes even when another stream subscribed to the row (each child's
+    // ConnectionContext only gates its own stream).
+    void SendPush(std::string frame, const std::string& key) override {
+        gate_->Push(std::make_shared<const SharedFrame>(Wrap(frame)), key_prefix_ + key);
+    }
+    void Close(int code, std::string reason) override { gate_->outbox().Close(code, std::move(reason)); }
+    std::size_t BufferedBytes() const override { return gate_->outbox().BufferedBytes(); }
 
 private:
     std::string Wrap(const std::string& frame) const {
@@ -130,7 +80,7 @@ public:
 
 private:
     void Reply(std::string_view stream_json, std::string_view payload_frame) {
-        gate_->socket().Send(StreamFrame(stream_json, payload_frame));
+        gate_->outbox().Send(StreamFrame(stream_json, payload_frame));
     }
 
     void Answer(std::string_view frame) {

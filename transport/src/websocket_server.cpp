@@ -177,14 +177,8 @@ public:
     // get_buffered_amount(): that one is read without its lock (a data race from another thread) and forgets a frame
     // as soon as the write starts rather than when it completes.
     std::size_t BufferedBytes() const override {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (closed_) {
-                return 0;
-            }
-        }
         std::lock_guard<std::mutex> lock(mutex_);
-        return buffered_->load(std::memory_order_relaxed) + pending_bytes_;
+        return closed_ ? 0 : buffered_->load() + pending_bytes_;
     }
 
     /// On the connection's strand: the close that Close() asked for, once.
@@ -294,7 +288,7 @@ private:
     }
 
     void CheckSlowReaderLocked() {
-        const std::size_t total = pending_bytes_ + buffered_->load(std::memory_order_relaxed);
+        const std::size_t total = pending_bytes_ + buffered_->load();
         if (total <= limits_.max_queue_bytes || closing_ || closed_) {
             over_since_.reset();
             return;
@@ -351,25 +345,17 @@ private:
     }
 
     void PostFlush() {
-        ConnectionPtr connection;
-        {
-            std::lock_guard<std::mutex> lock(pending_flag_mutex_);
-            if (flush_posted_flag_) {
-                return;
-            }
-            flush_posted_flag_ = true;
+        if (flush_posted_.exchange(true)) {
+            return;  // one posted flush at a time
         }
-        connection = connection_.lock();
+        ConnectionPtr connection = connection_.lock();
         if (!connection) {
             return;
         }
         std::weak_ptr<ConnectionOutbox> self = weak_from_this();
         asio::post(*connection->get_strand(), [self] {
             if (auto outbox = self.lock()) {
-                {
-                    std::lock_guard<std::mutex> lock(outbox->pending_flag_mutex_);
-                    outbox->flush_posted_flag_ = false;
-                }
+                outbox->flush_posted_.store(false);
                 outbox->Flush();
             }
         });
@@ -402,8 +388,7 @@ private:
     std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;  // guarded by mutex_
     std::size_t pending_bytes_ = 0;                                         // guarded by mutex_
     std::optional<std::chrono::steady_clock::time_point> over_since_;       // guarded by mutex_
-    std::mutex pending_flag_mutex_;
-    bool flush_posted_flag_ = false;  // guarded by pending_flag_mutex_: one posted flush at a time
+    std::atomic<bool> flush_posted_{false};  // a flush is posted and has not started yet
 };
 
 // Per-connection state. Everything but `outbox` (itself thread-safe) is touched only on the connection's strand, or

@@ -84,11 +84,7 @@ private:
     std::shared_ptr<Outbox> outbox_;
     User user_;
     std::uint64_t id_;
-    std::mutex push_mutex_;
-    int requests_ = 0;          // guarded by push_mutex_: requests holding the push gate
-    bool flushing_ = false;     // guarded by push_mutex_: one thread sends deferred pushes, in order
-    // (key, frame) pairs, guarded by push_mutex_.
-    std::vector<std::pair<std::string, std::shared_ptr<const SharedFrame>>> deferred_;
+    PushGate gate_;
     mutable std::mutex stream_mutex_;
     std::condition_variable stream_changed_;
     bool closed_ = false;             // guarded by stream_mutex_

@@ -78,6 +78,30 @@ public:
     virtual std::size_t BufferedBytes() const = 0;
 };
 
+/// Holds a connection's pushes back while it answers requests, so a reply is queued before the pushes its own change
+/// causes. Begin/End bracket each request and nest as a count; pushes arriving meanwhile wait, a waiting push with the
+/// same key is replaced by the newer one, and the last End sends them in order, outside the lock. Thread-safe.
+class PushGate {
+public:
+    explicit PushGate(std::shared_ptr<Outbox> outbox) : outbox_(std::move(outbox)) {}
+    PushGate(const PushGate&) = delete;
+    PushGate& operator=(const PushGate&) = delete;
+    /// The outbox pushes go to.
+    Outbox& outbox() const { return *outbox_; }
+    /// Sends `frame` with SendSharedPush now, or once no request holds the gate.
+    void Push(std::shared_ptr<const SharedFrame> frame, const std::string& key);
+    void Begin();
+    void End();
+
+private:
+    std::shared_ptr<Outbox> outbox_;
+    std::mutex mutex_;
+    int requests_ = 0;       // guarded by mutex_: requests holding the gate
+    bool flushing_ = false;  // guarded by mutex_: one thread sends waiting pushes, in order
+    // (key, frame) pairs, guarded by mutex_.
+    std::vector<std::pair<std::string, std::shared_ptr<const SharedFrame>>> deferred_;
+};
+
 /// Per-connection protocol logic. The transport calls a session's methods one at a time (never concurrently), in
 /// the order the frames arrived, and calls OnClose exactly once, last. Methods must not throw.
 class Session {
