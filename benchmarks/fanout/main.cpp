@@ -29,6 +29,7 @@
 #include <syncline/core/schema.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/test_support/sandbox.hpp>
 #include <syncline/transport/server.hpp>
 
 #include <spdlog/spdlog.h>
@@ -93,25 +94,7 @@ struct Options {
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers.
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "syncline-fanout-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string File(const std::string& name) const { return (path_ / name).string(); }
-    std::string path() const { return path_.string(); }
-
-private:
-    std::filesystem::path path_;
-};
+using test_support::TempDir;
 
 std::string Pad(int n) { return std::string(static_cast<std::size_t>(std::max(0, n)), 'x'); }
 

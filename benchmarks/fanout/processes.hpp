@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <syncline/test_support/sandbox.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -36,7 +38,7 @@ private:
 };
 
 /// A loopback port that was free a moment ago.
-std::uint16_t FreePort();
+using test_support::FreePort;
 
 /// The HTTP status of GET `path` on 127.0.0.1:`port`, or 0 when nothing answered within `timeout`.
 int HttpGetStatus(std::uint16_t port, const std::string& path, std::chrono::milliseconds timeout);

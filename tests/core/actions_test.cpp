@@ -3,6 +3,7 @@
 // The same behaviour over real sockets is in tests/integration/actions_stream_test.cpp.
 
 #include <syncline/core/consumer.hpp>
+#include <syncline/test_support/same_json.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/executor.hpp>
 #include <syncline/core/subscriptions.hpp>
@@ -135,15 +136,7 @@ public:
     std::atomic<int> dropped{0};
 };
 
-::testing::AssertionResult SameJson(const std::string& actual, const std::string& expected) {
-    rapidjson::Document a, e;
-    a.Parse(actual.c_str());
-    e.Parse(expected.c_str());
-    if (a.HasParseError()) return ::testing::AssertionFailure() << "not JSON: " << actual;
-    if (e.HasParseError()) return ::testing::AssertionFailure() << "expected is not JSON: " << expected;
-    if (a == e) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\n  actual:   " << actual << "\n  expected: " << expected;
-}
+using test_support::SameJson;
 
 bool WaitIdle(const Executor& executor) {
     auto deadline = std::chrono::steady_clock::now() + kDeadline;

@@ -2,6 +2,7 @@
 // as a user's backend would), chains, the anonymous/invalid policies, and that a token never reaches the log.
 
 #include <syncline/core/auth.hpp>
+#include <syncline/test_support/jwt_mint.hpp>
 #include <syncline/core/log.hpp>
 
 #include <gmock/gmock.h>
@@ -21,26 +22,11 @@ using ::testing::Not;
 
 constexpr const char* kSecret = "test-secret-0123456789";
 
-std::int64_t Now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+std::int64_t Now() { return test_support::NowSeconds(); }
 
-// A token signed by libjwt; alg JWT_ALG_NONE gives an unsigned "header.payload." token.
+// A token as a user's backend would mint it; JWT_ALG_NONE gives an unsigned token.
 std::string Mint(const std::string& payload_json, const std::string& secret = kSecret, jwt_alg_t alg = JWT_ALG_HS256) {
-    jwt_t* raw = nullptr;
-    if (jwt_new(&raw) != 0) throw std::runtime_error("jwt_new");
-    std::unique_ptr<jwt_t, void (*)(jwt_t*)> jwt(raw, &jwt_free);
-    if (jwt_add_grants_json(jwt.get(), payload_json.c_str()) != 0) throw std::runtime_error("bad payload");
-    if (alg != JWT_ALG_NONE) {
-        if (jwt_set_alg(jwt.get(), alg, reinterpret_cast<const unsigned char*>(secret.data()),
-                        static_cast<int>(secret.size())) != 0) {
-            throw std::runtime_error("jwt_set_alg");
-        }
-    }
-    std::unique_ptr<char, void (*)(void*)> text(jwt_encode_str(jwt.get()), &std::free);
-    if (!text) throw std::runtime_error("jwt_encode_str");
-    return text.get();
+    return test_support::MintJwt(payload_json, secret, alg);
 }
 
 std::string ExpIn(std::int64_t seconds) { return std::to_string(Now() + seconds); }

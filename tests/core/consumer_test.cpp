@@ -2,6 +2,7 @@
 // status and error case. The same cases run over real sockets in tests/transport.
 
 #include <syncline/core/consumer.hpp>
+#include <syncline/test_support/same_json.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/permissions.hpp>
 #include <syncline/storage/database.hpp>
@@ -33,15 +34,7 @@ std::string JsonOf(const rapidjson::Value& v) {
 }
 
 // Parses a reply and compares it with the expected JSON text, ignoring key order.
-::testing::AssertionResult SameJson(const std::string& actual, const std::string& expected) {
-    rapidjson::Document a, e;
-    a.Parse(actual.c_str());
-    e.Parse(expected.c_str());
-    if (a.HasParseError()) return ::testing::AssertionFailure() << "reply is not JSON: " << actual;
-    if (e.HasParseError()) return ::testing::AssertionFailure() << "expected is not JSON: " << expected;
-    if (a == e) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\n  actual:   " << actual << "\n  expected: " << expected;
-}
+using test_support::SameJson;
 
 class ConsumerTest : public ::testing::Test {
 protected:

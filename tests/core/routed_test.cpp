@@ -3,6 +3,7 @@
 // named groups as arguments, match order and search semantics, and every error reply.
 
 #include <syncline/core/routed.hpp>
+#include <syncline/test_support/same_json.hpp>
 
 #include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/permissions.hpp>
@@ -33,15 +34,7 @@ public:
     }
 };
 
-::testing::AssertionResult SameJson(const std::string& actual, const std::string& expected) {
-    rapidjson::Document a, e;
-    a.Parse(actual.c_str());
-    e.Parse(expected.c_str());
-    if (a.HasParseError()) return ::testing::AssertionFailure() << "reply is not JSON: " << actual;
-    if (e.HasParseError()) return ::testing::AssertionFailure() << "expected is not JSON: " << expected;
-    if (a == e) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\n  actual:   " << actual << "\n  expected: " << expected;
-}
+using test_support::SameJson;
 
 ConsumerOptions PostOptions() {
     ConsumerOptions o;

@@ -3,6 +3,7 @@
 // from C++ (CustomAction) on routes added to the same server.
 
 #include <syncline/core/config.hpp>
+#include <syncline/test_support/same_json.hpp>
 #include <syncline/core/permissions.hpp>
 #include <syncline/core/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
@@ -62,15 +63,7 @@ Frame Next(WsClient& ws) {
     return f;
 }
 
-::testing::AssertionResult SameJson(const std::string& actual, const std::string& expected) {
-    rapidjson::Document a, e;
-    a.Parse(actual.c_str());
-    e.Parse(expected.c_str());
-    if (a.HasParseError()) return ::testing::AssertionFailure() << "not JSON: " << actual;
-    if (e.HasParseError()) return ::testing::AssertionFailure() << "expected is not JSON: " << expected;
-    if (a == e) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\n  actual:   " << actual << "\n  expected: " << expected;
-}
+using test_support::SameJson;
 
 // Whether a list page is the last of its stream (the rows ran out).
 bool LastPage(const Frame& f) {

@@ -5,6 +5,7 @@
 // (the config keys) and from C++ (custom permissions).
 
 #include <syncline/core/config.hpp>
+#include <syncline/test_support/jwt_mint.hpp>
 #include <syncline/core/log.hpp>
 #include <syncline/core/permissions.hpp>
 #include <syncline/core/subscriptions.hpp>
@@ -84,23 +85,11 @@ std::string Config(const std::string& auth) {
                                 "permissions": [{"or": [{"owner": "owner_id"}, {"group": "editors"}]}]}}})";
 }
 
-std::int64_t Now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+std::int64_t Now() { return test_support::NowSeconds(); }
 
-// A token as a user's backend would mint it (libjwt). JWT_ALG_NONE gives an unsigned token.
+// A token as a user's backend would mint it; JWT_ALG_NONE gives an unsigned token.
 std::string Mint(const std::string& payload_json, const std::string& secret = kSecret, jwt_alg_t alg = JWT_ALG_HS256) {
-    jwt_t* raw = nullptr;
-    if (jwt_new(&raw) != 0) throw std::runtime_error("jwt_new");
-    std::unique_ptr<jwt_t, void (*)(jwt_t*)> jwt(raw, &jwt_free);
-    if (jwt_add_grants_json(jwt.get(), payload_json.c_str()) != 0) throw std::runtime_error("bad payload");
-    if (alg != JWT_ALG_NONE && jwt_set_alg(jwt.get(), alg, reinterpret_cast<const unsigned char*>(secret.data()),
-                                           static_cast<int>(secret.size())) != 0) {
-        throw std::runtime_error("jwt_set_alg");
-    }
-    std::unique_ptr<char, void (*)(void*)> text(jwt_encode_str(jwt.get()), &std::free);
-    return text ? std::string(text.get()) : std::string();
+    return test_support::MintJwt(payload_json, secret, alg);
 }
 
 std::string JwtFor(const std::string& sub, std::int64_t exp_from_now) {

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <syncline/test_support/sandbox.hpp>
+
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -77,18 +79,6 @@ private:
     std::optional<int> exit_status_;
 };
 
-/// A loopback port that was free a moment ago (bind to port 0, read it, release it).
-inline std::uint16_t FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
+using test_support::FreePort;
 
 }  // namespace syncline::testing

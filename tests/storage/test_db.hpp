@@ -4,6 +4,9 @@
 #include <syncline/core/schema.hpp>
 #include <syncline/storage/database.hpp>
 
+// By path: helper programs that include this header (syncline_test_writer) are not test targets.
+#include "../support/include/syncline/test_support/sandbox.hpp"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -13,24 +16,7 @@
 namespace syncline::testing {
 
 /// A fresh directory, removed with everything in it when the object goes away.
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "syncline-test-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string File(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    std::filesystem::path path_;
-};
+using TempDir = test_support::TempDir;
 
 inline Schema PostsSchema() {
     return Schema::FromJson("posts", R"({"fields": {
