@@ -2,6 +2,7 @@
 
 #include <syncline/core/auth.hpp>
 
+#include <syncline/core/json_input.hpp>
 #include <syncline/core/log.hpp>
 
 #include <jwt.h>
@@ -147,8 +148,9 @@ AuthResult JwtAuthenticator::VerifyTokenAt(std::string_view token, std::int64_t 
     std::unique_ptr<char, void (*)(void*)> grants(jwt_get_grants_json(jwt.get(), nullptr), &std::free);
     if (!grants) return AuthResult::Invalid("no payload");
     rapidjson::Document payload;
-    payload.Parse(grants.get());
-    if (payload.HasParseError() || !payload.IsObject()) return AuthResult::Invalid("the payload is not a JSON object");
+    if (ParseUntrustedJson(payload, grants.get()) || !payload.IsObject()) {
+        return AuthResult::Invalid("the payload is not a JSON object (or nests too deep)");
+    }
     auto member = [&](const char* name) -> const rapidjson::Value* {
         auto it = payload.FindMember(name);
         return it == payload.MemberEnd() ? nullptr : &it->value;

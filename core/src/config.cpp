@@ -1,10 +1,10 @@
 #include <syncline/core/config.hpp>
 
+#include <syncline/core/json_input.hpp>
 #include <syncline/core/permissions.hpp>
 #include <syncline/core/routed.hpp>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <map>
@@ -458,17 +458,15 @@ const std::vector<std::string>& ConfigPermissionNames() {
 
 ServerConfig ParseConfig(std::string_view json_text) {
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseCommentsFlag>(json_text.data(),
-                                                                                       json_text.size());
-    if (doc.HasParseError()) {
-        throw ConfigError("config: invalid JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
-                          rapidjson::GetParseError_En(doc.GetParseError()));
+    if (JsonInputError error = ParseUntrustedJson(doc, json_text, kMaxJsonDepthLimit, true)) {
+        throw ConfigError("config: invalid JSON at offset " + std::to_string(error.offset) + ": " + error.reason);
     }
     if (!doc.IsObject()) throw ConfigError("config: expected a JSON object");
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
-                "slow_reader_timeout_ms", "auth", "action_threads"});
+                "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
+                "max_subscriptions_per_socket", "max_filter_values"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -517,6 +515,21 @@ ServerConfig ParseConfig(std::string_view json_text) {
     }
     if (const auto* p = Member(doc, "action_threads")) {
         config.action_threads = static_cast<unsigned>(GetInteger(*p, "action_threads", 0, 256));
+    }
+    if (const auto* p = Member(doc, "max_json_depth")) {
+        config.limits.max_json_depth =
+            static_cast<std::size_t>(GetInteger(*p, "max_json_depth", 2, static_cast<std::int64_t>(kMaxJsonDepthLimit)));
+    }
+    if (const auto* p = Member(doc, "max_request_id_bytes")) {
+        config.limits.max_request_id_bytes =
+            static_cast<std::size_t>(GetInteger(*p, "max_request_id_bytes", 16, std::int64_t{1} << 20));
+    }
+    if (const auto* p = Member(doc, "max_subscriptions_per_socket")) {
+        config.limits.max_subscriptions =
+            static_cast<std::size_t>(GetInteger(*p, "max_subscriptions_per_socket", 1, 1000000));
+    }
+    if (const auto* p = Member(doc, "max_filter_values")) {
+        config.limits.max_filter_values = static_cast<std::size_t>(GetInteger(*p, "max_filter_values", 1, 100000));
     }
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");

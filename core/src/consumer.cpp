@@ -21,10 +21,12 @@ namespace {
 std::atomic<std::uint64_t> g_next_connection_id{1};
 }  // namespace
 
-ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user)
+ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user,
+                                     ConnectionLimits limits)
     : request_(std::move(request)),
       outbox_(outbox),
       user_(std::move(user)),
+      limits_(limits),
       id_(g_next_connection_id++),
       gate_(std::move(outbox)) {}
 
@@ -398,7 +400,19 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
     }
 }
 
-std::string BuildReply(const rapidjson::Value* action, const ActionResult& result, const rapidjson::Value* request_id) {
+const ActionResult& EncodableResult(const ActionResult& result) {
+    if (IsValidUtf8(result.data) && IsValidUtf8(result.errors)) return result;
+    static std::atomic<std::uint64_t> occurrences{0};
+    LogRarely(occurrences, LogLevel::kError,
+              "a reply was not valid UTF-8 and could not be sent; answered 500 instead (status " +
+                  std::to_string(result.status) + ")");
+    static const ActionResult kUnencodable = ActionResult::Message(500, "Internal server error");
+    return kUnencodable;
+}
+
+std::string BuildReply(const rapidjson::Value* action, const ActionResult& any_result,
+                       const rapidjson::Value* request_id) {
+    const ActionResult& result = EncodableResult(any_result);
     rapidjson::StringBuffer buffer;
     JsonWriter writer(buffer);
     writer.StartObject();

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace syncline {
 namespace {
@@ -35,6 +36,12 @@ void Log(LogLevel level, std::string_view message) {
     } else if (level >= LogLevel::kWarn) {
         std::fprintf(stderr, "syncline: %.*s\n", static_cast<int>(message.size()), message.data());
     }
+}
+
+void LogRarely(std::atomic<std::uint64_t>& occurrences, LogLevel level, std::string_view message) {
+    const std::uint64_t n = occurrences.fetch_add(1) + 1;
+    if ((n & (n - 1)) != 0) return;  // not a power of two
+    Log(level, std::string(message) + " (" + std::to_string(n) + (n == 1 ? " time so far)" : " times so far)"));
 }
 
 }  // namespace syncline

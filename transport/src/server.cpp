@@ -92,6 +92,7 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
     options.auth = config.auth;
     options.action_threads = config.action_threads;
+    options.limits = config.limits;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -192,6 +193,7 @@ void Server::Prepare() {
         }
         EndpointOptions endpoint_options = route.options;
         if (!endpoint_options.auth) endpoint_options.auth = options_.auth;
+        if (!endpoint_options.limits) endpoint_options.limits = options_.limits;
         if (!endpoint_options.executor) endpoint_options.executor = executor_;
         auto endpoint = std::make_shared<ConsumerEndpoint>(route.consumer, std::move(endpoint_options));
         endpoints.emplace(route.path, endpoint);
@@ -209,7 +211,8 @@ void Server::Prepare() {
             streams.push_back(Multiplexer::Stream{name, it->second});
         }
         try {
-            ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams), options_.auth));
+            ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams), options_.auth,
+                                                               options_.limits.max_json_depth));
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + mux.path + ": " + e.what());
         }

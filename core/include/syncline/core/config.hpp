@@ -74,6 +74,8 @@ struct ServerConfig {
     /// every connection anonymous.
     AuthOptions auth;
     unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
+    /// "max_json_depth", "max_request_id_bytes", "max_subscriptions_per_socket", "max_filter_values".
+    ConnectionLimits limits;
 };
 
 /// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with

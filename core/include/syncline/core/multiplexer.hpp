@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <syncline/core/auth.hpp>
+#include <syncline/core/json_input.hpp>
 #include <syncline/core/session.hpp>
 
 namespace syncline {
@@ -46,7 +47,9 @@ public:
     };
 
     /// Throws std::invalid_argument when there is no stream, a name is empty or repeated, or an endpoint is null.
-    explicit Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth = std::nullopt);
+    /// `max_json_depth` limits the nesting of the outer frame's payload (one level is the envelope's own).
+    explicit Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth = std::nullopt,
+                         std::size_t max_json_depth = kDefaultMaxJsonDepth);
 
     /// 101 when at least one child admits the handshake; otherwise the first stream's status.
     int Admit(const HandshakeRequest& request) override;
@@ -60,6 +63,7 @@ private:
 
     std::vector<Stream> streams_;
     std::optional<AuthOptions> auth_;
+    std::size_t max_json_depth_;
 };
 
 /// The error frame of a multiplexer: `{"stream": <stream_json>, "payload": <payload_frame>}`. `stream_json` is JSON
