@@ -94,6 +94,27 @@ TEST(ConfigTest, StreamedPaginationInstallsADetachedListAndListCancel) {
               "action_threads: expected an integer from 0 to 256");
 }
 
+TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
+    const std::string route = R"({"model": "posts", "mixins": ["list"]})";
+    ServerConfig defaults = ParseConfig(With(route));
+    EXPECT_EQ(defaults.limits.max_json_depth, 64u);
+    EXPECT_EQ(defaults.limits.max_request_id_bytes, 256u);
+    EXPECT_EQ(defaults.limits.max_subscriptions, 1000u);
+    EXPECT_EQ(defaults.limits.max_filter_values, 1000u);
+    ServerConfig set = ParseConfig(With(route, R"("max_json_depth": 8, "max_request_id_bytes": 64,
+                                                  "max_subscriptions_per_socket": 5, "max_filter_values": 10,)"));
+    EXPECT_EQ(set.limits.max_json_depth, 8u);
+    EXPECT_EQ(set.limits.max_request_id_bytes, 64u);
+    EXPECT_EQ(set.limits.max_subscriptions, 5u);
+    EXPECT_EQ(set.limits.max_filter_values, 10u);
+    EXPECT_EQ(Error(With(route, R"("max_json_depth": 100000,)")), "max_json_depth: expected an integer from 2 to 1000");
+    EXPECT_EQ(Error(With(route, R"("max_subscriptions_per_socket": 0,)")),
+              "max_subscriptions_per_socket: expected an integer from 1 to 1000000");
+    // The config itself is parsed with a depth limit (1000), so a hostile file cannot crash the parser either.
+    EXPECT_EQ(Error(std::string(5000, '[') + std::string(5000, ']')),
+              "config: invalid JSON at offset 0: nesting too deep");
+}
+
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "post", "mixins": ["list"]})")),
               "routes./ws/posts/.model: unknown model \"post\"; valid models: posts");
