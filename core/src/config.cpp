@@ -312,6 +312,16 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     }
     route.consumer.filter_fields = field_list("filter_fields");
     route.consumer.ordering_fields = field_list("ordering_fields");
+    for (const char* key : {"filter_fields", "ordering_fields"}) {
+        const auto& fields = std::string(key) == "filter_fields" ? route.consumer.filter_fields
+                                                                 : route.consumer.ordering_fields;
+        for (const auto& field : fields) {
+            const auto& write_only = route.consumer.serializer.write_only;
+            if (std::find(write_only.begin(), write_only.end(), field) != write_only.end()) {
+                Fail(path + "." + key, "\"" + field + "\" is write-only; filtering or ordering on it would leak it");
+            }
+        }
+    }
     std::string pagination;
     if (const auto* p = Member(v, "pagination")) {
         pagination = GetString(*p, path + ".pagination");

@@ -166,6 +166,20 @@ void GenericConsumer::Bind(ModelStore& store, SubscriptionRegistry* registry) {
             throw std::invalid_argument("consumer: queryset filter on unknown field \"" + filter.field + "\"");
         }
     }
+    // A filter or an ordering on a write-only field would tell its value by what it matches or how rows sort.
+    const auto& write_only = options_.serializer.write_only;
+    for (const auto* list : {&options_.filter_fields, &options_.ordering_fields}) {
+        const char* what = list == &options_.filter_fields ? "filter_fields" : "ordering_fields";
+        for (const auto& field : *list) {
+            if (!schema->FieldIndex(field)) {
+                throw std::invalid_argument(std::string("consumer: ") + what + " names unknown field \"" + field + "\"");
+            }
+            if (std::find(write_only.begin(), write_only.end(), field) != write_only.end()) {
+                throw std::invalid_argument(std::string("consumer: ") + what + " names write-only field \"" + field +
+                                            "\" (its values would leak)");
+            }
+        }
+    }
     serializer_ = std::make_unique<Serializer>(*schema, options_.serializer);
     store_ = &store;
 }

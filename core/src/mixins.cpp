@@ -41,19 +41,9 @@ Result<Query> ListQuery(const GenericConsumer& consumer, const ActionRequest& re
     auto allowed = [](const std::vector<std::string>& list, const std::string& field) {
         return std::find(list.begin(), list.end(), field) != list.end();
     };
-    if (const rapidjson::Value* filter = request.Arg("filter"); filter && !filter->IsNull()) {
-        if (!filter->IsObject()) return ActionResult::Message(400, "filter must be an object of field lookups.");
-        for (auto it = filter->MemberBegin(); it != filter->MemberEnd(); ++it) {
-            std::string key(it->name.GetString(), it->name.GetStringLength());
-            auto lookup = ParseLookup(key);
-            if (!lookup || !allowed(options.filter_fields, lookup->first)) {
-                return ActionResult::Message(400, "Filtering on \"" + key + "\" is not allowed.");
-            }
-        }
-        Result<std::vector<Filter>> parsed = ParseListFilter(consumer, filter);
-        if (!parsed) return parsed.error();
-        query.filters.insert(query.filters.end(), parsed->begin(), parsed->end());
-    }
+    Result<std::vector<Filter>> parsed = ParseListFilter(consumer, request.Arg("filter"), request.connection().limits());
+    if (!parsed) return parsed.error();
+    query.filters.insert(query.filters.end(), parsed->begin(), parsed->end());
     if (const rapidjson::Value* ordering = request.Arg("ordering"); ordering && !ordering->IsNull()) {
         std::vector<std::string> terms;
         if (ordering->IsString()) {

@@ -123,14 +123,18 @@ struct Latch {
 // A registry that only counts the connections dropped.
 class CountingRegistry final : public SubscriptionRegistry {
 public:
-    void SubscribeInstance(ConnectionContext&, GenericConsumer&, InstanceSubscription) override {}
+    bool SubscribeInstance(ConnectionContext&, GenericConsumer&, InstanceSubscription) override { return true; }
     void UnsubscribeInstance(ConnectionContext&, GenericConsumer&, const Value&,
                              const std::optional<std::string>&) override {}
-    void SubscribeGroups(ConnectionContext&, GenericConsumer&, std::shared_ptr<const GroupObserver>,
-                         const std::vector<std::string>&, const std::string&) override {}
+    bool SubscribeGroups(ConnectionContext&, GenericConsumer&, std::shared_ptr<const GroupObserver>,
+                         const std::vector<std::string>&, const std::string&) override {
+        return true;
+    }
     void UnsubscribeGroups(ConnectionContext&, GenericConsumer&, const GroupObserver&, const std::vector<std::string>&,
                            const std::optional<std::string>&) override {}
-    void SubscribeList(ConnectionContext&, GenericConsumer&, std::vector<Filter>, const std::string&) override {}
+    bool SubscribeList(ConnectionContext&, GenericConsumer&, std::vector<Filter>, const std::string&) override {
+        return true;
+    }
     void UnsubscribeList(ConnectionContext&, GenericConsumer&, const std::optional<std::string>&) override {}
     void DropConnection(ConnectionContext&) override { ++dropped; }
     std::atomic<int> dropped{0};
