@@ -25,7 +25,7 @@ using ::testing::HasSubstr;
 using test_support::WsClient;
 
 constexpr const char* kConfig = R"({
-  "database": "blog.db", "listen": {"port": 0}, "workers": 2,
+  "database": "blog.db", "listen": {"port": 0}, "workers": 2, "max_subscriptions_per_socket": 50,
   "models": {
     "posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text", "max_length": 100},
                          "author": {"type": "text", "blank": true, "default": ""},
@@ -196,6 +196,103 @@ TEST_F(AdversarialTest, OversizedRequestIdsAreRefused) {
     EXPECT_THAT(Call(*ws, R"({"action":"list","request_id":")" + std::string(254, 'y') + "\"}"),
                 HasSubstr(R"("response_status":200)"));
     ExpectServed(*ws);
+}
+
+// Finding 6: a socket held 50,000 subscriptions (and with them the server's lock). A subscribe beyond the socket's
+// limit answers 429, subscribes nothing, and the socket goes on.
+TEST_F(AdversarialTest, SubscriptionsPerSocketAreLimited) {
+    ASSERT_EQ(server_->database().Insert("posts", {{"title", "t"}}).at(0), Value(1));
+    auto ws = Connect();
+    for (int i = 0; i < 50; ++i) {
+        ASSERT_THAT(Call(*ws, R"({"action":"subscribe_instance","pk":1,"request_id":)" + std::to_string(i) + "}"),
+                    HasSubstr(R"("response_status":201)"));
+    }
+    // The same subscription again is not a new one.
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","pk":1,"request_id":7})"), HasSubstr("201"));
+    auto refused = Parse(ws->Request(R"({"action":"subscribe_instance","pk":1,"request_id":50})"));
+    EXPECT_EQ(refused["response_status"].GetInt(), 429);
+    EXPECT_STREQ(refused["errors"][0].GetString(), "Too many subscriptions on this socket (the limit is 50).");
+    EXPECT_EQ(Parse(ws->Request(R"({"action":"subscribe_list","request_id":"L"})"))["response_status"].GetInt(), 429);
+    EXPECT_EQ(server_->observer().subscription_count(), 50u);
+    // Another socket has its own allowance; unsubscribing frees room.
+    auto other = Connect();
+    EXPECT_THAT(Call(*other, R"({"action":"subscribe_instance","pk":1,"request_id":0})"), HasSubstr("201"));
+    EXPECT_THAT(Call(*ws, R"({"action":"unsubscribe_instance","pk":1,"request_id":3})"), HasSubstr("204"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_list","request_id":"L"})"), HasSubstr("201"));
+    ExpectServed(*ws);
+}
+
+// Findings 4 and 5: `__in` lists of 250,000-500,000 values cost hundreds of MB (a prepared statement per length;
+// a list subscription's filter evaluated on every write). Lists are bounded, everywhere filters are taken.
+TEST_F(AdversarialTest, InFiltersAreBoundedEverywhere) {
+    auto ws = Connect();
+    auto values = [](int n) {
+        std::string list = "[";
+        for (int i = 0; i < n; ++i) list += (i ? ",7" : "7");
+        return list + "]";
+    };
+    auto list = Parse(ws->Request(R"({"action":"list","request_id":1,"filter":{"id__in":)" + values(250000) + "}}"));
+    EXPECT_EQ(list["response_status"].GetInt(), 400);
+    EXPECT_STREQ(list["errors"][0].GetString(), "Filter \"id__in\" has 250000 values; the limit is 1000.");
+    auto sub = Parse(ws->Request(R"({"action":"subscribe_list","request_id":2,"filter":{"id__in":)" + values(1001) +
+                                 "}}"));
+    EXPECT_EQ(sub["response_status"].GetInt(), 400);
+    EXPECT_THAT(Call(*ws, R"({"action":"list","request_id":3,"filter":{"id__in":)" + values(1000) + "}}"),
+                HasSubstr(R"("response_status":200)"));
+    EXPECT_EQ(server_->observer().subscription_count(), 0u);
+    ExpectServed(*ws);
+}
+
+// Finding 8: subscribe_list took filters on write-only fields and on fields outside filter_fields, so
+// {"secret__startswith": "h"} told a secret's prefix by what was pushed. Every filter obeys list's rules.
+TEST_F(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere) {
+    auto ws = Connect();
+    for (const char* filter : {R"({"secret__startswith": "h", "id": 2})", R"({"secret": "x"})", R"({"title": "t"})",
+                               R"({"author__nope": "x"})"}) {
+        for (const char* action : {"subscribe_list", "list"}) {
+            auto reply = Parse(ws->Request(std::string(R"({"action":")") + action +
+                                           R"(","request_id":"f","filter":)" + filter + "}"));
+            EXPECT_EQ(reply["response_status"].GetInt(), 400) << action << " " << filter;
+            EXPECT_THAT(reply["errors"][0].GetString(), HasSubstr("is not allowed")) << action << " " << filter;
+        }
+    }
+    EXPECT_EQ(server_->observer().subscription_count(), 0u);
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_list","request_id":"ok","filter":{"author":"ann","id__gte":1}})"),
+                HasSubstr("201"));
+    // A config that lists a write-only field as filterable is refused up front.
+    std::string bad = kConfig;
+    bad.replace(bad.find(R"("filter_fields": ["author", "id"])"), 32, R"("filter_fields": ["author", "secret"])");
+    EXPECT_THROW(ParseConfig(bad), ConfigError);
+}
+
+// Finding 9: on a route whose queryset hides a row, retrieve and subscribe answered 404 but subscribe with
+// "since": 0 answered 201 and pushed a delete at every later change of the row: its existence and change times
+// leaked. `since` follows retrieve's rules, also once the row is gone.
+TEST_F(AdversarialTest, SinceNeverRevealsARowOutsideTheQueryset) {
+    storage::Database& db = server_->database();
+    db.Insert("posts", {{"title", "public"}});
+    db.Insert("posts", {{"title", "hidden"}, {"hidden", true}});
+    WaitRelayed(2);
+    auto ws = Connect("/ws/visible/");
+    EXPECT_THAT(Call(*ws, R"({"action":"retrieve","request_id":1,"pk":2})"), HasSubstr(R"("response_status":404)"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":2,"pk":2})"), HasSubstr("404"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":3,"pk":2,"since":0})"),
+                HasSubstr(R"("response_status":404)"));
+    // Deleted: the row this socket never saw stays unknown to it; the visible one's delete is pushed.
+    db.Delete("posts", Value(2));
+    db.Delete("posts", Value(1));
+    WaitRelayed(4);
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":4,"pk":2,"since":0})"),
+                HasSubstr(R"("response_status":404)"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":5,"pk":1,"since":0})"),
+                HasSubstr(R"("response_status":201)"));
+    auto push = Parse(ws->Receive());
+    ASSERT_TRUE(push.IsObject());
+    EXPECT_STREQ(push["action"].GetString(), "delete");
+    EXPECT_EQ(push["data"]["pk"].GetInt(), 1);
+    EXPECT_EQ(push["request_id"].GetInt(), 5);
+    EXPECT_FALSE(ws->Receive(std::chrono::milliseconds(200))) << "nothing else may be pushed";
+    EXPECT_EQ(server_->observer().subscription_count(), 1u);
 }
 
 }  // namespace
