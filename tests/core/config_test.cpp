@@ -275,6 +275,19 @@ TEST(ConfigTest, PermissionErrorsNameThePathAndTheForms) {
               "routes./ws/posts/.permissions[0].or[1].not: unknown permission \"nope\"; valid permissions: " + forms);
 }
 
+TEST(ConfigTest, OwnerRulesNeedAFieldThatCanHoldAUserId) {
+    auto config = [](const std::string& route) {
+        return R"({"database": "t.db", "models": {"posts": {"fields": {"title": {"type": "text"},
+                   "author_id": {"type": "integer"}, "score": {"type": "real", "default": 0},
+                   "public": {"type": "boolean", "default": false}}}},
+                   "routes": {"/ws/posts/": )" +
+               route + "}}";
+    };
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["list"], "permissions": [{"owner": "score"}]})")),
+              "routes./ws/posts/.permissions[0].owner: field \"score\" is a real field and cannot hold a user id; "
+              "valid fields: id, title, author_id");
+}
+
 TEST(ConfigTest, AuthTokensJwtAndPolicies) {
     const std::string route = R"({"model": "posts", "mixins": ["list"]})";
     EXPECT_FALSE(ParseConfig(With(route)).auth.authenticator);
