@@ -107,7 +107,7 @@ std::vector<Filter> ParseQueryset(const rapidjson::Value& v, const std::string& 
     return filters;
 }
 
-// The field of an owner rule: a field of the model that can hold a user's id (integer or text).
+// The field of an owner rule or of "owner_field": a field of the model that can hold a user's id (integer or text).
 std::string OwnerFieldName(const rapidjson::Value& v, const std::string& path, const Schema& schema) {
     std::string field = GetString(v, path);
     std::vector<std::string> names;
@@ -261,7 +261,8 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (!v.IsObject()) Fail(path, "expected an object such as {\"model\": \"posts\", \"mixins\": [\"list\"]}");
     std::vector<std::string> keys = {"model", "fields", "read_only", "write_only", "mixins", "lookup_field",
                                      "lookup_url_kwarg", "queryset", "rate_limit", "group_by", "filter_fields",
-                                     "ordering_fields", "pagination", "page_size", "max_page_size", "permissions"};
+                                     "ordering_fields", "pagination", "page_size", "max_page_size", "permissions",
+                                     "owner_field"};
     if (handler_mode) {
         *std::find(keys.begin(), keys.end(), "mixins") = "handler";
         keys.erase(std::find(keys.begin(), keys.end(), "rate_limit"));
@@ -309,6 +310,9 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         route.consumer.lookup_url_kwarg = GetString(*p, path + ".lookup_url_kwarg");
     }
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
+    if (const auto* p = Member(v, "owner_field")) {
+        route.consumer.owner_field = OwnerFieldName(*p, path + ".owner_field", schema);
+    }
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
     if (const auto* p = Member(v, "permissions")) {
         if (!p->IsArray()) {

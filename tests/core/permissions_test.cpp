@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 
@@ -227,6 +228,99 @@ TEST_F(PermissionsTest, AnIdThatLooksLikeAnotherUsersNeverReachesTheirRows) {
     ConnectionContext owner = Context(Named("1"));
     EXPECT_THAT(HandleTextFrame(*consumer, owner, R"({"action": "retrieve", "pk": 3})"),
                 ::testing::HasSubstr("\"response_status\":200"));
+}
+
+// DRF's perform_create(serializer.save(owner=request.user)): the owner field is set from the user on create and is
+// read-only for the client on create, update and patch.
+TEST_F(PermissionsTest, OwnerFieldIsSetFromTheUserOnCreateAndNeverFromTheClient) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.owner_field = "likes";
+    o.permissions = {std::make_shared<IsOwner>("likes")};
+    auto consumer = std::make_shared<ModelConsumer>(o);
+    consumer->Bind(*db_);
+    ConnectionContext bob = Context(Named("2"));
+    auto send = [&](ConnectionContext& who, const std::string& frame) {
+        rapidjson::Document reply;
+        reply.Parse(HandleTextFrame(*consumer, who, frame).c_str());
+        return reply;
+    };
+    rapidjson::Document created = send(bob, R"({"action": "create", "data": {"title": "mine", "likes": 1}})");
+    ASSERT_EQ(created["response_status"].GetInt(), 201);
+    EXPECT_EQ(created["data"]["likes"].GetInt(), 2);  // the user's id, not the client's 1
+    const std::int64_t id = created["data"]["id"].GetInt64();
+    EXPECT_EQ(db_->Get("posts", "id", Value(id))->at(4), Value(2));
+    // Update and patch ignore it (read-only), whatever else they change.
+    rapidjson::Document patched = send(bob, R"({"action": "patch", "pk": )" + std::to_string(id) +
+                                                R"(, "data": {"likes": 1, "title": "still mine"}})");
+    EXPECT_EQ(patched["response_status"].GetInt(), 200);
+    EXPECT_EQ(patched["data"]["likes"].GetInt(), 2);
+    rapidjson::Document only_owner =
+        send(bob, R"({"action": "patch", "pk": )" + std::to_string(id) + R"(, "data": {"likes": 1}})");
+    EXPECT_EQ(only_owner["data"]["likes"].GetInt(), 2);
+    rapidjson::Document updated =
+        send(bob, R"({"action": "update", "pk": )" + std::to_string(id) + R"(, "data": {"title": "t", "likes": 1}})");
+    EXPECT_EQ(updated["response_status"].GetInt(), 200);
+    EXPECT_EQ(updated["data"]["likes"].GetInt(), 2);
+    EXPECT_EQ(db_->Get("posts", "id", Value(id))->at(4), Value(2));
+    // Nobody to own the row: anonymous, or an id the integer field cannot hold ("02" is not 2). 403, nothing stored.
+    const std::size_t rows = db_->List("posts", Query{}).size();
+    for (const User& user : {User{}, Named("02"), Named("alice")}) {
+        ConnectionContext who = Context(user);
+        rapidjson::Document refused = send(who, R"({"action": "create", "data": {"title": "x", "likes": 2}})");
+        EXPECT_EQ(refused["response_status"].GetInt(), 403) << user.id;
+        EXPECT_STREQ(refused["errors"][0].GetString(), "You do not have permission to perform this action.");
+        // 403 before validation: no data at all is still 403.
+        EXPECT_EQ(send(who, R"({"action": "create"})")["response_status"].GetInt(), 403) << user.id;
+    }
+    EXPECT_EQ(db_->List("posts", Query{}).size(), rows);
+    // A text owner field holds the id's exact text.
+    ConsumerOptions t;
+    t.model = "posts";
+    t.owner_field = "author";
+    auto by_author = std::make_shared<ListCreateAPIConsumer>(t);
+    by_author->Bind(*db_);
+    ConnectionContext zero_one = Context(Named("01"));
+    rapidjson::Document text_created;
+    text_created.Parse(
+        HandleTextFrame(*by_author, zero_one, R"({"action": "create", "data": {"title": "x", "author": "1"}})")
+            .c_str());
+    ASSERT_EQ(text_created["response_status"].GetInt(), 201);
+    EXPECT_STREQ(text_created["data"]["author"].GetString(), "01");
+}
+
+// PerformCreate overrides see the owner among the validated values; a bad owner_field fails at Bind, naming it.
+TEST_F(PermissionsTest, OwnerFieldReachesPerformCreateAndIsCheckedAtBind) {
+    class Recording final : public CreateAPIConsumer {
+    public:
+        using CreateAPIConsumer::CreateAPIConsumer;
+        Row PerformCreate(const ActionRequest& request, const Assignments& values) override {
+            seen = values;
+            return CreateAPIConsumer::PerformCreate(request, values);
+        }
+        Assignments seen;
+    };
+    ConsumerOptions o;
+    o.model = "posts";
+    o.owner_field = "likes";
+    auto consumer = std::make_shared<Recording>(o);
+    consumer->Bind(*db_);
+    ConnectionContext carol = Context(Named("3"));
+    HandleTextFrame(*consumer, carol, R"({"action": "create", "data": {"title": "x"}})");
+    EXPECT_NE(std::find(consumer->seen.begin(), consumer->seen.end(), std::make_pair(std::string("likes"), Value(3))),
+              consumer->seen.end());
+    for (const char* field : {"nope", "public"}) {
+        ConsumerOptions bad;
+        bad.model = "posts";
+        bad.owner_field = field;
+        auto c = std::make_shared<CreateAPIConsumer>(bad);
+        try {
+            c->Bind(*db_);
+            ADD_FAILURE() << field;
+        } catch (const std::invalid_argument& e) {
+            EXPECT_THAT(e.what(), ::testing::HasSubstr(std::string("owner_field \"") + field + "\""));
+        }
+    }
 }
 
 TEST_F(PermissionsTest, InMemoryListsApplyLimitAndOffsetToTheVisibleRows) {

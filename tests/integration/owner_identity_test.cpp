@@ -1,6 +1,7 @@
 // Issue 9, item 12, over real websockets with several users: the owner rule compares ids exactly by type (a token
 // whose id is "01" never reaches the rows of owner 1: not in lists, in SQL or in memory, not by retrieve, writes or
-// subscriptions, not in pushes).
+// subscriptions, not in pushes), and `owner_field` sets the owner from the authenticated user on create and keeps it
+// out of the client's reach on create, update and patch (DRF's perform_create with serializer.save(owner=...)).
 
 #include <syncline/core/config.hpp>
 #include <syncline/test_support/jwt_mint.hpp>
@@ -41,12 +42,12 @@ std::string Config() {
       "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text"},
                  "owner_id": {"type": "integer", "default": 0}, "author": {"type": "text", "blank": true, "default": ""}}}},
       "routes": {
-        "/ws/mine/": {"model": "posts", "permissions": [{"owner": "owner_id"}],
+        "/ws/mine/": {"model": "posts", "owner_field": "owner_id", "permissions": [{"owner": "owner_id"}],
                       "mixins": ["list", "retrieve", "create", "update", "patch", "delete", "observe_instance",
                                  "observe_list"]},
         "/ws/either/": {"model": "posts", "permissions": [{"or": [{"owner": "owner_id"}, {"owner": "author"}]}],
                         "mixins": ["list", "retrieve", "observe_instance", "observe_list"]},
-        "/ws/by-name/": {"model": "posts", "permissions": [{"owner": "author"}],
+        "/ws/by-name/": {"model": "posts", "owner_field": "author", "permissions": [{"owner": "author"}],
                          "mixins": ["list", "retrieve", "create", "patch"]}}})";
 }
 
@@ -172,6 +173,64 @@ TEST_F(OwnerIdentityTest, AnIdOfZeroOneNeverReachesTheRowsOfOwnerOne) {
         seen.insert(push.doc["request_id"].GetString());
     }
     EXPECT_EQ(seen, (std::set<std::string>{"list", "own"}));
+}
+
+TEST_F(OwnerIdentityTest, OwnerFieldIsTheCreatorAndNoClientCanChangeIt) {
+    auto alice = As("/ws/mine/", kAlice);
+    auto bob = As("/ws/mine/", kBob);
+    // Alice's pushes go to a socket of their own, so they never interleave with the replies checked below.
+    auto alice_watch = As("/ws/mine/", kAlice);
+    ASSERT_EQ(Call(*alice_watch, R"({"action": "subscribe_list", "request_id": "mine"})").status(), 201);
+
+    // Bob claims alice as the owner: ignored (read-only), the row is bob's. Alice is not pushed bob's row.
+    Frame bobs = Call(*bob, R"({"action": "create", "data": {"title": "by bob", "owner_id": 1}})");
+    ASSERT_EQ(bobs.status(), 201) << bobs.text;
+    EXPECT_EQ(bobs.data()["owner_id"].GetInt(), 2);
+    const std::int64_t bob_row = bobs.data()["id"].GetInt64();
+    Frame alices = Call(*alice, R"({"action": "create", "data": {"title": "by alice"}})");
+    ASSERT_EQ(alices.status(), 201) << alices.text;
+    EXPECT_EQ(alices.data()["owner_id"].GetInt(), 1);
+    const std::int64_t alice_row = alices.data()["id"].GetInt64();
+    Frame pushed = Next(*alice_watch);  // the first push alice gets is her own row's creation, not bob's
+    EXPECT_EQ(pushed.action(), "create") << pushed.text;
+    EXPECT_EQ(pushed.data()["id"].GetInt64(), alice_row) << pushed.text;
+
+    // Nobody can hand a row to someone else or take it: update and patch ignore the owner field.
+    const std::string a = std::to_string(alice_row);
+    Frame patched = Call(*alice, R"({"action": "patch", "pk": )" + a + R"(, "data": {"owner_id": 2, "title": "t"}})");
+    EXPECT_EQ(patched.status(), 200) << patched.text;
+    EXPECT_EQ(patched.data()["owner_id"].GetInt(), 1);
+    Frame updated = Call(*alice, R"({"action": "update", "pk": )" + a + R"(, "data": {"owner_id": 2, "title": "u"}})");
+    EXPECT_EQ(updated.status(), 200) << updated.text;
+    EXPECT_EQ(updated.data()["owner_id"].GetInt(), 1);
+    EXPECT_EQ(Call(*bob, R"({"action": "patch", "pk": )" + a + R"(, "data": {"owner_id": 2}})").status(), 403);
+    EXPECT_EQ(server_->database().Get("posts", "id", Value(alice_row))->at(2), Value(1));
+    EXPECT_EQ(server_->database().Get("posts", "id", Value(bob_row))->at(2), Value(2));
+    EXPECT_EQ(Ids(Call(*alice, R"({"action": "list"})").data()), std::set<std::int64_t>{alice_row});
+    EXPECT_EQ(Ids(Call(*bob, R"({"action": "list"})").data()), std::set<std::int64_t>{bob_row});
+
+    // Who cannot own an integer row cannot create one: anonymous, and the id "01". Nothing is stored.
+    for (const std::string& path : {std::string("/ws/mine/"), std::string("/ws/mine/?token=") + kImpostor}) {
+        auto ws = Connect(path);
+        Frame refused = Call(*ws, R"({"action": "create", "data": {"title": "x", "owner_id": 1}})");
+        EXPECT_EQ(refused.status(), 403) << path << " -> " << refused.text;
+        EXPECT_EQ(refused.error(), kDenied);
+    }
+    EXPECT_EQ(server_->database().List("posts", Query{}).size(), 2u);
+
+    // A text owner field holds the exact id text: "01" for the impostor, "1" for alice; each sees only their own.
+    auto impostor_by_name = As("/ws/by-name/", kImpostor);
+    auto alice_by_name = As("/ws/by-name/", kAlice);
+    Frame named = Call(*impostor_by_name, R"({"action": "create", "data": {"title": "n", "author": "1"}})");
+    ASSERT_EQ(named.status(), 201) << named.text;
+    EXPECT_STREQ(named.data()["author"].GetString(), "01");
+    Frame alice_named = Call(*alice_by_name, R"({"action": "create", "data": {"title": "m"}})");
+    ASSERT_EQ(alice_named.status(), 201) << alice_named.text;
+    EXPECT_STREQ(alice_named.data()["author"].GetString(), "1");
+    EXPECT_EQ(Ids(Call(*impostor_by_name, R"({"action": "list"})").data()),
+              std::set<std::int64_t>{named.data()["id"].GetInt64()});
+    EXPECT_EQ(Ids(Call(*alice_by_name, R"({"action": "list"})").data()),
+              std::set<std::int64_t>{alice_named.data()["id"].GetInt64()});
 }
 
 }  // namespace
