@@ -107,6 +107,24 @@ std::vector<Filter> ParseQueryset(const rapidjson::Value& v, const std::string& 
     return filters;
 }
 
+// The field of an owner rule or of "owner_field": a field of the model that can hold a user's id (integer or text).
+std::string OwnerFieldName(const rapidjson::Value& v, const std::string& path, const Schema& schema) {
+    std::string field = GetString(v, path);
+    std::vector<std::string> names;
+    for (const auto& f : schema.fields()) {
+        if (CanHoldOwner(f)) names.push_back(f.name);
+    }
+    std::optional<std::size_t> index = schema.FieldIndex(field);
+    if (!index) {
+        Fail(path, "unknown field \"" + field + "\" of model \"" + schema.table() + "\"; valid fields: " + Join(names));
+    }
+    if (!CanHoldOwner(schema.field(*index))) {
+        Fail(path, "field \"" + field + "\" is a " + std::string(FieldTypeName(schema.field(*index).type)) +
+                       " field and cannot hold a user id; valid fields: " + Join(names));
+    }
+    return field;
+}
+
 const char* const kPermissionForms =
     "allow_any, is_authenticated, read_only, {\"owner\": \"<field>\"}, {\"group\": \"<name>\"}, "
     "{\"and\": [...]}, {\"or\": [...]}, {\"not\": <permission>}";
@@ -127,16 +145,7 @@ PermissionPtr ParsePermission(const rapidjson::Value& v, const std::string& path
     std::string form = v.MemberBegin()->name.GetString();
     const rapidjson::Value& arg = v.MemberBegin()->value;
     std::string arg_path = path + "." + form;
-    if (form == "owner") {
-        std::string field = GetString(arg, arg_path);
-        if (!schema.FieldIndex(field)) {
-            std::vector<std::string> names;
-            for (const auto& f : schema.fields()) names.push_back(f.name);
-            Fail(arg_path, "unknown field \"" + field + "\" of model \"" + schema.table() + "\"; valid fields: " +
-                               Join(names));
-        }
-        return std::make_shared<IsOwner>(field);
-    }
+    if (form == "owner") return std::make_shared<IsOwner>(OwnerFieldName(arg, arg_path, schema));
     if (form == "group") {
         std::string group = GetString(arg, arg_path);
         if (group.empty()) Fail(arg_path, "empty group name");
@@ -252,7 +261,8 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (!v.IsObject()) Fail(path, "expected an object such as {\"model\": \"posts\", \"mixins\": [\"list\"]}");
     std::vector<std::string> keys = {"model", "fields", "read_only", "write_only", "mixins", "lookup_field",
                                      "lookup_url_kwarg", "queryset", "rate_limit", "group_by", "filter_fields",
-                                     "ordering_fields", "pagination", "page_size", "max_page_size", "permissions"};
+                                     "ordering_fields", "pagination", "page_size", "max_page_size", "permissions",
+                                     "owner_field"};
     if (handler_mode) {
         *std::find(keys.begin(), keys.end(), "mixins") = "handler";
         keys.erase(std::find(keys.begin(), keys.end(), "rate_limit"));
@@ -300,6 +310,9 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         route.consumer.lookup_url_kwarg = GetString(*p, path + ".lookup_url_kwarg");
     }
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
+    if (const auto* p = Member(v, "owner_field")) {
+        route.consumer.owner_field = OwnerFieldName(*p, path + ".owner_field", schema);
+    }
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
     if (const auto* p = Member(v, "permissions")) {
         if (!p->IsArray()) {

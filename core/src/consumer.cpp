@@ -180,7 +180,21 @@ void GenericConsumer::Bind(ModelStore& store, SubscriptionRegistry* registry) {
             }
         }
     }
-    serializer_ = std::make_unique<Serializer>(*schema, options_.serializer);
+    SerializerOptions serializer = options_.serializer;
+    if (!options_.owner_field.empty()) {
+        std::optional<std::size_t> index = schema->FieldIndex(options_.owner_field);
+        if (!index) {
+            throw std::invalid_argument("consumer: owner_field \"" + options_.owner_field + "\" is not a field of \"" +
+                                        options_.model + "\"");
+        }
+        if (!CanHoldOwner(schema->field(*index))) {
+            throw std::invalid_argument("consumer: owner_field \"" + options_.owner_field +
+                                        "\" must be an integer or text field");
+        }
+        // Set by create from the user, never from the client (DRF's read_only): ignored in every input.
+        serializer.read_only.push_back(options_.owner_field);
+    }
+    serializer_ = std::make_unique<Serializer>(*schema, std::move(serializer));
     store_ = &store;
 }
 

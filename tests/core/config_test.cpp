@@ -126,7 +126,7 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "colour": 1})")),
               "routes./ws/posts/.colour: unknown key; valid keys: model, fields, read_only, write_only, mixins, "
               "lookup_field, lookup_url_kwarg, queryset, rate_limit, group_by, filter_fields, ordering_fields, "
-              "pagination, page_size, max_page_size, permissions");
+              "pagination, page_size, max_page_size, permissions, owner_field");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": "list"})")), "routes./ws/posts/.mixins: expected a list of strings");
     EXPECT_EQ(Error(With(R"({"model": "posts"})")),
               "routes./ws/posts/.mixins: missing; valid mixins: list, retrieve, create, update, patch, delete, "
@@ -239,7 +239,7 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.mixins: unknown key; valid keys: model, fields, read_only, "
               "write_only, handler, lookup_field, lookup_url_kwarg, queryset, group_by, filter_fields, "
-              "ordering_fields, pagination, page_size, max_page_size, permissions");
+              "ordering_fields, pagination, page_size, max_page_size, permissions, owner_field");
     EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "post",
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.model: unknown model \"post\"; valid models: posts, comments");
@@ -294,6 +294,35 @@ TEST(ConfigTest, PermissionErrorsNameThePathAndTheForms) {
               "routes./ws/posts/.permissions[0].and: expected a non-empty list of permissions");
     EXPECT_EQ(with(R"([{"or": ["read_only", {"not": "nope"}]}])"),
               "routes./ws/posts/.permissions[0].or[1].not: unknown permission \"nope\"; valid permissions: " + forms);
+}
+
+TEST(ConfigTest, OwnerFieldAndOwnerRulesNeedAFieldThatCanHoldAUserId) {
+    auto config = [](const std::string& route) {
+        return R"({"database": "t.db", "models": {"posts": {"fields": {"title": {"type": "text"},
+                   "author_id": {"type": "integer"}, "score": {"type": "real", "default": 0},
+                   "public": {"type": "boolean", "default": false}}}},
+                   "routes": {"/ws/posts/": )" +
+               route + "}}";
+    };
+    ServerConfig parsed = ParseConfig(config(R"({"model": "posts", "mixins": ["list", "create"],
+        "owner_field": "author_id", "permissions": [{"owner": "author_id"}]})"));
+    EXPECT_EQ(parsed.routes.at(0).consumer.owner_field, "author_id");
+    EXPECT_EQ(ParseConfig(config(R"({"model": "posts", "mixins": ["list"]})")).routes.at(0).consumer.owner_field, "");
+    // Routed handlers take the key too.
+    ServerConfig routed = ParseConfig(config(R"({"routepatterns": {"^posts/$": {"model": "posts",
+        "handler": "ListCreateAPIActionHandler", "owner_field": "title"}}})"));
+    EXPECT_EQ(routed.routes.at(0).routepatterns.at(0).consumer.owner_field, "title");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": "writer"})")),
+              "routes./ws/posts/.owner_field: unknown field \"writer\" of model \"posts\"; valid fields: id, title, "
+              "author_id");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": "public"})")),
+              "routes./ws/posts/.owner_field: field \"public\" is a boolean field and cannot hold a user id; valid "
+              "fields: id, title, author_id");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": 1})")),
+              "routes./ws/posts/.owner_field: expected a string");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["list"], "permissions": [{"owner": "score"}]})")),
+              "routes./ws/posts/.permissions[0].owner: field \"score\" is a real field and cannot hold a user id; "
+              "valid fields: id, title, author_id");
 }
 
 TEST(ConfigTest, AuthTokensJwtAndPolicies) {

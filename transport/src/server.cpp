@@ -2,6 +2,7 @@
 
 #include <syncline/core/log.hpp>
 #include <syncline/core/multiplexer.hpp>
+#include <syncline/core/redact.hpp>
 #include <syncline/core/routed.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
@@ -134,8 +135,9 @@ void Server::Prepare() {
     db_options.path = options_.database;
     db_options.synchronous = options_.synchronous;
     db_ = storage::Database::Open(db_options, models_);
-    spdlog::info("database {} open (schema version {}, {} models)", options_.database, db_->SchemaVersion(),
-                 models_.size());
+    // A file path today; a database URL (scheme://user:password@host/db) would print without its password.
+    spdlog::info("database {} open (schema version {}, {} models)", RedactCredentials(options_.database),
+                 db_->SchemaVersion(), models_.size());
 
     transport::ServerOptions ws_options;
     ws_options.host = options_.host;
@@ -181,8 +183,8 @@ void Server::Prepare() {
     }
     relay_ = std::make_unique<observer::Relay>(std::make_unique<storage::FeedSource>(*db_), models_, layout,
                                                std::move(publish), relay_options);
-    spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,
-                 layout.shards());
+    spdlog::info("bus: {} ({} channels per table)",
+                 options_.redis_url.empty() ? "in-process" : RedactUrl(options_.redis_url), layout.shards());
     executor_ = std::make_shared<Executor>(options_.action_threads);
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     for (auto& route : routes_) {

@@ -273,6 +273,12 @@ struct ConsumerOptions {
     std::string lookup_field = "pk";  ///< The field detail actions look rows up by; "pk" means the primary key.
     std::string lookup_url_kwarg;     ///< The request argument holding the lookup value; defaults to lookup_field.
     std::vector<std::shared_ptr<const Permission>> permissions;  ///< All must allow; empty means AllowAny.
+    /// DRF's `perform_create(serializer.save(owner=request.user))`: when set, `create` stores the authenticated user's
+    /// id in this field (OwnerValue: an integer field needs a canonical integer id) and the serializer treats the
+    /// field as read-only, so a client's value for it is ignored on create, update and patch (it can never change
+    /// through the API). An anonymous user, or one whose id the field cannot hold, gets 403 on create. PerformCreate
+    /// receives the value among the validated values. Must name an integer or text field (Bind throws otherwise).
+    std::string owner_field;
     std::vector<Mixin> mixins;
     /// Fields `list` may filter on (`{"filter": {"author": "alice", "likes__gte": 3}}`); others answer 400.
     std::vector<std::string> filter_fields;
