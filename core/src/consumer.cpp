@@ -87,6 +87,14 @@ bool ConnectionContext::WaitStreamCancelled(std::uint64_t epoch, std::chrono::mi
     return stream_changed_.wait_for(lock, timeout, [&] { return closed_ || stream_epoch_ != epoch; });
 }
 
+bool ConnectionContext::TryBeginDetached(std::size_t limit) {
+    if (detached_.fetch_add(1) < limit || limit == 0) return true;
+    detached_.fetch_sub(1);
+    return false;
+}
+
+void ConnectionContext::EndDetached() { detached_.fetch_sub(1); }
+
 ActionRequest::ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
     : connection_(connection),
       action_(std::move(action)),
@@ -106,8 +114,10 @@ bool ActionRequest::stream_cancelled() const {
 
 bool ActionRequest::SendFrame(const ActionResult& frame) {
     streaming_ = true;
-    if (detached_) {
-        // Backpressure: the outbox has no "drained" signal, so poll it; a cancel wakes the wait at once.
+    // A continuation step runs only when there was room (the dispatcher checks first): it never holds its thread here.
+    if (detached_ && !continued_) {
+        // Backpressure for a handler that loops: the outbox has no "drained" signal, so poll it; a cancel wakes the
+        // wait at once.
         while (connection_.outbox().BufferedBytes() > kStreamQueueBytes) {
             if (connection_.WaitStreamCancelled(stream_epoch_, std::chrono::milliseconds(5))) return false;
         }

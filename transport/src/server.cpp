@@ -92,6 +92,7 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
     options.auth = config.auth;
     options.action_threads = config.action_threads;
+    options.statement_cache_bytes = config.statement_cache_bytes;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -132,6 +133,7 @@ void Server::Prepare() {
     storage::DatabaseOptions db_options;
     db_options.path = options_.database;
     db_options.synchronous = options_.synchronous;
+    db_options.statement_cache_bytes = options_.statement_cache_bytes;
     db_ = storage::Database::Open(db_options, models_);
     spdlog::info("database {} open (schema version {}, {} models)", options_.database, db_->SchemaVersion(),
                  models_.size());
