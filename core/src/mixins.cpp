@@ -4,7 +4,9 @@
 #include <syncline/core/subscriptions.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
+#include <string_view>
 
 namespace syncline {
 namespace {
@@ -103,10 +105,11 @@ std::int64_t IntArg(const ActionRequest& request, const char* name, std::int64_t
     if (v->IsInt64()) {
         n = v->GetInt64();
     } else if (v->IsString()) {
-        std::string s(v->GetString(), v->GetStringLength());
-        if (!s.empty() && s.size() < 19 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-            n = std::stoll(s);
-        }
+        // Digits only, within int64 (an overflow or junk falls back like any bad value, never throws).
+        std::string_view s(v->GetString(), v->GetStringLength());
+        std::int64_t parsed = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), parsed);
+        if (!s.empty() && s[0] != '-' && ec == std::errc() && end == s.data() + s.size()) n = parsed;
     }
     if (!n || *n < 0 || (positive && *n == 0)) return fallback;
     return *n;

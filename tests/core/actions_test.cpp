@@ -3,11 +3,11 @@
 // The same behaviour over real sockets is in tests/integration/actions_stream_test.cpp.
 
 #include <syncline/core/consumer.hpp>
+#include <syncline/test_support/same_json.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/executor.hpp>
 #include <syncline/core/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
-#include <syncline/test_support/same_json.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
