@@ -1,9 +1,10 @@
 // Storage hot paths: single-row update transactions with and without change capture (synchronous NORMAL and
-// FULL), batched updates (100 rows per transaction), the change feed's read rate, and `in` filters: three SQL forms
-// of a list on one raw SQLite connection (inline placeholders, json_each of a JSON array, syncline_values of a bound
-// pointer), and Database::List with `id__in` lists as the consumers call it.
+// FULL), batched updates (100 rows per transaction), the change feed's read rate, `in` filters (three SQL forms of a
+// list on one raw SQLite connection: inline placeholders, json_each of a JSON array, syncline_values of a bound
+// pointer; and Database::List with `id__in` lists as the consumers call it), and three SQL forms of a text lookup.
 // Run: build/bin/syncline_bench_storage (see benchmarks/README.md for the recorded figures).
 
+#include <syncline/core/query.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
 
@@ -232,6 +233,42 @@ BENCHMARK(BM_InListSqlForm)
     ->Args({1, 100000})
     ->Args({2, 100000})
     ->Unit(benchmark::kMicrosecond);
+
+// A text lookup (icontains "M 99", matching 1,111 of the 100,000 rows) through a whole table on a raw connection, in
+// three SQL forms: LIKE with escaped wildcards (the form before issue 9: wrong past a NUL), instr(lower()) on blobs
+// (byte-exact, but its numbers' text is SQLite's), and syncline_lookup (byte-exact, the in-memory matcher's code).
+void BM_TextLookupSqlForm(benchmark::State& state) {
+    const int form = static_cast<int>(state.range(0));
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(SharedInListDb().path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+        throw std::runtime_error("open");
+    }
+    syncline::storage::RegisterExtensions(db);
+    const std::string select = "SELECT id, name, n FROM items WHERE ";
+    std::string sql = form == 0   ? select + "name LIKE ?1 ESCAPE '\\'"
+                      : form == 1 ? select + "instr(CAST(lower(name) AS BLOB), CAST(?1 AS BLOB)) > 0"
+                                  : select + "syncline_lookup(" +
+                                        std::to_string(static_cast<int>(syncline::FilterOp::kIContains)) + ", " +
+                                        std::to_string(static_cast<int>(syncline::FieldType::kText)) + ", name, ?1)";
+    std::string needle = form == 0 ? "%M 99%" : form == 1 ? "m 99" : "M 99";
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK) {
+        throw std::runtime_error(sqlite3_errmsg(db));
+    }
+    std::int64_t rows = 0;
+    for (auto _ : state) {
+        sqlite3_bind_text(st, 1, needle.data(), static_cast<int>(needle.size()), SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) ++rows;
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close_v2(db);
+    state.SetItemsProcessed(state.iterations() * kInRows);
+    static const char* kNames[] = {"LIKE (before)", "instr(lower()) on blobs", "syncline_lookup"};
+    state.SetLabel(std::string(kNames[form]) + ", rows scanned/s");
+    if (rows != static_cast<std::int64_t>(state.iterations()) * 1111) state.SkipWithError("unexpected match count");
+}
+BENCHMARK(BM_TextLookupSqlForm)->ArgName("form")->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 
 // Database::List with an `id__in` list of `values` ids, as a `list` request with that filter runs it (a reader
 // connection of this thread, the statement cache, rows decoded into Values). range(1) is inline_in_values: 0 binds

@@ -52,7 +52,7 @@ struct DatabaseOptions {
     /// next power of two, so a few statement shapes cover every length); longer lists are bound as one parameter
     /// (`col IN (SELECT value FROM syncline_values(?))`), one statement for any length. Both match the same rows.
     /// See benchmarks/README.md for the measurements behind the default.
-    std::size_t inline_in_values = 8;
+    std::size_t inline_in_values = 16;
     /// Capture changes into the change feed (the default, and what syncline relies on). false only measures the
     /// raw write rate in benchmarks: it drops the capture triggers of these tables.
     bool capture_changes = true;
