@@ -267,7 +267,13 @@ GenericConsumer::ObjectPage GenericConsumer::ListObjects(const ActionRequest& re
 ActionResult GenericConsumer::Dispatch(ActionRequest& request) {
     Result<const ActionSpec*> action = Authorize(request);
     if (!action) return action.error();
-    return Execute(**action, request);
+    ActionResult result = Execute(**action, request);
+    while (result.next) {
+        if (request.stream_cancelled()) return ActionResult::Streamed();
+        ActionHandler step = std::move(result.next);
+        result = ExecuteStep(step, request);
+    }
+    return result;
 }
 
 Result<const ActionSpec*> GenericConsumer::Authorize(const ActionRequest& request) const {
@@ -295,6 +301,17 @@ ActionResult GenericConsumer::Execute(const ActionSpec& action, ActionRequest& r
             request.set_object(std::move(*row));
         }
         return action.handler(*this, request);
+    } catch (const std::exception& e) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
+    } catch (...) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed");
+    }
+    return ActionResult::Message(500, "Internal server error");
+}
+
+ActionResult GenericConsumer::ExecuteStep(const ActionHandler& step, ActionRequest& request) {
+    try {
+        return step(*this, request);
     } catch (const std::exception& e) {
         Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (...) {

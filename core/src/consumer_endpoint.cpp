@@ -175,19 +175,6 @@ std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext&
     return std::nullopt;
 }
 
-// Runs a continuation step as Execute runs a handler: an exception answers 500 (logged), the socket stays open.
-ActionResult RunStep(GenericConsumer& consumer, ActionRequest& request, const ActionHandler& step) {
-    try {
-        return step(consumer, request);
-    } catch (const std::exception& e) {
-        Log(LogLevel::kError,
-            "action \"" + request.action() + "\" on \"" + consumer.options().model + "\" failed: " + e.what());
-    } catch (...) {
-        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + consumer.options().model + "\" failed");
-    }
-    return ActionResult::Message(500, "Internal server error");
-}
-
 // The reply to an action's final result, or nullopt when there is none to send: the action streamed its frames, or
 // its final result is one more frame of its stream (e.g. a 500 mid-stream), sent here and dropped if the stream was
 // cancelled.
@@ -206,7 +193,7 @@ std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
     while (result.next) {
         if (call.request->stream_cancelled()) return std::nullopt;
         ActionHandler step = std::move(result.next);
-        result = RunStep(consumer, *call.request, step);
+        result = consumer.ExecuteStep(step, *call.request);
     }
     return Finish(call, result);
 }
@@ -274,7 +261,7 @@ struct DetachedCall {
             c.wait = kFirstWait;
             request.set_continued(true);
             ActionHandler step = std::move(c.next);
-            result = RunStep(*c.consumer, request, step);
+            result = c.consumer->ExecuteStep(step, request);
         }
         if (result.next) {
             c.next = std::move(result.next);

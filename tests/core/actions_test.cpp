@@ -401,6 +401,19 @@ TEST_F(ActionsTest, StreamedListSendsOneFramePerPage) {
                              "response_status": 400, "request_id": null})"));
 }
 
+TEST_F(ActionsTest, DispatchRunsAResumableActionToItsEnd) {
+    // A caller of Dispatch (a routed consumer, custom code) gets the final result: the steps ran one after the other.
+    rapidjson::Document doc;
+    doc.Parse(R"({"action": "list", "request_id": "d", "limit": 2})");
+    ActionRequest request(*context_, "list", doc);
+    ActionResult result = consumer_->Dispatch(request);
+    EXPECT_TRUE(result.streamed);
+    EXPECT_FALSE(result.next);
+    auto frames = outbox_->frames();
+    ASSERT_EQ(frames.size(), 3u);
+    EXPECT_THAT(frames[2], HasSubstr(R"("offset":4},"action":"list","response_status":200,"request_id":"d")"));
+}
+
 TEST_F(ActionsTest, AStreamWaitsWhileTheQueueIsFullThenGoesOn) {
     outbox_->SetBuffered(ActionRequest::kStreamQueueBytes + 1);
     Serve(R"({"action": "list", "request_id": 1})");

@@ -323,7 +323,8 @@ public:
     /// The request argument that carries the lookup value ("pk" by default).
     const std::string& lookup_kwarg() const { return lookup_kwarg_; }
 
-    /// Runs one request: Authorize, then Execute.
+    /// Runs one request to its end: Authorize, then Execute, then the action's continuation steps
+    /// (ActionResult::Continue), one after the other, until the final result (or the stream is cancelled).
     ActionResult Dispatch(ActionRequest& request);
     /// Answers one text frame of a connection with exactly one reply frame. The default speaks DCRF's envelope
     /// (HandleTextFrame, PROTOCOL.md §1-§4); a consumer with another envelope (RoutedConsumer, §10) overrides it.
@@ -342,6 +343,9 @@ public:
     /// ActionRequest::object()), then the handler. An exception escaping them answers 500 with a generic message
     /// and is logged with its detail. Thread-safe (detached actions run it on executor threads).
     ActionResult Execute(const ActionSpec& action, ActionRequest& request);
+    /// Runs a continuation step of a request (what an action returned with ActionResult::Continue), guarded as
+    /// Execute guards a handler: an exception answers 500 and is logged. Thread-safe.
+    ActionResult ExecuteStep(const ActionHandler& step, ActionRequest& request);
     /// The connection closed: drops its subscriptions (the session calls this once, last).
     virtual void OnDisconnect(ConnectionContext& connection);
     /// Whether a connection may open at all (every permission's CanConnect).
