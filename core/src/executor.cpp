@@ -98,7 +98,9 @@ void Executor::Work() {
             if (delayed_.empty()) {
                 wake_.wait(lock);
             } else {
-                wake_.wait_until(lock, delayed_.begin()->first);
+                // A copy: the node may be gone (promoted by another thread) while this one waits.
+                Clock::time_point deadline = delayed_.begin()->first;
+                wake_.wait_until(lock, deadline);
             }
             continue;
         }
