@@ -12,6 +12,7 @@
 
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../storage/test_db.hpp"
@@ -94,6 +95,11 @@ TEST_F(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions
         ids.push_back(f.doc["data"]["id"].GetInt());
     }
     int sentinel = Call(*ws_, R"({"action": "create", "data": {"title": "sentinel"}})").doc["data"]["id"].GetInt();
+    // The relay must have published these inserts before anything subscribes, or they would be pushed to it.
+    std::int64_t created = server_->database().RowVersion("posts", Value(sentinel));
+    auto relayed = std::chrono::steady_clock::now() + kDeadline;
+    while (server_->relayed_seq() < created && std::chrono::steady_clock::now() < relayed) std::this_thread::yield();
+    ASSERT_GE(server_->relayed_seq(), created);
     ASSERT_EQ(
         Call(*ws_, R"({"action": "subscribe_instance", "request_id": "s", "pk": )" + std::to_string(sentinel) + "}")
             .status(),
@@ -131,8 +137,10 @@ TEST_F(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions
         }
         std::set<int> pushed;
         std::size_t replies = 0;
+        std::string seen;  // for the failure message
         for (;;) {
             Frame f = Next(*ws_);
+            seen += f.text + "\n";
             ASSERT_TRUE(f.doc.IsObject()) << "no sentinel push for " << filter;
             if (f.request_id() == "s") break;
             if (f.request_id() == "p") {
@@ -141,7 +149,7 @@ TEST_F(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions
             }
             if (f.request_id() == sub) pushed.insert(f.doc["data"]["id"].GetInt());
         }
-        EXPECT_EQ(replies, to_patch.size());
+        EXPECT_EQ(replies, to_patch.size()) << seen;
         EXPECT_EQ(pushed, in_sql) << filter;
         ASSERT_EQ(Call(*ws_, R"({"action": "unsubscribe_list", "request_id": ")" + sub + "\"}").status(), 204);
     }
