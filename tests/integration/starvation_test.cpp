@@ -80,8 +80,8 @@ protected:
             return options;
         }());
         server_->Start();
-        // 20 MB of rows: more than loopback's socket buffers hold, so a stream to a socket that never reads fills
-        // its queue and has to wait for room, forever.
+        // 20 MB of rows: more than the socket buffers hold (the attackers cap theirs), so a stream to a socket that
+        // never reads fills its queue and has to wait for room, forever.
         auto tx = server_->database().Begin();
         for (int i = 0; i < 10000; ++i) tx->Insert("notes", {{"text", std::string(2000, 'n')}});
         tx->Commit();
@@ -125,6 +125,7 @@ TEST_F(StarvationTest, SocketsThatNeverReadDoNotStarveOtherClientsStreamsAndDeta
     for (int i = 0; i < 3; ++i) {
         auto raw = testing::RawWebSocket::Open(server_->port(), "/ws/notes/");
         ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->SetReceiveBufferBytes(64 * 1024));  // or the kernel could take in the whole table
         ASSERT_TRUE(raw->SendText(R"({"action": "list", "request_id": "flood", "limit": 100})"));
         attackers.push_back(std::move(*raw));
     }
