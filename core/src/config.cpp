@@ -489,7 +489,7 @@ ServerConfig ParseConfig(std::string_view json_text) {
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
                 "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
-                "max_subscriptions_per_socket", "max_filter_values"});
+                "max_subscriptions_per_socket", "max_filter_values", "max_pending_actions", "statement_cache_bytes"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -554,6 +554,14 @@ ServerConfig ParseConfig(std::string_view json_text) {
     if (const auto* p = Member(doc, "max_filter_values")) {
         config.limits.max_filter_values = static_cast<std::size_t>(GetInteger(*p, "max_filter_values", 1, 100000));
     }
+    std::size_t max_pending_actions = kDefaultMaxPendingActions;  // every route's EndpointOptions::max_pending_actions
+    if (const auto* p = Member(doc, "max_pending_actions")) {
+        max_pending_actions = static_cast<std::size_t>(GetInteger(*p, "max_pending_actions", 0, 1 << 20));
+    }
+    if (const auto* p = Member(doc, "statement_cache_bytes")) {
+        config.statement_cache_bytes =
+            static_cast<std::size_t>(GetInteger(*p, "statement_cache_bytes", 0, std::int64_t{1} << 34));
+    }
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
     if (const auto* p = Member(doc, "auth")) config.auth = ParseAuth(*p);
@@ -588,6 +596,7 @@ ServerConfig ParseConfig(std::string_view json_text) {
             route = ParseRoute(route_path, it->value, path, config.models);
         }
         if (!Member(it->value, "rate_limit")) route.endpoint.rate_limit = default_limit;
+        route.endpoint.max_pending_actions = max_pending_actions;
         config.routes.push_back(std::move(route));
     }
     // A stream names another route of this config that serves requests itself (not a multiplexer).

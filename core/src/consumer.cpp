@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <stdexcept>
+#include <string_view>
 
 #include "json_util.hpp"
 
@@ -89,6 +91,14 @@ bool ConnectionContext::WaitStreamCancelled(std::uint64_t epoch, std::chrono::mi
     return stream_changed_.wait_for(lock, timeout, [&] { return closed_ || stream_epoch_ != epoch; });
 }
 
+bool ConnectionContext::TryBeginDetached(std::size_t limit) {
+    if (detached_.fetch_add(1) < limit || limit == 0) return true;
+    detached_.fetch_sub(1);
+    return false;
+}
+
+void ConnectionContext::EndDetached() { detached_.fetch_sub(1); }
+
 ActionRequest::ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
     : connection_(connection),
       action_(std::move(action)),
@@ -108,8 +118,10 @@ bool ActionRequest::stream_cancelled() const {
 
 bool ActionRequest::SendFrame(const ActionResult& frame) {
     streaming_ = true;
-    if (detached_) {
-        // Backpressure: the outbox has no "drained" signal, so poll it; a cancel wakes the wait at once.
+    // A continuation step runs only when there was room (the dispatcher checks first): it never holds its thread here.
+    if (detached_ && !continued_) {
+        // Backpressure for a handler that loops: the outbox has no "drained" signal, so poll it; a cancel wakes the
+        // wait at once.
         while (connection_.outbox().BufferedBytes() > kStreamQueueBytes) {
             if (connection_.WaitStreamCancelled(stream_epoch_, std::chrono::milliseconds(5))) return false;
         }
@@ -285,7 +297,13 @@ GenericConsumer::ObjectPage GenericConsumer::ListObjects(const ActionRequest& re
 ActionResult GenericConsumer::Dispatch(ActionRequest& request) {
     Result<const ActionSpec*> action = Authorize(request);
     if (!action) return action.error();
-    return Execute(**action, request);
+    ActionResult result = Execute(**action, request);
+    while (result.next) {
+        if (request.stream_cancelled()) return ActionResult::Streamed();
+        ActionHandler step = std::move(result.next);
+        result = ExecuteStep(step, request);
+    }
+    return result;
 }
 
 Result<const ActionSpec*> GenericConsumer::Authorize(const ActionRequest& request) const {
@@ -321,6 +339,17 @@ ActionResult GenericConsumer::Execute(const ActionSpec& action, ActionRequest& r
     return ActionResult::Message(500, "Internal server error");
 }
 
+ActionResult GenericConsumer::ExecuteStep(const ActionHandler& step, ActionRequest& request) {
+    try {
+        return step(*this, request);
+    } catch (const std::exception& e) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
+    } catch (...) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed");
+    }
+    return ActionResult::Message(500, "Internal server error");
+}
+
 Query GenericConsumer::GetQueryset(const ActionRequest& request) const {
     (void)request;
     Query query;
@@ -339,14 +368,13 @@ std::optional<Value> LookupValue(const FieldSpec& field, const rapidjson::Value&
             return std::nullopt;
         }
         if (json.IsString()) {
-            std::string s(json.GetString(), json.GetStringLength());
-            if (s.empty() || s.size() > 19) return std::nullopt;
-            std::size_t start = s[0] == '-' ? 1 : 0;
-            if (start == s.size() || !std::all_of(s.begin() + static_cast<std::ptrdiff_t>(start), s.end(),
-                                                  [](char c) { return c >= '0' && c <= '9'; })) {
-                return std::nullopt;
-            }
-            return Value(static_cast<std::int64_t>(std::stoll(s)));
+            // An optional '-' and decimal digits (Django's int() of a URL kwarg), within int64: anything else, an
+            // overflow included ("9999999999999999999"), is a value of the wrong type, so 404, never an exception.
+            std::string_view s(json.GetString(), json.GetStringLength());
+            std::int64_t n = 0;
+            auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+            if (s.empty() || s[0] == '+' || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+            return Value(n);
         }
         return std::nullopt;
     }

@@ -53,12 +53,13 @@ private:
 class ConsumerSession final : public Session {
 public:
     ConsumerSession(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> context,
-                    std::shared_ptr<Executor> executor, const RateLimit& limit, bool refused = false)
+                    const EndpointOptions& options, bool refused = false)
         : consumer_(std::move(consumer)),
           context_(std::move(context)),
-          executor_(std::move(executor)),
-          limit_(limit),
-          bucket_(limit),
+          executor_(options.executor),
+          max_pending_actions_(options.max_pending_actions),
+          limit_(options.rate_limit),
+          bucket_(options.rate_limit),
           refused_(refused) {}
 
     void OnText(std::string_view frame) override {
@@ -87,7 +88,7 @@ public:
             context_->EndRequest();
             return;
         }
-        ServeTextFrame(consumer_, context_, frame, executor_.get());
+        ServeTextFrame(consumer_, context_, frame, executor_.get(), max_pending_actions_);
     }
 
     void OnBinary(std::string_view frame) override {
@@ -107,6 +108,7 @@ private:
     std::shared_ptr<GenericConsumer> consumer_;
     std::shared_ptr<ConnectionContext> context_;
     std::shared_ptr<Executor> executor_;
+    std::size_t max_pending_actions_;
     RateLimit limit_;
     TokenBucket bucket_;
     int throttled_in_a_row_ = 0;
@@ -130,8 +132,7 @@ std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, c
 
 namespace {
 
-// One request from its frame to its reply. Heap-allocated and shared with the executor when detached: the request
-// refers into doc, which must stay put.
+// One request from its frame to its reply. The request refers into doc, which must stay put.
 struct Call {
     rapidjson::Document doc;
     const rapidjson::Value* action = nullptr;      // into doc
@@ -183,21 +184,10 @@ std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext&
     return std::nullopt;
 }
 
-// Ends a detached writer's hold on the push gate whatever happens to its task.
-struct GateRelease {
-    explicit GateRelease(ConnectionContext* c) : connection(c) {}
-    GateRelease(const GateRelease&) = delete;
-    GateRelease& operator=(const GateRelease&) = delete;
-    ~GateRelease() {
-        if (connection) connection->EndRequest();
-    }
-    ConnectionContext* connection;
-};
-
-// Runs a prepared call: its reply, or nullopt when the action streamed its frames (a streaming action's final
-// result, e.g. a 500 mid-stream, is one more frame of its stream, dropped if the stream was cancelled).
-std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
-    ActionResult result = consumer.Execute(*call.spec, *call.request);
+// The reply to an action's final result, or nullopt when there is none to send: the action streamed its frames, or
+// its final result is one more frame of its stream (e.g. a 500 mid-stream), sent here and dropped if the stream was
+// cancelled.
+std::optional<std::string> Finish(Call& call, const ActionResult& result) {
     if (result.streamed) return std::nullopt;
     if (call.request->streaming()) {
         call.request->SendFrame(result);
@@ -205,6 +195,93 @@ std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
     }
     return BuildReply(call.action, result, call.request_id);
 }
+
+// Runs a prepared call inline, continuation steps included (nothing waits: there is no executor to come back on).
+std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
+    ActionResult result = consumer.Execute(*call.spec, *call.request);
+    while (result.next) {
+        if (call.request->stream_cancelled()) return std::nullopt;
+        ActionHandler step = std::move(result.next);
+        result = consumer.ExecuteStep(step, *call.request);
+    }
+    return Finish(call, result);
+}
+
+// A detached call on the executor, on its connection's lane: the first step runs the action, later ones its
+// continuations (ActionResult::Continue), each a task of its own, run once the socket has room; in between nothing is
+// held but this object. Its destructor ends the call whatever way it goes (replied, cancelled, dropped by an executor
+// that shuts down): a writer's hold on the push gate, the connection's count of detached actions.
+struct DetachedCall {
+    // A stream whose socket has no room checks again after this long, doubling up to kMaxWait. The outbox has no
+    // "drained" signal; a check is one BufferedBytes call.
+    static constexpr std::chrono::milliseconds kFirstWait{1};
+    static constexpr std::chrono::milliseconds kMaxWait{16};
+
+    std::shared_ptr<GenericConsumer> consumer;
+    std::shared_ptr<ConnectionContext> connection;
+    Executor* executor = nullptr;
+    bool counted = false;  // the connection counts it among its detached actions (set when it is posted)
+    bool writes = false;   // holds the connection's push gate
+    Call call;
+    ActionHandler next;  // the step to run; empty before the first
+    std::chrono::milliseconds wait = kFirstWait;
+
+    DetachedCall(std::shared_ptr<GenericConsumer> c, std::shared_ptr<ConnectionContext> conn)
+        : consumer(std::move(c)), connection(std::move(conn)) {}
+    DetachedCall(const DetachedCall&) = delete;
+    DetachedCall& operator=(const DetachedCall&) = delete;
+    ~DetachedCall() {
+        if (!counted) return;  // answered on the strand: nothing to end
+        // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions: drop them
+        // again (OnClose marks the socket closed before dropping, so one of the two sees the other).
+        if (call.spec->subscribes && connection->closed()) {
+            try {
+                consumer->registry().DropConnection(*connection);
+            } catch (const std::exception& e) {
+                Log(LogLevel::kError, std::string("dropping the subscriptions of a closed socket failed: ") + e.what());
+            }
+        }
+        if (writes) connection->EndRequest();
+        connection->EndDetached();
+    }
+
+    static void Post(const std::shared_ptr<DetachedCall>& self) {
+        // Refused once the executor shuts down: the call ends here (its socket is closing).
+        self->executor->Post(self->connection->id(), [self] { Step(self); });
+    }
+
+    static void Step(const std::shared_ptr<DetachedCall>& self) {
+        DetachedCall& c = *self;
+        // Not started before the socket closed: never runs; a stream of a closed socket stops.
+        if (c.connection->closed()) return;
+        ActionRequest& request = *c.call.request;
+        ActionResult result;
+        if (!c.next) {
+            result = c.consumer->Execute(*c.call.spec, request);
+        } else {
+            if (request.stream_cancelled()) return;
+            if (c.connection->outbox().BufferedBytes() > ActionRequest::kStreamQueueBytes) {
+                // No room: come back later, holding no thread meanwhile.
+                std::chrono::milliseconds wait = c.wait;
+                c.wait = std::min(c.wait * 2, kMaxWait);
+                c.executor->PostAfter(c.connection->id(), wait, [self] { Step(self); });
+                return;
+            }
+            c.wait = kFirstWait;
+            request.set_continued(true);
+            ActionHandler step = std::move(c.next);
+            result = c.consumer->ExecuteStep(step, request);
+        }
+        if (result.next) {
+            c.next = std::move(result.next);
+            // Back in line behind the other sockets' tasks: a long stream takes turns with them, page by page.
+            if (!request.stream_cancelled()) Post(self);
+            return;
+        }
+        std::optional<std::string> reply = Finish(c.call, result);
+        if (reply && !c.connection->closed()) c.connection->Send(std::move(*reply));
+    }
+};
 
 }  // namespace
 
@@ -215,34 +292,37 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
 }
 
 void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
-                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor) {
+                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor,
+                    std::size_t max_pending_actions) {
     connection->BeginRequest();
-    auto call = std::make_shared<Call>();
-    if (std::optional<std::string> reply = Prepare(*consumer, *connection, frame, *call)) {
+    // Heap-allocated and shared with the executor when detached: the request refers into the call's document.
+    auto detached = std::make_shared<DetachedCall>(consumer, connection);
+    Call& call = detached->call;
+    if (std::optional<std::string> reply = Prepare(*consumer, *connection, frame, call)) {
         connection->Send(std::move(*reply));
-    } else if (!call->spec->detached || !executor) {
-        if (std::optional<std::string> done = Run(*consumer, *call)) connection->Send(std::move(*done));
+    } else if (!call.spec->detached || !executor) {
+        if (std::optional<std::string> done = Run(*consumer, call)) connection->Send(std::move(*done));
+    } else if (!connection->TryBeginDetached(max_pending_actions)) {
+        connection->Send(BuildReply(
+            call.action,
+            ActionResult::Message(429, "Too many detached actions in progress on this socket (at most " +
+                                           std::to_string(max_pending_actions) +
+                                           "); wait for a reply, or cancel a streamed list with list_cancel."),
+            call.request_id));
     } else {
+        // From here the call's destructor ends it (EndDetached, and EndRequest for a writer), however it goes.
+        detached->counted = true;
+        detached->executor = executor;
         // A writer keeps the push gate closed until its reply is queued; other detached actions (streams) let pushes
         // through meanwhile.
-        bool writes = call->spec->writes;
-        if (writes) connection->BeginRequest();
-        bool posted = executor->Post([consumer, connection, call, writes] {
-            GateRelease release(writes ? connection.get() : nullptr);
-            // Not started before the socket closed: never runs.
-            if (connection->closed()) return;
-            std::optional<std::string> answer = Run(*consumer, *call);
-            if (answer && !connection->closed()) connection->Send(std::move(*answer));
-            // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions:
-            // drop them again (OnClose marks the socket closed before dropping, so one of the two sees the other).
-            if (call->spec->subscribes && connection->closed()) consumer->registry().DropConnection(*connection);
-        });
-        if (!posted) {
+        detached->writes = call.spec->writes;
+        if (detached->writes) connection->BeginRequest();
+        if (!executor->Post(connection->id(), [detached] { DetachedCall::Step(detached); })) {
             connection->Send(
-                BuildReply(call->action, ActionResult::Message(503, "The server is shutting down."), call->request_id));
-            if (writes) connection->EndRequest();
+                BuildReply(call.action, ActionResult::Message(503, "The server is shutting down."), call.request_id));
         }
     }
+    detached.reset();
     connection->EndRequest();
 }
 
@@ -290,7 +370,7 @@ std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request,
         consumer_,
         std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user),
                                             options_.limits.value_or(ConnectionLimits{})),
-        options_.executor, options_.rate_limit, refused);
+        options_, refused);
 }
 
 std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox,
@@ -299,7 +379,7 @@ std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& requ
         consumer_,
         std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user),
                                             options_.limits.value_or(ConnectionLimits{})),
-        options_.executor, options_.rate_limit);
+        options_);
 }
 
 }  // namespace syncline

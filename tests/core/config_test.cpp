@@ -115,6 +115,29 @@ TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
               "config: invalid JSON at offset 0: nesting too deep");
 }
 
+TEST(ConfigTest, DetachedActionsPerSocketAndStatementCacheLimits) {
+    ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_EQ(defaults.routes[0].endpoint.max_pending_actions, kDefaultMaxPendingActions);
+    EXPECT_EQ(kDefaultMaxPendingActions, 16u);
+    EXPECT_EQ(defaults.statement_cache_bytes, 4u * 1024 * 1024);
+    ServerConfig config = ParseConfig(
+        R"({"database": "t.db", "max_pending_actions": 3, "statement_cache_bytes": 65536,
+            "models": {"posts": {"fields": {"title": {"type": "text"}}}},
+            "routes": {"/ws/a/": {"model": "posts", "mixins": ["list"], "pagination": "streamed"},
+                       "/ws/b/": {"model": "posts", "mixins": ["list"], "rate_limit": {"per_second": 5}},
+                       "/ws/m/": {"streams": {"a": "/ws/a/"}}}})");
+    for (const auto& route : config.routes) EXPECT_EQ(route.endpoint.max_pending_actions, 3u) << route.path;
+    EXPECT_EQ(config.statement_cache_bytes, 65536u);
+    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": 0,)"))
+                  .routes[0]
+                  .endpoint.max_pending_actions,
+              0u);  // no limit
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": -1,)")),
+              "max_pending_actions: expected an integer from 0 to 1048576");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("statement_cache_bytes": "big",)")),
+              "statement_cache_bytes: expected an integer from 0 to 17179869184");
+}
+
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "post", "mixins": ["list"]})")),
               "routes./ws/posts/.model: unknown model \"post\"; valid models: posts");

@@ -26,6 +26,10 @@ public:
         return RawWebSocket(std::move(*tcp));
     }
 
+    /// Caps the kernel's receive buffer (SO_RCVBUF): a peer that stops reading then makes the server queue soon (the
+    /// autotuned buffer can grow to tcp_rmem's maximum, 32 MB on these machines).
+    bool SetReceiveBufferBytes(int bytes) { return tcp_.SetReceiveBufferBytes(bytes); }
+
     /// Sends one masked text frame.
     bool SendText(const std::string& text) { return SendFrame(0x81, text); }
 

@@ -94,6 +94,7 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.auth = config.auth;
     options.action_threads = config.action_threads;
     options.limits = config.limits;
+    options.statement_cache_bytes = config.statement_cache_bytes;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -134,6 +135,7 @@ void Server::Prepare() {
     storage::DatabaseOptions db_options;
     db_options.path = options_.database;
     db_options.synchronous = options_.synchronous;
+    db_options.statement_cache_bytes = options_.statement_cache_bytes;
     db_ = storage::Database::Open(db_options, models_);
     // A file path today; a database URL (scheme://user:password@host/db) would print without its password.
     spdlog::info("database {} open (schema version {}, {} models)", RedactCredentials(options_.database),

@@ -52,11 +52,14 @@ struct ServerOptions {
     /// authenticator, every connection anonymous.
     AuthOptions auth;
     /// Threads of the executor that runs detached actions (streamed lists, custom detached actions) for every
-    /// route; 0 means one per core, at least 2. A stream waiting for a slow reader holds one of them.
+    /// route; 0 means one per core, at least 2. Connections take turns on them; a streamed list waiting for a slow
+    /// reader holds none (a custom handler that blocks holds one while it blocks).
     unsigned action_threads = 0;
     /// What each connection may send and hold (nesting depth, request_id size, subscriptions, `__in` values); a
     /// route's own EndpointOptions::limits overrides it.
     ConnectionLimits limits;
+    /// Memory of the prepared statements each SQLite connection keeps (storage::DatabaseOptions).
+    std::size_t statement_cache_bytes = 4 * 1024 * 1024;
 };
 
 /// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it
