@@ -554,9 +554,9 @@ ServerConfig ParseConfig(std::string_view json_text) {
     if (const auto* p = Member(doc, "max_filter_values")) {
         config.limits.max_filter_values = static_cast<std::size_t>(GetInteger(*p, "max_filter_values", 1, 100000));
     }
-    std::size_t max_pending_actions = kDefaultMaxPendingActions;  // every route's EndpointOptions::max_pending_actions
     if (const auto* p = Member(doc, "max_pending_actions")) {
-        max_pending_actions = static_cast<std::size_t>(GetInteger(*p, "max_pending_actions", 0, 1 << 20));
+        config.limits.max_pending_actions =
+            static_cast<std::size_t>(GetInteger(*p, "max_pending_actions", 0, 1 << 20));
     }
     if (const auto* p = Member(doc, "statement_cache_bytes")) {
         config.statement_cache_bytes =
@@ -596,7 +596,6 @@ ServerConfig ParseConfig(std::string_view json_text) {
             route = ParseRoute(route_path, it->value, path, config.models);
         }
         if (!Member(it->value, "rate_limit")) route.endpoint.rate_limit = default_limit;
-        route.endpoint.max_pending_actions = max_pending_actions;
         config.routes.push_back(std::move(route));
     }
     // A stream names another route of this config that serves requests itself (not a multiplexer).

@@ -57,7 +57,6 @@ public:
         : consumer_(std::move(consumer)),
           context_(std::move(context)),
           executor_(options.executor),
-          max_pending_actions_(options.max_pending_actions),
           limit_(options.rate_limit),
           bucket_(options.rate_limit),
           refused_(refused) {}
@@ -88,7 +87,7 @@ public:
             context_->EndRequest();
             return;
         }
-        ServeTextFrame(consumer_, context_, frame, executor_.get(), max_pending_actions_);
+        ServeTextFrame(consumer_, context_, frame, executor_.get());
     }
 
     void OnBinary(std::string_view frame) override {
@@ -108,7 +107,6 @@ private:
     std::shared_ptr<GenericConsumer> consumer_;
     std::shared_ptr<ConnectionContext> context_;
     std::shared_ptr<Executor> executor_;
-    std::size_t max_pending_actions_;
     RateLimit limit_;
     TokenBucket bucket_;
     int throttled_in_a_row_ = 0;
@@ -292,8 +290,8 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
 }
 
 void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
-                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor,
-                    std::size_t max_pending_actions) {
+                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor) {
+    const std::size_t max_pending_actions = connection->limits().max_pending_actions;
     connection->BeginRequest();
     // Heap-allocated and shared with the executor when detached: the request refers into the call's document.
     auto detached = std::make_shared<DetachedCall>(consumer, connection);

@@ -356,14 +356,18 @@ TEST_F(ActionsTest, AStreamWaitingForRoomHoldsNoThread) {
 }
 
 TEST_F(ActionsTest, DetachedActionsBeyondTheLimitAnswer429) {
+    ConnectionLimits limits;
+    limits.max_pending_actions = 3;
+    context_ = std::make_shared<ConnectionContext>(HandshakeRequest{"/ws/posts/", "", {}, "127.0.0.1:1"}, outbox_,
+                                                   User{}, limits);
     for (int i = 0; i < 3; ++i) {
         ServeTextFrame(consumer_, context_, R"({"action": "hold", "request_id": )" + std::to_string(i) + "}",
-                       executor_.get(), 3);
+                       executor_.get());
     }
     ASSERT_TRUE(latch_->WaitEntered(2));  // two run, one queued: three in progress
     EXPECT_EQ(context_->detached(), 3u);
-    ServeTextFrame(consumer_, context_, R"({"action": "hold", "request_id": 3})", executor_.get(), 3);
-    ServeTextFrame(consumer_, context_, R"({"action": "list", "request_id": 4})", executor_.get(), 3);
+    ServeTextFrame(consumer_, context_, R"({"action": "hold", "request_id": 3})", executor_.get());
+    ServeTextFrame(consumer_, context_, R"({"action": "list", "request_id": 4})", executor_.get());
     auto frames = outbox_->frames();
     ASSERT_EQ(frames.size(), 2u);
     for (int i = 0; i < 2; ++i) {
@@ -381,7 +385,7 @@ TEST_F(ActionsTest, DetachedActionsBeyondTheLimitAnswer429) {
     latch_->Open();
     ASSERT_TRUE(WaitIdle(*executor_));
     EXPECT_EQ(context_->detached(), 0u);
-    ServeTextFrame(consumer_, context_, R"({"action": "list", "request_id": 5})", executor_.get(), 3);
+    ServeTextFrame(consumer_, context_, R"({"action": "list", "request_id": 5})", executor_.get());
     ASSERT_TRUE(WaitIdle(*executor_));
     EXPECT_EQ(outbox_->frames().size(), 2u + 3u + 3u);  // the 429s, three held replies, three pages
 }

@@ -117,8 +117,7 @@ TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
 
 TEST(ConfigTest, DetachedActionsPerSocketAndStatementCacheLimits) {
     ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
-    EXPECT_EQ(defaults.routes[0].endpoint.max_pending_actions, kDefaultMaxPendingActions);
-    EXPECT_EQ(kDefaultMaxPendingActions, 16u);
+    EXPECT_EQ(defaults.limits.max_pending_actions, 16u);
     EXPECT_EQ(defaults.statement_cache_bytes, 4u * 1024 * 1024);
     ServerConfig config = ParseConfig(
         R"({"database": "t.db", "max_pending_actions": 3, "statement_cache_bytes": 65536,
@@ -126,11 +125,10 @@ TEST(ConfigTest, DetachedActionsPerSocketAndStatementCacheLimits) {
             "routes": {"/ws/a/": {"model": "posts", "mixins": ["list"], "pagination": "streamed"},
                        "/ws/b/": {"model": "posts", "mixins": ["list"], "rate_limit": {"per_second": 5}},
                        "/ws/m/": {"streams": {"a": "/ws/a/"}}}})");
-    for (const auto& route : config.routes) EXPECT_EQ(route.endpoint.max_pending_actions, 3u) << route.path;
+    EXPECT_EQ(config.limits.max_pending_actions, 3u);
     EXPECT_EQ(config.statement_cache_bytes, 65536u);
     EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": 0,)"))
-                  .routes[0]
-                  .endpoint.max_pending_actions,
+                  .limits.max_pending_actions,
               0u);  // no limit
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": -1,)")),
               "max_pending_actions: expected an integer from 0 to 1048576");

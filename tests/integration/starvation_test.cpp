@@ -76,7 +76,8 @@ protected:
         server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
         server_->Route("/ws/detached/", DetachedConsumer(latch_), [] {
             EndpointOptions options;
-            options.max_pending_actions = 4;
+            options.limits = ConnectionLimits{};
+            options.limits->max_pending_actions = 4;
             return options;
         }());
         server_->Start();

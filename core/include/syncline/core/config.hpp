@@ -74,10 +74,10 @@ struct ServerConfig {
     /// every connection anonymous.
     AuthOptions auth;
     unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
-    /// "max_json_depth", "max_request_id_bytes", "max_subscriptions_per_socket", "max_filter_values".
+    /// "max_json_depth", "max_request_id_bytes", "max_subscriptions_per_socket", "max_filter_values",
+    /// "max_pending_actions".
     ConnectionLimits limits;
     /// Memory of cached prepared statements per SQLite connection (storage::DatabaseOptions::statement_cache_bytes).
-    /// ("max_pending_actions" goes into every route's EndpointOptions.)
     std::size_t statement_cache_bytes = 4 * 1024 * 1024;
 };
 

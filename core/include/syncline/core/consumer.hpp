@@ -50,6 +50,9 @@ struct ConnectionLimits {
     std::size_t max_subscriptions = 1000;
     /// Values in one `__in` filter list (of `list`, streamed lists and `subscribe_list`): beyond it, 400.
     std::size_t max_filter_values = 1000;
+    /// Detached actions (streamed lists, custom detached actions) queued, running or waiting for room at once: one
+    /// more answers 429 naming the limit. 0: no limit.
+    std::size_t max_pending_actions = 16;
 };
 
 /// Per-connection state: the handshake, the user, the outbox, and the push gate. Owned (shared) by the connection's

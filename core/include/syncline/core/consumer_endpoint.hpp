@@ -23,9 +23,6 @@ struct RateLimit {
     int close_after = 100;    ///< This many throttled requests in a row close the socket with 1008; 0: never.
 };
 
-/// How many detached actions (streamed lists included) a connection may have in progress by default.
-inline constexpr std::size_t kDefaultMaxPendingActions = 16;
-
 /// Options of a consumer route.
 struct EndpointOptions {
     RateLimit rate_limit;
@@ -38,9 +35,6 @@ struct EndpointOptions {
     /// What each connection may send and hold. nullopt: the server's (ServerOptions::limits); an endpoint constructed
     /// with nullopt uses the defaults.
     std::optional<ConnectionLimits> limits;
-    /// Detached actions (streamed lists, custom detached actions) a connection may have queued, running or waiting
-    /// for room at once; one more answers 429 naming the limit. 0: no limit.
-    std::size_t max_pending_actions = kDefaultMaxPendingActions;
 };
 
 /// Answers one text frame on a connection, synchronously: the reply frame to send, exactly one, except for a
@@ -52,12 +46,11 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
 /// the connection's lane and answers when it finishes (a 500 frame if it throws; nothing if the connection closed
 /// first; a detached writer holds the push gate until its reply). Its continuation steps (ActionResult::Continue)
 /// are posted one by one, each once the socket has room (at most ActionRequest::kStreamQueueBytes queued), so a
-/// stream waiting for a slow reader holds no thread. A detached action beyond `max_pending_actions` in progress on
-/// the connection (0: no limit) answers 429. With no executor, detached actions run inline. Call it from the
+/// stream waiting for a slow reader holds no thread. A detached action beyond the connection's
+/// ConnectionLimits::max_pending_actions in progress on it (0: no limit) answers 429. With no executor, detached actions run inline. Call it from the
 /// connection's serial thread of calls.
 void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
-                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor,
-                    std::size_t max_pending_actions = kDefaultMaxPendingActions);
+                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor);
 
 /// The reply to a frame that is not a JSON object: `{"errors": ["Malformed message: <reason>"], ..., 400}`.
 std::string MalformedReply(std::string_view reason);
