@@ -30,7 +30,19 @@ public:
     bool SendText(const std::string& text) { return SendFrame(0x81, text); }
 
     /// Sends one masked frame with this first header byte (FIN + opcode).
-    bool SendFrame(unsigned char first_byte, const std::string& text) {
+    bool SendFrame(unsigned char first_byte, const std::string& text) { return tcp_.SendAll(Frame(first_byte, text)); }
+
+    /// Sends bytes as they are (e.g. many frames built with Frame at once).
+    bool SendBytes(const std::string& bytes) { return tcp_.SendAll(bytes); }
+
+    /// Caps the kernel receive buffer, so that a client that stops reading makes the server queue sooner.
+    bool SetReceiveBufferBytes(int bytes) { return tcp_.SetReceiveBufferBytes(bytes); }
+
+    /// Bounds each blocking send, so that a test never blocks for long on a server that stopped reading.
+    bool SetSendTimeout(std::chrono::milliseconds timeout) { return tcp_.SetSendTimeout(timeout); }
+
+    /// One masked client frame with this first header byte (FIN + opcode); payloads up to 64 KiB.
+    static std::string Frame(unsigned char first_byte, const std::string& text) {
         std::string frame;
         frame.push_back(static_cast<char>(first_byte));
         const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
@@ -43,7 +55,7 @@ public:
         }
         frame.append(reinterpret_cast<const char*>(mask), 4);
         for (std::size_t i = 0; i < text.size(); ++i) frame.push_back(static_cast<char>(text[i] ^ mask[i % 4]));
-        return tcp_.SendAll(frame);
+        return frame;
     }
 
     /// Reads the next data or close frame: (opcode, payload); nullopt on timeout or when the connection ended.

@@ -134,6 +134,9 @@ public:
     std::optional<std::string> ReadToEof(std::chrono::milliseconds timeout = kDefaultTimeout);
     /// Caps the kernel receive buffer (SO_RCVBUF), e.g. so that a peer that stops reading makes the sender queue.
     bool SetReceiveBufferBytes(int bytes);
+    /// Bounds each blocking send (SO_SNDTIMEO): SendAll then fails instead of blocking longer on a peer that stopped
+    /// reading.
+    bool SetSendTimeout(std::chrono::milliseconds timeout);
     /// Closes the socket now.
     void Close();
 
