@@ -580,6 +580,90 @@ TEST_F(TransportWebSocketServer, BufferedBytesCountsWhatThePeerHasNotTakenYet) {
     EXPECT_EQ(outbox->BufferedBytes(), 0U);
 }
 
+// Pushes with one key sent from another thread while the reader is paused: the queue stays bounded (a waiting push is
+// replaced by the newer one), frames keep their order, and the newest one arrives once the reader reads again.
+TEST_F(TransportWebSocketServer, TheLatestPushOfAKeyReachesAReaderThatPaused) {
+    StartServer();
+    auto raw = RawWebSocket(port_);
+    ASSERT_TRUE(raw);
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+    std::shared_ptr<Outbox> outbox =
+        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    constexpr int kPushes = 100000;
+    const std::string padding(1200, 'x');
+    std::thread pusher([&] {
+        for (int i = 0; i < kPushes; ++i) {
+            outbox->SendSharedPush(std::make_shared<const SharedFrame>(std::to_string(i) + ":" + padding), "row");
+        }
+    });
+    pusher.join();
+    EXPECT_LT(outbox->BufferedBytes(), std::size_t{8} << 20) << "waiting pushes of one key replace each other";
+    int last = -1;
+    int frames = 0;
+    while (last != kPushes - 1) {
+        // FIN + text, then a 16-bit length (the frames are 1.2 KB).
+        const auto header = raw->ReadExactly(4, kWait);
+        ASSERT_TRUE(header) << "no frame after " << frames << " frames (last " << last << ")";
+        ASSERT_EQ(static_cast<unsigned char>((*header)[0]), 0x81);
+        const std::size_t length =
+            static_cast<unsigned char>((*header)[2]) * 256 + static_cast<unsigned char>((*header)[3]);
+        const auto body = raw->ReadExactly(length, kWait);
+        ASSERT_TRUE(body);
+        const int index = std::stoi(body->substr(0, body->find(':')));
+        ASSERT_GT(index, last) << "frames out of order";
+        last = index;
+        ++frames;
+    }
+    EXPECT_LT(frames, kPushes) << "nothing was replaced";
+}
+
+// A peer that floods pings and reads nothing is owed one pong at a time (the latest ping's): the server queues at most
+// two pongs for it (websocketpp used to queue one per ping, without limit), serves other sockets meanwhile, and closes
+// it once it misses the server's own pings (it reads nothing, so it never answers them).
+TEST_F(TransportWebSocketServer, APeerThatFloodsPingsAndNeverReadsCostsOnePongAndIsClosed) {
+    ServerOptions options = DefaultOptions();
+    options.ping_interval = 100ms;
+    options.pong_timeout = 400ms;
+    StartServer(options);
+    auto raw = RawWebSocket(port_);
+    ASSERT_TRUE(raw);
+    ASSERT_TRUE(raw->SetSendTimeout(2s));
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+    std::shared_ptr<Outbox> outbox =
+        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    ConnectResult other = Connect();
+    ASSERT_TRUE(other) << other.error;
+
+    // Masked pings with a zero key (so the payload goes as is) and the largest payload a control frame may carry.
+    std::string ping("\x89\xfd\x00\x00\x00\x00", 6);
+    ping += std::string(125, 'p');
+    std::string batch;
+    for (int i = 0; i < 1000; ++i) batch += ping;
+    std::atomic<bool> stop{false};
+    std::thread flooder([&] {
+        while (!stop.load() && raw->SendAll(batch)) {
+        }
+    });
+    struct StopOnExit {
+        ~StopOnExit() {
+            stop = true;
+            thread.join();
+        }
+        std::atomic<bool>& stop;
+        std::thread& thread;
+    } stop_on_exit{stop, flooder};
+
+    std::size_t most_queued = 0;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (Closed() == 0 && std::chrono::steady_clock::now() < deadline) {
+        most_queued = std::max(most_queued, outbox->BufferedBytes());
+        ASSERT_EQ(other->Request("still served"), "still served");
+    }
+    EXPECT_EQ(Closed(), 1) << "the flooding peer was not closed";
+    EXPECT_LE(most_queued, 2u * 125) << "more than one pong queued (plus one waiting)";
+    EXPECT_EQ(other->Request("after"), "after");
+}
+
 TEST_F(TransportWebSocketServer, SessionCloseSendsQueuedFramesFirst) {
     StartServer();
     ConnectResult client = Connect();

@@ -254,8 +254,8 @@ private:
     }
 
     // Any thread. The latest-wins replacement lives here, and only here: a push queued while the connection cannot
-    // keep up (websocketpp holds write_high_water bytes or more, counting what waits) replaces the waiting push with
-    // the same key.
+    // keep up (websocketpp holds write_high_water bytes or more, counting what waits) replaces the newest waiting
+    // push with the same key, in its place (an older one with that key may wait before it: order is kept).
     void Enqueue(Pending frame) {
         std::size_t slow_total = 0;
         {
@@ -264,17 +264,16 @@ private:
                 return;
             }
             const bool congested = buffered_->load() + pending_bytes_ >= limits_.write_high_water;
-            auto replaced = congested && !frame.key.empty() ? by_key_.find(frame.key) : by_key_.end();
-            if (replaced != by_key_.end()) {
-                pending_bytes_ = pending_bytes_ - replaced->second->size() + frame.size();
-                replaced->second->frame = std::move(frame.frame);
-                replaced->second->shared = std::move(frame.shared);
+            auto newest = frame.key.empty() ? by_key_.end() : by_key_.find(frame.key);
+            if (congested && newest != by_key_.end()) {
+                pending_bytes_ = pending_bytes_ - newest->second->size() + frame.size();
+                newest->second->frame = std::move(frame.frame);
+                newest->second->shared = std::move(frame.shared);
             } else {
                 pending_bytes_ += frame.size();
-                const bool indexed = congested && !frame.key.empty();
                 pending_.push_back(std::move(frame));
-                if (indexed) {
-                    by_key_.emplace(pending_.back().key, std::prev(pending_.end()));
+                if (!pending_.back().key.empty()) {
+                    by_key_[pending_.back().key] = std::prev(pending_.end());
                 }
             }
             // Four times the limit at once: closed now, whatever the timeout (memory stays bounded).
@@ -483,7 +482,8 @@ private:
     bool warned_invalid_utf8_ = false;                   // guarded by mutex_
     std::optional<std::pair<int, std::string>> close_;   // guarded by mutex_: the close Drain sends after pending_
     std::list<Pending> pending_;                         // guarded by mutex_
-    std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;  // guarded by mutex_: replaceable pushes
+    // Guarded by mutex_: the newest waiting push of each key (the one a newer push replaces).
+    std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;
     std::size_t pending_bytes_ = 0;                      // guarded by mutex_: pending_ and pong_
     std::optional<std::string> pong_;                    // guarded by mutex_: owed, not yet handed to websocketpp
     bool pong_in_flight_ = false;                        // guarded by mutex_: a pong websocketpp has not written yet
