@@ -49,8 +49,12 @@ struct ServerOptions {
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
     std::chrono::milliseconds slow_reader_timeout{10000};
     /// Authentication of every route's handshakes (a route's own EndpointOptions::auth overrides it). Default: no
-    /// authenticator, every connection anonymous.
+    /// authenticator, every connection anonymous. Cookie credentials are read only on routes whose allowed origins
+    /// restrict who may connect (RestrictsOrigins); otherwise they are ignored, with one warning at Start.
     AuthOptions auth;
+    /// Which browser origins may open sockets on every route (AllowedOrigins; a route's own
+    /// EndpointOptions::allowed_origins, or Multiplex's, overrides it). nullopt: any origin.
+    AllowedOrigins allowed_origins;
     /// Threads of the executor that runs detached actions (streamed lists, custom detached actions) for every
     /// route; 0 means one per core, at least 2. A stream waiting for a slow reader holds one of them.
     unsigned action_threads = 0;
@@ -80,8 +84,9 @@ public:
     /// Serves a multiplexer (PROTOCOL.md §9) at `path`: each (stream name, route path) pair names a route declared
     /// with Route (in any order, before Start), whose consumer then also answers on this socket as that stream;
     /// those routes stay served at their own paths too. Start throws std::invalid_argument naming a path that is
-    /// not a consumer route.
-    void Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams);
+    /// not a consumer route. `allowed_origins`: this socket's own (nullopt: ServerOptions::allowed_origins).
+    void Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams,
+                   AllowedOrigins allowed_origins = std::nullopt);
     /// Constructs a consumer of type C from `args` and serves it at `path`; returns it.
     template <class C, class... Args>
     C& Route(std::string path, Args&&... args) {
@@ -124,6 +129,7 @@ private:
     struct MultiplexEntry {
         std::string path;
         std::vector<std::pair<std::string, std::string>> streams;
+        AllowedOrigins allowed_origins;
     };
     ServerOptions options_;
     std::vector<Schema> models_;
