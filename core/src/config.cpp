@@ -491,7 +491,8 @@ ServerConfig ParseConfig(std::string_view json_text) {
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
-                "slow_reader_timeout_ms", "auth", "action_threads", "allowed_origins"});
+                "slow_reader_timeout_ms", "auth", "action_threads", "allowed_origins", "max_connections",
+                "max_handshakes"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -540,6 +541,12 @@ ServerConfig ParseConfig(std::string_view json_text) {
     }
     if (const auto* p = Member(doc, "action_threads")) {
         config.action_threads = static_cast<unsigned>(GetInteger(*p, "action_threads", 0, 256));
+    }
+    if (const auto* p = Member(doc, "max_connections")) {
+        config.max_connections = static_cast<std::size_t>(GetInteger(*p, "max_connections", 1, 10000000));
+    }
+    if (const auto* p = Member(doc, "max_handshakes")) {
+        config.max_handshakes = static_cast<std::size_t>(GetInteger(*p, "max_handshakes", 1, 1000000));
     }
     if (const auto* p = Member(doc, "allowed_origins")) config.allowed_origins = ParseAllowedOrigins(*p, "allowed_origins");
     RateLimit default_limit;

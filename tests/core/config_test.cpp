@@ -437,5 +437,19 @@ TEST(ConfigTest, CookieAuthenticationRequiresAllowedOrigins) {
                                      R"("auth": {"tokens": {"t": {"user": "u"}}, "cookie": ""},)")));
 }
 
+TEST(ConfigTest, ConnectionLimits) {
+    ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_EQ(defaults.max_connections, 0u);  // derived from the open-file limit by the server
+    EXPECT_EQ(defaults.max_handshakes, 128u);
+    ServerConfig set = ParseConfig(
+        With(R"({"model": "posts", "mixins": ["list"]})", R"("max_connections": 5, "max_handshakes": 16,)"));
+    EXPECT_EQ(set.max_connections, 5u);
+    EXPECT_EQ(set.max_handshakes, 16u);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_connections": 0,)")),
+              "max_connections: expected an integer from 1 to 10000000");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_handshakes": "many",)")),
+              "max_handshakes: expected an integer from 1 to 1000000");
+}
+
 }  // namespace
 }  // namespace syncline

@@ -664,6 +664,92 @@ TEST_F(TransportWebSocketServer, APeerThatFloodsPingsAndNeverReadsCostsOnePongAn
     EXPECT_EQ(other->Request("after"), "after");
 }
 
+// The raw HTTP response to a websocket handshake on a fresh socket (the server closes the socket after a refusal).
+std::string RawHandshakeResponse(std::uint16_t port) {
+    auto raw = TcpConnection::Connect("127.0.0.1", port);
+    if (!raw || !raw->SendAll("GET /ws/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n")) {
+        return "";
+    }
+    return raw->ReadToEof(kWait).value_or("");
+}
+
+TEST_F(TransportWebSocketServer, AtMaxConnectionsAHandshakeGets503AndHealthzStillAnswers) {
+    ServerOptions options = DefaultOptions();
+    options.max_connections = 5;
+    StartServer(options);
+    std::vector<ConnectResult> clients;
+    for (int i = 0; i < 5; ++i) {
+        clients.push_back(Connect());
+        ASSERT_TRUE(clients.back()) << "client " << i << ": " << clients.back().error;
+    }
+    ConnectResult sixth = Connect();
+    EXPECT_FALSE(sixth);
+    EXPECT_EQ(sixth.http_status, 503);
+    const std::string response = RawHandshakeResponse(port_);
+    EXPECT_EQ(response.rfind("HTTP/1.1 503", 0), 0U) << response;
+    EXPECT_NE(response.find("Content-Type: application/json"), std::string::npos) << response;
+    EXPECT_NE(response.find(R"({"detail":"Too many connections: the server's limit (max_connections 5) is reached. )"
+                            R"(Try again later."})"),
+              std::string::npos)
+        << response;
+    const auto health = HttpGet("127.0.0.1", port_, "/healthz");
+    EXPECT_EQ(health.status, 200) << health.error;
+    EXPECT_EQ(Opened(), 5);
+    for (auto& client : clients) {
+        EXPECT_EQ(client->Request("still served"), "still served");
+    }
+    // Closing one lets a new one in (once the server has seen the close).
+    clients[0].client.reset();
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
+    ConnectResult again = Connect();
+    ASSERT_TRUE(again) << again.error << " (HTTP " << again.http_status << ")";
+    EXPECT_EQ(again->Request("in"), "in");
+    EXPECT_EQ(Connect().http_status, 503);
+}
+
+// Sockets that never finish a handshake cannot hold every descriptor: beyond max_handshakes, the oldest is closed
+// (long before websocketpp's own 5 s handshake timeout), and /healthz and new handshakes are served.
+TEST_F(TransportWebSocketServer, BeyondMaxHandshakesTheOldestSocketInItsHandshakeIsClosed) {
+    ServerOptions options = DefaultOptions();
+    options.max_handshakes = 4;
+    StartServer(options);
+    std::vector<TcpConnection> idle;
+    for (int i = 0; i < 4; ++i) {
+        auto raw = TcpConnection::Connect("127.0.0.1", port_);
+        ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->SendAll("GET /ws/echo/ HTTP/1.1\r\n"));  // and nothing more
+        idle.push_back(std::move(*raw));
+    }
+    // Every one of them is still open: nothing arrives and the socket has not ended.
+    EXPECT_FALSE(idle[0].ReadToEof(200ms)) << "closed while the limit was not exceeded";
+    // Two more: the two oldest are closed to make room.
+    for (int i = 0; i < 2; ++i) {
+        auto raw = TcpConnection::Connect("127.0.0.1", port_);
+        ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->SendAll("GET /ws/echo/ HTTP/1.1\r\n"));
+        idle.push_back(std::move(*raw));
+    }
+    // websocketpp's own handshake timeout (5 s) would close them all at about the same time; eviction closes the two
+    // oldest at once and leaves the others open.
+    EXPECT_TRUE(idle[0].ReadToEof(3s)) << "the oldest socket in its handshake was not closed";
+    EXPECT_TRUE(idle[1].ReadToEof(3s)) << "the second oldest socket in its handshake was not closed";
+    EXPECT_FALSE(idle[2].ReadToEof(0ms)) << "a socket within the limit was closed";
+    EXPECT_FALSE(idle[5].ReadToEof(0ms)) << "the newest one was closed";
+    // A websocket connection is never a candidate: it was promoted when its handshake was accepted.
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    for (int i = 0; i < 8; ++i) {
+        auto raw = TcpConnection::Connect("127.0.0.1", port_);
+        ASSERT_TRUE(raw);
+        idle.push_back(std::move(*raw));
+    }
+    EXPECT_EQ(client->Request("alive"), "alive");
+    const auto health = HttpGet("127.0.0.1", port_, "/healthz");
+    EXPECT_EQ(health.status, 200) << health.error;
+}
+
 TEST_F(TransportWebSocketServer, SessionCloseSendsQueuedFramesFirst) {
     StartServer();
     ConnectResult client = Connect();

@@ -92,6 +92,8 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
     options.auth = config.auth;
     options.allowed_origins = config.allowed_origins;
+    options.max_connections = config.max_connections;
+    options.max_handshakes = config.max_handshakes;
     options.action_threads = config.action_threads;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
@@ -147,6 +149,8 @@ void Server::Prepare() {
     ws_options.pong_timeout = options_.pong_timeout;
     ws_options.max_queue_bytes = options_.max_queue_bytes;
     ws_options.slow_reader_timeout = options_.slow_reader_timeout;
+    ws_options.max_connections = options_.max_connections;
+    ws_options.max_handshakes = options_.max_handshakes;
     ws_ = std::make_unique<transport::WebSocketServer>(ws_options);
 
     observer::ChannelLayout layout(

@@ -20,6 +20,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -50,16 +54,121 @@ constexpr char kShutdownReason[] = "server shutting down";
 constexpr char kPongTimeoutReason[] = "pong timeout";
 constexpr std::size_t kMaxHttpBodyBytes = 64 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+constexpr std::size_t kDescriptorReserve = 256;
+constexpr std::size_t kMaxDefaultConnections = 65536;
 
 struct ConnectionState;
 
 // The server whose worker the current thread is, if any (Stop() must not run on its own worker).
 thread_local const void* t_worker_of = nullptr;
 
+class SocketTracker;
+
+// One accepted socket, held by its connection (ConnectionData) until the connection object goes, which is when its
+// descriptor is closed. Releases its place in the tracker, and the spare descriptor it borrowed, when destroyed.
+struct SocketSlot {
+    SocketSlot(std::shared_ptr<SocketTracker> owner, bool borrowed) : tracker(std::move(owner)), overflow(borrowed) {}
+    // Destroyed with the connection's first base class, before the one that owns the socket: an overflow slot closes
+    // the socket itself first, so that the spare descriptor can be opened again in its place.
+    ~SocketSlot();
+    SocketSlot(const SocketSlot&) = delete;
+    SocketSlot& operator=(const SocketSlot&) = delete;
+
+    std::shared_ptr<SocketTracker> tracker;
+    // Accepted with the spare descriptor (the process was out of descriptors): serves plain HTTP such as /healthz,
+    // refuses websocket handshakes with 503. Set before the connection starts; read on its strand.
+    const bool overflow;
+    // The connection's socket, set with the slot (accept strand) when `overflow`; closed by the destructor.
+    asio::ip::tcp::socket* socket = nullptr;
+    bool in_handshake = true;  // guarded by the tracker's mutex
+    std::list<std::pair<websocketpp::connection_hdl, SocketSlot*>>::iterator position;  // guarded likewise
+};
+
+// The sockets accepted and not yet websocket connections (handshakes in progress, plain HTTP requests), oldest first,
+// so that sockets that never finish a handshake cannot take every descriptor: beyond max_handshakes the oldest is
+// closed. Also keeps one spare descriptor, lent to accept one connection when the process is out of descriptors
+// (so /healthz is answered then too). Thread-safe; shared with every slot, so it outlives the server if need be.
+class SocketTracker : public std::enable_shared_from_this<SocketTracker> {
+public:
+    explicit SocketTracker(std::size_t max_handshakes) : max_handshakes_(std::max<std::size_t>(max_handshakes, 1)) {
+        spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    ~SocketTracker() {
+        if (spare_fd_ >= 0) ::close(spare_fd_);
+    }
+    SocketTracker(const SocketTracker&) = delete;
+    SocketTracker& operator=(const SocketTracker&) = delete;
+
+    /// A socket just accepted (accept strand): its slot. `evict` receives the oldest socket still in its handshake
+    /// when there are now more than max_handshakes of them (it is no longer tracked), else stays empty.
+    std::shared_ptr<SocketSlot> Track(const websocketpp::connection_hdl& hdl, bool borrowed,
+                                      websocketpp::connection_hdl& evict) {
+        auto slot = std::make_shared<SocketSlot>(shared_from_this(), borrowed);
+        std::lock_guard<std::mutex> lock(mutex_);
+        in_handshake_.emplace_back(hdl, slot.get());
+        slot->position = std::prev(in_handshake_.end());
+        if (in_handshake_.size() > max_handshakes_) {
+            auto& [oldest, oldest_slot] = in_handshake_.front();
+            evict = oldest;
+            oldest_slot->in_handshake = false;
+            in_handshake_.pop_front();
+        }
+        return slot;
+    }
+
+    /// The socket became a websocket connection (its strand): it is no longer a candidate for eviction.
+    void Promote(SocketSlot& slot) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        Forget(slot);
+    }
+
+    /// Out of descriptors (accept strand): closes the spare descriptor so that the next accept can take it. False
+    /// when it is already lent.
+    bool LendSpare() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (spare_fd_ < 0) return false;
+        ::close(spare_fd_);
+        spare_fd_ = -1;
+        return true;
+    }
+
+private:
+    friend struct SocketSlot;
+
+    void Release(SocketSlot& slot) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        Forget(slot);
+        if (slot.overflow && spare_fd_ < 0) {
+            spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // the borrowed descriptor was just closed
+        }
+    }
+
+    void Forget(SocketSlot& slot) {
+        if (slot.in_handshake) {
+            in_handshake_.erase(slot.position);
+            slot.in_handshake = false;
+        }
+    }
+
+    const std::size_t max_handshakes_;
+    std::mutex mutex_;
+    std::list<std::pair<websocketpp::connection_hdl, SocketSlot*>> in_handshake_;  // guarded by mutex_
+    int spare_fd_ = -1;                                                            // guarded by mutex_
+};
+
+SocketSlot::~SocketSlot() {
+    if (socket != nullptr) {
+        boost::system::error_code ignored;
+        socket->close(ignored);
+    }
+    tracker->Release(*this);
+}
+
 // websocketpp derives every connection from config::connection_base; ours carries the connection's state so a frame
-// handler reaches it without a lookup in a shared map.
+// handler reaches it without a lookup in a shared map, and the slot of its socket.
 struct ConnectionData {
     std::shared_ptr<ConnectionState> syncline_state;
+    std::shared_ptr<SocketSlot> socket_slot;  // set when accepted, before the connection starts
 };
 
 // The stock asio config with our connection base and websocketpp's logging compiled out: we log through spdlog.
@@ -498,6 +607,8 @@ private:
 // Per-connection state. Everything but `outbox` (itself thread-safe) is touched only on the connection's strand, or
 // by Stop() after the workers are joined.
 struct ConnectionState {
+    // Counts this connection toward max_connections until the state goes (with the connection or at its close).
+    std::shared_ptr<void> websocket_slot;
     HandshakeRequest request;
     std::shared_ptr<Endpoint> endpoint;
     std::shared_ptr<ConnectionOutbox> outbox;
@@ -509,6 +620,27 @@ struct ConnectionState {
 
 std::string Describe(const ConnectionState& state) {
     return state.request.path + " from " + state.request.remote;
+}
+
+}  // namespace
+
+std::size_t DefaultMaxConnections() {
+    rlimit limit{};
+    std::size_t soft = 1024;
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+        soft = limit.rlim_cur == RLIM_INFINITY ? kMaxDefaultConnections + kDescriptorReserve
+                                               : static_cast<std::size_t>(limit.rlim_cur);
+    }
+    const std::size_t reserve = std::min(kDescriptorReserve, soft / 2);
+    return std::clamp<std::size_t>(soft - reserve, 1, kMaxDefaultConnections);
+}
+
+namespace {
+
+std::size_t SoftDescriptorLimit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 0;
+    return static_cast<std::size_t>(limit.rlim_cur);
 }
 
 }  // namespace
@@ -588,13 +720,22 @@ public:
 
         unsigned workers = options_.workers != 0 ? options_.workers : std::thread::hardware_concurrency();
         workers = std::max(workers, 1U);
+        const std::size_t soft_limit = SoftDescriptorLimit();
+        if (options_.max_connections != 0 && soft_limit != 0 &&
+            options_.max_connections + std::min(kDescriptorReserve, soft_limit / 2) > soft_limit) {
+            spdlog::warn(
+                "websocket server: max_connections {} leaves fewer than {} of the {} descriptors this process "
+                "may open for everything else; past the limit, handshakes wait for a spare descriptor",
+                options_.max_connections, std::min(kDescriptorReserve, soft_limit / 2), soft_limit);
+        }
         phase_ = Phase::kRunning;
         asio::post(accept_strand_, [this] { DoAccept(); });
         for (unsigned i = 0; i < workers; ++i) {
             workers_.emplace_back([this] { WorkerLoop(); });
         }
-        spdlog::info("websocket server listening on {}:{} ({} worker{}, {} route{})", options_.host, port_.load(),
-                     workers, workers == 1 ? "" : "s", routes_.size(), routes_.size() == 1 ? "" : "s");
+        spdlog::info("websocket server listening on {}:{} ({} worker{}, {} route{}, at most {} connections)",
+                     options_.host, port_.load(), workers, workers == 1 ? "" : "s", routes_.size(),
+                     routes_.size() == 1 ? "" : "s", max_connections_);
     }
 
     std::uint16_t port() const { return port_.load(); }
@@ -750,19 +891,54 @@ private:
                     spdlog::warn("websocket server: accept failed ({}); pausing accepts", ec.message());
                     accept_error_logged_ = true;
                 }
-                RetryAcceptLater();
+                // The spare descriptor lets the next accept through (a /healthz probe is answered on it); while it is
+                // lent, accepts wait.
+                if ((ec == asio::error::no_descriptors || ec.value() == ENFILE) && tracker_->LendSpare()) {
+                    lend_spare_ = true;
+                    DoAccept();
+                } else {
+                    RetryAcceptLater();
+                }
                 return;
             }
             DoAccept();
             return;
         }
         accept_error_logged_ = false;
+        websocketpp::connection_hdl evict;
+        connection->socket_slot = tracker_->Track(connection->get_handle(), lend_spare_, evict);
+        if (lend_spare_) {
+            connection->socket_slot->socket = &connection->get_raw_socket();
+            lend_spare_ = false;
+        }
+        if (!evict.expired()) {
+            Evict(evict);
+        }
         // start() runs the first steps of the connection (socket init, the tcp post-init handler, the first read)
         // synchronously: run it on the connection's strand, like every later step, not on the accept strand.
         asio::post(*connection->get_strand(), [connection] { connection->start(); });
         DoAccept();
     }
 
+    // Closes a socket that has not finished its handshake (more than max_handshakes are open), as websocketpp's own
+    // handshake timeout would, on its strand. One log line for the first, then one per thousand.
+    void Evict(const websocketpp::connection_hdl& hdl) {
+        ErrorCode ec;
+        ConnectionPtr victim = server_.get_con_from_hdl(hdl, ec);
+        if (!victim) {
+            return;
+        }
+        if (evictions_++ % 1000 == 0) {
+            spdlog::warn("websocket server: more than {} sockets in their handshake; closing the oldest ({} so far)",
+                         options_.max_handshakes, evictions_);
+        }
+        asio::post(*victim->get_strand(), [victim] {
+            // Not if it became a websocket connection meanwhile.
+            if (victim->get_state() == websocketpp::session::state::connecting && !victim->syncline_state) {
+                victim->terminate(websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout));
+            }
+        });
+    }
 
     void RetryAcceptLater() {
         accept_retry_timer_.expires_after(kAcceptRetryDelay);
@@ -788,6 +964,14 @@ private:
             boost::system::error_code ec;
             connection->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
         }
+    }
+
+    // A handshake refused for lack of room: 503 with a JSON body saying why.
+    static void RefuseBusy(WsConnection& connection, const std::string& body) {
+        connection.set_status(websocketpp::http::status_code::service_unavailable);
+        connection.append_header("Content-Type", "application/json");
+        connection.append_header("Retry-After", "1");
+        connection.set_body(body);
     }
 
     void OnHttp(const websocketpp::connection_hdl& hdl) {
@@ -839,6 +1023,28 @@ private:
             connection->set_status(websocketpp::http::status_code::not_found);
             return false;
         }
+        if (connection->socket_slot && connection->socket_slot->overflow) {
+            // On the spare descriptor: answered, but not kept (it must be free for the next /healthz).
+            RefuseBusy(*connection, R"({"detail":"The server is out of file descriptors. Try again later."})");
+            return false;
+        }
+        if (connections_->open.fetch_add(1) >= max_connections_) {
+            connections_->open.fetch_sub(1);
+            RefuseBusy(*connection, "{\"detail\":\"Too many connections: the server's limit (max_connections " +
+                                        std::to_string(max_connections_) + ") is reached. Try again later.\"}");
+            if (!connections_->full_logged.exchange(true)) {
+                spdlog::warn("websocket server: {} connections open (max_connections); refusing handshakes with 503",
+                             max_connections_);
+            }
+            return false;
+        }
+        // Released with the state: when the connection closes, or goes without opening.
+        state->websocket_slot =
+            std::shared_ptr<void>(nullptr, [connections = connections_, quiet_below = max_connections_ * 3 / 4](void*) {
+                if (connections->open.fetch_sub(1) - 1 <= quiet_below) {
+                    connections->full_logged.store(false);  // the next time the limit is reached is logged again
+                }
+            });
         int status = 500;
         try {
             status = route->second->Admit(state->request);
@@ -850,6 +1056,9 @@ private:
         if (status == 101) {
             state->endpoint = route->second;
             connection->syncline_state = std::move(state);
+            if (connection->socket_slot) {
+                tracker_->Promote(*connection->socket_slot);
+            }
             return true;
         }
         if (status < 100 || status > 599) {
@@ -1031,6 +1240,17 @@ private:
     asio::ip::tcp::acceptor acceptor_{io_};
     asio::steady_timer accept_retry_timer_{io_};
     bool accept_error_logged_ = false;  // accept_strand_ only
+    bool lend_spare_ = false;           // accept_strand_ only: the next socket accepted took the spare descriptor
+    std::uint64_t evictions_ = 0;       // accept_strand_ only
+    const std::shared_ptr<SocketTracker> tracker_ = std::make_shared<SocketTracker>(options_.max_handshakes);
+    // Websocket connections counted toward max_connections (shared with their slots, which may outlive this).
+    struct ConnectionCount {
+        std::atomic<std::size_t> open{0};
+        std::atomic<bool> full_logged{false};
+    };
+    const std::shared_ptr<ConnectionCount> connections_ = std::make_shared<ConnectionCount>();
+    const std::size_t max_connections_ =
+        options_.max_connections != 0 ? options_.max_connections : DefaultMaxConnections();
 
     std::vector<std::thread> workers_;
     Phase phase_ = Phase::kIdle;  // guarded by stop_mutex_

@@ -75,6 +75,8 @@ struct ServerConfig {
     AuthOptions auth;
     /// Top-level "allowed_origins" (a route's own, in RouteConfig::endpoint, overrides it). nullopt: any origin.
     AllowedOrigins allowed_origins;
+    std::size_t max_connections = 0;   ///< Websocket connections at most; 0: derived from the open-file limit.
+    std::size_t max_handshakes = 128;  ///< Sockets still in their handshake at most (the oldest is closed).
     unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
 };
 

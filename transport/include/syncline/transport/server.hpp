@@ -55,6 +55,11 @@ struct ServerOptions {
     /// Which browser origins may open sockets on every route (AllowedOrigins; a route's own
     /// EndpointOptions::allowed_origins, or Multiplex's, overrides it). nullopt: any origin.
     AllowedOrigins allowed_origins;
+    /// Open websocket connections at most; further handshakes are refused with HTTP 503 (see
+    /// transport::ServerOptions::max_connections). 0: derived from the open-file limit.
+    std::size_t max_connections = 0;
+    /// Sockets still in their handshake at most (see transport::ServerOptions::max_handshakes).
+    std::size_t max_handshakes = 128;
     /// Threads of the executor that runs detached actions (streamed lists, custom detached actions) for every
     /// route; 0 means one per core, at least 2. A stream waiting for a slow reader holds one of them.
     unsigned action_threads = 0;

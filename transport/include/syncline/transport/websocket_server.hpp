@@ -42,14 +42,34 @@ struct ServerOptions {
     std::chrono::milliseconds slow_reader_timeout{10000};
     /// How long Stop() waits for open connections to finish their closing handshake before dropping them.
     std::chrono::milliseconds shutdown_timeout{5000};
+    /// Websocket connections open at once at most (counted from the accepted handshake to the close). A handshake
+    /// beyond answers HTTP 503 with a JSON body; /healthz keeps answering. 0: derived from the open-file limit
+    /// (DefaultMaxConnections).
+    std::size_t max_connections = 0;
+    /// Accepted sockets that are not (yet) websocket connections at most: handshakes in progress and plain HTTP
+    /// requests such as /healthz. When one more is accepted, the oldest of them is closed, so that peers that open
+    /// sockets and never finish a handshake cannot take every descriptor.
+    std::size_t max_handshakes = 128;
 };
+
+/// The default max_connections: the soft RLIMIT_NOFILE of the process minus a reserve of 256 descriptors (the
+/// database, Redis, the listening socket, max_handshakes sockets; half the limit when it is below 512), at least 1 and
+/// at most 65536.
+std::size_t DefaultMaxConnections();
 
 /// A websocket server that routes each handshake by exact path to an Endpoint and runs one Session per connection.
 ///
 /// Plain HTTP on the same port: `GET /healthz` answers 200 `{"status":"ok"}` (503 `{"status":"stopping"}` while
 /// stopping; another method on /healthz answers 405); a plain HTTP request for any other path answers 404. A
-/// handshake for an unknown path is refused with 404; Endpoint::Admit may refuse it with its own status. The query
-/// string is ignored when matching routes; "/a" and "/a/" are different paths.
+/// handshake for an unknown path is refused with 404; with max_connections websocket connections open, with 503 and
+/// a JSON body naming the limit; Endpoint::Admit may refuse it with its own status. The query string is ignored when
+/// matching routes; "/a" and "/a/" are different paths.
+///
+/// Descriptors: /healthz keeps answering whatever clients do. Websocket connections stop at max_connections (by
+/// default below the open-file limit), sockets still in their handshake at max_handshakes (the oldest is closed), and
+/// when accept fails for lack of descriptors anyway, accepts pause (100 ms, no busy loop) and a spare descriptor kept
+/// for that lets one connection in at a time: plain HTTP (/healthz) is answered on it, a websocket handshake is
+/// refused with 503.
 ///
 /// The Outbox given to each session: Send drops a frame that is not valid UTF-8 (one warning per connection) and is a
 /// no-op once Close was called or the connection closed; Close with a code that may not be sent (below 1000, 1004-1006,
