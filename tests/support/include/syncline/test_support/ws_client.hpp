@@ -68,7 +68,8 @@ public:
     WsClient(const WsClient&) = delete;
     WsClient& operator=(const WsClient&) = delete;
 
-    /// Queues a text frame (must be valid UTF-8). Returns false if the connection is not open.
+    /// Queues a text frame (must be valid UTF-8) on the io thread; frames go out in the order of the calls. Returns
+    /// false if the connection is not open.
     bool SendText(std::string_view text);
     /// Queues a binary frame. Returns false if the connection is not open.
     bool SendBinary(std::string_view data);
