@@ -156,8 +156,9 @@ TEST(OriginCppTest, CookieCredentialsAreIgnoredWithoutAnAllowList) {
     posts.mixins = {ListModelMixin()};
     server.Route("/ws/posts/", std::make_shared<GenericConsumer>(posts));
     ConsumerOptions guarded = posts;
-    server.Route("/ws/guarded/", std::make_shared<GenericConsumer>(guarded),
-                 EndpointOptions{{}, std::nullopt, nullptr, std::vector<std::string>{"https://app.example.com"}});
+    EndpointOptions guarded_options;
+    guarded_options.allowed_origins = std::vector<std::string>{"https://app.example.com"};
+    server.Route("/ws/guarded/", std::make_shared<GenericConsumer>(guarded), guarded_options);
     server.Start();
     auto list_status = [&](const std::string& path, const Headers& headers) {
         auto ws = WsClient::Connect("127.0.0.1", server.port(), path, headers);

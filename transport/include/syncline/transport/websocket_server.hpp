@@ -7,7 +7,8 @@
 /// handler on that strand, so a session is never entered concurrently, sees its frames in arrival order, and gets
 /// OnClose exactly once, last. A connection is not pinned to one thread: its consecutive handlers may run on
 /// different workers, each one completing before the next starts. Endpoint::Admit and Endpoint::Open are called
-/// from any worker, concurrently for different connections.
+/// from any worker, concurrently for different connections. Every call into a websocketpp connection (send, close,
+/// ping, pong) is made on that connection's strand; the Outbox, callable from any thread, queues and posts there.
 
 #include <syncline/core/session.hpp>
 
@@ -37,7 +38,9 @@ struct ServerOptions {
     /// they wait in the connection's own queue, where a newer push for the same row replaces a queued one.
     std::size_t write_high_water = 256 * 1024;
     /// A connection whose outgoing queue stays over this many bytes for slow_reader_timeout (or exceeds four times
-    /// it at once) is closed with 1013: server memory stays bounded whatever a client does.
+    /// it at once) is closed with 1013: server memory stays bounded whatever a client does. Pongs count in the queue:
+    /// a client's ping is answered through it, at most one pong outstanding (a newer ping's replaces a waiting one),
+    /// and a pong that waits slow_reader_timeout without being written closes the connection with 1013 too.
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
     std::chrono::milliseconds slow_reader_timeout{10000};
     /// How long Stop() waits for open connections to finish their closing handshake before dropping them.
@@ -73,8 +76,8 @@ std::size_t DefaultMaxConnections();
 ///
 /// The Outbox given to each session: Send drops a frame that is not valid UTF-8 (one warning per connection) and is a
 /// no-op once Close was called or the connection closed; Close with a code that may not be sent (below 1000, 1004-1006,
-/// 1015-2999, above 4999) closes with 1011 instead; BufferedBytes counts the payload bytes of frames Send queued that
-/// are not yet written to the socket (0 once closed). Frames over max_message_bytes close the socket with 1009, and
+/// 1015-2999, above 4999) closes with 1011 instead; BufferedBytes counts the payload bytes of frames Send queued (and
+/// of pongs) that are not yet written to the socket (0 once closed). Frames over max_message_bytes close the socket with 1009, and
 /// invalid UTF-8 in an incoming text frame closes it with 1007 (websocketpp's checks); binary frames are delivered.
 ///
 /// Thread safety: Route, Start, Stop and Run are meant to be called from one controlling thread (Stop may also be
