@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -133,6 +134,9 @@ public:
     std::optional<std::string> ReadExactly(std::size_t count, std::chrono::milliseconds timeout = kDefaultTimeout);
     /// Reads until the peer closes; returns what was read (including anything buffered), or nullopt on timeout.
     std::optional<std::string> ReadToEof(std::chrono::milliseconds timeout = kDefaultTimeout);
+    /// Calls `handler` each time a read has waited `every` without receiving anything (from the reading thread, during
+    /// the read), e.g. to nudge the peer. An empty handler turns it off.
+    void SetIdleHandler(std::chrono::milliseconds every, std::function<void()> handler);
     /// Caps the kernel receive buffer (SO_RCVBUF), e.g. so that a peer that stops reading makes the sender queue.
     bool SetReceiveBufferBytes(int bytes);
     /// Bounds each blocking send (SO_SNDTIMEO): SendAll then fails instead of blocking longer on a peer that stopped
@@ -149,6 +153,8 @@ private:
     int fd_ = -1;
     bool eof_ = false;
     std::string buffer_;
+    std::chrono::milliseconds idle_every_{0};
+    std::function<void()> idle_handler_;
 };
 
 /// A parsed HTTP response.
