@@ -1,10 +1,10 @@
 #include <syncline/core/config.hpp>
 
+#include <syncline/core/json_input.hpp>
 #include <syncline/core/permissions.hpp>
 #include <syncline/core/routed.hpp>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <map>
@@ -119,6 +119,24 @@ std::vector<Filter> ParseQueryset(const rapidjson::Value& v, const std::string& 
     return filters;
 }
 
+// The field of an owner rule or of "owner_field": a field of the model that can hold a user's id (integer or text).
+std::string OwnerFieldName(const rapidjson::Value& v, const std::string& path, const Schema& schema) {
+    std::string field = GetString(v, path);
+    std::vector<std::string> names;
+    for (const auto& f : schema.fields()) {
+        if (CanHoldOwner(f)) names.push_back(f.name);
+    }
+    std::optional<std::size_t> index = schema.FieldIndex(field);
+    if (!index) {
+        Fail(path, "unknown field \"" + field + "\" of model \"" + schema.table() + "\"; valid fields: " + Join(names));
+    }
+    if (!CanHoldOwner(schema.field(*index))) {
+        Fail(path, "field \"" + field + "\" is a " + std::string(FieldTypeName(schema.field(*index).type)) +
+                       " field and cannot hold a user id; valid fields: " + Join(names));
+    }
+    return field;
+}
+
 const char* const kPermissionForms =
     "allow_any, is_authenticated, read_only, {\"owner\": \"<field>\"}, {\"group\": \"<name>\"}, "
     "{\"and\": [...]}, {\"or\": [...]}, {\"not\": <permission>}";
@@ -139,16 +157,7 @@ PermissionPtr ParsePermission(const rapidjson::Value& v, const std::string& path
     std::string form = v.MemberBegin()->name.GetString();
     const rapidjson::Value& arg = v.MemberBegin()->value;
     std::string arg_path = path + "." + form;
-    if (form == "owner") {
-        std::string field = GetString(arg, arg_path);
-        if (!schema.FieldIndex(field)) {
-            std::vector<std::string> names;
-            for (const auto& f : schema.fields()) names.push_back(f.name);
-            Fail(arg_path, "unknown field \"" + field + "\" of model \"" + schema.table() + "\"; valid fields: " +
-                               Join(names));
-        }
-        return std::make_shared<IsOwner>(field);
-    }
+    if (form == "owner") return std::make_shared<IsOwner>(OwnerFieldName(arg, arg_path, schema));
     if (form == "group") {
         std::string group = GetString(arg, arg_path);
         if (group.empty()) Fail(arg_path, "empty group name");
@@ -265,7 +274,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     std::vector<std::string> keys = {"model", "fields", "read_only", "write_only", "mixins", "lookup_field",
                                      "lookup_url_kwarg", "queryset", "rate_limit", "group_by", "filter_fields",
                                      "ordering_fields", "pagination", "page_size", "max_page_size", "permissions",
-                                     "allowed_origins"};
+                                     "owner_field", "allowed_origins"};
     if (handler_mode) {
         *std::find(keys.begin(), keys.end(), "mixins") = "handler";
         keys.erase(std::find(keys.begin(), keys.end(), "rate_limit"));
@@ -314,6 +323,9 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         route.consumer.lookup_url_kwarg = GetString(*p, path + ".lookup_url_kwarg");
     }
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
+    if (const auto* p = Member(v, "owner_field")) {
+        route.consumer.owner_field = OwnerFieldName(*p, path + ".owner_field", schema);
+    }
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
     if (const auto* p = Member(v, "allowed_origins")) {
         route.endpoint.allowed_origins = ParseAllowedOrigins(*p, path + ".allowed_origins");
@@ -329,6 +341,16 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     }
     route.consumer.filter_fields = field_list("filter_fields");
     route.consumer.ordering_fields = field_list("ordering_fields");
+    for (const char* key : {"filter_fields", "ordering_fields"}) {
+        const auto& fields = std::string(key) == "filter_fields" ? route.consumer.filter_fields
+                                                                 : route.consumer.ordering_fields;
+        for (const auto& field : fields) {
+            const auto& write_only = route.consumer.serializer.write_only;
+            if (std::find(write_only.begin(), write_only.end(), field) != write_only.end()) {
+                Fail(path + "." + key, "\"" + field + "\" is write-only; filtering or ordering on it would leak it");
+            }
+        }
+    }
     std::string pagination;
     if (const auto* p = Member(v, "pagination")) {
         pagination = GetString(*p, path + ".pagination");
@@ -481,17 +503,15 @@ const std::vector<std::string>& ConfigPermissionNames() {
 
 ServerConfig ParseConfig(std::string_view json_text) {
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseCommentsFlag>(json_text.data(),
-                                                                                       json_text.size());
-    if (doc.HasParseError()) {
-        throw ConfigError("config: invalid JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
-                          rapidjson::GetParseError_En(doc.GetParseError()));
+    if (JsonInputError error = ParseUntrustedJson(doc, json_text, kMaxJsonDepthLimit, true)) {
+        throw ConfigError("config: invalid JSON at offset " + std::to_string(error.offset) + ": " + error.reason);
     }
     if (!doc.IsObject()) throw ConfigError("config: expected a JSON object");
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
-                "slow_reader_timeout_ms", "auth", "action_threads", "allowed_origins", "max_connections",
+                "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
+                "max_subscriptions_per_socket", "max_filter_values", "allowed_origins", "max_connections",
                 "max_handshakes"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
@@ -541,6 +561,21 @@ ServerConfig ParseConfig(std::string_view json_text) {
     }
     if (const auto* p = Member(doc, "action_threads")) {
         config.action_threads = static_cast<unsigned>(GetInteger(*p, "action_threads", 0, 256));
+    }
+    if (const auto* p = Member(doc, "max_json_depth")) {
+        config.limits.max_json_depth =
+            static_cast<std::size_t>(GetInteger(*p, "max_json_depth", 2, static_cast<std::int64_t>(kMaxJsonDepthLimit)));
+    }
+    if (const auto* p = Member(doc, "max_request_id_bytes")) {
+        config.limits.max_request_id_bytes =
+            static_cast<std::size_t>(GetInteger(*p, "max_request_id_bytes", 16, std::int64_t{1} << 20));
+    }
+    if (const auto* p = Member(doc, "max_subscriptions_per_socket")) {
+        config.limits.max_subscriptions =
+            static_cast<std::size_t>(GetInteger(*p, "max_subscriptions_per_socket", 1, 1000000));
+    }
+    if (const auto* p = Member(doc, "max_filter_values")) {
+        config.limits.max_filter_values = static_cast<std::size_t>(GetInteger(*p, "max_filter_values", 1, 100000));
     }
     if (const auto* p = Member(doc, "max_connections")) {
         config.max_connections = static_cast<std::size_t>(GetInteger(*p, "max_connections", 1, 10000000));

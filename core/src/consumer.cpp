@@ -21,10 +21,12 @@ namespace {
 std::atomic<std::uint64_t> g_next_connection_id{1};
 }  // namespace
 
-ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user)
+ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user,
+                                     ConnectionLimits limits)
     : request_(std::move(request)),
       outbox_(outbox),
       user_(std::move(user)),
+      limits_(limits),
       id_(g_next_connection_id++),
       gate_(std::move(outbox)) {}
 
@@ -164,7 +166,35 @@ void GenericConsumer::Bind(ModelStore& store, SubscriptionRegistry* registry) {
             throw std::invalid_argument("consumer: queryset filter on unknown field \"" + filter.field + "\"");
         }
     }
-    serializer_ = std::make_unique<Serializer>(*schema, options_.serializer);
+    // A filter or an ordering on a write-only field would tell its value by what it matches or how rows sort.
+    const auto& write_only = options_.serializer.write_only;
+    for (const auto* list : {&options_.filter_fields, &options_.ordering_fields}) {
+        const char* what = list == &options_.filter_fields ? "filter_fields" : "ordering_fields";
+        for (const auto& field : *list) {
+            if (!schema->FieldIndex(field)) {
+                throw std::invalid_argument(std::string("consumer: ") + what + " names unknown field \"" + field + "\"");
+            }
+            if (std::find(write_only.begin(), write_only.end(), field) != write_only.end()) {
+                throw std::invalid_argument(std::string("consumer: ") + what + " names write-only field \"" + field +
+                                            "\" (its values would leak)");
+            }
+        }
+    }
+    SerializerOptions serializer = options_.serializer;
+    if (!options_.owner_field.empty()) {
+        std::optional<std::size_t> index = schema->FieldIndex(options_.owner_field);
+        if (!index) {
+            throw std::invalid_argument("consumer: owner_field \"" + options_.owner_field + "\" is not a field of \"" +
+                                        options_.model + "\"");
+        }
+        if (!CanHoldOwner(schema->field(*index))) {
+            throw std::invalid_argument("consumer: owner_field \"" + options_.owner_field +
+                                        "\" must be an integer or text field");
+        }
+        // Set by create from the user, never from the client (DRF's read_only): ignored in every input.
+        serializer.read_only.push_back(options_.owner_field);
+    }
+    serializer_ = std::make_unique<Serializer>(*schema, std::move(serializer));
     store_ = &store;
 }
 
@@ -398,7 +428,19 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
     }
 }
 
-std::string BuildReply(const rapidjson::Value* action, const ActionResult& result, const rapidjson::Value* request_id) {
+const ActionResult& EncodableResult(const ActionResult& result) {
+    if (IsValidUtf8(result.data) && IsValidUtf8(result.errors)) return result;
+    static std::atomic<std::uint64_t> occurrences{0};
+    LogRarely(occurrences, LogLevel::kError,
+              "a reply was not valid UTF-8 and could not be sent; answered 500 instead (status " +
+                  std::to_string(result.status) + ")");
+    static const ActionResult kUnencodable = ActionResult::Message(500, "Internal server error");
+    return kUnencodable;
+}
+
+std::string BuildReply(const rapidjson::Value* action, const ActionResult& any_result,
+                       const rapidjson::Value* request_id) {
+    const ActionResult& result = EncodableResult(any_result);
     rapidjson::StringBuffer buffer;
     JsonWriter writer(buffer);
     writer.StartObject();

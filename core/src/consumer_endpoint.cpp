@@ -3,8 +3,6 @@
 #include <syncline/core/log.hpp>
 #include <syncline/core/subscriptions.hpp>
 
-#include <rapidjson/error/en.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -258,6 +256,15 @@ std::string MalformedReply(std::string_view reason) {
     return BuildReply(nullptr, ActionResult::Message(400, "Malformed message: " + std::string(reason)), nullptr);
 }
 
+std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, const ConnectionLimits& limits) {
+    if (!request_id) return std::nullopt;
+    // A string's length bounds its JSON text from below, so a long one is refused without writing it out.
+    bool long_string = request_id->IsString() && request_id->GetStringLength() + 2 > limits.max_request_id_bytes;
+    if (!long_string && JsonText(*request_id).size() <= limits.max_request_id_bytes) return std::nullopt;
+    return ActionResult::Message(400, "request_id is too long (the limit is " +
+                                          std::to_string(limits.max_request_id_bytes) + " bytes of JSON).");
+}
+
 namespace {
 
 // One request from its frame to its reply. Heap-allocated and shared with the executor when detached: the request
@@ -276,16 +283,18 @@ std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext&
                                    Call& call) {
     if (frame.empty()) return MalformedReply("empty frame");
     rapidjson::Document& doc = call.doc;
-    // Validate UTF-8 at ingress: text that reaches the database unchecked could never be sent out again.
-    doc.Parse<rapidjson::kParseValidateEncodingFlag>(frame.data(), frame.size());
-    if (doc.HasParseError()) {
-        return MalformedReply(std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " (at offset " +
-                              std::to_string(doc.GetErrorOffset()) + ")");
+    // Iterative, depth-limited, and refusing text that is not valid Unicode: text that reached the database unchecked
+    // could never be sent out again.
+    if (JsonInputError error = ParseUntrustedJson(doc, frame, connection.limits().max_json_depth)) {
+        return MalformedReply(error.Describe());
     }
     if (!doc.IsObject()) return MalformedReply("expected a JSON object, got " + std::string(PythonTypeName(doc)));
     auto request_id_it = doc.FindMember("request_id");
     call.request_id = request_id_it == doc.MemberEnd() ? nullptr : &request_id_it->value;
     auto action_it = doc.FindMember("action");
+    if (std::optional<ActionResult> refused = CheckRequestId(call.request_id, connection.limits())) {
+        return BuildReply(action_it == doc.MemberEnd() ? nullptr : &action_it->value, *refused, nullptr);
+    }
     if (action_it == doc.MemberEnd()) {
         return BuildReply(nullptr, ActionResult::Message(405, "Unable to find action in message body."),
                           call.request_id);
@@ -421,14 +430,18 @@ std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request,
         outbox->Close(1008, "authentication failed");
     }
     return std::make_unique<ConsumerSession>(
-        consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user)),
+        consumer_,
+        std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user),
+                                            options_.limits.value_or(ConnectionLimits{})),
         options_.executor, options_.rate_limit, refused);
 }
 
 std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox,
                                                     User user) {
     return std::make_unique<ConsumerSession>(
-        consumer_, std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user)),
+        consumer_,
+        std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user),
+                                            options_.limits.value_or(ConnectionLimits{})),
         options_.executor, options_.rate_limit);
 }
 

@@ -13,6 +13,8 @@
 
 namespace syncline {
 
+struct ActionResult;
+
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 inline void WriteString(JsonWriter& w, std::string_view s) {
@@ -57,6 +59,10 @@ inline void WriteReplyHead(JsonWriter& w, std::string_view errors_json, std::str
     w.Key("action");
     WriteOrNull(w, action);
 }
+
+/// `result`, or a 500 in its place when its data or errors are not valid UTF-8, which no websocket text frame may
+/// carry (a custom action's output, say): the reply is never dropped. Logged rarely (LogRarely).
+const ActionResult& EncodableResult(const ActionResult& result);  // defined in consumer.cpp
 
 /// `["text"]`
 inline std::string MessageList(std::string_view text) { return "[" + JsonString(text) + "]"; }

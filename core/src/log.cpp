@@ -1,8 +1,11 @@
 #include <syncline/core/log.hpp>
 
+#include <syncline/core/redact.hpp>
+
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace syncline {
 namespace {
@@ -25,6 +28,12 @@ void SetLogSink(LogSink sink) {
 }
 
 void Log(LogLevel level, std::string_view message) {
+    // A safety net: a URL's password never reaches a sink, whichever exception message or value carried it here.
+    std::string redacted;
+    if (message.find("://") != std::string_view::npos) {
+        redacted = RedactCredentials(message);
+        message = redacted;
+    }
     std::shared_ptr<LogSink> sink;
     {
         std::lock_guard<std::mutex> lock(SinkMutex());
@@ -35,6 +44,12 @@ void Log(LogLevel level, std::string_view message) {
     } else if (level >= LogLevel::kWarn) {
         std::fprintf(stderr, "syncline: %.*s\n", static_cast<int>(message.size()), message.data());
     }
+}
+
+void LogRarely(std::atomic<std::uint64_t>& occurrences, LogLevel level, std::string_view message) {
+    const std::uint64_t n = occurrences.fetch_add(1) + 1;
+    if ((n & (n - 1)) != 0) return;  // not a power of two
+    Log(level, std::string(message) + " (" + std::to_string(n) + (n == 1 ? " time so far)" : " times so far)"));
 }
 
 }  // namespace syncline

@@ -1,6 +1,7 @@
 // The CRUD mixins: values that install DRF's actions into a consumer's action table.
 
 #include <syncline/core/consumer.hpp>
+#include <syncline/core/permissions.hpp>
 #include <syncline/core/subscriptions.hpp>
 
 #include <algorithm>
@@ -41,19 +42,9 @@ Result<Query> ListQuery(const GenericConsumer& consumer, const ActionRequest& re
     auto allowed = [](const std::vector<std::string>& list, const std::string& field) {
         return std::find(list.begin(), list.end(), field) != list.end();
     };
-    if (const rapidjson::Value* filter = request.Arg("filter"); filter && !filter->IsNull()) {
-        if (!filter->IsObject()) return ActionResult::Message(400, "filter must be an object of field lookups.");
-        for (auto it = filter->MemberBegin(); it != filter->MemberEnd(); ++it) {
-            std::string key(it->name.GetString(), it->name.GetStringLength());
-            auto lookup = ParseLookup(key);
-            if (!lookup || !allowed(options.filter_fields, lookup->first)) {
-                return ActionResult::Message(400, "Filtering on \"" + key + "\" is not allowed.");
-            }
-        }
-        Result<std::vector<Filter>> parsed = ParseListFilter(consumer, filter);
-        if (!parsed) return parsed.error();
-        query.filters.insert(query.filters.end(), parsed->begin(), parsed->end());
-    }
+    Result<std::vector<Filter>> parsed = ParseListFilter(consumer, request.Arg("filter"), request.connection().limits());
+    if (!parsed) return parsed.error();
+    query.filters.insert(query.filters.end(), parsed->begin(), parsed->end());
     if (const rapidjson::Value* ordering = request.Arg("ordering"); ordering && !ordering->IsNull()) {
         std::vector<std::string> terms;
         if (ordering->IsString()) {
@@ -178,11 +169,27 @@ ActionResult Retrieve(GenericConsumer& consumer, ActionRequest& request) {
     return ActionResult::Ok(200, consumer.Represent(*row));
 }
 
+// The owner_field's value for this request's user (DRF's serializer.save(owner=request.user)), or the 403 for a user
+// who can own nothing; nullopt when the consumer has no owner_field.
+Result<std::optional<Value>> OwnerOnCreate(const GenericConsumer& consumer, const ActionRequest& request) {
+    const std::string& field = consumer.options().owner_field;
+    if (field.empty()) return std::optional<Value>();
+    const Schema& schema = consumer.schema();
+    std::optional<Value> owner = OwnerValue(schema.field(*schema.FieldIndex(field)), request.connection().user());
+    if (!owner) return ActionResult::Message(403, "You do not have permission to perform this action.");
+    return owner;
+}
+
 ActionResult Create(GenericConsumer& consumer, ActionRequest& request) {
+    // Who may create comes before what they send: an anonymous create is 403 whatever its data.
+    Result<std::optional<Value>> owner = OwnerOnCreate(consumer, request);
+    if (!owner) return owner.error();
     Result<const rapidjson::Value*> data = DataArgument(request);
     if (!data) return data.error();
     Validated validated = consumer.serializer().Validate(**data, ValidationMode::kCreate);
     if (!validated.ok()) return ActionResult::Error(400, FieldErrorsJson(validated.errors));
+    // The serializer treats the owner field as read-only: a value the client sent for it was ignored.
+    if (*owner) validated.values.emplace_back(consumer.options().owner_field, std::move(**owner));
     try {
         return ActionResult::Ok(201, consumer.Represent(consumer.PerformCreate(request, validated.values)));
     } catch (const StoreError& e) {

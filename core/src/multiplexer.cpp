@@ -7,7 +7,6 @@
 #include <syncline/core/log.hpp>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <mutex>
@@ -58,8 +57,8 @@ struct StreamSlot {
 
 class MultiplexSession final : public Session {
 public:
-    MultiplexSession(std::shared_ptr<PushGate> gate, std::vector<StreamSlot> slots)
-        : gate_(std::move(gate)), slots_(std::move(slots)) {}
+    MultiplexSession(std::shared_ptr<PushGate> gate, std::vector<StreamSlot> slots, std::size_t max_json_depth)
+        : gate_(std::move(gate)), slots_(std::move(slots)), max_json_depth_(max_json_depth) {}
 
     void OnText(std::string_view frame) override {
         gate_->Begin();
@@ -86,10 +85,9 @@ private:
     void Answer(std::string_view frame) {
         if (frame.empty()) return Reply("null", MalformedReply("empty frame"));
         rapidjson::Document doc;
-        doc.Parse<rapidjson::kParseValidateEncodingFlag>(frame.data(), frame.size());
-        if (doc.HasParseError()) {
-            return Reply("null", MalformedReply(std::string(rapidjson::GetParseError_En(doc.GetParseError())) +
-                                                " (at offset " + std::to_string(doc.GetErrorOffset()) + ")"));
+        // One level more than a stream's own limit: the envelope's; the stream's session checks its payload again.
+        if (JsonInputError error = ParseUntrustedJson(doc, frame, max_json_depth_ + 1)) {
+            return Reply("null", MalformedReply(error.Describe()));
         }
         if (!doc.IsObject()) {
             return Reply("null", MalformedReply("expected a JSON object, got " + std::string(PythonTypeName(doc))));
@@ -134,6 +132,7 @@ private:
 
     std::shared_ptr<PushGate> gate_;
     std::vector<StreamSlot> slots_;
+    std::size_t max_json_depth_;
 };
 
 }  // namespace
@@ -149,8 +148,12 @@ std::string StreamFrame(std::string_view stream_json, std::string_view payload_f
     return out;
 }
 
-Multiplexer::Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth, AllowedOrigins allowed_origins)
-    : streams_(std::move(streams)), auth_(std::move(auth)), allowed_origins_(std::move(allowed_origins)) {
+Multiplexer::Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth, std::size_t max_json_depth,
+                         AllowedOrigins allowed_origins)
+    : streams_(std::move(streams)),
+      auth_(std::move(auth)),
+      max_json_depth_(max_json_depth),
+      allowed_origins_(std::move(allowed_origins)) {
     if (streams_.empty()) throw std::invalid_argument("multiplexer: no streams");
     if (allowed_origins_) {
         for (const auto& entry : *allowed_origins_) {
@@ -239,7 +242,7 @@ std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std:
         }
         throw;
     }
-    return std::make_unique<MultiplexSession>(std::move(gate), std::move(slots));
+    return std::make_unique<MultiplexSession>(std::move(gate), std::move(slots), max_json_depth_);
 }
 
 }  // namespace syncline

@@ -51,19 +51,26 @@ ActionResult SubscribeInstance(GenericConsumer& consumer, ActionRequest& request
         lookup_value = (*row)[schema.FieldIndex(LookupField(consumer).name).value()];
         if (since) version = consumer.store().RowVersion(schema.table(), pk);
     } else {
-        // A reconnecting client (since given) whose row was deleted meanwhile subscribes to get that delete.
+        // A reconnecting client (since given) whose row was deleted meanwhile subscribes to get that delete. The
+        // rules of retrieve still hold: a row that exists but is hidden from this socket (outside its queryset)
+        // answers 404, as does a deleted row this socket could not see before it went (while its image is kept).
         const rapidjson::Value* arg = request.Arg(consumer.lookup_kwarg());
         std::optional<Value> value = arg ? LookupValue(LookupField(consumer), *arg) : std::nullopt;
         bool by_pk = consumer.options().lookup_field == "pk" || LookupField(consumer).primary_key;
         if (!since || !value || !by_pk || row.error().status != 404) return row.error();
-        version = consumer.store().RowVersion(schema.table(), *value);
-        if (version <= *since) return row.error();
+        if (consumer.store().Get(schema.table(), schema.pk().name, *value)) return row.error();
+        std::optional<ModelStore::LastChangeInfo> last = consumer.store().LastChange(schema.table(), *value);
+        if (!last || last->version <= *since) return row.error();
+        if (last->before && !consumer.CanSee(request, *last->before)) return row.error();
+        version = last->version;
         pk = *value;
         lookup_value = *value;
     }
     std::int64_t known = since ? std::max(*since, version) : 0;
-    consumer.registry().SubscribeInstance(request.connection(), consumer,
-                                          InstanceSubscription{pk, lookup_value, *request_id, known});
+    if (!consumer.registry().SubscribeInstance(request.connection(), consumer,
+                                               InstanceSubscription{pk, lookup_value, *request_id, known})) {
+        return SubscriptionLimitReply(request.connection());
+    }
     if (since && version > *since) {
         // Deferred by the connection's push gate until the 201 below has been queued.
         std::string frame = row ? PushPrefix("update", 200, consumer.Represent(*row), version)
@@ -85,9 +92,11 @@ ActionResult UnsubscribeInstance(GenericConsumer& consumer, ActionRequest& reque
 ActionResult SubscribeList(GenericConsumer& consumer, ActionRequest& request) {
     Result<std::string> request_id = RequiredRequestId(request);
     if (!request_id) return request_id.error();
-    Result<std::vector<Filter>> filter = ParseListFilter(consumer, request.Arg("filter"));
+    Result<std::vector<Filter>> filter = ParseListFilter(consumer, request.Arg("filter"), request.connection().limits());
     if (!filter) return filter.error();
-    consumer.registry().SubscribeList(request.connection(), consumer, std::move(*filter), *request_id);
+    if (!consumer.registry().SubscribeList(request.connection(), consumer, std::move(*filter), *request_id)) {
+        return SubscriptionLimitReply(request.connection());
+    }
     return ActionResult::Ok(201);
 }
 
@@ -97,6 +106,11 @@ ActionResult UnsubscribeList(GenericConsumer& consumer, ActionRequest& request) 
 }
 
 }  // namespace
+
+ActionResult SubscriptionLimitReply(const ConnectionContext& connection) {
+    return ActionResult::Message(429, "Too many subscriptions on this socket (the limit is " +
+                                          std::to_string(connection.limits().max_subscriptions) + ").");
+}
 
 std::string JsonOfValue(const Value& value) {
     rapidjson::StringBuffer buffer;
@@ -130,16 +144,21 @@ std::string PushPrefix(std::string_view action, int status, std::string_view dat
     return out;
 }
 
-Result<std::vector<Filter>> ParseListFilter(const GenericConsumer& consumer, const rapidjson::Value* filter) {
+Result<std::vector<Filter>> ParseListFilter(const GenericConsumer& consumer, const rapidjson::Value* filter,
+                                            const ConnectionLimits& limits) {
     std::vector<Filter> filters;
     if (!filter || filter->IsNull()) return filters;
     if (!filter->IsObject()) return ActionResult::Message(400, "filter must be an object of field lookups.");
     const Schema& schema = consumer.schema();
+    const std::vector<std::string>& allowed = consumer.options().filter_fields;
     for (auto it = filter->MemberBegin(); it != filter->MemberEnd(); ++it) {
         std::string key(it->name.GetString(), it->name.GetStringLength());
         auto lookup = ParseLookup(key);
-        if (!lookup || !consumer.serializer().Has(lookup->first) || !schema.FieldIndex(lookup->first)) {
-            return ActionResult::Message(400, "Unknown filter field \"" + key + "\".");
+        // Only the declared filter fields (Bind refuses a write-only one there): a filter on anything else would be
+        // an oracle, e.g. {"secret__startswith": "h"} telling a secret's prefix by what it matches.
+        if (!lookup || std::find(allowed.begin(), allowed.end(), lookup->first) == allowed.end() ||
+            !schema.FieldIndex(lookup->first)) {
+            return ActionResult::Message(400, "Filtering on \"" + key + "\" is not allowed.");
         }
         const FieldSpec& field = schema.field(*schema.FieldIndex(lookup->first));
         Filter f{lookup->first, lookup->second, Value(), {}};
@@ -152,6 +171,11 @@ Result<std::vector<Filter>> ParseListFilter(const GenericConsumer& consumer, con
         };
         if (lookup->second == FilterOp::kIn) {
             if (!it->value.IsArray()) return ActionResult::Message(400, "Filter \"" + key + "\" expects a list.");
+            if (it->value.Size() > limits.max_filter_values) {
+                return ActionResult::Message(400, "Filter \"" + key + "\" has " + std::to_string(it->value.Size()) +
+                                                      " values; the limit is " +
+                                                      std::to_string(limits.max_filter_values) + ".");
+            }
             for (const auto& item : it->value.GetArray()) {
                 auto v = convert(item);
                 if (!v) return ActionResult::Message(400, "Invalid value for filter \"" + key + "\".");
@@ -188,7 +212,9 @@ Mixin ModelObserverMixin(GroupObserver observer) {
         if (!request_id) return request_id.error();
         Result<std::vector<std::string>> groups = shared->request_groups(request);
         if (!groups) return groups.error();
-        consumer.registry().SubscribeGroups(request.connection(), consumer, shared, *groups, *request_id);
+        if (!consumer.registry().SubscribeGroups(request.connection(), consumer, shared, *groups, *request_id)) {
+            return SubscriptionLimitReply(request.connection());
+        }
         return ActionResult::Ok(201);
     };
     ActionHandler unsubscribe = [shared](GenericConsumer& consumer, ActionRequest& request) -> ActionResult {

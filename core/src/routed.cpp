@@ -2,10 +2,10 @@
 
 #include <syncline/core/routed.hpp>
 
+#include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/log.hpp>
 #include <syncline/core/permissions.hpp>
 
-#include <rapidjson/error/en.h>
 #include <boost/regex.hpp>
 
 #include <algorithm>
@@ -155,8 +155,9 @@ std::optional<std::string> RoutePatternError(const std::string& pattern) {
     return std::nullopt;
 }
 
-std::string RoutedReply(const rapidjson::Value* action, const rapidjson::Value* route, const ActionResult& result,
+std::string RoutedReply(const rapidjson::Value* action, const rapidjson::Value* route, const ActionResult& any_result,
                         const rapidjson::Value* request_id) {
+    const ActionResult& result = EncodableResult(any_result);
     rapidjson::StringBuffer buffer;
     JsonWriter writer(buffer);
     writer.StartObject();
@@ -218,11 +219,8 @@ std::string RoutedConsumer::ErrorReply(const ActionResult& result) const {
 std::string RoutedConsumer::HandleText(ConnectionContext& connection, std::string_view frame) {
     if (frame.empty()) return ErrorReply(Message(400, "Malformed message: empty frame"));
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag>(frame.data(), frame.size());
-    if (doc.HasParseError()) {
-        return ErrorReply(
-            Message(400, "Malformed message: " + std::string(rapidjson::GetParseError_En(doc.GetParseError())) +
-                             " (at offset " + std::to_string(doc.GetErrorOffset()) + ")"));
+    if (JsonInputError error = ParseUntrustedJson(doc, frame, connection.limits().max_json_depth)) {
+        return ErrorReply(Message(400, "Malformed message: " + error.Describe()));
     }
     if (!doc.IsObject()) {
         return ErrorReply(
@@ -239,6 +237,9 @@ std::string RoutedConsumer::HandleText(ConnectionContext& connection, std::strin
     const rapidjson::Value* route = member("route");
     if (!route) route = &kNoRoute;
     auto reply = [&](const ActionResult& result) { return RoutedReply(action, route, result, request_id); };
+    if (std::optional<ActionResult> refused = CheckRequestId(request_id, connection.limits())) {
+        return RoutedReply(action, route, *refused, nullptr);
+    }
     if (!action) return reply(Message(404, "Unable to find action in message body."));
     if (!route->IsString()) return reply(Message(400, "route must be a string."));
     std::string name =

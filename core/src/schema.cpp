@@ -1,7 +1,8 @@
 #include <syncline/core/schema.hpp>
 
+#include <syncline/core/json_input.hpp>
+
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -111,8 +112,13 @@ void WriteFieldValue(JsonWriter& writer, const FieldSpec& field, const Value& va
             const std::string& text = value.AsText();
             if (field.type == FieldType::kJson && IsValidJson(text)) {
                 writer.RawValue(text.data(), text.size(), rapidjson::kObjectType);
-            } else {
+            } else if (IsValidUtf8(text)) {
                 writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+            } else {
+                // Bytes that are not UTF-8 (written by another program, or before ingress was checked) would make
+                // every frame carrying the row unsendable: the row goes out with U+FFFD in their place.
+                std::string valid = ToValidUtf8(text);
+                writer.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
             }
             return;
         }
@@ -210,8 +216,7 @@ bool IsIsoDateTime(std::string_view s) {
 
 bool IsValidJson(std::string_view text) {
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
-    return !doc.HasParseError();
+    return !ParseUntrustedJson(doc, text);
 }
 
 Schema Schema::Build(std::string table, std::vector<FieldSpec> fields) {
@@ -285,10 +290,8 @@ Schema Schema::Build(std::string table, std::vector<FieldSpec> fields) {
 
 Schema Schema::FromJson(std::string table, std::string_view json_text) {
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag>(json_text.data(), json_text.size());
-    if (doc.HasParseError()) {
-        throw SchemaError(table + ": invalid JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
-                          rapidjson::GetParseError_En(doc.GetParseError()));
+    if (JsonInputError error = ParseUntrustedJson(doc, json_text, kMaxJsonDepthLimit)) {
+        throw SchemaError(table + ": invalid JSON at offset " + std::to_string(error.offset) + ": " + error.reason);
     }
     if (!doc.IsObject()) throw SchemaError(table + ": expected an object with \"fields\"");
     for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
@@ -447,8 +450,9 @@ std::string RowToJson(const Schema& schema, const Row& row) {
 
 Row RowFromJson(const Schema& schema, std::string_view json_text) {
     rapidjson::Document doc;
-    doc.Parse(json_text.data(), json_text.size());
-    if (doc.HasParseError() || !doc.IsObject()) {
+    // Captured rows come from the database (any writer) and from the bus: untrusted. A json column nests one level
+    // below the row.
+    if (ParseUntrustedJson(doc, json_text, kMaxJsonDepthLimit) || !doc.IsObject()) {
         throw std::invalid_argument("captured row of \"" + schema.table() + "\" is not a JSON object");
     }
     Row row(schema.size());

@@ -1,5 +1,7 @@
 #include <syncline/observer/row_event.hpp>
 
+#include <syncline/core/json_input.hpp>
+
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -86,8 +88,8 @@ std::string EncodeEvent(const RowEvent& event, const Schema& schema) {
 std::optional<RowEvent> DecodeEvent(std::string_view payload,
                                     const std::unordered_map<std::string, const Schema*>& schemas) {
     rapidjson::Document doc;
-    doc.Parse(payload.data(), payload.size());
-    if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+    // Events come from Redis, which anyone with its address may publish to: untrusted. A row nests two levels below.
+    if (ParseUntrustedJson(doc, payload, kMaxJsonDepthLimit) || !doc.IsObject()) return std::nullopt;
     auto v = doc.FindMember("v");
     auto t = doc.FindMember("t");
     auto k = doc.FindMember("k");

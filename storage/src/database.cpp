@@ -1,5 +1,7 @@
 #include <syncline/storage/database.hpp>
 
+#include <syncline/core/change.hpp>
+
 #include <algorithm>
 #include <cassert>
 
@@ -590,6 +592,28 @@ std::int64_t Database::RowVersion(std::string_view table, const Value& pk) const
     st.BindText(1, schema.table());
     st.Bind(2, pk);
     return st.Step() ? st.ColumnInt(0) : 0;
+}
+
+std::optional<ModelStore::LastChangeInfo> Database::LastChange(std::string_view table, const Value& pk) const {
+    const Schema& schema = Model(table);
+    Connection& conn = Reader();
+    auto use = conn.Use();
+    Statement st = conn.Prepare(
+        "SELECT seq, op, old FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
+    st.BindText(1, schema.table());
+    st.Bind(2, pk);
+    if (!st.Step()) return std::nullopt;
+    LastChangeInfo info;
+    info.version = st.ColumnInt(0);
+    info.deleted = static_cast<ChangeOp>(st.ColumnInt(1)) == ChangeOp::kDelete;
+    if (!st.ColumnIsNull(2)) {
+        try {
+            info.before = RowFromJson(schema, st.ColumnText(2));
+        } catch (const std::invalid_argument&) {
+            // An unreadable image is an unknown one.
+        }
+    }
+    return info;
 }
 
 namespace {

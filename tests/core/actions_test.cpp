@@ -123,14 +123,18 @@ struct Latch {
 // A registry that only counts the connections dropped.
 class CountingRegistry final : public SubscriptionRegistry {
 public:
-    void SubscribeInstance(ConnectionContext&, GenericConsumer&, InstanceSubscription) override {}
+    bool SubscribeInstance(ConnectionContext&, GenericConsumer&, InstanceSubscription) override { return true; }
     void UnsubscribeInstance(ConnectionContext&, GenericConsumer&, const Value&,
                              const std::optional<std::string>&) override {}
-    void SubscribeGroups(ConnectionContext&, GenericConsumer&, std::shared_ptr<const GroupObserver>,
-                         const std::vector<std::string>&, const std::string&) override {}
+    bool SubscribeGroups(ConnectionContext&, GenericConsumer&, std::shared_ptr<const GroupObserver>,
+                         const std::vector<std::string>&, const std::string&) override {
+        return true;
+    }
     void UnsubscribeGroups(ConnectionContext&, GenericConsumer&, const GroupObserver&, const std::vector<std::string>&,
                            const std::optional<std::string>&) override {}
-    void SubscribeList(ConnectionContext&, GenericConsumer&, std::vector<Filter>, const std::string&) override {}
+    bool SubscribeList(ConnectionContext&, GenericConsumer&, std::vector<Filter>, const std::string&) override {
+        return true;
+    }
     void UnsubscribeList(ConnectionContext&, GenericConsumer&, const std::optional<std::string>&) override {}
     void DropConnection(ConnectionContext&) override { ++dropped; }
     std::atomic<int> dropped{0};
@@ -277,7 +281,7 @@ TEST_F(ActionsTest, AStreamWaitsWhileTheQueueIsFullThenGoesOn) {
 }
 
 TEST_F(ActionsTest, ClosingTheSocketStopsABlockedStream) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt});
+    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt});
     auto session = endpoint.Open(context_->request(), outbox_);
     outbox_->SetBuffered(ActionRequest::kStreamQueueBytes + 1);
     session->OnText(R"({"action": "list", "request_id": 1})");
@@ -365,7 +369,7 @@ TEST_F(ActionsTest, ADetachedActionSeesTheCloseAndItsReplyIsNotSent) {
 }
 
 TEST_F(ActionsTest, ADetachedSubscriberThatOutlivesItsSocketDropsItsSubscriptionsAgain) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt});
+    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt});
     auto session = endpoint.Open(context_->request(), outbox_);
     session->OnText(R"({"action": "hold_subscribe", "request_id": "s"})");
     ASSERT_TRUE(latch_->WaitEntered(1));

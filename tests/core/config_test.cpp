@@ -94,6 +94,27 @@ TEST(ConfigTest, StreamedPaginationInstallsADetachedListAndListCancel) {
               "action_threads: expected an integer from 0 to 256");
 }
 
+TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
+    const std::string route = R"({"model": "posts", "mixins": ["list"]})";
+    ServerConfig defaults = ParseConfig(With(route));
+    EXPECT_EQ(defaults.limits.max_json_depth, 64u);
+    EXPECT_EQ(defaults.limits.max_request_id_bytes, 256u);
+    EXPECT_EQ(defaults.limits.max_subscriptions, 1000u);
+    EXPECT_EQ(defaults.limits.max_filter_values, 1000u);
+    ServerConfig set = ParseConfig(With(route, R"("max_json_depth": 8, "max_request_id_bytes": 64,
+                                                  "max_subscriptions_per_socket": 5, "max_filter_values": 10,)"));
+    EXPECT_EQ(set.limits.max_json_depth, 8u);
+    EXPECT_EQ(set.limits.max_request_id_bytes, 64u);
+    EXPECT_EQ(set.limits.max_subscriptions, 5u);
+    EXPECT_EQ(set.limits.max_filter_values, 10u);
+    EXPECT_EQ(Error(With(route, R"("max_json_depth": 100000,)")), "max_json_depth: expected an integer from 2 to 1000");
+    EXPECT_EQ(Error(With(route, R"("max_subscriptions_per_socket": 0,)")),
+              "max_subscriptions_per_socket: expected an integer from 1 to 1000000");
+    // The config itself is parsed with a depth limit (1000), so a hostile file cannot crash the parser either.
+    EXPECT_EQ(Error(std::string(5000, '[') + std::string(5000, ']')),
+              "config: invalid JSON at offset 0: nesting too deep");
+}
+
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "post", "mixins": ["list"]})")),
               "routes./ws/posts/.model: unknown model \"post\"; valid models: posts");
@@ -105,7 +126,7 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "colour": 1})")),
               "routes./ws/posts/.colour: unknown key; valid keys: model, fields, read_only, write_only, mixins, "
               "lookup_field, lookup_url_kwarg, queryset, rate_limit, group_by, filter_fields, ordering_fields, "
-              "pagination, page_size, max_page_size, permissions, allowed_origins");
+              "pagination, page_size, max_page_size, permissions, owner_field, allowed_origins");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": "list"})")), "routes./ws/posts/.mixins: expected a list of strings");
     EXPECT_EQ(Error(With(R"({"model": "posts"})")),
               "routes./ws/posts/.mixins: missing; valid mixins: list, retrieve, create, update, patch, delete, "
@@ -218,7 +239,7 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.mixins: unknown key; valid keys: model, fields, read_only, "
               "write_only, handler, lookup_field, lookup_url_kwarg, queryset, group_by, filter_fields, "
-              "ordering_fields, pagination, page_size, max_page_size, permissions");
+              "ordering_fields, pagination, page_size, max_page_size, permissions, owner_field");
     EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "post",
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.model: unknown model \"post\"; valid models: posts, comments");
@@ -273,6 +294,35 @@ TEST(ConfigTest, PermissionErrorsNameThePathAndTheForms) {
               "routes./ws/posts/.permissions[0].and: expected a non-empty list of permissions");
     EXPECT_EQ(with(R"([{"or": ["read_only", {"not": "nope"}]}])"),
               "routes./ws/posts/.permissions[0].or[1].not: unknown permission \"nope\"; valid permissions: " + forms);
+}
+
+TEST(ConfigTest, OwnerFieldAndOwnerRulesNeedAFieldThatCanHoldAUserId) {
+    auto config = [](const std::string& route) {
+        return R"({"database": "t.db", "models": {"posts": {"fields": {"title": {"type": "text"},
+                   "author_id": {"type": "integer"}, "score": {"type": "real", "default": 0},
+                   "public": {"type": "boolean", "default": false}}}},
+                   "routes": {"/ws/posts/": )" +
+               route + "}}";
+    };
+    ServerConfig parsed = ParseConfig(config(R"({"model": "posts", "mixins": ["list", "create"],
+        "owner_field": "author_id", "permissions": [{"owner": "author_id"}]})"));
+    EXPECT_EQ(parsed.routes.at(0).consumer.owner_field, "author_id");
+    EXPECT_EQ(ParseConfig(config(R"({"model": "posts", "mixins": ["list"]})")).routes.at(0).consumer.owner_field, "");
+    // Routed handlers take the key too.
+    ServerConfig routed = ParseConfig(config(R"({"routepatterns": {"^posts/$": {"model": "posts",
+        "handler": "ListCreateAPIActionHandler", "owner_field": "title"}}})"));
+    EXPECT_EQ(routed.routes.at(0).routepatterns.at(0).consumer.owner_field, "title");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": "writer"})")),
+              "routes./ws/posts/.owner_field: unknown field \"writer\" of model \"posts\"; valid fields: id, title, "
+              "author_id");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": "public"})")),
+              "routes./ws/posts/.owner_field: field \"public\" is a boolean field and cannot hold a user id; valid "
+              "fields: id, title, author_id");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": 1})")),
+              "routes./ws/posts/.owner_field: expected a string");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["list"], "permissions": [{"owner": "score"}]})")),
+              "routes./ws/posts/.permissions[0].owner: field \"score\" is a real field and cannot hold a user id; "
+              "valid fields: id, title, author_id");
 }
 
 TEST(ConfigTest, AuthTokensJwtAndPolicies) {
@@ -400,7 +450,7 @@ TEST(ConfigTest, AllowedOriginsEntriesAreOriginsAsBrowsersSendThem) {
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.allowed_origins: unknown key; valid keys: model, fields, "
               "read_only, write_only, handler, lookup_field, lookup_url_kwarg, queryset, group_by, filter_fields, "
-              "ordering_fields, pagination, page_size, max_page_size, permissions");
+              "ordering_fields, pagination, page_size, max_page_size, permissions, owner_field");
 }
 
 // A browser sends its cookies with a handshake whichever site's page opens it: a cookie token source requires an
@@ -437,7 +487,7 @@ TEST(ConfigTest, CookieAuthenticationRequiresAllowedOrigins) {
                                      R"("auth": {"tokens": {"t": {"user": "u"}}, "cookie": ""},)")));
 }
 
-TEST(ConfigTest, ConnectionLimits) {
+TEST(ConfigTest, MaxConnectionsAndMaxHandshakes) {
     ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
     EXPECT_EQ(defaults.max_connections, 0u);  // derived from the open-file limit by the server
     EXPECT_EQ(defaults.max_handshakes, 128u);

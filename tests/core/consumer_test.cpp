@@ -384,5 +384,20 @@ TEST_F(ListFeaturesTest, LimitOffsetPaginationAndFallbacks) {
                 HasSubstr(R"("count":2)"));
 }
 
+// A reply that no websocket text frame could carry (an action answering bytes that are not UTF-8) is never dropped:
+// it becomes a 500 with the request's action and request_id, and the session goes on.
+TEST_F(ConsumerTest, AReplyThatIsNotUtf8Answers500InsteadOfVanishing) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.mixins = {Mixin{{CustomAction("bad", [](GenericConsumer&, ActionRequest&) {
+        return ActionResult::Ok(200, "\"\xED\xB0\x80\"");
+    })}}};
+    auto consumer = Make<GenericConsumer>(std::move(o));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "bad", "request_id": 9})", consumer.get()),
+                         R"({"errors": ["Internal server error"], "data": null, "action": "bad",
+                             "response_status": 500, "request_id": 9})"));
+    EXPECT_THAT(Send(R"({"action": "retrieve", "request_id": 10, "pk": 1})"), HasSubstr(R"("response_status":200)"));
+}
+
 }  // namespace
 }  // namespace syncline

@@ -32,6 +32,7 @@ protected:
     void StartServer(std::int64_t slow_reader_timeout_ms, std::int64_t max_queue_bytes = 1048576) {
         std::string config = dir_.File("config.json");
         std::ofstream(config) << R"({"database": "blog.db", "workers": 2, "ping_interval_ms": 0,
+            "max_subscriptions_per_socket": 5000,
             "max_queue_bytes": )" << max_queue_bytes << R"(,
             "slow_reader_timeout_ms": )" << slow_reader_timeout_ms << R"(,
             "models": {"posts": {"fields": {

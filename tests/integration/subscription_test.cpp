@@ -29,6 +29,7 @@ constexpr const char* kConfig = R"({
       "author": {"type": "text", "max_length": 50, "blank": true, "default": ""}}}},
   "routes": {
     "/ws/posts/": {"model": "posts", "read_only": ["id"], "group_by": "author",
+                   "filter_fields": ["author"],
                    "mixins": ["list", "create", "update", "patch", "delete", "observe_instance", "observe_list"]},
     "/ws/alice/": {"model": "posts", "queryset": {"author": "alice"}, "mixins": ["observe_instance", "patch"]},
     "/ws/by-title/": {"model": "posts", "lookup_field": "title", "fields": ["title", "author"],

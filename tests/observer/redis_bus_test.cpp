@@ -4,7 +4,10 @@
 // installed. Every wait is on an event (or a polled condition) with a deadline; nothing sleeps for a fixed time.
 #include <syncline/observer/redis_bus.hpp>
 
+#include <syncline/core/redact.hpp>
+
 #include "redis_test_support.hpp"
+#include "spdlog_capture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -117,11 +120,48 @@ TEST(RedisBusUrl, RejectsMalformedUrlsWithAClearMessage) {
             ADD_FAILURE() << "accepted " << c.url;
         } catch (const std::invalid_argument& e) {
             std::string message = e.what();
-            EXPECT_NE(message.find("\"" + c.url + "\""), std::string::npos) << message;
+            // Quoted, with any userinfo redacted ("redis://secret@..." prints as "redis://***@...").
+            EXPECT_NE(message.find("\"" + RedactUrl(c.url) + "\""), std::string::npos) << message;
             EXPECT_NE(message.find(c.reason), std::string::npos) << "for " << c.url << ": " << message;
             EXPECT_NE(message.find("expected redis://"), std::string::npos) << message;
         }
     }
+}
+
+// Item 11 of issue 9: the message of a malformed URL (logged by `syncline serve` as "cannot start: ...") never holds
+// the password, whatever is wrong with the URL and whatever characters the password has.
+TEST(RedisBusUrl, ErrorsNeverQuoteThePassword) {
+    const std::string pw = "Pw-5ecret";
+    struct Case {
+        std::string url;
+        std::string reason;
+    };
+    const std::vector<Case> cases = {
+        {"redis://default:" + pw + "@127.0.0.1:port/0", "port \"port\" is not a number"},
+        {"redis://default:" + pw + "@127.0.0.1:6379/db", "database \"db\" is not a non-negative number"},
+        {"redis://default:" + pw + "@:6379/0", "missing host"},
+        {"redis://default:" + pw + "@127.0.0.1:6379/0?timeout=1", "query strings and fragments are not supported"},
+        {"rediss://default:" + pw + "@127.0.0.1:6379/0", "the scheme must be redis://"},
+        {"redis//default:" + pw + "@127.0.0.1:6379/0", "the scheme must be redis://"},
+        {"http://" + pw + "@127.0.0.1:6379/0", "the scheme must be redis://"},
+        {"redis://" + pw + "@127.0.0.1:6379/0", "credentials must be written user:password or :password"},
+        // Separators inside the password: the userinfo ends at the last '@', so no part of it is read as a port.
+        {"redis://default:" + pw + "/x:9@127.0.0.1:port/0", "port \"port\" is not a number"},
+        {"redis://default:" + pw + "?x#y@127.0.0.1:port/0", "port \"port\" is not a number"},
+    };
+    for (const auto& c : cases) {
+        try {
+            RedisBus bus(Options(c.url));
+            ADD_FAILURE() << "accepted " << c.url;
+        } catch (const std::invalid_argument& e) {
+            std::string message = e.what();
+            EXPECT_EQ(message.find(pw), std::string::npos) << message;
+            EXPECT_EQ(message.find("5ecret"), std::string::npos) << message;
+            EXPECT_NE(message.find(c.reason), std::string::npos) << "for " << c.url << ": " << message;
+        }
+    }
+    // A password with separators is accepted whole (sent with AUTH as written).
+    EXPECT_NO_THROW(RedisBus(Options("redis://default:" + pw + "/x:9?y#z@127.0.0.1:1/0")));
 }
 
 TEST(RedisBusUrl, AcceptsHostPortDbAndCredentialsWithoutBlocking) {
@@ -671,6 +711,32 @@ TEST_F(RedisBusOutageTest, DropsTheOldestPublishesBeyondTheBound) {
     ASSERT_TRUE(recorder.WaitFor([](const Recorder& r) { return r.acks.size() == 100; }));
     auto acks = recorder.Read<std::vector<std::int64_t>>([](const Recorder& r) { return r.acks; });
     for (std::int64_t i = 0; i < 100; ++i) EXPECT_EQ(acks[static_cast<std::size_t>(i)], 150 + i);
+}
+
+// Item 11 of issue 9: the password of the bus URL never reaches the log, on any connection event: up, a wrong
+// password refused by Redis, lost, failed reconnection attempts, restored.
+TEST_F(RedisBusOutageTest, ThePasswordNeverReachesTheLog) {
+    const std::string pw = "bus-pw-71c3e9";
+    server_->StartOnFreePort({"--requirepass", pw});
+    const std::uint16_t port = server_->port();
+    const std::string address = "127.0.0.1:" + std::to_string(port) + "/0";
+    syncline::testing::SpdlogCapture log;
+    {
+        RedisBus bus(FastOptions("redis://default:" + pw + "@" + address));
+        RedisBus wrong(FastOptions("redis://default:not-" + pw + "@" + address));
+        ASSERT_TRUE(bus.WaitConnected(kWait));
+        ASSERT_TRUE(log.WaitFor("subscribe connection to " + address + " up")) << log.Text();
+        ASSERT_TRUE(log.WaitFor("set-up refused: WRONGPASS")) << log.Text();  // the wrong password, refused
+        server_->Kill();
+        ASSERT_TRUE(log.WaitFor("lost")) << log.Text();
+        ASSERT_TRUE(log.WaitFor("attempt 1 failed")) << log.Text();
+        ASSERT_TRUE(server_->Start(port, {"--requirepass", pw}));
+        ASSERT_TRUE(bus.WaitConnected(kWait));
+        ASSERT_TRUE(log.WaitFor("restored")) << log.Text();
+    }
+    const std::string text = log.Text();
+    EXPECT_EQ(text.find(pw), std::string::npos) << text;
+    EXPECT_EQ(text.find("71c3e9"), std::string::npos) << text;
 }
 
 TEST_F(RedisBusOutageTest, DestructionWhileRedisIsDownIsQuick) {

@@ -2,6 +2,7 @@
 
 #include <syncline/core/log.hpp>
 #include <syncline/core/multiplexer.hpp>
+#include <syncline/core/redact.hpp>
 #include <syncline/core/routed.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
@@ -95,6 +96,7 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.max_connections = config.max_connections;
     options.max_handshakes = config.max_handshakes;
     options.action_threads = config.action_threads;
+    options.limits = config.limits;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
@@ -137,8 +139,9 @@ void Server::Prepare() {
     db_options.path = options_.database;
     db_options.synchronous = options_.synchronous;
     db_ = storage::Database::Open(db_options, models_);
-    spdlog::info("database {} open (schema version {}, {} models)", options_.database, db_->SchemaVersion(),
-                 models_.size());
+    // A file path today; a database URL (scheme://user:password@host/db) would print without its password.
+    spdlog::info("database {} open (schema version {}, {} models)", RedactCredentials(options_.database),
+                 db_->SchemaVersion(), models_.size());
 
     transport::ServerOptions ws_options;
     ws_options.host = options_.host;
@@ -186,8 +189,8 @@ void Server::Prepare() {
     }
     relay_ = std::make_unique<observer::Relay>(std::make_unique<storage::FeedSource>(*db_), models_, layout,
                                                std::move(publish), relay_options);
-    spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,
-                 layout.shards());
+    spdlog::info("bus: {} ({} channels per table)",
+                 options_.redis_url.empty() ? "in-process" : RedactUrl(options_.redis_url), layout.shards());
     executor_ = std::make_shared<Executor>(options_.action_threads);
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     // Routes whose cookie credentials are ignored: cookie authentication requires an origin allow-list.
@@ -206,6 +209,7 @@ void Server::Prepare() {
         }
         EndpointOptions endpoint_options = route.options;
         if (!endpoint_options.auth) endpoint_options.auth = options_.auth;
+        if (!endpoint_options.limits) endpoint_options.limits = options_.limits;
         if (!endpoint_options.allowed_origins) endpoint_options.allowed_origins = options_.allowed_origins;
         if (!endpoint_options.executor) endpoint_options.executor = executor_;
         check_cookies(route.path, endpoint_options.auth, endpoint_options.allowed_origins);
@@ -232,7 +236,8 @@ void Server::Prepare() {
         AllowedOrigins allowed = mux.allowed_origins ? mux.allowed_origins : options_.allowed_origins;
         check_cookies(mux.path, options_.auth, allowed);
         try {
-            ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams), options_.auth, std::move(allowed)));
+            ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams), options_.auth,
+                                                               options_.limits.max_json_depth, std::move(allowed)));
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + mux.path + ": " + e.what());
         }

@@ -78,6 +78,8 @@ struct ServerConfig {
     std::size_t max_connections = 0;   ///< Websocket connections at most; 0: derived from the open-file limit.
     std::size_t max_handshakes = 128;  ///< Sockets still in their handshake at most (the oldest is closed).
     unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
+    /// "max_json_depth", "max_request_id_bytes", "max_subscriptions_per_socket", "max_filter_values".
+    ConnectionLimits limits;
 };
 
 /// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with

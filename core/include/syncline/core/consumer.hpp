@@ -19,6 +19,7 @@
 
 #include <rapidjson/document.h>
 
+#include <syncline/core/json_input.hpp>
 #include <syncline/core/query.hpp>
 #include <syncline/core/serializer.hpp>
 #include <syncline/core/session.hpp>
@@ -36,12 +37,28 @@ struct User {
     std::string claims;
 };
 
+/// What one connection may send or hold (PROTOCOL.md §1, "Limits"). A request over a limit is answered with an error
+/// and the socket stays open. On a multiplexed socket each stream is a connection of its own.
+struct ConnectionLimits {
+    /// Objects and arrays nested deeper than this in a frame: 400 `Malformed message: nesting too deep`.
+    std::size_t max_json_depth = kDefaultMaxJsonDepth;
+    /// A request_id whose JSON text is longer than this: 400, the request is not run.
+    std::size_t max_request_id_bytes = 256;
+    /// Subscriptions (instance, group and list, counted one per row, group or list) held at once: a subscribe
+    /// beyond it answers 429 and subscribes nothing.
+    std::size_t max_subscriptions = 1000;
+    /// Values in one `__in` filter list (of `list`, streamed lists and `subscribe_list`): beyond it, 400.
+    std::size_t max_filter_values = 1000;
+};
+
 /// Per-connection state: the handshake, the user, the outbox, and the push gate. Owned (shared) by the connection's
 /// session; the session's calls are serial. Send and Push are callable from any thread.
 class ConnectionContext : public std::enable_shared_from_this<ConnectionContext> {
 public:
-    ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user = {});
+    ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user = {},
+                      ConnectionLimits limits = {});
     const HandshakeRequest& request() const { return request_; }
+    const ConnectionLimits& limits() const { return limits_; }
     const User& user() const { return user_; }
     void set_user(User user) { user_ = std::move(user); }
     /// Queues a frame (a reply) on this connection.
@@ -83,6 +100,7 @@ private:
     HandshakeRequest request_;
     std::shared_ptr<Outbox> outbox_;
     User user_;
+    ConnectionLimits limits_;
     std::uint64_t id_;
     PushGate gate_;
     mutable std::mutex stream_mutex_;
@@ -255,6 +273,12 @@ struct ConsumerOptions {
     std::string lookup_field = "pk";  ///< The field detail actions look rows up by; "pk" means the primary key.
     std::string lookup_url_kwarg;     ///< The request argument holding the lookup value; defaults to lookup_field.
     std::vector<std::shared_ptr<const Permission>> permissions;  ///< All must allow; empty means AllowAny.
+    /// DRF's `perform_create(serializer.save(owner=request.user))`: when set, `create` stores the authenticated user's
+    /// id in this field (OwnerValue: an integer field needs a canonical integer id) and the serializer treats the
+    /// field as read-only, so a client's value for it is ignored on create, update and patch (it can never change
+    /// through the API). An anonymous user, or one whose id the field cannot hold, gets 403 on create. PerformCreate
+    /// receives the value among the validated values. Must name an integer or text field (Bind throws otherwise).
+    std::string owner_field;
     std::vector<Mixin> mixins;
     /// Fields `list` may filter on (`{"filter": {"author": "alice", "likes__gte": 3}}`); others answer 400.
     std::vector<std::string> filter_fields;

@@ -65,6 +65,9 @@ struct EndpointOptions {
     /// Runs the route's detached actions. The Server shares one among its routes; when null the endpoint makes its
     /// own (2 threads, started on first use).
     std::shared_ptr<Executor> executor;
+    /// What each connection may send and hold. nullopt: the server's (ServerOptions::limits); an endpoint constructed
+    /// with nullopt uses the defaults.
+    std::optional<ConnectionLimits> limits;
     /// Which origins may open sockets (AllowedOrigins). nullopt: the server's (Server fills in
     /// ServerOptions::allowed_origins); an endpoint constructed with nullopt allows any origin.
     AllowedOrigins allowed_origins;
@@ -84,6 +87,10 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
 
 /// The reply to a frame that is not a JSON object: `{"errors": ["Malformed message: <reason>"], ..., 400}`.
 std::string MalformedReply(std::string_view reason);
+
+/// The 400 answer to a request_id whose JSON text is longer than the connection's limit, or nullopt when it is
+/// within it (or absent).
+std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, const ConnectionLimits& limits);
 
 /// An Endpoint serving one consumer. Thread-safe (the consumer is shared; state is per session).
 class ConsumerEndpoint : public Endpoint {

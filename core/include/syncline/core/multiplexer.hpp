@@ -13,6 +13,7 @@
 
 #include <syncline/core/auth.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/core/json_input.hpp>
 #include <syncline/core/session.hpp>
 
 namespace syncline {
@@ -51,9 +52,10 @@ public:
     };
 
     /// Throws std::invalid_argument when there is no stream, a name is empty or repeated, an endpoint is null, or an
-    /// allowed_origins entry is invalid (OriginEntryError).
+    /// allowed_origins entry is invalid (OriginEntryError). `max_json_depth` limits the nesting of the outer frame's
+    /// payload (one level is the envelope's own).
     explicit Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth = std::nullopt,
-                         AllowedOrigins allowed_origins = std::nullopt);
+                         std::size_t max_json_depth = kDefaultMaxJsonDepth, AllowedOrigins allowed_origins = std::nullopt);
 
     /// 403 when the origin is not allowed; else 101 when at least one child admits the handshake; otherwise the first
     /// stream's status.
@@ -68,6 +70,7 @@ private:
 
     std::vector<Stream> streams_;
     std::optional<AuthOptions> auth_;
+    std::size_t max_json_depth_;
     AllowedOrigins allowed_origins_;
 };
 

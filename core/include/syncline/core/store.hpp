@@ -57,6 +57,15 @@ public:
     virtual bool Delete(std::string_view table, const Value& pk) = 0;
     /// The version of a row (the seq of its latest captured change), 0 when unknown.
     virtual std::int64_t RowVersion(std::string_view table, const Value& pk) const = 0;
+
+    /// The latest captured change of a row, as far as the store still knows it.
+    struct LastChangeInfo {
+        std::int64_t version = 0;  ///< The seq of the change (the row's version after it).
+        bool deleted = false;      ///< The change deleted the row.
+        std::optional<Row> before; ///< The row as it was before the change, when the store still holds it.
+    };
+    /// The latest captured change of a row, or nullopt when none is known.
+    virtual std::optional<LastChangeInfo> LastChange(std::string_view table, const Value& pk) const = 0;
 };
 
 }  // namespace syncline

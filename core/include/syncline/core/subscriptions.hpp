@@ -34,19 +34,24 @@ struct InstanceSubscription {
     std::int64_t known_version = 0;
 };
 
-/// Where subscriptions live. Implemented by the observer; every method is thread-safe.
+/// Where subscriptions live. Implemented by the observer; every method is thread-safe and costs O(log n) in the
+/// number of subscriptions held (per row, group or connection), never a scan of a connection's or the server's.
+///
+/// Each connection may hold at most `connection.limits().max_subscriptions` subscriptions (one per row, group or
+/// list subscribed, per request_id): a Subscribe call that would go beyond returns false and adds nothing. Adding one
+/// that the connection already holds changes nothing and returns true.
 class SubscriptionRegistry {
 public:
     virtual ~SubscriptionRegistry() = default;
     /// Adds an instance subscription; the same connection, consumer, row and request_id again changes nothing.
-    virtual void SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
+    virtual bool SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
                                    InstanceSubscription subscription) = 0;
     /// Removes the connection's subscriptions of `consumer` to the row addressed by `lookup_value`: only the one with
     /// `request_id` when given, else all of them.
     virtual void UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
                                      const Value& lookup_value, const std::optional<std::string>& request_id) = 0;
-    /// Adds group subscriptions of one observer of `consumer`.
-    virtual void SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
+    /// Adds group subscriptions of one observer of `consumer` (all of them, or none when the limit would be passed).
+    virtual bool SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
                                  std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
                                  const std::string& request_id) = 0;
     /// Removes group subscriptions (only `request_id`'s when given).
@@ -54,8 +59,8 @@ public:
                                    const GroupObserver& observer, const std::vector<std::string>& groups,
                                    const std::optional<std::string>& request_id) = 0;
     /// Adds a filtered-list subscription: rows entering, changing in and leaving the filter (within the consumer's
-    /// queryset) are pushed as create, update and delete.
-    virtual void SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
+    /// queryset) are pushed as create, update and delete. The same request_id again replaces the filter.
+    virtual bool SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
                                const std::string& request_id) = 0;
     /// Removes list subscriptions (only `request_id`'s when given).
     virtual void UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
@@ -63,6 +68,9 @@ public:
     /// Drops every subscription of a connection (it closed).
     virtual void DropConnection(ConnectionContext& connection) = 0;
 };
+
+/// The 429 answer to a subscribe beyond the connection's subscription limit.
+ActionResult SubscriptionLimitReply(const ConnectionContext& connection);
 
 /// DCRF's ObserverModelInstanceMixin: `retrieve`, `subscribe_instance` (201; `since` pushes the current state right
 /// after the reply when the row changed later) and `unsubscribe_instance` (204).
@@ -86,8 +94,10 @@ std::string JsonOfValue(const Value& value);
 /// The coalescing key of an instance push: one per consumer, row and request_id.
 std::string InstancePushKey(const GenericConsumer& consumer, const Value& pk, std::string_view request_id);
 
-/// Parses a list filter object (`{"author": "alice", "likes__gte": 3}`) on the consumer's readable fields; an unknown
-/// field or operator answers 400 naming it.
-Result<std::vector<Filter>> ParseListFilter(const GenericConsumer& consumer, const rapidjson::Value* filter);
+/// Parses a list filter object (`{"author": "alice", "likes__gte": 3}`), as `list`, streamed lists and
+/// `subscribe_list` take it: only the consumer's filter_fields (never a write-only field), only known lookups, and
+/// `__in` lists of at most `limits.max_filter_values` values; anything else answers 400 naming the key.
+Result<std::vector<Filter>> ParseListFilter(const GenericConsumer& consumer, const rapidjson::Value* filter,
+                                            const ConnectionLimits& limits);
 
 }  // namespace syncline

@@ -49,17 +49,17 @@ public:
     void Start();
 
     // SubscriptionRegistry
-    void SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
+    bool SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
                            InstanceSubscription subscription) override;
     void UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer, const Value& lookup_value,
                              const std::optional<std::string>& request_id) override;
-    void SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
+    bool SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
                          std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
                          const std::string& request_id) override;
     void UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer, const GroupObserver& observer,
                            const std::vector<std::string>& groups,
                            const std::optional<std::string>& request_id) override;
-    void SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
+    bool SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
                        const std::string& request_id) override;
     void UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
                          const std::optional<std::string>& request_id) override;
@@ -79,11 +79,25 @@ public:
 private:
     struct Sub;
     using SubPtr = std::shared_ptr<Sub>;
-    void Add(const SubPtr& sub, const std::vector<std::string>& channels);
+    // Subscriptions in the order they were made (Sub::order), so pushes go out in that order.
+    using OrderedSubs = std::map<std::uint64_t, SubPtr>;
+    // One connection's subscriptions: by identity (what makes two subscriptions the same one) and by target (what an
+    // unsubscribe names: a consumer's row, group or list, alone or with one request_id), so that neither subscribing
+    // nor unsubscribing scans them.
+    struct ConnectionSubs {
+        std::unordered_map<std::string, SubPtr> by_identity;
+        std::unordered_map<std::string, std::unordered_map<std::string, SubPtr>> by_target;  // target -> identity
+    };
+    SubPtr NewSub(ConnectionContext& connection, GenericConsumer& consumer, std::string identity);
+    // With mutex_ held: adds a sub made by NewSub under its targets; its channels are retained.
+    void Add(ConnectionSubs& subs, const SubPtr& sub, std::vector<std::string> targets,
+             std::vector<std::string> channels);
+    // With mutex_ held: removes one sub everywhere (channels released).
+    void Remove(ConnectionSubs& subs, const SubPtr& sub);
+    // With mutex_ held: removes the connection's subs under `target` (only `request_id`'s when given).
+    void RemoveTarget(std::uint64_t connection_id, const std::string& target,
+                      const std::optional<std::string>& request_id);
     void Await(const std::vector<std::string>& channels) const;
-    void AddInstance(ConnectionContext& connection, GenericConsumer& consumer, InstanceSubscription subscription,
-                     const std::string& channel);
-    void RemoveIf(std::uint64_t connection_id, const std::function<bool(const Sub&)>& match);
     void Retain(const std::string& channel);
     void Release(const std::string& channel);
     bool SeenBefore(const RowEvent& event);
@@ -96,11 +110,12 @@ private:
     AwaitSubscribed await_subscribed_;
 
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, std::vector<SubPtr>> instance_;  // row key -> subscriptions, in order
-    std::unordered_map<std::string, std::vector<SubPtr>> table_subs_;  // table -> group and list subscriptions
-    std::unordered_map<std::uint64_t, std::vector<SubPtr>> by_connection_;
+    std::unordered_map<std::string, OrderedSubs> instance_;    // row key -> subscriptions
+    std::unordered_map<std::string, OrderedSubs> table_subs_;  // table -> group and list subscriptions
+    std::unordered_map<std::uint64_t, ConnectionSubs> by_connection_;
     std::unordered_map<std::string, int> channel_refs_;
     std::uint64_t next_order_ = 0;
+    std::size_t subscription_count_ = 0;
 
     // Delivery-thread state.
     std::unordered_map<std::string, std::int64_t> last_version_;  // row key -> newest version processed

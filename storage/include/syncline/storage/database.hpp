@@ -114,6 +114,9 @@ public:
     /// The version of a row: the seq of its latest captured change still in the feed (0 when none). Scans the retained
     /// feed from the newest change back: cheap for recently changed rows, linear in the feed for the others.
     std::int64_t RowVersion(std::string_view table, const Value& pk) const override;
+    /// The row's latest change still in the feed, with the row's old image (update and delete); same cost as
+    /// RowVersion.
+    std::optional<LastChangeInfo> LastChange(std::string_view table, const Value& pk) const override;
 
     // Writes: any thread, each in its own transaction; see ModelOps for the contracts.
     Row Insert(std::string_view table, const Assignments& values) override;

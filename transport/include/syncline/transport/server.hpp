@@ -63,6 +63,9 @@ struct ServerOptions {
     /// Threads of the executor that runs detached actions (streamed lists, custom detached actions) for every
     /// route; 0 means one per core, at least 2. A stream waiting for a slow reader holds one of them.
     unsigned action_threads = 0;
+    /// What each connection may send and hold (nesting depth, request_id size, subscriptions, `__in` values); a
+    /// route's own EndpointOptions::limits overrides it.
+    ConnectionLimits limits;
 };
 
 /// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it

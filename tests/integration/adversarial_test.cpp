@@ -1,0 +1,299 @@
+// What a hostile client does to a server (issue 9), over real websockets: deep nesting, text that is not Unicode,
+// oversized request_ids, subscription floods, filter oracles. Each test names the finding it guards; every one ends
+// by checking that the server still answers an ordinary request on the same socket.
+
+#include <syncline/core/config.hpp>
+#include <syncline/core/log.hpp>
+#include <syncline/observer/observer.hpp>
+#include <syncline/test_support/ws_client.hpp>
+#include <syncline/transport/server.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "../storage/test_db.hpp"
+
+namespace syncline {
+namespace {
+
+using ::testing::HasSubstr;
+using test_support::WsClient;
+
+constexpr const char* kConfig = R"({
+  "database": "blog.db", "listen": {"port": 0}, "workers": 2, "max_subscriptions_per_socket": 50,
+  "models": {
+    "posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text", "max_length": 100},
+                         "author": {"type": "text", "blank": true, "default": ""},
+                         "secret": {"type": "text", "blank": true, "default": ""},
+                         "hidden": {"type": "boolean", "default": false}}}},
+  "routes": {
+    "/ws/posts/": {"model": "posts", "fields": ["id", "title", "author", "secret"], "write_only": ["secret"],
+                   "filter_fields": ["author", "id"],
+                   "mixins": ["list", "retrieve", "create", "patch", "delete", "observe_instance", "observe_list"]},
+    "/ws/visible/": {"model": "posts", "fields": ["id", "title"], "queryset": {"hidden": false},
+                     "mixins": ["retrieve", "observe_instance"]},
+    "/ws/": {"streams": {"posts": "/ws/posts/"}},
+    "/ws/api/": {"routepatterns": {
+        "^posts/(?P<pk>[^/]+)/$": {"model": "posts", "fields": ["id", "title"],
+                                   "handler": "RetrieveUpdateDestroyAPIActionHandler"},
+        "^posts/$": {"model": "posts", "fields": ["id", "title"], "handler": "ListCreateAPIActionHandler"}}}}})";
+
+rapidjson::Document Parse(const std::optional<std::string>& frame) {
+    rapidjson::Document d;
+    if (frame) d.Parse(frame->c_str());
+    return d;
+}
+
+std::string Nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+class AdversarialTest : public ::testing::Test {
+protected:
+    void SetUp() override { StartServer(kConfig); }
+    void StartServer(const std::string& config) {
+        server_ = Server::FromConfig(ParseConfig(config), dir_.File(""));
+        server_->Start();
+    }
+    std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/") {
+        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
+        EXPECT_TRUE(result) << result.error;
+        return std::move(result.client);
+    }
+    static std::string Call(WsClient& ws, const std::string& frame) { return ws.Request(frame).value_or("<none>"); }
+    // The socket still works: an ordinary request is answered.
+    static void ExpectServed(WsClient& ws) {
+        auto reply = Parse(ws.Request(R"({"action": "list", "request_id": "alive"})"));
+        ASSERT_TRUE(reply.IsObject()) << "no answer to an ordinary request";
+        EXPECT_EQ(reply["response_status"].GetInt(), 200);
+        EXPECT_TRUE(ws.is_open());
+    }
+    // Waits (with a deadline) until the relay has published the first `changes` changes.
+    void WaitRelayed(std::int64_t changes) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (server_->relayed_seq() < changes && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::yield();
+        }
+        ASSERT_GE(server_->relayed_seq(), changes);
+    }
+    testing::TempDir dir_;
+    std::unique_ptr<Server> server_;
+};
+
+// Finding 1: ~87,300 nested arrays (175 KB, far under the message limit) killed the process with SIGSEGV.
+TEST_F(AdversarialTest, DeepNestingIsRefusedOnEveryRouteAndTheSocketStaysOpen) {
+    const std::string deep = Nested(90000);
+    auto direct = Connect();
+    for (const std::string& frame :
+         {R"({"action":"list","request_id":)" + deep + "}",
+          R"({"action":"create","request_id":1,"data":{"title":)" + deep + "}}", deep}) {
+        auto reply = Parse(direct->Request(frame));
+        ASSERT_TRUE(reply.IsObject()) << "no reply (did the server die?)";
+        EXPECT_EQ(reply["response_status"].GetInt(), 400);
+        EXPECT_STREQ(reply["errors"][0].GetString(), "Malformed message: nesting too deep");
+        EXPECT_TRUE(reply["request_id"].IsNull());
+    }
+    ExpectServed(*direct);
+
+    auto mux = Connect("/ws/");
+    EXPECT_EQ(Call(*mux, R"({"stream":"posts","payload":{"action":"list","request_id":)" + deep + "}}"),
+              R"({"stream":null,"payload":{"errors":["Malformed message: nesting too deep"],"data":null,)"
+              R"("action":null,"response_status":400,"request_id":null}})");
+    // A payload one level within the limit passes the envelope and is judged by its stream, with the same limit.
+    EXPECT_THAT(Call(*mux, R"({"stream":"posts","payload":{"action":"list","request_id":)" + Nested(63) + "}}"),
+                HasSubstr(R"("response_status":200)"));
+    EXPECT_THAT(Call(*mux, R"({"stream":"posts","payload":{"action":"list","request_id":)" + Nested(64) + "}}"),
+                HasSubstr("nesting too deep"));
+    EXPECT_THAT(Call(*mux, R"({"stream":"posts","payload":{"action":"list","request_id":1}})"),
+                HasSubstr(R"("response_status":200)"));
+
+    auto routed = Connect("/ws/api/");
+    EXPECT_EQ(Call(*routed, R"({"action":"list","route":"posts/","request_id":)" + deep + "}"),
+              R"({"errors":["Malformed message: nesting too deep"],"data":null,"action":null,"route":null,)"
+              R"("status":400})");
+    EXPECT_THAT(Call(*routed, R"({"action":"list","route":"posts/","request_id":2})"), HasSubstr(R"("status":200)"));
+}
+
+// Finding 2: a lone low surrogate was stored as bytes that are not UTF-8, and every reply carrying the row was
+// dropped from then on; as a request_id it suppressed the sender's own reply.
+TEST_F(AdversarialTest, TextThatIsNotUnicodeIsRefusedAtTheDoorAndNothingIsStored) {
+    auto ws = Connect();
+    auto created = Parse(ws->Request(R"({"action":"create","request_id":3,"data":{"title":"\udc00"}})"));
+    ASSERT_TRUE(created.IsObject()) << "the reply was dropped";
+    EXPECT_EQ(created["response_status"].GetInt(), 400);
+    EXPECT_STREQ(created["errors"][0].GetString(), R"(Malformed message: text is not valid Unicode in "data.title")");
+
+    auto by_id = Parse(ws->Request(R"({"action":"list","request_id":"\udc00"})"));
+    ASSERT_TRUE(by_id.IsObject()) << "the reply was dropped";
+    EXPECT_EQ(by_id["response_status"].GetInt(), 400);
+    EXPECT_STREQ(by_id["errors"][0].GetString(), R"(Malformed message: text is not valid Unicode in "request_id")");
+
+    auto listed = Parse(ws->Request(R"({"action":"list","request_id":4})"));
+    ASSERT_TRUE(listed.IsObject());
+    EXPECT_EQ(listed["data"].Size(), 0u) << "nothing may have been stored";
+    // A proper surrogate pair is ordinary text.
+    auto emoji = Parse(ws->Request(R"({"action":"create","request_id":5,"data":{"title":"\ud83d\ude00"}})"));
+    ASSERT_TRUE(emoji.IsObject());
+    EXPECT_EQ(emoji["response_status"].GetInt(), 201);
+    EXPECT_EQ(std::string(emoji["data"]["title"].GetString()), "\xF0\x9F\x98\x80");
+}
+
+// Finding 2, the other half: a row another program stored with bytes that are not UTF-8 still goes out, in every
+// reply and push, with U+FFFD in their place; it never silences the socket.
+TEST_F(AdversarialTest, ARowWithBytesThatAreNotUtf8StillGoesOutEverywhere) {
+    ASSERT_EQ(testing::SqliteShell(dir_.File("blog.db"),
+                                   "INSERT INTO posts (id, title) VALUES (1, CAST(X'6F6BEDB08021' AS TEXT));"),
+              0);
+    WaitRelayed(1);
+    const std::string repaired = "ok\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD!";
+    auto ws = Connect();
+    auto listed = Parse(ws->Request(R"({"action":"list","request_id":1})"));
+    ASSERT_TRUE(listed.IsObject()) << "the list reply was dropped";
+    ASSERT_EQ(listed["data"].Size(), 1u);
+    EXPECT_EQ(std::string(listed["data"][0]["title"].GetString()), repaired);
+    auto retrieved = Parse(ws->Request(R"({"action":"retrieve","request_id":2,"pk":1})"));
+    ASSERT_TRUE(retrieved.IsObject()) << "the retrieve reply was dropped";
+    EXPECT_EQ(std::string(retrieved["data"]["title"].GetString()), repaired);
+
+    auto routed = Connect("/ws/api/");
+    auto routed_list = Parse(routed->Request(R"({"action":"list","route":"posts/","request_id":3})"));
+    ASSERT_TRUE(routed_list.IsObject()) << "the routed reply was dropped";
+    EXPECT_EQ(std::string(routed_list["data"][0]["title"].GetString()), repaired);
+
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":"s","pk":1})"),
+                HasSubstr(R"("response_status":201)"));
+    ASSERT_EQ(testing::SqliteShell(dir_.File("blog.db"), "UPDATE posts SET author = 'x' WHERE id = 1;"), 0);
+    auto push = Parse(ws->Receive());
+    ASSERT_TRUE(push.IsObject()) << "the push was dropped";
+    EXPECT_STREQ(push["action"].GetString(), "update");
+    EXPECT_EQ(std::string(push["data"]["title"].GetString()), repaired);
+    // And it can be mended over the socket.
+    auto patched = Parse(ws->Request(R"({"action":"patch","request_id":4,"pk":1,"data":{"title":"fine"}})"));
+    ASSERT_TRUE(patched.IsObject());
+    EXPECT_EQ(patched["response_status"].GetInt(), 200);
+}
+
+// Finding 6 (part): 300 subscribes with 1 MB request_ids held 238 MB. A request_id has a size limit on every
+// action; the limit is answered with 400 and the socket stays open.
+TEST_F(AdversarialTest, OversizedRequestIdsAreRefused) {
+    auto ws = Connect();
+    const std::string big(300, 'x');
+    auto reply = Parse(ws->Request(R"({"action":"subscribe_instance","pk":1,"request_id":")" + big + "\"}"));
+    ASSERT_TRUE(reply.IsObject());
+    EXPECT_EQ(reply["response_status"].GetInt(), 400);
+    EXPECT_STREQ(reply["errors"][0].GetString(), "request_id is too long (the limit is 256 bytes of JSON).");
+    EXPECT_STREQ(reply["action"].GetString(), "subscribe_instance");
+    EXPECT_TRUE(reply["request_id"].IsNull());
+    auto as_object = Parse(ws->Request(R"({"action":"list","request_id":{"k":")" + big + "\"}}"));
+    EXPECT_EQ(as_object["response_status"].GetInt(), 400);
+    auto routed = Connect("/ws/api/");
+    EXPECT_THAT(Call(*routed, R"({"action":"list","route":"posts/","request_id":")" + big + "\"}"),
+                HasSubstr(R"("status":400)"));
+    // Exactly at the limit is fine: 254 characters plus the quotes.
+    EXPECT_THAT(Call(*ws, R"({"action":"list","request_id":")" + std::string(254, 'y') + "\"}"),
+                HasSubstr(R"("response_status":200)"));
+    ExpectServed(*ws);
+}
+
+// Finding 6: a socket held 50,000 subscriptions (and with them the server's lock). A subscribe beyond the socket's
+// limit answers 429, subscribes nothing, and the socket goes on.
+TEST_F(AdversarialTest, SubscriptionsPerSocketAreLimited) {
+    ASSERT_EQ(server_->database().Insert("posts", {{"title", "t"}}).at(0), Value(1));
+    auto ws = Connect();
+    for (int i = 0; i < 50; ++i) {
+        ASSERT_THAT(Call(*ws, R"({"action":"subscribe_instance","pk":1,"request_id":)" + std::to_string(i) + "}"),
+                    HasSubstr(R"("response_status":201)"));
+    }
+    // The same subscription again is not a new one.
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","pk":1,"request_id":7})"), HasSubstr("201"));
+    auto refused = Parse(ws->Request(R"({"action":"subscribe_instance","pk":1,"request_id":50})"));
+    EXPECT_EQ(refused["response_status"].GetInt(), 429);
+    EXPECT_STREQ(refused["errors"][0].GetString(), "Too many subscriptions on this socket (the limit is 50).");
+    EXPECT_EQ(Parse(ws->Request(R"({"action":"subscribe_list","request_id":"L"})"))["response_status"].GetInt(), 429);
+    EXPECT_EQ(server_->observer().subscription_count(), 50u);
+    // Another socket has its own allowance; unsubscribing frees room.
+    auto other = Connect();
+    EXPECT_THAT(Call(*other, R"({"action":"subscribe_instance","pk":1,"request_id":0})"), HasSubstr("201"));
+    EXPECT_THAT(Call(*ws, R"({"action":"unsubscribe_instance","pk":1,"request_id":3})"), HasSubstr("204"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_list","request_id":"L"})"), HasSubstr("201"));
+    ExpectServed(*ws);
+}
+
+// Findings 4 and 5: `__in` lists of 250,000-500,000 values cost hundreds of MB (a prepared statement per length;
+// a list subscription's filter evaluated on every write). Lists are bounded, everywhere filters are taken.
+TEST_F(AdversarialTest, InFiltersAreBoundedEverywhere) {
+    auto ws = Connect();
+    auto values = [](int n) {
+        std::string list = "[";
+        for (int i = 0; i < n; ++i) list += (i ? ",7" : "7");
+        return list + "]";
+    };
+    auto list = Parse(ws->Request(R"({"action":"list","request_id":1,"filter":{"id__in":)" + values(250000) + "}}"));
+    EXPECT_EQ(list["response_status"].GetInt(), 400);
+    EXPECT_STREQ(list["errors"][0].GetString(), "Filter \"id__in\" has 250000 values; the limit is 1000.");
+    auto sub = Parse(ws->Request(R"({"action":"subscribe_list","request_id":2,"filter":{"id__in":)" + values(1001) +
+                                 "}}"));
+    EXPECT_EQ(sub["response_status"].GetInt(), 400);
+    EXPECT_THAT(Call(*ws, R"({"action":"list","request_id":3,"filter":{"id__in":)" + values(1000) + "}}"),
+                HasSubstr(R"("response_status":200)"));
+    EXPECT_EQ(server_->observer().subscription_count(), 0u);
+    ExpectServed(*ws);
+}
+
+// Finding 8: subscribe_list took filters on write-only fields and on fields outside filter_fields, so
+// {"secret__startswith": "h"} told a secret's prefix by what was pushed. Every filter obeys list's rules.
+TEST_F(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere) {
+    auto ws = Connect();
+    for (const char* filter : {R"({"secret__startswith": "h", "id": 2})", R"({"secret": "x"})", R"({"title": "t"})",
+                               R"({"author__nope": "x"})"}) {
+        for (const char* action : {"subscribe_list", "list"}) {
+            auto reply = Parse(ws->Request(std::string(R"({"action":")") + action +
+                                           R"(","request_id":"f","filter":)" + filter + "}"));
+            EXPECT_EQ(reply["response_status"].GetInt(), 400) << action << " " << filter;
+            EXPECT_THAT(reply["errors"][0].GetString(), HasSubstr("is not allowed")) << action << " " << filter;
+        }
+    }
+    EXPECT_EQ(server_->observer().subscription_count(), 0u);
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_list","request_id":"ok","filter":{"author":"ann","id__gte":1}})"),
+                HasSubstr("201"));
+    // A config that lists a write-only field as filterable is refused up front.
+    std::string bad = kConfig;
+    bad.replace(bad.find(R"("filter_fields": ["author", "id"])"), 32, R"("filter_fields": ["author", "secret"])");
+    EXPECT_THROW(ParseConfig(bad), ConfigError);
+}
+
+// Finding 9: on a route whose queryset hides a row, retrieve and subscribe answered 404 but subscribe with
+// "since": 0 answered 201 and pushed a delete at every later change of the row: its existence and change times
+// leaked. `since` follows retrieve's rules, also once the row is gone.
+TEST_F(AdversarialTest, SinceNeverRevealsARowOutsideTheQueryset) {
+    storage::Database& db = server_->database();
+    db.Insert("posts", {{"title", "public"}});
+    db.Insert("posts", {{"title", "hidden"}, {"hidden", true}});
+    WaitRelayed(2);
+    auto ws = Connect("/ws/visible/");
+    EXPECT_THAT(Call(*ws, R"({"action":"retrieve","request_id":1,"pk":2})"), HasSubstr(R"("response_status":404)"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":2,"pk":2})"), HasSubstr("404"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":3,"pk":2,"since":0})"),
+                HasSubstr(R"("response_status":404)"));
+    // Deleted: the row this socket never saw stays unknown to it; the visible one's delete is pushed.
+    db.Delete("posts", Value(2));
+    db.Delete("posts", Value(1));
+    WaitRelayed(4);
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":4,"pk":2,"since":0})"),
+                HasSubstr(R"("response_status":404)"));
+    EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","request_id":5,"pk":1,"since":0})"),
+                HasSubstr(R"("response_status":201)"));
+    auto push = Parse(ws->Receive());
+    ASSERT_TRUE(push.IsObject());
+    EXPECT_STREQ(push["action"].GetString(), "delete");
+    EXPECT_EQ(push["data"]["pk"].GetInt(), 1);
+    EXPECT_EQ(push["request_id"].GetInt(), 5);
+    EXPECT_FALSE(ws->Receive(std::chrono::milliseconds(200))) << "nothing else may be pushed";
+    EXPECT_EQ(server_->observer().subscription_count(), 1u);
+}
+
+}  // namespace
+}  // namespace syncline
