@@ -70,6 +70,12 @@ TEST_F(ConnectionLimitTest, TheDefaultLimitFollowsTheOpenFileLimit) {
 // max_connections above what the descriptors allow: accept fails with EMFILE. /healthz is answered all the same (on
 // the spare descriptor) and a handshake gets 503 rather than a hang.
 TEST_F(ConnectionLimitTest, OutOfDescriptorsHealthzIsStillAnsweredAndHandshakesGet503) {
+#if defined(__SANITIZE_ADDRESS__)
+    // The AddressSanitizer tree is built with UBSan too, whose vptr check probes memory through a pipe(): out of
+    // descriptors, the pipe fails and the check itself reports "invalid vptr" on any virtual call and aborts the
+    // server (seen with the spare descriptor disabled as well). The normal and ThreadSanitizer trees run this test.
+    GTEST_SKIP() << "UBSan's vptr check needs a free descriptor";
+#endif
     StartServer(64, R"("max_connections": 1000,)");
     std::vector<std::unique_ptr<WsClient>> clients;
     ConnectResult refused;
