@@ -62,6 +62,18 @@ std::vector<std::string> GetStringList(const rapidjson::Value& v, const std::str
     return out;
 }
 
+// "allowed_origins": ["https://app.example.com", "http://localhost:3000"] or ["*"].
+AllowedOrigins ParseAllowedOrigins(const rapidjson::Value& v, const std::string& path) {
+    if (!v.IsArray()) Fail(path, "expected a list of origins such as [\"https://app.example.com\"]");
+    std::vector<std::string> origins = GetStringList(v, path);
+    for (std::size_t i = 0; i < origins.size(); ++i) {
+        if (std::string error = OriginEntryError(origins[i]); !error.empty()) {
+            Fail(path + "[" + std::to_string(i) + "]", error);
+        }
+    }
+    return origins;
+}
+
 RateLimit ParseRateLimit(const rapidjson::Value& v, const std::string& path) {
     if (!v.IsObject()) Fail(path, "expected an object such as {\"per_second\": 50, \"burst\": 100}");
     CheckKeys(v, path, {"per_second", "burst", "close_after"});
@@ -262,10 +274,11 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     std::vector<std::string> keys = {"model", "fields", "read_only", "write_only", "mixins", "lookup_field",
                                      "lookup_url_kwarg", "queryset", "rate_limit", "group_by", "filter_fields",
                                      "ordering_fields", "pagination", "page_size", "max_page_size", "permissions",
-                                     "owner_field"};
+                                     "owner_field", "allowed_origins"};
     if (handler_mode) {
         *std::find(keys.begin(), keys.end(), "mixins") = "handler";
         keys.erase(std::find(keys.begin(), keys.end(), "rate_limit"));
+        keys.erase(std::find(keys.begin(), keys.end(), "allowed_origins"));
     }
     CheckKeys(v, path, keys);
     RouteConfig route;
@@ -314,6 +327,9 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         route.consumer.owner_field = OwnerFieldName(*p, path + ".owner_field", schema);
     }
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    if (const auto* p = Member(v, "allowed_origins")) {
+        route.endpoint.allowed_origins = ParseAllowedOrigins(*p, path + ".allowed_origins");
+    }
     if (const auto* p = Member(v, "permissions")) {
         if (!p->IsArray()) {
             Fail(path + ".permissions", std::string("expected a list; valid permissions: ") + kPermissionForms);
@@ -395,7 +411,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
 
 // A multiplexer route: {"streams": {"posts": "/ws/posts/"}}. The paths are checked once every route is known.
 RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path) {
-    CheckKeys(v, path, {"streams"});
+    CheckKeys(v, path, {"streams", "allowed_origins"});
     const rapidjson::Value* found = Member(v, "streams");
     if (!found) Fail(path + ".streams", "missing");
     const rapidjson::Value& streams = *found;
@@ -405,6 +421,9 @@ RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::
     }
     RouteConfig route;
     route.path = route_path;
+    if (const auto* p = Member(v, "allowed_origins")) {
+        route.endpoint.allowed_origins = ParseAllowedOrigins(*p, path + ".allowed_origins");
+    }
     for (auto it = streams.MemberBegin(); it != streams.MemberEnd(); ++it) {
         std::string name(it->name.GetString(), it->name.GetStringLength());
         if (name.empty()) Fail(path + ".streams", "a stream name may not be empty");
@@ -416,7 +435,7 @@ RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::
 // A routed route: {"routepatterns": {"<pattern>": {<route keys>, "handler": "..."}}}, in match order.
 RouteConfig ParseRoutedRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path,
                              const std::vector<Schema>& models) {
-    CheckKeys(v, path, {"routepatterns", "rate_limit"});
+    CheckKeys(v, path, {"routepatterns", "rate_limit", "allowed_origins"});
     const rapidjson::Value* found = Member(v, "routepatterns");
     if (!found) Fail(path + ".routepatterns", "missing");
     const rapidjson::Value& patterns = *found;
@@ -428,6 +447,9 @@ RouteConfig ParseRoutedRoute(const std::string& route_path, const rapidjson::Val
     RouteConfig route;
     route.path = route_path;
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    if (const auto* p = Member(v, "allowed_origins")) {
+        route.endpoint.allowed_origins = ParseAllowedOrigins(*p, path + ".allowed_origins");
+    }
     for (auto it = patterns.MemberBegin(); it != patterns.MemberEnd(); ++it) {
         std::string pattern(it->name.GetString(), it->name.GetStringLength());
         std::string pattern_path = path + ".routepatterns." + pattern;
@@ -488,8 +510,9 @@ ServerConfig ParseConfig(std::string_view json_text) {
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
-                "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
-                "max_subscriptions_per_socket", "max_filter_values", "max_pending_actions", "statement_cache_bytes"});
+               "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
+               "max_subscriptions_per_socket", "max_filter_values", "max_pending_actions", "statement_cache_bytes",
+               "allowed_origins", "max_connections", "max_handshakes"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -562,6 +585,13 @@ ServerConfig ParseConfig(std::string_view json_text) {
         config.statement_cache_bytes =
             static_cast<std::size_t>(GetInteger(*p, "statement_cache_bytes", 0, std::int64_t{1} << 34));
     }
+    if (const auto* p = Member(doc, "max_connections")) {
+        config.max_connections = static_cast<std::size_t>(GetInteger(*p, "max_connections", 1, 10000000));
+    }
+    if (const auto* p = Member(doc, "max_handshakes")) {
+        config.max_handshakes = static_cast<std::size_t>(GetInteger(*p, "max_handshakes", 1, 1000000));
+    }
+    if (const auto* p = Member(doc, "allowed_origins")) config.allowed_origins = ParseAllowedOrigins(*p, "allowed_origins");
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
     if (const auto* p = Member(doc, "auth")) config.auth = ParseAuth(*p);
@@ -597,6 +627,20 @@ ServerConfig ParseConfig(std::string_view json_text) {
         }
         if (!Member(it->value, "rate_limit")) route.endpoint.rate_limit = default_limit;
         config.routes.push_back(std::move(route));
+    }
+    // A browser sends its cookies with a handshake whichever site's page opens it: cookie tokens need an origin
+    // allow-list on every route, or any site could open an authenticated socket as its visitor.
+    const rapidjson::Value* auth_json = Member(doc, "auth");
+    const rapidjson::Value* cookie = auth_json ? Member(*auth_json, "cookie") : nullptr;
+    if (cookie && cookie->IsString() && cookie->GetStringLength() > 0) {
+        for (const auto& route : config.routes) {
+            if (!RestrictsOrigins(route.endpoint.allowed_origins ? route.endpoint.allowed_origins
+                                                                 : config.allowed_origins)) {
+                Fail("auth.cookie", "cookie authentication requires allowed_origins (the sites whose pages may "
+                                    "connect, without \"*\"), at the top level or on every route; route " +
+                                        route.path + " has none");
+            }
+        }
     }
     // A stream names another route of this config that serves requests itself (not a multiplexer).
     std::vector<std::string> consumer_routes;

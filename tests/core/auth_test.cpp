@@ -69,6 +69,9 @@ private:
 
 TEST(FindTokenTest, BearerHeaderThenQueryParameterThenCookie) {
     TokenSources sources;
+    EXPECT_EQ(sources.cookie, "");  // cookies are off unless named (they need an origin allow-list)
+    EXPECT_FALSE(FindToken(Handshake("", {{"cookie", "token=c1"}}), sources));
+    sources.cookie = "token";
     EXPECT_FALSE(FindToken(Handshake(), sources));
     auto header = FindToken(Handshake("", {{"authorization", "Bearer abc"}}), sources);
     ASSERT_TRUE(header);

@@ -14,11 +14,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
 #include <random>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -598,6 +600,25 @@ TEST_F(RedisBusOutageTest, SurvivesSigkillAndRestartWhilePublishing) {
     EXPECT_EQ(received.Read<int>([](const Recorder& r) { return r.reconnects; }), 2);
 }
 
+// The local ports of this process's established TCP connections to 127.0.0.1:`port` (from /proc/net/tcp): the
+// client sides, which leave ESTABLISHED when the client closes them, even if the server never reads again.
+std::set<unsigned> EstablishedClientPorts(std::uint16_t port) {
+    std::set<unsigned> ports;
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    std::getline(table, line);  // header
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        const unsigned remote_port = static_cast<unsigned>(std::stoul(remote.substr(remote.find(':') + 1), nullptr, 16));
+        if (remote_port == port && state == "01") {  // 01: ESTABLISHED
+            ports.insert(static_cast<unsigned>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16)));
+        }
+    }
+    return ports;
+}
+
 TEST_F(RedisBusOutageTest, WatchdogNoticesAServerThatStopsAnswering) {
     server_->StartOnFreePort();
     Recorder recorder;
@@ -606,9 +627,19 @@ TEST_F(RedisBusOutageTest, WatchdogNoticesAServerThatStopsAnswering) {
     const std::string channel = UniqueName("hung");
     SubscribeAndWait(bus, channel);
     ASSERT_TRUE(bus.WaitConnected(kWait));
+    // Both connections of the bus (publish and subscribe): this test's own server has no other client.
+    const std::set<unsigned> links = EstablishedClientPorts(server_->port());
+    ASSERT_EQ(links.size(), 2u);
 
     server_->Pause();  // SIGSTOP: sockets stay open, nothing answers; only the PING watchdog can tell
     ASSERT_TRUE(Eventually([&] { return !bus.connected(); })) << "the watchdog did not notice";
+    // Each connection has its own watchdog: stay stopped until both gave up (their sockets closed), not only the
+    // first one. (Resuming at the first one let the other connection live on under ThreadSanitizer's slower timing,
+    // so the subscribe connection never came back and the reconnect this test waits for never happened.)
+    ASSERT_TRUE(Eventually([&] {
+        const std::set<unsigned> now = EstablishedClientPorts(server_->port());
+        return std::none_of(links.begin(), links.end(), [&](unsigned p) { return now.count(p) != 0; });
+    })) << "a connection's watchdog did not notice";
     bus.Publish(channel, "sent while the server was stopped", 1);
     server_->Resume();
 

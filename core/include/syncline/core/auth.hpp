@@ -55,11 +55,13 @@ public:
 };
 
 /// Where token authenticators look for a token, in this order: the `Authorization: Bearer <token>` header, the
-/// query parameter, the cookie. The first one present is used. An empty name turns that place off.
+/// query parameter, the cookie. The first one present is used. An empty name turns that place off. Cookies are off by
+/// default: a browser sends them with a handshake whichever site's page opens it, so an endpoint reads them only when
+/// its allowed origins restrict who may connect (see EndpointOptions::allowed_origins).
 struct TokenSources {
     bool bearer_header = true;
     std::string query_param = "token";
-    std::string cookie = "token";
+    std::string cookie;
 };
 
 /// A token found in a handshake, with a description of where (for logs).
@@ -143,6 +145,8 @@ public:
     explicit ChainAuthenticator(std::vector<std::shared_ptr<const Authenticator>> chain);
     /// Asks each authenticator in order (see the class comment).
     AuthResult Authenticate(const HandshakeRequest& request) const override;
+    /// The authenticators, in the order they are asked.
+    const std::vector<std::shared_ptr<const Authenticator>>& chain() const { return chain_; }
 
 private:
     std::vector<std::shared_ptr<const Authenticator>> chain_;
