@@ -152,9 +152,17 @@ JsonInputError ParseUntrustedJson(rapidjson::Document& doc, std::string_view tex
         rapidjson::MemoryStream memory(text.data(), text.size());
         rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> input(memory);
         rapidjson::Reader reader;
-        constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+        // Full precision: RapidJSON's default rounds numbers with long mantissas to a neighbouring double, so a
+        // request_id such as 111...1000207729038 (60 digits) was echoed as another number.
+        constexpr unsigned kFlags =
+            rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag;
         result = allow_comments ? reader.Parse<kFlags | rapidjson::kParseCommentsFlag>(input, handler)
                                 : reader.Parse<kFlags>(input, handler);
+        // RapidJSON takes a NUL byte for the end of the input, so `{"a":1}` followed by NUL and anything at all
+        // would pass: the whole text must have been read.
+        if (!result.IsError() && input.Tell() != text.size()) {
+            result.Set(rapidjson::kParseErrorDocumentRootNotSingular, input.Tell());
+        }
         return !result.IsError();
     };
     doc.Populate(generate);

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 namespace syncline {
@@ -84,6 +85,37 @@ TEST(JsonInputTest, SyntaxErrorsCarryTheirOffset) {
     EXPECT_THAT(ParseUntrustedJson(doc, "[1] [2]").Describe(), HasSubstr("root must not be followed"));
     EXPECT_TRUE(ParseUntrustedJson(doc, "[1, /* c */ 2]"));
     EXPECT_FALSE(ParseUntrustedJson(doc, "[1, /* c */ 2]", kDefaultMaxJsonDepth, true));
+}
+
+TEST(JsonInputTest, ANulByteDoesNotEndTheText) {
+    // Found by the json fuzz target (fuzz/corpus/json/nul-after-root): RapidJSON reads a NUL byte as the end of the
+    // input, so anything after one was ignored and the text accepted.
+    using namespace std::string_literals;
+    rapidjson::Document doc;
+    JsonInputError error = ParseUntrustedJson(doc, "88\n\0"s);
+    ASSERT_TRUE(error);
+    EXPECT_TRUE(error.syntax);
+    EXPECT_EQ(error.offset, 3u);
+    EXPECT_THAT(error.Describe(), HasSubstr("root must not be followed"));
+    EXPECT_TRUE(doc.IsNull());
+    EXPECT_TRUE(ParseUntrustedJson(doc, "{\"action\":\"list\"}\0{\"action\":\"delete\",\"pk\":1}"s));
+    EXPECT_TRUE(ParseUntrustedJson(doc, "[1] // comment\0[2]"s, kDefaultMaxJsonDepth, true));
+    EXPECT_TRUE(ParseUntrustedJson(doc, "\0"s));
+    // Whitespace and comments after the document are still fine.
+    EXPECT_FALSE(ParseUntrustedJson(doc, "[1] \n\t"));
+    EXPECT_FALSE(ParseUntrustedJson(doc, "[1] // comment", kDefaultMaxJsonDepth, true));
+}
+
+TEST(JsonInputTest, NumbersAreReadInFullPrecision) {
+    // Found by the frame fuzz target (fuzz/corpus/frame/request-id-precision): a number with a long mantissa was read
+    // to a neighbouring double, and a request_id came back as another number.
+    for (const char* number :
+         {"111111111111111111111111111111111111111000000000000207729038", "0.1000000000000000055511151231257827",
+          "2.2250738585072011e-308", "9007199254740993", "18446744073709551616"}) {
+        rapidjson::Document doc;
+        ASSERT_FALSE(ParseUntrustedJson(doc, std::string("[") + number + "]")) << number;
+        EXPECT_EQ(doc[0].GetDouble(), std::strtod(number, nullptr)) << number;
+    }
 }
 
 TEST(JsonInputTest, Utf8ValidationFollowsTheUnicodeTable) {
