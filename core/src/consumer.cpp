@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <stdexcept>
+#include <string_view>
 
 #include "json_util.hpp"
 
@@ -325,14 +327,13 @@ std::optional<Value> LookupValue(const FieldSpec& field, const rapidjson::Value&
             return std::nullopt;
         }
         if (json.IsString()) {
-            std::string s(json.GetString(), json.GetStringLength());
-            if (s.empty() || s.size() > 19) return std::nullopt;
-            std::size_t start = s[0] == '-' ? 1 : 0;
-            if (start == s.size() || !std::all_of(s.begin() + static_cast<std::ptrdiff_t>(start), s.end(),
-                                                  [](char c) { return c >= '0' && c <= '9'; })) {
-                return std::nullopt;
-            }
-            return Value(static_cast<std::int64_t>(std::stoll(s)));
+            // An optional '-' and decimal digits (Django's int() of a URL kwarg), within int64: anything else, an
+            // overflow included ("9999999999999999999"), is a value of the wrong type, so 404, never an exception.
+            std::string_view s(json.GetString(), json.GetStringLength());
+            std::int64_t n = 0;
+            auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+            if (s.empty() || s[0] == '+' || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+            return Value(n);
         }
         return std::nullopt;
     }
