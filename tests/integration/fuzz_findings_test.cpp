@@ -74,6 +74,11 @@ TEST_F(FuzzFindingsTest, ARequestIdWithALongMantissaComesBackAsTheSameNumber) {
     EXPECT_EQ(reply["response_status"].GetInt(), 200);
     ASSERT_TRUE(reply["request_id"].IsDouble());
     EXPECT_EQ(reply["request_id"].GetDouble(), std::strtod(id.c_str(), nullptr));
+    // fuzz/corpus/frame/zero-with-exponent: read with RapidJSON's full precision instead, a zero with an exponent
+    // became garbage (0e-24 came back as -2.19e-193).
+    auto zero = Parse(ws->Request(R"({"action":"list","request_id":0e-24})"));
+    ASSERT_TRUE(zero.IsObject() && zero["request_id"].IsNumber());
+    EXPECT_EQ(zero["request_id"].GetDouble(), 0.0);
 }
 
 }  // namespace
