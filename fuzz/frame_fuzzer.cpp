@@ -1,24 +1,28 @@
-// Fuzz target "frame": one text frame into a consumer endpoint over a real SQLite database, as a client would send
-// it. The server is declared in JSON (kConfig below, parsed by ParseConfig and assembled as Server::FromConfig and
+// Fuzz target "frame": text frames into a consumer endpoint over a real SQLite database, as a client would send them.
+// The server is declared in JSON (kConfig below, parsed by ParseConfig and assembled as Server::FromConfig and
 // Server::Prepare do): a model with text, integer, real, boolean, json and datetime fields, a model with a text
 // key, every mixin (subscriptions included, with an observer on the in-process bus), list filters and ordering,
 // limit/offset and streamed pagination, permissions, a routed consumer and a multiplexer over the others.
 //
-// Input: one selector byte, then the frame. Selector bits 0-2 (mod 6) pick the route: 0 /ws/posts/ (every DCRF
-// mixin, limit/offset), 1 /ws/stream/ (streamed list, lookup by title, a queryset), 2 /ws/tags/ (text key, group
-// permissions), 3 /ws/owned/ (owner permissions), 4 /ws/ (the multiplexer over them and the routed route), 5
-// /ws/api/ (routed). Bit 3: the connection is alice's (id 1, group editors) instead of anonymous. Bit 4: on the
-// multiplexer, the frame arrives as a binary frame.
+// Input: one selector byte, then up to four frames separated by 0xFF (a byte no UTF-8 text holds), all on one
+// connection. Selector bits 0-2 (mod 6) pick the route: 0 /ws/posts/ (every DCRF mixin, limit/offset), 1 /ws/stream/
+// (streamed list, lookup by title, a queryset), 2 /ws/tags/ (text key, group permissions), 3 /ws/owned/ (owner
+// permissions), 4 /ws/ (the multiplexer over them and the routed route), 5 /ws/api/ (routed). Bit 3: the connection
+// is alice's (id 1, group editors) instead of anonymous. Bit 4: on the multiplexer, frames arrive as binary frames.
+// Bit 5: changes reach the observer as bus payloads (EncodeEvent, the in-process bus, Observer::OnMessage, as from
+// Redis) instead of being handed over (Observer::Deliver, as the in-process relay does).
 //
 // Direct routes answer through the synchronous path (GenericConsumer::HandleText: HandleTextFrame, detached actions
 // inline); the multiplexer through its session's OnText with a recording Outbox (its streams run no detached
-// action). Checks, per frame: every frame sent is valid UTF-8 text of a JSON object in the route's envelope, with an
-// HTTP-like status that is never 500 (an exception escaped an action); exactly one reply (a streamed list sends one
-// or more frames of its stream instead); the reply echoes the request's action and request_id (null when the
-// request_id is over the limit); closing the connection leaves no subscription behind.
+// action). After each frame, the changes it committed are read from the change feed and delivered, as the relay
+// would, so the connection's subscriptions are pushed. Checks: every frame sent is valid UTF-8 text of a JSON object
+// in the route's envelope, with an HTTP-like status that is never 500 (an exception escaped an action); exactly one
+// reply per frame (a streamed list sends one or more frames of its stream instead); the reply echoes the request's
+// action and request_id (null when the request_id is over the limit); pushes carry a version; closing the
+// connection leaves no subscription behind.
 //
-// Runs are deterministic: each input opens a fresh connection and closes it, and after an input that wrote, the
-// database is put back to its seed rows (and its change feed restarts at the same versions).
+// Runs are deterministic: each input opens a fresh connection with a fresh observer and closes it, and after an
+// input that wrote, the database is put back to its seed rows (and its change feed restarts at the same versions).
 
 #include <syncline/core/config.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
@@ -28,6 +32,8 @@
 #include <syncline/core/routed.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
+#include <syncline/observer/row_event.hpp>
+#include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <rapidjson/document.h>
@@ -153,16 +159,55 @@ struct Route {
     bool routed = false;
 };
 
+// The registry the consumers are bound to (once): it forwards to the observer of the current input, made afresh for
+// each, so that what one input delivered (the observer remembers versions per row) never changes another's run.
+class ForwardingRegistry final : public syncline::SubscriptionRegistry {
+public:
+    syncline::observer::Observer* target = nullptr;
+
+    bool SubscribeInstance(syncline::ConnectionContext& c, syncline::GenericConsumer& g,
+                           syncline::InstanceSubscription s) override {
+        return target->SubscribeInstance(c, g, std::move(s));
+    }
+    void UnsubscribeInstance(syncline::ConnectionContext& c, syncline::GenericConsumer& g, const syncline::Value& v,
+                             const std::optional<std::string>& id) override {
+        target->UnsubscribeInstance(c, g, v, id);
+    }
+    bool SubscribeGroups(syncline::ConnectionContext& c, syncline::GenericConsumer& g,
+                         std::shared_ptr<const syncline::GroupObserver> o, const std::vector<std::string>& groups,
+                         const std::string& id) override {
+        return target->SubscribeGroups(c, g, std::move(o), groups, id);
+    }
+    void UnsubscribeGroups(syncline::ConnectionContext& c, syncline::GenericConsumer& g,
+                           const syncline::GroupObserver& o, const std::vector<std::string>& groups,
+                           const std::optional<std::string>& id) override {
+        target->UnsubscribeGroups(c, g, o, groups, id);
+    }
+    bool SubscribeList(syncline::ConnectionContext& c, syncline::GenericConsumer& g, std::vector<syncline::Filter> f,
+                       const std::string& id) override {
+        return target->SubscribeList(c, g, std::move(f), id);
+    }
+    void UnsubscribeList(syncline::ConnectionContext& c, syncline::GenericConsumer& g,
+                         const std::optional<std::string>& id) override {
+        target->UnsubscribeList(c, g, id);
+    }
+    void DropConnection(syncline::ConnectionContext& c) override { target->DropConnection(c); }
+};
+
 struct World {
     std::string dir;
+    std::vector<syncline::Schema> models;
     std::unique_ptr<syncline::storage::Database> db;
+    std::unique_ptr<syncline::storage::ChangeFeed> feed;
+    std::int64_t feed_cursor = 0;  // the last change delivered
     syncline::observer::InProcessBus bus;
-    std::unique_ptr<syncline::observer::Observer> observer;
+    syncline::observer::ChannelLayout layout{"fuzz", 4};
+    std::unique_ptr<syncline::observer::Observer> observer;  // the current input's
+    ForwardingRegistry registry;
     std::vector<Route> routes;  // in selector order
     std::shared_ptr<syncline::Multiplexer> multiplexer;
     syncline::AuthOptions auth;
     std::uint64_t commits_after_seed = 0;
-    std::uint64_t inputs = 0;
 };
 
 World* g_world = nullptr;
@@ -170,6 +215,7 @@ World* g_world = nullptr;
 void Reseed(World& w) {
     w.db->ExecuteWrite(kSeedSql);
     w.commits_after_seed = w.db->local_commits();
+    w.feed_cursor = w.feed->LatestSeq();
 }
 
 void RemoveDir() {
@@ -184,14 +230,13 @@ std::unique_ptr<World> Build() {
     if (!mkdtemp(tmpl.data())) Fail("mkdtemp failed");
     w->dir = tmpl;
     const syncline::ServerConfig config = syncline::ParseConfig(kConfig);
+    w->models = config.models;
     syncline::storage::DatabaseOptions db_options;
     db_options.path = w->dir + "/" + config.database;
     db_options.synchronous = syncline::storage::Synchronous::kOff;  // a scratch file: no fsync
     w->db = syncline::storage::Database::Open(db_options, config.models);
+    w->feed = std::make_unique<syncline::storage::ChangeFeed>(*w->db);
     Reseed(*w);
-    w->observer = std::make_unique<syncline::observer::Observer>(config.models, w->bus,
-                                                                 syncline::observer::ChannelLayout("fuzz", 4), nullptr);
-    w->observer->Start();
 
     std::map<std::string, syncline::User> tokens;
     tokens.emplace(kAliceToken, syncline::User{true, "1", "alice", {"editors"}, ""});
@@ -217,7 +262,7 @@ std::unique_ptr<World> Build() {
         } else {
             r.consumer = std::make_shared<syncline::GenericConsumer>(route.consumer);
         }
-        r.consumer->Bind(*w->db, w->observer.get());
+        r.consumer->Bind(*w->db, &w->registry);
         syncline::EndpointOptions options = route.endpoint;
         options.auth = w->auth;
         options.limits = config.limits;
@@ -328,85 +373,143 @@ void CheckEcho(const rapidjson::Value& reply, const Request& request, bool route
     }
 }
 
-void CheckDirect(const Route& route, const syncline::User& user, std::string_view frame) {
-    auto outbox = std::make_shared<CountingOutbox>();
-    auto context = std::make_shared<syncline::ConnectionContext>(
-        syncline::HandshakeRequest{route.path, "", {}, "127.0.0.1:40000"}, outbox, user);
-    const std::string reply = route.consumer->HandleText(*context, frame);
-    context->MarkClosed();
-    route.consumer->OnDisconnect(*context);
-
-    Request request;
-    ReadRequest(frame, context->limits().max_json_depth, request);
-    std::vector<std::string> replies = outbox->sent;
-    if (reply.empty()) {
-        if (route.path != "/ws/stream/" || replies.empty()) Fail("no reply", frame);
-    } else {
-        if (!replies.empty()) Fail("frames sent besides the reply", frame);
-        replies.push_back(reply);
-    }
-    for (const auto& text : replies) {
-        rapidjson::Document doc;
-        ParseFrame(text, doc, frame);
-        CheckEnvelope(doc, text, frame);
-        CheckEcho(doc, request, route.routed, false, frame);
-    }
-    for (const auto& text : outbox->pushed) {
-        rapidjson::Document doc;
-        ParseFrame(text, doc, frame);
-        CheckEnvelope(doc, text, frame);
-        CheckEcho(doc, request, route.routed, true, frame);
+// A push: a JSON object in the route's envelope (create, update or delete) with the row's version.
+void CheckPush(const rapidjson::Value& push, const std::string& text, std::string_view frame) {
+    const int status = CheckEnvelope(push, text, frame);
+    const rapidjson::Value* version = Member(push, "version");
+    if (status >= 300 || !version || !version->IsInt64() || version->GetInt64() < 1) {
+        Fail("a push without a version, or with an error: " + text, frame);
     }
 }
 
-void CheckMultiplexed(World& w, bool alice, bool binary, std::string_view frame) {
+// Reads the changes committed since the last delivery from the change feed and delivers them to the observer, as
+// the relay does (coalesced per row), handed over or as bus payloads.
+void Relay(World& w, bool as_payloads) {
+    std::vector<syncline::ChangeEvent> changes = w.feed->ReadAfter(w.feed_cursor);
+    if (changes.empty()) return;
+    w.feed_cursor = changes.back().seq;
+    for (const syncline::observer::RowEvent& event : syncline::observer::Coalesce(std::move(changes))) {
+        if (!as_payloads) {
+            w.observer->Deliver(event);
+            continue;
+        }
+        const syncline::Schema& schema = w.db->Model(event.table);
+        w.bus.Publish(w.layout.ForRow(event.table, event.pk), syncline::observer::EncodeEvent(event, schema));
+    }
+}
+
+// The frames of one connection, as the input splits them.
+std::vector<std::string_view> SplitFrames(std::string_view text) {
+    constexpr std::size_t kMaxFrames = 4;
+    std::vector<std::string_view> frames;
+    while (frames.size() + 1 < kMaxFrames) {
+        const std::size_t at = text.find('\xFF');
+        if (at == std::string_view::npos) break;
+        frames.push_back(text.substr(0, at));
+        text.remove_prefix(at + 1);
+    }
+    frames.push_back(text);
+    return frames;
+}
+
+void RunDirect(World& w, const Route& route, const syncline::User& user, const std::vector<std::string_view>& frames,
+               bool as_payloads) {
+    auto outbox = std::make_shared<CountingOutbox>();
+    auto context = std::make_shared<syncline::ConnectionContext>(
+        syncline::HandshakeRequest{route.path, "", {}, "127.0.0.1:40000"}, outbox, user);
+    for (std::string_view frame : frames) {
+        const std::size_t sent_before = outbox->sent.size();
+        const std::size_t pushed_before = outbox->pushed.size();
+        const std::string reply = route.consumer->HandleText(*context, frame);
+        Relay(w, as_payloads);
+
+        Request request;
+        ReadRequest(frame, context->limits().max_json_depth, request);
+        std::vector<std::string> replies(outbox->sent.begin() + static_cast<std::ptrdiff_t>(sent_before),
+                                         outbox->sent.end());
+        if (reply.empty()) {
+            if (route.path != "/ws/stream/" || replies.empty()) Fail("no reply", frame);
+        } else {
+            if (!replies.empty()) Fail("frames sent besides the reply", frame);
+            replies.push_back(reply);
+        }
+        for (const auto& text : replies) {
+            rapidjson::Document doc;
+            ParseFrame(text, doc, frame);
+            CheckEnvelope(doc, text, frame);
+            CheckEcho(doc, request, route.routed, false, frame);
+        }
+        for (std::size_t i = pushed_before; i < outbox->pushed.size(); ++i) {
+            rapidjson::Document doc;
+            ParseFrame(outbox->pushed[i], doc, frame);
+            CheckPush(doc, outbox->pushed[i], frame);
+        }
+    }
+    context->MarkClosed();
+    route.consumer->OnDisconnect(*context);
+}
+
+// What the payload of a multiplexed frame asks, when the frame names a stream and carries an object payload: the
+// stream's consumer answers that payload, so its reply echoes the payload's action and request_id. (The
+// multiplexer's own refusals echo what they can.)
+void ReadMultiplexedRequest(std::string_view frame, Request& request, bool& routed) {
+    rapidjson::Document outer;
+    if (syncline::ParseUntrustedJson(outer, frame, syncline::kDefaultMaxJsonDepth + 1) || !outer.IsObject()) return;
+    const rapidjson::Value* stream = Member(outer, "stream");
+    const rapidjson::Value* payload = Member(outer, "payload");
+    const std::vector<std::string_view> names = {"posts", "tags", "owned", "api"};
+    if (!stream || !stream->IsString() || !payload || !payload->IsObject()) return;
+    const std::string_view name(stream->GetString(), stream->GetStringLength());
+    if (std::find(names.begin(), names.end(), name) == names.end()) return;
+    routed = name == "api";
+    request.doc.CopyFrom(*payload, request.doc.GetAllocator());
+    request.parsed = true;
+    request.action = Member(request.doc, "action");
+    request.request_id = Member(request.doc, "request_id");
+    request.request_id_too_long =
+        request.request_id && syncline::CheckRequestId(request.request_id, syncline::ConnectionLimits{}).has_value();
+}
+
+void RunMultiplexed(World& w, bool alice, bool binary, const std::vector<std::string_view>& frames, bool as_payloads) {
     syncline::HandshakeRequest handshake{"/ws/", "", {}, "127.0.0.1:40000"};
     if (alice) handshake.headers.emplace_back("authorization", std::string("Bearer ") + kAliceToken);
     auto outbox = std::make_shared<CountingOutbox>();
     std::unique_ptr<syncline::Session> session = w.multiplexer->Open(handshake, outbox);
-    if (binary) {
-        session->OnBinary(frame);
-    } else {
-        session->OnText(frame);
+    for (std::string_view frame : frames) {
+        const std::size_t sent_before = outbox->sent.size();
+        const std::size_t pushed_before = outbox->pushed.size();
+        if (binary) {
+            session->OnBinary(frame);
+        } else {
+            session->OnText(frame);
+        }
+        Relay(w, as_payloads);
+        if (outbox->close_code != 0) Fail("the multiplexer closed the socket", frame);
+        if (outbox->sent.size() != sent_before + 1) {
+            Fail("not exactly one reply: " + std::to_string(outbox->sent.size() - sent_before), frame);
+        }
+        Request request;
+        bool routed = false;
+        if (!binary) ReadMultiplexedRequest(frame, request, routed);
+        for (std::size_t i = sent_before; i < outbox->sent.size(); ++i) {
+            rapidjson::Document doc;
+            ParseFrame(outbox->sent[i], doc, frame);
+            if (doc.MemberCount() != 2 || !Member(doc, "stream") || !Member(doc, "payload")) {
+                Fail("a multiplexed frame that is not {stream, payload}: " + outbox->sent[i], frame);
+            }
+            CheckEnvelope(*Member(doc, "payload"), outbox->sent[i], frame);
+            CheckEcho(*Member(doc, "payload"), request, routed, false, frame);
+        }
+        for (std::size_t i = pushed_before; i < outbox->pushed.size(); ++i) {
+            rapidjson::Document doc;
+            ParseFrame(outbox->pushed[i], doc, frame);
+            if (doc.MemberCount() != 2 || !Member(doc, "stream") || !Member(doc, "payload")) {
+                Fail("a multiplexed push that is not {stream, payload}: " + outbox->pushed[i], frame);
+            }
+            CheckPush(*Member(doc, "payload"), outbox->pushed[i], frame);
+        }
     }
     session->OnClose();
-    if (outbox->close_code != 0) Fail("the multiplexer closed the socket", frame);
-    if (outbox->sent.size() != 1) Fail("not exactly one reply: " + std::to_string(outbox->sent.size()), frame);
-
-    // When the frame names a stream and carries an object payload, the stream's consumer answers that payload: its
-    // reply echoes the payload's action and request_id. (The multiplexer's own refusals echo what they can.)
-    Request request;
-    bool routed = false;
-    rapidjson::Document outer;
-    if (!binary && !syncline::ParseUntrustedJson(outer, frame, syncline::kDefaultMaxJsonDepth + 1) &&
-        outer.IsObject()) {
-        const rapidjson::Value* stream = Member(outer, "stream");
-        const rapidjson::Value* payload = Member(outer, "payload");
-        const std::vector<std::string_view> names = {"posts", "tags", "owned", "api"};
-        if (stream && stream->IsString() && payload && payload->IsObject() &&
-            std::find(names.begin(), names.end(), std::string_view(stream->GetString(), stream->GetStringLength())) !=
-                names.end()) {
-            routed = std::string_view(stream->GetString(), stream->GetStringLength()) == "api";
-            request.doc.CopyFrom(*payload, request.doc.GetAllocator());
-            request.parsed = true;
-            request.action = Member(request.doc, "action");
-            request.request_id = Member(request.doc, "request_id");
-            request.request_id_too_long =
-                request.request_id &&
-                syncline::CheckRequestId(request.request_id, syncline::ConnectionLimits{}).has_value();
-        }
-    }
-    for (const auto* list : {&outbox->sent, &outbox->pushed}) {
-        for (const auto& text : *list) {
-            rapidjson::Document doc;
-            ParseFrame(text, doc, frame);
-            if (doc.MemberCount() != 2 || !Member(doc, "stream") || !Member(doc, "payload")) {
-                Fail("a multiplexed frame that is not {stream, payload}: " + text, frame);
-            }
-            CheckEnvelope(*Member(doc, "payload"), text, frame);
-            CheckEcho(*Member(doc, "payload"), request, routed, list == &outbox->pushed, frame);
-        }
-    }
 }
 
 }  // namespace
@@ -426,18 +529,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     World& w = *g_world;
     const std::uint8_t selector = data[0];
-    const std::string_view frame(reinterpret_cast<const char*>(data + 1), size - 1);
+    const std::vector<std::string_view> frames =
+        SplitFrames(std::string_view(reinterpret_cast<const char*>(data + 1), size - 1));
     const Route& route = w.routes[(selector & 0x07) % w.routes.size()];
     const bool alice = (selector & 0x08) != 0;
+    const bool as_payloads = (selector & 0x20) != 0;
     syncline::User user;
     if (alice) user = syncline::User{true, "1", "alice", {"editors"}, ""};
 
+    w.observer = std::make_unique<syncline::observer::Observer>(w.models, w.bus, w.layout, nullptr);
+    w.observer->Start();
+    w.registry.target = w.observer.get();
     if (route.consumer) {
-        CheckDirect(route, user, frame);
+        RunDirect(w, route, user, frames, as_payloads);
     } else {
-        CheckMultiplexed(w, alice, (selector & 0x10) != 0, frame);
+        RunMultiplexed(w, alice, (selector & 0x10) != 0, frames, as_payloads);
     }
-    if (w.observer->subscription_count() != 0) Fail("subscriptions left behind after the connection closed", frame);
+    if (w.observer->subscription_count() != 0) {
+        Fail("subscriptions left behind after the connection closed", frames.front());
+    }
     if (w.db->local_commits() != w.commits_after_seed) Reseed(w);
     return 0;
 }

@@ -157,6 +157,28 @@ OWN_FRAMES = [
 ]
 
 
+# Several frames on one connection (separated by 0xFF), so that the changes of one are pushed to the subscriptions
+# of another; selector bit 5 sends the changes as bus payloads.
+SEQUENCES = [
+    (0, ['{"action":"subscribe_instance","request_id":"s","pk":1}', '{"action":"patch","pk":1,"data":{"likes":4}}',
+         '{"action":"delete","pk":1}']),
+    (0 | 32, ['{"action":"subscribe_list","request_id":"l","filter":{"author":"alice","likes__gte":1}}',
+              '{"action":"create","data":{"title":"n","author":"alice","likes":2}}',
+              '{"action":"patch","pk":3,"data":{"likes":5}}', '{"action":"patch","pk":1,"data":{"author":"bob"}}']),
+    (0, ['{"action":"subscribe_group","request_id":"g","author":"alice"}',
+         '{"action":"update","pk":3,"data":{"title":"T","author":"bob"}}', '{"action":"unsubscribe_group"}']),
+    (2 | 8, ['{"action":"subscribe_instance","request_id":1,"pk":"news"}',
+             '{"action":"patch","pk":"news","data":{"label":"Newer"}}', '{"action":"delete","pk":"news"}']),
+    (3 | 8 | 32, ['{"action":"subscribe_instance","request_id":"o","pk":1}',
+                  '{"action":"patch","pk":1,"data":{"owner_id":2}}', '{"action":"retrieve","pk":1}']),
+    (4 | 8, ['{"stream":"posts","payload":{"action":"subscribe_instance","pk":2,"request_id":"a"}}',
+             '{"stream":"api","payload":{"action":"partial_update","route":"posts/2/","data":{"title":"via api"}}}',
+             '{"stream":"owned","payload":{"action":"delete","pk":2}}']),
+    (1, ['{"action":"create","data":{"title":"p","public":true}}', '{"action":"list","request_id":1,"limit":1}',
+         '{"action":"list_cancel"}']),
+]
+
+
 def frame_seeds():
     seeds = []
     for i, frame in enumerate(test_frames()):
@@ -170,6 +192,7 @@ def frame_seeds():
             selector = (1 + (i // 3) % 3) | (8 if i % 2 else 0)  # the streamed, tags and owned routes
         seeds.append(bytes([selector]) + frame)
     seeds += [bytes([s]) + f.encode() for s, f in OWN_FRAMES]
+    seeds += [bytes([s]) + b"\xff".join(f.encode() for f in frames) for s, frames in SEQUENCES]
     return seeds
 
 
