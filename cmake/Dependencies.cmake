@@ -11,6 +11,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 # libjwt-dev (1.10 on Debian 12): HS256 JWT verification for core's JwtAuthenticator.
 pkg_check_modules(LIBJWT REQUIRED IMPORTED_TARGET libjwt)
+# libssl-dev: OpenSSL's libcrypto, which libjwt already loads, keys the token fingerprints of log lines (HMAC-SHA256).
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 
 # RapidJSON's config only sets an include path; wrap it in a target so modules can link it PRIVATE.
 add_library(syncline_rapidjson INTERFACE)

@@ -34,6 +34,11 @@ done
 echo "test: redis-server on 127.0.0.1:$port"
 export SYNCLINE_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
 export SYNCLINE_BIN_DIR="$build_dir/bin"
+# ThreadSanitizer: the reviewed suppressions of third-party races (each with its reason), and a failing exit code for
+# any report (also from the server processes the integration tests start, which inherit this environment).
+if [[ "${SANITIZE:-}" == *thread* ]]; then
+  export TSAN_OPTIONS="suppressions=$root/scripts/tsan-suppressions.txt second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+fi
 
 cd "$build_dir"
 ctest --output-on-failure --timeout 300 -j "${CTEST_JOBS:-2}" ${CTEST_ARGS:-}

@@ -2,6 +2,7 @@
 // and routes a JSON config declares (README.md documents the format).
 
 #include <syncline/core/config.hpp>
+#include <syncline/core/redact.hpp>
 #include <syncline/transport/server.hpp>
 
 #include <CLI/CLI.hpp>
@@ -26,7 +27,7 @@ int Serve(const std::string& config_path, const std::string& host, int port, int
     try {
         config = syncline::ParseConfig(text.str());
     } catch (const syncline::ConfigError& e) {
-        std::fprintf(stderr, "syncline: config error: %s\n", e.what());
+        std::fprintf(stderr, "syncline: config error: %s\n", syncline::RedactCredentials(e.what()).c_str());
         return 2;
     }
     if (!host.empty()) config.host = host;
@@ -37,7 +38,8 @@ int Serve(const std::string& config_path, const std::string& host, int port, int
         auto server = syncline::Server::FromConfig(config, base_dir);
         return server->Run();
     } catch (const std::exception& e) {
-        spdlog::error("syncline: cannot start: {}", e.what());
+        // Start-up errors quote URLs (e.g. a malformed bus URL): never with their password.
+        spdlog::error("syncline: cannot start: {}", syncline::RedactCredentials(e.what()));
         return 1;
     }
 }

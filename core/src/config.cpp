@@ -62,6 +62,18 @@ std::vector<std::string> GetStringList(const rapidjson::Value& v, const std::str
     return out;
 }
 
+// "allowed_origins": ["https://app.example.com", "http://localhost:3000"] or ["*"].
+AllowedOrigins ParseAllowedOrigins(const rapidjson::Value& v, const std::string& path) {
+    if (!v.IsArray()) Fail(path, "expected a list of origins such as [\"https://app.example.com\"]");
+    std::vector<std::string> origins = GetStringList(v, path);
+    for (std::size_t i = 0; i < origins.size(); ++i) {
+        if (std::string error = OriginEntryError(origins[i]); !error.empty()) {
+            Fail(path + "[" + std::to_string(i) + "]", error);
+        }
+    }
+    return origins;
+}
+
 RateLimit ParseRateLimit(const rapidjson::Value& v, const std::string& path) {
     if (!v.IsObject()) Fail(path, "expected an object such as {\"per_second\": 50, \"burst\": 100}");
     CheckKeys(v, path, {"per_second", "burst", "close_after"});
@@ -107,6 +119,24 @@ std::vector<Filter> ParseQueryset(const rapidjson::Value& v, const std::string& 
     return filters;
 }
 
+// The field of an owner rule or of "owner_field": a field of the model that can hold a user's id (integer or text).
+std::string OwnerFieldName(const rapidjson::Value& v, const std::string& path, const Schema& schema) {
+    std::string field = GetString(v, path);
+    std::vector<std::string> names;
+    for (const auto& f : schema.fields()) {
+        if (CanHoldOwner(f)) names.push_back(f.name);
+    }
+    std::optional<std::size_t> index = schema.FieldIndex(field);
+    if (!index) {
+        Fail(path, "unknown field \"" + field + "\" of model \"" + schema.table() + "\"; valid fields: " + Join(names));
+    }
+    if (!CanHoldOwner(schema.field(*index))) {
+        Fail(path, "field \"" + field + "\" is a " + std::string(FieldTypeName(schema.field(*index).type)) +
+                       " field and cannot hold a user id; valid fields: " + Join(names));
+    }
+    return field;
+}
+
 const char* const kPermissionForms =
     "allow_any, is_authenticated, read_only, {\"owner\": \"<field>\"}, {\"group\": \"<name>\"}, "
     "{\"and\": [...]}, {\"or\": [...]}, {\"not\": <permission>}";
@@ -127,16 +157,7 @@ PermissionPtr ParsePermission(const rapidjson::Value& v, const std::string& path
     std::string form = v.MemberBegin()->name.GetString();
     const rapidjson::Value& arg = v.MemberBegin()->value;
     std::string arg_path = path + "." + form;
-    if (form == "owner") {
-        std::string field = GetString(arg, arg_path);
-        if (!schema.FieldIndex(field)) {
-            std::vector<std::string> names;
-            for (const auto& f : schema.fields()) names.push_back(f.name);
-            Fail(arg_path, "unknown field \"" + field + "\" of model \"" + schema.table() + "\"; valid fields: " +
-                               Join(names));
-        }
-        return std::make_shared<IsOwner>(field);
-    }
+    if (form == "owner") return std::make_shared<IsOwner>(OwnerFieldName(arg, arg_path, schema));
     if (form == "group") {
         std::string group = GetString(arg, arg_path);
         if (group.empty()) Fail(arg_path, "empty group name");
@@ -252,10 +273,12 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (!v.IsObject()) Fail(path, "expected an object such as {\"model\": \"posts\", \"mixins\": [\"list\"]}");
     std::vector<std::string> keys = {"model", "fields", "read_only", "write_only", "mixins", "lookup_field",
                                      "lookup_url_kwarg", "queryset", "rate_limit", "group_by", "filter_fields",
-                                     "ordering_fields", "pagination", "page_size", "max_page_size", "permissions"};
+                                     "ordering_fields", "pagination", "page_size", "max_page_size", "permissions",
+                                     "owner_field", "allowed_origins"};
     if (handler_mode) {
         *std::find(keys.begin(), keys.end(), "mixins") = "handler";
         keys.erase(std::find(keys.begin(), keys.end(), "rate_limit"));
+        keys.erase(std::find(keys.begin(), keys.end(), "allowed_origins"));
     }
     CheckKeys(v, path, keys);
     RouteConfig route;
@@ -300,7 +323,13 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         route.consumer.lookup_url_kwarg = GetString(*p, path + ".lookup_url_kwarg");
     }
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
+    if (const auto* p = Member(v, "owner_field")) {
+        route.consumer.owner_field = OwnerFieldName(*p, path + ".owner_field", schema);
+    }
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    if (const auto* p = Member(v, "allowed_origins")) {
+        route.endpoint.allowed_origins = ParseAllowedOrigins(*p, path + ".allowed_origins");
+    }
     if (const auto* p = Member(v, "permissions")) {
         if (!p->IsArray()) {
             Fail(path + ".permissions", std::string("expected a list; valid permissions: ") + kPermissionForms);
@@ -382,7 +411,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
 
 // A multiplexer route: {"streams": {"posts": "/ws/posts/"}}. The paths are checked once every route is known.
 RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path) {
-    CheckKeys(v, path, {"streams"});
+    CheckKeys(v, path, {"streams", "allowed_origins"});
     const rapidjson::Value* found = Member(v, "streams");
     if (!found) Fail(path + ".streams", "missing");
     const rapidjson::Value& streams = *found;
@@ -392,6 +421,9 @@ RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::
     }
     RouteConfig route;
     route.path = route_path;
+    if (const auto* p = Member(v, "allowed_origins")) {
+        route.endpoint.allowed_origins = ParseAllowedOrigins(*p, path + ".allowed_origins");
+    }
     for (auto it = streams.MemberBegin(); it != streams.MemberEnd(); ++it) {
         std::string name(it->name.GetString(), it->name.GetStringLength());
         if (name.empty()) Fail(path + ".streams", "a stream name may not be empty");
@@ -403,7 +435,7 @@ RouteConfig ParseMultiplexRoute(const std::string& route_path, const rapidjson::
 // A routed route: {"routepatterns": {"<pattern>": {<route keys>, "handler": "..."}}}, in match order.
 RouteConfig ParseRoutedRoute(const std::string& route_path, const rapidjson::Value& v, const std::string& path,
                              const std::vector<Schema>& models) {
-    CheckKeys(v, path, {"routepatterns", "rate_limit"});
+    CheckKeys(v, path, {"routepatterns", "rate_limit", "allowed_origins"});
     const rapidjson::Value* found = Member(v, "routepatterns");
     if (!found) Fail(path + ".routepatterns", "missing");
     const rapidjson::Value& patterns = *found;
@@ -415,6 +447,9 @@ RouteConfig ParseRoutedRoute(const std::string& route_path, const rapidjson::Val
     RouteConfig route;
     route.path = route_path;
     if (const auto* p = Member(v, "rate_limit")) route.endpoint.rate_limit = ParseRateLimit(*p, path + ".rate_limit");
+    if (const auto* p = Member(v, "allowed_origins")) {
+        route.endpoint.allowed_origins = ParseAllowedOrigins(*p, path + ".allowed_origins");
+    }
     for (auto it = patterns.MemberBegin(); it != patterns.MemberEnd(); ++it) {
         std::string pattern(it->name.GetString(), it->name.GetStringLength());
         std::string pattern_path = path + ".routepatterns." + pattern;
@@ -475,8 +510,9 @@ ServerConfig ParseConfig(std::string_view json_text) {
     CheckKeys(doc, "",
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
-                "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
-                "max_subscriptions_per_socket", "max_filter_values"});
+               "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
+               "max_subscriptions_per_socket", "max_filter_values", "max_pending_actions", "statement_cache_bytes",
+               "allowed_origins", "max_connections", "max_handshakes"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
@@ -541,6 +577,21 @@ ServerConfig ParseConfig(std::string_view json_text) {
     if (const auto* p = Member(doc, "max_filter_values")) {
         config.limits.max_filter_values = static_cast<std::size_t>(GetInteger(*p, "max_filter_values", 1, 100000));
     }
+    if (const auto* p = Member(doc, "max_pending_actions")) {
+        config.limits.max_pending_actions =
+            static_cast<std::size_t>(GetInteger(*p, "max_pending_actions", 0, 1 << 20));
+    }
+    if (const auto* p = Member(doc, "statement_cache_bytes")) {
+        config.statement_cache_bytes =
+            static_cast<std::size_t>(GetInteger(*p, "statement_cache_bytes", 0, std::int64_t{1} << 34));
+    }
+    if (const auto* p = Member(doc, "max_connections")) {
+        config.max_connections = static_cast<std::size_t>(GetInteger(*p, "max_connections", 1, 10000000));
+    }
+    if (const auto* p = Member(doc, "max_handshakes")) {
+        config.max_handshakes = static_cast<std::size_t>(GetInteger(*p, "max_handshakes", 1, 1000000));
+    }
+    if (const auto* p = Member(doc, "allowed_origins")) config.allowed_origins = ParseAllowedOrigins(*p, "allowed_origins");
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
     if (const auto* p = Member(doc, "auth")) config.auth = ParseAuth(*p);
@@ -576,6 +627,20 @@ ServerConfig ParseConfig(std::string_view json_text) {
         }
         if (!Member(it->value, "rate_limit")) route.endpoint.rate_limit = default_limit;
         config.routes.push_back(std::move(route));
+    }
+    // A browser sends its cookies with a handshake whichever site's page opens it: cookie tokens need an origin
+    // allow-list on every route, or any site could open an authenticated socket as its visitor.
+    const rapidjson::Value* auth_json = Member(doc, "auth");
+    const rapidjson::Value* cookie = auth_json ? Member(*auth_json, "cookie") : nullptr;
+    if (cookie && cookie->IsString() && cookie->GetStringLength() > 0) {
+        for (const auto& route : config.routes) {
+            if (!RestrictsOrigins(route.endpoint.allowed_origins ? route.endpoint.allowed_origins
+                                                                 : config.allowed_origins)) {
+                Fail("auth.cookie", "cookie authentication requires allowed_origins (the sites whose pages may "
+                                    "connect, without \"*\"), at the top level or on every route; route " +
+                                        route.path + " has none");
+            }
+        }
     }
     // A stream names another route of this config that serves requests itself (not a multiplexer).
     std::vector<std::string> consumer_routes;

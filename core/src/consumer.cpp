@@ -91,6 +91,14 @@ bool ConnectionContext::WaitStreamCancelled(std::uint64_t epoch, std::chrono::mi
     return stream_changed_.wait_for(lock, timeout, [&] { return closed_ || stream_epoch_ != epoch; });
 }
 
+bool ConnectionContext::TryBeginDetached(std::size_t limit) {
+    if (detached_.fetch_add(1) < limit || limit == 0) return true;
+    detached_.fetch_sub(1);
+    return false;
+}
+
+void ConnectionContext::EndDetached() { detached_.fetch_sub(1); }
+
 ActionRequest::ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
     : connection_(connection),
       action_(std::move(action)),
@@ -110,8 +118,10 @@ bool ActionRequest::stream_cancelled() const {
 
 bool ActionRequest::SendFrame(const ActionResult& frame) {
     streaming_ = true;
-    if (detached_) {
-        // Backpressure: the outbox has no "drained" signal, so poll it; a cancel wakes the wait at once.
+    // A continuation step runs only when there was room (the dispatcher checks first): it never holds its thread here.
+    if (detached_ && !continued_) {
+        // Backpressure for a handler that loops: the outbox has no "drained" signal, so poll it; a cancel wakes the
+        // wait at once.
         while (connection_.outbox().BufferedBytes() > kStreamQueueBytes) {
             if (connection_.WaitStreamCancelled(stream_epoch_, std::chrono::milliseconds(5))) return false;
         }
@@ -182,7 +192,21 @@ void GenericConsumer::Bind(ModelStore& store, SubscriptionRegistry* registry) {
             }
         }
     }
-    serializer_ = std::make_unique<Serializer>(*schema, options_.serializer);
+    SerializerOptions serializer = options_.serializer;
+    if (!options_.owner_field.empty()) {
+        std::optional<std::size_t> index = schema->FieldIndex(options_.owner_field);
+        if (!index) {
+            throw std::invalid_argument("consumer: owner_field \"" + options_.owner_field + "\" is not a field of \"" +
+                                        options_.model + "\"");
+        }
+        if (!CanHoldOwner(schema->field(*index))) {
+            throw std::invalid_argument("consumer: owner_field \"" + options_.owner_field +
+                                        "\" must be an integer or text field");
+        }
+        // Set by create from the user, never from the client (DRF's read_only): ignored in every input.
+        serializer.read_only.push_back(options_.owner_field);
+    }
+    serializer_ = std::make_unique<Serializer>(*schema, std::move(serializer));
     store_ = &store;
 }
 
@@ -273,7 +297,13 @@ GenericConsumer::ObjectPage GenericConsumer::ListObjects(const ActionRequest& re
 ActionResult GenericConsumer::Dispatch(ActionRequest& request) {
     Result<const ActionSpec*> action = Authorize(request);
     if (!action) return action.error();
-    return Execute(**action, request);
+    ActionResult result = Execute(**action, request);
+    while (result.next) {
+        if (request.stream_cancelled()) return ActionResult::Streamed();
+        ActionHandler step = std::move(result.next);
+        result = ExecuteStep(step, request);
+    }
+    return result;
 }
 
 Result<const ActionSpec*> GenericConsumer::Authorize(const ActionRequest& request) const {
@@ -301,6 +331,17 @@ ActionResult GenericConsumer::Execute(const ActionSpec& action, ActionRequest& r
             request.set_object(std::move(*row));
         }
         return action.handler(*this, request);
+    } catch (const std::exception& e) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
+    } catch (...) {
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed");
+    }
+    return ActionResult::Message(500, "Internal server error");
+}
+
+ActionResult GenericConsumer::ExecuteStep(const ActionHandler& step, ActionRequest& request) {
+    try {
+        return step(*this, request);
     } catch (const std::exception& e) {
         Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (...) {

@@ -4,10 +4,13 @@
 #include <syncline/core/subscriptions.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <optional>
+#include <stdexcept>
 
 #include "json_util.hpp"
+#include "text_util.hpp"
 
 namespace syncline {
 namespace {
@@ -53,12 +56,12 @@ private:
 class ConsumerSession final : public Session {
 public:
     ConsumerSession(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> context,
-                    std::shared_ptr<Executor> executor, const RateLimit& limit, bool refused = false)
+                    const EndpointOptions& options, bool refused = false)
         : consumer_(std::move(consumer)),
           context_(std::move(context)),
-          executor_(std::move(executor)),
-          limit_(limit),
-          bucket_(limit),
+          executor_(options.executor),
+          limit_(options.rate_limit),
+          bucket_(options.rate_limit),
           refused_(refused) {}
 
     void OnText(std::string_view frame) override {
@@ -115,6 +118,140 @@ private:
 
 }  // namespace
 
+namespace {
+
+// An origin split into its parts, scheme and host lower-cased; nullopt when the text is not scheme://host[:port].
+struct OriginParts {
+    std::string scheme;
+    std::string host;
+    std::string port;  // "" when absent
+    bool operator==(const OriginParts& other) const {
+        return scheme == other.scheme && host == other.host && port == other.port;
+    }
+};
+
+std::optional<OriginParts> ParseOrigin(std::string_view text, std::string* error = nullptr) {
+    auto fail = [&](const std::string& why) -> std::optional<OriginParts> {
+        if (error) *error = why;
+        return std::nullopt;
+    };
+    const std::size_t sep = text.find("://");
+    if (sep == std::string_view::npos || sep == 0) {
+        return fail("expected scheme://host[:port], e.g. https://example.com");
+    }
+    OriginParts parts;
+    for (std::size_t i = 0; i < sep; ++i) {
+        const char c = text[i];
+        const bool ok = std::isalpha(static_cast<unsigned char>(c)) ||
+                        (i > 0 && (std::isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.'));
+        if (!ok) return fail("invalid scheme");
+    }
+    parts.scheme = AsciiLower(text.substr(0, sep));
+    std::string_view rest = text.substr(sep + 3);
+    std::string_view host = rest;
+    if (!rest.empty() && rest.front() == '[') {  // an IPv6 literal
+        const std::size_t close = rest.find(']');
+        if (close == std::string_view::npos) return fail("unterminated IPv6 address");
+        host = rest.substr(0, close + 1);
+        rest.remove_prefix(close + 1);
+        if (!rest.empty() && rest.front() != ':') return fail("expected scheme://host[:port] with nothing after it");
+    } else {
+        const std::size_t colon = rest.find(':');
+        host = rest.substr(0, colon);
+        rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon);
+    }
+    if (host.empty()) return fail("missing host");
+    for (char c : host) {
+        if (c == '/' || c == '?' || c == '#' || c == '@' || c == '\\' || static_cast<unsigned char>(c) <= ' ' ||
+            c == 0x7f) {
+            return fail("expected scheme://host[:port] with no path, query, fragment or user info (\"" +
+                        std::string(host) + "\" is not a host)");
+        }
+    }
+    parts.host = AsciiLower(host);
+    if (!rest.empty()) {
+        std::string_view port = rest.substr(1);  // after ':'
+        if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
+                return std::isdigit(static_cast<unsigned char>(c));
+            })) {
+            return fail("invalid port (expected scheme://host[:port] with no path)");
+        }
+        const long number = std::stol(std::string(port));
+        if (number < 1 || number > 65535) return fail("port out of range");
+        parts.port = std::string(port);
+    }
+    return parts;
+}
+
+// An Origin header for a log line: bounded, printable.
+std::string Printable(std::string_view text) {
+    std::string out;
+    for (char c : text.substr(0, 100)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+    if (text.size() > 100) out += "...";
+    return out;
+}
+
+void CheckOriginEntries(const AllowedOrigins& allowed) {
+    if (!allowed) return;
+    for (const auto& entry : *allowed) {
+        if (std::string error = OriginEntryError(entry); !error.empty()) {
+            throw std::invalid_argument("allowed_origins: \"" + entry + "\": " + error);
+        }
+    }
+}
+
+}  // namespace
+
+int CheckOrigin(const AllowedOrigins& allowed, const HandshakeRequest& request) {
+    if (OriginAllowed(allowed, request)) return 101;
+    Log(LogLevel::kWarn, "refused handshake of " + request.remote + " on " + request.path + ": origin \"" +
+                             Printable(request.Header("origin").value_or("")) + "\" is not in allowed_origins");
+    return 403;
+}
+
+std::string OriginEntryError(std::string_view entry) {
+    if (entry == "*") return "";
+    std::string error;
+    return ParseOrigin(entry, &error) ? "" : error;
+}
+
+bool OriginAllowed(const AllowedOrigins& allowed, const HandshakeRequest& request) {
+    if (!allowed) return true;
+    const std::optional<std::string> origin = request.Header("origin");
+    if (!origin) return true;  // not a browser: nothing to hijack
+    const std::optional<OriginParts> sent = ParseOrigin(*origin);
+    for (const auto& entry : *allowed) {
+        if (entry == "*") return true;
+        if (sent && ParseOrigin(entry) == sent) return true;
+    }
+    return false;
+}
+
+bool RestrictsOrigins(const AllowedOrigins& allowed) {
+    return allowed && std::find(allowed->begin(), allowed->end(), "*") == allowed->end();
+}
+
+bool ReadsCookies(const Authenticator& authenticator) {
+    if (const auto* token = dynamic_cast<const TokenAuthenticator*>(&authenticator)) {
+        return !token->sources().cookie.empty();
+    }
+    if (const auto* chain = dynamic_cast<const ChainAuthenticator*>(&authenticator)) {
+        return std::any_of(chain->chain().begin(), chain->chain().end(),
+                           [](const auto& link) { return link && ReadsCookies(*link); });
+    }
+    return false;
+}
+
+const HandshakeRequest& CredentialsView(const AllowedOrigins& allowed, const HandshakeRequest& request,
+                                        std::optional<HandshakeRequest>& storage) {
+    if (RestrictsOrigins(allowed) || !request.Header("cookie")) return request;
+    HandshakeRequest& copy = storage.emplace(request);
+    copy.headers.erase(std::remove_if(copy.headers.begin(), copy.headers.end(),
+                                      [](const auto& header) { return header.first == "cookie"; }),
+                       copy.headers.end());
+    return copy;
+}
+
 std::string MalformedReply(std::string_view reason) {
     return BuildReply(nullptr, ActionResult::Message(400, "Malformed message: " + std::string(reason)), nullptr);
 }
@@ -130,8 +267,7 @@ std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, c
 
 namespace {
 
-// One request from its frame to its reply. Heap-allocated and shared with the executor when detached: the request
-// refers into doc, which must stay put.
+// One request from its frame to its reply. The request refers into doc, which must stay put.
 struct Call {
     rapidjson::Document doc;
     const rapidjson::Value* action = nullptr;      // into doc
@@ -183,21 +319,10 @@ std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext&
     return std::nullopt;
 }
 
-// Ends a detached writer's hold on the push gate whatever happens to its task.
-struct GateRelease {
-    explicit GateRelease(ConnectionContext* c) : connection(c) {}
-    GateRelease(const GateRelease&) = delete;
-    GateRelease& operator=(const GateRelease&) = delete;
-    ~GateRelease() {
-        if (connection) connection->EndRequest();
-    }
-    ConnectionContext* connection;
-};
-
-// Runs a prepared call: its reply, or nullopt when the action streamed its frames (a streaming action's final
-// result, e.g. a 500 mid-stream, is one more frame of its stream, dropped if the stream was cancelled).
-std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
-    ActionResult result = consumer.Execute(*call.spec, *call.request);
+// The reply to an action's final result, or nullopt when there is none to send: the action streamed its frames, or
+// its final result is one more frame of its stream (e.g. a 500 mid-stream), sent here and dropped if the stream was
+// cancelled.
+std::optional<std::string> Finish(Call& call, const ActionResult& result) {
     if (result.streamed) return std::nullopt;
     if (call.request->streaming()) {
         call.request->SendFrame(result);
@@ -205,6 +330,93 @@ std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
     }
     return BuildReply(call.action, result, call.request_id);
 }
+
+// Runs a prepared call inline, continuation steps included (nothing waits: there is no executor to come back on).
+std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
+    ActionResult result = consumer.Execute(*call.spec, *call.request);
+    while (result.next) {
+        if (call.request->stream_cancelled()) return std::nullopt;
+        ActionHandler step = std::move(result.next);
+        result = consumer.ExecuteStep(step, *call.request);
+    }
+    return Finish(call, result);
+}
+
+// A detached call on the executor, on its connection's lane: the first step runs the action, later ones its
+// continuations (ActionResult::Continue), each a task of its own, run once the socket has room; in between nothing is
+// held but this object. Its destructor ends the call whatever way it goes (replied, cancelled, dropped by an executor
+// that shuts down): a writer's hold on the push gate, the connection's count of detached actions.
+struct DetachedCall {
+    // A stream whose socket has no room checks again after this long, doubling up to kMaxWait. The outbox has no
+    // "drained" signal; a check is one BufferedBytes call.
+    static constexpr std::chrono::milliseconds kFirstWait{1};
+    static constexpr std::chrono::milliseconds kMaxWait{16};
+
+    std::shared_ptr<GenericConsumer> consumer;
+    std::shared_ptr<ConnectionContext> connection;
+    Executor* executor = nullptr;
+    bool counted = false;  // the connection counts it among its detached actions (set when it is posted)
+    bool writes = false;   // holds the connection's push gate
+    Call call;
+    ActionHandler next;  // the step to run; empty before the first
+    std::chrono::milliseconds wait = kFirstWait;
+
+    DetachedCall(std::shared_ptr<GenericConsumer> c, std::shared_ptr<ConnectionContext> conn)
+        : consumer(std::move(c)), connection(std::move(conn)) {}
+    DetachedCall(const DetachedCall&) = delete;
+    DetachedCall& operator=(const DetachedCall&) = delete;
+    ~DetachedCall() {
+        if (!counted) return;  // answered on the strand: nothing to end
+        // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions: drop them
+        // again (OnClose marks the socket closed before dropping, so one of the two sees the other).
+        if (call.spec->subscribes && connection->closed()) {
+            try {
+                consumer->registry().DropConnection(*connection);
+            } catch (const std::exception& e) {
+                Log(LogLevel::kError, std::string("dropping the subscriptions of a closed socket failed: ") + e.what());
+            }
+        }
+        if (writes) connection->EndRequest();
+        connection->EndDetached();
+    }
+
+    static void Post(const std::shared_ptr<DetachedCall>& self) {
+        // Refused once the executor shuts down: the call ends here (its socket is closing).
+        self->executor->Post(self->connection->id(), [self] { Step(self); });
+    }
+
+    static void Step(const std::shared_ptr<DetachedCall>& self) {
+        DetachedCall& c = *self;
+        // Not started before the socket closed: never runs; a stream of a closed socket stops.
+        if (c.connection->closed()) return;
+        ActionRequest& request = *c.call.request;
+        ActionResult result;
+        if (!c.next) {
+            result = c.consumer->Execute(*c.call.spec, request);
+        } else {
+            if (request.stream_cancelled()) return;
+            if (c.connection->outbox().BufferedBytes() > ActionRequest::kStreamQueueBytes) {
+                // No room: come back later, holding no thread meanwhile.
+                std::chrono::milliseconds wait = c.wait;
+                c.wait = std::min(c.wait * 2, kMaxWait);
+                c.executor->PostAfter(c.connection->id(), wait, [self] { Step(self); });
+                return;
+            }
+            c.wait = kFirstWait;
+            request.set_continued(true);
+            ActionHandler step = std::move(c.next);
+            result = c.consumer->ExecuteStep(step, request);
+        }
+        if (result.next) {
+            c.next = std::move(result.next);
+            // Back in line behind the other sockets' tasks: a long stream takes turns with them, page by page.
+            if (!request.stream_cancelled()) Post(self);
+            return;
+        }
+        std::optional<std::string> reply = Finish(c.call, result);
+        if (reply && !c.connection->closed()) c.connection->Send(std::move(*reply));
+    }
+};
 
 }  // namespace
 
@@ -216,33 +428,36 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
 
 void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
                     const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor) {
+    const std::size_t max_pending_actions = connection->limits().max_pending_actions;
     connection->BeginRequest();
-    auto call = std::make_shared<Call>();
-    if (std::optional<std::string> reply = Prepare(*consumer, *connection, frame, *call)) {
+    // Heap-allocated and shared with the executor when detached: the request refers into the call's document.
+    auto detached = std::make_shared<DetachedCall>(consumer, connection);
+    Call& call = detached->call;
+    if (std::optional<std::string> reply = Prepare(*consumer, *connection, frame, call)) {
         connection->Send(std::move(*reply));
-    } else if (!call->spec->detached || !executor) {
-        if (std::optional<std::string> done = Run(*consumer, *call)) connection->Send(std::move(*done));
+    } else if (!call.spec->detached || !executor) {
+        if (std::optional<std::string> done = Run(*consumer, call)) connection->Send(std::move(*done));
+    } else if (!connection->TryBeginDetached(max_pending_actions)) {
+        connection->Send(BuildReply(
+            call.action,
+            ActionResult::Message(429, "Too many detached actions in progress on this socket (at most " +
+                                           std::to_string(max_pending_actions) +
+                                           "); wait for a reply, or cancel a streamed list with list_cancel."),
+            call.request_id));
     } else {
+        // From here the call's destructor ends it (EndDetached, and EndRequest for a writer), however it goes.
+        detached->counted = true;
+        detached->executor = executor;
         // A writer keeps the push gate closed until its reply is queued; other detached actions (streams) let pushes
         // through meanwhile.
-        bool writes = call->spec->writes;
-        if (writes) connection->BeginRequest();
-        bool posted = executor->Post([consumer, connection, call, writes] {
-            GateRelease release(writes ? connection.get() : nullptr);
-            // Not started before the socket closed: never runs.
-            if (connection->closed()) return;
-            std::optional<std::string> answer = Run(*consumer, *call);
-            if (answer && !connection->closed()) connection->Send(std::move(*answer));
-            // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions:
-            // drop them again (OnClose marks the socket closed before dropping, so one of the two sees the other).
-            if (call->spec->subscribes && connection->closed()) consumer->registry().DropConnection(*connection);
-        });
-        if (!posted) {
+        detached->writes = call.spec->writes;
+        if (detached->writes) connection->BeginRequest();
+        if (!executor->Post(connection->id(), [detached] { DetachedCall::Step(detached); })) {
             connection->Send(
-                BuildReply(call->action, ActionResult::Message(503, "The server is shutting down."), call->request_id));
-            if (writes) connection->EndRequest();
+                BuildReply(call.action, ActionResult::Message(503, "The server is shutting down."), call.request_id));
         }
     }
+    detached.reset();
     connection->EndRequest();
 }
 
@@ -256,11 +471,15 @@ std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
 
 ConsumerEndpoint::ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options)
     : consumer_(std::move(consumer)), options_(std::move(options)) {
+    CheckOriginEntries(options_.allowed_origins);
     if (!options_.executor) options_.executor = std::make_shared<Executor>(2);
 }
 
 int ConsumerEndpoint::Admit(const HandshakeRequest& request) {
-    HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, request) : HandshakeAuth{};
+    if (int status = CheckOrigin(options_.allowed_origins, request); status != 101) return status;
+    std::optional<HandshakeRequest> storage;
+    const HandshakeRequest& credentials = CredentialsView(options_.allowed_origins, request, storage);
+    HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, credentials) : HandshakeAuth{};
     if (auth.status != 101) return auth.status;
     return AdmitUser(request, std::move(auth.user));
 }
@@ -279,7 +498,9 @@ int ConsumerEndpoint::AdmitUser(const HandshakeRequest& request, User user) {
 }
 
 std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) {
-    HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, request, false) : HandshakeAuth{};
+    std::optional<HandshakeRequest> storage;
+    const HandshakeRequest& credentials = CredentialsView(options_.allowed_origins, request, storage);
+    HandshakeAuth auth = options_.auth ? AuthenticateHandshake(*options_.auth, credentials, false) : HandshakeAuth{};
     bool refused = auth.status != 101;
     if (refused) {
         Log(LogLevel::kWarn, "auth: credential of " + request.remote + " on " + request.path +
@@ -290,7 +511,7 @@ std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request,
         consumer_,
         std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user),
                                             options_.limits.value_or(ConnectionLimits{})),
-        options_.executor, options_.rate_limit, refused);
+        options_, refused);
 }
 
 std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox,
@@ -299,7 +520,7 @@ std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& requ
         consumer_,
         std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user),
                                             options_.limits.value_or(ConnectionLimits{})),
-        options_.executor, options_.rate_limit);
+        options_);
 }
 
 }  // namespace syncline

@@ -1,5 +1,7 @@
 #include <syncline/core/log.hpp>
 
+#include <syncline/core/redact.hpp>
+
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -26,6 +28,12 @@ void SetLogSink(LogSink sink) {
 }
 
 void Log(LogLevel level, std::string_view message) {
+    // A safety net: a URL's password never reaches a sink, whichever exception message or value carried it here.
+    std::string redacted;
+    if (message.find("://") != std::string_view::npos) {
+        redacted = RedactCredentials(message);
+        message = redacted;
+    }
     std::shared_ptr<LogSink> sink;
     {
         std::lock_guard<std::mutex> lock(SinkMutex());

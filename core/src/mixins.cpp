@@ -1,9 +1,13 @@
 // The CRUD mixins: values that install DRF's actions into a consumer's action table.
 
 #include <syncline/core/consumer.hpp>
+#include <syncline/core/permissions.hpp>
 #include <syncline/core/subscriptions.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <memory>
+#include <string_view>
 
 namespace syncline {
 namespace {
@@ -92,10 +96,11 @@ std::int64_t IntArg(const ActionRequest& request, const char* name, std::int64_t
     if (v->IsInt64()) {
         n = v->GetInt64();
     } else if (v->IsString()) {
-        std::string s(v->GetString(), v->GetStringLength());
-        if (!s.empty() && s.size() < 19 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-            n = std::stoll(s);
-        }
+        // Digits only, within int64 (an overflow or junk falls back like any bad value, never throws).
+        std::string_view s(v->GetString(), v->GetStringLength());
+        std::int64_t parsed = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), parsed);
+        if (!s.empty() && s[0] != '-' && ec == std::errc() && end == s.data() + s.size()) n = parsed;
     }
     if (!n || *n < 0 || (positive && *n == 0)) return fallback;
     return *n;
@@ -127,27 +132,46 @@ ActionResult PaginatedList(GenericConsumer& consumer, ActionRequest& request) {
     return ActionResult::Ok(200, PageData(page.count, JsonArray(consumer, page.rows), limit, offset));
 }
 
-// One frame per page, each read only when the previous one has room to go (SendFrame waits while the socket's queue
-// is full), so a table is never queued whole. The count is taken once; the storage orders every query by the
-// primary key after `ordering`, so limit/offset pages neither repeat nor skip rows of a table that does not change.
+// One page of a streamed list per step (ActionResult::Continue): the dispatcher runs the next step only when the
+// socket has room for it, so a table is never queued whole and a stream waiting for a slow reader holds no thread.
+// The count is taken with the first page; the storage orders every query by the primary key after `ordering`, so
+// limit/offset pages neither repeat nor skip rows of a table that does not change.
+struct StreamPage {
+    struct Cursor {
+        Query query;
+        std::int64_t limit;
+        std::int64_t offset;
+        std::int64_t count = -1;  // taken with the first page
+    };
+    std::shared_ptr<Cursor> cursor;
+
+    ActionResult operator()(GenericConsumer& consumer, ActionRequest& request) const {
+        Cursor& c = *cursor;
+        if (request.stream_cancelled()) return ActionResult::Streamed();
+        c.query.offset = c.offset;
+        // Object permissions filter every page (and the count), as for the other lists.
+        GenericConsumer::ObjectPage page = consumer.ListObjects(request, c.query, c.count < 0);
+        if (c.count < 0) c.count = page.count;
+        const std::vector<Row>& rows = page.rows;
+        if (!request.SendFrame(
+                ActionResult::Ok(200, PageData(c.count, JsonArray(consumer, rows), c.limit, c.offset)))) {
+            return ActionResult::Streamed();
+        }
+        c.offset += static_cast<std::int64_t>(rows.size());
+        if (static_cast<std::int64_t>(rows.size()) < c.limit || c.offset >= c.count) return ActionResult::Streamed();
+        return ActionResult::Continue(*this);
+    }
+};
+
+// The first step checks the request (a refused filter is one ordinary reply) and sends nothing: the first page, like
+// the others, waits for room.
 ActionResult StreamedList(GenericConsumer& consumer, ActionRequest& request) {
     Result<Query> query = ListQuery(consumer, request);
     if (!query) return query.error();
     auto [limit, offset] = PageWindow(consumer, request);
     query->limit = limit;
-    std::int64_t count = -1;  // taken with the first page
-    for (;;) {
-        if (request.stream_cancelled()) break;
-        query->offset = offset;
-        // Object permissions filter every page (and the count), as for the other lists.
-        GenericConsumer::ObjectPage page = consumer.ListObjects(request, *query, count < 0);
-        if (count < 0) count = page.count;
-        std::vector<Row>& rows = page.rows;
-        if (!request.SendFrame(ActionResult::Ok(200, PageData(count, JsonArray(consumer, rows), limit, offset)))) break;
-        offset += static_cast<std::int64_t>(rows.size());
-        if (static_cast<std::int64_t>(rows.size()) < limit || offset >= count) break;
-    }
-    return ActionResult::Streamed();
+    return ActionResult::Continue(
+        StreamPage{std::make_shared<StreamPage::Cursor>(StreamPage::Cursor{std::move(*query), limit, offset})});
 }
 
 ActionResult ListCancel(GenericConsumer& consumer, ActionRequest& request) {
@@ -168,11 +192,27 @@ ActionResult Retrieve(GenericConsumer& consumer, ActionRequest& request) {
     return ActionResult::Ok(200, consumer.Represent(*row));
 }
 
+// The owner_field's value for this request's user (DRF's serializer.save(owner=request.user)), or the 403 for a user
+// who can own nothing; nullopt when the consumer has no owner_field.
+Result<std::optional<Value>> OwnerOnCreate(const GenericConsumer& consumer, const ActionRequest& request) {
+    const std::string& field = consumer.options().owner_field;
+    if (field.empty()) return std::optional<Value>();
+    const Schema& schema = consumer.schema();
+    std::optional<Value> owner = OwnerValue(schema.field(*schema.FieldIndex(field)), request.connection().user());
+    if (!owner) return ActionResult::Message(403, "You do not have permission to perform this action.");
+    return owner;
+}
+
 ActionResult Create(GenericConsumer& consumer, ActionRequest& request) {
+    // Who may create comes before what they send: an anonymous create is 403 whatever its data.
+    Result<std::optional<Value>> owner = OwnerOnCreate(consumer, request);
+    if (!owner) return owner.error();
     Result<const rapidjson::Value*> data = DataArgument(request);
     if (!data) return data.error();
     Validated validated = consumer.serializer().Validate(**data, ValidationMode::kCreate);
     if (!validated.ok()) return ActionResult::Error(400, FieldErrorsJson(validated.errors));
+    // The serializer treats the owner field as read-only: a value the client sent for it was ignored.
+    if (*owner) validated.values.emplace_back(consumer.options().owner_field, std::move(**owner));
     try {
         return ActionResult::Ok(201, consumer.Represent(consumer.PerformCreate(request, validated.values)));
     } catch (const StoreError& e) {

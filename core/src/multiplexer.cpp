@@ -148,9 +148,20 @@ std::string StreamFrame(std::string_view stream_json, std::string_view payload_f
     return out;
 }
 
-Multiplexer::Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth, std::size_t max_json_depth)
-    : streams_(std::move(streams)), auth_(std::move(auth)), max_json_depth_(max_json_depth) {
+Multiplexer::Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth, std::size_t max_json_depth,
+                         AllowedOrigins allowed_origins)
+    : streams_(std::move(streams)),
+      auth_(std::move(auth)),
+      max_json_depth_(max_json_depth),
+      allowed_origins_(std::move(allowed_origins)) {
     if (streams_.empty()) throw std::invalid_argument("multiplexer: no streams");
+    if (allowed_origins_) {
+        for (const auto& entry : *allowed_origins_) {
+            if (std::string error = OriginEntryError(entry); !error.empty()) {
+                throw std::invalid_argument("multiplexer: allowed_origins: \"" + entry + "\": " + error);
+            }
+        }
+    }
     for (std::size_t i = 0; i < streams_.size(); ++i) {
         const Stream& s = streams_[i];
         if (s.name.empty()) throw std::invalid_argument("multiplexer: empty stream name");
@@ -175,9 +186,11 @@ std::vector<int> Multiplexer::AdmitEach(const HandshakeRequest& request, const U
 }
 
 int Multiplexer::Admit(const HandshakeRequest& request) {
+    if (int status = CheckOrigin(allowed_origins_, request); status != 101) return status;
     std::optional<HandshakeAuth> auth;
     if (auth_) {
-        auth = AuthenticateHandshake(*auth_, request);
+        std::optional<HandshakeRequest> storage;
+        auth = AuthenticateHandshake(*auth_, CredentialsView(allowed_origins_, request, storage));
         if (auth->status != 101) return auth->status;
     }
     int first_refusal = 0;
@@ -192,7 +205,8 @@ std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std:
     std::optional<HandshakeAuth> auth;
     if (auth_) {
         // Admit logged the outcome; a credential that stopped being valid in between closes the socket (1008).
-        auth = AuthenticateHandshake(*auth_, request, false);
+        std::optional<HandshakeRequest> storage;
+        auth = AuthenticateHandshake(*auth_, CredentialsView(allowed_origins_, request, storage), false);
         if (auth->status != 101) {
             Log(LogLevel::kWarn, "auth: credential of " + request.remote + " on " + request.path +
                                      " no longer accepted when the socket opened; closing with 1008");

@@ -3,6 +3,8 @@
 #include <syncline/core/subscriptions.hpp>
 
 #include <algorithm>
+#include <set>
+#include <string_view>
 
 #include "json_util.hpp"
 
@@ -151,8 +153,13 @@ Result<std::vector<Filter>> ParseListFilter(const GenericConsumer& consumer, con
     if (!filter->IsObject()) return ActionResult::Message(400, "filter must be an object of field lookups.");
     const Schema& schema = consumer.schema();
     const std::vector<std::string>& allowed = consumer.options().filter_fields;
+    std::set<std::string_view> seen;
     for (auto it = filter->MemberBegin(); it != filter->MemberEnd(); ++it) {
         std::string key(it->name.GetString(), it->name.GetStringLength());
+        // A key given twice (JSON allows it) would let one frame carry any number of conditions.
+        if (!seen.insert(std::string_view(it->name.GetString(), it->name.GetStringLength())).second) {
+            return ActionResult::Message(400, "Filter \"" + key + "\" is given more than once.");
+        }
         auto lookup = ParseLookup(key);
         // Only the declared filter fields (Bind refuses a write-only one there): a filter on anything else would be
         // an oracle, e.g. {"secret__startswith": "h"} telling a secret's prefix by what it matches.

@@ -3,7 +3,11 @@
 #include <syncline/core/permissions.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 
 namespace syncline {
 namespace {
@@ -11,17 +15,25 @@ namespace {
 // Matches no row, in SQL (an empty IN is "0") and in memory (RowMatches) alike.
 Filter NothingFilter(const std::string& field) { return Filter{field, FilterOp::kIn, Value(), {}}; }
 
-// The owner rule as a filter, so the SQL form (list) and the in-memory form (retrieve, pushes) cannot disagree.
+// The integer whose canonical decimal text `id` is, if it is one: digits, an optional leading '-', no leading zero
+// (but "0" itself), within 64 bits. Never a lookup-style coercion: "01" must not become 1.
+std::optional<std::int64_t> CanonicalInteger(const std::string& id) {
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value);
+    if (ec != std::errc() || end != id.data() + id.size()) return std::nullopt;
+    if (std::to_string(value) != id) return std::nullopt;  // "01", "-0", and anything from_chars skipped
+    return value;
+}
+
+// The owner rule as a filter, so the SQL form (list) and the in-memory form (retrieve, writes, pushes) cannot
+// disagree: both compare with the one typed value of OwnerValue.
 Filter OwnerFilter(const GenericConsumer& consumer, const std::string& field, const User& user) {
     const Schema& schema = consumer.schema();
     std::optional<std::size_t> index = schema.FieldIndex(field);
     if (!index) {
         throw std::invalid_argument("IsOwner: \"" + field + "\" is not a field of \"" + schema.table() + "\"");
     }
-    if (!user.authenticated || user.id.empty()) return NothingFilter(field);
-    // The id is text (from a token); read it as a lookup value of the field, as a client's "pk" would be.
-    rapidjson::Value id(rapidjson::StringRef(user.id.data(), static_cast<rapidjson::SizeType>(user.id.size())));
-    std::optional<Value> value = LookupValue(schema.field(*index), id);
+    std::optional<Value> value = OwnerValue(schema.field(*index), user);
     if (!value) return NothingFilter(field);
     return Filter{field, FilterOp::kExact, std::move(*value), {}};
 }
@@ -113,6 +125,25 @@ private:
 };
 
 }  // namespace
+
+bool CanHoldOwner(const FieldSpec& field) {
+    return field.type == FieldType::kInteger || field.type == FieldType::kText || field.type == FieldType::kDateTime;
+}
+
+std::optional<Value> OwnerValue(const FieldSpec& field, const User& user) {
+    if (!CanHoldOwner(field)) {
+        throw std::invalid_argument("owner field \"" + field.name + "\" is a " +
+                                    std::string(FieldTypeName(field.type)) +
+                                    " field; an owner is held by an integer or text field");
+    }
+    if (!user.authenticated || user.id.empty()) return std::nullopt;
+    if (field.type == FieldType::kInteger) {
+        std::optional<std::int64_t> id = CanonicalInteger(user.id);
+        if (!id) return std::nullopt;
+        return Value(*id);
+    }
+    return Value(user.id);
+}
 
 bool Permission::CanConnect(const ConnectionContext& connection) const {
     (void)connection;

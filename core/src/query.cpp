@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 namespace syncline {
 namespace {
@@ -43,8 +45,6 @@ double AsNumber(const Value& v) {
     return v.AsReal();
 }
 
-std::string AsText(const Value& v) { return v.kind() == Value::Kind::kText ? v.AsText() : v.DebugString(); }
-
 // SQLite's ordering across storage classes: NULL < numbers < text.
 int Compare(const Value& a, const Value& b) {
     int class_a = a.IsNull() ? 0 : IsNumber(a) ? 1 : 2;
@@ -59,12 +59,83 @@ int Compare(const Value& a, const Value& b) {
     return c < 0 ? -1 : c > 0 ? 1 : 0;
 }
 
-std::string Lower(std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
+// A real as SQLite 3.40 prints it ("%!.15g"): 15 significant digits, trailing zeros dropped but one digit kept after
+// the point, exponent form ("1.0e+20", "1.5e-07") below 1e-4 and from 1e15 on. (SQLite rounds with long double
+// arithmetic, so its last digit differs in rare ties; lookups do not depend on it: SQL calls this code too.)
+std::string SqliteRealText(double r) {
+    if (std::isinf(r)) return r < 0 ? "-Inf" : "Inf";
+    if (r == 0) return "0.0";  // -0.0 too: SQLite tests r < 0 for the sign
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.14e", std::fabs(r));  // d.dddddddddddddde±XX
+    std::string text(buf);
+    std::size_t e = text.find('e');
+    int exp = std::atoi(text.c_str() + e + 1);
+    std::string digits = text.substr(0, 1) + text.substr(2, e - 2);  // the 15 significant digits
+    auto trimmed = [](std::string frac) {
+        while (frac.size() > 1 && frac.back() == '0') frac.pop_back();
+        return frac;
+    };
+    std::string out = r < 0 ? "-" : "";
+    if (exp < -4 || exp > 14) {
+        out += digits.substr(0, 1) + "." + trimmed(digits.substr(1)) + "e" + (exp < 0 ? "-" : "+");
+        int magnitude = std::abs(exp);
+        if (magnitude >= 100) out += static_cast<char>('0' + magnitude / 100);
+        out += static_cast<char>('0' + magnitude / 10 % 10);
+        out += static_cast<char>('0' + magnitude % 10);
+    } else if (exp >= 0) {
+        out += digits.substr(0, static_cast<std::size_t>(exp) + 1) + "." +
+               trimmed(digits.substr(static_cast<std::size_t>(exp) + 1) + "0");
+    } else {
+        out += "0." + trimmed(std::string(static_cast<std::size_t>(-exp - 1), '0') + digits);
+    }
+    return out;
 }
 
 }  // namespace
+
+std::optional<std::string> LookupText(const Value& value) {
+    switch (value.kind()) {
+        case Value::Kind::kNull:
+            return std::nullopt;
+        case Value::Kind::kInteger:
+            return std::to_string(value.AsInteger());
+        case Value::Kind::kBoolean:
+            return std::string(value.AsBoolean() ? "1" : "0");
+        case Value::Kind::kReal:
+            if (std::isnan(value.AsReal())) return std::nullopt;
+            return SqliteRealText(value.AsReal());
+        case Value::Kind::kText:
+            return value.AsText();
+    }
+    return std::nullopt;
+}
+
+namespace {
+
+char FoldAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool TextMatches(FilterOp op, std::string_view text, std::string_view needle) {
+    switch (op) {
+        case FilterOp::kContains:
+            return text.find(needle) != std::string_view::npos;
+        case FilterOp::kIContains:
+            return std::search(text.begin(), text.end(), needle.begin(), needle.end(),
+                               [](char a, char b) { return FoldAscii(a) == FoldAscii(b); }) != text.end() ||
+                   needle.empty();
+        case FilterOp::kStartsWith:
+            return text.substr(0, needle.size()) == needle;
+        default:
+            return false;
+    }
+}
+
+}  // namespace
+
+bool TextLookupMatches(FilterOp op, const Value& value, std::string_view needle) {
+    if (value.kind() == Value::Kind::kText) return TextMatches(op, value.AsText(), needle);
+    std::optional<std::string> text = LookupText(value);
+    return text && TextMatches(op, *text, needle);
+}
 
 bool RowMatches(const Schema& schema, const Row& row, const std::vector<Filter>& filters) {
     for (const auto& f : filters) {
@@ -101,14 +172,13 @@ bool RowMatches(const Schema& schema, const Row& row, const std::vector<Filter>&
                 break;
             }
             case FilterOp::kContains:
-                ok = !v.IsNull() && AsText(v).find(AsText(f.value)) != std::string::npos;
-                break;
             case FilterOp::kIContains:
-                ok = !v.IsNull() && Lower(AsText(v)).find(Lower(AsText(f.value))) != std::string::npos;
+            case FilterOp::kStartsWith: {
+                // The same function storage's SQL calls (syncline_lookup), on the same values.
+                std::optional<std::string> needle = LookupText(f.value);
+                ok = needle && TextLookupMatches(f.op, v, *needle);
                 break;
-            case FilterOp::kStartsWith:
-                ok = !v.IsNull() && AsText(v).rfind(AsText(f.value), 0) == 0;
-                break;
+            }
         }
         if (!ok) return false;
     }

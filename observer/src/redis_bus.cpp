@@ -24,6 +24,8 @@
 //    (redisAppendCommandArgv): the pong reaches the token's pattern callback and nothing piles up in hiredis's lists.
 #include <syncline/observer/redis_bus.hpp>
 
+#include <syncline/core/redact.hpp>
+
 #include "hiredis_asio.hpp"
 
 #include <hiredis/async.h>
@@ -87,8 +89,9 @@ struct RedisAddress {
     }
 };
 
+// The message never holds the password: the URL is redacted, and `why` only quotes text after the userinfo.
 [[noreturn]] void BadUrl(const std::string& url, const std::string& why) {
-    throw std::invalid_argument("RedisBus: bad Redis URL \"" + url + "\": " + why +
+    throw std::invalid_argument("RedisBus: bad Redis URL \"" + RedactUrl(url) + "\": " + why +
                                 " (expected redis://[[user]:password@]host[:port][/db])");
 }
 
@@ -106,21 +109,24 @@ RedisAddress ParseRedisUrl(const std::string& url) {
     std::string_view rest(url);
     if (rest.substr(0, kScheme.size()) != kScheme) BadUrl(url, "the scheme must be redis://");
     rest.remove_prefix(kScheme.size());
-    if (rest.find_first_of("?#") != std::string_view::npos) BadUrl(url, "query strings and fragments are not supported");
 
     RedisAddress address;
-    std::string_view authority = rest.substr(0, rest.find('/'));
-    std::string_view path = rest.substr(authority.size());
-
-    if (auto at = authority.rfind('@'); at != std::string_view::npos) {
-        std::string_view userinfo = authority.substr(0, at);
-        authority.remove_prefix(at + 1);
+    // The userinfo ends at the last '@' of the URL, as RedactUrl reads it: a password may hold '/', '?', '#' or '@',
+    // and no part of it may end up quoted in an error message as a port or a database.
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = rest.substr(0, at);
+        rest.remove_prefix(at + 1);
         auto colon = userinfo.find(':');
         if (colon == std::string_view::npos) BadUrl(url, "credentials must be written user:password or :password");
         address.username = std::string(userinfo.substr(0, colon));
         address.password = std::string(userinfo.substr(colon + 1));
         address.has_password = true;
     }
+    if (rest.find_first_of("?#") != std::string_view::npos) {
+        BadUrl(url, "query strings and fragments are not supported");
+    }
+    std::string_view authority = rest.substr(0, rest.find('/'));
+    std::string_view path = rest.substr(authority.size());
 
     std::string_view port_text;
     if (!authority.empty() && authority.front() == '[') {
@@ -468,7 +474,7 @@ private:
         if (stopping_) return;
         if (was_ready) {
             spdlog::warn("redis bus: {} connection to {} lost: {}; reconnecting", link.name, address_.Describe(),
-                         reason);
+                         Scrub(reason));
             link.lost = true;
             link.lost_at = Clock::now();
             link.failed_attempts = 0;
@@ -482,9 +488,21 @@ private:
         ++link.failed_attempts;
         if (reason != link.last_failure || link.failed_attempts % kLogFailedAttemptsEvery == 0) {
             spdlog::warn("redis bus: {} connection to {}: attempt {} failed: {}; retrying with backoff", link.name,
-                         address_.Describe(), link.failed_attempts, reason);
+                         address_.Describe(), link.failed_attempts, Scrub(reason));
         }
         link.last_failure = reason;
+    }
+
+    // A failure reason comes from hiredis or from Redis's own error replies (e.g. to AUTH): whatever they say, the
+    // password never reaches the log.
+    std::string Scrub(const std::string& reason) const {
+        std::string text = RedactCredentials(reason);
+        if (address_.password.empty()) return text;
+        for (auto pos = text.find(address_.password); pos != std::string::npos;
+             pos = text.find(address_.password, pos + kRedacted.size())) {
+            text.replace(pos, address_.password.size(), kRedacted);
+        }
+        return text;
     }
 
     void ScheduleRetry(Link& link) {

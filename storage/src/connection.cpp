@@ -2,10 +2,20 @@
 
 #include <cstring>
 
+#include "extensions.hpp"
+
 namespace syncline::storage {
 
+std::string SqlExcerpt(std::string_view sql) {
+    if (sql.size() <= kSqlExcerptBytes) return std::string(sql);
+    std::size_t cut = kSqlExcerptBytes;
+    while (cut > 0 && (static_cast<unsigned char>(sql[cut]) & 0xc0) == 0x80) --cut;  // not inside a UTF-8 character
+    return std::string(sql.substr(0, cut)) + "... (" + std::to_string(sql.size()) + " bytes)";
+}
+
 void ThrowSqlite(sqlite3* db, int rc, const std::string& context) {
-    std::string message = context + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    // SQLite's own messages are short, but one quotes a token of the SQL ("near ...: syntax error"): bounded too.
+    std::string message = context + ": " + SqlExcerpt(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     switch (rc & 0xff) {
         case SQLITE_CONSTRAINT:
             throw StorageError(StorageError::Kind::kConstraint, message);
@@ -60,7 +70,12 @@ void Statement::BindInt(int index, std::int64_t value) {
 }
 
 void Statement::BindText(int index, const std::string& value) {
-    int rc = sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+    int rc = sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_STATIC, SQLITE_UTF8);
+    if (rc != SQLITE_OK) ThrowSqlite(conn_->handle(), rc, "bind");
+}
+
+void Statement::BindValues(int index, const std::vector<Value>* values) {
+    int rc = sqlite3_bind_pointer(stmt_, index, const_cast<std::vector<Value>*>(values), kValuesTable, nullptr);
     if (rc != SQLITE_OK) ThrowSqlite(conn_->handle(), rc, "bind");
 }
 
@@ -68,50 +83,77 @@ bool Statement::Step() {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    ThrowSqlite(conn_->handle(), rc, std::string("statement \"") + sqlite3_sql(stmt_) + "\"");
+    ThrowSqlite(conn_->handle(), rc, "statement \"" + SqlExcerpt(sqlite3_sql(stmt_)) + "\"");
 }
 
-std::string Statement::ColumnText(int i) const {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
-    int size = sqlite3_column_bytes(stmt_, i);
-    return text ? std::string(text, static_cast<std::size_t>(size)) : std::string();
-}
+namespace {
 
-Value Statement::ColumnAny(int i) const {
-    switch (sqlite3_column_type(stmt_, i)) {
-        case SQLITE_NULL:
-            return Value();
-        case SQLITE_INTEGER:
-            return Value(static_cast<std::int64_t>(sqlite3_column_int64(stmt_, i)));
-        case SQLITE_FLOAT:
-            return Value(sqlite3_column_double(stmt_, i));
-        default:
-            return Value(ColumnText(i));
-    }
-}
-
-Value Statement::Column(int i, FieldType type) const {
-    int storage_class = sqlite3_column_type(stmt_, i);
+// A stored value as a field of `type`: stored values of another class are converted losslessly where possible, and a
+// number a shell stored in a text column comes out as its text. One body for a statement's columns and for a
+// function's arguments (syncline_lookup), so both read a stored value the same way; `Source` reads the value.
+template <class Source>
+Value StoredValue(const Source& source, FieldType type) {
+    int storage_class = source.Type();
     if (storage_class == SQLITE_NULL) return Value();
     switch (type) {
         case FieldType::kBoolean:
-            if (storage_class == SQLITE_INTEGER) return Value(sqlite3_column_int64(stmt_, i) != 0);
+            if (storage_class == SQLITE_INTEGER) return Value(source.Int() != 0);
             break;
         case FieldType::kReal:
-            if (storage_class == SQLITE_INTEGER || storage_class == SQLITE_FLOAT) {
-                return Value(sqlite3_column_double(stmt_, i));
-            }
+            if (storage_class == SQLITE_INTEGER || storage_class == SQLITE_FLOAT) return Value(source.Double());
             break;
         case FieldType::kText:
         case FieldType::kDateTime:
         case FieldType::kJson:
-            // A shell may store a number in a text column: hand it out as its text, as the field's type promises.
-            return Value(ColumnText(i));
+            return Value(source.Text());
         case FieldType::kInteger:
             break;
     }
-    return ColumnAny(i);
+    switch (storage_class) {
+        case SQLITE_INTEGER:
+            return Value(static_cast<std::int64_t>(source.Int()));
+        case SQLITE_FLOAT:
+            return Value(source.Double());
+        default:
+            return Value(source.Text());
+    }
 }
+
+struct ColumnSource {
+    sqlite3_stmt* stmt;
+    int i;
+    int Type() const { return sqlite3_column_type(stmt, i); }
+    sqlite3_int64 Int() const { return sqlite3_column_int64(stmt, i); }
+    double Double() const { return sqlite3_column_double(stmt, i); }
+    std::string Text() const {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+        return text ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, i))) : std::string();
+    }
+};
+
+struct ArgumentSource {
+    sqlite3_value* value;
+    int Type() const { return sqlite3_value_type(value); }
+    sqlite3_int64 Int() const { return sqlite3_value_int64(value); }
+    double Double() const { return sqlite3_value_double(value); }
+    std::string Text() const {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(value));
+        return text ? std::string(text, static_cast<std::size_t>(sqlite3_value_bytes(value))) : std::string();
+    }
+};
+
+}  // namespace
+
+Value ValueFromSqlite(sqlite3_value* value, FieldType type) { return StoredValue(ArgumentSource{value}, type); }
+
+std::string Statement::ColumnText(int i) const { return ColumnSource{stmt_, i}.Text(); }
+
+Value Statement::ColumnAny(int i) const {
+    // Integer is the one type Column converts nothing for: the storage class decides.
+    return StoredValue(ColumnSource{stmt_, i}, FieldType::kInteger);
+}
+
+Value Statement::Column(int i, FieldType type) const { return StoredValue(ColumnSource{stmt_, i}, type); }
 
 Row Statement::ColumnRow(const Schema& schema, int first) const {
     Row row;
@@ -123,7 +165,7 @@ Row Statement::ColumnRow(const Schema& schema, int first) const {
 }
 
 Connection::Connection(const std::string& path, bool writer, const DatabaseOptions& options)
-    : cache_capacity_(options.statement_cache_size) {
+    : cache_capacity_(options.statement_cache_size), cache_bytes_(options.statement_cache_bytes) {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
@@ -134,6 +176,13 @@ Connection::Connection(const std::string& path, bool writer, const DatabaseOptio
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, static_cast<int>(options.busy_timeout.count()));
+    try {
+        RegisterExtensions(db_);
+    } catch (...) {
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        throw;
+    }
     const char* sync = options.synchronous == Synchronous::kFull     ? "FULL"
                        : options.synchronous == Synchronous::kNormal ? "NORMAL"
                                                                      : "OFF";
@@ -141,34 +190,52 @@ Connection::Connection(const std::string& path, bool writer, const DatabaseOptio
 }
 
 Connection::~Connection() {
-    for (auto& [sql, cached] : cache_) sqlite3_finalize(cached.stmt);
+    for (auto& cached : lru_) sqlite3_finalize(cached.stmt);
     sqlite3_close_v2(db_);
 }
 
 Statement Connection::Prepare(const std::string& sql) {
     auto it = cache_.find(sql);
-    if (it != cache_.end() && !it->second.in_use) {
-        it->second.in_use = true;
-        return Statement(this, it->second.stmt, &it->second.in_use);
+    if (it != cache_.end() && !it->second->in_use) {
+        lru_.splice(lru_.begin(), lru_, it->second);
+        it->second->in_use = true;
+        return Statement(this, it->second->stmt, &it->second->in_use);
     }
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
                                 nullptr);
-    if (rc != SQLITE_OK) ThrowSqlite(db_, rc, "prepare \"" + sql + "\"");
-    if (it != cache_.end()) return Statement(this, stmt, nullptr);  // the cached one is in use (nested query)
-    if (cache_.size() >= cache_capacity_) {
-        // Evict the statements not in use; a simple policy that keeps the hot set after a burst of one-off queries.
-        for (auto e = cache_.begin(); e != cache_.end();) {
-            if (e->second.in_use) {
-                ++e;
-            } else {
-                sqlite3_finalize(e->second.stmt);
-                e = cache_.erase(e);
-            }
-        }
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        ThrowSqlite(db_, rc, "prepare \"" + SqlExcerpt(sql) + "\"");
     }
-    auto inserted = cache_.emplace(sql, Cached{stmt, true}).first;
-    return Statement(this, stmt, &inserted->second.in_use);
+    if (it != cache_.end()) return Statement(this, stmt, nullptr);  // the cached one is in use (nested query)
+    auto bytes = static_cast<std::size_t>(sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_MEMUSED, 0));
+    // A huge statement (thousands of conditions) is used once and finalized: caching it would hold megabytes for a
+    // query that is unlikely to come again with the same shape.
+    if (bytes > cache_bytes_ / 8 || cache_capacity_ == 0) return Statement(this, stmt, nullptr);
+    MakeRoom(1, bytes);
+    lru_.push_front(Cached{sql, stmt, bytes, true});
+    cache_.emplace(lru_.front().sql, lru_.begin());
+    cached_count_.fetch_add(1, std::memory_order_relaxed);
+    cached_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    return Statement(this, stmt, &lru_.front().in_use);
+}
+
+void Connection::MakeRoom(std::size_t count, std::size_t bytes) {
+    std::size_t held_count = cached_count_.load(std::memory_order_relaxed);
+    std::size_t held_bytes = cached_bytes_.load(std::memory_order_relaxed);
+    for (auto e = lru_.end();
+         e != lru_.begin() && (held_count + count > cache_capacity_ || held_bytes + bytes > cache_bytes_);) {
+        --e;
+        if (e->in_use) continue;
+        held_count -= 1;
+        held_bytes -= e->bytes;
+        sqlite3_finalize(e->stmt);
+        cache_.erase(e->sql);
+        e = lru_.erase(e);
+    }
+    cached_count_.store(held_count, std::memory_order_relaxed);
+    cached_bytes_.store(held_bytes, std::memory_order_relaxed);
 }
 
 void Connection::Exec(const std::string& sql) {
@@ -177,7 +244,7 @@ void Connection::Exec(const std::string& sql) {
     if (rc != SQLITE_OK) {
         std::string message = error ? error : sqlite3_errstr(rc);
         sqlite3_free(error);
-        ThrowSqlite(nullptr, rc, "\"" + sql.substr(0, 200) + "\": " + message);
+        ThrowSqlite(nullptr, rc, "\"" + SqlExcerpt(sql) + "\": " + SqlExcerpt(message));
     }
 }
 

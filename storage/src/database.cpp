@@ -6,6 +6,7 @@
 #include <cassert>
 
 #include "connection.hpp"
+#include "extensions.hpp"
 #include "schema_sql.hpp"
 
 namespace syncline::storage {
@@ -190,8 +191,57 @@ std::vector<std::pair<std::size_t, Value>> Resolve(const Schema& schema, const A
     return out;
 }
 
-// Builds the WHERE clause of a query, appending the values to bind in order.
-std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, std::vector<Value>& binds) {
+// The parameters of a query, in order: plain values, and `in` lists bound whole for syncline_values (pointing into
+// the query's filters, which outlive the statement's run).
+class Params {
+public:
+    void Add(Value value) { items_.push_back(Item{std::move(value), nullptr}); }
+    void AddList(const std::vector<Value>* list) { items_.push_back(Item{Value(), list}); }
+    void BindAll(Statement& st) const {
+        for (std::size_t i = 0; i < items_.size(); ++i) {
+            int index = static_cast<int>(i + 1);
+            if (items_[i].list) {
+                st.BindValues(index, items_[i].list);
+            } else {
+                st.Bind(index, items_[i].value);
+            }
+        }
+    }
+
+private:
+    struct Item {
+        Value value;
+        const std::vector<Value>* list;
+    };
+    std::vector<Item> items_;
+};
+
+// The condition of an `in` filter. A short list is written inline, padded with nulls (which match nothing) to the
+// next power of two so that few statement shapes serve every length; a longer one is one parameter, so no list ever
+// makes a statement of its own length (a 250,000-value list made a 40 MB statement per length before).
+std::string InSql(const std::string& col, const std::vector<Value>& values, std::size_t inline_max, Params& params) {
+    if (values.empty()) return "0";
+    if (values.size() > inline_max) {
+        params.AddList(&values);
+        // `+value`: an expression has no affinity, as a bound parameter has none, so the column's affinity applies to
+        // the values exactly as in the inline form (a bare `value` is a column: text and number would not convert).
+        return col + " IN (SELECT +value FROM " + std::string(kValuesTable) + "(?))";
+    }
+    std::size_t slots = 1;
+    while (slots < values.size()) slots *= 2;
+    std::string cond = col + " IN (";
+    for (std::size_t i = 0; i < slots; ++i) {
+        cond += i ? ", ?" : "?";
+        params.Add(i < values.size() ? values[i] : Value());
+    }
+    return cond + ")";
+}
+
+// Builds the WHERE clause of a query, appending its parameters in order. The text lookups (contains, icontains,
+// startswith) call syncline_lookup (extensions.hpp): the function RowMatches uses, so that SQL and the in-memory
+// matcher agree on every row (LIKE and length() stop at a NUL, and LIKE needs its wildcards escaped).
+std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, std::size_t inline_in_values,
+                     Params& params) {
     std::string sql;
     for (const auto& filter : filters) {
         if (!schema.FieldIndex(filter.field)) {
@@ -202,34 +252,35 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, s
         std::string cond;
         switch (filter.op) {
             case FilterOp::kExact:
-                cond = filter.value.IsNull() ? col + " IS NULL" : col + " = ?";
+                if (filter.value.IsNull()) {
+                    cond = col + " IS NULL";
+                } else {
+                    cond = col + " = ?";
+                    params.Add(filter.value);
+                }
                 break;
             case FilterOp::kNe:
                 cond = col + " IS NOT ?";
+                params.Add(filter.value);
                 break;
             case FilterOp::kLt:
                 cond = col + " < ?";
+                params.Add(filter.value);
                 break;
             case FilterOp::kLte:
                 cond = col + " <= ?";
+                params.Add(filter.value);
                 break;
             case FilterOp::kGt:
                 cond = col + " > ?";
+                params.Add(filter.value);
                 break;
             case FilterOp::kGte:
                 cond = col + " >= ?";
+                params.Add(filter.value);
                 break;
             case FilterOp::kIn:
-                if (filter.values.empty()) {
-                    cond = "0";
-                } else {
-                    cond = col + " IN (";
-                    for (std::size_t i = 0; i < filter.values.size(); ++i) {
-                        cond += i ? ", ?" : "?";
-                        binds.push_back(filter.values[i]);
-                    }
-                    cond += ")";
-                }
+                cond = InSql(col, filter.values, inline_in_values, params);
                 break;
             case FilterOp::kIsNull: {
                 bool is_null = filter.value.kind() == Value::Kind::kBoolean ? filter.value.AsBoolean()
@@ -238,28 +289,20 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, s
                 break;
             }
             case FilterOp::kContains:
-                cond = "instr(" + col + ", ?) > 0";
-                break;
-            case FilterOp::kIContains: {
-                std::string pattern = "%";
-                std::string needle = filter.value.kind() == Value::Kind::kText ? filter.value.AsText()
-                                                                               : filter.value.DebugString();
-                for (char c : needle) {
-                    if (c == '%' || c == '_' || c == '\\') pattern += '\\';
-                    pattern += c;
+            case FilterOp::kIContains:
+            case FilterOp::kStartsWith: {
+                std::optional<std::string> needle = LookupText(filter.value);
+                if (!needle) {
+                    cond = "0";  // a null operand matches nothing
+                    break;
                 }
-                binds.emplace_back(pattern + "%");
-                cond = col + " LIKE ? ESCAPE '\\'";
+                const FieldSpec& field = schema.field(*schema.FieldIndex(filter.field));
+                cond = std::string(kLookupFunction) + "(" + std::to_string(static_cast<int>(filter.op)) + ", " +
+                       std::to_string(static_cast<int>(field.type)) + ", " + col + ", ?)";
+                params.Add(std::move(*needle));
                 break;
             }
-            case FilterOp::kStartsWith:
-                cond = "substr(" + col + ", 1, length(?)) = ?";
-                binds.push_back(filter.value);
-                break;
         }
-        bool takes_value = filter.op != FilterOp::kIn && filter.op != FilterOp::kIsNull &&
-                           filter.op != FilterOp::kIContains && !(filter.op == FilterOp::kExact && filter.value.IsNull());
-        if (takes_value) binds.push_back(filter.value);
         sql += sql.empty() ? " WHERE " : " AND ";
         sql += cond;
     }
@@ -287,9 +330,9 @@ std::optional<Row> ModelOps::Get(std::string_view table, std::string_view field,
 
 std::vector<Row> ModelOps::List(std::string_view table, const Query& query) const {
     const Schema& schema = db_->Model(table);
-    std::vector<Value> binds;
+    Params params;
     std::string sql = "SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) +
-                      WhereSql(schema, query.filters, binds) + " ORDER BY ";
+                      WhereSql(schema, query.filters, db_->options().inline_in_values, params) + " ORDER BY ";
     for (const auto& order : query.ordering) {
         if (!schema.FieldIndex(order.field)) {
             throw StorageError(StorageError::Kind::kSchema,
@@ -300,12 +343,12 @@ std::vector<Row> ModelOps::List(std::string_view table, const Query& query) cons
     sql += Quote(schema.pk().name);
     if (query.limit || query.offset > 0) {
         sql += " LIMIT ? OFFSET ?";
-        binds.emplace_back(query.limit ? std::max<std::int64_t>(*query.limit, 0) : std::int64_t{-1});
-        binds.emplace_back(std::max<std::int64_t>(query.offset, 0));
+        params.Add(query.limit ? std::max<std::int64_t>(*query.limit, 0) : std::int64_t{-1});
+        params.Add(std::max<std::int64_t>(query.offset, 0));
     }
     auto use = conn_->Use();
     Statement st = conn_->Prepare(sql);
-    for (std::size_t i = 0; i < binds.size(); ++i) st.Bind(static_cast<int>(i + 1), binds[i]);
+    params.BindAll(st);
     std::vector<Row> rows;
     while (st.Step()) rows.push_back(st.ColumnRow(schema));
     return rows;
@@ -313,11 +356,12 @@ std::vector<Row> ModelOps::List(std::string_view table, const Query& query) cons
 
 std::int64_t ModelOps::Count(std::string_view table, const std::vector<Filter>& filters) const {
     const Schema& schema = db_->Model(table);
-    std::vector<Value> binds;
-    std::string sql = "SELECT count(*) FROM " + Quote(schema.table()) + WhereSql(schema, filters, binds);
+    Params params;
+    std::string sql = "SELECT count(*) FROM " + Quote(schema.table()) +
+                      WhereSql(schema, filters, db_->options().inline_in_values, params);
     auto use = conn_->Use();
     Statement st = conn_->Prepare(sql);
-    for (std::size_t i = 0; i < binds.size(); ++i) st.Bind(static_cast<int>(i + 1), binds[i]);
+    params.BindAll(st);
     st.Step();
     return st.ColumnInt(0);
 }
@@ -567,6 +611,18 @@ void Database::NotifyCommitted() {
 std::uint64_t Database::local_commits() const {
     std::lock_guard<std::mutex> lock(commit_mutex_);
     return local_commits_;
+}
+
+StatementCacheStats Database::statement_cache() const {
+    StatementCacheStats stats;
+    auto add = [&](const Connection& conn) {
+        stats.statements += conn.cached_statements();
+        stats.bytes += conn.cached_bytes();
+    };
+    if (writer_) add(*writer_);
+    std::lock_guard<std::mutex> lock(readers_mutex_);
+    for (const auto& [thread, conn] : readers_) add(*conn);
+    return stats;
 }
 
 std::optional<Row> Database::Get(std::string_view table, std::string_view field, const Value& value) const {

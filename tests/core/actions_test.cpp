@@ -249,6 +249,147 @@ TEST(ExecutorTest, ShutdownFromItsOwnThreadThrows) {
     EXPECT_TRUE(threw.get_future().get());
 }
 
+// A gate the executor's tasks wait at, so a test controls when they finish.
+struct Gate {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool open = false;
+    std::vector<std::string> ran;
+    void Open() {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            open = true;
+        }
+        cv.notify_all();
+    }
+    void Record(const std::string& name) {
+        std::lock_guard<std::mutex> lock(mutex);
+        ran.push_back(name);
+        cv.notify_all();
+    }
+    bool WaitOpen() {
+        std::unique_lock<std::mutex> lock(mutex);
+        return cv.wait_for(lock, kDeadline, [&] { return open; });
+    }
+    bool WaitRan(std::size_t count) {
+        std::unique_lock<std::mutex> lock(mutex);
+        return cv.wait_for(lock, kDeadline, [&] { return ran.size() >= count; });
+    }
+};
+
+TEST(ExecutorTest, LanesTakeTurnsAndALaneWithNothingRunningGoesFirst) {
+    Executor executor(1);
+    Gate gate;
+    // Lane 1 queues five tasks while its first one holds the only thread; then lanes 2 and 3 post one each.
+    executor.Post(1, [&] {
+        gate.Record("a1");
+        gate.WaitOpen();
+    });
+    ASSERT_TRUE(gate.WaitRan(1));
+    for (const char* name : {"a2", "a3", "a4", "a5"}) executor.Post(1, [&gate, name] { gate.Record(name); });
+    executor.Post(2, [&] { gate.Record("b1"); });
+    executor.Post(2, [&] { gate.Record("b2"); });
+    executor.Post(3, [&] { gate.Record("c1"); });
+    gate.Open();
+    ASSERT_TRUE(gate.WaitRan(8));
+    executor.Shutdown();
+    // The lanes that had nothing running go before lane 1's backlog, then the lanes alternate; within a lane, in
+    // order. (First come, first served would run a2..a5 before b1.)
+    EXPECT_EQ(gate.ran, (std::vector<std::string>{"a1", "b1", "c1", "a2", "b2", "a3", "a4", "a5"}));
+}
+
+TEST(ExecutorTest, PostAfterRunsLaterHoldingNoThreadAndShutdownRunsItAtOnce) {
+    Executor executor(1);
+    Gate gate;
+    auto posted = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point ran_at;
+    ASSERT_TRUE(executor.PostAfter(7, std::chrono::milliseconds(50), [&] {
+        ran_at = std::chrono::steady_clock::now();
+        gate.Record("delayed");
+    }));
+    EXPECT_EQ(executor.busy(), 1u);  // a delayed task counts as work in progress
+    // Meanwhile the only thread is free for other work.
+    executor.Post(8, [&] { gate.Record("now"); });
+    ASSERT_TRUE(gate.WaitRan(2));
+    EXPECT_EQ(gate.ran, (std::vector<std::string>{"now", "delayed"}));
+    EXPECT_GE(ran_at - posted, std::chrono::milliseconds(50));
+
+    // Shutdown does not wait for a delay: the task runs at once (its reason to wait is gone), and later ones are
+    // refused.
+    std::atomic<bool> ran{false};
+    ASSERT_TRUE(executor.PostAfter(7, std::chrono::hours(1), [&] { ran = true; }));
+    executor.Shutdown();
+    EXPECT_TRUE(ran.load());
+    EXPECT_EQ(executor.busy(), 0u);
+    EXPECT_FALSE(executor.PostAfter(7, std::chrono::milliseconds(0), [] {}));
+}
+
+TEST_F(ActionsTest, AStreamWaitingForRoomHoldsNoThread) {
+    // One executor thread, and a stream whose socket has no room: another socket's detached action still runs.
+    auto executor = std::make_shared<Executor>(1);
+    // Before the executor goes, whatever the outcome: a stream that held the thread (the bug) then finishes.
+    struct Unblock {
+        ControlledOutbox* outbox;
+        ~Unblock() { outbox->SetBuffered(0); }
+    } unblock{outbox_.get()};
+    outbox_->SetBuffered(ActionRequest::kStreamQueueBytes + 1);
+    ServeTextFrame(consumer_, context_, R"({"action": "list", "request_id": "s"})", executor.get());
+    ASSERT_TRUE(outbox_->WaitPolls(3));  // the stream is waiting for room
+    auto other_outbox = std::make_shared<ControlledOutbox>();
+    auto other =
+        std::make_shared<ConnectionContext>(HandshakeRequest{"/ws/posts/", "", {}, "127.0.0.1:2"}, other_outbox);
+    latch_->Open();
+    ServeTextFrame(consumer_, other, R"({"action": "hold", "request_id": "h"})", executor.get());
+    auto frames = other_outbox->WaitFrames(1);
+    ASSERT_EQ(frames.size(), 1u) << "the other socket's action did not run while the stream waited";
+    EXPECT_THAT(frames[0], HasSubstr(R"("data":"held")"));
+    EXPECT_TRUE(outbox_->frames().empty());
+    // What is left is the stream, waiting without a thread (the other action counts until its task returned).
+    auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    while (executor->busy() > 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    EXPECT_EQ(executor->busy(), 1u);
+    // Room again: the stream goes on to its end.
+    outbox_->SetBuffered(0);
+    EXPECT_EQ(outbox_->WaitFrames(3).size(), 3u);
+    ASSERT_TRUE(WaitIdle(*executor));
+    executor->Shutdown();
+}
+
+TEST_F(ActionsTest, DetachedActionsBeyondTheLimitAnswer429) {
+    ConnectionLimits limits;
+    limits.max_pending_actions = 3;
+    context_ = std::make_shared<ConnectionContext>(HandshakeRequest{"/ws/posts/", "", {}, "127.0.0.1:1"}, outbox_,
+                                                   User{}, limits);
+    for (int i = 0; i < 3; ++i) {
+        ServeTextFrame(consumer_, context_, R"({"action": "hold", "request_id": )" + std::to_string(i) + "}",
+                       executor_.get());
+    }
+    ASSERT_TRUE(latch_->WaitEntered(2));  // two run, one queued: three in progress
+    EXPECT_EQ(context_->detached(), 3u);
+    ServeTextFrame(consumer_, context_, R"({"action": "hold", "request_id": 3})", executor_.get());
+    ServeTextFrame(consumer_, context_, R"({"action": "list", "request_id": 4})", executor_.get());
+    auto frames = outbox_->frames();
+    ASSERT_EQ(frames.size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_TRUE(SameJson(
+            frames[static_cast<std::size_t>(i)],
+            std::string(R"({"errors": ["Too many detached actions in progress on this socket (at most )"
+                        R"(3); wait for a reply, or cancel a streamed list with list_cancel."],)"
+                        R"( "data": null, "action": ")") +
+                (i ? "list" : "hold") + R"(", "response_status": 429, "request_id": )" + std::to_string(i + 3) + "}"))
+            << frames[static_cast<std::size_t>(i)];
+    }
+    // Other requests are answered meanwhile, and once the actions end there is room again.
+    EXPECT_THAT(HandleTextFrame(*consumer_, *context_, R"({"action": "retrieve", "pk": 1})"),
+                HasSubstr(R"("response_status":200)"));
+    latch_->Open();
+    ASSERT_TRUE(WaitIdle(*executor_));
+    EXPECT_EQ(context_->detached(), 0u);
+    ServeTextFrame(consumer_, context_, R"({"action": "list", "request_id": 5})", executor_.get());
+    ASSERT_TRUE(WaitIdle(*executor_));
+    EXPECT_EQ(outbox_->frames().size(), 2u + 3u + 3u);  // the 429s, three held replies, three pages
+}
+
 TEST_F(ActionsTest, StreamedListSendsOneFramePerPage) {
     // Synchronously (HandleTextFrame): the frames go to the outbox, and there is no reply of its own.
     EXPECT_EQ(HandleTextFrame(*consumer_, *context_, R"({"action": "list", "request_id": "s"})"), "");
@@ -268,6 +409,19 @@ TEST_F(ActionsTest, StreamedListSendsOneFramePerPage) {
                              "response_status": 400, "request_id": null})"));
 }
 
+TEST_F(ActionsTest, DispatchRunsAResumableActionToItsEnd) {
+    // A caller of Dispatch (a routed consumer, custom code) gets the final result: the steps ran one after the other.
+    rapidjson::Document doc;
+    doc.Parse(R"({"action": "list", "request_id": "d", "limit": 2})");
+    ActionRequest request(*context_, "list", doc);
+    ActionResult result = consumer_->Dispatch(request);
+    EXPECT_TRUE(result.streamed);
+    EXPECT_FALSE(result.next);
+    auto frames = outbox_->frames();
+    ASSERT_EQ(frames.size(), 3u);
+    EXPECT_THAT(frames[2], HasSubstr(R"("offset":4},"action":"list","response_status":200,"request_id":"d")"));
+}
+
 TEST_F(ActionsTest, AStreamWaitsWhileTheQueueIsFullThenGoesOn) {
     outbox_->SetBuffered(ActionRequest::kStreamQueueBytes + 1);
     Serve(R"({"action": "list", "request_id": 1})");
@@ -281,7 +435,7 @@ TEST_F(ActionsTest, AStreamWaitsWhileTheQueueIsFullThenGoesOn) {
 }
 
 TEST_F(ActionsTest, ClosingTheSocketStopsABlockedStream) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt});
+    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt});
     auto session = endpoint.Open(context_->request(), outbox_);
     outbox_->SetBuffered(ActionRequest::kStreamQueueBytes + 1);
     session->OnText(R"({"action": "list", "request_id": 1})");
@@ -369,7 +523,7 @@ TEST_F(ActionsTest, ADetachedActionSeesTheCloseAndItsReplyIsNotSent) {
 }
 
 TEST_F(ActionsTest, ADetachedSubscriberThatOutlivesItsSocketDropsItsSubscriptionsAgain) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt});
+    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt});
     auto session = endpoint.Open(context_->request(), outbox_);
     session->OnText(R"({"action": "hold_subscribe", "request_id": "s"})");
     ASSERT_TRUE(latch_->WaitEntered(1));

@@ -9,10 +9,17 @@
 #include <gtest/gtest.h>
 #include <jwt.h>
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 namespace syncline {
 namespace {
@@ -62,6 +69,9 @@ private:
 
 TEST(FindTokenTest, BearerHeaderThenQueryParameterThenCookie) {
     TokenSources sources;
+    EXPECT_EQ(sources.cookie, "");  // cookies are off unless named (they need an origin allow-list)
+    EXPECT_FALSE(FindToken(Handshake("", {{"cookie", "token=c1"}}), sources));
+    sources.cookie = "token";
     EXPECT_FALSE(FindToken(Handshake(), sources));
     auto header = FindToken(Handshake("", {{"authorization", "Bearer abc"}}), sources);
     ASSERT_TRUE(header);
@@ -284,11 +294,80 @@ TEST(HandshakePolicyTest, OneLogLineNamingTheFingerprintNeverTheToken) {
     EXPECT_EQ(log.lines().size(), 2u);
 }
 
+// The fingerprint this one replaced: a 32-bit FNV-1a, which anyone holding a log could reverse for a short token by
+// hashing every candidate.
+std::string Fnv1a(std::string_view token) {
+    std::uint32_t h = 2166136261u;
+    for (unsigned char c : token) {
+        h ^= c;
+        h *= 16777619u;
+    }
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(h));
+    return buf;
+}
+
 TEST(TokenFingerprintTest, ShortStableAndDistinct) {
     EXPECT_EQ(TokenFingerprint("abc"), TokenFingerprint("abc"));
     EXPECT_NE(TokenFingerprint("abc"), TokenFingerprint("abd"));
-    EXPECT_EQ(TokenFingerprint("a-long-secret-token").size(), 8u);
-    EXPECT_EQ(TokenFingerprint(""), "811c9dc5");  // FNV-1a's offset basis: the function is the documented one
+    EXPECT_EQ(TokenFingerprint("a-long-secret-token").size(), kFingerprintHexDigits);
+    EXPECT_EQ(TokenFingerprint("").size(), 12u);
+    for (const std::string& fingerprint : {TokenFingerprint(""), TokenFingerprint("x"), TokenFingerprint("abc")}) {
+        EXPECT_EQ(fingerprint.find_first_not_of("0123456789abcdef"), std::string::npos) << fingerprint;
+    }
+}
+
+TEST(TokenFingerprintTest, KeyedSoALogCannotBeCheckedAgainstGuessedTokens) {
+    // Stable within the process, from any thread (the key is drawn once).
+    const std::string mine = TokenFingerprint("1234");
+    std::string from_another_thread;
+    std::thread([&] { from_another_thread = TokenFingerprint("1234"); }).join();
+    EXPECT_EQ(mine, from_another_thread);
+    // Not the FNV-1a it replaced, nor an extension of it.
+    for (const std::string token : {"", "1", "1234", "pin-0000", "a-long-secret-token"}) {
+        EXPECT_NE(TokenFingerprint(token), Fnv1a(token)) << token;
+        EXPECT_EQ(TokenFingerprint(token).find(Fnv1a(token)), std::string::npos) << token;
+    }
+    EXPECT_NE(TokenFingerprint(""), "811c9dc5");  // FNV-1a's offset basis, what the empty token used to print
+}
+
+// Run by KeyDiffersPerProcess in a child process (a fresh exec, so a fresh key): prints one token's fingerprint.
+TEST(TokenFingerprintTest, PrintForAnotherProcess) {
+    if (std::getenv("SYNCLINE_PRINT_FINGERPRINT") == nullptr) GTEST_SKIP() << "run by KeyDiffersPerProcess";
+    std::printf("FINGERPRINT=%s\n", TokenFingerprint("1234").c_str());
+}
+
+// Another process has another key, so the same token gets another fingerprint (two random keys agree on 48 bits with
+// odds of 2^-48): fingerprints from a log cannot be compared with fingerprints computed elsewhere.
+TEST(TokenFingerprintTest, KeyDiffersPerProcess) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    std::string self = "/proc/self/exe";
+    std::string filter = "--gtest_filter=TokenFingerprintTest.PrintForAnotherProcess";
+    char* argv[] = {self.data(), filter.data(), nullptr};
+    std::vector<std::string> env_text = {"SYNCLINE_PRINT_FINGERPRINT=1"};
+    std::vector<char*> env = {env_text[0].data(), nullptr};
+    pid_t child = -1;
+    int rc = posix_spawn(&child, self.c_str(), &actions, nullptr, argv, env.data());
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    ASSERT_EQ(rc, 0);
+    std::string output;
+    char buffer[4096];
+    for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) output.append(buffer, static_cast<std::size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+    auto at = output.find("FINGERPRINT=");
+    ASSERT_NE(at, std::string::npos) << output;
+    std::string theirs = output.substr(at + 12, kFingerprintHexDigits);
+    ASSERT_EQ(theirs.find_first_not_of("0123456789abcdef"), std::string::npos) << output;
+    EXPECT_NE(theirs, TokenFingerprint("1234"));
 }
 
 }  // namespace

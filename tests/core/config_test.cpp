@@ -115,6 +115,27 @@ TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
               "config: invalid JSON at offset 0: nesting too deep");
 }
 
+TEST(ConfigTest, DetachedActionsPerSocketAndStatementCacheLimits) {
+    ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_EQ(defaults.limits.max_pending_actions, 16u);
+    EXPECT_EQ(defaults.statement_cache_bytes, 4u * 1024 * 1024);
+    ServerConfig config = ParseConfig(
+        R"({"database": "t.db", "max_pending_actions": 3, "statement_cache_bytes": 65536,
+            "models": {"posts": {"fields": {"title": {"type": "text"}}}},
+            "routes": {"/ws/a/": {"model": "posts", "mixins": ["list"], "pagination": "streamed"},
+                       "/ws/b/": {"model": "posts", "mixins": ["list"], "rate_limit": {"per_second": 5}},
+                       "/ws/m/": {"streams": {"a": "/ws/a/"}}}})");
+    EXPECT_EQ(config.limits.max_pending_actions, 3u);
+    EXPECT_EQ(config.statement_cache_bytes, 65536u);
+    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": 0,)"))
+                  .limits.max_pending_actions,
+              0u);  // no limit
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": -1,)")),
+              "max_pending_actions: expected an integer from 0 to 1048576");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("statement_cache_bytes": "big",)")),
+              "statement_cache_bytes: expected an integer from 0 to 17179869184");
+}
+
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "post", "mixins": ["list"]})")),
               "routes./ws/posts/.model: unknown model \"post\"; valid models: posts");
@@ -126,7 +147,7 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "colour": 1})")),
               "routes./ws/posts/.colour: unknown key; valid keys: model, fields, read_only, write_only, mixins, "
               "lookup_field, lookup_url_kwarg, queryset, rate_limit, group_by, filter_fields, ordering_fields, "
-              "pagination, page_size, max_page_size, permissions");
+              "pagination, page_size, max_page_size, permissions, owner_field, allowed_origins");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": "list"})")), "routes./ws/posts/.mixins: expected a list of strings");
     EXPECT_EQ(Error(With(R"({"model": "posts"})")),
               "routes./ws/posts/.mixins: missing; valid mixins: list, retrieve, create, update, patch, delete, "
@@ -216,7 +237,7 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
     EXPECT_EQ(Error(WithRoutes(R"("/ws/": {"streams": {"posts": 1}})")),
               "routes./ws/.streams.posts: expected a string");
     EXPECT_EQ(Error(WithRoutes(R"("/ws/": {"streams": {"posts": "/ws/posts/"}, "model": "posts"})")),
-              "routes./ws/.model: unknown key; valid keys: streams");
+              "routes./ws/.model: unknown key; valid keys: streams, allowed_origins");
     EXPECT_EQ(Error(WithRoutes(R"("ws": {"streams": {"posts": "/ws/posts/"}})")),
               "routes.ws: a route path must start with /");
     EXPECT_THAT(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"posts/(": {"model": "posts",
@@ -239,7 +260,7 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.mixins: unknown key; valid keys: model, fields, read_only, "
               "write_only, handler, lookup_field, lookup_url_kwarg, queryset, group_by, filter_fields, "
-              "ordering_fields, pagination, page_size, max_page_size, permissions");
+              "ordering_fields, pagination, page_size, max_page_size, permissions, owner_field");
     EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "post",
                                                    "handler": "ListAPIActionHandler"}}})")),
               "routes./ws/api/.routepatterns.^p/$.model: unknown model \"post\"; valid models: posts, comments");
@@ -248,7 +269,7 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
               "{\"posts/(?P<pk>[^/]+)/$\": {\"model\": \"posts\", \"handler\": \"RetrieveAPIActionHandler\"}}");
     EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts",
                                  "handler": "ListAPIActionHandler"}}, "mixins": ["list"]})")),
-              "routes./ws/api/.mixins: unknown key; valid keys: routepatterns, rate_limit");
+              "routes./ws/api/.mixins: unknown key; valid keys: routepatterns, rate_limit, allowed_origins");
 }
 
 TEST(ConfigTest, RoutePermissions) {
@@ -296,6 +317,35 @@ TEST(ConfigTest, PermissionErrorsNameThePathAndTheForms) {
               "routes./ws/posts/.permissions[0].or[1].not: unknown permission \"nope\"; valid permissions: " + forms);
 }
 
+TEST(ConfigTest, OwnerFieldAndOwnerRulesNeedAFieldThatCanHoldAUserId) {
+    auto config = [](const std::string& route) {
+        return R"({"database": "t.db", "models": {"posts": {"fields": {"title": {"type": "text"},
+                   "author_id": {"type": "integer"}, "score": {"type": "real", "default": 0},
+                   "public": {"type": "boolean", "default": false}}}},
+                   "routes": {"/ws/posts/": )" +
+               route + "}}";
+    };
+    ServerConfig parsed = ParseConfig(config(R"({"model": "posts", "mixins": ["list", "create"],
+        "owner_field": "author_id", "permissions": [{"owner": "author_id"}]})"));
+    EXPECT_EQ(parsed.routes.at(0).consumer.owner_field, "author_id");
+    EXPECT_EQ(ParseConfig(config(R"({"model": "posts", "mixins": ["list"]})")).routes.at(0).consumer.owner_field, "");
+    // Routed handlers take the key too.
+    ServerConfig routed = ParseConfig(config(R"({"routepatterns": {"^posts/$": {"model": "posts",
+        "handler": "ListCreateAPIActionHandler", "owner_field": "title"}}})"));
+    EXPECT_EQ(routed.routes.at(0).routepatterns.at(0).consumer.owner_field, "title");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": "writer"})")),
+              "routes./ws/posts/.owner_field: unknown field \"writer\" of model \"posts\"; valid fields: id, title, "
+              "author_id");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": "public"})")),
+              "routes./ws/posts/.owner_field: field \"public\" is a boolean field and cannot hold a user id; valid "
+              "fields: id, title, author_id");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": 1})")),
+              "routes./ws/posts/.owner_field: expected a string");
+    EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["list"], "permissions": [{"owner": "score"}]})")),
+              "routes./ws/posts/.permissions[0].owner: field \"score\" is a real field and cannot hold a user id; "
+              "valid fields: id, title, author_id");
+}
+
 TEST(ConfigTest, AuthTokensJwtAndPolicies) {
     const std::string route = R"({"model": "posts", "mixins": ["list"]})";
     EXPECT_FALSE(ParseConfig(With(route)).auth.authenticator);
@@ -314,7 +364,7 @@ TEST(ConfigTest, AuthTokensJwtAndPolicies) {
     EXPECT_EQ(tokens.auth.invalid_credential, InvalidCredentialPolicy::kAnonymous);
     EXPECT_TRUE(table->sources().bearer_header);
     EXPECT_EQ(table->sources().query_param, "token");
-    EXPECT_EQ(table->sources().cookie, "token");
+    EXPECT_EQ(table->sources().cookie, "");  // off unless configured (it requires allowed_origins)
 
     ServerConfig jwt = ParseConfig(With(route, R"("auth": {"jwt": {"secret": "s3cret", "leeway_s": 30},
         "anonymous": "refuse", "invalid_token": "refuse", "query_param": "access_token", "cookie": "",
@@ -365,6 +415,111 @@ TEST(ConfigTest, AuthErrorsNameTheKeyAndNeverTheToken) {
     EXPECT_EQ(with(R"({"tokens": {"sekrit-1": {"user": "a", "role": "x"}}})"),
               "auth.tokens[0].role: unknown key; valid keys: user, id, groups");
     EXPECT_EQ(with(R"({"tokens": {"": {"user": "a"}}})"), "auth.tokens[0]: empty token");
+}
+
+}  // namespace
+}  // namespace syncline
+
+namespace syncline {
+namespace {
+
+// Cross-site websocket hijacking: "allowed_origins" at the top level, overridden by a route's own (consumer, routed
+// and multiplexer routes alike).
+TEST(ConfigTest, AllowedOriginsTopLevelAndPerRoute) {
+    ServerConfig none = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_FALSE(none.allowed_origins);
+    EXPECT_FALSE(none.routes[0].endpoint.allowed_origins);
+
+    ServerConfig config = ParseConfig(With(R"({"model": "posts", "mixins": ["list"],
+                                               "allowed_origins": ["https://posts.example.com", "*"]})",
+                                           R"("allowed_origins": ["https://app.example.com",
+                                                                  "http://localhost:3000", "http://[::1]:8080"],)"));
+    EXPECT_EQ(config.allowed_origins,
+              (std::vector<std::string>{"https://app.example.com", "http://localhost:3000", "http://[::1]:8080"}));
+    EXPECT_EQ(config.routes[0].endpoint.allowed_origins, (std::vector<std::string>{"https://posts.example.com", "*"}));
+
+    ServerConfig routes = ParseConfig(WithRoutes(R"(
+        "/ws/": {"streams": {"posts": "/ws/posts/"}, "allowed_origins": ["https://mux.example.com"]},
+        "/ws/api/": {"allowed_origins": [],
+                     "routepatterns": {"^posts/$": {"model": "posts", "handler": "ListAPIActionHandler"}}})"));
+    EXPECT_EQ(routes.routes[2].endpoint.allowed_origins, (std::vector<std::string>{"https://mux.example.com"}));
+    EXPECT_EQ(routes.routes[3].endpoint.allowed_origins, std::vector<std::string>{});  // browsers: none
+}
+
+TEST(ConfigTest, AllowedOriginsEntriesAreOriginsAsBrowsersSendThem) {
+    auto top = [](const std::string& list) {
+        return Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("allowed_origins": )" + list + ","));
+    };
+    EXPECT_EQ(top(R"("https://app.example.com")"),
+              "allowed_origins: expected a list of origins such as [\"https://app.example.com\"]");
+    EXPECT_EQ(top(R"(["https://app.example.com/"])"),
+              "allowed_origins[0]: expected scheme://host[:port] with no path, query, fragment or user info "
+              "(\"app.example.com/\" is not a host)");
+    EXPECT_EQ(top(R"(["https://a.example", "app.example.com"])"),
+              "allowed_origins[1]: expected scheme://host[:port], e.g. https://example.com");
+    EXPECT_EQ(top(R"(["https://user@app.example.com"])"),
+              "allowed_origins[0]: expected scheme://host[:port] with no path, query, fragment or user info "
+              "(\"user@app.example.com\" is not a host)");
+    EXPECT_EQ(top(R"(["https://app.example.com:0"])"), "allowed_origins[0]: port out of range");
+    EXPECT_EQ(top(R"(["https://app.example.com:http"])"),
+              "allowed_origins[0]: invalid port (expected scheme://host[:port] with no path)");
+    EXPECT_EQ(top(R"(["null"])"), "allowed_origins[0]: expected scheme://host[:port], e.g. https://example.com");
+    EXPECT_EQ(top(R"([1])"), "allowed_origins[0]: expected a string");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "allowed_origins": ["ftp//x"]})")),
+              "routes./ws/posts/.allowed_origins[0]: expected scheme://host[:port], e.g. https://example.com");
+    EXPECT_EQ(Error(WithRoutes(R"("/ws/api/": {"routepatterns": {"^p/$": {"model": "posts", "allowed_origins": [],
+                                                   "handler": "ListAPIActionHandler"}}})")),
+              "routes./ws/api/.routepatterns.^p/$.allowed_origins: unknown key; valid keys: model, fields, "
+              "read_only, write_only, handler, lookup_field, lookup_url_kwarg, queryset, group_by, filter_fields, "
+              "ordering_fields, pagination, page_size, max_page_size, permissions, owner_field");
+}
+
+// A browser sends its cookies with a handshake whichever site's page opens it: a cookie token source requires an
+// origin allow-list (without "*") on every route.
+TEST(ConfigTest, CookieAuthenticationRequiresAllowedOrigins) {
+    const std::string auth = R"("auth": {"tokens": {"t": {"user": "u"}}, "cookie": "session"},)";
+    const std::string rule =
+        "auth.cookie: cookie authentication requires allowed_origins (the sites whose pages may connect, without "
+        "\"*\"), at the top level or on every route; route /ws/posts/ has none";
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", auth)), rule);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", auth + R"("allowed_origins": ["*"],)")), rule);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "allowed_origins": ["*"]})",
+                         auth + R"("allowed_origins": ["https://app.example.com"],)")),
+              rule);
+    ServerConfig top = ParseConfig(
+        With(R"({"model": "posts", "mixins": ["list"]})", auth + R"("allowed_origins": ["https://app.example.com"],)"));
+    auto* table = dynamic_cast<const StaticTokenAuthenticator*>(top.auth.authenticator.get());
+    ASSERT_TRUE(table);
+    EXPECT_EQ(table->sources().cookie, "session");
+    EXPECT_TRUE(ReadsCookies(*top.auth.authenticator));
+    // Every route of its own, a multiplexer included.
+    const std::string every_route = R"({"database": "t.db", )" + auth + R"(
+        "models": {"posts": {"fields": {"title": {"type": "text"}}}},
+        "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list"], "allowed_origins": ["https://a.example"]},
+                   "/ws/": {"streams": {"posts": "/ws/posts/"}, "allowed_origins": []}}})";
+    EXPECT_NO_THROW(ParseConfig(every_route));
+    std::string mux_without = every_route;
+    mux_without.replace(mux_without.find(R"(, "allowed_origins": []})"), 24, "}");
+    EXPECT_EQ(Error(mux_without),
+              "auth.cookie: cookie authentication requires allowed_origins (the sites whose pages may connect, "
+              "without \"*\"), at the top level or on every route; route /ws/ has none");
+    // An empty cookie name is "off": no allow-list needed.
+    EXPECT_NO_THROW(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})",
+                                     R"("auth": {"tokens": {"t": {"user": "u"}}, "cookie": ""},)")));
+}
+
+TEST(ConfigTest, MaxConnectionsAndMaxHandshakes) {
+    ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_EQ(defaults.max_connections, 0u);  // derived from the open-file limit by the server
+    EXPECT_EQ(defaults.max_handshakes, 128u);
+    ServerConfig set = ParseConfig(
+        With(R"({"model": "posts", "mixins": ["list"]})", R"("max_connections": 5, "max_handshakes": 16,)"));
+    EXPECT_EQ(set.max_connections, 5u);
+    EXPECT_EQ(set.max_handshakes, 16u);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_connections": 0,)")),
+              "max_connections: expected an integer from 1 to 10000000");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_handshakes": "many",)")),
+              "max_handshakes: expected an integer from 1 to 1000000");
 }
 
 }  // namespace

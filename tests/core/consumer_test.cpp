@@ -13,6 +13,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <limits>
 #include <mutex>
 
 #include "../storage/test_db.hpp"
@@ -172,6 +173,47 @@ TEST_F(ConsumerTest, LookupErrors) {
     EXPECT_THAT(Send(R"({"action": "retrieve", "pk": 2.0})"), HasSubstr("\"Second\""));
     EXPECT_THAT(Send(R"({"action": "patch", "data": {}})"), HasSubstr("Missing lookup argument"));
     EXPECT_THAT(Send(R"({"action": "delete"})"), HasSubstr("Missing lookup argument"));
+}
+
+// Lookup values out of range or with junk are of the wrong type: 404, never 500 (issue 9, item 13: std::stoll threw
+// out_of_range on "9999999999999999999").
+TEST_F(ConsumerTest, LookupValuesOutOfRangeOrWithJunkAre404) {
+    for (const char* pk : {"\"9999999999999999999\"", "\"9223372036854775808\"", "\"-9223372036854775809\"",
+                           "\"99999999999999999999999999999999\"", "9999999999999999999", "1e300", "\"1e3\"", "\"12a\"",
+                           "\" 1\"", "\"1 \"", "\"+1\"", "\"-\"", "\"0x1\"", "\"1.0\"", "\"\u0661\"", "\"1\\u0000\""}) {
+        for (const char* action : {"retrieve", "patch", "delete"}) {
+            EXPECT_TRUE(SameJson(Send(std::string(R"({"action": ")") + action + R"(", "data": {}, "pk": )" + pk + "}"),
+                                 std::string(R"({"errors": ["Not found"], "data": null, "action": ")") + action +
+                                     R"(", "response_status": 404, "request_id": null})"))
+                << action << " " << pk;
+        }
+    }
+    EXPECT_THAT(Send(R"({"action": "retrieve", "pk": "0002"})"), HasSubstr("\"Second\""));
+    EXPECT_THAT(Send(R"({"action": "retrieve", "pk": "-0"})"), HasSubstr(R"("response_status":404)"));
+    FieldSpec integer;
+    integer.type = FieldType::kInteger;
+    rapidjson::Document doc;
+    doc.Parse(R"(["9223372036854775807", "-9223372036854775808", "9223372036854775808", 9223372036854775807])");
+    EXPECT_EQ(LookupValue(integer, doc[0]), Value(std::numeric_limits<std::int64_t>::max()));
+    EXPECT_EQ(LookupValue(integer, doc[1]), Value(std::numeric_limits<std::int64_t>::min()));
+    EXPECT_EQ(LookupValue(integer, doc[2]), std::nullopt);
+    EXPECT_EQ(LookupValue(integer, doc[3]), Value(std::numeric_limits<std::int64_t>::max()));
+}
+
+// The same for the other integer inputs of a request: data values (400 with DRF's message) and limit/offset.
+TEST_F(ConsumerTest, IntegersOutOfRangeInDataAnswer400) {
+    auto kinds = [&] {
+        ConsumerOptions o;
+        o.model = "kinds";
+        return Make<ModelConsumer>(std::move(o));
+    }();
+    for (const char* n : {"\"9999999999999999999\"", "9999999999999999999", "1e300", "\"-99999999999999999999\""}) {
+        EXPECT_TRUE(
+            SameJson(Send(std::string(R"({"action": "create", "data": {"t": "x", "n": )") + n + "}}", kinds.get()),
+                     R"({"errors": [{"n": ["A valid integer is required."]}], "data": null,
+                                 "action": "create", "response_status": 400, "request_id": null})"))
+            << n;
+    }
 }
 
 TEST_F(ConsumerTest, DataErrors) {

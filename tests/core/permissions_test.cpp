@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <set>
 #include <stdexcept>
 
 #include "../storage/test_db.hpp"
@@ -145,6 +147,180 @@ TEST_F(PermissionsTest, OwnerReadsTheIdAsTheFieldsTypeAndAnonymousOwnsNothing) {
     EXPECT_TRUE(text_owner->HasObjectPermission(request, row));
     auto broken = Consumer({std::make_shared<IsOwner>("nope")});
     EXPECT_THROW(broken->HasObjectPermission(request, row), std::invalid_argument);
+}
+
+// Issue 9, item 12: a token whose id is "01" must not own the rows of owner 1. Ids compare exactly, by type: an
+// integer field only with a canonical integer id, a text field only with the exact text; the SQL form (lists) and
+// the in-memory form (retrieve, writes, pushes) agree for every id.
+TEST_F(PermissionsTest, OwnerIdsCompareExactlyByTypeInSqlAndInMemory) {
+    db_->Patch("posts", Value(1), {{"author", "1"}});   // likes 2
+    db_->Patch("posts", Value(2), {{"author", "01"}});  // likes 2
+    db_->Patch("posts", Value(3), {{"author", "-0"}});  // likes 1
+    auto by_likes = Consumer({std::make_shared<IsOwner>("likes")});
+    auto by_author = Consumer({std::make_shared<IsOwner>("author")});
+    // The rows each user owns, by the in-memory check (every row) and by the SQL form (list): they must agree.
+    auto owned = [&](const GenericConsumer& consumer, const User& user) {
+        ConnectionContext context = Context(user);
+        ActionRequest request(context, "list", message_);
+        std::set<std::int64_t> in_memory;
+        for (const Row& row : db_->List("posts", Query{})) {
+            if (consumer.HasObjectPermission(request, row)) in_memory.insert(row.at(0).AsInteger());
+            EXPECT_EQ(consumer.CanSee(request, row), consumer.HasObjectPermission(request, row));  // pushes
+        }
+        std::set<std::int64_t> in_sql;
+        for (const Row& row : consumer.ListObjects(request, Query{}, false).rows) in_sql.insert(row.at(0).AsInteger());
+        EXPECT_EQ(in_memory, in_sql) << "user id \"" << user.id << "\"";
+        return in_sql;
+    };
+    const std::set<std::int64_t> likes_one = {3, 6, 9};
+    const std::set<std::int64_t> likes_two = {1, 2, 4, 5, 7, 8};
+    EXPECT_EQ(owned(*by_likes, Named("1")), likes_one);
+    EXPECT_EQ(owned(*by_likes, Named("2")), likes_two);
+    for (const char* id : {"01", "001", " 1", "1 ", "+1", "1.0", "1e0", "0x1", "1\n", "02", "-0", "２"}) {
+        EXPECT_TRUE(owned(*by_likes, Named(id)).empty()) << "\"" << id << "\" owns integer rows";
+    }
+    // A text owner field compares the exact text: "1" owns "1", "01" owns "01", neither owns the other's row.
+    EXPECT_EQ(owned(*by_author, Named("1")), std::set<std::int64_t>{1});
+    EXPECT_EQ(owned(*by_author, Named("01")), std::set<std::int64_t>{2});
+    EXPECT_EQ(owned(*by_author, Named("-0")), std::set<std::int64_t>{3});
+    EXPECT_TRUE(owned(*by_author, Named(" 1")).empty());
+    EXPECT_TRUE(owned(*by_author, User{}).empty());
+}
+
+TEST_F(PermissionsTest, OwnerValueIsTheTypedIdOrNothing) {
+    const Schema& schema = db_->Model("posts");
+    const FieldSpec& likes = schema.field(*schema.FieldIndex("likes"));
+    const FieldSpec& author = schema.field(*schema.FieldIndex("author"));
+    EXPECT_EQ(OwnerValue(likes, Named("42")), Value(42));
+    EXPECT_EQ(OwnerValue(likes, Named("-7")), Value(-7));
+    EXPECT_EQ(OwnerValue(likes, Named("0")), Value(0));
+    EXPECT_EQ(OwnerValue(likes, Named("9223372036854775807")), Value(std::int64_t{9223372036854775807}));
+    for (const char* id : {"042", "+42", " 42", "42 ", "42.0", "4e1", "-0", "9223372036854775808", "alice", ""}) {
+        EXPECT_FALSE(OwnerValue(likes, Named(id))) << id;
+    }
+    EXPECT_EQ(OwnerValue(author, Named("042")), Value("042"));
+    EXPECT_FALSE(OwnerValue(author, User{}));  // anonymous
+    User unauthenticated = Named("42");
+    unauthenticated.authenticated = false;
+    EXPECT_FALSE(OwnerValue(likes, unauthenticated));
+    // A field that cannot hold a user id is a programmer's error, named.
+    EXPECT_THROW(OwnerValue(schema.field(*schema.FieldIndex("public")), Named("1")), std::invalid_argument);
+}
+
+// Over the actions: a user whose id is "01" neither lists, retrieves, changes nor deletes the rows of user 1.
+TEST_F(PermissionsTest, AnIdThatLooksLikeAnotherUsersNeverReachesTheirRows) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.permissions = {std::make_shared<IsOwner>("likes")};
+    o.filter_fields = {"title"};
+    auto consumer = std::make_shared<ModelConsumer>(o);
+    consumer->Bind(*db_);
+    ConnectionContext impostor = Context(Named("01"));
+    auto send = [&](const std::string& frame) { return HandleTextFrame(*consumer, impostor, frame); };
+    EXPECT_THAT(send(R"({"action": "list"})"), ::testing::HasSubstr("\"data\":[]"));
+    EXPECT_THAT(send(R"({"action": "list", "filter": {"title": "t3"}})"), ::testing::HasSubstr("\"data\":[]"));
+    for (const char* frame :
+         {R"({"action": "retrieve", "pk": 3})", R"({"action": "patch", "pk": 3, "data": {"title": "x"}})",
+          R"({"action": "update", "pk": 3, "data": {"title": "x"}})", R"({"action": "delete", "pk": 3})"}) {
+        EXPECT_THAT(send(frame), ::testing::HasSubstr("\"response_status\":403")) << frame;
+    }
+    EXPECT_EQ(db_->Get("posts", "id", Value(3))->at(1), Value("t3"));  // untouched
+    ConnectionContext owner = Context(Named("1"));
+    EXPECT_THAT(HandleTextFrame(*consumer, owner, R"({"action": "retrieve", "pk": 3})"),
+                ::testing::HasSubstr("\"response_status\":200"));
+}
+
+// DRF's perform_create(serializer.save(owner=request.user)): the owner field is set from the user on create and is
+// read-only for the client on create, update and patch.
+TEST_F(PermissionsTest, OwnerFieldIsSetFromTheUserOnCreateAndNeverFromTheClient) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.owner_field = "likes";
+    o.permissions = {std::make_shared<IsOwner>("likes")};
+    auto consumer = std::make_shared<ModelConsumer>(o);
+    consumer->Bind(*db_);
+    ConnectionContext bob = Context(Named("2"));
+    auto send = [&](ConnectionContext& who, const std::string& frame) {
+        rapidjson::Document reply;
+        reply.Parse(HandleTextFrame(*consumer, who, frame).c_str());
+        return reply;
+    };
+    rapidjson::Document created = send(bob, R"({"action": "create", "data": {"title": "mine", "likes": 1}})");
+    ASSERT_EQ(created["response_status"].GetInt(), 201);
+    EXPECT_EQ(created["data"]["likes"].GetInt(), 2);  // the user's id, not the client's 1
+    const std::int64_t id = created["data"]["id"].GetInt64();
+    EXPECT_EQ(db_->Get("posts", "id", Value(id))->at(4), Value(2));
+    // Update and patch ignore it (read-only), whatever else they change.
+    rapidjson::Document patched = send(bob, R"({"action": "patch", "pk": )" + std::to_string(id) +
+                                                R"(, "data": {"likes": 1, "title": "still mine"}})");
+    EXPECT_EQ(patched["response_status"].GetInt(), 200);
+    EXPECT_EQ(patched["data"]["likes"].GetInt(), 2);
+    rapidjson::Document only_owner =
+        send(bob, R"({"action": "patch", "pk": )" + std::to_string(id) + R"(, "data": {"likes": 1}})");
+    EXPECT_EQ(only_owner["data"]["likes"].GetInt(), 2);
+    rapidjson::Document updated =
+        send(bob, R"({"action": "update", "pk": )" + std::to_string(id) + R"(, "data": {"title": "t", "likes": 1}})");
+    EXPECT_EQ(updated["response_status"].GetInt(), 200);
+    EXPECT_EQ(updated["data"]["likes"].GetInt(), 2);
+    EXPECT_EQ(db_->Get("posts", "id", Value(id))->at(4), Value(2));
+    // Nobody to own the row: anonymous, or an id the integer field cannot hold ("02" is not 2). 403, nothing stored.
+    const std::size_t rows = db_->List("posts", Query{}).size();
+    for (const User& user : {User{}, Named("02"), Named("alice")}) {
+        ConnectionContext who = Context(user);
+        rapidjson::Document refused = send(who, R"({"action": "create", "data": {"title": "x", "likes": 2}})");
+        EXPECT_EQ(refused["response_status"].GetInt(), 403) << user.id;
+        EXPECT_STREQ(refused["errors"][0].GetString(), "You do not have permission to perform this action.");
+        // 403 before validation: no data at all is still 403.
+        EXPECT_EQ(send(who, R"({"action": "create"})")["response_status"].GetInt(), 403) << user.id;
+    }
+    EXPECT_EQ(db_->List("posts", Query{}).size(), rows);
+    // A text owner field holds the id's exact text.
+    ConsumerOptions t;
+    t.model = "posts";
+    t.owner_field = "author";
+    auto by_author = std::make_shared<ListCreateAPIConsumer>(t);
+    by_author->Bind(*db_);
+    ConnectionContext zero_one = Context(Named("01"));
+    rapidjson::Document text_created;
+    text_created.Parse(
+        HandleTextFrame(*by_author, zero_one, R"({"action": "create", "data": {"title": "x", "author": "1"}})")
+            .c_str());
+    ASSERT_EQ(text_created["response_status"].GetInt(), 201);
+    EXPECT_STREQ(text_created["data"]["author"].GetString(), "01");
+}
+
+// PerformCreate overrides see the owner among the validated values; a bad owner_field fails at Bind, naming it.
+TEST_F(PermissionsTest, OwnerFieldReachesPerformCreateAndIsCheckedAtBind) {
+    class Recording final : public CreateAPIConsumer {
+    public:
+        using CreateAPIConsumer::CreateAPIConsumer;
+        Row PerformCreate(const ActionRequest& request, const Assignments& values) override {
+            seen = values;
+            return CreateAPIConsumer::PerformCreate(request, values);
+        }
+        Assignments seen;
+    };
+    ConsumerOptions o;
+    o.model = "posts";
+    o.owner_field = "likes";
+    auto consumer = std::make_shared<Recording>(o);
+    consumer->Bind(*db_);
+    ConnectionContext carol = Context(Named("3"));
+    HandleTextFrame(*consumer, carol, R"({"action": "create", "data": {"title": "x"}})");
+    EXPECT_NE(std::find(consumer->seen.begin(), consumer->seen.end(), std::make_pair(std::string("likes"), Value(3))),
+              consumer->seen.end());
+    for (const char* field : {"nope", "public"}) {
+        ConsumerOptions bad;
+        bad.model = "posts";
+        bad.owner_field = field;
+        auto c = std::make_shared<CreateAPIConsumer>(bad);
+        try {
+            c->Bind(*db_);
+            ADD_FAILURE() << field;
+        } catch (const std::invalid_argument& e) {
+            EXPECT_THAT(e.what(), ::testing::HasSubstr(std::string("owner_field \"") + field + "\""));
+        }
+    }
 }
 
 TEST_F(PermissionsTest, InMemoryListsApplyLimitAndOffsetToTheVisibleRows) {

@@ -239,6 +239,12 @@ TEST_F(AdversarialTest, InFiltersAreBoundedEverywhere) {
     EXPECT_EQ(sub["response_status"].GetInt(), 400);
     EXPECT_THAT(Call(*ws, R"({"action":"list","request_id":3,"filter":{"id__in":)" + values(1000) + "}}"),
                 HasSubstr(R"("response_status":200)"));
+    // Nor can one frame carry thousands of conditions by repeating a key.
+    std::string repeated = R"({"action":"list","request_id":4,"filter":{"author":"a")";
+    for (int i = 0; i < 5000; ++i) repeated += R"(,"author":"a")";
+    auto twice = Parse(ws->Request(repeated + "}}"));
+    EXPECT_EQ(twice["response_status"].GetInt(), 400);
+    EXPECT_STREQ(twice["errors"][0].GetString(), "Filter \"author\" is given more than once.");
     EXPECT_EQ(server_->observer().subscription_count(), 0u);
     ExpectServed(*ws);
 }

@@ -11,6 +11,8 @@
 
 #include <syncline/test_support/sandbox.hpp>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -43,6 +45,16 @@ public:
         if (pid_ > 0 && !exit_status_) {
             kill(pid_, SIGKILL);
             waitpid(pid_, nullptr, 0);
+        }
+        // A sanitizer report in a server process fails the test that ran it, as one in the test process does.
+        const std::string output = Output();
+        for (const char* report : {"WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "runtime error:"}) {
+            const std::size_t at = output.find(report);
+            if (at != std::string::npos) {
+                ADD_FAILURE() << "sanitizer report in the child process's output (" << log_path_
+                              << "):\n" << output.substr(at, 4000);
+                break;
+            }
         }
     }
     ChildProcess(const ChildProcess&) = delete;

@@ -4,18 +4,23 @@
 // installed. Every wait is on an event (or a polled condition) with a deadline; nothing sleeps for a fixed time.
 #include <syncline/observer/redis_bus.hpp>
 
+#include <syncline/core/redact.hpp>
+
 #include "redis_test_support.hpp"
+#include "spdlog_capture.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
 #include <random>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -115,11 +120,48 @@ TEST(RedisBusUrl, RejectsMalformedUrlsWithAClearMessage) {
             ADD_FAILURE() << "accepted " << c.url;
         } catch (const std::invalid_argument& e) {
             std::string message = e.what();
-            EXPECT_NE(message.find("\"" + c.url + "\""), std::string::npos) << message;
+            // Quoted, with any userinfo redacted ("redis://secret@..." prints as "redis://***@...").
+            EXPECT_NE(message.find("\"" + RedactUrl(c.url) + "\""), std::string::npos) << message;
             EXPECT_NE(message.find(c.reason), std::string::npos) << "for " << c.url << ": " << message;
             EXPECT_NE(message.find("expected redis://"), std::string::npos) << message;
         }
     }
+}
+
+// Item 11 of issue 9: the message of a malformed URL (logged by `syncline serve` as "cannot start: ...") never holds
+// the password, whatever is wrong with the URL and whatever characters the password has.
+TEST(RedisBusUrl, ErrorsNeverQuoteThePassword) {
+    const std::string pw = "Pw-5ecret";
+    struct Case {
+        std::string url;
+        std::string reason;
+    };
+    const std::vector<Case> cases = {
+        {"redis://default:" + pw + "@127.0.0.1:port/0", "port \"port\" is not a number"},
+        {"redis://default:" + pw + "@127.0.0.1:6379/db", "database \"db\" is not a non-negative number"},
+        {"redis://default:" + pw + "@:6379/0", "missing host"},
+        {"redis://default:" + pw + "@127.0.0.1:6379/0?timeout=1", "query strings and fragments are not supported"},
+        {"rediss://default:" + pw + "@127.0.0.1:6379/0", "the scheme must be redis://"},
+        {"redis//default:" + pw + "@127.0.0.1:6379/0", "the scheme must be redis://"},
+        {"http://" + pw + "@127.0.0.1:6379/0", "the scheme must be redis://"},
+        {"redis://" + pw + "@127.0.0.1:6379/0", "credentials must be written user:password or :password"},
+        // Separators inside the password: the userinfo ends at the last '@', so no part of it is read as a port.
+        {"redis://default:" + pw + "/x:9@127.0.0.1:port/0", "port \"port\" is not a number"},
+        {"redis://default:" + pw + "?x#y@127.0.0.1:port/0", "port \"port\" is not a number"},
+    };
+    for (const auto& c : cases) {
+        try {
+            RedisBus bus(Options(c.url));
+            ADD_FAILURE() << "accepted " << c.url;
+        } catch (const std::invalid_argument& e) {
+            std::string message = e.what();
+            EXPECT_EQ(message.find(pw), std::string::npos) << message;
+            EXPECT_EQ(message.find("5ecret"), std::string::npos) << message;
+            EXPECT_NE(message.find(c.reason), std::string::npos) << "for " << c.url << ": " << message;
+        }
+    }
+    // A password with separators is accepted whole (sent with AUTH as written).
+    EXPECT_NO_THROW(RedisBus(Options("redis://default:" + pw + "/x:9?y#z@127.0.0.1:1/0")));
 }
 
 TEST(RedisBusUrl, AcceptsHostPortDbAndCredentialsWithoutBlocking) {
@@ -558,6 +600,25 @@ TEST_F(RedisBusOutageTest, SurvivesSigkillAndRestartWhilePublishing) {
     EXPECT_EQ(received.Read<int>([](const Recorder& r) { return r.reconnects; }), 2);
 }
 
+// The local ports of this process's established TCP connections to 127.0.0.1:`port` (from /proc/net/tcp): the
+// client sides, which leave ESTABLISHED when the client closes them, even if the server never reads again.
+std::set<unsigned> EstablishedClientPorts(std::uint16_t port) {
+    std::set<unsigned> ports;
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    std::getline(table, line);  // header
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        const unsigned remote_port = static_cast<unsigned>(std::stoul(remote.substr(remote.find(':') + 1), nullptr, 16));
+        if (remote_port == port && state == "01") {  // 01: ESTABLISHED
+            ports.insert(static_cast<unsigned>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16)));
+        }
+    }
+    return ports;
+}
+
 TEST_F(RedisBusOutageTest, WatchdogNoticesAServerThatStopsAnswering) {
     server_->StartOnFreePort();
     Recorder recorder;
@@ -566,9 +627,19 @@ TEST_F(RedisBusOutageTest, WatchdogNoticesAServerThatStopsAnswering) {
     const std::string channel = UniqueName("hung");
     SubscribeAndWait(bus, channel);
     ASSERT_TRUE(bus.WaitConnected(kWait));
+    // Both connections of the bus (publish and subscribe): this test's own server has no other client.
+    const std::set<unsigned> links = EstablishedClientPorts(server_->port());
+    ASSERT_EQ(links.size(), 2u);
 
     server_->Pause();  // SIGSTOP: sockets stay open, nothing answers; only the PING watchdog can tell
     ASSERT_TRUE(Eventually([&] { return !bus.connected(); })) << "the watchdog did not notice";
+    // Each connection has its own watchdog: stay stopped until both gave up (their sockets closed), not only the
+    // first one. (Resuming at the first one let the other connection live on under ThreadSanitizer's slower timing,
+    // so the subscribe connection never came back and the reconnect this test waits for never happened.)
+    ASSERT_TRUE(Eventually([&] {
+        const std::set<unsigned> now = EstablishedClientPorts(server_->port());
+        return std::none_of(links.begin(), links.end(), [&](unsigned p) { return now.count(p) != 0; });
+    })) << "a connection's watchdog did not notice";
     bus.Publish(channel, "sent while the server was stopped", 1);
     server_->Resume();
 
@@ -640,6 +711,32 @@ TEST_F(RedisBusOutageTest, DropsTheOldestPublishesBeyondTheBound) {
     ASSERT_TRUE(recorder.WaitFor([](const Recorder& r) { return r.acks.size() == 100; }));
     auto acks = recorder.Read<std::vector<std::int64_t>>([](const Recorder& r) { return r.acks; });
     for (std::int64_t i = 0; i < 100; ++i) EXPECT_EQ(acks[static_cast<std::size_t>(i)], 150 + i);
+}
+
+// Item 11 of issue 9: the password of the bus URL never reaches the log, on any connection event: up, a wrong
+// password refused by Redis, lost, failed reconnection attempts, restored.
+TEST_F(RedisBusOutageTest, ThePasswordNeverReachesTheLog) {
+    const std::string pw = "bus-pw-71c3e9";
+    server_->StartOnFreePort({"--requirepass", pw});
+    const std::uint16_t port = server_->port();
+    const std::string address = "127.0.0.1:" + std::to_string(port) + "/0";
+    syncline::testing::SpdlogCapture log;
+    {
+        RedisBus bus(FastOptions("redis://default:" + pw + "@" + address));
+        RedisBus wrong(FastOptions("redis://default:not-" + pw + "@" + address));
+        ASSERT_TRUE(bus.WaitConnected(kWait));
+        ASSERT_TRUE(log.WaitFor("subscribe connection to " + address + " up")) << log.Text();
+        ASSERT_TRUE(log.WaitFor("set-up refused: WRONGPASS")) << log.Text();  // the wrong password, refused
+        server_->Kill();
+        ASSERT_TRUE(log.WaitFor("lost")) << log.Text();
+        ASSERT_TRUE(log.WaitFor("attempt 1 failed")) << log.Text();
+        ASSERT_TRUE(server_->Start(port, {"--requirepass", pw}));
+        ASSERT_TRUE(bus.WaitConnected(kWait));
+        ASSERT_TRUE(log.WaitFor("restored")) << log.Text();
+    }
+    const std::string text = log.Text();
+    EXPECT_EQ(text.find(pw), std::string::npos) << text;
+    EXPECT_EQ(text.find("71c3e9"), std::string::npos) << text;
 }
 
 TEST_F(RedisBusOutageTest, DestructionWhileRedisIsDownIsQuick) {

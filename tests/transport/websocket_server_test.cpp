@@ -580,6 +580,176 @@ TEST_F(TransportWebSocketServer, BufferedBytesCountsWhatThePeerHasNotTakenYet) {
     EXPECT_EQ(outbox->BufferedBytes(), 0U);
 }
 
+// Pushes with one key sent from another thread while the reader is paused: the queue stays bounded (a waiting push is
+// replaced by the newer one), frames keep their order, and the newest one arrives once the reader reads again.
+TEST_F(TransportWebSocketServer, TheLatestPushOfAKeyReachesAReaderThatPaused) {
+    StartServer();
+    auto raw = RawWebSocket(port_);
+    ASSERT_TRUE(raw);
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+    std::shared_ptr<Outbox> outbox =
+        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    constexpr int kPushes = 100000;
+    const std::string padding(1200, 'x');
+    std::thread pusher([&] {
+        for (int i = 0; i < kPushes; ++i) {
+            outbox->SendSharedPush(std::make_shared<const SharedFrame>(std::to_string(i) + ":" + padding), "row");
+        }
+    });
+    pusher.join();
+    EXPECT_LT(outbox->BufferedBytes(), std::size_t{8} << 20) << "waiting pushes of one key replace each other";
+    int last = -1;
+    int frames = 0;
+    while (last != kPushes - 1) {
+        // FIN + text, then a 16-bit length (the frames are 1.2 KB).
+        const auto header = raw->ReadExactly(4, kWait);
+        ASSERT_TRUE(header) << "no frame after " << frames << " frames (last " << last << ")";
+        ASSERT_EQ(static_cast<unsigned char>((*header)[0]), 0x81);
+        const std::size_t length =
+            static_cast<unsigned char>((*header)[2]) * 256 + static_cast<unsigned char>((*header)[3]);
+        const auto body = raw->ReadExactly(length, kWait);
+        ASSERT_TRUE(body);
+        const int index = std::stoi(body->substr(0, body->find(':')));
+        ASSERT_GT(index, last) << "frames out of order";
+        last = index;
+        ++frames;
+    }
+    EXPECT_LT(frames, kPushes) << "nothing was replaced";
+}
+
+// A peer that floods pings and reads nothing is owed one pong at a time (the latest ping's): the server queues at most
+// two pongs for it (websocketpp used to queue one per ping, without limit), serves other sockets meanwhile, and closes
+// it once it misses the server's own pings (it reads nothing, so it never answers them).
+TEST_F(TransportWebSocketServer, APeerThatFloodsPingsAndNeverReadsCostsOnePongAndIsClosed) {
+    ServerOptions options = DefaultOptions();
+    options.ping_interval = 100ms;
+    options.pong_timeout = 400ms;
+    StartServer(options);
+    auto raw = RawWebSocket(port_);
+    ASSERT_TRUE(raw);
+    ASSERT_TRUE(raw->SetSendTimeout(2s));
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+    std::shared_ptr<Outbox> outbox =
+        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    ConnectResult other = Connect();
+    ASSERT_TRUE(other) << other.error;
+
+    // Masked pings with a zero key (so the payload goes as is) and the largest payload a control frame may carry.
+    std::string ping("\x89\xfd\x00\x00\x00\x00", 6);
+    ping += std::string(125, 'p');
+    std::string batch;
+    for (int i = 0; i < 1000; ++i) batch += ping;
+    std::atomic<bool> stop{false};
+    std::thread flooder([&] {
+        while (!stop.load() && raw->SendAll(batch)) {
+        }
+    });
+    struct StopOnExit {
+        ~StopOnExit() {
+            stop = true;
+            thread.join();
+        }
+        std::atomic<bool>& stop;
+        std::thread& thread;
+    } stop_on_exit{stop, flooder};
+
+    std::size_t most_queued = 0;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (Closed() == 0 && std::chrono::steady_clock::now() < deadline) {
+        most_queued = std::max(most_queued, outbox->BufferedBytes());
+        ASSERT_EQ(other->Request("still served"), "still served");
+    }
+    EXPECT_EQ(Closed(), 1) << "the flooding peer was not closed";
+    EXPECT_LE(most_queued, 2u * 125) << "more than one pong queued (plus one waiting)";
+    EXPECT_EQ(other->Request("after"), "after");
+}
+
+// The raw HTTP response to a websocket handshake on a fresh socket (the server closes the socket after a refusal).
+std::string RawHandshakeResponse(std::uint16_t port) {
+    auto raw = TcpConnection::Connect("127.0.0.1", port);
+    if (!raw || !raw->SendAll("GET /ws/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n")) {
+        return "";
+    }
+    return raw->ReadToEof(kWait).value_or("");
+}
+
+TEST_F(TransportWebSocketServer, AtMaxConnectionsAHandshakeGets503AndHealthzStillAnswers) {
+    ServerOptions options = DefaultOptions();
+    options.max_connections = 5;
+    StartServer(options);
+    std::vector<ConnectResult> clients;
+    for (int i = 0; i < 5; ++i) {
+        clients.push_back(Connect());
+        ASSERT_TRUE(clients.back()) << "client " << i << ": " << clients.back().error;
+    }
+    ConnectResult sixth = Connect();
+    EXPECT_FALSE(sixth);
+    EXPECT_EQ(sixth.http_status, 503);
+    const std::string response = RawHandshakeResponse(port_);
+    EXPECT_EQ(response.rfind("HTTP/1.1 503", 0), 0U) << response;
+    EXPECT_NE(response.find("Content-Type: application/json"), std::string::npos) << response;
+    EXPECT_NE(response.find(R"({"detail":"Too many connections: the server's limit (max_connections 5) is reached. )"
+                            R"(Try again later."})"),
+              std::string::npos)
+        << response;
+    const auto health = HttpGet("127.0.0.1", port_, "/healthz");
+    EXPECT_EQ(health.status, 200) << health.error;
+    EXPECT_EQ(Opened(), 5);
+    for (auto& client : clients) {
+        EXPECT_EQ(client->Request("still served"), "still served");
+    }
+    // Closing one lets a new one in (once the server has seen the close).
+    clients[0].client.reset();
+    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
+    ConnectResult again = Connect();
+    ASSERT_TRUE(again) << again.error << " (HTTP " << again.http_status << ")";
+    EXPECT_EQ(again->Request("in"), "in");
+    EXPECT_EQ(Connect().http_status, 503);
+}
+
+// Sockets that never finish a handshake cannot hold every descriptor: beyond max_handshakes, the oldest is closed
+// (long before websocketpp's own 5 s handshake timeout), and /healthz and new handshakes are served.
+TEST_F(TransportWebSocketServer, BeyondMaxHandshakesTheOldestSocketInItsHandshakeIsClosed) {
+    ServerOptions options = DefaultOptions();
+    options.max_handshakes = 4;
+    StartServer(options);
+    std::vector<TcpConnection> idle;
+    for (int i = 0; i < 4; ++i) {
+        auto raw = TcpConnection::Connect("127.0.0.1", port_);
+        ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->SendAll("GET /ws/echo/ HTTP/1.1\r\n"));  // and nothing more
+        idle.push_back(std::move(*raw));
+    }
+    // Every one of them is still open: nothing arrives and the socket has not ended.
+    EXPECT_FALSE(idle[0].ReadToEof(200ms)) << "closed while the limit was not exceeded";
+    // Two more: the two oldest are closed to make room.
+    for (int i = 0; i < 2; ++i) {
+        auto raw = TcpConnection::Connect("127.0.0.1", port_);
+        ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->SendAll("GET /ws/echo/ HTTP/1.1\r\n"));
+        idle.push_back(std::move(*raw));
+    }
+    // websocketpp's own handshake timeout (5 s) would close them all at about the same time; eviction closes the two
+    // oldest at once and leaves the others open.
+    EXPECT_TRUE(idle[0].ReadToEof(3s)) << "the oldest socket in its handshake was not closed";
+    EXPECT_TRUE(idle[1].ReadToEof(3s)) << "the second oldest socket in its handshake was not closed";
+    EXPECT_FALSE(idle[2].ReadToEof(0ms)) << "a socket within the limit was closed";
+    EXPECT_FALSE(idle[5].ReadToEof(0ms)) << "the newest one was closed";
+    // A websocket connection is never a candidate: it was promoted when its handshake was accepted.
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    for (int i = 0; i < 8; ++i) {
+        auto raw = TcpConnection::Connect("127.0.0.1", port_);
+        ASSERT_TRUE(raw);
+        idle.push_back(std::move(*raw));
+    }
+    EXPECT_EQ(client->Request("alive"), "alive");
+    const auto health = HttpGet("127.0.0.1", port_, "/healthz");
+    EXPECT_EQ(health.status, 200) << health.error;
+}
+
 TEST_F(TransportWebSocketServer, SessionCloseSendsQueuedFramesFirst) {
     StartServer();
     ConnectResult client = Connect();

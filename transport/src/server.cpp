@@ -2,6 +2,7 @@
 
 #include <syncline/core/log.hpp>
 #include <syncline/core/multiplexer.hpp>
+#include <syncline/core/redact.hpp>
 #include <syncline/core/routed.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
@@ -91,13 +92,17 @@ std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std
     options.max_queue_bytes = config.max_queue_bytes;
     options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
     options.auth = config.auth;
+    options.allowed_origins = config.allowed_origins;
+    options.max_connections = config.max_connections;
+    options.max_handshakes = config.max_handshakes;
     options.action_threads = config.action_threads;
     options.limits = config.limits;
+    options.statement_cache_bytes = config.statement_cache_bytes;
     auto server = std::make_unique<Server>(options);
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {
         if (!route.streams.empty()) {
-            server->Multiplex(route.path, route.streams);
+            server->Multiplex(route.path, route.streams, route.endpoint.allowed_origins);
         } else if (!route.routepatterns.empty()) {
             std::vector<RoutePattern> patterns;
             for (const auto& pattern : route.routepatterns) {
@@ -122,9 +127,10 @@ void Server::Route(std::string path, std::shared_ptr<GenericConsumer> consumer, 
     routes_.push_back(RouteEntry{std::move(path), std::move(consumer), options});
 }
 
-void Server::Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams) {
+void Server::Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams,
+                       AllowedOrigins allowed_origins) {
     if (db_) throw std::logic_error("Server::Multiplex after Start");
-    multiplexers_.push_back(MultiplexEntry{std::move(path), std::move(streams)});
+    multiplexers_.push_back(MultiplexEntry{std::move(path), std::move(streams), std::move(allowed_origins)});
 }
 
 void Server::Prepare() {
@@ -133,9 +139,11 @@ void Server::Prepare() {
     storage::DatabaseOptions db_options;
     db_options.path = options_.database;
     db_options.synchronous = options_.synchronous;
+    db_options.statement_cache_bytes = options_.statement_cache_bytes;
     db_ = storage::Database::Open(db_options, models_);
-    spdlog::info("database {} open (schema version {}, {} models)", options_.database, db_->SchemaVersion(),
-                 models_.size());
+    // A file path today; a database URL (scheme://user:password@host/db) would print without its password.
+    spdlog::info("database {} open (schema version {}, {} models)", RedactCredentials(options_.database),
+                 db_->SchemaVersion(), models_.size());
 
     transport::ServerOptions ws_options;
     ws_options.host = options_.host;
@@ -146,6 +154,8 @@ void Server::Prepare() {
     ws_options.pong_timeout = options_.pong_timeout;
     ws_options.max_queue_bytes = options_.max_queue_bytes;
     ws_options.slow_reader_timeout = options_.slow_reader_timeout;
+    ws_options.max_connections = options_.max_connections;
+    ws_options.max_handshakes = options_.max_handshakes;
     ws_ = std::make_unique<transport::WebSocketServer>(ws_options);
 
     observer::ChannelLayout layout(
@@ -181,10 +191,18 @@ void Server::Prepare() {
     }
     relay_ = std::make_unique<observer::Relay>(std::make_unique<storage::FeedSource>(*db_), models_, layout,
                                                std::move(publish), relay_options);
-    spdlog::info("bus: {} ({} channels per table)", options_.redis_url.empty() ? "in-process" : options_.redis_url,
-                 layout.shards());
+    spdlog::info("bus: {} ({} channels per table)",
+                 options_.redis_url.empty() ? "in-process" : RedactUrl(options_.redis_url), layout.shards());
     executor_ = std::make_shared<Executor>(options_.action_threads);
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
+    // Routes whose cookie credentials are ignored: cookie authentication requires an origin allow-list.
+    std::string cookies_ignored;
+    auto check_cookies = [&](const std::string& path, const std::optional<AuthOptions>& auth,
+                             const AllowedOrigins& allowed) {
+        if (auth && auth->authenticator && ReadsCookies(*auth->authenticator) && !RestrictsOrigins(allowed)) {
+            cookies_ignored += (cookies_ignored.empty() ? "" : ", ") + path;
+        }
+    };
     for (auto& route : routes_) {
         try {
             route.consumer->Bind(*db_, observer_.get());
@@ -194,8 +212,15 @@ void Server::Prepare() {
         EndpointOptions endpoint_options = route.options;
         if (!endpoint_options.auth) endpoint_options.auth = options_.auth;
         if (!endpoint_options.limits) endpoint_options.limits = options_.limits;
+        if (!endpoint_options.allowed_origins) endpoint_options.allowed_origins = options_.allowed_origins;
         if (!endpoint_options.executor) endpoint_options.executor = executor_;
-        auto endpoint = std::make_shared<ConsumerEndpoint>(route.consumer, std::move(endpoint_options));
+        check_cookies(route.path, endpoint_options.auth, endpoint_options.allowed_origins);
+        std::shared_ptr<ConsumerEndpoint> endpoint;
+        try {
+            endpoint = std::make_shared<ConsumerEndpoint>(route.consumer, std::move(endpoint_options));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("route " + route.path + ": " + e.what());
+        }
         endpoints.emplace(route.path, endpoint);
         ws_->Route(route.path, endpoint);
     }
@@ -210,12 +235,21 @@ void Server::Prepare() {
             }
             streams.push_back(Multiplexer::Stream{name, it->second});
         }
+        AllowedOrigins allowed = mux.allowed_origins ? mux.allowed_origins : options_.allowed_origins;
+        check_cookies(mux.path, options_.auth, allowed);
         try {
             ws_->Route(mux.path, std::make_shared<Multiplexer>(std::move(streams), options_.auth,
-                                                               options_.limits.max_json_depth));
+                                                               options_.limits.max_json_depth, std::move(allowed)));
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + mux.path + ": " + e.what());
         }
+    }
+    if (!cookies_ignored.empty()) {
+        spdlog::warn(
+            "auth: cookie credentials are ignored on {}: cookie authentication requires allowed_origins (a list of "
+            "the sites whose pages may connect, without \"*\"), or any site could open an authenticated socket as "
+            "its visitor",
+            cookies_ignored);
     }
 }
 

@@ -2,12 +2,11 @@
 //
 // Threading, in short (the header has the contract):
 //  - `workers` threads run io_. websocketpp gives every connection a strand and wraps all of that connection's
-//    handlers (handshake, frames, pong, interrupt, timers, close) in it; every Session call is made from one of those
+//    handlers (handshake, frames, ping, pong, timers, close) in it; every Session call is made from one of those
 //    handlers, so a session is entered by one thread at a time, in frame order, and OnClose comes last.
-//  - Outbox::Send may run on any thread: websocketpp's send() is thread-safe (state and write queue under its own
-//    locks) and appends to the same queue the close frame later joins, so order per socket is the order of Send calls.
-//  - Outbox::Close may run on any thread, but websocketpp's close() touches strand-only members (its handshake
-//    timer), so Close only records the request and wakes the strand with interrupt(), which performs it there.
+//  - Every call into a websocketpp connection (send, close, ping, pong) is made on that connection's strand:
+//    websocketpp writes its connection state from strand handlers without a lock. Outbox calls from other threads only
+//    queue and post a drain to the strand (ConnectionOutbox).
 //  - The listening socket has its own strand (accept_strand_) so that Stop() can close it without racing the accept
 //    loop (websocketpp's own accept loop offers no such guarantee, and spins on EMFILE).
 #include <syncline/transport/websocket_server.hpp>
@@ -20,6 +19,10 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -51,16 +54,121 @@ constexpr char kShutdownReason[] = "server shutting down";
 constexpr char kPongTimeoutReason[] = "pong timeout";
 constexpr std::size_t kMaxHttpBodyBytes = 64 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+constexpr std::size_t kDescriptorReserve = 256;
+constexpr std::size_t kMaxDefaultConnections = 65536;
 
 struct ConnectionState;
 
 // The server whose worker the current thread is, if any (Stop() must not run on its own worker).
 thread_local const void* t_worker_of = nullptr;
 
+class SocketTracker;
+
+// One accepted socket, held by its connection (ConnectionData) until the connection object goes, which is when its
+// descriptor is closed. Releases its place in the tracker, and the spare descriptor it borrowed, when destroyed.
+struct SocketSlot {
+    SocketSlot(std::shared_ptr<SocketTracker> owner, bool borrowed) : tracker(std::move(owner)), overflow(borrowed) {}
+    // Destroyed with the connection's first base class, before the one that owns the socket: an overflow slot closes
+    // the socket itself first, so that the spare descriptor can be opened again in its place.
+    ~SocketSlot();
+    SocketSlot(const SocketSlot&) = delete;
+    SocketSlot& operator=(const SocketSlot&) = delete;
+
+    std::shared_ptr<SocketTracker> tracker;
+    // Accepted with the spare descriptor (the process was out of descriptors): serves plain HTTP such as /healthz,
+    // refuses websocket handshakes with 503. Set before the connection starts; read on its strand.
+    const bool overflow;
+    // The connection's socket, set with the slot (accept strand) when `overflow`; closed by the destructor.
+    asio::ip::tcp::socket* socket = nullptr;
+    bool in_handshake = true;  // guarded by the tracker's mutex
+    std::list<std::pair<websocketpp::connection_hdl, SocketSlot*>>::iterator position;  // guarded likewise
+};
+
+// The sockets accepted and not yet websocket connections (handshakes in progress, plain HTTP requests), oldest first,
+// so that sockets that never finish a handshake cannot take every descriptor: beyond max_handshakes the oldest is
+// closed. Also keeps one spare descriptor, lent to accept one connection when the process is out of descriptors
+// (so /healthz is answered then too). Thread-safe; shared with every slot, so it outlives the server if need be.
+class SocketTracker : public std::enable_shared_from_this<SocketTracker> {
+public:
+    explicit SocketTracker(std::size_t max_handshakes) : max_handshakes_(std::max<std::size_t>(max_handshakes, 1)) {
+        spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    ~SocketTracker() {
+        if (spare_fd_ >= 0) ::close(spare_fd_);
+    }
+    SocketTracker(const SocketTracker&) = delete;
+    SocketTracker& operator=(const SocketTracker&) = delete;
+
+    /// A socket just accepted (accept strand): its slot. `evict` receives the oldest socket still in its handshake
+    /// when there are now more than max_handshakes of them (it is no longer tracked), else stays empty.
+    std::shared_ptr<SocketSlot> Track(const websocketpp::connection_hdl& hdl, bool borrowed,
+                                      websocketpp::connection_hdl& evict) {
+        auto slot = std::make_shared<SocketSlot>(shared_from_this(), borrowed);
+        std::lock_guard<std::mutex> lock(mutex_);
+        in_handshake_.emplace_back(hdl, slot.get());
+        slot->position = std::prev(in_handshake_.end());
+        if (in_handshake_.size() > max_handshakes_) {
+            auto& [oldest, oldest_slot] = in_handshake_.front();
+            evict = oldest;
+            oldest_slot->in_handshake = false;
+            in_handshake_.pop_front();
+        }
+        return slot;
+    }
+
+    /// The socket became a websocket connection (its strand): it is no longer a candidate for eviction.
+    void Promote(SocketSlot& slot) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        Forget(slot);
+    }
+
+    /// Out of descriptors (accept strand): closes the spare descriptor so that the next accept can take it. False
+    /// when it is already lent.
+    bool LendSpare() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (spare_fd_ < 0) return false;
+        ::close(spare_fd_);
+        spare_fd_ = -1;
+        return true;
+    }
+
+private:
+    friend struct SocketSlot;
+
+    void Release(SocketSlot& slot) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        Forget(slot);
+        if (slot.overflow && spare_fd_ < 0) {
+            spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // the borrowed descriptor was just closed
+        }
+    }
+
+    void Forget(SocketSlot& slot) {
+        if (slot.in_handshake) {
+            in_handshake_.erase(slot.position);
+            slot.in_handshake = false;
+        }
+    }
+
+    const std::size_t max_handshakes_;
+    std::mutex mutex_;
+    std::list<std::pair<websocketpp::connection_hdl, SocketSlot*>> in_handshake_;  // guarded by mutex_
+    int spare_fd_ = -1;                                                            // guarded by mutex_
+};
+
+SocketSlot::~SocketSlot() {
+    if (socket != nullptr) {
+        boost::system::error_code ignored;
+        socket->close(ignored);
+    }
+    tracker->Release(*this);
+}
+
 // websocketpp derives every connection from config::connection_base; ours carries the connection's state so a frame
-// handler reaches it without a lookup in a shared map.
+// handler reaches it without a lookup in a shared map, and the slot of its socket.
 struct ConnectionData {
     std::shared_ptr<ConnectionState> syncline_state;
+    std::shared_ptr<SocketSlot> socket_slot;  // set when accepted, before the connection starts
 };
 
 // The stock asio config with our connection base and websocketpp's logging compiled out: we log through spdlog.
@@ -111,18 +219,31 @@ struct QueueLimits {
     std::chrono::milliseconds slow_reader_timeout{10000};
 };
 
-// The Outbox a Session writes to. Thread-safe. mutex_ orders Send/Close against MarkClosed, which Stop() relies on:
-// once MarkClosed returns, no thread is inside websocketpp for this connection through the outbox, so the event loop
-// can be torn down under a session that still holds its outbox.
+// The Outbox a Session writes to, and the one write path of its connection.
 //
-// Slow readers: frames go straight to websocketpp while it holds less than write_high_water bytes not yet written
-// to the socket; beyond that they wait in pending_, where a push replaces a queued push with the same key (the
-// latest state wins; replies are never replaced). Each frame websocketpp finishes writing posts a flush. A reader
-// whose queue (websocketpp's and ours) stays over max_queue_bytes for slow_reader_timeout, or exceeds four times
-// that at once, is closed with 1013. So memory per connection is bounded whatever the client does.
+// Threads (Boost.Beast's shape): Send, SendPush, SendSharedPush and Close may be called from any thread, and so may
+// BufferedBytes; they only append to a small queue under mutex_ and make sure one Drain is posted to the connection's
+// strand (or run it at once when already on that strand). Drain, on the strand, is the only code that calls into the
+// websocketpp connection (send, close): websocketpp writes a connection's state from its own strand handlers without
+// a lock (terminate after a read error), so a send from another thread would race it. Pongs are queued here too
+// (QueuePong, on the strand), and the server's pings are sent from a strand timer.
+//
+// Order: frames go out in the order of the calls that queued them (replies, pushes and the close frame alike); a pong
+// may go ahead of queued data frames (RFC 6455 lets control frames interleave with messages).
+//
+// Slow readers: Drain hands frames to websocketpp while it holds less than write_high_water bytes not yet written to
+// the socket; beyond that they wait in pending_, where a push replaces a waiting push with the same key (the latest
+// state wins; replies are never replaced). Each frame websocketpp finishes writing posts a drain when frames wait. A
+// reader whose queue (websocketpp's and ours) stays over max_queue_bytes for slow_reader_timeout, or exceeds four times
+// that at once, is closed with 1013. Pongs count toward the same bytes; at most one pong is outstanding (the latest
+// ping's: RFC 6455 allows answering only the most recent one), and a pong that cannot be handed over for
+// slow_reader_timeout (the peer sends pings and reads nothing) closes the socket with 1013 too. So memory per
+// connection is bounded whatever the client does.
 class ConnectionOutbox final : public Outbox, public std::enable_shared_from_this<ConnectionOutbox> {
 public:
-    ConnectionOutbox(const ConnectionPtr& connection, QueueLimits limits) : connection_(connection), limits_(limits) {}
+    /// On the connection's strand (the open handler).
+    ConnectionOutbox(const ConnectionPtr& connection, QueueLimits limits)
+        : connection_(connection), strand_(connection->get_strand()), limits_(limits) {}
 
     void Send(std::string frame) override {
         if (ValidUtf8(frame)) Enqueue(Pending{std::move(frame), nullptr, std::string()});
@@ -139,7 +260,7 @@ public:
             if (!websocketpp::utf8_validator::validate(text)) {
                 return nullptr;
             }
-            return PrepareMessage(std::string(text));
+            return PrepareMessage(websocketpp::frame::opcode::text, std::string(text));
         });
         if (!prepared) {
             WarnInvalidUtf8();
@@ -148,57 +269,59 @@ public:
         Enqueue(Pending{std::string(), std::static_pointer_cast<MessageType>(prepared), key});
     }
 
-    // Moves pending frames to websocketpp while it has room. On the connection's strand (posted by the writes).
-    void Flush() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        FlushLocked();
-    }
-
+    // After the frames already queued: Drain hands everything waiting to websocketpp, then the close frame. Only the
+    // slow-reader close drops the queue.
     void Close(int code, std::string reason) override {
         if (!IsSendableCloseCode(code)) {
             spdlog::warn("websocket: close code {} cannot be sent; closing with {} instead", code, kInternalError);
             code = kInternalError;
         }
-        std::lock_guard<std::mutex> lock(mutex_);
-        // "After the frames already queued": what waits in pending_ goes to websocketpp first (which writes it before
-        // the close frame). Only the slow-reader close drops the queue.
-        while (!pending_.empty() && !closing_ && !closed_) {
-            Pending next = std::move(pending_.front());
-            pending_.pop_front();
-            pending_bytes_ -= next.size();
-            WriteLocked(std::move(next));
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closing_ || closed_) {
+                return;
+            }
+            closing_ = true;
+            close_.emplace(code, std::move(reason));
         }
-        by_key_.clear();
-        has_pending_->store(false);
-        CloseLocked(code, std::move(reason));
+        RequestDrain();
     }
 
-    // Payload bytes of the frames Send queued that are not yet written to the socket. Not websocketpp's
-    // get_buffered_amount(): that one is read without its lock (a data race from another thread) and forgets a frame
-    // as soon as the write starts rather than when it completes.
+    // Payload bytes of the frames queued (pongs included) that are not yet written to the socket. Not websocketpp's
+    // get_buffered_amount(): that one is read without its lock and forgets a frame as soon as the write starts rather
+    // than when it completes.
     std::size_t BufferedBytes() const override {
         std::lock_guard<std::mutex> lock(mutex_);
         return closed_ ? 0 : buffered_->load() + pending_bytes_;
     }
 
-    /// On the connection's strand: the close that Close() asked for, once.
-    std::optional<std::pair<int, std::string>> TakeRequestedClose() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        std::optional<std::pair<int, std::string>> request = std::move(requested_close_);
-        requested_close_.reset();
-        return request;
+    /// On the strand (the ping handler): owes a pong with this payload. Replaces a pong still waiting.
+    void QueuePong(std::string payload) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closing_ || closed_) {
+                return;
+            }
+            if (pong_) {
+                pending_bytes_ -= pong_->size();
+            }
+            pending_bytes_ += payload.size();
+            pong_ = std::move(payload);
+        }
+        RequestDrain();
     }
 
-    /// Makes every later call a no-op. Called on the strand when the connection closed, or by Stop() after the
-    /// workers are joined.
+    /// Makes every later call a no-op and drops what waits. Called on the strand when the connection closed, or by
+    /// Stop() after the workers are joined.
     void MarkClosed() {
         std::lock_guard<std::mutex> lock(mutex_);
         closed_ = true;
-        requested_close_.reset();
+        DropQueueLocked();
+        close_.reset();
     }
 
 private:
-    // A frame waiting for websocketpp: a frame of its own, or a prepared message shared with other connections.
+    // A frame waiting for Drain: a frame of its own, or a prepared message shared with other connections.
     struct Pending {
         std::string frame;
         MessagePtr shared;
@@ -206,15 +329,14 @@ private:
         std::size_t size() const { return shared ? shared->get_payload().size() : frame.size(); }
     };
 
-    // A text frame framed for sending: unmasked and uncompressed, so it is "prepared" (header built here, payload moved
-    // in; websocketpp would copy it once more) and may go to any number of connections.
-    static MessagePtr PrepareMessage(std::string frame) {
-        const std::size_t size = frame.size();
-        auto message = std::make_shared<MessageType>(nullptr, websocketpp::frame::opcode::text, 0);
+    // A frame framed for sending: unmasked and uncompressed, so it is "prepared" (header built here, payload moved in;
+    // websocketpp would copy it once more) and may go to any number of connections.
+    static MessagePtr PrepareMessage(websocketpp::frame::opcode::value opcode, std::string payload) {
+        const std::size_t size = payload.size();
+        auto message = std::make_shared<MessageType>(nullptr, opcode, 0);
         message->set_header(websocketpp::frame::prepare_header(
-            websocketpp::frame::basic_header(websocketpp::frame::opcode::text, size, true, false),
-            websocketpp::frame::extended_header(size)));
-        message->get_raw_payload() = std::move(frame);
+            websocketpp::frame::basic_header(opcode, size, true, false), websocketpp::frame::extended_header(size)));
+        message->get_raw_payload() = std::move(payload);
         message->set_prepared(true);
         return message;
     }
@@ -240,160 +362,253 @@ private:
         }
     }
 
+    // Any thread. The latest-wins replacement lives here, and only here: a push queued while the connection cannot
+    // keep up (websocketpp holds write_high_water bytes or more, counting what waits) replaces the newest waiting
+    // push with the same key, in its place (an older one with that key may wait before it: order is kept).
     void Enqueue(Pending frame) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (closing_ || closed_) {
-            return;
-        }
-        if (pending_.empty() && buffered_->load() < limits_.write_high_water) {
-            WriteLocked(std::move(frame));
-            return;
-        }
-        if (!frame.key.empty()) {
-            auto it = by_key_.find(frame.key);
-            if (it != by_key_.end()) {
-                pending_bytes_ = pending_bytes_ - it->second->size() + frame.size();
-                it->second->frame = std::move(frame.frame);
-                it->second->shared = std::move(frame.shared);
-                FlushLocked();
+        std::size_t slow_total = 0;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closing_ || closed_) {
                 return;
             }
-        }
-        pending_bytes_ += frame.size();
-        const bool keyed = !frame.key.empty();
-        pending_.push_back(std::move(frame));
-        if (keyed) {
-            by_key_.emplace(pending_.back().key, std::prev(pending_.end()));
-        }
-        // Set before FlushLocked reads buffered_: a write completing after that read sees it and posts a flush.
-        has_pending_->store(true);
-        // Also covers a write that completed between the check above and this push (its flush saw nothing).
-        FlushLocked();
-    }
-
-    void FlushLocked() {
-        while (!pending_.empty() && !closing_ && !closed_ && buffered_->load() < limits_.write_high_water) {
-            Pending next = std::move(pending_.front());
-            if (!next.key.empty()) {
-                by_key_.erase(next.key);
+            const bool congested = buffered_->load() + pending_bytes_ >= limits_.write_high_water;
+            auto newest = frame.key.empty() ? by_key_.end() : by_key_.find(frame.key);
+            if (congested && newest != by_key_.end()) {
+                pending_bytes_ = pending_bytes_ - newest->second->size() + frame.size();
+                newest->second->frame = std::move(frame.frame);
+                newest->second->shared = std::move(frame.shared);
+            } else {
+                pending_bytes_ += frame.size();
+                pending_.push_back(std::move(frame));
+                if (!pending_.back().key.empty()) {
+                    by_key_[pending_.back().key] = std::prev(pending_.end());
+                }
             }
-            pending_.pop_front();
-            pending_bytes_ -= next.size();
-            WriteLocked(std::move(next));
+            // Four times the limit at once: closed now, whatever the timeout (memory stays bounded).
+            const std::size_t total = pending_bytes_ + buffered_->load();
+            if (total > 4 * limits_.max_queue_bytes) {
+                slow_total = total;
+                CloseSlowReaderLocked();
+            }
         }
-        if (pending_.empty()) {
-            has_pending_->store(false);
+        if (slow_total != 0) {
+            spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", slow_total);
         }
-        CheckSlowReaderLocked();
+        RequestDrain();
     }
 
-    void CheckSlowReaderLocked() {
-        const std::size_t total = pending_bytes_ + buffered_->load();
-        if (total <= limits_.max_queue_bytes || closing_ || closed_) {
-            over_since_.reset();
+    // Runs Drain now when on the strand (a session answering a frame), else posts it.
+    void RequestDrain() {
+        if (strand_->running_in_this_thread()) {
+            Drain();
+        } else {
+            PostDrain();
+        }
+    }
+
+    // Any thread: one posted drain at a time.
+    void PostDrain() {
+        if (drain_posted_.exchange(true)) {
             return;
         }
-        const auto now = std::chrono::steady_clock::now();
-        if (!over_since_) {
-            over_since_ = now;
-            // Check again when the timeout has passed, even if nothing is sent or written meanwhile (a reader
-            // that stopped reading produces no events). The timer runs on the connection's strand.
-            if (ConnectionPtr connection = connection_.lock()) {
-                std::weak_ptr<ConnectionOutbox> self = weak_from_this();
-                connection->set_timer(static_cast<long>(limits_.slow_reader_timeout.count()) + 1,
-                                      [self](const websocketpp::lib::error_code& ec) {
-                                          if (auto outbox = self.lock(); outbox && !ec) {
-                                              outbox->Flush();
-                                          }
-                                      });
+        std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+        asio::post(*strand_, [self] {
+            if (auto outbox = self.lock()) {
+                outbox->Drain();
             }
-        }
-        if (total > 4 * limits_.max_queue_bytes || now - *over_since_ >= limits_.slow_reader_timeout) {
-            spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", total);
-            pending_.clear();
-            by_key_.clear();
-            pending_bytes_ = 0;
-            CloseLocked(kTryAgainLater, "slow reader: outgoing queue over its limit");
-        }
+        });
     }
 
-    // Hands one frame to websocketpp. With mutex_ held, connection open.
-    void WriteLocked(Pending frame) {
-        MessagePtr message = frame.shared ? std::move(frame.shared) : PrepareMessage(std::move(frame.frame));
+    // On the strand: the one place that calls into the websocketpp connection for this outbox. Hands the owed pong
+    // and as many waiting frames as websocketpp has room for (all of them when closing) to websocketpp, then the close
+    // frame once nothing waits before it.
+    void Drain() {
+        assert(strand_->running_in_this_thread());
+        if (draining_) {
+            PostDrain();  // entered again from a websocketpp call below: run once more after it
+            return;
+        }
+        draining_ = true;
+        drain_posted_.store(false);  // a call queuing after this point posts another drain
+        ConnectionPtr connection = connection_.lock();
+        // Declared before the lock: a handle dropped here (send failed) runs its deleter, which takes mutex_.
+        MessagePtr pong;
+        std::vector<MessagePtr> batch;
+        std::optional<std::pair<int, std::string>> close;
+        bool arm_timer = false;
+        std::size_t slow_total = 0;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closed_ || !connection) {
+                DropQueueLocked();
+                draining_ = false;
+                return;
+            }
+            if (pong_ && !pong_in_flight_) {
+                pending_bytes_ -= pong_->size();
+                pong = HandleLocked(PrepareMessage(websocketpp::frame::opcode::pong, std::move(*pong_)), true);
+                pong_.reset();
+                pong_in_flight_ = true;
+            }
+            const bool flush_all = close_.has_value();
+            while (!pending_.empty() && (flush_all || buffered_->load() < limits_.write_high_water)) {
+                if (!pending_.front().key.empty()) {
+                    auto it = by_key_.find(pending_.front().key);
+                    if (it != by_key_.end() && it->second == pending_.begin()) {
+                        by_key_.erase(it);
+                    }
+                }
+                Pending next = std::move(pending_.front());
+                pending_.pop_front();
+                pending_bytes_ -= next.size();
+                batch.push_back(
+                    HandleLocked(next.shared ? std::move(next.shared)
+                                             : PrepareMessage(websocketpp::frame::opcode::text, std::move(next.frame)),
+                                 false));
+            }
+            if (!closing_) {
+                slow_total = CheckSlowReaderLocked(arm_timer);
+            }
+            if (close_ && pending_.empty()) {
+                close = std::move(close_);
+                close_.reset();
+            }
+        }
+        if (slow_total != 0) {
+            spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", slow_total);
+        }
+        // Errors mean the connection is already closing: the frames are dropped, as documented.
+        if (pong) {
+            (void)connection->send(pong);
+        }
+        for (MessagePtr& message : batch) {
+            (void)connection->send(message);
+        }
+        if (close) {
+            ErrorCode ec;  // invalid_state: already closing, nothing to do
+            connection->close(static_cast<websocketpp::close::status::value>(close->first), close->second, ec);
+        }
+        if (arm_timer) {
+            // Check again when the timeout has passed, even if nothing is sent or written meanwhile (a reader that
+            // stopped reading produces no events). The timer runs on the connection's strand.
+            std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+            connection->set_timer(static_cast<long>(limits_.slow_reader_timeout.count()) + 1,
+                                  [self](const ErrorCode& ec) {
+                                      if (auto outbox = self.lock(); outbox && !ec) {
+                                          outbox->Drain();
+                                      }
+                                  });
+        }
+        draining_ = false;
+    }
+
+    // With mutex_ held, not closing. Returns the queued bytes when it closes the reader (for the log line, written
+    // outside the lock), else 0; sets arm_timer when the reader just went over a limit.
+    std::size_t CheckSlowReaderLocked(bool& arm_timer) {
+        const auto now = std::chrono::steady_clock::now();
+        const std::size_t total = pending_bytes_ + buffered_->load();
+        bool over_timeout = false;
+        if (total <= limits_.max_queue_bytes) {
+            over_since_.reset();
+        } else if (!over_since_) {
+            over_since_ = now;
+            arm_timer = true;
+        } else {
+            over_timeout = now - *over_since_ >= limits_.slow_reader_timeout;
+        }
+        // A pong that could not be handed over (the previous one is still unwritten) means the peer reads nothing.
+        if (!(pong_ && pong_in_flight_)) {
+            pong_waiting_since_.reset();
+        } else if (!pong_waiting_since_) {
+            pong_waiting_since_ = now;
+            arm_timer = true;
+        } else if (now - *pong_waiting_since_ >= limits_.slow_reader_timeout) {
+            over_timeout = true;
+        }
+        if (total > 4 * limits_.max_queue_bytes || over_timeout) {
+            CloseSlowReaderLocked();
+            return std::max<std::size_t>(total, 1);
+        }
+        return 0;
+    }
+
+    // With mutex_ held: drops what waits and asks Drain for the 1013 close.
+    void CloseSlowReaderLocked() {
+        DropQueueLocked();
+        closing_ = true;
+        close_.emplace(kTryAgainLater, "slow reader: outgoing queue over its limit");
+    }
+
+    void DropQueueLocked() {
+        pending_.clear();
+        by_key_.clear();
+        pending_bytes_ = 0;
+        pong_.reset();
+    }
+
+    // With mutex_ held: the handle websocketpp queues for `message`. It counts the frame in buffered_ until websocketpp
+    // drops it, which it does once the frame is written to the socket (or dropped with the connection), and keeps the
+    // (possibly shared) message alive meanwhile; then it asks for a drain if frames wait. (It only posts: websocketpp
+    // may drop it while holding its own write lock.)
+    MessagePtr HandleLocked(MessagePtr message, bool is_pong) {
         const std::size_t size = message->get_payload().size();
-        // What websocketpp queues is a handle of this connection's own: it counts the frame in buffered_ until
-        // websocketpp drops it, which it does once the frame is written to the socket (or dropped with the
-        // connection), and keeps the (possibly shared) message alive meanwhile. Then, if frames wait in pending_, it
-        // posts a flush. (Not a flush right there: websocketpp may drop it while holding its own write lock.)
         buffered_->fetch_add(size);
         std::weak_ptr<ConnectionOutbox> self = weak_from_this();
         MessageType* raw = message.get();
-        MessagePtr handle(raw, [message = std::move(message), buffered = buffered_, has_pending = has_pending_, size,
-                                self](MessageType*) mutable {
+        return MessagePtr(raw, [message = std::move(message), buffered = buffered_, size, self,
+                                is_pong](MessageType*) mutable {
             buffered->fetch_sub(size);
             message.reset();
-            if (has_pending->load()) {
-                if (auto outbox = self.lock()) {
-                    outbox->PostFlush();
-                }
-            }
-        });
-        if (ConnectionPtr connection = connection_.lock()) {
-            // An error here means the connection is already closing: the frame is dropped, as documented.
-            (void)connection->send(handle);
-        }
-    }
-
-    void PostFlush() {
-        if (flush_posted_.exchange(true)) {
-            return;  // one posted flush at a time
-        }
-        ConnectionPtr connection = connection_.lock();
-        if (!connection) {
-            return;
-        }
-        std::weak_ptr<ConnectionOutbox> self = weak_from_this();
-        asio::post(*connection->get_strand(), [self] {
             if (auto outbox = self.lock()) {
-                outbox->flush_posted_.store(false);
-                outbox->Flush();
+                outbox->OnWritten(is_pong);
             }
         });
     }
 
-    void CloseLocked(int code, std::string reason) {
-        if (closing_ || closed_) {
-            return;
+    // Any thread (usually the strand): a frame handed to websocketpp is written, or dropped.
+    void OnWritten(bool is_pong) {
+        bool waiting = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (is_pong) {
+                pong_in_flight_ = false;
+            }
+            waiting = !closed_ && (!pending_.empty() || pong_.has_value());
         }
-        closing_ = true;
-        requested_close_.emplace(code, std::move(reason));
-        if (ConnectionPtr connection = connection_.lock()) {
-            connection->interrupt();  // runs Impl::OnInterrupt on the connection's strand
+        if (waiting) {
+            PostDrain();
         }
     }
+
+    const std::weak_ptr<WsConnection> connection_;
+    const std::shared_ptr<asio::io_context::strand> strand_;  // outlives the connection; its io_context outlives us
+    const QueueLimits limits_;
 
     mutable std::mutex mutex_;
-    bool closing_ = false;
-    bool closed_ = false;
-    bool warned_invalid_utf8_ = false;
-    std::optional<std::pair<int, std::string>> requested_close_;
-    std::weak_ptr<WsConnection> connection_;
-    QueueLimits limits_;
+    bool closing_ = false;  // guarded by mutex_: Close was called (or the slow-reader rule): new frames are dropped
+    bool closed_ = false;   // guarded by mutex_: MarkClosed: everything is a no-op
+    bool warned_invalid_utf8_ = false;                   // guarded by mutex_
+    std::optional<std::pair<int, std::string>> close_;   // guarded by mutex_: the close Drain sends after pending_
+    std::list<Pending> pending_;                         // guarded by mutex_
+    // Guarded by mutex_: the newest waiting push of each key (the one a newer push replaces).
+    std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;
+    std::size_t pending_bytes_ = 0;                      // guarded by mutex_: pending_ and pong_
+    std::optional<std::string> pong_;                    // guarded by mutex_: owed, not yet handed to websocketpp
+    bool pong_in_flight_ = false;                        // guarded by mutex_: a pong websocketpp has not written yet
+    std::optional<std::chrono::steady_clock::time_point> over_since_;          // guarded by mutex_
+    std::optional<std::chrono::steady_clock::time_point> pong_waiting_since_;  // guarded by mutex_
+    // Bytes handed to websocketpp and not yet written; shared with the handles, which may outlive the outbox.
     std::shared_ptr<std::atomic<std::size_t>> buffered_ = std::make_shared<std::atomic<std::size_t>>(0);
-    // Whether pending_ holds frames. Written under mutex_, read without it by finished writes (seq_cst, as
-    // buffered_: Enqueue sets it before reading buffered_, a write lowers buffered_ before reading it, so one of the
-    // two always sees the other and the frame is flushed).
-    std::shared_ptr<std::atomic<bool>> has_pending_ = std::make_shared<std::atomic<bool>>(false);
-    std::list<Pending> pending_;                                            // guarded by mutex_
-    std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;  // guarded by mutex_
-    std::size_t pending_bytes_ = 0;                                         // guarded by mutex_
-    std::optional<std::chrono::steady_clock::time_point> over_since_;       // guarded by mutex_
-    std::atomic<bool> flush_posted_{false};  // a flush is posted and has not started yet
+    std::atomic<bool> drain_posted_{false};  // a drain is posted and has not started yet
+    bool draining_ = false;                  // strand only
 };
 
 // Per-connection state. Everything but `outbox` (itself thread-safe) is touched only on the connection's strand, or
 // by Stop() after the workers are joined.
 struct ConnectionState {
+    // Counts this connection toward max_connections until the state goes (with the connection or at its close).
+    std::shared_ptr<void> websocket_slot;
     HandshakeRequest request;
     std::shared_ptr<Endpoint> endpoint;
     std::shared_ptr<ConnectionOutbox> outbox;
@@ -405,6 +620,27 @@ struct ConnectionState {
 
 std::string Describe(const ConnectionState& state) {
     return state.request.path + " from " + state.request.remote;
+}
+
+}  // namespace
+
+std::size_t DefaultMaxConnections() {
+    rlimit limit{};
+    std::size_t soft = 1024;
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+        soft = limit.rlim_cur == RLIM_INFINITY ? kMaxDefaultConnections + kDescriptorReserve
+                                               : static_cast<std::size_t>(limit.rlim_cur);
+    }
+    const std::size_t reserve = std::min(kDescriptorReserve, soft / 2);
+    return std::clamp<std::size_t>(soft - reserve, 1, kMaxDefaultConnections);
+}
+
+namespace {
+
+std::size_t SoftDescriptorLimit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 0;
+    return static_cast<std::size_t>(limit.rlim_cur);
 }
 
 }  // namespace
@@ -426,7 +662,11 @@ public:
             [this](websocketpp::connection_hdl hdl, const MessagePtr& message) { OnMessage(hdl, message); });
         server_.set_close_handler([this](websocketpp::connection_hdl hdl) { OnClose(hdl); });
         server_.set_pong_handler([this](websocketpp::connection_hdl hdl, const std::string&) { OnPong(hdl); });
-        server_.set_interrupt_handler([this](websocketpp::connection_hdl hdl) { OnInterrupt(hdl); });
+        // Pongs go through the connection's outbox (false: websocketpp does not queue one of its own).
+        server_.set_ping_handler([this](websocketpp::connection_hdl hdl, std::string payload) {
+            OnPing(hdl, std::move(payload));
+            return false;
+        });
         // Failed connections (refused or broken handshakes) never had a session: nothing to clean up, nothing
         // worth a log line each.
     }
@@ -480,13 +720,22 @@ public:
 
         unsigned workers = options_.workers != 0 ? options_.workers : std::thread::hardware_concurrency();
         workers = std::max(workers, 1U);
+        const std::size_t soft_limit = SoftDescriptorLimit();
+        if (options_.max_connections != 0 && soft_limit != 0 &&
+            options_.max_connections + std::min(kDescriptorReserve, soft_limit / 2) > soft_limit) {
+            spdlog::warn(
+                "websocket server: max_connections {} leaves fewer than {} of the {} descriptors this process "
+                "may open for everything else; past the limit, handshakes wait for a spare descriptor",
+                options_.max_connections, std::min(kDescriptorReserve, soft_limit / 2), soft_limit);
+        }
         phase_ = Phase::kRunning;
         asio::post(accept_strand_, [this] { DoAccept(); });
         for (unsigned i = 0; i < workers; ++i) {
             workers_.emplace_back([this] { WorkerLoop(); });
         }
-        spdlog::info("websocket server listening on {}:{} ({} worker{}, {} route{})", options_.host, port_.load(),
-                     workers, workers == 1 ? "" : "s", routes_.size(), routes_.size() == 1 ? "" : "s");
+        spdlog::info("websocket server listening on {}:{} ({} worker{}, {} route{}, at most {} connections)",
+                     options_.host, port_.load(), workers, workers == 1 ? "" : "s", routes_.size(),
+                     routes_.size() == 1 ? "" : "s", max_connections_);
     }
 
     std::uint16_t port() const { return port_.load(); }
@@ -642,17 +891,53 @@ private:
                     spdlog::warn("websocket server: accept failed ({}); pausing accepts", ec.message());
                     accept_error_logged_ = true;
                 }
-                RetryAcceptLater();
+                // The spare descriptor lets the next accept through (a /healthz probe is answered on it); while it is
+                // lent, accepts wait.
+                if ((ec == asio::error::no_descriptors || ec.value() == ENFILE) && tracker_->LendSpare()) {
+                    lend_spare_ = true;
+                    DoAccept();
+                } else {
+                    RetryAcceptLater();
+                }
                 return;
             }
             DoAccept();
             return;
         }
         accept_error_logged_ = false;
+        websocketpp::connection_hdl evict;
+        connection->socket_slot = tracker_->Track(connection->get_handle(), lend_spare_, evict);
+        if (lend_spare_) {
+            connection->socket_slot->socket = &connection->get_raw_socket();
+            lend_spare_ = false;
+        }
+        if (!evict.expired()) {
+            Evict(evict);
+        }
         // start() runs the first steps of the connection (socket init, the tcp post-init handler, the first read)
         // synchronously: run it on the connection's strand, like every later step, not on the accept strand.
         asio::post(*connection->get_strand(), [connection] { connection->start(); });
         DoAccept();
+    }
+
+    // Closes a socket that has not finished its handshake (more than max_handshakes are open), as websocketpp's own
+    // handshake timeout would, on its strand. One log line for the first, then one per thousand.
+    void Evict(const websocketpp::connection_hdl& hdl) {
+        ErrorCode ec;
+        ConnectionPtr victim = server_.get_con_from_hdl(hdl, ec);
+        if (!victim) {
+            return;
+        }
+        if (evictions_++ % 1000 == 0) {
+            spdlog::warn("websocket server: more than {} sockets in their handshake; closing the oldest ({} so far)",
+                         options_.max_handshakes, evictions_);
+        }
+        asio::post(*victim->get_strand(), [victim] {
+            // Not if it became a websocket connection meanwhile.
+            if (victim->get_state() == websocketpp::session::state::connecting && !victim->syncline_state) {
+                victim->terminate(websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout));
+            }
+        });
     }
 
     void RetryAcceptLater() {
@@ -679,6 +964,14 @@ private:
             boost::system::error_code ec;
             connection->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
         }
+    }
+
+    // A handshake refused for lack of room: 503 with a JSON body saying why.
+    static void RefuseBusy(WsConnection& connection, const std::string& body) {
+        connection.set_status(websocketpp::http::status_code::service_unavailable);
+        connection.append_header("Content-Type", "application/json");
+        connection.append_header("Retry-After", "1");
+        connection.set_body(body);
     }
 
     void OnHttp(const websocketpp::connection_hdl& hdl) {
@@ -730,6 +1023,28 @@ private:
             connection->set_status(websocketpp::http::status_code::not_found);
             return false;
         }
+        if (connection->socket_slot && connection->socket_slot->overflow) {
+            // On the spare descriptor: answered, but not kept (it must be free for the next /healthz).
+            RefuseBusy(*connection, R"({"detail":"The server is out of file descriptors. Try again later."})");
+            return false;
+        }
+        if (connections_->open.fetch_add(1) >= max_connections_) {
+            connections_->open.fetch_sub(1);
+            RefuseBusy(*connection, "{\"detail\":\"Too many connections: the server's limit (max_connections " +
+                                        std::to_string(max_connections_) + ") is reached. Try again later.\"}");
+            if (!connections_->full_logged.exchange(true)) {
+                spdlog::warn("websocket server: {} connections open (max_connections); refusing handshakes with 503",
+                             max_connections_);
+            }
+            return false;
+        }
+        // Released with the state: when the connection closes, or goes without opening.
+        state->websocket_slot =
+            std::shared_ptr<void>(nullptr, [connections = connections_, quiet_below = max_connections_ * 3 / 4](void*) {
+                if (connections->open.fetch_sub(1) - 1 <= quiet_below) {
+                    connections->full_logged.store(false);  // the next time the limit is reached is logged again
+                }
+            });
         int status = 500;
         try {
             status = route->second->Admit(state->request);
@@ -741,6 +1056,9 @@ private:
         if (status == 101) {
             state->endpoint = route->second;
             connection->syncline_state = std::move(state);
+            if (connection->socket_slot) {
+                tracker_->Promote(*connection->socket_slot);
+            }
             return true;
         }
         if (status < 100 || status > 599) {
@@ -853,14 +1171,11 @@ private:
         }
     }
 
-    void OnInterrupt(const websocketpp::connection_hdl& hdl) {
+    // A client's ping: at most one pong is owed at a time, the latest ping's (ConnectionOutbox::QueuePong).
+    void OnPing(const websocketpp::connection_hdl& hdl, std::string payload) {
         ConnectionPtr connection = ConnectionOf(hdl);
-        if (!connection || !connection->syncline_state || !connection->syncline_state->outbox) {
-            return;
-        }
-        if (auto request = connection->syncline_state->outbox->TakeRequestedClose()) {
-            ErrorCode ec;  // invalid_state: already closing, nothing to do
-            connection->close(static_cast<websocketpp::close::status::value>(request->first), request->second, ec);
+        if (connection && connection->syncline_state && connection->syncline_state->outbox) {
+            connection->syncline_state->outbox->QueuePong(std::move(payload));
         }
     }
 
@@ -925,6 +1240,17 @@ private:
     asio::ip::tcp::acceptor acceptor_{io_};
     asio::steady_timer accept_retry_timer_{io_};
     bool accept_error_logged_ = false;  // accept_strand_ only
+    bool lend_spare_ = false;           // accept_strand_ only: the next socket accepted took the spare descriptor
+    std::uint64_t evictions_ = 0;       // accept_strand_ only
+    const std::shared_ptr<SocketTracker> tracker_ = std::make_shared<SocketTracker>(options_.max_handshakes);
+    // Websocket connections counted toward max_connections (shared with their slots, which may outlive this).
+    struct ConnectionCount {
+        std::atomic<std::size_t> open{0};
+        std::atomic<bool> full_logged{false};
+    };
+    const std::shared_ptr<ConnectionCount> connections_ = std::make_shared<ConnectionCount>();
+    const std::size_t max_connections_ =
+        options_.max_connections != 0 ? options_.max_connections : DefaultMaxConnections();
 
     std::vector<std::thread> workers_;
     Phase phase_ = Phase::kIdle;  // guarded by stop_mutex_

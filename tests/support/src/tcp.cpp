@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,7 +55,11 @@ std::optional<TcpConnection> TcpConnection::Connect(const std::string& host, std
 }
 
 TcpConnection::TcpConnection(TcpConnection&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), eof_(other.eof_), buffer_(std::move(other.buffer_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      eof_(other.eof_),
+      buffer_(std::move(other.buffer_)),
+      idle_every_(other.idle_every_),
+      idle_handler_(std::move(other.idle_handler_)) {}
 
 TcpConnection& TcpConnection::operator=(TcpConnection&& other) noexcept {
     if (this != &other) {
@@ -62,8 +67,15 @@ TcpConnection& TcpConnection::operator=(TcpConnection&& other) noexcept {
         fd_ = std::exchange(other.fd_, -1);
         eof_ = other.eof_;
         buffer_ = std::move(other.buffer_);
+        idle_every_ = other.idle_every_;
+        idle_handler_ = std::move(other.idle_handler_);
     }
     return *this;
+}
+
+void TcpConnection::SetIdleHandler(std::chrono::milliseconds every, std::function<void()> handler) {
+    idle_every_ = every;
+    idle_handler_ = std::move(handler);
 }
 
 TcpConnection::~TcpConnection() {
@@ -72,6 +84,13 @@ TcpConnection::~TcpConnection() {
 
 bool TcpConnection::SetReceiveBufferBytes(int bytes) {
     return fd_ >= 0 && ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == 0;
+}
+
+bool TcpConnection::SetSendTimeout(std::chrono::milliseconds timeout) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    return fd_ >= 0 && ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0;
 }
 
 void TcpConnection::Close() {
@@ -106,13 +125,20 @@ bool TcpConnection::Fill(std::chrono::steady_clock::time_point deadline) {
             return false;
         }
         pollfd pfd{fd_, POLLIN, 0};
-        const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count(), 60000)));
+        long long wait_ms = std::min<long long>(left.count(), 60000);
+        if (idle_handler_ && idle_every_.count() > 0) {
+            wait_ms = std::min<long long>(wait_ms, idle_every_.count());
+        }
+        const int ready = ::poll(&pfd, 1, static_cast<int>(wait_ms));
         if (ready < 0 && errno == EINTR) {
             continue;
         }
         if (ready <= 0) {
             if (ready < 0) {
                 return false;
+            }
+            if (idle_handler_ && idle_every_.count() > 0 && wait_ms == idle_every_.count()) {
+                idle_handler_();
             }
             continue;  // poll timed out: the loop re-checks the deadline
         }

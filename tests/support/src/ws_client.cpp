@@ -1,8 +1,9 @@
 // The test websocket client: the only translation unit of the test support library that includes websocketpp.
 //
 // One io thread (Io) runs every client's connection; a client's State is the meeting point between that thread and
-// the test thread (one mutex, one condition variable). Connection setup and close run on the io thread (posted);
-// sends go straight to websocketpp's send(), which is thread-safe and keeps the order of the calls.
+// the test thread (one mutex, one condition variable). Every call into a websocketpp connection (connect, send, close,
+// terminate) runs on the io thread, posted in the order of the test's calls: websocketpp writes a connection's state
+// from its own handlers without a lock, so a send() from the test thread would race a terminate() on the io thread.
 #include <syncline/test_support/ws_client.hpp>
 
 #include <syncline/test_support/fast_client_config.hpp>
@@ -257,10 +258,11 @@ bool WsClient::Send(std::string_view payload, bool binary) {
         }
         connection = state_->connection;
     }
-    const ErrorCode ec =
-        connection->send(payload.data(), payload.size(),
-                         binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
-    return !ec;
+    // An error there means the connection is closing: the frame is dropped, as a send after the close would be.
+    io_->Post([connection, payload = std::string(payload), binary] {
+        (void)connection->send(payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+    });
+    return true;
 }
 
 bool WsClient::SendText(std::string_view text) {

@@ -7,6 +7,7 @@
 /// from and a short fingerprint (TokenFingerprint).
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,7 +33,7 @@ struct AuthResult {
     /// kInvalid: why, for the log (e.g. "expired"). Never contains the credential.
     std::string reason;
     /// Where the credential came from and its fingerprint, for the log (e.g. `query parameter "token", fingerprint
-    /// 3fa2c1d0`). Never the credential itself.
+    /// 3fa2c1d09b4e`). Never the credential itself.
     std::string credential;
 
     /// No credential found.
@@ -54,11 +55,13 @@ public:
 };
 
 /// Where token authenticators look for a token, in this order: the `Authorization: Bearer <token>` header, the
-/// query parameter, the cookie. The first one present is used. An empty name turns that place off.
+/// query parameter, the cookie. The first one present is used. An empty name turns that place off. Cookies are off by
+/// default: a browser sends them with a handshake whichever site's page opens it, so an endpoint reads them only when
+/// its allowed origins restrict who may connect (see EndpointOptions::allowed_origins).
 struct TokenSources {
     bool bearer_header = true;
     std::string query_param = "token";
-    std::string cookie = "token";
+    std::string cookie;
 };
 
 /// A token found in a handshake, with a description of where (for logs).
@@ -71,8 +74,14 @@ struct FoundToken {
 /// scheme (e.g. Basic) is not a token; `Bearer` with nothing after it is an empty token (invalid).
 std::optional<FoundToken> FindToken(const HandshakeRequest& request, const TokenSources& sources);
 
-/// A short, non-reversible fingerprint of a credential for log lines (8 hex digits of a 32-bit FNV-1a hash): enough
-/// to tell two tokens apart in a log, never enough to use one.
+/// How many hex digits a TokenFingerprint has.
+inline constexpr std::size_t kFingerprintHexDigits = 12;
+
+/// A short fingerprint of a credential for log lines: the first 12 hex digits of its HMAC-SHA256 under a random key
+/// drawn once per process (OpenSSL). The same token gives the same fingerprint within a process, so the lines of one
+/// client can be told apart and followed; the key never leaves the process, so the log alone cannot be used to guess
+/// or check a token (a plain hash of a short token could be reversed by trying every token). Fingerprints differ from
+/// one run to the next. Thread-safe; never throws.
 std::string TokenFingerprint(std::string_view token);
 
 /// An authenticator of bearer tokens: finds the token (FindToken) and hands it to VerifyToken.
@@ -136,6 +145,8 @@ public:
     explicit ChainAuthenticator(std::vector<std::shared_ptr<const Authenticator>> chain);
     /// Asks each authenticator in order (see the class comment).
     AuthResult Authenticate(const HandshakeRequest& request) const override;
+    /// The authenticators, in the order they are asked.
+    const std::vector<std::shared_ptr<const Authenticator>>& chain() const { return chain_; }
 
 private:
     std::vector<std::shared_ptr<const Authenticator>> chain_;

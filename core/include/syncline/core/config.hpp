@@ -73,9 +73,16 @@ struct ServerConfig {
     /// Top-level "auth": the authenticator (static tokens, JWT, or both chained) and its policy. Default: none,
     /// every connection anonymous.
     AuthOptions auth;
+    /// Top-level "allowed_origins" (a route's own, in RouteConfig::endpoint, overrides it). nullopt: any origin.
+    AllowedOrigins allowed_origins;
+    std::size_t max_connections = 0;   ///< Websocket connections at most; 0: derived from the open-file limit.
+    std::size_t max_handshakes = 128;  ///< Sockets still in their handshake at most (the oldest is closed).
     unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
-    /// "max_json_depth", "max_request_id_bytes", "max_subscriptions_per_socket", "max_filter_values".
+    /// "max_json_depth", "max_request_id_bytes", "max_subscriptions_per_socket", "max_filter_values",
+    /// "max_pending_actions".
     ConnectionLimits limits;
+    /// Memory of cached prepared statements per SQLite connection (storage::DatabaseOptions::statement_cache_bytes).
+    std::size_t statement_cache_bytes = 4 * 1024 * 1024;
 };
 
 /// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with
@@ -94,7 +101,8 @@ const std::vector<std::string>& ConfigPermissionNames();
 
 /// Parses a configuration. Throws ConfigError (one line, key path and choices) on any problem: bad JSON, unknown
 /// key, wrong type, unknown model, field, mixin or handler class, an invalid route pattern, a stream naming no
-/// consumer route of the config.
+/// consumer route of the config, an invalid allowed_origins entry, or cookie authentication (`auth.cookie`) on a
+/// route whose allowed_origins does not restrict origins.
 ServerConfig ParseConfig(std::string_view json_text);
 
 }  // namespace syncline

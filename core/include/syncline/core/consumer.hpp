@@ -5,6 +5,7 @@
 /// install actions into that table (no multiple inheritance, no macros, no static registration). One consumer
 /// object serves every connection of its route: per-connection state lives in ConnectionContext.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -49,6 +50,9 @@ struct ConnectionLimits {
     std::size_t max_subscriptions = 1000;
     /// Values in one `__in` filter list (of `list`, streamed lists and `subscribe_list`): beyond it, 400.
     std::size_t max_filter_values = 1000;
+    /// Detached actions (streamed lists, custom detached actions) queued, running or waiting for room at once: one
+    /// more answers 429 naming the limit. 0: no limit.
+    std::size_t max_pending_actions = 16;
 };
 
 /// Per-connection state: the handshake, the user, the outbox, and the push gate. Owned (shared) by the connection's
@@ -93,8 +97,17 @@ public:
     /// queued any more: a SendStreamed in progress has finished and later ones refuse.
     void CancelStreams();
     /// Waits up to `timeout` for the connection to close or the streams of `epoch` to be cancelled; returns true if
-    /// either happened (any thread; a streaming action waits here while the socket's outgoing queue is full).
+    /// either happened (any thread; a streaming handler that loops waits here while the socket's outgoing queue is
+    /// full).
     bool WaitStreamCancelled(std::uint64_t epoch, std::chrono::milliseconds timeout);
+
+    /// Counts the connection's detached actions from their frame to their end (queued, running, or a stream waiting
+    /// for room). Takes one more unless `limit` are in progress (0: no limit); returns whether it did (any thread).
+    bool TryBeginDetached(std::size_t limit);
+    /// One detached action ended (any thread).
+    void EndDetached();
+    /// Detached actions in progress now (any thread).
+    std::size_t detached() const { return detached_.load(); }
 
 private:
     HandshakeRequest request_;
@@ -108,7 +121,16 @@ private:
     bool closed_ = false;             // guarded by stream_mutex_
     std::uint64_t stream_epoch_ = 0;  // guarded by stream_mutex_
     int streams_sending_ = 0;         // guarded by stream_mutex_: SendStreamed calls between check and send
+    std::atomic<std::size_t> detached_{0};
 };
+
+class ActionRequest;
+class GenericConsumer;
+struct ActionResult;
+
+/// An action's body. Runs on the connection's thread of calls, or, for a detached action, on an executor thread
+/// (concurrently with the socket's other requests); may throw (the dispatcher answers 500).
+using ActionHandler = std::function<ActionResult(GenericConsumer& consumer, ActionRequest& request)>;
 
 /// What an action answers: a status with data (raw JSON text) or errors (raw JSON list text).
 struct ActionResult {
@@ -117,6 +139,8 @@ struct ActionResult {
     std::string errors = "[]";
     /// The action sent its frames itself (ActionRequest::SendFrame): no reply follows.
     bool streamed = false;
+    /// Set by Continue: the action is not finished, this is its next step.
+    ActionHandler next = nullptr;
 
     /// A success: `data_json` is the payload's JSON text.
     static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), "[]"}; }
@@ -126,7 +150,14 @@ struct ActionResult {
     static ActionResult Message(int status, std::string_view message);
     /// What a streaming action returns once it has sent its frames with ActionRequest::SendFrame (or was cancelled):
     /// nothing more is sent.
-    static ActionResult Streamed() { return {200, "null", "[]", true}; }
+    static ActionResult Streamed() { return {200, "null", "[]", true, nullptr}; }
+    /// What a resumable action returns after each step, e.g. a streamed list after each page: `next` runs later, as a
+    /// new task on the executor, once the socket has room for more frames (at most ActionRequest::kStreamQueueBytes
+    /// queued) and after the other sockets' waiting tasks had their turn; no thread is held while it waits. It is
+    /// dropped, with no reply, once the stream is cancelled (ActionRequest::stream_cancelled()). A step should send at
+    /// most one frame; the last step returns any other result (Streamed() after its frames). Not detached (run inline,
+    /// e.g. without an executor): the steps run one after the other at once.
+    static ActionResult Continue(ActionHandler next) { return {200, "null", "[]", false, std::move(next)}; }
 };
 
 /// A value or the error reply that replaces it.
@@ -168,16 +199,22 @@ public:
     /// True once the socket closed or list_cancel arrived after this request: a streaming action stops.
     bool stream_cancelled() const;
     /// Sends one frame of this request's stream, with the request's action and request_id (a streamed list sends one
-    /// per page). In a detached action it first waits, polling the cancel flags, while the socket's outgoing queue
-    /// holds more than kStreamQueueBytes, so a stream never queues a whole table. Returns false once the stream is
-    /// cancelled (stream_cancelled()): the handler should stop and return ActionResult::Streamed(). Once a request
-    /// has sent a frame, its final reply (e.g. a 500 mid-stream) goes the same way, so it is dropped after a cancel.
+    /// per page). In the first step of a detached action (a handler that loops over its frames) it first waits,
+    /// polling the cancel flags, while the socket's outgoing queue holds more than kStreamQueueBytes, so a stream
+    /// never queues a whole table; such a wait holds an executor thread, so a long stream should send one frame per
+    /// step instead (ActionResult::Continue), whose steps run only when there is room and never wait here. Returns
+    /// false once the stream is cancelled (stream_cancelled()): the handler should stop and return
+    /// ActionResult::Streamed(). Once a request has sent a frame, its final reply (e.g. a 500 mid-stream) goes the
+    /// same way, so it is dropped after a cancel.
     bool SendFrame(const ActionResult& frame);
     /// Whether SendFrame was called.
     bool streaming() const { return streaming_; }
     /// Whether the action runs detached (set by the dispatcher; SendFrame only waits for room when it does).
     bool detached() const { return detached_; }
     void set_detached(bool detached) { detached_ = detached; }
+    /// Whether a continuation step (ActionResult::Continue) is running (set by the dispatcher): SendFrame never waits.
+    bool continued() const { return continued_; }
+    void set_continued(bool continued) { continued_ = continued; }
 
     /// A streaming action waits while the socket has more than this many bytes queued and unwritten.
     static constexpr std::size_t kStreamQueueBytes = 256 * 1024;
@@ -188,16 +225,12 @@ private:
     const rapidjson::Value& message_;
     std::uint64_t stream_epoch_;
     bool detached_ = false;
+    bool continued_ = false;
     bool streaming_ = false;
     std::optional<Row> object_;
 };
 
-class GenericConsumer;
 class SubscriptionRegistry;
-
-/// An action's body. Runs on the connection's thread of calls, or, for a detached action, on an executor thread
-/// (concurrently with the socket's other requests); may throw (the dispatcher answers 500).
-using ActionHandler = std::function<ActionResult(GenericConsumer& consumer, ActionRequest& request)>;
 
 /// One row of the action table. The flags document the action and drive generic behaviour (permissions audit
 /// them; detached actions do not block the socket's other requests).
@@ -259,8 +292,9 @@ Mixin PaginatedModelListMixin();
 /// DCRF's StreamedPaginatedListMixin: a detached `list` that sends one `list` frame per page, with the request's
 /// request_id and data {"count", "results", "limit", "offset"} (the limit/offset arguments and fallbacks of
 /// PaginatedModelListMixin), from `offset` until the rows run out (an empty table: one frame with count 0); `filter`
-/// and `ordering` work as for `list`. Plus `list_cancel`: 200, data null; stops every streamed list running on the
-/// socket (frames already queued may still arrive; none is queued after its reply).
+/// and `ordering` work as for `list`. Each page is one step (ActionResult::Continue): a stream waiting for a slow
+/// reader holds no thread. Plus `list_cancel`: 200, data null; stops every streamed list running on the socket
+/// (frames already queued may still arrive; none is queued after its reply).
 Mixin StreamedPaginatedListMixin();
 
 class Permission;
@@ -273,6 +307,12 @@ struct ConsumerOptions {
     std::string lookup_field = "pk";  ///< The field detail actions look rows up by; "pk" means the primary key.
     std::string lookup_url_kwarg;     ///< The request argument holding the lookup value; defaults to lookup_field.
     std::vector<std::shared_ptr<const Permission>> permissions;  ///< All must allow; empty means AllowAny.
+    /// DRF's `perform_create(serializer.save(owner=request.user))`: when set, `create` stores the authenticated user's
+    /// id in this field (OwnerValue: an integer field needs a canonical integer id) and the serializer treats the
+    /// field as read-only, so a client's value for it is ignored on create, update and patch (it can never change
+    /// through the API). An anonymous user, or one whose id the field cannot hold, gets 403 on create. PerformCreate
+    /// receives the value among the validated values. Must name an integer or text field (Bind throws otherwise).
+    std::string owner_field;
     std::vector<Mixin> mixins;
     /// Fields `list` may filter on (`{"filter": {"author": "alice", "likes__gte": 3}}`); others answer 400.
     std::vector<std::string> filter_fields;
@@ -310,7 +350,8 @@ public:
     /// The request argument that carries the lookup value ("pk" by default).
     const std::string& lookup_kwarg() const { return lookup_kwarg_; }
 
-    /// Runs one request: Authorize, then Execute.
+    /// Runs one request to its end: Authorize, then Execute, then the action's continuation steps
+    /// (ActionResult::Continue), one after the other, until the final result (or the stream is cancelled).
     ActionResult Dispatch(ActionRequest& request);
     /// Answers one text frame of a connection with exactly one reply frame. The default speaks DCRF's envelope
     /// (HandleTextFrame, PROTOCOL.md §1-§4); a consumer with another envelope (RoutedConsumer, §10) overrides it.
@@ -329,6 +370,9 @@ public:
     /// ActionRequest::object()), then the handler. An exception escaping them answers 500 with a generic message
     /// and is logged with its detail. Thread-safe (detached actions run it on executor threads).
     ActionResult Execute(const ActionSpec& action, ActionRequest& request);
+    /// Runs a continuation step of a request (what an action returned with ActionResult::Continue), guarded as
+    /// Execute guards a handler: an exception answers 500 and is logged. Thread-safe.
+    ActionResult ExecuteStep(const ActionHandler& step, ActionRequest& request);
     /// The connection closed: drops its subscriptions (the session calls this once, last).
     virtual void OnDisconnect(ConnectionContext& connection);
     /// Whether a connection may open at all (every permission's CanConnect).

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <syncline/core/auth.hpp>
 #include <syncline/core/consumer.hpp>
@@ -23,11 +24,43 @@ struct RateLimit {
     int close_after = 100;    ///< This many throttled requests in a row close the socket with 1008; 0: never.
 };
 
+/// Which browser pages may open sockets on a route (cross-site websocket hijacking). nullopt: any origin, nothing is
+/// checked. A list: a handshake whose `Origin` header matches no entry is refused with HTTP 403; a handshake without
+/// an `Origin` header (not a browser) is allowed; the entry "*" allows any origin. Entries are origins as browsers
+/// send them, "scheme://host" or "scheme://host:port": scheme and host compare case-insensitively, the port exactly
+/// (browsers omit a default port, so list "https://example.com", not "https://example.com:443").
+using AllowedOrigins = std::optional<std::vector<std::string>>;
+
+/// Why `entry` is not a valid allowed_origins entry, or "" when it is ("*", or scheme://host[:port] with no path,
+/// query, fragment or user info).
+std::string OriginEntryError(std::string_view entry);
+
+/// Whether `allowed` lets this handshake through (see AllowedOrigins).
+bool OriginAllowed(const AllowedOrigins& allowed, const HandshakeRequest& request);
+
+/// 101 when OriginAllowed; else 403, with one log line naming the peer, the path and the origin.
+int CheckOrigin(const AllowedOrigins& allowed, const HandshakeRequest& request);
+
+/// Whether `allowed` restricts origins: a list without "*". Cookie credentials are read only on such routes (a browser
+/// sends its cookies with a handshake whichever site's page opens it).
+bool RestrictsOrigins(const AllowedOrigins& allowed);
+
+/// Whether `authenticator` reads credentials from a cookie: a TokenAuthenticator with a cookie name, or a
+/// ChainAuthenticator holding one. Other authenticators are not inspected (false).
+bool ReadsCookies(const Authenticator& authenticator);
+
+/// The request an authenticator sees on a route with these allowed origins: `request` itself when they restrict
+/// origins, else a copy without its Cookie headers (stored in `storage`). So cookie credentials are ignored on a route
+/// that does not restrict origins, whatever the authenticator.
+const HandshakeRequest& CredentialsView(const AllowedOrigins& allowed, const HandshakeRequest& request,
+                                        std::optional<HandshakeRequest>& storage);
+
 /// Options of a consumer route.
 struct EndpointOptions {
     RateLimit rate_limit;
     /// How handshakes are authenticated. nullopt: the server's (Server fills in ServerOptions::auth); an endpoint
-    /// constructed with nullopt serves every connection as anonymous.
+    /// constructed with nullopt serves every connection as anonymous. Cookie credentials are ignored unless
+    /// allowed_origins restricts origins (RestrictsOrigins).
     std::optional<AuthOptions> auth;
     /// Runs the route's detached actions. The Server shares one among its routes; when null the endpoint makes its
     /// own (2 threads, started on first use).
@@ -35,6 +68,9 @@ struct EndpointOptions {
     /// What each connection may send and hold. nullopt: the server's (ServerOptions::limits); an endpoint constructed
     /// with nullopt uses the defaults.
     std::optional<ConnectionLimits> limits;
+    /// Which origins may open sockets (AllowedOrigins). nullopt: the server's (Server fills in
+    /// ServerOptions::allowed_origins); an endpoint constructed with nullopt allows any origin.
+    AllowedOrigins allowed_origins;
 };
 
 /// Answers one text frame on a connection, synchronously: the reply frame to send, exactly one, except for a
@@ -42,9 +78,12 @@ struct EndpointOptions {
 std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame);
 
 /// Answers one text frame on a connection through its outbox, bracketed by the connection's push gate. Envelope
-/// errors, 403 and 405 are answered at once, as are ordinary actions; a detached action is posted to `executor` and
-/// answers when it finishes (a 500 frame if it throws; nothing if the connection closed first; a detached writer
-/// holds the push gate until its reply). With no executor, detached actions run inline. Call it from the
+/// errors, 403 and 405 are answered at once, as are ordinary actions; a detached action is posted to `executor` on
+/// the connection's lane and answers when it finishes (a 500 frame if it throws; nothing if the connection closed
+/// first; a detached writer holds the push gate until its reply). Its continuation steps (ActionResult::Continue)
+/// are posted one by one, each once the socket has room (at most ActionRequest::kStreamQueueBytes queued), so a
+/// stream waiting for a slow reader holds no thread. A detached action beyond the connection's
+/// ConnectionLimits::max_pending_actions in progress on it (0: no limit) answers 429. With no executor, detached actions run inline. Call it from the
 /// connection's serial thread of calls.
 void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
                     const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor);
@@ -59,10 +98,11 @@ std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, c
 /// An Endpoint serving one consumer. Thread-safe (the consumer is shared; state is per session).
 class ConsumerEndpoint : public Endpoint {
 public:
+    /// Throws std::invalid_argument for an invalid allowed_origins entry (OriginEntryError).
     ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options = {});
-    /// Authenticates the handshake (AuthenticateHandshake: 401 when the policy refuses it, 500 when the
-    /// authenticator throws), then asks the consumer's CanConnect with that user: 403 when it refuses, 500 when it
-    /// throws (logged). 101 accepts.
+    /// Checks the origin (403 when allowed_origins refuses it, logged), authenticates the handshake
+    /// (AuthenticateHandshake: 401 when the policy refuses it, 500 when the authenticator throws), then asks the
+    /// consumer's CanConnect with that user: 403 when it refuses, 500 when it throws (logged). 101 accepts.
     int Admit(const HandshakeRequest& request) override;
     /// Authenticates again (without logging; Admit did) and opens the session with the user set on its
     /// ConnectionContext before any permission runs. Should the outcome differ from Admit's (a token that expired

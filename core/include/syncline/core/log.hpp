@@ -17,7 +17,7 @@ using LogSink = std::function<void(LogLevel level, std::string_view message)>;
 
 /// Installs the sink (thread-safe). The default writes warnings and errors to stderr.
 void SetLogSink(LogSink sink);
-/// Logs one line through the current sink.
+/// Logs one line through the current sink, with the credentials of any URL in it redacted (RedactCredentials).
 void Log(LogLevel level, std::string_view message);
 
 /// For an event a client can repeat at will: logs its 1st, 2nd, 4th, 8th, ... occurrence (counted in `occurrences`,

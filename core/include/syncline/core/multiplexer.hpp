@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <syncline/core/auth.hpp>
+#include <syncline/core/consumer_endpoint.hpp>
 #include <syncline/core/json_input.hpp>
 #include <syncline/core/session.hpp>
 
@@ -24,6 +25,10 @@ namespace syncline {
 /// line for a bad token, not one per stream) and every ConsumerEndpoint stream is admitted and opened with that user
 /// (AdmitUser/OpenUser); other children, and every child when `auth` is nullopt, authenticate through their own
 /// Admit/Open.
+///
+/// Origins: with `allowed_origins` set (the route's, else the server's), a handshake whose Origin is not allowed is
+/// refused with 403 before anything else runs (AllowedOrigins); cookie credentials are read only when it restricts
+/// origins (RestrictsOrigins).
 ///
 /// Handshake: every child's Admit runs. The connection is accepted when at least one child admits it; when all
 /// refuse, it is refused with the first stream's status. Open runs every child's Admit again (Endpoint has no way to
@@ -46,12 +51,14 @@ public:
         std::shared_ptr<Endpoint> endpoint;
     };
 
-    /// Throws std::invalid_argument when there is no stream, a name is empty or repeated, or an endpoint is null.
-    /// `max_json_depth` limits the nesting of the outer frame's payload (one level is the envelope's own).
+    /// Throws std::invalid_argument when there is no stream, a name is empty or repeated, an endpoint is null, or an
+    /// allowed_origins entry is invalid (OriginEntryError). `max_json_depth` limits the nesting of the outer frame's
+    /// payload (one level is the envelope's own).
     explicit Multiplexer(std::vector<Stream> streams, std::optional<AuthOptions> auth = std::nullopt,
-                         std::size_t max_json_depth = kDefaultMaxJsonDepth);
+                         std::size_t max_json_depth = kDefaultMaxJsonDepth, AllowedOrigins allowed_origins = std::nullopt);
 
-    /// 101 when at least one child admits the handshake; otherwise the first stream's status.
+    /// 403 when the origin is not allowed; else 101 when at least one child admits the handshake; otherwise the first
+    /// stream's status.
     int Admit(const HandshakeRequest& request) override;
     std::unique_ptr<Session> Open(const HandshakeRequest& request, std::shared_ptr<Outbox> outbox) override;
 
@@ -64,6 +71,7 @@ private:
     std::vector<Stream> streams_;
     std::optional<AuthOptions> auth_;
     std::size_t max_json_depth_;
+    AllowedOrigins allowed_origins_;
 };
 
 /// The error frame of a multiplexer: `{"stream": <stream_json>, "payload": <payload_frame>}`. `stream_json` is JSON

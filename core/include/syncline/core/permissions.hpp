@@ -74,10 +74,24 @@ public:
                                                     const GenericConsumer& consumer) const override;
 };
 
-/// Object level: a row is allowed when its `field` equals the user's id (an integer field compares with the id
-/// read as an integer; a text field with the id as text). Anonymous users own nothing. Every request passes the
-/// action-level check; `list` shows only the user's rows (in SQL), other rows answer 403. The field must be a field
-/// of the consumer's model (else each check throws std::invalid_argument naming it: a 500).
+/// Whether a field can hold a user's id (OwnerValue): integer, text or datetime (text).
+bool CanHoldOwner(const FieldSpec& field);
+
+/// The value that `field` holds in the rows `user` owns, or nullopt when the user owns none. Ids compare exactly, by
+/// type, never by coercion:
+/// - an integer field holds a user whose User::id is the canonical decimal text of an integer: exactly what the
+///   integer prints as (`std::to_string`), which is what a JSON integer claim or token-table id becomes. So "1" and
+///   "-7" are integers; "01", "+1", " 1", "1 ", "1.0", "1e0", "0x1", "-0" and "" are not, and own no integer row;
+/// - a text (or datetime) field holds the id's exact text: "01" owns "01", never "1".
+/// Anonymous users (or an empty id) own nothing. Throws std::invalid_argument naming the field when it cannot hold an
+/// owner (real, boolean, json: CanHoldOwner). Pure, thread-safe.
+std::optional<Value> OwnerValue(const FieldSpec& field, const User& user);
+
+/// Object level: a row is allowed when its `field` holds the user's id (OwnerValue: an integer field only for a
+/// canonical integer id, a text field for the exact text). Anonymous users own nothing. Every request passes the
+/// action-level check; `list` shows only the user's rows (in SQL, with the same typed value as the in-memory check
+/// of retrieve, writes and pushes, so both forms agree), other rows answer 403. The field must be an integer or text
+/// field of the consumer's model (else each check throws std::invalid_argument naming it: a 500).
 class IsOwner final : public Permission {
 public:
     /// `field`: the field holding the owner's id. Throws std::invalid_argument when empty.

@@ -17,7 +17,9 @@ namespace syncline::observer {
 /// How a RedisBus connects and how it behaves while Redis is away.
 struct RedisBusOptions {
     /// Where Redis is: `redis://host[:port][/db]`, with an optional `[user]:password@` before the host (sent with
-    /// AUTH). The port defaults to 6379 and the database to 0; an IPv6 host is written in brackets.
+    /// AUTH; the userinfo ends at the URL's last `@`, so the password may hold any character but is not
+    /// percent-decoded). The port defaults to 6379 and the database to 0; an IPv6 host is written in brackets. The
+    /// password never appears in a log line or an exception message (RedactUrl).
     std::string url;
     /// How often each connection is probed with PING when it is up.
     std::chrono::milliseconds ping_interval{500};

@@ -44,13 +44,29 @@ struct DatabaseOptions {
     Synchronous synchronous = Synchronous::kNormal;
     std::chrono::milliseconds busy_timeout{5000};  ///< How long a write waits for another process's write lock.
     std::size_t statement_cache_size = 128;        ///< Prepared statements kept per connection.
+    /// Memory of the prepared statements kept per connection (SQLite's own measure of each statement): the least
+    /// recently used ones are finalized to stay under it, and a statement taking more than an eighth of it alone is
+    /// finalized after its use instead of being kept.
+    std::size_t statement_cache_bytes = 4 * 1024 * 1024;
+    /// `in` filters with up to this many values are written inline (`col IN (?, ?, ...)`, padded with nulls to the
+    /// next power of two, so a few statement shapes cover every length); longer lists are bound as one parameter
+    /// (`col IN (SELECT value FROM syncline_values(?))`), one statement for any length. Both match the same rows.
+    /// See benchmarks/README.md for the measurements behind the default.
+    std::size_t inline_in_values = 16;
     /// Capture changes into the change feed (the default, and what syncline relies on). false only measures the
     /// raw write rate in benchmarks: it drops the capture triggers of these tables.
     bool capture_changes = true;
 };
 
-/// Storage failures are core's StoreError (consumers see them through ModelStore).
+/// Storage failures are core's StoreError (consumers see them through ModelStore). Their messages quote at most a
+/// couple of hundred bytes of any SQL text, however long the statement.
 using StorageError = syncline::StoreError;
+
+/// What the prepared-statement caches of a Database hold, summed over its connections.
+struct StatementCacheStats {
+    std::size_t statements = 0;
+    std::size_t bytes = 0;
+};
 
 class Connection;
 class Database;
@@ -146,6 +162,8 @@ public:
 
     /// Counts commits made through this Database object; ChangeFeed waits on it for an immediate wake-up.
     std::uint64_t local_commits() const;
+    /// The statement caches of the writer and of every reader connection now (any thread; a snapshot).
+    StatementCacheStats statement_cache() const;
 
 private:
     friend class ModelOps;

@@ -49,14 +49,26 @@ struct ServerOptions {
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
     std::chrono::milliseconds slow_reader_timeout{10000};
     /// Authentication of every route's handshakes (a route's own EndpointOptions::auth overrides it). Default: no
-    /// authenticator, every connection anonymous.
+    /// authenticator, every connection anonymous. Cookie credentials are read only on routes whose allowed origins
+    /// restrict who may connect (RestrictsOrigins); otherwise they are ignored, with one warning at Start.
     AuthOptions auth;
+    /// Which browser origins may open sockets on every route (AllowedOrigins; a route's own
+    /// EndpointOptions::allowed_origins, or Multiplex's, overrides it). nullopt: any origin.
+    AllowedOrigins allowed_origins;
+    /// Open websocket connections at most; further handshakes are refused with HTTP 503 (see
+    /// transport::ServerOptions::max_connections). 0: derived from the open-file limit.
+    std::size_t max_connections = 0;
+    /// Sockets still in their handshake at most (see transport::ServerOptions::max_handshakes).
+    std::size_t max_handshakes = 128;
     /// Threads of the executor that runs detached actions (streamed lists, custom detached actions) for every
-    /// route; 0 means one per core, at least 2. A stream waiting for a slow reader holds one of them.
+    /// route; 0 means one per core, at least 2. Connections take turns on them; a streamed list waiting for a slow
+    /// reader holds none (a custom handler that blocks holds one while it blocks).
     unsigned action_threads = 0;
     /// What each connection may send and hold (nesting depth, request_id size, subscriptions, `__in` values); a
     /// route's own EndpointOptions::limits overrides it.
     ConnectionLimits limits;
+    /// Memory of the prepared statements each SQLite connection keeps (storage::DatabaseOptions).
+    std::size_t statement_cache_bytes = 4 * 1024 * 1024;
 };
 
 /// A syncline server. Declare models and routes, then Run (or Start/Stop). Not thread-safe: configure and run it
@@ -83,8 +95,9 @@ public:
     /// Serves a multiplexer (PROTOCOL.md §9) at `path`: each (stream name, route path) pair names a route declared
     /// with Route (in any order, before Start), whose consumer then also answers on this socket as that stream;
     /// those routes stay served at their own paths too. Start throws std::invalid_argument naming a path that is
-    /// not a consumer route.
-    void Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams);
+    /// not a consumer route. `allowed_origins`: this socket's own (nullopt: ServerOptions::allowed_origins).
+    void Multiplex(std::string path, std::vector<std::pair<std::string, std::string>> streams,
+                   AllowedOrigins allowed_origins = std::nullopt);
     /// Constructs a consumer of type C from `args` and serves it at `path`; returns it.
     template <class C, class... Args>
     C& Route(std::string path, Args&&... args) {
@@ -127,6 +140,7 @@ private:
     struct MultiplexEntry {
         std::string path;
         std::vector<std::pair<std::string, std::string>> streams;
+        AllowedOrigins allowed_origins;
     };
     ServerOptions options_;
     std::vector<Schema> models_;

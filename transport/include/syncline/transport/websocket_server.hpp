@@ -7,7 +7,8 @@
 /// handler on that strand, so a session is never entered concurrently, sees its frames in arrival order, and gets
 /// OnClose exactly once, last. A connection is not pinned to one thread: its consecutive handlers may run on
 /// different workers, each one completing before the next starts. Endpoint::Admit and Endpoint::Open are called
-/// from any worker, concurrently for different connections.
+/// from any worker, concurrently for different connections. Every call into a websocketpp connection (send, close,
+/// ping, pong) is made on that connection's strand; the Outbox, callable from any thread, queues and posts there.
 
 #include <syncline/core/session.hpp>
 
@@ -37,24 +38,46 @@ struct ServerOptions {
     /// they wait in the connection's own queue, where a newer push for the same row replaces a queued one.
     std::size_t write_high_water = 256 * 1024;
     /// A connection whose outgoing queue stays over this many bytes for slow_reader_timeout (or exceeds four times
-    /// it at once) is closed with 1013: server memory stays bounded whatever a client does.
+    /// it at once) is closed with 1013: server memory stays bounded whatever a client does. Pongs count in the queue:
+    /// a client's ping is answered through it, at most one pong outstanding (a newer ping's replaces a waiting one),
+    /// and a pong that waits slow_reader_timeout without being written closes the connection with 1013 too.
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
     std::chrono::milliseconds slow_reader_timeout{10000};
     /// How long Stop() waits for open connections to finish their closing handshake before dropping them.
     std::chrono::milliseconds shutdown_timeout{5000};
+    /// Websocket connections open at once at most (counted from the accepted handshake to the close). A handshake
+    /// beyond answers HTTP 503 with a JSON body; /healthz keeps answering. 0: derived from the open-file limit
+    /// (DefaultMaxConnections).
+    std::size_t max_connections = 0;
+    /// Accepted sockets that are not (yet) websocket connections at most: handshakes in progress and plain HTTP
+    /// requests such as /healthz. When one more is accepted, the oldest of them is closed, so that peers that open
+    /// sockets and never finish a handshake cannot take every descriptor.
+    std::size_t max_handshakes = 128;
 };
+
+/// The default max_connections: the soft RLIMIT_NOFILE of the process minus a reserve of 256 descriptors (the
+/// database, Redis, the listening socket, max_handshakes sockets; half the limit when it is below 512), at least 1 and
+/// at most 65536.
+std::size_t DefaultMaxConnections();
 
 /// A websocket server that routes each handshake by exact path to an Endpoint and runs one Session per connection.
 ///
 /// Plain HTTP on the same port: `GET /healthz` answers 200 `{"status":"ok"}` (503 `{"status":"stopping"}` while
 /// stopping; another method on /healthz answers 405); a plain HTTP request for any other path answers 404. A
-/// handshake for an unknown path is refused with 404; Endpoint::Admit may refuse it with its own status. The query
-/// string is ignored when matching routes; "/a" and "/a/" are different paths.
+/// handshake for an unknown path is refused with 404; with max_connections websocket connections open, with 503 and
+/// a JSON body naming the limit; Endpoint::Admit may refuse it with its own status. The query string is ignored when
+/// matching routes; "/a" and "/a/" are different paths.
+///
+/// Descriptors: /healthz keeps answering whatever clients do. Websocket connections stop at max_connections (by
+/// default below the open-file limit), sockets still in their handshake at max_handshakes (the oldest is closed), and
+/// when accept fails for lack of descriptors anyway, accepts pause (100 ms, no busy loop) and a spare descriptor kept
+/// for that lets one connection in at a time: plain HTTP (/healthz) is answered on it, a websocket handshake is
+/// refused with 503.
 ///
 /// The Outbox given to each session: Send drops a frame that is not valid UTF-8 (one warning per connection) and is a
 /// no-op once Close was called or the connection closed; Close with a code that may not be sent (below 1000, 1004-1006,
-/// 1015-2999, above 4999) closes with 1011 instead; BufferedBytes counts the payload bytes of frames Send queued that
-/// are not yet written to the socket (0 once closed). Frames over max_message_bytes close the socket with 1009, and
+/// 1015-2999, above 4999) closes with 1011 instead; BufferedBytes counts the payload bytes of frames Send queued (and
+/// of pongs) that are not yet written to the socket (0 once closed). Frames over max_message_bytes close the socket with 1009, and
 /// invalid UTF-8 in an incoming text frame closes it with 1007 (websocketpp's checks); binary frames are delivered.
 ///
 /// Thread safety: Route, Start, Stop and Run are meant to be called from one controlling thread (Stop may also be

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,7 +69,8 @@ public:
     WsClient(const WsClient&) = delete;
     WsClient& operator=(const WsClient&) = delete;
 
-    /// Queues a text frame (must be valid UTF-8). Returns false if the connection is not open.
+    /// Queues a text frame (must be valid UTF-8) on the io thread; frames go out in the order of the calls. Returns
+    /// false if the connection is not open.
     bool SendText(std::string_view text);
     /// Queues a binary frame. Returns false if the connection is not open.
     bool SendBinary(std::string_view data);
@@ -132,8 +134,14 @@ public:
     std::optional<std::string> ReadExactly(std::size_t count, std::chrono::milliseconds timeout = kDefaultTimeout);
     /// Reads until the peer closes; returns what was read (including anything buffered), or nullopt on timeout.
     std::optional<std::string> ReadToEof(std::chrono::milliseconds timeout = kDefaultTimeout);
+    /// Calls `handler` each time a read has waited `every` without receiving anything (from the reading thread, during
+    /// the read), e.g. to nudge the peer. An empty handler turns it off.
+    void SetIdleHandler(std::chrono::milliseconds every, std::function<void()> handler);
     /// Caps the kernel receive buffer (SO_RCVBUF), e.g. so that a peer that stops reading makes the sender queue.
     bool SetReceiveBufferBytes(int bytes);
+    /// Bounds each blocking send (SO_SNDTIMEO): SendAll then fails instead of blocking longer on a peer that stopped
+    /// reading.
+    bool SetSendTimeout(std::chrono::milliseconds timeout);
     /// Closes the socket now.
     void Close();
 
@@ -145,6 +153,8 @@ private:
     int fd_ = -1;
     bool eof_ = false;
     std::string buffer_;
+    std::chrono::milliseconds idle_every_{0};
+    std::function<void()> idle_handler_;
 };
 
 /// A parsed HTTP response.
