@@ -29,8 +29,8 @@ std::int64_t Database::RowVersion(std::string_view table, const Value& pk) const
     auto use = conn.Use();
     // Newest first: a row that changed recently is found after a short scan; a row whose changes were all trimmed
     // costs a scan of the retained feed.
-    Statement st = conn.Prepare(
-        "SELECT seq FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
+    Statement st =
+        conn.Prepare("SELECT seq FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
     st.BindText(1, schema.table());
     st.Bind(2, pk);
     return st.Step() ? st.ColumnInt(0) : 0;
@@ -40,8 +40,8 @@ std::optional<ModelStore::LastChangeInfo> Database::LastChange(std::string_view 
     const Schema& schema = Model(table);
     Connection& conn = Reader();
     auto use = conn.Use();
-    Statement st = conn.Prepare(
-        "SELECT seq, op, old FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
+    Statement st =
+        conn.Prepare("SELECT seq, op, old FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
     st.BindText(1, schema.table());
     st.Bind(2, pk);
     if (!st.Step()) return std::nullopt;

@@ -60,8 +60,7 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
         changed = true;
     } else {
         auto conflict = [&](const std::string& column, const std::string& why) {
-            throw StorageError(StorageError::Kind::kSchema,
-                               "table \"" + t + "\", column \"" + column + "\": " + why);
+            throw StorageError(StorageError::Kind::kSchema, "table \"" + t + "\", column \"" + column + "\": " + why);
         };
         for (const auto& f : schema.fields()) {
             auto col = std::find_if(columns.begin(), columns.end(),
@@ -90,8 +89,9 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
         }
         for (const auto& col : columns) {
             if (!schema.FieldIndex(col.name) && col.notnull && !col.has_default && !col.pk) {
-                conflict(col.name, "the column is NOT NULL without a default but the schema does not declare it, so "
-                                   "no insert could succeed");
+                conflict(col.name,
+                         "the column is NOT NULL without a default but the schema does not declare it, so "
+                         "no insert could succeed");
             }
         }
     }

@@ -96,8 +96,8 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, s
                 cond = InSql(col, filter.values, inline_in_values, params);
                 break;
             case FilterOp::kIsNull: {
-                bool is_null = filter.value.kind() == Value::Kind::kBoolean ? filter.value.AsBoolean()
-                                                                            : !filter.value.IsNull();
+                bool is_null =
+                    filter.value.kind() == Value::Kind::kBoolean ? filter.value.AsBoolean() : !filter.value.IsNull();
                 cond = col + (is_null ? " IS NULL" : " IS NOT NULL");
                 break;
             }
