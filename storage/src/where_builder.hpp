@@ -25,6 +25,11 @@ public:
     void AddList(const std::vector<Value>* list);
     void BindAll(Statement& st) const;
 
+    // What was added, in order (for tests): parameter i (0-based) is a plain value, or a list when list(i) is set.
+    std::size_t size() const { return items_.size(); }
+    const Value& value(std::size_t i) const { return items_.at(i).value; }
+    const std::vector<Value>* list(std::size_t i) const { return items_.at(i).list; }
+
 private:
     struct Item {
         Value value;
@@ -36,6 +41,8 @@ private:
 // Builds the WHERE clause of a query, appending its parameters in order. The text lookups (contains, icontains,
 // startswith) call syncline_lookup (extensions.hpp): the function RowMatches uses, so that SQL and the in-memory
 // matcher agree on every row (LIKE and length() stop at a NUL, and LIKE needs its wildcards escaped).
+// Returns "" for no filters, else " WHERE " and the conditions joined by " AND ". Throws StorageError(kSchema) naming
+// the field and table for a filter on an undeclared field.
 std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, std::size_t inline_in_values,
                      Params& params);
 
