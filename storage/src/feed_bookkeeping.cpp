@@ -21,18 +21,23 @@ std::int64_t NowMs() {
         .count();
 }
 
+// `columns` of the latest change of a row still in the feed (no row when none). Newest first: a row that changed
+// recently is found after a short scan; a row whose changes were all trimmed costs a scan of the retained feed.
+Statement LatestChange(Connection& conn, const std::string& columns, const Schema& schema, const Value& pk) {
+    Statement st = conn.Prepare("SELECT " + columns +
+                                " FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
+    st.BindText(1, schema.table());
+    st.Bind(2, pk);
+    return st;
+}
+
 }  // namespace
 
 std::int64_t Database::RowVersion(std::string_view table, const Value& pk) const {
     const Schema& schema = Model(table);
     Connection& conn = Reader();
     auto use = conn.Use();
-    // Newest first: a row that changed recently is found after a short scan; a row whose changes were all trimmed
-    // costs a scan of the retained feed.
-    Statement st =
-        conn.Prepare("SELECT seq FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
-    st.BindText(1, schema.table());
-    st.Bind(2, pk);
+    Statement st = LatestChange(conn, "seq", schema, pk);
     return st.Step() ? st.ColumnInt(0) : 0;
 }
 
@@ -40,10 +45,7 @@ std::optional<ModelStore::LastChangeInfo> Database::LastChange(std::string_view 
     const Schema& schema = Model(table);
     Connection& conn = Reader();
     auto use = conn.Use();
-    Statement st =
-        conn.Prepare("SELECT seq, op, old FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
-    st.BindText(1, schema.table());
-    st.Bind(2, pk);
+    Statement st = LatestChange(conn, "seq, op, old", schema, pk);
     if (!st.Step()) return std::nullopt;
     LastChangeInfo info;
     info.version = st.ColumnInt(0);

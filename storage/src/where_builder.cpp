@@ -36,6 +36,23 @@ std::string InSql(const std::string& col, const std::vector<Value>& values, std:
     return cond + ")";
 }
 
+// The operator of a comparison filter, with its spaces. `ne` is IS NOT, so that it keeps the rows holding null (and
+// `ne null` means "not null"), as RowMatches does.
+const char* Comparison(FilterOp op) {
+    switch (op) {
+        case FilterOp::kNe:
+            return " IS NOT ";
+        case FilterOp::kLt:
+            return " < ";
+        case FilterOp::kLte:
+            return " <= ";
+        case FilterOp::kGt:
+            return " > ";
+        default:
+            return " >= ";  // kGte: WhereSql asks for the five comparisons only
+    }
+}
+
 }  // namespace
 
 void Params::Add(Value value) { items_.push_back(Item{std::move(value), nullptr}); }
@@ -73,23 +90,11 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, s
                 }
                 break;
             case FilterOp::kNe:
-                cond = col + " IS NOT ?";
-                params.Add(filter.value);
-                break;
             case FilterOp::kLt:
-                cond = col + " < ?";
-                params.Add(filter.value);
-                break;
             case FilterOp::kLte:
-                cond = col + " <= ?";
-                params.Add(filter.value);
-                break;
             case FilterOp::kGt:
-                cond = col + " > ?";
-                params.Add(filter.value);
-                break;
             case FilterOp::kGte:
-                cond = col + " >= ?";
+                cond = col + Comparison(filter.op) + "?";
                 params.Add(filter.value);
                 break;
             case FilterOp::kIn:
