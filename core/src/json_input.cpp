@@ -4,7 +4,14 @@
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
+#include <charconv>
+#include <clocale>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace syncline {
@@ -62,7 +69,30 @@ public:
     bool Int64(std::int64_t i) { return Value() && doc_.Int64(i); }
     bool Uint64(std::uint64_t u) { return Value() && doc_.Uint64(u); }
     bool Double(double d) { return Value() && doc_.Double(d); }
-    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return Value() && doc_.RawNumber(s, n, copy); }
+    // Every number comes here as its text (kParseNumbersAsStringsFlag, see ParseUntrustedJson).
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+        if (!Value()) return false;
+        const std::string_view text(s, n);
+        if (text.find_first_of(".eE") == std::string_view::npos) {
+            // An integer, as RapidJSON types them: int64 when negative, uint64 otherwise, a double beyond those.
+            std::int64_t i = 0;
+            std::uint64_t u = 0;
+            if (text[0] == '-' ? Parsed(std::from_chars(text.data(), text.data() + n, i), text)
+                               : Parsed(std::from_chars(text.data(), text.data() + n, u), text)) {
+                return text[0] == '-' ? doc_.Int64(i) : doc_.Uint64(u);
+            }
+        }
+        double d = 0;
+        if (Parsed(std::from_chars(text.data(), text.data() + n, d), text)) return doc_.Double(d);
+        // Out of a double's range: too close to zero is zero (or a subnormal), as everywhere; too big is refused.
+        static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
+        d = strtod_l(std::string(text).c_str(), nullptr, c_locale);
+        if (std::isinf(d)) {
+            failure_ = "Number too big to be stored in double.";
+            return false;
+        }
+        return doc_.Double(d);
+    }
     bool String(const char* s, rapidjson::SizeType n, bool copy) {
         if (!Value()) return false;
         if (!IsValidUtf8(std::string_view(s, n))) return BadText(std::string_view());
@@ -88,6 +118,10 @@ public:
     const std::string& failure() const { return failure_; }
 
 private:
+    static bool Parsed(std::from_chars_result result, std::string_view text) {
+        return result.ec == std::errc() && result.ptr == text.data() + text.size();
+    }
+
     static constexpr std::size_t kPathKeyBytes = 64;
 
     struct Level {
@@ -152,9 +186,18 @@ JsonInputError ParseUntrustedJson(rapidjson::Document& doc, std::string_view tex
         rapidjson::MemoryStream memory(text.data(), text.size());
         rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> input(memory);
         rapidjson::Reader reader;
-        constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+        // Numbers as text, converted exactly by the handler (RawNumber): RapidJSON's default conversion rounds long
+        // mantissas to a neighbouring double (a request_id of 60 digits was echoed as another number), and its
+        // full-precision one returns garbage for a zero with an exponent ("0e-24", 1.1.0's StrtodDiyFp).
+        constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
+                                    rapidjson::kParseNumbersAsStringsFlag;
         result = allow_comments ? reader.Parse<kFlags | rapidjson::kParseCommentsFlag>(input, handler)
                                 : reader.Parse<kFlags>(input, handler);
+        // RapidJSON takes a NUL byte for the end of the input, so `{"a":1}` followed by NUL and anything at all
+        // would pass: the whole text must have been read.
+        if (!result.IsError() && input.Tell() != text.size()) {
+            result.Set(rapidjson::kParseErrorDocumentRootNotSingular, input.Tell());
+        }
         return !result.IsError();
     };
     doc.Populate(generate);

@@ -435,18 +435,32 @@ std::string Schema::Fingerprint() const {
     return out;
 }
 
-std::string RowToJson(const Schema& schema, const Row& row) {
+namespace {
+
+std::string WriteRow(const Schema& schema, const Row& row, bool captured) {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     writer.StartObject();
     for (std::size_t i = 0; i < schema.size() && i < row.size(); ++i) {
         const FieldSpec& f = schema.field(i);
         writer.Key(f.name.data(), static_cast<rapidjson::SizeType>(f.name.size()));
-        WriteFieldValue(writer, f, row[i]);
+        if (captured && f.type == FieldType::kJson && row[i].kind() == Value::Kind::kText) {
+            // The text itself, as the capture trigger writes a json column: RowFromJson takes a string as the text.
+            static const FieldSpec kAsText{};  // only the type matters to WriteFieldValue: text
+            WriteFieldValue(writer, kAsText, row[i]);
+        } else {
+            WriteFieldValue(writer, f, row[i]);
+        }
     }
     writer.EndObject();
     return std::string(buffer.GetString(), buffer.GetSize());
 }
+
+}  // namespace
+
+std::string RowToJson(const Schema& schema, const Row& row) { return WriteRow(schema, row, false); }
+
+std::string RowToCapturedJson(const Schema& schema, const Row& row) { return WriteRow(schema, row, true); }
 
 Row RowFromJson(const Schema& schema, std::string_view json_text) {
     rapidjson::Document doc;

@@ -76,7 +76,8 @@ std::string EncodeEvent(const RowEvent& event, const Schema& schema) {
     }
     w.Key("r");
     if (event.row) {
-        std::string row = RowToJson(schema, *event.row);
+        // The captured form: DecodeEvent's RowFromJson gives back exactly this row (json fields included).
+        std::string row = RowToCapturedJson(schema, *event.row);
         w.RawValue(row.data(), row.size(), rapidjson::kObjectType);
     } else {
         w.Null();

@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 
 namespace syncline {
@@ -84,6 +86,56 @@ TEST(JsonInputTest, SyntaxErrorsCarryTheirOffset) {
     EXPECT_THAT(ParseUntrustedJson(doc, "[1] [2]").Describe(), HasSubstr("root must not be followed"));
     EXPECT_TRUE(ParseUntrustedJson(doc, "[1, /* c */ 2]"));
     EXPECT_FALSE(ParseUntrustedJson(doc, "[1, /* c */ 2]", kDefaultMaxJsonDepth, true));
+}
+
+TEST(JsonInputTest, ANulByteDoesNotEndTheText) {
+    // Found by the json fuzz target (fuzz/corpus/json/nul-after-root): RapidJSON reads a NUL byte as the end of the
+    // input, so anything after one was ignored and the text accepted.
+    using namespace std::string_literals;
+    rapidjson::Document doc;
+    JsonInputError error = ParseUntrustedJson(doc, "88\n\0"s);
+    ASSERT_TRUE(error);
+    EXPECT_TRUE(error.syntax);
+    EXPECT_EQ(error.offset, 3u);
+    EXPECT_THAT(error.Describe(), HasSubstr("root must not be followed"));
+    EXPECT_TRUE(doc.IsNull());
+    EXPECT_TRUE(ParseUntrustedJson(doc, "{\"action\":\"list\"}\0{\"action\":\"delete\",\"pk\":1}"s));
+    EXPECT_TRUE(ParseUntrustedJson(doc, "[1] // comment\0[2]"s, kDefaultMaxJsonDepth, true));
+    EXPECT_TRUE(ParseUntrustedJson(doc, "\0"s));
+    // Whitespace and comments after the document are still fine.
+    EXPECT_FALSE(ParseUntrustedJson(doc, "[1] \n\t"));
+    EXPECT_FALSE(ParseUntrustedJson(doc, "[1] // comment", kDefaultMaxJsonDepth, true));
+}
+
+TEST(JsonInputTest, NumbersAreReadExactly) {
+    // Found by the frame fuzz target (fuzz/corpus/frame/request-id-precision): a number with a long mantissa was read
+    // to a neighbouring double, and a request_id came back as another number.
+    for (const char* number :
+         {"111111111111111111111111111111111111111000000000000207729038", "0.1000000000000000055511151231257827",
+          "2.2250738585072011e-308", "18446744073709551616", "-9223372036854775809", "4.9406564584124654e-324"}) {
+        rapidjson::Document doc;
+        ASSERT_FALSE(ParseUntrustedJson(doc, std::string("[") + number + "]")) << number;
+        ASSERT_TRUE(doc[0].IsDouble()) << number;
+        EXPECT_EQ(doc[0].GetDouble(), std::strtod(number, nullptr)) << number;
+    }
+    // Found next (fuzz/corpus/frame/zero-with-exponent, UBSan in RapidJSON's full-precision conversion): a zero with
+    // an exponent was read as garbage, e.g. 0e-24 as -2.19e-193.
+    rapidjson::Document doc;
+    ASSERT_FALSE(ParseUntrustedJson(doc, "[0e-24, 0.0e-30, -0e-300, 0e-325, 1e-400, -1e-400, 0.000e-23]"));
+    for (const auto& zero : doc.GetArray()) {
+        ASSERT_TRUE(zero.IsDouble());
+        EXPECT_EQ(zero.GetDouble(), 0.0);
+    }
+    // Integers keep RapidJSON's types: int64 when negative, uint64 otherwise, as far as they fit.
+    ASSERT_FALSE(ParseUntrustedJson(doc, "[-9223372036854775808, 18446744073709551615, -0, 7, 7.0]"));
+    EXPECT_TRUE(doc[0].IsInt64() && doc[0].GetInt64() == INT64_MIN);
+    EXPECT_TRUE(doc[1].IsUint64() && !doc[1].IsInt64() && doc[1].GetUint64() == UINT64_MAX);
+    EXPECT_TRUE(doc[2].IsInt() && doc[2].GetInt() == 0);
+    EXPECT_TRUE(doc[3].IsInt() && doc[3].GetInt() == 7);
+    EXPECT_TRUE(doc[4].IsDouble() && doc[4].GetDouble() == 7.0);
+    // Too big for a double: refused, never infinity (which no reply could carry).
+    EXPECT_EQ(ParseUntrustedJson(doc, "[1.7976931348623159e308]").Describe(), "Number too big to be stored in double.");
+    EXPECT_TRUE(ParseUntrustedJson(doc, "[1e400]"));
 }
 
 TEST(JsonInputTest, Utf8ValidationFollowsTheUnicodeTable) {

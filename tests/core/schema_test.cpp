@@ -213,5 +213,17 @@ TEST(SchemaTest, RowJsonRoundTripWithUnicodeAndNulls) {
     EXPECT_THROW(RowFromJson(s, "[1]"), std::invalid_argument);
 }
 
+TEST(SchemaTest, TheCapturedFormReadsBackExactly) {
+    Schema s = Schema::FromJson("posts", R"({"fields": {"b": {"type": "boolean"}, "meta": {"type": "json"}}})");
+    for (const char* meta : {R"("[1]")", " [1] ", "1e2", R"({"a":[1,2]})", "not json"}) {
+        Row row = {Value(1), Value(true), Value(meta)};
+        EXPECT_EQ(RowFromJson(s, RowToCapturedJson(s, row)), row) << meta;
+    }
+    EXPECT_EQ(RowToCapturedJson(s, {Value(1), Value(false), Value(R"({"a":1})")}),
+              R"({"id":1,"b":false,"meta":"{\"a\":1}"})");
+    // RowToJson embeds the document: a string document that looks like JSON would read back as that JSON.
+    EXPECT_NE(RowFromJson(s, RowToJson(s, {Value(1), Value(true), Value(R"("[1]")")}))[2], Value(R"("[1]")"));
+}
+
 }  // namespace
 }  // namespace syncline

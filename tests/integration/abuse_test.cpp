@@ -81,7 +81,7 @@ protected:
     void SetUp() override {
         std::string config = dir_.File("config.json");
         std::ofstream(config) << R"({"database": "blog.db", "workers": 2, "action_threads": 2,
-            "max_connections": 300, "max_queue_bytes": 262144, "slow_reader_timeout_ms": 1000,
+            "max_connections": 150, "max_queue_bytes": 262144, "slow_reader_timeout_ms": 1000,
             "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true},
                 "title": {"type": "text", "max_length": 100}, "author": {"type": "text", "blank": true, "default": ""},
                 "secret": {"type": "text", "blank": true, "default": ""}, "hidden": {"type": "boolean", "default": false}}}},
@@ -216,11 +216,11 @@ TEST_F(AbuseTest, AVictimStaysServedWhileAttackersRunEveryAttackAtOnce) {
     });
     // 6. A connection flood up to max_connections, held.
     Attack([this] {
-        std::vector<std::unique_ptr<WsClient>> held;
+        std::vector<RawWebSocket> held;
         while (!stop_.load() && held.size() < 400) {
-            auto ws = Connect("/ws/posts/");
+            auto ws = RawWebSocket::Open(port_, "/ws/posts/");
             if (!ws) break;  // 503: the server is full
-            held.push_back(std::move(ws));
+            held.push_back(std::move(*ws));
         }
         held_.store(held.size());
         while (!stop_.load()) std::this_thread::sleep_for(50ms);
@@ -235,8 +235,11 @@ TEST_F(AbuseTest, AVictimStaysServedWhileAttackersRunEveryAttackAtOnce) {
     Clock::duration worst_reply{}, worst_push{}, worst_stream{}, worst_health{};
     long rss_peak = rss_before;
     std::string last_title;
-    const auto end = Clock::now() + 8s;
-    for (int i = 0; Clock::now() < end; ++i) {
+    // At least 8 s, and until every attack is in full swing (the flood has reached the cap and the hostile frames
+    // have been answered a hundred times): on a loaded machine or under sanitizers the attackers start slower.
+    const auto start = Clock::now();
+    auto attacks_ran = [this] { return held_.load() > 0 && refused_.load() > 100; };
+    for (int i = 0; Clock::now() < start + 8s || (!attacks_ran() && Clock::now() < start + 60s * kSlowdown); ++i) {
         last_title = "victim " + std::to_string(i);
         auto t0 = Clock::now();
         auto reply = writer->Request(R"({"action":"patch","request_id":)" + std::to_string(i) +
@@ -277,10 +280,10 @@ TEST_F(AbuseTest, AVictimStaysServedWhileAttackersRunEveryAttackAtOnce) {
     std::printf("abuse: %ld hostile frames refused with 4xx, %zu flood connections held\n", refused_.load(),
                 held_.load());
     // The attacks ran: hostile frames were answered (not dropped, not crashing anything), and the flood reached the
-    // cap (300, less the victims' and the other attackers' sockets).
+    // cap (150, less the victims' and the other attackers' sockets).
     EXPECT_GT(refused_.load(), 100);
-    EXPECT_GT(held_.load(), 250u);
-    EXPECT_LT(held_.load(), 300u);
+    EXPECT_GT(held_.load(), 120u);
+    EXPECT_LT(held_.load(), 150u);
     std::printf("abuse: worst reply %lld ms, push %lld ms, streamed list %lld ms, /healthz %lld ms; server RSS %ld -> "
                 "%ld KiB (peak)\n",
                 static_cast<long long>(ms(worst_reply)), static_cast<long long>(ms(worst_push)),

@@ -34,7 +34,9 @@ struct JsonInputError {
 ///  - `text is not valid Unicode in "data.title"` for a string or key with a lone surrogate escape (or bytes that
 ///    are not UTF-8), naming where it is (keys joined by '.', array positions as [i]; `(top level)` for the root);
 ///  - RapidJSON's message with the offset for any other syntax error.
-/// `allow_comments` accepts /* */ and // comments (the config file's JSON). Thread-safe (no shared state).
+/// Numbers are read exactly: integers as int64 or uint64 where they fit, others as the double nearest to the number
+/// written (one too big for a double is refused, one too small is 0). `allow_comments` accepts
+/// /* */ and // comments (the config file's JSON). Thread-safe (no shared state).
 JsonInputError ParseUntrustedJson(rapidjson::Document& doc, std::string_view text,
                                   std::size_t max_depth = kDefaultMaxJsonDepth, bool allow_comments = false);
 

@@ -106,6 +106,12 @@ bool IsValidJson(std::string_view text);
 /// Serializes a row as a JSON object keyed by field name (json fields embedded as JSON, booleans as true/false).
 std::string RowToJson(const Schema& schema, const Row& row);
 
+/// Serializes a row in the form RowFromJson reads back exactly, as the capture triggers write rows: json fields as
+/// JSON strings holding their text (embedded, a json field whose document is itself a string, "[1]" say, would read
+/// back as the text [1], and whitespace or number spellings would change), everything else as RowToJson writes it.
+/// Rows travel the bus in this form.
+std::string RowToCapturedJson(const Schema& schema, const Row& row);
+
 /// Reads a row from a JSON object keyed by field name, as the capture triggers write it (booleans may be 0/1, json
 /// fields are text). Fields missing from the object are null. Throws std::invalid_argument on malformed JSON.
 Row RowFromJson(const Schema& schema, std::string_view json_text);

@@ -28,7 +28,8 @@ struct RowEvent {
 /// give one event with the final state. A row created and deleted within the batch gives nothing.
 std::vector<RowEvent> Coalesce(std::vector<ChangeEvent> changes);
 
-/// Encodes an event as a bus payload: {"v": version, "t": table, "k": pk, "o": old row or null, "r": row or null}.
+/// Encodes an event as a bus payload: {"v": version, "t": table, "k": pk, "o": old row or null, "r": row or null},
+/// the rows in the captured form (RowToCapturedJson), so DecodeEvent gives back the same event.
 std::string EncodeEvent(const RowEvent& event, const Schema& schema);
 
 /// Decodes a payload. nullopt for malformed payloads or unknown tables (logged by the caller).
