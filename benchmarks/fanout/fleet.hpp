@@ -31,7 +31,7 @@ public:
     Fleet(const Fleet&) = delete;
     Fleet& operator=(const Fleet&) = delete;
 
-    /// Connects and subscribes every socket (at most 256 handshakes in flight). Returns "" when all got their 201,
+    /// Connects and subscribes every socket (at most 64 handshakes in flight). Returns "" when all got their 201,
     /// else the first error. Prints progress to stderr while it takes more than a second.
     std::string Open(const FleetSpec& spec);
     /// Closes every socket (bounded wait) and stops the io threads. Idempotent.

@@ -511,7 +511,8 @@ ServerConfig ParseConfig(std::string_view json_text) {
               {"database", "listen", "workers", "max_message_bytes", "ping_interval_ms", "pong_timeout_ms",
                "synchronous", "models", "routes", "rate_limit", "bus", "trim_horizon_s", "max_queue_bytes",
                "slow_reader_timeout_ms", "auth", "action_threads", "max_json_depth", "max_request_id_bytes",
-               "max_subscriptions_per_socket", "max_filter_values", "max_pending_actions", "statement_cache_bytes",
+               "max_subscriptions_per_socket", "max_filter_values", "max_list_filter_values_per_socket",
+               "max_pending_actions", "statement_cache_bytes",
                "allowed_origins", "max_connections", "max_handshakes"});
     ServerConfig config;
     const rapidjson::Value* database = Member(doc, "database");
@@ -573,6 +574,10 @@ ServerConfig ParseConfig(std::string_view json_text) {
     if (const auto* p = Member(doc, "max_subscriptions_per_socket")) {
         config.limits.max_subscriptions =
             static_cast<std::size_t>(GetInteger(*p, "max_subscriptions_per_socket", 1, 1000000));
+    }
+    if (const auto* p = Member(doc, "max_list_filter_values_per_socket")) {
+        config.limits.max_list_filter_values =
+            static_cast<std::size_t>(GetInteger(*p, "max_list_filter_values_per_socket", 1, 100000000));
     }
     if (const auto* p = Member(doc, "max_filter_values")) {
         config.limits.max_filter_values = static_cast<std::size_t>(GetInteger(*p, "max_filter_values", 1, 100000));

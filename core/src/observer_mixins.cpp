@@ -110,8 +110,11 @@ ActionResult UnsubscribeList(GenericConsumer& consumer, ActionRequest& request) 
 }  // namespace
 
 ActionResult SubscriptionLimitReply(const ConnectionContext& connection) {
+    const ConnectionLimits& limits = connection.limits();
     return ActionResult::Message(429, "Too many subscriptions on this socket (the limit is " +
-                                          std::to_string(connection.limits().max_subscriptions) + ").");
+                                          std::to_string(limits.max_subscriptions) + " subscriptions, and " +
+                                          std::to_string(limits.max_list_filter_values) +
+                                          " filter values in list subscriptions).");
 }
 
 std::string JsonOfValue(const Value& value) {

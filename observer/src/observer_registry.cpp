@@ -39,6 +39,13 @@ std::string Identity(const std::string& target, std::string_view request_id) {
     return key;
 }
 
+// What a list subscription's filter counts toward ConnectionLimits::max_list_filter_values.
+std::size_t FilterValues(const std::vector<Filter>& filter) {
+    std::size_t n = 0;
+    for (const Filter& f : filter) n += f.op == FilterOp::kIn ? f.values.size() : 1;
+    return n;
+}
+
 }  // namespace
 
 void Observer::Retain(const std::string& channel) {
@@ -83,6 +90,7 @@ void Observer::Add(ConnectionSubs& subs, const SubPtr& sub, std::vector<std::str
     for (const auto& c : sub->channels) Retain(c);
     subs.by_identity.emplace(sub->identity, sub);
     for (const auto& target : sub->targets) subs.by_target[target].emplace(sub->identity, sub);
+    if (sub->kind == Sub::Kind::kList) subs.list_filter_values += FilterValues(sub->filter);
     if (sub->kind == Sub::Kind::kInstance) {
         instance_[RowKey(sub->table, sub->pk)].emplace(sub->order, sub);
     } else {
@@ -106,6 +114,7 @@ void Observer::Remove(ConnectionSubs& subs, const SubPtr& sub) {
         }
     }
     subs.by_identity.erase(sub->identity);
+    if (sub->kind == Sub::Kind::kList) subs.list_filter_values -= FilterValues(sub->filter);
     --subscription_count_;
 }
 
@@ -217,12 +226,14 @@ bool Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& con
         std::string target = Target('l', consumer, "");
         std::string identity = Identity(target, request_id);
         // The same request_id again replaces the filter.
-        if (auto same = subs.by_identity.find(identity); same != subs.by_identity.end()) {
-            Remove(subs, SubPtr(same->second));
-        } else if (subs.by_identity.size() >= connection.limits().max_subscriptions) {
+        auto same = subs.by_identity.find(identity);
+        const std::size_t replaced = same == subs.by_identity.end() ? 0 : FilterValues(same->second->filter);
+        if ((same == subs.by_identity.end() && subs.by_identity.size() >= connection.limits().max_subscriptions) ||
+            subs.list_filter_values - replaced + FilterValues(filter) > connection.limits().max_list_filter_values) {
             if (subs.by_identity.empty()) by_connection_.erase(connection.id());
             return false;
         }
+        if (same != subs.by_identity.end()) Remove(subs, SubPtr(same->second));
         SubPtr sub = NewSub(connection, consumer, std::move(identity));
         sub->kind = Sub::Kind::kList;
         sub->request_id = request_id;

@@ -1,26 +1,19 @@
+// The Database itself: opening a file (connections, then the migrations of migrations.cpp), the rows (ModelOps: reads
+// through the WHERE builder of where_builder.cpp, and validated writes), and transactions with the one writer
+// connection they share. What it does with the change feed (row versions, cursors, leases, trimming) is in
+// feed_bookkeeping.cpp.
 #include <syncline/storage/database.hpp>
-
-#include <syncline/core/change.hpp>
 
 #include <algorithm>
 #include <cassert>
 
 #include "connection.hpp"
-#include "extensions.hpp"
+#include "migrations.hpp"
 #include "schema_sql.hpp"
+#include "where_builder.hpp"
 
 namespace syncline::storage {
 namespace {
-
-std::int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string Upper(std::string s) {
-    for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return s;
-}
 
 std::string SelectList(const Schema& schema) {
     std::string out;
@@ -29,129 +22,6 @@ std::string SelectList(const Schema& schema) {
         out += Quote(f.name);
     }
     return out;
-}
-
-struct ColumnInfo {
-    std::string name;
-    std::string type;
-    bool notnull = false;
-    bool has_default = false;
-    bool pk = false;
-};
-
-std::vector<ColumnInfo> TableInfo(Connection& conn, const std::string& table) {
-    std::vector<ColumnInfo> out;
-    Statement st = conn.Prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)");
-    st.BindText(1, table);
-    while (st.Step()) {
-        out.push_back(ColumnInfo{st.ColumnText(0), Upper(st.ColumnText(1)), st.ColumnInt(2) != 0, !st.ColumnIsNull(3),
-                                 st.ColumnInt(4) != 0});
-    }
-    return out;
-}
-
-// Brings one table in line with its schema, or throws kSchema naming the table and column. Returns true when DDL ran.
-bool MigrateTable(Connection& conn, const Schema& schema) {
-    const std::string& t = schema.table();
-    std::vector<ColumnInfo> columns = TableInfo(conn, t);
-    bool changed = false;
-    if (columns.empty()) {
-        conn.Exec(CreateTableSql(schema));
-        changed = true;
-    } else {
-        auto conflict = [&](const std::string& column, const std::string& why) {
-            throw StorageError(StorageError::Kind::kSchema,
-                               "table \"" + t + "\", column \"" + column + "\": " + why);
-        };
-        for (const auto& f : schema.fields()) {
-            auto col = std::find_if(columns.begin(), columns.end(),
-                                    [&](const ColumnInfo& c) { return Upper(c.name) == Upper(f.name); });
-            if (col == columns.end()) {
-                if (f.primary_key) conflict(f.name, "the primary key differs from the database's");
-                if (!f.nullable && !f.default_value) {
-                    conflict(f.name, "a new NOT NULL column needs a default for the existing rows");
-                }
-                conn.Exec("ALTER TABLE " + Quote(t) + " ADD COLUMN " + ColumnSql(f));
-                changed = true;
-                continue;
-            }
-            if (col->type != SqlType(f)) {
-                conflict(f.name, "the database has type " + col->type + ", the schema declares " +
-                                     std::string(FieldTypeName(f.type)) + " (" + SqlType(f) + ")");
-            }
-            if (col->pk != f.primary_key) conflict(f.name, "the primary key differs from the database's");
-            if (!f.primary_key && col->notnull != !f.nullable) {
-                conflict(f.name, col->notnull ? "the database column is NOT NULL, the schema allows null"
-                                              : "the database column allows null, the schema does not");
-            }
-            if (!f.primary_key && col->notnull && col->has_default && !f.default_value) {
-                conflict(f.name, "the schema dropped the default of a NOT NULL column");
-            }
-        }
-        for (const auto& col : columns) {
-            if (!schema.FieldIndex(col.name) && col.notnull && !col.has_default && !col.pk) {
-                conflict(col.name, "the column is NOT NULL without a default but the schema does not declare it, so "
-                                   "no insert could succeed");
-            }
-        }
-    }
-    for (const auto& f : schema.fields()) {
-        if (!f.unique || f.primary_key) continue;
-        try {
-            conn.Exec("CREATE UNIQUE INDEX IF NOT EXISTS " + Quote("_syncline_uq_" + t + "_" + f.name) + " ON " +
-                      Quote(t) + " (" + Quote(f.name) + ")");
-        } catch (const StorageError& e) {
-            throw StorageError(StorageError::Kind::kSchema,
-                               "table \"" + t + "\", column \"" + f.name + "\": cannot make it unique: " + e.what());
-        }
-    }
-    return changed;
-}
-
-// Installs (or, with capture off, removes) a table's capture triggers; rewrites only those whose text differs, so
-// an unchanged schema does not invalidate other processes' prepared statements.
-void SyncTriggers(Connection& conn, const Schema& schema, bool capture) {
-    for (const auto& [name, sql] : CaptureTriggers(schema)) {
-        Statement st = conn.Prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1");
-        st.BindText(1, name);
-        std::optional<std::string> existing;
-        if (st.Step()) existing = st.ColumnText(0);
-        if (capture && existing == sql) continue;
-        if (existing) conn.Exec("DROP TRIGGER " + Quote(name));
-        if (capture) conn.Exec(sql);
-    }
-}
-
-std::string JoinedFingerprint(const std::vector<Schema>& models) {
-    std::vector<std::string> parts;
-    for (const auto& s : models) parts.push_back(s.Fingerprint());
-    std::sort(parts.begin(), parts.end());
-    std::string out;
-    for (const auto& p : parts) out += p + "\n";
-    return out;
-}
-
-void RecordSchemaVersion(Connection& conn, const std::vector<Schema>& models) {
-    std::string fingerprint = JoinedFingerprint(models);
-    std::optional<std::string> old_fingerprint;
-    std::int64_t version = 0;
-    {
-        Statement st = conn.Prepare("SELECT key, value FROM _syncline_meta WHERE key IN ('fingerprint', 'version')");
-        while (st.Step()) {
-            if (st.ColumnText(0) == "fingerprint") {
-                old_fingerprint = st.ColumnText(1);
-            } else {
-                version = st.ColumnInt(1);
-            }
-        }
-    }
-    if (old_fingerprint == fingerprint) return;
-    Statement st = conn.Prepare(
-        "INSERT INTO _syncline_meta (key, value) VALUES ('fingerprint', ?1), ('version', ?2) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-    st.BindText(1, fingerprint);
-    st.BindInt(2, version + 1);
-    st.Step();
 }
 
 // Collects field errors and throws them together: a caller sees every problem of a write at once.
@@ -189,124 +59,6 @@ std::vector<std::pair<std::size_t, Value>> Resolve(const Schema& schema, const A
         }
     }
     return out;
-}
-
-// The parameters of a query, in order: plain values, and `in` lists bound whole for syncline_values (pointing into
-// the query's filters, which outlive the statement's run).
-class Params {
-public:
-    void Add(Value value) { items_.push_back(Item{std::move(value), nullptr}); }
-    void AddList(const std::vector<Value>* list) { items_.push_back(Item{Value(), list}); }
-    void BindAll(Statement& st) const {
-        for (std::size_t i = 0; i < items_.size(); ++i) {
-            int index = static_cast<int>(i + 1);
-            if (items_[i].list) {
-                st.BindValues(index, items_[i].list);
-            } else {
-                st.Bind(index, items_[i].value);
-            }
-        }
-    }
-
-private:
-    struct Item {
-        Value value;
-        const std::vector<Value>* list;
-    };
-    std::vector<Item> items_;
-};
-
-// The condition of an `in` filter. A short list is written inline, padded with nulls (which match nothing) to the
-// next power of two so that few statement shapes serve every length; a longer one is one parameter, so no list ever
-// makes a statement of its own length (a 250,000-value list made a 40 MB statement per length before).
-std::string InSql(const std::string& col, const std::vector<Value>& values, std::size_t inline_max, Params& params) {
-    if (values.empty()) return "0";
-    if (values.size() > inline_max) {
-        params.AddList(&values);
-        // `+value`: an expression has no affinity, as a bound parameter has none, so the column's affinity applies to
-        // the values exactly as in the inline form (a bare `value` is a column: text and number would not convert).
-        return col + " IN (SELECT +value FROM " + std::string(kValuesTable) + "(?))";
-    }
-    std::size_t slots = 1;
-    while (slots < values.size()) slots *= 2;
-    std::string cond = col + " IN (";
-    for (std::size_t i = 0; i < slots; ++i) {
-        cond += i ? ", ?" : "?";
-        params.Add(i < values.size() ? values[i] : Value());
-    }
-    return cond + ")";
-}
-
-// Builds the WHERE clause of a query, appending its parameters in order. The text lookups (contains, icontains,
-// startswith) call syncline_lookup (extensions.hpp): the function RowMatches uses, so that SQL and the in-memory
-// matcher agree on every row (LIKE and length() stop at a NUL, and LIKE needs its wildcards escaped).
-std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, std::size_t inline_in_values,
-                     Params& params) {
-    std::string sql;
-    for (const auto& filter : filters) {
-        if (!schema.FieldIndex(filter.field)) {
-            throw StorageError(StorageError::Kind::kSchema,
-                               "unknown field \"" + filter.field + "\" in a filter on \"" + schema.table() + "\"");
-        }
-        std::string col = Quote(filter.field);
-        std::string cond;
-        switch (filter.op) {
-            case FilterOp::kExact:
-                if (filter.value.IsNull()) {
-                    cond = col + " IS NULL";
-                } else {
-                    cond = col + " = ?";
-                    params.Add(filter.value);
-                }
-                break;
-            case FilterOp::kNe:
-                cond = col + " IS NOT ?";
-                params.Add(filter.value);
-                break;
-            case FilterOp::kLt:
-                cond = col + " < ?";
-                params.Add(filter.value);
-                break;
-            case FilterOp::kLte:
-                cond = col + " <= ?";
-                params.Add(filter.value);
-                break;
-            case FilterOp::kGt:
-                cond = col + " > ?";
-                params.Add(filter.value);
-                break;
-            case FilterOp::kGte:
-                cond = col + " >= ?";
-                params.Add(filter.value);
-                break;
-            case FilterOp::kIn:
-                cond = InSql(col, filter.values, inline_in_values, params);
-                break;
-            case FilterOp::kIsNull: {
-                bool is_null = filter.value.kind() == Value::Kind::kBoolean ? filter.value.AsBoolean()
-                                                                            : !filter.value.IsNull();
-                cond = col + (is_null ? " IS NULL" : " IS NOT NULL");
-                break;
-            }
-            case FilterOp::kContains:
-            case FilterOp::kIContains:
-            case FilterOp::kStartsWith: {
-                std::optional<std::string> needle = LookupText(filter.value);
-                if (!needle) {
-                    cond = "0";  // a null operand matches nothing
-                    break;
-                }
-                const FieldSpec& field = schema.field(*schema.FieldIndex(filter.field));
-                cond = std::string(kLookupFunction) + "(" + std::to_string(static_cast<int>(filter.op)) + ", " +
-                       std::to_string(static_cast<int>(field.type)) + ", " + col + ", ?)";
-                params.Add(std::move(*needle));
-                break;
-            }
-        }
-        sql += sql.empty() ? " WHERE " : " AND ";
-        sql += cond;
-    }
-    return sql;
 }
 
 }  // namespace
@@ -637,41 +389,6 @@ std::int64_t Database::Count(std::string_view table, const std::vector<Filter>& 
     return ModelOps(this, &Reader()).Count(table, filters);
 }
 
-std::int64_t Database::RowVersion(std::string_view table, const Value& pk) const {
-    const Schema& schema = Model(table);
-    Connection& conn = Reader();
-    auto use = conn.Use();
-    // Newest first: a row that changed recently is found after a short scan; a row whose changes were all trimmed
-    // costs a scan of the retained feed.
-    Statement st = conn.Prepare(
-        "SELECT seq FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
-    st.BindText(1, schema.table());
-    st.Bind(2, pk);
-    return st.Step() ? st.ColumnInt(0) : 0;
-}
-
-std::optional<ModelStore::LastChangeInfo> Database::LastChange(std::string_view table, const Value& pk) const {
-    const Schema& schema = Model(table);
-    Connection& conn = Reader();
-    auto use = conn.Use();
-    Statement st = conn.Prepare(
-        "SELECT seq, op, old FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
-    st.BindText(1, schema.table());
-    st.Bind(2, pk);
-    if (!st.Step()) return std::nullopt;
-    LastChangeInfo info;
-    info.version = st.ColumnInt(0);
-    info.deleted = static_cast<ChangeOp>(st.ColumnInt(1)) == ChangeOp::kDelete;
-    if (!st.ColumnIsNull(2)) {
-        try {
-            info.before = RowFromJson(schema, st.ColumnText(2));
-        } catch (const std::invalid_argument&) {
-            // An unreadable image is an unknown one.
-        }
-    }
-    return info;
-}
-
 namespace {
 
 // Runs `write` in its own BEGIN IMMEDIATE ... COMMIT on the writer, so that the row it reads back is the one it wrote
@@ -741,104 +458,6 @@ void Database::ExecuteWrite(const std::string& sql) {
         writer_->Exec(sql);
     }
     NotifyCommitted();
-}
-
-void Database::SetCursor(const std::string& name, std::int64_t seq) {
-    WriterLock lock(this);
-    auto use = writer_->Use();
-    Statement st = writer_->Prepare(
-        "INSERT INTO _syncline_cursors (name, seq, updated_ms) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_ms = excluded.updated_ms");
-    st.BindText(1, name);
-    st.BindInt(2, seq);
-    st.BindInt(3, NowMs());
-    st.Step();
-}
-
-void Database::RemoveCursor(const std::string& name) {
-    WriterLock lock(this);
-    auto use = writer_->Use();
-    Statement st = writer_->Prepare("DELETE FROM _syncline_cursors WHERE name = ?1");
-    st.BindText(1, name);
-    st.Step();
-}
-
-std::optional<std::int64_t> Database::GetCursor(const std::string& name) const {
-    Connection& conn = Reader();
-    auto use = conn.Use();
-    Statement st = conn.Prepare("SELECT seq FROM _syncline_cursors WHERE name = ?1");
-    st.BindText(1, name);
-    if (!st.Step()) return std::nullopt;
-    return st.ColumnInt(0);
-}
-
-bool Database::HoldLease(const std::string& name, const std::string& holder, std::chrono::milliseconds ttl) {
-    WriterLock lock(this);
-    auto use = writer_->Use();
-    std::int64_t now = NowMs();
-    Statement st = writer_->Prepare(
-        "INSERT INTO _syncline_leases (name, holder, expires_ms) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms "
-        "WHERE _syncline_leases.holder = excluded.holder OR _syncline_leases.expires_ms < ?4");
-    st.BindText(1, name);
-    st.BindText(2, holder);
-    st.BindInt(3, now + ttl.count());
-    st.BindInt(4, now);
-    st.Step();
-    return sqlite3_changes(writer_->handle()) > 0;
-}
-
-void Database::ReleaseLease(const std::string& name, const std::string& holder) {
-    WriterLock lock(this);
-    auto use = writer_->Use();
-    Statement st = writer_->Prepare("DELETE FROM _syncline_leases WHERE name = ?1 AND holder = ?2");
-    st.BindText(1, name);
-    st.BindText(2, holder);
-    st.Step();
-}
-
-std::int64_t Database::Trim(std::chrono::milliseconds horizon) {
-    WriterLock lock(this);
-    auto use = writer_->Use();
-    Connection& w = *writer_;
-    w.Exec("BEGIN IMMEDIATE");
-    try {
-        std::int64_t now = NowMs();
-        auto scalar = [&](const std::string& sql, std::int64_t bind) -> std::optional<std::int64_t> {
-            Statement st = w.Prepare(sql);
-            if (sql.find('?') != std::string::npos) st.BindInt(1, bind);
-            st.Step();
-            if (st.ColumnIsNull(0)) return std::nullopt;
-            return st.ColumnInt(0);
-        };
-        std::int64_t latest = scalar("SELECT max(seq) FROM _syncline_changes", 0).value_or(0);
-        {
-            Statement st = w.Prepare("INSERT INTO _syncline_trim_marks (at_ms, seq) VALUES (?1, ?2)");
-            st.BindInt(1, now);
-            st.BindInt(2, latest);
-            st.Step();
-        }
-        // The latest seq that was already committed `horizon` ago: everything up to it is older than the horizon.
-        std::optional<std::int64_t> bound =
-            scalar("SELECT max(seq) FROM _syncline_trim_marks WHERE at_ms <= ?1", now - horizon.count());
-        std::int64_t deleted = 0;
-        if (bound) {
-            std::int64_t limit = std::min(*bound, latest - 1);  // keep the latest change: seq is never reused
-            if (auto cursor = scalar("SELECT min(seq) FROM _syncline_cursors", 0)) limit = std::min(limit, *cursor);
-            Statement del = w.Prepare("DELETE FROM _syncline_changes WHERE seq <= ?1");
-            del.BindInt(1, limit);
-            del.Step();
-            deleted = sqlite3_changes(w.handle());
-            Statement marks = w.Prepare("DELETE FROM _syncline_trim_marks WHERE seq < ?1");
-            marks.BindInt(1, *bound);
-            marks.Step();
-        }
-        w.Exec("COMMIT");
-        return deleted;
-    } catch (...) {
-        w.Exec("ROLLBACK");
-        throw;
-    }
 }
 
 }  // namespace syncline::storage

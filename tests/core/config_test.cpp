@@ -101,12 +101,17 @@ TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
     EXPECT_EQ(defaults.limits.max_request_id_bytes, 256u);
     EXPECT_EQ(defaults.limits.max_subscriptions, 1000u);
     EXPECT_EQ(defaults.limits.max_filter_values, 1000u);
+    EXPECT_EQ(defaults.limits.max_list_filter_values, 10000u);
     ServerConfig set = ParseConfig(With(route, R"("max_json_depth": 8, "max_request_id_bytes": 64,
-                                                  "max_subscriptions_per_socket": 5, "max_filter_values": 10,)"));
+                                                  "max_subscriptions_per_socket": 5, "max_filter_values": 10,
+                                                  "max_list_filter_values_per_socket": 40,)"));
     EXPECT_EQ(set.limits.max_json_depth, 8u);
     EXPECT_EQ(set.limits.max_request_id_bytes, 64u);
     EXPECT_EQ(set.limits.max_subscriptions, 5u);
     EXPECT_EQ(set.limits.max_filter_values, 10u);
+    EXPECT_EQ(set.limits.max_list_filter_values, 40u);
+    EXPECT_EQ(Error(With(route, R"("max_list_filter_values_per_socket": 0,)")),
+              "max_list_filter_values_per_socket: expected an integer from 1 to 100000000");
     EXPECT_EQ(Error(With(route, R"("max_json_depth": 100000,)")), "max_json_depth: expected an integer from 2 to 1000");
     EXPECT_EQ(Error(With(route, R"("max_subscriptions_per_socket": 0,)")),
               "max_subscriptions_per_socket: expected an integer from 1 to 1000000");

@@ -26,6 +26,7 @@ using test_support::WsClient;
 
 constexpr const char* kConfig = R"({
   "database": "blog.db", "listen": {"port": 0}, "workers": 2, "max_subscriptions_per_socket": 50,
+  "max_list_filter_values_per_socket": 2500,
   "models": {
     "posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text", "max_length": 100},
                          "author": {"type": "text", "blank": true, "default": ""},
@@ -211,7 +212,8 @@ TEST_F(AdversarialTest, SubscriptionsPerSocketAreLimited) {
     EXPECT_THAT(Call(*ws, R"({"action":"subscribe_instance","pk":1,"request_id":7})"), HasSubstr("201"));
     auto refused = Parse(ws->Request(R"({"action":"subscribe_instance","pk":1,"request_id":50})"));
     EXPECT_EQ(refused["response_status"].GetInt(), 429);
-    EXPECT_STREQ(refused["errors"][0].GetString(), "Too many subscriptions on this socket (the limit is 50).");
+    EXPECT_STREQ(refused["errors"][0].GetString(),                  "Too many subscriptions on this socket (the limit is 50 subscriptions, and 2500 filter values in "
+                 "list subscriptions).");
     EXPECT_EQ(Parse(ws->Request(R"({"action":"subscribe_list","request_id":"L"})"))["response_status"].GetInt(), 429);
     EXPECT_EQ(server_->observer().subscription_count(), 50u);
     // Another socket has its own allowance; unsubscribing frees room.
@@ -246,6 +248,35 @@ TEST_F(AdversarialTest, InFiltersAreBoundedEverywhere) {
     EXPECT_EQ(twice["response_status"].GetInt(), 400);
     EXPECT_STREQ(twice["errors"][0].GetString(), "Filter \"author\" is given more than once.");
     EXPECT_EQ(server_->observer().subscription_count(), 0u);
+    ExpectServed(*ws);
+}
+
+// Finding 5, the rest: the largest filters allowed, on as many list subscriptions as allowed, would still hold
+// millions of values per socket (and cost the observer that much per write). The socket's list subscriptions share a
+// budget of filter values (an __in list counts its values, any other condition one).
+TEST_F(AdversarialTest, ListSubscriptionsShareABudgetOfFilterValues) {
+    auto ws = Connect();
+    auto subscribe = [&](const std::string& id, int n, const std::string& more = "") {
+        std::string list = "[";
+        for (int i = 0; i < n; ++i) list += (i ? "," : "") + std::to_string(i + 1);
+        auto reply = Parse(ws->Request(R"({"action":"subscribe_list","request_id":")" + id +
+                                       R"(","filter":{"id__in":)" + list + "]" + more + "}}"));
+        return reply.IsObject() ? reply["response_status"].GetInt() : 0;
+    };
+    EXPECT_EQ(subscribe("a", 1000), 201);
+    EXPECT_EQ(subscribe("b", 1000), 201);
+    EXPECT_EQ(subscribe("c", 1000), 429);  // 3000 > 2500
+    EXPECT_EQ(server_->observer().subscription_count(), 2u);
+    EXPECT_EQ(subscribe("c", 499, R"(,"author":"x")"), 201);  // 2500: at the limit
+    EXPECT_EQ(subscribe("a", 1000), 201);  // replacing a subscription's filter counts only the new one
+    EXPECT_EQ(subscribe("d", 1), 429);
+    EXPECT_THAT(Call(*ws, R"({"action":"unsubscribe_list","request_id":"b"})"), HasSubstr("204"));
+    EXPECT_EQ(subscribe("d", 1000), 201);  // unsubscribing gave its values back
+    EXPECT_EQ(server_->observer().subscription_count(), 3u);
+    // Another socket has a budget of its own.
+    auto other = Connect();
+    EXPECT_THAT(Call(*other, R"({"action":"subscribe_list","request_id":"x","filter":{"author":"x"}})"),
+                HasSubstr("201"));
     ExpectServed(*ws);
 }
 

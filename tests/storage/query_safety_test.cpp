@@ -23,14 +23,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace std::string_literals;
 
-Schema ItemsSchema() {
-    return Schema::FromJson("items", R"({"fields": {
-        "id": {"type": "integer", "primary_key": true},
-        "t":  {"type": "text", "null": true, "blank": true},
-        "n":  {"type": "integer", "null": true},
-        "r":  {"type": "real", "null": true},
-        "b":  {"type": "boolean", "null": true}}})");
-}
+using testing::ItemsSchema;
 
 std::unique_ptr<Database> OpenItems(const std::string& path, std::size_t inline_in_values = 8,
                                     std::size_t cache_bytes = 4 << 20) {

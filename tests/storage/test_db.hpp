@@ -34,6 +34,16 @@ inline Schema TagsSchema() {
         "label": {"type": "text", "unique": true}}})");
 }
 
+/// One nullable column of each scalar type: the queries' tests (query_safety_test, where_builder_test).
+inline Schema ItemsSchema() {
+    return Schema::FromJson("items", R"({"fields": {
+        "id": {"type": "integer", "primary_key": true},
+        "t":  {"type": "text", "null": true, "blank": true},
+        "n":  {"type": "integer", "null": true},
+        "r":  {"type": "real", "null": true},
+        "b":  {"type": "boolean", "null": true}}})");
+}
+
 inline std::unique_ptr<storage::Database> OpenBlog(const std::string& path,
                                                    storage::Synchronous sync = storage::Synchronous::kNormal) {
     storage::DatabaseOptions options;

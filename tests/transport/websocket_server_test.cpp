@@ -750,6 +750,33 @@ TEST_F(TransportWebSocketServer, BeyondMaxHandshakesTheOldestSocketInItsHandshak
     EXPECT_EQ(health.status, 200) << health.error;
 }
 
+// A burst of honest clients larger than max_handshakes (everyone reconnecting after a restart) is served: a socket in
+// its handshake is only closed for room once it has had handshake_grace to finish.
+TEST_F(TransportWebSocketServer, ABurstOfHandshakesLargerThanMaxHandshakesIsServedWithinTheGrace) {
+    ServerOptions options = DefaultOptions();
+    options.max_handshakes = 4;
+    options.handshake_grace = 5s;  // far longer than this test needs, even on a loaded machine
+    StartServer(options);
+    // Twelve sockets in their handshake at once: each sends its request line and waits, as a slow network would.
+    std::vector<TcpConnection> burst;
+    for (int i = 0; i < 12; ++i) {
+        auto raw = TcpConnection::Connect("127.0.0.1", port_);
+        ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->SendAll("GET /ws/echo/ HTTP/1.1\r\n"));
+        burst.push_back(std::move(*raw));
+    }
+    // Then every one finishes its handshake, the oldest first, and is answered 101.
+    for (std::size_t i = 0; i < burst.size(); ++i) {
+        ASSERT_TRUE(burst[i].SendAll("Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+            << "socket " << i << " was closed before it could finish its handshake";
+        const auto head = burst[i].ReadUntil("\r\n\r\n");
+        ASSERT_TRUE(head) << "socket " << i << " of the burst was not answered";
+        EXPECT_EQ(head->rfind("HTTP/1.1 101", 0), 0u) << *head;
+    }
+    EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 12; }));
+}
+
 TEST_F(TransportWebSocketServer, SessionCloseSendsQueuedFramesFirst) {
     StartServer();
     ConnectResult client = Connect();

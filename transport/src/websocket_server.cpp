@@ -81,16 +81,19 @@ struct SocketSlot {
     // The connection's socket, set with the slot (accept strand) when `overflow`; closed by the destructor.
     asio::ip::tcp::socket* socket = nullptr;
     bool in_handshake = true;  // guarded by the tracker's mutex
+    const std::chrono::steady_clock::time_point accepted_at = std::chrono::steady_clock::now();
     std::list<std::pair<websocketpp::connection_hdl, SocketSlot*>>::iterator position;  // guarded likewise
 };
 
 // The sockets accepted and not yet websocket connections (handshakes in progress, plain HTTP requests), oldest first,
 // so that sockets that never finish a handshake cannot take every descriptor: beyond max_handshakes the oldest is
-// closed. Also keeps one spare descriptor, lent to accept one connection when the process is out of descriptors
+// closed once it has had handshake_grace to finish (a burst of honest clients, e.g. all reconnecting after a restart,
+// is served even when it is larger than max_handshakes). Also keeps one spare descriptor, lent to accept one connection when the process is out of descriptors
 // (so /healthz is answered then too). Thread-safe; shared with every slot, so it outlives the server if need be.
 class SocketTracker : public std::enable_shared_from_this<SocketTracker> {
 public:
-    explicit SocketTracker(std::size_t max_handshakes) : max_handshakes_(std::max<std::size_t>(max_handshakes, 1)) {
+    SocketTracker(std::size_t max_handshakes, std::chrono::milliseconds grace)
+        : max_handshakes_(std::max<std::size_t>(max_handshakes, 1)), grace_(grace) {
         spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
     ~SocketTracker() {
@@ -99,21 +102,31 @@ public:
     SocketTracker(const SocketTracker&) = delete;
     SocketTracker& operator=(const SocketTracker&) = delete;
 
-    /// A socket just accepted (accept strand): its slot. `evict` receives the oldest socket still in its handshake
-    /// when there are now more than max_handshakes of them (it is no longer tracked), else stays empty.
-    std::shared_ptr<SocketSlot> Track(const websocketpp::connection_hdl& hdl, bool borrowed,
-                                      websocketpp::connection_hdl& evict) {
+    /// A socket just accepted (accept strand): its slot.
+    std::shared_ptr<SocketSlot> Track(const websocketpp::connection_hdl& hdl, bool borrowed) {
         auto slot = std::make_shared<SocketSlot>(shared_from_this(), borrowed);
         std::lock_guard<std::mutex> lock(mutex_);
         in_handshake_.emplace_back(hdl, slot.get());
         slot->position = std::prev(in_handshake_.end());
-        if (in_handshake_.size() > max_handshakes_) {
+        return slot;
+    }
+
+    /// While more than max_handshakes sockets are in their handshake, takes out the oldest ones that have had their
+    /// grace (they are no longer tracked) into `evict`. Returns when to look again: when the oldest of those over the
+    /// limit will have had its grace, or nullopt when they are within the limit.
+    std::optional<std::chrono::steady_clock::time_point> TakeOverdue(std::chrono::steady_clock::time_point now,
+                                                                     std::vector<websocketpp::connection_hdl>& evict) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        while (in_handshake_.size() > max_handshakes_) {
             auto& [oldest, oldest_slot] = in_handshake_.front();
-            evict = oldest;
+            if (oldest_slot->accepted_at + grace_ > now) {
+                return oldest_slot->accepted_at + grace_;
+            }
+            evict.push_back(oldest);
             oldest_slot->in_handshake = false;
             in_handshake_.pop_front();
         }
-        return slot;
+        return std::nullopt;
     }
 
     /// The socket became a websocket connection (its strand): it is no longer a candidate for eviction.
@@ -151,6 +164,7 @@ private:
     }
 
     const std::size_t max_handshakes_;
+    const std::chrono::milliseconds grace_;
     std::mutex mutex_;
     std::list<std::pair<websocketpp::connection_hdl, SocketSlot*>> in_handshake_;  // guarded by mutex_
     int spare_fd_ = -1;                                                            // guarded by mutex_
@@ -773,6 +787,7 @@ public:
             boost::system::error_code ignored;
             acceptor_.close(ignored);
             accept_retry_timer_.cancel();
+            handshake_timer_.cancel();
         });
         for (const auto& state : open) {
             state->outbox->Close(kGoingAway, kShutdownReason);
@@ -905,19 +920,41 @@ private:
             return;
         }
         accept_error_logged_ = false;
-        websocketpp::connection_hdl evict;
-        connection->socket_slot = tracker_->Track(connection->get_handle(), lend_spare_, evict);
+        connection->socket_slot = tracker_->Track(connection->get_handle(), lend_spare_);
         if (lend_spare_) {
             connection->socket_slot->socket = &connection->get_raw_socket();
             lend_spare_ = false;
         }
-        if (!evict.expired()) {
-            Evict(evict);
-        }
+        EvictOverdueHandshakes();
         // start() runs the first steps of the connection (socket init, the tcp post-init handler, the first read)
         // synchronously: run it on the connection's strand, like every later step, not on the accept strand.
         asio::post(*connection->get_strand(), [connection] { connection->start(); });
         DoAccept();
+    }
+
+    // Beyond max_handshakes sockets in their handshake, closes the oldest that have had their grace, and looks again
+    // when the next one will have (accept strand).
+    void EvictOverdueHandshakes() {
+        std::vector<websocketpp::connection_hdl> evict;
+        const auto next = tracker_->TakeOverdue(std::chrono::steady_clock::now(), evict);
+        for (const auto& hdl : evict) {
+            Evict(hdl);
+        }
+        if (!next || (handshake_timer_armed_ && handshake_timer_at_ <= *next)) {
+            return;
+        }
+        handshake_timer_armed_ = true;
+        handshake_timer_at_ = *next;
+        handshake_timer_.expires_at(*next);
+        handshake_timer_.async_wait(asio::bind_executor(accept_strand_, [this](const boost::system::error_code& ec) {
+            if (ec == asio::error::operation_aborted) {
+                return;  // re-armed earlier, or stopping
+            }
+            handshake_timer_armed_ = false;
+            if (acceptor_.is_open()) {
+                EvictOverdueHandshakes();
+            }
+        }));
     }
 
     // Closes a socket that has not finished its handshake (more than max_handshakes are open), as websocketpp's own
@@ -1242,7 +1279,11 @@ private:
     bool accept_error_logged_ = false;  // accept_strand_ only
     bool lend_spare_ = false;           // accept_strand_ only: the next socket accepted took the spare descriptor
     std::uint64_t evictions_ = 0;       // accept_strand_ only
-    const std::shared_ptr<SocketTracker> tracker_ = std::make_shared<SocketTracker>(options_.max_handshakes);
+    asio::steady_timer handshake_timer_{io_};                     // EvictOverdueHandshakes; accept_strand_ only
+    bool handshake_timer_armed_ = false;                          // likewise
+    std::chrono::steady_clock::time_point handshake_timer_at_{};  // likewise
+    const std::shared_ptr<SocketTracker> tracker_ =
+        std::make_shared<SocketTracker>(options_.max_handshakes, options_.handshake_grace);
     // Websocket connections counted toward max_connections (shared with their slots, which may outlive this).
     struct ConnectionCount {
         std::atomic<std::size_t> open{0};

@@ -50,6 +50,10 @@ struct ConnectionLimits {
     std::size_t max_subscriptions = 1000;
     /// Values in one `__in` filter list (of `list`, streamed lists and `subscribe_list`): beyond it, 400.
     std::size_t max_filter_values = 1000;
+    /// Filter values held by all of the connection's list subscriptions together (an `__in` list counts its values,
+    /// any other condition one), which bounds their memory and the observer's work per write: a `subscribe_list`
+    /// beyond it answers 429 and subscribes nothing.
+    std::size_t max_list_filter_values = 10000;
     /// Detached actions (streamed lists, custom detached actions) queued, running or waiting for room at once: one
     /// more answers 429 naming the limit. 0: no limit.
     std::size_t max_pending_actions = 16;

@@ -38,8 +38,9 @@ struct InstanceSubscription {
 /// number of subscriptions held (per row, group or connection), never a scan of a connection's or the server's.
 ///
 /// Each connection may hold at most `connection.limits().max_subscriptions` subscriptions (one per row, group or
-/// list subscribed, per request_id): a Subscribe call that would go beyond returns false and adds nothing. Adding one
-/// that the connection already holds changes nothing and returns true.
+/// list subscribed, per request_id), and its list subscriptions at most `max_list_filter_values` filter values
+/// together (an `__in` list counts its values, any other condition one): a Subscribe call that would go beyond either
+/// returns false and adds nothing. Adding one that the connection already holds changes nothing and returns true.
 class SubscriptionRegistry {
 public:
     virtual ~SubscriptionRegistry() = default;

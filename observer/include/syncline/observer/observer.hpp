@@ -87,6 +87,7 @@ private:
     struct ConnectionSubs {
         std::unordered_map<std::string, SubPtr> by_identity;
         std::unordered_map<std::string, std::unordered_map<std::string, SubPtr>> by_target;  // target -> identity
+        std::size_t list_filter_values = 0;  // held by the list subscriptions (ConnectionLimits::max_list_filter_values)
     };
     SubPtr NewSub(ConnectionContext& connection, GenericConsumer& consumer, std::string identity);
     // With mutex_ held: adds a sub made by NewSub under its targets; its channels are retained.

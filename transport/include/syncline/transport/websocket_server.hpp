@@ -50,9 +50,11 @@ struct ServerOptions {
     /// (DefaultMaxConnections).
     std::size_t max_connections = 0;
     /// Accepted sockets that are not (yet) websocket connections at most: handshakes in progress and plain HTTP
-    /// requests such as /healthz. When one more is accepted, the oldest of them is closed, so that peers that open
-    /// sockets and never finish a handshake cannot take every descriptor.
+    /// requests such as /healthz. Beyond, the oldest of them is closed once it has been open handshake_grace, so that
+    /// peers that open sockets and never finish a handshake cannot take every descriptor, while a burst of honest
+    /// clients larger than the limit (all reconnecting at once) is still served.
     std::size_t max_handshakes = 128;
+    std::chrono::milliseconds handshake_grace{1000};
 };
 
 /// The default max_connections: the soft RLIMIT_NOFILE of the process minus a reserve of 256 descriptors (the
