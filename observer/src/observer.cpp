@@ -1,87 +1,24 @@
+// The observer's fan-out: events from the bus (or re-read from the change feed after a bus outage) are de-duplicated
+// by version and pushed to the subscriptions they concern (observer_registry.cpp keeps those).
 #include <syncline/observer/observer.hpp>
 
 #include <syncline/core/log.hpp>
 
-#include <rapidjson/document.h>
+#include "subscription.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <map>
+#include <stdexcept>
+#include <string_view>
 #include <tuple>
-#include <unordered_set>
+#include <utility>
 
 namespace syncline::observer {
 namespace {
 
-std::string RowKey(const std::string& table, const Value& pk) { return table + '\x1f' + pk.DebugString(); }
-
 // The last versions remembered per row for de-duplication; past this many rows, the oldest half is forgotten.
 constexpr std::size_t kMaxRememberedRows = 200000;
-
-}  // namespace
-
-namespace {
-
-// What a list subscription's filter counts toward ConnectionLimits::max_list_filter_values.
-std::size_t FilterValues(const std::vector<Filter>& filter) {
-    std::size_t n = 0;
-    for (const Filter& f : filter) n += f.op == FilterOp::kIn ? f.values.size() : 1;
-    return n;
-}
-
-}  // namespace
-
-struct Observer::Sub {
-    enum class Kind { kInstance, kGroup, kList };
-    Kind kind = Kind::kInstance;
-    std::weak_ptr<ConnectionContext> connection;
-    std::uint64_t connection_id = 0;
-    GenericConsumer* consumer = nullptr;
-    std::string table;
-    std::string request_id;
-    std::string identity;              // key in ConnectionSubs::by_identity
-    std::vector<std::string> targets;  // keys in ConnectionSubs::by_target
-    std::uint64_t order = 0;
-    std::vector<std::string> channels;
-    // instance
-    Value pk;
-    Value lookup_value;
-    std::atomic<std::int64_t> last_version{0};
-    // group
-    std::shared_ptr<const GroupObserver> observer;
-    std::string group;
-    // list
-    std::vector<Filter> filter;
-};
-
-namespace {
-
-// Keys of a connection's subscriptions. Parts are length-prefixed, so no text a client chooses (a pk, a group, a
-// request_id) can make two different subscriptions share a key.
-void AppendPart(std::string& key, std::string_view part) {
-    key += std::to_string(part.size());
-    key += ':';
-    key += part;
-}
-
-std::string Target(char kind, const GenericConsumer& consumer, std::string_view what) {
-    std::string key(1, kind);
-    AppendPart(key, std::to_string(reinterpret_cast<std::uintptr_t>(&consumer)));
-    AppendPart(key, what);
-    return key;
-}
-
-std::string GroupWhat(const GroupObserver& observer, std::string_view group) {
-    std::string what;
-    AppendPart(what, std::to_string(reinterpret_cast<std::uintptr_t>(&observer)));
-    AppendPart(what, group);
-    return what;
-}
-
-std::string Identity(const std::string& target, std::string_view request_id) {
-    std::string key = target;
-    AppendPart(key, request_id);
-    return key;
-}
 
 }  // namespace
 
@@ -95,220 +32,6 @@ Observer::~Observer() = default;
 void Observer::Start() {
     if (catch_up_) last_seen_.store(catch_up_->LatestSeq());
     bus_.SetHandler([this](std::string_view channel, std::string_view payload) { OnMessage(channel, payload); });
-}
-
-void Observer::Retain(const std::string& channel) {
-    // Called with mutex_ held; the bus call only queues (both buses), so it cannot call back into us.
-    if (channel_refs_[channel]++ == 0) bus_.Subscribe(channel);
-}
-
-void Observer::Release(const std::string& channel) {
-    auto it = channel_refs_.find(channel);
-    if (it == channel_refs_.end()) return;
-    if (--it->second == 0) {
-        channel_refs_.erase(it);
-        bus_.Unsubscribe(channel);
-    }
-}
-
-void Observer::Await(const std::vector<std::string>& channels) const {
-    if (!await_subscribed_) return;
-    for (const auto& channel : channels) await_subscribed_(channel);
-}
-
-Observer::SubPtr Observer::NewSub(ConnectionContext& connection, GenericConsumer& consumer, std::string identity) {
-    auto sub = std::make_shared<Sub>();
-    sub->connection = connection.shared_from_this();
-    sub->connection_id = connection.id();
-    sub->consumer = &consumer;
-    sub->table = consumer.options().model;
-    sub->identity = std::move(identity);
-    return sub;
-}
-
-void Observer::Add(ConnectionSubs& subs, const SubPtr& sub, std::vector<std::string> targets,
-                   std::vector<std::string> channels) {
-    // Indexed under each target alone (unsubscribing every request_id) and with its request_id (unsubscribing one).
-    sub->targets.clear();
-    for (auto& target : targets) {
-        sub->targets.push_back(Identity(target, sub->request_id));
-        sub->targets.push_back(std::move(target));
-    }
-    sub->channels = std::move(channels);
-    sub->order = next_order_++;
-    for (const auto& c : sub->channels) Retain(c);
-    subs.by_identity.emplace(sub->identity, sub);
-    for (const auto& target : sub->targets) subs.by_target[target].emplace(sub->identity, sub);
-    if (sub->kind == Sub::Kind::kList) subs.list_filter_values += FilterValues(sub->filter);
-    if (sub->kind == Sub::Kind::kInstance) {
-        instance_[RowKey(sub->table, sub->pk)].emplace(sub->order, sub);
-    } else {
-        table_subs_[sub->table].emplace(sub->order, sub);
-    }
-    ++subscription_count_;
-}
-
-void Observer::Remove(ConnectionSubs& subs, const SubPtr& sub) {
-    for (const auto& c : sub->channels) Release(c);
-    auto& index = sub->kind == Sub::Kind::kInstance ? instance_ : table_subs_;
-    const std::string key = sub->kind == Sub::Kind::kInstance ? RowKey(sub->table, sub->pk) : sub->table;
-    if (auto found = index.find(key); found != index.end()) {
-        found->second.erase(sub->order);
-        if (found->second.empty()) index.erase(found);
-    }
-    for (const auto& target : sub->targets) {
-        if (auto found = subs.by_target.find(target); found != subs.by_target.end()) {
-            found->second.erase(sub->identity);
-            if (found->second.empty()) subs.by_target.erase(found);
-        }
-    }
-    subs.by_identity.erase(sub->identity);
-    if (sub->kind == Sub::Kind::kList) subs.list_filter_values -= FilterValues(sub->filter);
-    --subscription_count_;
-}
-
-void Observer::RemoveTarget(std::uint64_t connection_id, const std::string& target,
-                            const std::optional<std::string>& request_id) {
-    auto conn_it = by_connection_.find(connection_id);
-    if (conn_it == by_connection_.end()) return;
-    ConnectionSubs& subs = conn_it->second;
-    auto target_it = subs.by_target.find(request_id ? Identity(target, *request_id) : target);
-    if (target_it == subs.by_target.end()) return;
-    std::vector<SubPtr> doomed;
-    doomed.reserve(target_it->second.size());
-    for (const auto& [identity, sub] : target_it->second) doomed.push_back(sub);
-    for (const SubPtr& sub : doomed) Remove(subs, sub);
-    if (subs.by_identity.empty()) by_connection_.erase(conn_it);
-}
-
-bool Observer::SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
-                                 InstanceSubscription subscription) {
-    std::string channel = layout_.ForRow(consumer.options().model, subscription.pk);
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ConnectionSubs& subs = by_connection_[connection.id()];
-        std::string row_target = Target('i', consumer, subscription.pk.DebugString());
-        std::string identity = Identity(row_target, subscription.request_id);
-        if (subs.by_identity.count(identity) == 0) {
-            if (subs.by_identity.size() >= connection.limits().max_subscriptions) {
-                if (subs.by_identity.empty()) by_connection_.erase(connection.id());
-                return false;
-            }
-            SubPtr sub = NewSub(connection, consumer, std::move(identity));
-            sub->kind = Sub::Kind::kInstance;
-            sub->request_id = std::move(subscription.request_id);
-            sub->last_version.store(subscription.known_version);
-            // Unsubscribing names the row by the lookup value the client used, or by its pk.
-            std::vector<std::string> targets{row_target};
-            if (!(subscription.lookup_value == subscription.pk)) {
-                targets.push_back(Target('i', consumer, subscription.lookup_value.DebugString()));
-            }
-            sub->pk = std::move(subscription.pk);
-            sub->lookup_value = std::move(subscription.lookup_value);
-            Add(subs, sub, std::move(targets), {channel});
-        }  // else: subscribing twice with the same request_id changes nothing
-    }
-    Await({channel});
-    return true;
-}
-
-void Observer::UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer, const Value& lookup_value,
-                                   const std::optional<std::string>& request_id) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    RemoveTarget(connection.id(), Target('i', consumer, lookup_value.DebugString()), request_id);
-}
-
-bool Observer::SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
-                               std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
-                               const std::string& request_id) {
-    const std::string& table = consumer.options().model;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ConnectionSubs& subs = by_connection_[connection.id()];
-        // The groups not subscribed yet, each once.
-        struct Fresh {
-            std::string target, identity;
-            const std::string* group;
-        };
-        std::vector<Fresh> fresh;
-        for (const auto& group : groups) {
-            std::string target = Target('g', consumer, GroupWhat(*observer, group));
-            std::string identity = Identity(target, request_id);
-            if (subs.by_identity.count(identity) != 0) continue;
-            if (std::any_of(fresh.begin(), fresh.end(), [&](const Fresh& f) { return f.identity == identity; })) {
-                continue;
-            }
-            fresh.push_back(Fresh{std::move(target), std::move(identity), &group});
-        }
-        if (subs.by_identity.size() + fresh.size() > connection.limits().max_subscriptions) {
-            if (subs.by_identity.empty()) by_connection_.erase(connection.id());
-            return false;
-        }
-        for (Fresh& f : fresh) {
-            SubPtr sub = NewSub(connection, consumer, std::move(f.identity));
-            sub->kind = Sub::Kind::kGroup;
-            sub->request_id = request_id;
-            sub->observer = observer;
-            sub->group = *f.group;
-            Add(subs, sub, {std::move(f.target)}, layout_.ForTable(table));
-        }
-    }
-    Await(layout_.ForTable(table));
-    return true;
-}
-
-void Observer::UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
-                                 const GroupObserver& observer, const std::vector<std::string>& groups,
-                                 const std::optional<std::string>& request_id) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& group : groups) {
-        RemoveTarget(connection.id(), Target('g', consumer, GroupWhat(observer, group)), request_id);
-    }
-}
-
-bool Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
-                             const std::string& request_id) {
-    const std::string& table = consumer.options().model;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ConnectionSubs& subs = by_connection_[connection.id()];
-        std::string target = Target('l', consumer, "");
-        std::string identity = Identity(target, request_id);
-        // The same request_id again replaces the filter.
-        auto same = subs.by_identity.find(identity);
-        const std::size_t replaced = same == subs.by_identity.end() ? 0 : FilterValues(same->second->filter);
-        if ((same == subs.by_identity.end() && subs.by_identity.size() >= connection.limits().max_subscriptions) ||
-            subs.list_filter_values - replaced + FilterValues(filter) > connection.limits().max_list_filter_values) {
-            if (subs.by_identity.empty()) by_connection_.erase(connection.id());
-            return false;
-        }
-        if (same != subs.by_identity.end()) Remove(subs, SubPtr(same->second));
-        SubPtr sub = NewSub(connection, consumer, std::move(identity));
-        sub->kind = Sub::Kind::kList;
-        sub->request_id = request_id;
-        sub->filter = std::move(filter);
-        Add(subs, sub, {std::move(target)}, layout_.ForTable(table));
-    }
-    Await(layout_.ForTable(table));
-    return true;
-}
-
-void Observer::UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
-                               const std::optional<std::string>& request_id) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    RemoveTarget(connection.id(), Target('l', consumer, ""), request_id);
-}
-
-void Observer::DropConnection(ConnectionContext& connection) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto conn_it = by_connection_.find(connection.id());
-    if (conn_it == by_connection_.end()) return;
-    ConnectionSubs& subs = conn_it->second;
-    std::vector<SubPtr> all;
-    all.reserve(subs.by_identity.size());
-    for (const auto& [identity, sub] : subs.by_identity) all.push_back(sub);
-    for (const SubPtr& sub : all) Remove(subs, sub);
-    by_connection_.erase(conn_it);
 }
 
 bool Observer::SeenBefore(const RowEvent& event) {
@@ -339,171 +62,196 @@ void Observer::OnMessage(std::string_view channel, std::string_view payload) {
     Deliver(*event);
 }
 
-void Observer::Deliver(const RowEvent& event) {
+// One event's pushes: the permission checks and frames that its subscribers share, each built once, and the push to
+// each subscriber's socket. Lives for one Deliver call, on the delivery thread.
+class Observer::EventPush {
+public:
+    EventPush(const RowEvent& event, const Schema& schema) : event_(event), schema_(schema) {
+        pk_json_ = JsonOfValue(event.pk);
+        if (event.old_json) {
+            try {
+                old_row_ = RowFromJson(schema, *event.old_json);
+            } catch (const std::invalid_argument&) {
+                Log(LogLevel::kWarn, "observer: unreadable old row of " + event.table);
+            }
+        }
+    }
+
+    // An instance subscriber gets the row's new state (update), or a delete when the row is gone or its socket may
+    // no longer see it; nothing when it already has this version or its permission refuses the push.
+    void ToInstanceSubscriber(Sub& sub) {
+        std::shared_ptr<ConnectionContext> connection = sub.connection.lock();
+        if (!connection || event_.version <= sub.last_version.load()) return;
+        GenericConsumer& consumer = *sub.consumer;
+        const PushCheck& check = Check("subscribe_instance");
+        bool visible = false;
+        try {
+            if (!check.Allowed(consumer, *connection)) return;  // a denied push is not sent at all
+            // A row the socket may not see (out of its queryset, or refused by an object permission) has left it.
+            visible = event_.row && check.CanSee(consumer, *connection, *event_.row);
+        } catch (const std::exception& e) {
+            PermissionFailed(e);
+            return;
+        }
+        SharedPush& push =
+            visible ? Frame(consumer, "update", 200, sub.request_id) : Frame(consumer, "delete", 204, sub.request_id);
+        if (push.key.empty()) push.key = InstancePushKey(consumer, event_.pk, sub.request_id);
+        connection->Push(push.frame, push.key);
+        sub.last_version.store(event_.version);
+        ++sent_;
+    }
+
+    // A group or list subscriber: whether the row belonged to its group or list before and after decides create,
+    // update or delete; nothing when it belonged to neither or its permission refuses the push.
+    void ToTableSubscriber(const Sub& sub) {
+        std::shared_ptr<ConnectionContext> connection = sub.connection.lock();
+        if (!connection) return;
+        GenericConsumer& consumer = *sub.consumer;
+        const PushCheck& check =
+            Check(sub.kind == Sub::Kind::kList ? "subscribe_list" : sub.observer->subscribe_action);
+        bool was = false;
+        bool is = false;
+        try {
+            if (!check.Allowed(consumer, *connection)) return;
+            was = old_row_ && IsMember(sub, *connection, check, *old_row_, false);
+            is = event_.row && IsMember(sub, *connection, check, *event_.row, true);
+        } catch (const std::exception& e) {
+            PermissionFailed(e);
+            return;
+        }
+        if (!was && !is) return;
+        SharedPush& push = Frame(consumer, was && is ? "update" : was ? "delete" : "create", 200, sub.request_id);
+        connection->Push(push.frame, "g:" + std::to_string(reinterpret_cast<std::uintptr_t>(&sub)) + ":" + pk_json_);
+        ++sent_;
+    }
+
+    std::uint64_t frames_sent() const { return sent_; }
+    std::uint64_t serializations() const { return serializations_; }
+
+private:
+    // A complete frame and its coalescing key.
+    struct SharedPush {
+        std::shared_ptr<const SharedFrame> frame;
+        std::string key;  // instance pushes: one per consumer, row and request_id (set by the caller)
+    };
+
+    // The frame of `action` for one consumer and request_id: subscribers that share them get the same SharedFrame,
+    // which the transport prepares once for all of their sockets. Its data is the row serialized once per consumer
+    // and state (204: the pk), its head built once per consumer, action and status.
+    SharedPush& Frame(GenericConsumer& consumer, std::string_view action, int status, std::string_view request_id) {
+        SharedPush& push = frames_[{&consumer, action, status, request_id}];
+        if (!push.frame) {
+            std::string& head = heads_[{&consumer, action, status}];
+            if (head.empty()) {
+                std::string data =
+                    status == 204 ? "{\"pk\":" + pk_json_ + "}" : Represent(consumer, action != "delete");
+                head = PushPrefix(action, status, data, event_.version);
+            }
+            std::string frame = head;
+            frame.append(request_id);
+            frame += '}';
+            push.frame = std::make_shared<const SharedFrame>(std::move(frame));
+        }
+        return push;
+    }
+
+    const std::string& Represent(const GenericConsumer& consumer, bool new_state) {
+        Represented& represented = represented_[&consumer];
+        std::optional<std::string>& slot = new_state ? represented.new_state : represented.old_state;
+        if (!slot) {
+            slot = consumer.Represent(new_state ? *event_.row : *old_row_);
+            ++serializations_;
+        }
+        return *slot;
+    }
+
+    const PushCheck& Check(const std::string& action) {
+        return checks_.try_emplace(action, action, event_.pk).first->second;
+    }
+
+    // Whether `row` (the old state or the new) is in the subscriber's list or group, as its socket sees it.
+    bool IsMember(const Sub& sub, ConnectionContext& connection, const PushCheck& check, const Row& row, bool is_new) {
+        if (!check.CanSee(*sub.consumer, connection, row)) return false;
+        if (sub.kind == Sub::Kind::kList) return RowMatches(schema_, row, sub.filter);
+        auto& cached = groups_[sub.observer.get()];
+        std::vector<std::string>& keys = is_new ? cached.second : cached.first;
+        if (keys.empty()) {
+            keys = sub.observer->row_groups(row);
+            if (keys.empty()) keys.push_back(std::string("\x1f"));  // "no groups", cached
+        }
+        return std::find(keys.begin(), keys.end(), sub.group) != keys.end();
+    }
+
+    // A permission that throws skips that socket's push; logged once per event, not once per socket.
+    void PermissionFailed(const std::exception& e) {
+        if (permission_failure_logged_) return;
+        permission_failure_logged_ = true;
+        Log(LogLevel::kError, "observer: a permission check failed for a push of " + event_.table + " " + pk_json_ +
+                                  " (the push is skipped for those sockets): " + e.what());
+    }
+
+    struct Represented {
+        std::optional<std::string> new_state, old_state;
+    };
+
+    const RowEvent& event_;
+    const Schema& schema_;
+    std::optional<Row> old_row_;
+    std::string pk_json_;
+    std::map<std::string, PushCheck> checks_;  // by subscribe action
+    std::unordered_map<const GenericConsumer*, Represented> represented_;
+    // Keys hold views of literals and of the subscriptions' request_ids, which outlive the event.
+    std::map<std::tuple<const GenericConsumer*, std::string_view, int>, std::string> heads_;
+    std::map<std::tuple<const GenericConsumer*, std::string_view, int, std::string_view>, SharedPush> frames_;
+    // Per group observer, the groups of the old row and of the new one.
+    std::map<const GroupObserver*, std::pair<std::vector<std::string>, std::vector<std::string>>> groups_;
+    bool permission_failure_logged_ = false;
+    std::uint64_t sent_ = 0;
+    std::uint64_t serializations_ = 0;
+};
+
+void Observer::NoteReceived(const RowEvent& event) {
     std::int64_t seen = last_seen_.load();
     while (event.version > seen && !last_seen_.compare_exchange_weak(seen, event.version)) {
     }
-    {
-        std::lock_guard<std::mutex> lock(stats_mutex_);
-        ++stats_.events;
+    std::lock_guard<std::mutex> lock(stats_mutex_);
+    ++stats_.events;
+}
+
+Observer::Concerned Observer::SubscriptionsOf(const RowEvent& event) const {
+    Concerned concerned;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = instance_.find(RowKey(event.table, event.pk)); it != instance_.end()) {
+        concerned.instance.reserve(it->second.size());
+        for (const auto& [order, sub] : it->second) concerned.instance.push_back(sub);
     }
-    std::vector<SubPtr> instance_subs, table_subs;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (auto it = instance_.find(RowKey(event.table, event.pk)); it != instance_.end()) {
-            instance_subs.reserve(it->second.size());
-            for (const auto& [order, sub] : it->second) instance_subs.push_back(sub);
-        }
-        if (auto it = table_subs_.find(event.table); it != table_subs_.end()) {
-            table_subs.reserve(it->second.size());
-            for (const auto& [order, sub] : it->second) table_subs.push_back(sub);
-        }
+    if (auto it = table_subs_.find(event.table); it != table_subs_.end()) {
+        concerned.table.reserve(it->second.size());
+        for (const auto& [order, sub] : it->second) concerned.table.push_back(sub);
     }
+    return concerned;
+}
+
+void Observer::Deliver(const RowEvent& event) {
+    NoteReceived(event);
+    Concerned concerned = SubscriptionsOf(event);
     // Nothing to remember for a row nobody here watches: a replayed older version reaching a later subscriber is
     // still dropped, by the subscription's own version (instance) or by the newer version remembered once it is
     // delivered (groups).
-    if (instance_subs.empty() && table_subs.empty()) return;
+    if (concerned.instance.empty() && concerned.table.empty()) return;
     if (SeenBefore(event)) {
         std::lock_guard<std::mutex> lock(stats_mutex_);
         ++stats_.duplicates;
         return;
     }
-    auto schema_it = schemas_.find(event.table);
-    if (schema_it == schemas_.end()) return;
-    const Schema& schema = *schema_it->second;
-    std::optional<Row> old_row;
-    if (event.old_json) {
-        try {
-            old_row = RowFromJson(schema, *event.old_json);
-        } catch (const std::invalid_argument&) {
-            Log(LogLevel::kWarn, "observer: unreadable old row of " + event.table);
-        }
-    }
-
-    // Serialized once per consumer and version; every socket gets the same bytes plus its request_id.
-    struct Frames {
-        std::optional<std::string> represented_new, represented_old;
-        std::map<std::string, std::string> prefixes;  // by action
-    };
-    std::unordered_map<GenericConsumer*, Frames> frames;
-    std::uint64_t serializations = 0;
-    auto represent = [&](GenericConsumer* consumer, bool new_state) -> const std::string& {
-        Frames& f = frames[consumer];
-        auto& slot = new_state ? f.represented_new : f.represented_old;
-        if (!slot) {
-            slot = consumer->Represent(new_state ? *event.row : *old_row);
-            ++serializations;
-        }
-        return *slot;
-    };
-    auto prefix = [&](GenericConsumer* consumer, const std::string& action, int status,
-                      const std::function<std::string()>& data) -> const std::string& {
-        auto& map = frames[consumer].prefixes;
-        std::string slot_key = action + ":" + std::to_string(status);
-        auto it = map.find(slot_key);
-        if (it == map.end()) it = map.emplace(slot_key, PushPrefix(action, status, data(), event.version)).first;
-        return it->second;
-    };
-
-    rapidjson::Document message;
-    message.SetObject();
-    message.AddMember("action", "subscribe_instance", message.GetAllocator());
-    if (event.pk.kind() == Value::Kind::kInteger) {
-        message.AddMember("pk", static_cast<int64_t>(event.pk.AsInteger()), message.GetAllocator());
-    } else if (event.pk.kind() == Value::Kind::kText) {
-        message.AddMember("pk", rapidjson::Value(event.pk.AsText().c_str(), message.GetAllocator()),
-                          message.GetAllocator());
-    }
-    std::string pk_json = JsonOfValue(event.pk);
-    std::uint64_t sent = 0;
-    // A permission that throws skips that socket's push; logged once per event, not once per socket.
-    bool permission_failure_logged = false;
-    auto permission_failed = [&](const std::exception& e) {
-        if (permission_failure_logged) return;
-        permission_failure_logged = true;
-        Log(LogLevel::kError, "observer: a permission check failed for a push of " + event.table + " " + pk_json +
-                                  " (the push is skipped for those sockets): " + e.what());
-    };
-
-    // The complete frame (and its coalescing key) per consumer, kind and request_id: subscribers that share a
-    // request_id get the same SharedFrame, which the transport prepares once for all of their sockets.
-    struct SharedPush {
-        std::shared_ptr<const SharedFrame> frame;
-        std::string key;
-    };
-    std::map<std::tuple<GenericConsumer*, bool, std::string_view>, SharedPush> instance_frames;
-
-    for (const SubPtr& sub : instance_subs) {
-        std::shared_ptr<ConnectionContext> conn = sub->connection.lock();
-        if (!conn || event.version <= sub->last_version.load()) continue;
-        GenericConsumer* consumer = sub->consumer;
-        ActionRequest request(*conn, "subscribe_instance", message);
-        bool visible = false;
-        try {
-            if (!consumer->HasPermission(request)) continue;  // a denied push is not sent at all
-            // A row the socket may not see (out of its queryset, or refused by an object permission) has left it.
-            visible = event.row && consumer->CanSee(request, *event.row);
-        } catch (const std::exception& e) {
-            permission_failed(e);
-            continue;
-        }
-        SharedPush& push = instance_frames[{consumer, visible, sub->request_id}];
-        if (!push.frame) {
-            const std::string& head =
-                visible ? prefix(consumer, "update", 200, [&] { return represent(consumer, true); })
-                        : prefix(consumer, "delete", 204, [&] { return "{\"pk\":" + pk_json + "}"; });
-            push.frame = std::make_shared<const SharedFrame>(head + sub->request_id + "}");
-            push.key = InstancePushKey(*consumer, event.pk, sub->request_id);
-        }
-        conn->Push(push.frame, push.key);
-        sub->last_version.store(event.version);
-        ++sent;
-    }
-
-    // Group and list subscriptions: membership before and after decides create, update or delete.
-    std::map<const GroupObserver*, std::pair<std::vector<std::string>, std::vector<std::string>>> groups;
-    std::map<std::tuple<GenericConsumer*, std::string, std::string_view>, std::shared_ptr<const SharedFrame>>
-        group_frames;
-    for (const SubPtr& sub : table_subs) {
-        std::shared_ptr<ConnectionContext> conn = sub->connection.lock();
-        if (!conn) continue;
-        GenericConsumer* consumer = sub->consumer;
-        std::string action_name = sub->kind == Sub::Kind::kList ? "subscribe_list" : sub->observer->subscribe_action;
-        ActionRequest request(*conn, action_name, message);
-        auto member = [&](const Row& row, bool is_new) {
-            if (!consumer->CanSee(request, row)) return false;
-            if (sub->kind == Sub::Kind::kList) return RowMatches(schema, row, sub->filter);
-            auto& cached = groups[sub->observer.get()];
-            auto& keys = is_new ? cached.second : cached.first;
-            if (keys.empty()) {
-                keys = sub->observer->row_groups(row);
-                if (keys.empty()) keys.push_back(std::string("\x1f"));  // "no groups", cached
-            }
-            return std::find(keys.begin(), keys.end(), sub->group) != keys.end();
-        };
-        bool was = false;
-        bool is = false;
-        try {
-            if (!consumer->HasPermission(request)) continue;
-            was = old_row && member(*old_row, false);
-            is = event.row && member(*event.row, true);
-        } catch (const std::exception& e) {
-            permission_failed(e);
-            continue;
-        }
-        if (!was && !is) continue;
-        std::string action = was && is ? "update" : was ? "delete" : "create";
-        std::shared_ptr<const SharedFrame>& frame = group_frames[{consumer, action, sub->request_id}];
-        if (!frame) {
-            const std::string& head = prefix(consumer, action, 200, [&] { return represent(consumer, is); });
-            frame = std::make_shared<const SharedFrame>(head + sub->request_id + "}");
-        }
-        conn->Push(frame, "g:" + std::to_string(reinterpret_cast<std::uintptr_t>(sub.get())) + ":" + pk_json);
-        ++sent;
-    }
+    auto schema = schemas_.find(event.table);
+    if (schema == schemas_.end()) return;
+    EventPush push(event, *schema->second);
+    for (const SubPtr& sub : concerned.instance) push.ToInstanceSubscriber(*sub);
+    for (const SubPtr& sub : concerned.table) push.ToTableSubscriber(*sub);
     std::lock_guard<std::mutex> lock(stats_mutex_);
-    stats_.frames += sent;
-    stats_.serializations += serializations;
+    stats_.frames += push.frames_sent();
+    stats_.serializations += push.serializations();
 }
 
 void Observer::CatchUp() {
@@ -538,11 +286,6 @@ void Observer::CatchUp() {
 ObserverStats Observer::stats() const {
     std::lock_guard<std::mutex> lock(stats_mutex_);
     return stats_;
-}
-
-std::size_t Observer::subscription_count() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return subscription_count_;
 }
 
 }  // namespace syncline::observer

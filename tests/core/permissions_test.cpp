@@ -5,6 +5,7 @@
 
 #include <syncline/core/auth.hpp>
 #include <syncline/core/consumer_endpoint.hpp>
+#include <syncline/core/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>
@@ -390,6 +391,73 @@ TEST_F(PermissionsTest, OpenRefusesWhenAuthenticationNoLongerPassesAndIgnoresFra
     ASSERT_EQ(as_user_outbox->frames.size(), 1u);
     EXPECT_THAT(as_user_outbox->frames[0], ::testing::HasSubstr("\"response_status\":200"));
     as_user->OnClose();
+}
+
+// Records what a push check shows a permission, and allows or refuses by the user's name.
+class RecordsPushes final : public Permission {
+public:
+    bool HasPermission(const ActionRequest& request, const GenericConsumer&) const override {
+        seen_action = request.action();
+        const rapidjson::Value* pk = request.Arg("pk");
+        seen_pk = pk == nullptr   ? "absent"
+                  : pk->IsInt64() ? std::to_string(pk->GetInt64())
+                                  : std::string(pk->GetString(), pk->GetStringLength());
+        const rapidjson::Value* action = request.Arg("action");
+        seen_action_argument = action != nullptr && action->IsString() ? action->GetString() : "absent";
+        seen_request_id = request.request_id() != nullptr;
+        if (request.connection().user().name == "thrower") throw std::runtime_error("push permission threw");
+        return request.connection().user().name != "refused";
+    }
+    mutable std::string seen_action, seen_pk, seen_action_argument;
+    mutable bool seen_request_id = true;
+};
+
+TEST_F(PermissionsTest, APushIsCheckedAsItsSubscribeActionWithThePkAndNoRequestId) {
+    auto records = std::make_shared<RecordsPushes>();
+    auto consumer = Consumer({records});
+    ConnectionContext ann = Context(Named("ann"));
+    ConnectionContext refused = Context(Named("refused"));
+    ConnectionContext thrower = Context(Named("thrower"));
+
+    const PushCheck instance("subscribe_instance", Value(7));
+    EXPECT_EQ(instance.action(), "subscribe_instance");
+    EXPECT_TRUE(instance.Allowed(*consumer, ann));
+    EXPECT_EQ(records->seen_action, "subscribe_instance");
+    EXPECT_EQ(records->seen_action_argument, "subscribe_instance");
+    EXPECT_EQ(records->seen_pk, "7");
+    EXPECT_FALSE(records->seen_request_id);
+    EXPECT_FALSE(instance.Allowed(*consumer, refused));
+    EXPECT_THROW(instance.Allowed(*consumer, thrower), std::runtime_error);
+
+    const std::string key("key\0with\0nuls", 13);
+    const PushCheck list("subscribe_list", Value(key));
+    EXPECT_TRUE(list.Allowed(*consumer, ann));
+    EXPECT_EQ(records->seen_action, "subscribe_list");
+    EXPECT_EQ(records->seen_action_argument, "subscribe_list");
+    EXPECT_EQ(records->seen_pk, key);  // the whole text key, NULs included
+
+    const PushCheck no_key("subscribe_instance", Value());
+    EXPECT_TRUE(no_key.Allowed(*consumer, ann));
+    EXPECT_EQ(records->seen_pk, "absent");
+}
+
+TEST_F(PermissionsTest, APushCanSeeOnlyRowsInTheQuerysetThatObjectPermissionsAllow) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.queryset = {Filter{"likes", FilterOp::kExact, Value(2), {}}};
+    o.permissions = {std::make_shared<EvenIds>()};
+    auto consumer = std::make_shared<GenericConsumer>(o);
+    consumer->Bind(*db_);
+    ConnectionContext ann = Context(Named("ann"));
+    const PushCheck check("subscribe_list", Value(1));
+    // Rows 1..9: likes is 1 for multiples of 3, else 2; EvenIds allows even ids.
+    std::vector<std::int64_t> visible;
+    for (std::int64_t id = 1; id <= 9; ++id) {
+        std::optional<Row> row = db_->Get("posts", "id", Value(id));
+        ASSERT_TRUE(row);
+        if (check.CanSee(*consumer, ann, *row)) visible.push_back(id);
+    }
+    EXPECT_EQ(visible, (std::vector<std::int64_t>{2, 4, 8}));
 }
 
 }  // namespace

@@ -95,6 +95,33 @@ std::string JsonOfValue(const Value& value);
 /// The coalescing key of an instance push: one per consumer, row and request_id.
 std::string InstancePushKey(const GenericConsumer& consumer, const Value& pk, std::string_view request_id);
 
+/// The permission checks of one push (permissions.hpp: pushes re-check HasPermission and CanSee). Permissions see a
+/// push to a subscriber as a request, on the subscriber's connection, of the action that made the subscription
+/// (`subscribe_instance`, `subscribe_list`, a group observer's subscribe action) whose message is
+/// `{"action": <that action>, "pk": <the row's pk>}` (pk only when it is an integer or text): no request_id, which
+/// is how a permission tells a push from the client's own subscribe. Built once per pushed row and action, then asked
+/// for each subscriber. Immutable: its methods may run concurrently. They throw what a permission throws; the caller
+/// then skips that subscriber's push.
+class PushCheck {
+public:
+    PushCheck(std::string action, const Value& pk);
+    PushCheck(const PushCheck&) = delete;
+    PushCheck& operator=(const PushCheck&) = delete;
+
+    /// Whether `consumer`'s permissions let the push reach `connection` (GenericConsumer::HasPermission): false, the
+    /// push is not sent at all.
+    bool Allowed(const GenericConsumer& consumer, ConnectionContext& connection) const;
+    /// Whether `connection` may see `row` through `consumer` (GenericConsumer::CanSee: its queryset and object
+    /// permissions): false, the row is outside that socket's view (an instance push becomes a delete).
+    bool CanSee(const GenericConsumer& consumer, ConnectionContext& connection, const Row& row) const;
+    /// The action permissions see.
+    const std::string& action() const { return action_; }
+
+private:
+    std::string action_;
+    rapidjson::Document message_;
+};
+
 /// Parses a list filter object (`{"author": "alice", "likes__gte": 3}`), as `list`, streamed lists and
 /// `subscribe_list` take it: only the consumer's filter_fields (never a write-only field), only known lookups, and
 /// `__in` lists of at most `limits.max_filter_values` values; anything else answers 400 naming the key.

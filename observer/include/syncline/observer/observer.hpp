@@ -102,6 +102,15 @@ private:
     void Retain(const std::string& channel);
     void Release(const std::string& channel);
     bool SeenBefore(const RowEvent& event);
+    // Deliver's steps: note the version received, find the subscriptions the event concerns, then one EventPush
+    // builds the frames they need (once each) and decides which sockets get which.
+    struct Concerned {
+        std::vector<SubPtr> instance;  // of the row, in subscription order
+        std::vector<SubPtr> table;     // groups and lists of its table, in subscription order
+    };
+    class EventPush;
+    void NoteReceived(const RowEvent& event);
+    Concerned SubscriptionsOf(const RowEvent& event) const;
 
     std::vector<Schema> models_;
     std::unordered_map<std::string, const Schema*> schemas_;

@@ -1,0 +1,41 @@
+#pragma once
+// One subscription as the observer holds it (Observer::Sub), shared by the registry (observer_registry.cpp) and the
+// fan-out (observer.cpp). Private to the observer module.
+
+#include <syncline/observer/observer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace syncline::observer {
+
+/// The key of a row in the observer's indexes: table and pk.
+inline std::string RowKey(const std::string& table, const Value& pk) { return table + '\x1f' + pk.DebugString(); }
+
+struct Observer::Sub {
+    enum class Kind { kInstance, kGroup, kList };
+    Kind kind = Kind::kInstance;
+    std::weak_ptr<ConnectionContext> connection;
+    std::uint64_t connection_id = 0;
+    GenericConsumer* consumer = nullptr;
+    std::string table;
+    std::string request_id;
+    std::string identity;              // key in ConnectionSubs::by_identity
+    std::vector<std::string> targets;  // keys in ConnectionSubs::by_target
+    std::uint64_t order = 0;
+    std::vector<std::string> channels;
+    // instance
+    Value pk;
+    Value lookup_value;
+    std::atomic<std::int64_t> last_version{0};
+    // group
+    std::shared_ptr<const GroupObserver> observer;
+    std::string group;
+    // list
+    std::vector<Filter> filter;
+};
+
+}  // namespace syncline::observer

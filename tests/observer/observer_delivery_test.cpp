@@ -1,0 +1,191 @@
+// The observer's fan-out (Observer::Deliver): which sockets get which frame for a change, frames shared by the
+// subscribers of one request_id and serialized once per consumer, pushes a permission refuses never sent, a row that
+// leaves a socket's view pushed as a delete, list and group membership deciding create, update and delete, and
+// versions already pushed not pushed again.
+
+#include <syncline/observer/observer.hpp>
+
+#include <syncline/core/permissions.hpp>
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "observer_fixture.hpp"
+
+namespace syncline::observer::testing {
+namespace {
+
+// Refuses every request of the user "bob"; throws for the user "thrower"; hides rows whose title starts "secret".
+class Guarded final : public Permission {
+public:
+    bool HasPermission(const ActionRequest& request, const GenericConsumer&) const override {
+        const std::string& name = request.connection().user().name;
+        if (name == "thrower") throw std::runtime_error("permission exploded");
+        return name != "bob";
+    }
+    bool HasObjectPermission(const ActionRequest&, const GenericConsumer& consumer, const Row& row) const override {
+        return row.at(*consumer.schema().FieldIndex("title")).AsText().rfind("secret", 0) != 0;
+    }
+};
+
+class ObserverDeliveryTest : public ObserverFixture {
+protected:
+    static std::vector<Filter> ByAuthor(const std::string& author) {
+        return {Filter{"author", FilterOp::kExact, Value(author), {}}};
+    }
+};
+
+TEST_F(ObserverDeliveryTest, EachSocketGetsItsRequestIdsFrameAndSubscribersOfOneRequestIdShareIt) {
+    Socket ann = Connect("ann");
+    Socket bob = Connect("bob");
+    Socket carl = Connect("carl");
+    ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "x"));
+    ASSERT_TRUE(SubscribeRow(bob, *consumer_, 1, "x"));
+    ASSERT_TRUE(SubscribeRow(carl, *consumer_, 1, "y"));
+    ASSERT_TRUE(SubscribeRow(carl, *consumer_, 2, "y"));  // another row: nothing for it
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    std::vector<RowEvent> events = DeliverChanges();
+    ASSERT_EQ(events.size(), 1u);
+
+    const std::vector<ReceivedPush> to_ann = ann.pushes(), to_bob = bob.pushes(), to_carl = carl.pushes();
+    ASSERT_EQ(to_ann.size(), 1u);
+    ASSERT_EQ(to_bob.size(), 1u);
+    ASSERT_EQ(to_carl.size(), 1u);
+    const ReceivedPush& a = to_ann[0];
+    EXPECT_EQ(a.action, "update");
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.request_id, R"("x")");
+    EXPECT_EQ(a.version, events[0].version);
+    EXPECT_EQ(a.data, R"({"id":1,"title":"one v2","body":"","author":"ann","likes":null,"public":false})");
+    EXPECT_EQ(a.shared, to_bob[0].shared);  // one frame for both sockets of request_id "x"
+    EXPECT_EQ(a.key, to_bob[0].key);
+    const ReceivedPush& c = to_carl[0];
+    EXPECT_NE(c.shared, a.shared);
+    EXPECT_EQ(c.request_id, R"("y")");
+    EXPECT_EQ(c.data, a.data);
+    EXPECT_NE(c.key, a.key);  // coalescing keys are per request_id
+
+    ObserverStats stats = observer_->stats();
+    EXPECT_EQ(stats.frames, 3u);
+    EXPECT_EQ(stats.serializations, 1u);  // the row was serialized once for the three sockets
+}
+
+TEST_F(ObserverDeliveryTest, ADeniedPushIsNotSentAndARowLeavingTheSocketsViewIsPushedAsADelete) {
+    auto guarded = Consumer({std::make_shared<Guarded>()});
+    Socket ann = Connect("ann");
+    Socket bob = Connect("bob");
+    ASSERT_TRUE(SubscribeRow(ann, *guarded, 1, "x"));
+    ASSERT_TRUE(SubscribeRow(bob, *guarded, 1, "x"));
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    DeliverChanges();
+    ASSERT_EQ(ann.pushes().size(), 1u);
+    EXPECT_EQ(ann.pushes()[0].action, "update");
+    EXPECT_TRUE(bob.pushes().empty());  // refused: not even a delete
+
+    db_->Patch("posts", Value(1), {{"title", "secret plans"}});
+    DeliverChanges();
+    const std::vector<ReceivedPush> pushes = ann.pushes();
+    ASSERT_EQ(pushes.size(), 2u);
+    const ReceivedPush& gone = pushes[1];
+    EXPECT_EQ(gone.action, "delete");
+    EXPECT_EQ(gone.status, 204);
+    EXPECT_EQ(gone.data, R"({"pk":1})");
+    EXPECT_EQ(gone.key, pushes[0].key);  // the same row and request_id: a newer state replaces an older one
+    EXPECT_TRUE(bob.pushes().empty());
+
+    db_->Delete("posts", Value(1));
+    DeliverChanges();
+    ASSERT_EQ(ann.pushes().size(), 3u);
+    EXPECT_EQ(ann.pushes()[2].action, "delete");
+    EXPECT_EQ(ann.pushes()[2].data, R"({"pk":1})");
+}
+
+TEST_F(ObserverDeliveryTest, APermissionThatThrowsSkipsOnlyThatSocketsPush) {
+    auto guarded = Consumer({std::make_shared<Guarded>()});
+    const Socket thrower = Connect("thrower");
+    const Socket ann = Connect("ann");
+    for (const Socket* socket : {&thrower, &ann}) {
+        ASSERT_TRUE(SubscribeRow(*socket, *guarded, 1, "x"));
+        ASSERT_TRUE(observer_->SubscribeList(*socket->context, *guarded, {}, "\"l\""));
+    }
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    DeliverChanges();
+    EXPECT_TRUE(thrower.pushes().empty());
+    EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("x" update)", R"("l" update)"}));
+}
+
+TEST_F(ObserverDeliveryTest, AListGetsCreateUpdateAndDeleteAsARowEntersStaysInAndLeavesItsFilter) {
+    Socket ann = Connect("ann");
+    Socket bob = Connect("bob");
+    ASSERT_TRUE(observer_->SubscribeList(*ann.context, *consumer_, ByAuthor("ann"), "\"mine\""));
+    ASSERT_TRUE(observer_->SubscribeList(*bob.context, *consumer_, ByAuthor("bob"), "\"mine\""));
+
+    Row created = db_->Insert("posts", {{"title", "three"}, {"author", "ann"}});
+    const Value pk = created[0];
+    DeliverChanges();
+    ASSERT_EQ(ann.pushes().size(), 1u);
+    EXPECT_EQ(ann.pushes()[0].action, "create");
+    EXPECT_EQ(ann.pushes()[0].status, 200);
+    EXPECT_TRUE(bob.pushes().empty());
+
+    db_->Patch("posts", pk, {{"title", "three v2"}});
+    DeliverChanges();
+    ASSERT_EQ(ann.pushes().size(), 2u);
+    EXPECT_EQ(ann.pushes()[1].action, "update");
+    EXPECT_NE(ann.pushes()[1].data.find("three v2"), std::string::npos);
+
+    // The row moves from ann's list to bob's: a delete (of the row as ann's list last had it) and a create.
+    db_->Patch("posts", pk, {{"author", "bob"}});
+    DeliverChanges();
+    ASSERT_EQ(ann.pushes().size(), 3u);
+    EXPECT_EQ(ann.pushes()[2].action, "delete");
+    EXPECT_EQ(ann.pushes()[2].status, 200);
+    EXPECT_NE(ann.pushes()[2].data.find(R"("author":"ann")"), std::string::npos);
+    ASSERT_EQ(bob.pushes().size(), 1u);
+    EXPECT_EQ(bob.pushes()[0].action, "create");
+    EXPECT_NE(bob.pushes()[0].data.find(R"("author":"bob")"), std::string::npos);
+
+    // A row in neither list: nothing.
+    db_->Insert("posts", {{"title", "four"}, {"author", "carl"}});
+    DeliverChanges();
+    EXPECT_EQ(ann.pushes().size(), 3u);
+    EXPECT_EQ(bob.pushes().size(), 1u);
+}
+
+TEST_F(ObserverDeliveryTest, GroupSubscribersFollowTheGroupsTheRowLeavesAndEnters) {
+    GroupObserver by_author;
+    by_author.row_groups = [](const Row& row) { return std::vector<std::string>{"author:" + row[3].AsText()}; };
+    auto groups = std::make_shared<const GroupObserver>(std::move(by_author));
+    Socket ann = Connect("ann");
+    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"a\""));
+    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:bob"}, "\"b\""));
+    db_->Patch("posts", Value(1), {{"author", "bob"}});
+    DeliverChanges();
+    EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("a" delete)", R"("b" create)"}));
+    EXPECT_NE(ann.pushes()[0].key, ann.pushes()[1].key);
+}
+
+TEST_F(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
+    Socket ann = Connect("ann");
+    ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "x"));
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    std::vector<RowEvent> events = DeliverChanges();
+    ASSERT_EQ(events.size(), 1u);
+    observer_->Deliver(events[0]);  // the same event again (a catch-up overlapping the bus)
+    EXPECT_EQ(ann.pushes().size(), 1u);
+    EXPECT_EQ(observer_->stats().duplicates, 1u);
+
+    // A subscriber that already has a newer version (its `since`) gets nothing older.
+    Socket bob = Connect("bob");
+    ASSERT_TRUE(observer_->SubscribeInstance(*bob.context, *consumer_,
+                                             InstanceSubscription{Value(2), Value(2), "\"x\"", 1000}));
+    db_->Patch("posts", Value(2), {{"title", "two v2"}});
+    DeliverChanges();
+    EXPECT_TRUE(bob.pushes().empty());
+}
+
+}  // namespace
+}  // namespace syncline::observer::testing
