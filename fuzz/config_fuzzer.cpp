@@ -5,7 +5,7 @@
 // Server::FromConfig builds it, binds to the config's models (a parsed config never fails at start-up).
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/routed.hpp>
+#include <syncline/core/protocol/routed.hpp>
 
 #include <algorithm>
 #include <cstddef>

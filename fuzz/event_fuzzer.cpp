@@ -6,9 +6,9 @@
 // event, exactly (version, table, key, old row text, every value of the row, json fields' text included); its old
 // row reads (RowFromJson) and its rows render (Serializer::Represent, RowToJson) as valid UTF-8 JSON objects.
 
-#include <syncline/core/json_input.hpp>
-#include <syncline/core/schema.hpp>
-#include <syncline/core/serializer.hpp>
+#include <syncline/core/protocol/json_input.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/consumer/serializer.hpp>
 #include <syncline/observer/row_event.hpp>
 
 #include <rapidjson/document.h>

@@ -25,11 +25,11 @@
 // input that wrote, the database is put back to its seed rows (and its change feed restarts at the same versions).
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/consumer_endpoint.hpp>
-#include <syncline/core/json_input.hpp>
-#include <syncline/core/log.hpp>
-#include <syncline/core/multiplexer.hpp>
-#include <syncline/core/routed.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/protocol/json_input.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/core/protocol/multiplexer.hpp>
+#include <syncline/core/protocol/routed.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/row_event.hpp>

@@ -1,6 +1,6 @@
 // Fuzz target "handshake": a HandshakeRequest built from the input, read through HandshakeRequest::Header,
 // QueryParam and Cookie (each compared with a reference written here), FindToken, and AuthenticateHandshake with a
-// static token table and an HS256 JWT authenticator chained (core/include/syncline/core/auth.hpp).
+// static token table and an HS256 JWT authenticator chained (core/include/syncline/core/auth/auth.hpp).
 //
 // Input: one policy byte, then lines separated by '\n': the path, the query string, then headers as "name:value"
 // (the name as written; lines without ':' are headers with an empty value). Policy bits: 0 anonymous refuse, 1
@@ -9,9 +9,9 @@
 // (never 500: the built-in authenticators do not throw); the table's token gives its user; at most one log line per
 // handshake, and no log line holds the table's tokens or the JWT secret (unless the path, which is logged, does).
 
-#include <syncline/core/auth.hpp>
-#include <syncline/core/log.hpp>
-#include <syncline/core/session.hpp>
+#include <syncline/core/auth/auth.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/core/protocol/session.hpp>
 
 #include <cstddef>
 #include <cstdint>

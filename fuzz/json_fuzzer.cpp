@@ -1,4 +1,4 @@
-// Fuzz target "json": ParseUntrustedJson (core/json_input.hpp) against RapidJSON's own recursive parser, and the
+// Fuzz target "json": ParseUntrustedJson (core/protocol/json_input.hpp) against RapidJSON's own recursive parser, and the
 // UTF-8 helpers against a reference decoder written differently (arithmetic on code points instead of tables).
 //
 // Input: one option byte, then the text. Option bits 0-5: max_depth - 1 (1..64); bit 6: comments allowed; bit 7:
@@ -13,7 +13,7 @@
 //  - IsValidUtf8 agrees with the reference decoder; ToValidUtf8 equals the reference replacement (one U+FFFD per
 //    maximal ill-formed subpart), its output is always valid, and valid text comes back unchanged.
 
-#include <syncline/core/json_input.hpp>
+#include <syncline/core/protocol/json_input.hpp>
 
 #include <rapidjson/document.h>
 

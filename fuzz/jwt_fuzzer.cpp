@@ -1,4 +1,4 @@
-// Fuzz target "jwt": the HS256 JWT authenticator (core/auth.hpp) on arbitrary token text, and on tokens minted here
+// Fuzz target "jwt": the HS256 JWT authenticator (core/auth/auth.hpp) on arbitrary token text, and on tokens minted here
 // with libjwt from a fuzzed payload, so that the signature holds and the claims parser is reached.
 //
 // Input: one mode byte, then the rest. Mode bit 0 clear: the rest is token text, verified directly
@@ -10,9 +10,9 @@
 // (HS256 and the secret; a JSON object within the depth limit; exp a number after now - leeway; nbf, when present, a
 // number before now + leeway; sub, else id, a non-empty string or an integer; groups a list of strings).
 
-#include <syncline/core/auth.hpp>
-#include <syncline/core/json_input.hpp>
-#include <syncline/core/session.hpp>
+#include <syncline/core/auth/auth.hpp>
+#include <syncline/core/protocol/json_input.hpp>
+#include <syncline/core/protocol/session.hpp>
 
 #include <jwt.h>
 #include <rapidjson/document.h>

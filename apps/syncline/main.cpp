@@ -2,7 +2,7 @@
 // and routes a JSON config declares (README.md documents the format).
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/redact.hpp>
+#include <syncline/core/support/redact.hpp>
 #include <syncline/transport/server.hpp>
 
 #include <CLI/CLI.hpp>

@@ -17,7 +17,7 @@
 #include "fanout_bench.hpp"
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/schema.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/storage/database.hpp>
 #include <syncline/transport/server.hpp>

@@ -12,7 +12,7 @@
 //
 // The client masks frames with a cheap PRNG (see tests/support/.../fast_client_config.hpp): websocketpp's default
 // std::random_device costs ~23 us per frame here and would dominate the measurement.
-#include <syncline/core/session.hpp>
+#include <syncline/core/protocol/session.hpp>
 #include <syncline/test_support/fast_client_config.hpp>
 #include <syncline/transport/websocket_server.hpp>
 

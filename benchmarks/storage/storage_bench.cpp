@@ -4,7 +4,7 @@
 // pointer; and Database::List with `id__in` lists as the consumers call it), and three SQL forms of a text lookup.
 // Run: build/bin/syncline_bench_storage (see benchmarks/README.md for the recorded figures).
 
-#include <syncline/core/query.hpp>
+#include <syncline/core/model/query.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
 

@@ -1,8 +1,8 @@
 #include <syncline/core/config.hpp>
 
-#include <syncline/core/json_input.hpp>
-#include <syncline/core/permissions.hpp>
-#include <syncline/core/routed.hpp>
+#include <syncline/core/protocol/json_input.hpp>
+#include <syncline/core/consumer/permissions.hpp>
+#include <syncline/core/protocol/routed.hpp>
 
 #include <rapidjson/document.h>
 

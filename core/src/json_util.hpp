@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include <syncline/core/schema.hpp>
-#include <syncline/core/value.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/model/value.hpp>
 
 namespace syncline {
 
@@ -36,7 +36,7 @@ inline std::string JsonString(std::string_view s) {
 }
 
 /// Writes a field's value as JSON (booleans stored as 0/1 become true/false; json fields are embedded as JSON).
-/// Defined in schema.cpp.
+/// Defined in model/schema.cpp.
 void WriteFieldValue(JsonWriter& writer, const FieldSpec& field, const Value& value);
 
 /// Writes `value` as JSON, or null when it is absent.
@@ -62,7 +62,7 @@ inline void WriteReplyHead(JsonWriter& w, std::string_view errors_json, std::str
 
 /// `result`, or a 500 in its place when its data or errors are not valid UTF-8, which no websocket text frame may
 /// carry (a custom action's output, say): the reply is never dropped. Logged rarely (LogRarely).
-const ActionResult& EncodableResult(const ActionResult& result);  // defined in consumer.cpp
+const ActionResult& EncodableResult(const ActionResult& result);  // defined in consumer/consumer.cpp
 
 /// `["text"]`
 inline std::string MessageList(std::string_view text) { return "[" + JsonString(text) + "]"; }

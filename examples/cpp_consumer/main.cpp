@@ -5,8 +5,8 @@
 // ws://127.0.0.1:PORT/ws/posts/ Custom actions: {"action": "unpublish", "pk": 1, "request_id": 2} and {"action":
 // "word_count", "request_id": 3}.
 
-#include <syncline/core/consumer.hpp>
-#include <syncline/core/model.hpp>
+#include <syncline/core/consumer/consumer.hpp>
+#include <syncline/core/model/model.hpp>
 #include <syncline/transport/server.hpp>
 
 #include <cstdint>

@@ -2,7 +2,7 @@
 // by version and pushed to the subscriptions they concern (observer_registry.cpp keeps those).
 #include <syncline/observer/observer.hpp>
 
-#include <syncline/core/log.hpp>
+#include <syncline/core/support/log.hpp>
 
 #include "subscription.hpp"
 

@@ -5,7 +5,7 @@
 // (hiredis 0.14 has no timeouts of its own).
 #include "redis_bus_impl.hpp"
 
-#include <syncline/core/redact.hpp>
+#include <syncline/core/support/redact.hpp>
 
 #include "hiredis_asio.hpp"
 

@@ -2,7 +2,7 @@
 // database number. Errors quote the URL redacted and never any part of the password.
 #include "redis_url.hpp"
 
-#include <syncline/core/redact.hpp>
+#include <syncline/core/support/redact.hpp>
 
 #include <charconv>
 #include <stdexcept>

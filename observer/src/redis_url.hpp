@@ -1,7 +1,7 @@
 #pragma once
 // Redis URLs (redis://[[user]:password@]host[:port][/db]) as the Redis bus reads them. Private to the observer module.
 //
-// A URL holds a password: every error message quotes the URL redacted (core/redact.hpp), never the password.
+// A URL holds a password: every error message quotes the URL redacted (core/support/redact.hpp), never the password.
 
 #include <string>
 

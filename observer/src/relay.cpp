@@ -1,6 +1,6 @@
 #include <syncline/observer/relay.hpp>
 
-#include <syncline/core/log.hpp>
+#include <syncline/core/support/log.hpp>
 
 #include <unistd.h>
 

@@ -1,6 +1,6 @@
 #include <syncline/observer/row_event.hpp>
 
-#include <syncline/core/json_input.hpp>
+#include <syncline/core/protocol/json_input.hpp>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>

@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include <syncline/core/schema.hpp>
-#include <syncline/core/value.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/model/value.hpp>
 #include <syncline/storage/database.hpp>
 
 namespace syncline::storage {

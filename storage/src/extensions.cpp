@@ -1,7 +1,7 @@
 #include "extensions.hpp"
 
-#include <syncline/core/query.hpp>
-#include <syncline/core/value.hpp>
+#include <syncline/core/model/query.hpp>
+#include <syncline/core/model/value.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <string>

@@ -4,7 +4,7 @@
 // trimming. change_feed.cpp reads the feed in order.
 #include <syncline/storage/database.hpp>
 
-#include <syncline/core/change.hpp>
+#include <syncline/core/model/change.hpp>
 
 #include <algorithm>
 #include <chrono>

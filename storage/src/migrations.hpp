@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/schema.hpp>
 
 namespace syncline::storage {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/schema.hpp>
 
 namespace syncline::storage {
 

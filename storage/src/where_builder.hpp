@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include <syncline/core/query.hpp>
-#include <syncline/core/schema.hpp>
-#include <syncline/core/value.hpp>
+#include <syncline/core/model/query.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/model/value.hpp>
 
 namespace syncline::storage {
 

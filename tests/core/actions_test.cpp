@@ -2,11 +2,11 @@
 // executor, the push gate as a count, needs_object, backpressure of a stream, list_cancel and cancellation on close.
 // The same behaviour over real sockets is in tests/integration/actions_stream_test.cpp.
 
-#include <syncline/core/consumer.hpp>
+#include <syncline/core/consumer/consumer.hpp>
 #include <syncline/test_support/same_json.hpp>
-#include <syncline/core/consumer_endpoint.hpp>
-#include <syncline/core/executor.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/support/executor.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>

@@ -1,9 +1,9 @@
 // Authentication as pure logic: where tokens are found, the static token table, HS256 JWTs (minted here with libjwt,
 // as a user's backend would), chains, the anonymous/invalid policies, and that a token never reaches the log.
 
-#include <syncline/core/auth.hpp>
+#include <syncline/core/auth/auth.hpp>
 #include <syncline/test_support/jwt_mint.hpp>
-#include <syncline/core/log.hpp>
+#include <syncline/core/support/log.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 #include <syncline/core/config.hpp>
 
-#include <syncline/core/permissions.hpp>
+#include <syncline/core/consumer/permissions.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,10 +1,10 @@
 // The DCRF request/reply protocol (PROTOCOL.md §1-§5) at the consumer level: exact reply frames for every action,
 // status and error case. The same cases run over real sockets in tests/transport.
 
-#include <syncline/core/consumer.hpp>
+#include <syncline/core/consumer/consumer.hpp>
 #include <syncline/test_support/same_json.hpp>
-#include <syncline/core/consumer_endpoint.hpp>
-#include <syncline/core/permissions.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/consumer/permissions.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>

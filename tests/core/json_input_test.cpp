@@ -1,7 +1,7 @@
 // Untrusted JSON input (json_input.hpp): iterative, depth-limited parsing that refuses text that is not Unicode, and
 // the UTF-8 checks the reply path relies on.
 
-#include <syncline/core/json_input.hpp>
+#include <syncline/core/protocol/json_input.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include <syncline/core/model.hpp>
+#include <syncline/core/model/model.hpp>
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // error frames, admission, the push gate across streams, and OnClose. The same behaviour runs over real sockets in
 // tests/integration/multiplex_routed_test.cpp.
 
-#include <syncline/core/multiplexer.hpp>
+#include <syncline/core/protocol/multiplexer.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

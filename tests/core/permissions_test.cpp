@@ -1,11 +1,11 @@
 // Permissions at the consumer level: the combinators' four answers (can_connect, action, object, SQL form), the owner
 // rule's typing, in-memory list filtering with limit/offset, and authentication at ConsumerEndpoint::Open.
 
-#include <syncline/core/permissions.hpp>
+#include <syncline/core/consumer/permissions.hpp>
 
-#include <syncline/core/auth.hpp>
-#include <syncline/core/consumer_endpoint.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/auth/auth.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>

@@ -1,4 +1,4 @@
-#include <syncline/core/query.hpp>
+#include <syncline/core/model/query.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 #pragma once
 // The fake connection of the core tests: an Outbox that records what a session sends (thread-safe).
 
-#include <syncline/core/session.hpp>
+#include <syncline/core/protocol/session.hpp>
 
 #include <cstddef>
 #include <mutex>

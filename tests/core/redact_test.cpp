@@ -1,9 +1,9 @@
 // Credentials out of logs: RedactUrl on the URLs syncline prints (bus and database URLs), RedactCredentials on text
 // that embeds them, and Log's safety net that applies it to every line.
 
-#include <syncline/core/redact.hpp>
+#include <syncline/core/support/redact.hpp>
 
-#include <syncline/core/log.hpp>
+#include <syncline/core/support/log.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

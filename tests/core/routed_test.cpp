@@ -2,11 +2,11 @@
 // socket, over a real database file: exact frames for every action of rest_framework_channels' handler classes,
 // named groups as arguments, match order and search semantics, and every error reply.
 
-#include <syncline/core/routed.hpp>
+#include <syncline/core/protocol/routed.hpp>
 #include <syncline/test_support/same_json.hpp>
 
-#include <syncline/core/consumer_endpoint.hpp>
-#include <syncline/core/permissions.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/consumer/permissions.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>

@@ -1,4 +1,4 @@
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/schema.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -3,7 +3,7 @@
 // by checking that the server still answers an ordinary request on the same socket.
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/log.hpp>
+#include <syncline/core/support/log.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>

@@ -6,9 +6,9 @@
 
 #include <syncline/core/config.hpp>
 #include <syncline/test_support/jwt_mint.hpp>
-#include <syncline/core/log.hpp>
-#include <syncline/core/permissions.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/core/consumer/permissions.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 

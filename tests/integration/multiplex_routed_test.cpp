@@ -2,10 +2,10 @@
 // built from the JSON config (and from C++ for the handshake cases): exact frames, pushes through a stream, bad
 // frames that leave the socket open, subscriptions dropped on close.
 
-#include <syncline/core/auth.hpp>
+#include <syncline/core/auth/auth.hpp>
 #include <syncline/core/config.hpp>
-#include <syncline/core/log.hpp>
-#include <syncline/core/permissions.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/core/consumer/permissions.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>

@@ -2,7 +2,7 @@
 // (consumer, multiplexer and routed routes), and cookie tokens read only behind an origin allow-list.
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/permissions.hpp>
+#include <syncline/core/consumer/permissions.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 

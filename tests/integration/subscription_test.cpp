@@ -3,8 +3,8 @@
 // transactions, `since`, querysets, lookup fields, list and group subscriptions.
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/permissions.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/consumer/permissions.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>

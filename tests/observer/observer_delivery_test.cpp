@@ -5,7 +5,7 @@
 
 #include <syncline/observer/observer.hpp>
 
-#include <syncline/core/permissions.hpp>
+#include <syncline/core/consumer/permissions.hpp>
 
 #include <gtest/gtest.h>
 

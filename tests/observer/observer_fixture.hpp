@@ -4,8 +4,8 @@
 // its key and the shared frame it came as. Real changes come from the database's change feed, coalesced as the relay
 // does.
 
-#include <syncline/core/consumer.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/consumer/consumer.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>

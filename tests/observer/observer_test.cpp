@@ -4,8 +4,8 @@
 
 #include <syncline/observer/observer.hpp>
 
-#include <syncline/core/consumer.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/consumer/consumer.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>

@@ -4,7 +4,7 @@
 // installed. Every wait is on an event (or a polled condition) with a deadline; nothing sleeps for a fixed time.
 #include <syncline/observer/redis_bus.hpp>
 
-#include <syncline/core/redact.hpp>
+#include <syncline/core/support/redact.hpp>
 
 #include "redis_test_support.hpp"
 #include "spdlog_capture.hpp"

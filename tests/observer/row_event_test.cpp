@@ -3,8 +3,8 @@
 
 #include <syncline/observer/row_event.hpp>
 
-#include <syncline/core/schema.hpp>
-#include <syncline/core/serializer.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/consumer/serializer.hpp>
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 
 #include <syncline/storage/database.hpp>
 
-#include <syncline/core/query.hpp>
+#include <syncline/core/model/query.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 #pragma once
 // Shared fixtures of the storage tests: a temporary directory, the blog schema, and running other processes.
 
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/schema.hpp>
 #include <syncline/storage/database.hpp>
 
 // By path: helper programs that include this header (syncline_test_writer) are not test targets.

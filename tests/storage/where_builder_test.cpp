@@ -6,8 +6,8 @@
 
 #include "where_builder.hpp"
 
-#include <syncline/core/query.hpp>
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/query.hpp>
+#include <syncline/core/model/schema.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>

@@ -1,5 +1,5 @@
 // The HandshakeRequest helpers (declared in core, defined in transport/src/handshake_request.cpp).
-#include <syncline/core/session.hpp>
+#include <syncline/core/protocol/session.hpp>
 
 #include <gtest/gtest.h>
 

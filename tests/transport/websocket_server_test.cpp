@@ -2,7 +2,7 @@
 // an event with a deadline; nothing sleeps.
 #include <syncline/transport/websocket_server.hpp>
 
-#include <syncline/core/session.hpp>
+#include <syncline/core/protocol/session.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
 #include <gtest/gtest.h>

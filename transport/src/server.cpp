@@ -1,9 +1,9 @@
 #include <syncline/transport/server.hpp>
 
-#include <syncline/core/log.hpp>
-#include <syncline/core/multiplexer.hpp>
-#include <syncline/core/redact.hpp>
-#include <syncline/core/routed.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/core/protocol/multiplexer.hpp>
+#include <syncline/core/support/redact.hpp>
+#include <syncline/core/protocol/routed.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/redis_bus.hpp>

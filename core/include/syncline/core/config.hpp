@@ -10,11 +10,11 @@
 #include <utility>
 #include <vector>
 
-#include <syncline/core/auth.hpp>
-#include <syncline/core/consumer.hpp>
-#include <syncline/core/consumer_endpoint.hpp>
-#include <syncline/core/schema.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/auth/auth.hpp>
+#include <syncline/core/consumer/consumer.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 
 namespace syncline {
 

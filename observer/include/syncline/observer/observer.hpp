@@ -16,8 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include <syncline/core/change_source.hpp>
-#include <syncline/core/subscriptions.hpp>
+#include <syncline/core/model/change_source.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/row_event.hpp>
 

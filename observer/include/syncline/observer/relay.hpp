@@ -15,8 +15,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include <syncline/core/change_source.hpp>
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/change_source.hpp>
+#include <syncline/core/model/schema.hpp>
 #include <syncline/observer/row_event.hpp>
 
 namespace syncline::observer {

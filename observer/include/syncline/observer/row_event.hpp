@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include <syncline/core/change.hpp>
-#include <syncline/core/schema.hpp>
+#include <syncline/core/model/change.hpp>
+#include <syncline/core/model/schema.hpp>
 
 namespace syncline::observer {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <syncline/core/change.hpp>
-#include <syncline/core/change_source.hpp>
+#include <syncline/core/model/change.hpp>
+#include <syncline/core/model/change_source.hpp>
 
 namespace syncline::storage {
 

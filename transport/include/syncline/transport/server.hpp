@@ -4,11 +4,11 @@
 /// websockets. Built from C++ (Route<Consumer>) or from a JSON config (FromConfig, what `syncline serve` runs).
 
 #include <syncline/core/config.hpp>
-#include <syncline/core/consumer.hpp>
-#include <syncline/core/consumer_endpoint.hpp>
-#include <syncline/core/executor.hpp>
-#include <syncline/core/model.hpp>
-#include <syncline/core/schema.hpp>
+#include <syncline/core/consumer/consumer.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/support/executor.hpp>
+#include <syncline/core/model/model.hpp>
+#include <syncline/core/model/schema.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <chrono>

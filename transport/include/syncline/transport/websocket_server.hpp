@@ -10,7 +10,7 @@
 /// from any worker, concurrently for different connections. Every call into a websocketpp connection (send, close,
 /// ping, pong) is made on that connection's strand; the Outbox, callable from any thread, queues and posts there.
 
-#include <syncline/core/session.hpp>
+#include <syncline/core/protocol/session.hpp>
 
 #include <chrono>
 #include <cstddef>

@@ -1,0 +1,71 @@
+#pragma once
+/// \file
+/// The model store as consumers see it. storage::Database implements it; core never includes storage.
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <syncline/core/model/query.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/model/value.hpp>
+
+namespace syncline {
+
+/// A store failure. kInvalid carries every field's problem; the others carry the database's message.
+class StoreError : public std::runtime_error {
+public:
+    enum class Kind {
+        kInvalid,     ///< A value violates its field (see field_errors), or a write names an unknown field.
+        kConstraint,  ///< The database refused the write (UNIQUE, NOT NULL, CHECK, foreign key).
+        kBusy,        ///< Another writer held the lock past the busy timeout.
+        kSchema,      ///< The schema conflicts with the database file, or an unknown model or field was named.
+        kIo,          ///< Any other database failure.
+    };
+    StoreError(Kind kind, std::string message, std::vector<std::pair<std::string, std::string>> field_errors = {})
+        : std::runtime_error(std::move(message)), kind_(kind), field_errors_(std::move(field_errors)) {}
+    Kind kind() const { return kind_; }
+    /// For kInvalid: (field, message) for every offending field, in schema order.
+    const std::vector<std::pair<std::string, std::string>>& field_errors() const { return field_errors_; }
+
+private:
+    Kind kind_;
+    std::vector<std::pair<std::string, std::string>> field_errors_;
+};
+
+/// Reads and writes of model rows. Implementations document their thread rules (storage::Database: any thread).
+class ModelStore {
+public:
+    virtual ~ModelStore() = default;
+    /// The schema of a model; throws StoreError(kSchema) for an unknown one.
+    virtual const Schema& Model(std::string_view table) const = 0;
+    /// The row whose declared `field` equals `value`, or nullopt.
+    virtual std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const = 0;
+    /// The rows matching `query`; StoreError(kSchema) for an undeclared field.
+    virtual std::vector<Row> List(std::string_view table, const Query& query) const = 0;
+    /// How many rows match `filters`.
+    virtual std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const = 0;
+    /// Inserts a row (defaults filled) and returns it as stored.
+    virtual Row Insert(std::string_view table, const Assignments& values) = 0;
+    /// Sets the given fields of one row; returns the new row, or nullopt when no row has that key.
+    virtual std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) = 0;
+    /// Deletes one row; false when no row has that key.
+    virtual bool Delete(std::string_view table, const Value& pk) = 0;
+    /// The version of a row (the seq of its latest captured change), 0 when unknown.
+    virtual std::int64_t RowVersion(std::string_view table, const Value& pk) const = 0;
+
+    /// The latest captured change of a row, as far as the store still knows it.
+    struct LastChangeInfo {
+        std::int64_t version = 0;  ///< The seq of the change (the row's version after it).
+        bool deleted = false;      ///< The change deleted the row.
+        std::optional<Row> before; ///< The row as it was before the change, when the store still holds it.
+    };
+    /// The latest captured change of a row, or nullopt when none is known.
+    virtual std::optional<LastChangeInfo> LastChange(std::string_view table, const Value& pk) const = 0;
+};
+
+}  // namespace syncline
