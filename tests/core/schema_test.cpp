@@ -1,7 +1,10 @@
 #include <syncline/core/model/schema.hpp>
 
+#include <syncline/core/consumer/serializer.hpp>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 namespace syncline {
 namespace {
@@ -183,6 +186,31 @@ TEST(SchemaTest, CheckValueUsesDrfMessages) {
     EXPECT_EQ(s.CheckValue(f[4], Value(1)), "Must be a valid boolean.");
     EXPECT_EQ(s.CheckValue(f[5], Value(3)), "\"3\" is not a valid choice.");
     EXPECT_EQ(s.CheckValue(f[5], Value(2)), "");
+}
+
+// The schema's value checks and the serializer's print bounds the same way (one FormatNumber): whole numbers without a
+// fraction, others as %g.
+TEST(SchemaTest, BoundsPrintTheSameInTheSchemaAndTheSerializer) {
+    Schema s = Schema::FromJson("kinds", R"({"fields": {
+        "r": {"type": "real", "min_value": -1e20, "max_value": 2.5},
+        "n": {"type": "integer", "min_value": -10, "max_value": 1e15}}})");
+    Serializer serializer(s, SerializerOptions{});
+    const auto& f = s.fields();
+    auto coerced = [&](const FieldSpec& field, const char* json) {
+        rapidjson::Document d;
+        d.Parse(json);
+        auto messages = serializer.Coerce(field, d).second;
+        return messages.empty() ? std::string() : messages.front();
+    };
+    EXPECT_EQ(s.CheckValue(f[1], Value(3.0)), "Ensure this value is less than or equal to 2.5.");
+    EXPECT_EQ(coerced(f[1], "3.0"), "Ensure this value is less than or equal to 2.5.");
+    EXPECT_EQ(s.CheckValue(f[1], Value(-1e21)), "Ensure this value is greater than or equal to -1e+20.");
+    EXPECT_EQ(coerced(f[1], "-1e21"), "Ensure this value is greater than or equal to -1e+20.");
+    EXPECT_EQ(s.CheckValue(f[2], Value(-11)), "Ensure this value is greater than or equal to -10.");
+    EXPECT_EQ(coerced(f[2], "-11"), "Ensure this value is greater than or equal to -10.");
+    EXPECT_EQ(s.CheckValue(f[2], Value(std::int64_t{2000000000000000})),
+              "Ensure this value is less than or equal to 1e+15.");
+    EXPECT_EQ(coerced(f[2], "2000000000000000"), "Ensure this value is less than or equal to 1e+15.");
 }
 
 TEST(SchemaTest, IsoDateTimes) {

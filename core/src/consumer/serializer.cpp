@@ -107,16 +107,6 @@ std::string InputText(const rapidjson::Value& json) {
     return JsonText(json);
 }
 
-std::string FormatBound(double v) {
-    char buf[32];
-    if (std::floor(v) == v && std::fabs(v) < 1e15) {
-        std::snprintf(buf, sizeof buf, "%.0f", v);
-    } else {
-        std::snprintf(buf, sizeof buf, "%g", v);
-    }
-    return buf;
-}
-
 }  // namespace
 
 std::string_view PythonTypeName(const rapidjson::Value& json) {
@@ -248,10 +238,10 @@ std::pair<Value, std::vector<std::string>> Serializer::Coerce(const FieldSpec& f
         }
     }
     if (f.max_value && value.AsReal() > *f.max_value) {
-        return fail("Ensure this value is less than or equal to " + FormatBound(*f.max_value) + ".");
+        return fail("Ensure this value is less than or equal to " + FormatNumber(*f.max_value) + ".");
     }
     if (f.min_value && value.AsReal() < *f.min_value) {
-        return fail("Ensure this value is greater than or equal to " + FormatBound(*f.min_value) + ".");
+        return fail("Ensure this value is greater than or equal to " + FormatNumber(*f.min_value) + ".");
     }
     return {std::move(value), {}};
 }

@@ -10,7 +10,6 @@
 #include <array>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 
 #include "json_util.hpp"
 #include "text_util.hpp"
@@ -48,16 +47,6 @@ std::string JoinChoices(const std::array<std::string_view, N>& items) {
         out += item;
     }
     return out;
-}
-
-std::string FormatNumber(double v) {
-    char buf[32];
-    if (std::floor(v) == v && std::fabs(v) < 1e15) {
-        std::snprintf(buf, sizeof buf, "%.0f", v);
-    } else {
-        std::snprintf(buf, sizeof buf, "%g", v);
-    }
-    return buf;
 }
 
 bool IsTextType(FieldType type) {
