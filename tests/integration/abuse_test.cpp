@@ -4,6 +4,7 @@
 // and `since` probes, a ping flood that never reads, subscription floods that never read, streamed lists that never
 // read, list subscriptions with the largest filters allowed, and a connection flood up to max_connections.
 
+#include <syncline/test_support/serve_process.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
 #include <gtest/gtest.h>
@@ -19,8 +20,6 @@
 #include <thread>
 #include <vector>
 
-#include "../storage/test_db.hpp"
-#include "child_process.hpp"
 #include "raw_ws.hpp"
 
 namespace syncline {
@@ -28,8 +27,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using test_support::HttpGet;
+using test_support::RssKiB;
 using test_support::WsClient;
-using testing::ChildProcess;
 using testing::RawWebSocket;
 using Clock = std::chrono::steady_clock;
 
@@ -38,15 +37,6 @@ constexpr int kSlowdown = 4;  // sanitizers: everything is several times slower
 #else
 constexpr int kSlowdown = 1;
 #endif
-
-long RssKiB(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
-}
 
 std::string Nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
@@ -79,8 +69,8 @@ protected:
     static constexpr int kRows = 400;
 
     void SetUp() override {
-        std::string config = dir_.File("config.json");
-        std::ofstream(config) << R"({"database": "blog.db", "workers": 2, "action_threads": 2,
+        std::string config =
+            test_support::WriteConfig(dir_, R"({"database": "blog.db", "workers": 2, "action_threads": 2,
             "max_connections": 150, "max_queue_bytes": 262144, "slow_reader_timeout_ms": 1000,
             "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true},
                 "title": {"type": "text", "max_length": 100}, "author": {"type": "text", "blank": true, "default": ""},
@@ -94,16 +84,10 @@ protected:
               "/ws/visible/": {"model": "posts", "queryset": {"hidden": false}, "mixins": ["observe_instance"]},
               "/ws/": {"streams": {"posts": "/ws/posts/"}},
               "/ws/api/": {"routepatterns": {"^posts/$": {"model": "posts", "fields": ["id", "title"],
-                                                          "handler": "ListCreateAPIActionHandler"}}}}})";
-        port_ = testing::FreePort();
-        server_ = std::make_unique<ChildProcess>(
-            std::vector<std::string>{testing::BinDir() + "/syncline", "serve", "--config", config, "--port",
-                                     std::to_string(port_)},
-            dir_.File("server.log"));
-        auto deadline = Clock::now() + 20s;
-        while (HttpGet("127.0.0.1", port_, "/healthz", 200ms).status != 200) {
-            ASSERT_LT(Clock::now(), deadline) << server_->Output();
-        }
+                                                          "handler": "ListCreateAPIActionHandler"}}}}})");
+        server_ = std::make_unique<test_support::ServeProcess>(config, dir_.File("server.log"));
+        port_ = server_->port();
+        ASSERT_TRUE(server_->WaitHealthy()) << server_->Output();
         auto seed = Connect("/ws/posts/");
         ASSERT_TRUE(seed);
         for (int i = 1; i <= kRows; ++i) {
@@ -133,9 +117,9 @@ protected:
 
     void TearDown() override { StopAttackers(); }
 
-    testing::TempDir dir_;
+    test_support::TempDir dir_;
     std::uint16_t port_ = 0;
-    std::unique_ptr<ChildProcess> server_;
+    std::unique_ptr<test_support::ServeProcess> server_;
     std::atomic<bool> stop_{false};
     std::atomic<long> refused_{0};       // hostile frames answered with a 4xx
     std::atomic<std::size_t> held_{0};  // connections the flood got before the server answered 503

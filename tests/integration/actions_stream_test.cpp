@@ -3,10 +3,11 @@
 // from C++ (CustomAction) on routes added to the same server.
 
 #include <syncline/core/config.hpp>
-#include <syncline/test_support/same_json.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
+#include <syncline/test_support/same_json.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -170,10 +171,7 @@ std::shared_ptr<GenericConsumer> CustomConsumer(const std::shared_ptr<Probe>& pr
                          if (!body || !body->IsString()) return ActionResult::Message(400, "body must be a string.");
                          auto row = c.store().Patch("posts", pk, {{"body", std::string(body->GetString())}});
                          std::int64_t version = c.store().RowVersion("posts", pk);
-                         auto deadline = std::chrono::steady_clock::now() + kDeadline;
-                         while (probe->server->relayed_seq() < version && std::chrono::steady_clock::now() < deadline) {
-                             std::this_thread::yield();
-                         }
+                         test_support::WaitRelayed(*probe->server, version, kDeadline);
                          return ActionResult::Ok(200, c.Represent(*row));
                      })
             .NeedsObject()
@@ -183,10 +181,10 @@ std::shared_ptr<GenericConsumer> CustomConsumer(const std::shared_ptr<Probe>& pr
     return std::make_shared<GenericConsumer>(o);
 }
 
-class ActionsStreamTest : public ::testing::Test {
+class ActionsStreamTest : public test_support::ServerTest {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        BuildFromConfig(kConfig);
         probe_->server = server_.get();
         server_->Route("/ws/custom/", CustomConsumer(probe_, false));
         server_->Route("/ws/denied/", CustomConsumer(probe_, true));
@@ -199,8 +197,7 @@ protected:
     void TearDown() override { probe_->Open(); }
     // The relay has published every change so far, so none is pushed to a later subscriber.
     void WaitRelayed(std::int64_t seq) {
-        auto deadline = std::chrono::steady_clock::now() + kDeadline;
-        while (server_->relayed_seq() < seq && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        ServerTest::WaitRelayed(seq, kDeadline);
         ASSERT_GE(server_->relayed_seq(), seq);
     }
     void InsertNotes(int count, std::size_t text_bytes) {
@@ -216,20 +213,13 @@ protected:
         }
         return true;
     }
-    std::unique_ptr<WsClient> Connect(const std::string& path) {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    }
     // Nothing else is pending on the socket: a marker's reply is the very next frame.
     static void ExpectNothingPending(WsClient& ws) {
         ASSERT_TRUE(ws.SendText(R"({"action": "marker", "request_id": "marker"})"));
         Frame f = Next(ws);
         EXPECT_EQ(f.request_id(), "marker") << "unexpected frame: " << f.text;
     }
-    testing::TempDir dir_;
     std::shared_ptr<Probe> probe_ = std::make_shared<Probe>();
-    std::unique_ptr<Server> server_;
 };
 
 TEST_F(ActionsStreamTest, StreamedListSendsOneFramePerPageWithTheSameRequestId) {

@@ -5,8 +5,8 @@
 #include <syncline/core/config.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/observer/observer.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
-#include <syncline/transport/server.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -52,18 +52,9 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
 
 std::string Nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
-class AdversarialTest : public ::testing::Test {
+class AdversarialTest : public test_support::ServerTest {
 protected:
-    void SetUp() override { StartServer(kConfig); }
-    void StartServer(const std::string& config) {
-        server_ = Server::FromConfig(ParseConfig(config), dir_.File(""));
-        server_->Start();
-    }
-    std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/") {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    }
+    void SetUp() override { StartFromConfig(kConfig); }
     static std::string Call(WsClient& ws, const std::string& frame) { return ws.Request(frame).value_or("<none>"); }
     // The socket still works: an ordinary request is answered.
     static void ExpectServed(WsClient& ws) {
@@ -74,14 +65,9 @@ protected:
     }
     // Waits (with a deadline) until the relay has published the first `changes` changes.
     void WaitRelayed(std::int64_t changes) {
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (server_->relayed_seq() < changes && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::yield();
-        }
+        ServerTest::WaitRelayed(changes);
         ASSERT_GE(server_->relayed_seq(), changes);
     }
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
 };
 
 // Finding 1: ~87,300 nested arrays (175 KB, far under the message limit) killed the process with SIGSEGV.

@@ -5,10 +5,11 @@
 // (the config keys) and from C++ (custom permissions).
 
 #include <syncline/core/config.hpp>
-#include <syncline/test_support/jwt_mint.hpp>
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/test_support/jwt_mint.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -170,29 +171,19 @@ private:
     std::string text_;
 };
 
-class AuthPermissionsTest : public ::testing::Test {
+class AuthPermissionsTest : public test_support::ServerTest {
 protected:
     void StartServer(const std::string& auth = AuthJson()) {
-        server_ = Server::FromConfig(ParseConfig(Config(auth)), dir_.File(""));
-        server_->Start();
+        StartFromConfig(Config(auth));
         // alice owns 1, 3, 5; bob owns 2, 4; nobody owns 6; 7 is alice's sentinel row.
         const std::int64_t owners[] = {1, 2, 1, 2, 1, 0, 1};
         for (std::int64_t owner : owners) {
             server_->database().Insert("posts", {{"title", "p" + std::to_string(owner)}, {"owner_id", Value(owner)}});
         }
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (server_->relayed_seq() < 7 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        WaitRelayed(7);
     }
     void SetUp() override { StartServer(); }
 
-    test_support::ConnectResult Try(const std::string& path, const Headers& headers = {}) {
-        return WsClient::Connect("127.0.0.1", server_->port(), path, headers);
-    }
-    std::unique_ptr<WsClient> Connect(const std::string& path, const Headers& headers = {}) {
-        auto result = Try(path, headers);
-        EXPECT_TRUE(result) << path << ": " << result.error << " (HTTP " << result.http_status << ")";
-        return std::move(result.client);
-    }
     // A socket authenticated as the token's user, through the query parameter.
     std::unique_ptr<WsClient> As(const std::string& path, const char* token) {
         return Connect(path + "?token=" + token);
@@ -202,9 +193,6 @@ protected:
         for (const Row& row : server_->database().List("posts", Query{})) ids.push_back(row.at(0).AsInteger());
         return ids;
     }
-
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
 };
 
 TEST_F(AuthPermissionsTest, IsAuthenticatedConnectsAnonymousSocketsThenAnswers403PerAction) {
@@ -573,13 +561,10 @@ public:
     }
 };
 
-class CppPermissionsTest : public ::testing::Test {
+class CppPermissionsTest : public test_support::ServerTest {
 protected:
     void SetUp() override {
-        ServerOptions options;
-        options.port = 0;
-        options.workers = 2;
-        options.database = dir_.File("cpp.db");
+        ServerOptions options = test_support::TestServerOptions(dir_, "cpp.db", 2);
         User ann, dave;
         ann.id = "10";
         ann.name = "ann";
@@ -612,19 +597,8 @@ protected:
         for (const char* title : {"ann 1", "dave 1", "ann 2", "x", "ann 3", "dave 2", "ann 4", "ann 5"}) {
             server_->database().Insert("posts", {{"title", title}});
         }
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (server_->relayed_seq() < 8 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        WaitRelayed(8);
     }
-    test_support::ConnectResult Try(const std::string& path, const Headers& headers = {}) {
-        return WsClient::Connect("127.0.0.1", server_->port(), path, headers);
-    }
-    std::unique_ptr<WsClient> Connect(const std::string& path) {
-        auto result = Try(path);
-        EXPECT_TRUE(result) << path << ": " << result.error << " (HTTP " << result.http_status << ")";
-        return std::move(result.client);
-    }
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
 };
 
 TEST_F(CppPermissionsTest, CanConnectFalseRefusesTheHandshakeWith403) {

@@ -2,6 +2,7 @@
 // default max_connections (derived from that limit) handshakes answer 503 and /healthz 200; past the descriptors
 // themselves (max_connections set too high), /healthz is still answered, on the spare descriptor.
 
+#include <syncline/test_support/serve_process.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
 #include <gtest/gtest.h>
@@ -9,9 +10,6 @@
 #include <fstream>
 #include <memory>
 #include <vector>
-
-#include "../storage/test_db.hpp"
-#include "child_process.hpp"
 
 namespace syncline {
 namespace {
@@ -25,27 +23,22 @@ class ConnectionLimitTest : public ::testing::Test {
 protected:
     // Runs `syncline serve` with at most `open_files` descriptors; `extra` adds top-level config keys.
     void StartServer(int open_files, const std::string& extra = "") {
-        std::string config = dir_.File("config.json");
-        std::ofstream(config) << R"({"database": "limits.db", "workers": 2, "ping_interval_ms": 0, )" << extra << R"(
+        std::string config = test_support::WriteConfig(
+            dir_, R"({"database": "limits.db", "workers": 2, "ping_interval_ms": 0, )" + extra + R"(
             "models": {"posts": {"fields": {"title": {"type": "text"}}}},
-            "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list"]}}})";
-        port_ = testing::FreePort();
+            "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list"]}}})");
         const std::string limit = std::to_string(open_files);
-        server_ = std::make_unique<testing::ChildProcess>(
-            std::vector<std::string>{"/usr/bin/prlimit", "--nofile=" + limit + ":" + limit, "--",
-                                     testing::BinDir() + "/syncline", "serve", "--config", config, "--port",
-                                     std::to_string(port_)},
-            dir_.File("server.log"));
-        auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (HttpGet("127.0.0.1", port_, "/healthz", 200ms).status != 200) {
-            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << server_->Output();
-        }
+        server_ = std::make_unique<test_support::ServeProcess>(
+            config, dir_.File("server.log"),
+            std::vector<std::string>{"/usr/bin/prlimit", "--nofile=" + limit + ":" + limit, "--"});
+        port_ = server_->port();
+        ASSERT_TRUE(server_->WaitHealthy()) << server_->Output();
     }
     ConnectResult Connect() { return WsClient::Connect("127.0.0.1", port_, "/ws/posts/"); }
 
-    testing::TempDir dir_;
+    test_support::TempDir dir_;
     std::uint16_t port_ = 0;
-    std::unique_ptr<testing::ChildProcess> server_;
+    std::unique_ptr<test_support::ServeProcess> server_;
 };
 
 // 128 descriptors: the default max_connections is 128 - 64 (the reserve is half the limit below 512) = 64.

@@ -1,9 +1,8 @@
 // What the fuzz targets (fuzz/, FUZZING.md) found on the wire, over real websockets: one test per finding, each
 // naming the corpus file that holds the input the fuzzer found.
 
-#include <syncline/core/config.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
-#include <syncline/transport/server.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,8 +10,6 @@
 
 #include <cstdlib>
 #include <string>
-
-#include "../storage/test_db.hpp"
 
 namespace syncline {
 namespace {
@@ -32,19 +29,9 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
     return d;
 }
 
-class FuzzFindingsTest : public ::testing::Test {
+class FuzzFindingsTest : public test_support::ServerTest {
 protected:
-    void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
-        server_->Start();
-    }
-    std::unique_ptr<WsClient> Connect(const std::string& path) {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    }
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    void SetUp() override { StartFromConfig(kConfig); }
 };
 
 TEST_F(FuzzFindingsTest, ANulByteAfterTheObjectIsRefusedNotIgnored) {

@@ -4,9 +4,10 @@
 
 #include <syncline/core/auth/auth.hpp>
 #include <syncline/core/config.hpp>
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
+#include <syncline/core/support/log.hpp>
 #include <syncline/observer/observer.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -40,28 +41,10 @@ constexpr const char* kConfig = R"({
         "^posts/$": {"model": "posts", "fields": ["id", "title"], "handler": "ListCreateAPIActionHandler"},
         "^comments/(?P<pk>\\d+)/$": {"model": "comments", "handler": "RetrieveAPIActionHandler"}}}}})";
 
-class MultiplexRoutedTest : public ::testing::Test {
+class MultiplexRoutedTest : public test_support::ServerTest {
 protected:
-    void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
-        server_->Start();
-    }
-    std::unique_ptr<WsClient> Connect(const std::string& path) {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    }
+    void SetUp() override { StartFromConfig(kConfig); }
     static std::string Call(WsClient& ws, const std::string& frame) { return ws.Request(frame).value_or("<none>"); }
-    // Waits (with a deadline, no sleep) until the relay has published the first `changes` changes, so that a later
-    // subscription does not receive them.
-    void WaitRelayed(std::int64_t changes) {
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (server_->relayed_seq() < changes && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::yield();
-        }
-    }
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
 };
 
 TEST_F(MultiplexRoutedTest, TwoStreamsOnOneSocketGetTheirOwnWrappedReplies) {
@@ -249,11 +232,7 @@ public:
 
 TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
     testing::TempDir dir;
-    ServerOptions options;
-    options.port = 0;
-    options.workers = 1;
-    options.database = dir.File("mux.db");
-    Server server(options);
+    Server server(test_support::TestServerOptions(dir, "mux.db", 1));
     server.AddModel(testing::PostsSchema());
     ConsumerOptions open;
     open.model = "posts";
@@ -281,10 +260,7 @@ TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
 
 TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUser) {
     testing::TempDir dir;
-    ServerOptions options;
-    options.port = 0;
-    options.workers = 1;
-    options.database = dir.File("mux.db");
+    ServerOptions options = test_support::TestServerOptions(dir, "mux.db", 1);
     User alice;
     alice.id = "1";
     alice.name = "alice";
@@ -339,10 +315,7 @@ TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUs
 
 TEST(MultiplexHandshakeTest, AStreamNamingNoRouteStopsStart) {
     testing::TempDir dir;
-    ServerOptions options;
-    options.port = 0;
-    options.database = dir.File("mux.db");
-    Server server(options);
+    Server server(test_support::TestServerOptions(dir, "mux.db", 0));
     server.AddModel(testing::PostsSchema());
     ConsumerOptions posts;
     posts.model = "posts";

@@ -3,6 +3,8 @@
 // the process holding the relay lease.
 
 #include <syncline/storage/database.hpp>
+#include <syncline/test_support/serve_process.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
 #include <gmock/gmock.h>
@@ -14,13 +16,12 @@
 #include <map>
 
 #include "../storage/test_db.hpp"
-#include "child_process.hpp"
 
 namespace syncline {
 namespace {
 
+using test_support::ChildProcess;
 using test_support::WsClient;
-using testing::ChildProcess;
 
 // The same schema as syncline_test_writer's (tests/storage/test_db.hpp), so every process agrees on the tables.
 constexpr const char* kModels = R"("models": {
@@ -59,35 +60,23 @@ std::optional<Push> NextPush(WsClient& ws, std::chrono::milliseconds timeout = s
 class Cluster {
 public:
     Cluster(const testing::TempDir& dir, const std::string& redis_url, int processes) : dir_(dir) {
-        config_ = dir.File("config.json");
-        std::ofstream(config_) << R"({"database": "shared.db", "workers": 2, "bus": {"redis": ")" << redis_url
-                               << R"("}, )" << kModels << R"(, "routes": {"/ws/posts/": {"model": "posts",
-                "mixins": ["list", "create", "patch", "observe_instance"]}}})";
+        config_ = test_support::WriteConfig(dir, R"({"database": "shared.db", "workers": 2, "bus": {"redis": ")" +
+                                                     redis_url + R"("}, )" + kModels + R"(, "routes": {"/ws/posts/": {
+                "model": "posts", "mixins": ["list", "create", "patch", "observe_instance"]}}})");
         for (int i = 0; i < processes; ++i) Spawn();
     }
     void Spawn() {
-        std::uint16_t port = testing::FreePort();
-        ports.push_back(port);
-        servers.push_back(std::make_unique<ChildProcess>(
-            std::vector<std::string>{testing::BinDir() + "/syncline", "serve", "--config", config_, "--port",
-                                     std::to_string(port)},
-            dir_.File("server-" + std::to_string(ports.size()) + ".log")));
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (test_support::HttpGet("127.0.0.1", port, "/healthz", std::chrono::milliseconds(200)).status != 200) {
-            if (std::chrono::steady_clock::now() > deadline || servers.back()->Wait(std::chrono::milliseconds(20))) {
-                ADD_FAILURE() << "server did not start: " << servers.back()->Output();
-                return;
-            }
-        }
+        servers.push_back(std::make_unique<test_support::ServeProcess>(
+            config_, dir_.File("server-" + std::to_string(servers.size() + 1) + ".log")));
+        ports.push_back(servers.back()->port());
+        if (!servers.back()->WaitHealthy()) ADD_FAILURE() << "server did not start: " << servers.back()->Output();
     }
     std::unique_ptr<WsClient> Connect(std::size_t server) {
-        auto result = WsClient::Connect("127.0.0.1", ports.at(server), "/ws/posts/");
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
+        return test_support::ConnectOrFail(ports.at(server), "/ws/posts/");
     }
     std::string db_path() const { return dir_.File("shared.db"); }
     std::vector<std::uint16_t> ports;
-    std::vector<std::unique_ptr<ChildProcess>> servers;
+    std::vector<std::unique_ptr<test_support::ServeProcess>> servers;
 
 private:
     const testing::TempDir& dir_;
@@ -176,7 +165,7 @@ private:
 TEST(MultiProcessTest, RedisKilledAndRestartedWhileChangesKeepComing) {
     if (OwnRedis::RedisServer().empty()) GTEST_SKIP() << "redis-server is not installed";
     testing::TempDir dir;
-    OwnRedis redis(dir, testing::FreePort());
+    OwnRedis redis(dir, test_support::FreePort());
     Cluster cluster(dir, redis.url(), 2);
     auto setup = cluster.Connect(0);
     for (int i = 0; i < 5; ++i) {

@@ -3,6 +3,7 @@
 
 #include <syncline/core/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -37,21 +38,14 @@ std::string Config(const std::string& auth, const std::string& open_origins = R"
                            "routepatterns": {"^posts/$": {"model": "posts", "handler": "ListAPIActionHandler"}}}}})";
 }
 
-class OriginTest : public ::testing::Test {
+class OriginTest : public test_support::ServerTest {
 protected:
     void StartServer(const std::string& auth = "", const std::string& open_origins = R"(["*"])") {
-        server_ = Server::FromConfig(ParseConfig(Config(auth, open_origins)), dir_.File(""));
-        server_->Start();
+        StartFromConfig(Config(auth, open_origins));
     }
     // The HTTP status of a handshake (101 when it opened).
-    int Handshake(const std::string& path, const Headers& headers = {}) {
-        ConnectResult result = WsClient::Connect("127.0.0.1", server_->port(), path, headers);
-        return result.http_status;
-    }
+    int Handshake(const std::string& path, const Headers& headers = {}) { return Try(path, headers).http_status; }
     int WithOrigin(const std::string& path, const std::string& origin) { return Handshake(path, {{"Origin", origin}}); }
-
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
 };
 
 TEST_F(OriginTest, AForeignOriginIsRefusedWith403AListedOneOrNoneOpens) {
@@ -137,10 +131,7 @@ TEST_F(OriginTest, CookiesAreNotReadByDefault) {
 // cookie: the combination cannot open an authenticated socket for a page of another site.
 TEST(OriginCppTest, CookieCredentialsAreIgnoredWithoutAnAllowList) {
     testing::TempDir dir;
-    ServerOptions options;
-    options.port = 0;
-    options.workers = 2;
-    options.database = dir.File("cookies.db");
+    ServerOptions options = test_support::TestServerOptions(dir, "cookies.db", 2);
     User alice;
     alice.id = "1";
     alice.name = "alice";

@@ -5,8 +5,8 @@
 
 #include <syncline/core/config.hpp>
 #include <syncline/test_support/jwt_mint.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
-#include <syncline/transport/server.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -87,34 +87,19 @@ std::set<std::int64_t> Ids(const rapidjson::Value& rows) {
     return ids;
 }
 
-class OwnerIdentityTest : public ::testing::Test {
+class OwnerIdentityTest : public test_support::ServerTest {
 protected:
-    void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(Config()), dir_.File(""));
-        server_->Start();
-    }
+    void SetUp() override { StartFromConfig(Config()); }
     // Inserts a row directly (as another process would) and waits until the relay has seen it.
     std::int64_t Insert(const std::string& title, std::int64_t owner_id, const std::string& author) {
         Row row = server_->database().Insert(
             "posts", {{"title", title}, {"owner_id", Value(owner_id)}, {"author", Value(author)}});
-        std::int64_t version = server_->database().RowVersion("posts", row.at(0));
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (server_->relayed_seq() < version && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::yield();
-        }
+        WaitRelayed(server_->database().RowVersion("posts", row.at(0)));
         return row.at(0).AsInteger();
-    }
-    std::unique_ptr<WsClient> Connect(const std::string& path_and_query) {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path_and_query);
-        EXPECT_TRUE(result) << path_and_query << ": " << result.error;
-        return std::move(result.client);
     }
     std::unique_ptr<WsClient> As(const std::string& path, const std::string& token) {
         return Connect(path + "?token=" + token);
     }
-
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
 };
 
 TEST_F(OwnerIdentityTest, AnIdOfZeroOneNeverReachesTheRowsOfOwnerOne) {

@@ -3,6 +3,9 @@
 // now go through the connection's outbox (at most one outstanding, the latest ping's), so memory stays bounded, and
 // another client keeps being served meanwhile.
 
+#include <syncline/test_support/serve_process.hpp>
+#include <syncline/test_support/ws_client.hpp>
+
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -11,50 +14,33 @@
 #include <fstream>
 #include <thread>
 
-#include "../storage/test_db.hpp"
-#include "child_process.hpp"
 #include "raw_ws.hpp"
 
 namespace syncline {
 namespace {
 
 using namespace std::chrono_literals;
+using test_support::RssKiB;
 using test_support::WsClient;
-using testing::ChildProcess;
 using testing::RawWebSocket;
-
-long RssKiB(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
-}
 
 class PingFloodTest : public ::testing::Test {
 protected:
     void StartServer() {
-        std::string config = dir_.File("config.json");
         // No server pings: the flooding socket must stay open for the whole flood, whatever the machine's speed.
-        std::ofstream(config) << R"({"database": "blog.db", "workers": 2, "ping_interval_ms": 0,
+        std::string config =
+            test_support::WriteConfig(dir_, R"({"database": "blog.db", "workers": 2, "ping_interval_ms": 0,
             "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true},
                                             "title": {"type": "text", "max_length": 100}}}},
-            "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list", "create"]}}})";
-        port_ = testing::FreePort();
-        server_ = std::make_unique<ChildProcess>(
-            std::vector<std::string>{testing::BinDir() + "/syncline", "serve", "--config", config, "--port",
-                                     std::to_string(port_)},
-            dir_.File("server.log"));
-        auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (test_support::HttpGet("127.0.0.1", port_, "/healthz", 200ms).status != 200) {
-            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << server_->Output();
-        }
+            "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list", "create"]}}})");
+        server_ = std::make_unique<test_support::ServeProcess>(config, dir_.File("server.log"));
+        port_ = server_->port();
+        ASSERT_TRUE(server_->WaitHealthy()) << server_->Output();
     }
 
-    testing::TempDir dir_;
+    test_support::TempDir dir_;
     std::uint16_t port_ = 0;
-    std::unique_ptr<ChildProcess> server_;
+    std::unique_ptr<test_support::ServeProcess> server_;
 };
 
 TEST_F(PingFloodTest, PongsToAClientThatNeverReadsStayBoundedAndAnotherClientIsServed) {

@@ -1,8 +1,7 @@
 // PROTOCOL.md §1-§5 over real websockets against an in-process syncline::Server built from the blog config.
 
-#include <syncline/core/config.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
-#include <syncline/transport/server.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,8 +9,6 @@
 
 #include <atomic>
 #include <thread>
-
-#include "../storage/test_db.hpp"
 
 namespace syncline {
 namespace {
@@ -35,19 +32,9 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
     return d;
 }
 
-class ProtocolSocketTest : public ::testing::Test {
+class ProtocolSocketTest : public test_support::ServerTest {
 protected:
-    void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kBlogConfig), dir_.File(""));
-        server_->Start();
-    }
-    std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/") {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    }
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    void SetUp() override { StartFromConfig(kBlogConfig); }
 };
 
 TEST_F(ProtocolSocketTest, EveryCrudActionOverASocket) {

@@ -2,9 +2,8 @@
 // threw), and text filters with NULs, LIKE wildcards, case variants and non-ASCII text give the same rows to `list`
 // (SQL) as to `subscribe_list` (the in-memory matcher the pushes go through).
 
-#include <syncline/core/config.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
-#include <syncline/transport/server.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,8 +13,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "../storage/test_db.hpp"
 
 namespace syncline {
 namespace {
@@ -55,17 +52,14 @@ Frame Call(WsClient& ws, const std::string& request) {
     return Next(ws);
 }
 
-class RequestInputTest : public ::testing::Test {
+class RequestInputTest : public test_support::ServerTest {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
-        server_->Start();
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), "/ws/posts/");
+        StartFromConfig(kConfig);
+        auto result = Try("/ws/posts/");
         ASSERT_TRUE(result) << result.error;
         ws_ = std::move(result.client);
     }
-    testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
     std::unique_ptr<WsClient> ws_;
 };
 
@@ -97,8 +91,7 @@ TEST_F(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions
     int sentinel = Call(*ws_, R"({"action": "create", "data": {"title": "sentinel"}})").doc["data"]["id"].GetInt();
     // The relay must have published these inserts before anything subscribes, or they would be pushed to it.
     std::int64_t created = server_->database().RowVersion("posts", Value(sentinel));
-    auto relayed = std::chrono::steady_clock::now() + kDeadline;
-    while (server_->relayed_seq() < created && std::chrono::steady_clock::now() < relayed) std::this_thread::yield();
+    WaitRelayed(created, kDeadline);
     ASSERT_GE(server_->relayed_seq(), created);
     ASSERT_EQ(
         Call(*ws_, R"({"action": "subscribe_instance", "request_id": "s", "pk": )" + std::to_string(sentinel) + "}")

@@ -3,6 +3,7 @@
 // the bus URL is absent from the start-up lines, the connection events (up, lost, failed attempts, restored) and the
 // start-up error of a malformed URL; a bad token appears only as its fingerprint.
 
+#include <syncline/test_support/serve_process.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
 #include <gmock/gmock.h>
@@ -16,26 +17,25 @@
 
 #include "../observer/redis_test_support.hpp"
 #include "../storage/test_db.hpp"
-#include "child_process.hpp"
 
 namespace syncline {
 namespace {
 
+using test_support::ChildProcess;
+using test_support::ServeProcess;
 using test_support::WsClient;
-using testing::ChildProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kPassword = "redis-pw-4f9d2b";
 constexpr const char* kBadToken = "tok-mallory-8e51a0";
 
-std::string WriteConfig(const testing::TempDir& dir, const std::string& redis_url) {
-    std::string path = dir.File("config.json");
-    std::ofstream(path) << R"({"database": "secrets.db", "workers": 2, "bus": {"redis": ")" << redis_url << R"("},
+std::string WriteBusConfig(const testing::TempDir& dir, const std::string& redis_url) {
+    return test_support::WriteConfig(dir, R"({"database": "secrets.db", "workers": 2, "bus": {"redis": ")" + redis_url +
+                                              R"("},
         "auth": {"tokens": {"tok-alice-0001": {"user": "alice", "id": 1}}},
         "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text"}}}},
-        "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list"]}}})";
-    return path;
+        "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list"]}}})");
 }
 
 // Polls the child's log (a file, no event to wait on) until it contains `needle` or the deadline passes.
@@ -64,10 +64,9 @@ protected:
 };
 
 TEST_F(SecretsLogTest, ServeNeverLogsTheBusPasswordOrATokenThroughAnOutage) {
-    std::string config = WriteConfig(dir_, std::string("redis://default:") + kPassword + "@" + address_);
-    std::uint16_t port = testing::FreePort();
-    ChildProcess server({testing::BinDir() + "/syncline", "serve", "--config", config, "--port", std::to_string(port)},
-                        dir_.File("server.log"));
+    std::string config = WriteBusConfig(dir_, std::string("redis://default:") + kPassword + "@" + address_);
+    ServeProcess server(config, dir_.File("server.log"));
+    const std::uint16_t port = server.port();
     ASSERT_TRUE(WaitForOutput(server, "subscribe connection to " + address_ + " up")) << server.Output();
     ASSERT_TRUE(WaitForOutput(server, "publish connection to " + address_ + " up")) << server.Output();
     EXPECT_THAT(server.Output(), HasSubstr("bus: redis://default:***@" + address_ + " (16 channels per table)"));
@@ -100,9 +99,8 @@ TEST_F(SecretsLogTest, ServeNeverLogsTheBusPasswordOrATokenThroughAnOutage) {
 
 TEST_F(SecretsLogTest, AMalformedBusUrlStopsStartupWithoutPrintingThePassword) {
     // The port is not a number: RedisBus refuses the URL when the server starts (exit 1, one error line).
-    std::string config = WriteConfig(dir_, std::string("redis://default:") + kPassword + "@127.0.0.1:redis/0");
-    ChildProcess server({testing::BinDir() + "/syncline", "serve", "--config", config, "--port", "0"},
-                        dir_.File("server.log"));
+    std::string config = WriteBusConfig(dir_, std::string("redis://default:") + kPassword + "@127.0.0.1:redis/0");
+    ServeProcess server(config, dir_.File("server.log"), {}, 0);
     EXPECT_EQ(server.Wait(std::chrono::seconds(15)), 1) << server.Output();
     const std::string output = server.Output();
     EXPECT_THAT(output, HasSubstr("cannot start: RedisBus: bad Redis URL \"redis://default:***@127.0.0.1:redis/0\": "

@@ -1,6 +1,7 @@
 // The `syncline serve` binary and the C++ example as child processes: start from a config, serve CRUD, refuse a bad
 // config with one line, drain on SIGTERM.
 
+#include <syncline/test_support/serve_process.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
 #include <gmock/gmock.h>
@@ -10,38 +11,25 @@
 #include <fstream>
 
 #include "../storage/test_db.hpp"
-#include "child_process.hpp"
 
 namespace syncline {
 namespace {
 
-using ::testing::HasSubstr;
+using test_support::ChildProcess;
+using test_support::ServeProcess;
+using test_support::WaitHealthy;
 using test_support::WsClient;
-using testing::ChildProcess;
+using ::testing::HasSubstr;
 
 constexpr const char* kModels = R"("models": {"posts": {"fields": {
       "id": {"type": "integer", "primary_key": true}, "title": {"type": "text", "max_length": 100},
       "body": {"type": "text", "blank": true, "default": ""},
       "author": {"type": "text", "max_length": 50, "blank": true, "default": ""}}}})";
 
-std::string WriteConfig(const testing::TempDir& dir, const std::string& mixins) {
-    std::string path = dir.File("config.json");
-    std::ofstream(path) << R"({"database": "blog.db", "workers": 2, )" << kModels
-                        << R"(, "routes": {"/ws/posts/": {"model": "posts", "read_only": ["id"], "mixins": )" << mixins
-                        << "}}}";
-    return path;
-}
-
-// Waits until GET /healthz answers 200 (the server is listening), or the deadline passes.
-bool WaitHealthy(std::uint16_t port, ChildProcess& process) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (test_support::HttpGet("127.0.0.1", port, "/healthz", std::chrono::milliseconds(200)).status == 200) {
-            return true;
-        }
-        if (process.Wait(std::chrono::milliseconds(20))) return false;  // it exited
-    }
-    return false;
+std::string WriteBlogConfig(const testing::TempDir& dir, const std::string& mixins) {
+    const std::string route = R"({"model": "posts", "read_only": ["id"], "mixins": )" + mixins + "}";
+    return test_support::WriteConfig(dir, std::string(R"({"database": "blog.db", "workers": 2, )") + kModels +
+                                              R"(, "routes": {"/ws/posts/": )" + route + "}}");
 }
 
 rapidjson::Document Parse(const std::optional<std::string>& frame) {
@@ -52,11 +40,10 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
 
 TEST(ServeProcessTest, ServesTheConfigAndDrainsOnSigterm) {
     testing::TempDir dir;
-    std::string config = WriteConfig(dir, R"(["list", "retrieve", "create", "update", "patch", "delete"])");
-    std::uint16_t port = testing::FreePort();
-    ChildProcess server({testing::BinDir() + "/syncline", "serve", "--config", config, "--port", std::to_string(port)},
-                        dir.File("server.log"));
-    ASSERT_TRUE(WaitHealthy(port, server)) << server.Output();
+    std::string config = WriteBlogConfig(dir, R"(["list", "retrieve", "create", "update", "patch", "delete"])");
+    ServeProcess server(config, dir.File("server.log"));
+    const std::uint16_t port = server.port();
+    ASSERT_TRUE(server.WaitHealthy()) << server.Output();
 
     auto a = WsClient::Connect("127.0.0.1", port, "/ws/posts/");
     auto b = WsClient::Connect("127.0.0.1", port, "/ws/posts/");
@@ -77,7 +64,7 @@ TEST(ServeProcessTest, ServesTheConfigAndDrainsOnSigterm) {
 
 TEST(ServeProcessTest, ConfigErrorStopsStartupWithOneLine) {
     testing::TempDir dir;
-    std::string config = WriteConfig(dir, R"(["list", "lst"])");
+    std::string config = WriteBlogConfig(dir, R"(["list", "lst"])");
     ChildProcess server({testing::BinDir() + "/syncline", "serve", "--config", config}, dir.File("server.log"));
     EXPECT_EQ(server.Wait(std::chrono::seconds(15)), 2);
     std::string output = server.Output();
@@ -88,7 +75,7 @@ TEST(ServeProcessTest, ConfigErrorStopsStartupWithOneLine) {
 
 TEST(ServeProcessTest, CppExampleServesItsConsumer) {
     testing::TempDir dir;
-    std::uint16_t port = testing::FreePort();
+    std::uint16_t port = test_support::FreePort();
     ChildProcess server({testing::BinDir() + "/syncline_example_cpp", std::to_string(port), dir.File("example.db")},
                         dir.File("example.log"));
     ASSERT_TRUE(WaitHealthy(port, server)) << server.Output();

@@ -3,35 +3,26 @@
 // final state; or, past the slow-reader timeout, the socket is closed with 1013.
 
 #include <syncline/storage/database.hpp>
+#include <syncline/test_support/serve_process.hpp>
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
-#include <fstream>
+#include <sstream>
 
 #include "../storage/test_db.hpp"
-#include "child_process.hpp"
 #include "raw_ws.hpp"
 
 namespace syncline {
 namespace {
 
-using testing::ChildProcess;
-
-long RssKiB(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
-}
+using test_support::RssKiB;
 
 class SlowReaderTest : public ::testing::Test {
 protected:
     void StartServer(std::int64_t slow_reader_timeout_ms, std::int64_t max_queue_bytes = 1048576) {
-        std::string config = dir_.File("config.json");
-        std::ofstream(config) << R"({"database": "blog.db", "workers": 2, "ping_interval_ms": 0,
+        std::ostringstream json;
+        json << R"({"database": "blog.db", "workers": 2, "ping_interval_ms": 0,
             "max_subscriptions_per_socket": 5000,
             "max_queue_bytes": )" << max_queue_bytes << R"(,
             "slow_reader_timeout_ms": )" << slow_reader_timeout_ms << R"(,
@@ -42,17 +33,12 @@ protected:
               "likes": {"type": "integer", "null": true}, "public": {"type": "boolean", "default": false}}},
               "tags": {"fields": {"slug": {"type": "text", "primary_key": true}, "label": {"type": "text", "unique": true}}}},
             "routes": {"/ws/posts/": {"model": "posts", "mixins": ["observe_instance"]}}})";
+        const std::string config = test_support::WriteConfig(dir_, json.str());
         db_ = testing::OpenBlog(dir_.File("blog.db"));
         db_->Insert("posts", {{"title", "watched"}});
-        port_ = testing::FreePort();
-        server_ = std::make_unique<ChildProcess>(
-            std::vector<std::string>{testing::BinDir() + "/syncline", "serve", "--config", config, "--port",
-                                     std::to_string(port_)},
-            dir_.File("server.log"));
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (test_support::HttpGet("127.0.0.1", port_, "/healthz", std::chrono::milliseconds(200)).status != 200) {
-            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << server_->Output();
-        }
+        server_ = std::make_unique<test_support::ServeProcess>(config, dir_.File("server.log"));
+        port_ = server_->port();
+        ASSERT_TRUE(server_->WaitHealthy()) << server_->Output();
     }
     // Subscribes through a socket that then reads nothing until told to.
     testing::RawWebSocket Subscribe() {
@@ -74,7 +60,7 @@ protected:
     testing::TempDir dir_;
     std::unique_ptr<storage::Database> db_;
     std::uint16_t port_ = 0;
-    std::unique_ptr<ChildProcess> server_;
+    std::unique_ptr<test_support::ServeProcess> server_;
 };
 
 TEST_F(SlowReaderTest, MemoryStaysBoundedAndTheLastFrameCarriesTheFinalState) {

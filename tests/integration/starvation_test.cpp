@@ -2,9 +2,8 @@
 // `action_threads` 2 other clients' streamed lists and detached actions are still answered promptly; and a socket may
 // have only so many detached actions in progress (`max_pending_actions`), the next one answers 429.
 
-#include <syncline/core/config.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
-#include <syncline/transport/server.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -17,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "../storage/test_db.hpp"
 #include "raw_ws.hpp"
 
 namespace syncline {
@@ -70,10 +68,10 @@ std::shared_ptr<GenericConsumer> DetachedConsumer(const std::shared_ptr<Latch>& 
     return std::make_shared<GenericConsumer>(o);
 }
 
-class StarvationTest : public ::testing::Test {
+class StarvationTest : public test_support::ServerTest {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        BuildFromConfig(kConfig);
         server_->Route("/ws/detached/", DetachedConsumer(latch_), [] {
             EndpointOptions options;
             options.limits = ConnectionLimits{};
@@ -89,15 +87,7 @@ protected:
     }
     void TearDown() override { latch_->Open(); }
 
-    std::unique_ptr<WsClient> Connect(const std::string& path) {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    }
-
-    testing::TempDir dir_;
     std::shared_ptr<Latch> latch_ = std::make_shared<Latch>();
-    std::unique_ptr<Server> server_;
 };
 
 // Reads one streamed list to its last page; returns the number of rows, or -1 when a page did not come in time.

@@ -6,6 +6,7 @@
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
+#include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -45,18 +46,16 @@ struct Frame {
     const rapidjson::Value& data() const { return doc["data"]; }
 };
 
-class SubscriptionTest : public ::testing::Test {
+class SubscriptionTest : public test_support::ServerTest {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
-        server_->Start();
+        StartFromConfig(kConfig);
         db_path_ = dir_.File("blog.db");
         server_->database().Insert("posts", {{"title", "First"}, {"author", "alice"}});
         server_->database().Insert("posts", {{"title", "Second"}, {"author", "bob"}});
         server_->database().Insert("posts", {{"title", "Sentinel"}, {"author", "nobody"}});  // id 3
         // The relay must have published these inserts before a test subscribes, or they would be pushed to it.
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (server_->relayed_seq() < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        WaitRelayed(3);
     }
     // Proves that nothing was pushed for the writes made before: a change to the sentinel row (id 3), which `ws`
     // subscribed with WatchSentinel, must be the very next frame, since events are delivered in commit order.
@@ -75,11 +74,6 @@ protected:
         }
     }
     int sentinel_count_ = 0;
-    std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/") {
-        auto result = WsClient::Connect("127.0.0.1", server_->port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    }
     static Frame Next(WsClient& ws, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
         Frame f;
         auto text = ws.Receive(timeout);
@@ -100,9 +94,7 @@ protected:
         Frame marker = Call(ws, R"({"action": "nothing", "request_id": "marker"})");
         EXPECT_EQ(marker.request_id(), "marker") << "unexpected frame: " << marker.text;
     }
-    testing::TempDir dir_;
     std::string db_path_;
-    std::unique_ptr<Server> server_;
 };
 
 TEST_F(SubscriptionTest, UpdateFromAnotherSocketIsPushedWithVersion) {
@@ -368,10 +360,7 @@ private:
 
 TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerConsumerAndVersion) {
     testing::TempDir dir;
-    ServerOptions options;
-    options.port = 0;
-    options.database = dir.File("perm.db");
-    Server server(options);
+    Server server(test_support::TestServerOptions(dir, "perm.db", 0));
     server.AddModel(testing::PostsSchema());
     std::atomic<bool> muting{false};
     ConsumerOptions consumer;
@@ -383,14 +372,9 @@ TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerCons
     server.Start();
     server.database().Insert("posts", {{"title", "t"}});
     // Let the observer see that insert first, so that it is not pushed to the subscriptions made below.
-    auto seen = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (server.relayed_seq() < 1 && std::chrono::steady_clock::now() < seen) std::this_thread::yield();
+    test_support::WaitRelayed(server, 1);
 
-    auto open = [&](const std::string& path) {
-        auto result = WsClient::Connect("127.0.0.1", server.port(), path);
-        EXPECT_TRUE(result) << result.error;
-        return std::move(result.client);
-    };
+    auto open = [&](const std::string& path) { return test_support::ConnectOrFail(server.port(), path); };
     auto loud1 = open("/ws/posts/");
     auto loud2 = open("/ws/posts/");
     auto muted = open("/ws/posts/?muted=1");

@@ -74,8 +74,6 @@ inline int SqliteShell(const std::string& db_path, const std::string& sql) {
 }
 
 /// The directory of the running test binary (where the helper executables are built too).
-inline std::string BinDir() {
-    return std::filesystem::canonical("/proc/self/exe").parent_path().string();
-}
+using test_support::BinDir;
 
 }  // namespace syncline::testing

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// Scratch space for tests and benchmarks: a temporary directory and a free loopback port. Header-only, no
-/// dependencies beyond POSIX, so the benchmarks use it without building the tests.
+/// Scratch space for tests and benchmarks: a temporary directory, a free loopback port and the directory of the
+/// running binary. Header-only, no dependencies beyond POSIX, so the benchmarks use it without building the tests.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -53,5 +53,8 @@ inline std::uint16_t FreePort() {
     close(fd);
     return ntohs(addr.sin_port);
 }
+
+/// The directory of the running test binary (where the helper executables and `syncline` are built too).
+inline std::string BinDir() { return std::filesystem::canonical("/proc/self/exe").parent_path().string(); }
 
 }  // namespace syncline::test_support

@@ -1,5 +1,7 @@
 #pragma once
-// Starting and stopping other processes from integration tests (server binaries, writers).
+/// \file
+/// Starting and stopping other processes from integration tests (server binaries, writers), and reading their memory.
+/// Header-only (POSIX and GoogleTest).
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -8,8 +10,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <syncline/test_support/sandbox.hpp>
 
 #include <gtest/gtest.h>
 
@@ -24,7 +24,7 @@
 
 extern char** environ;
 
-namespace syncline::testing {
+namespace syncline::test_support {
 
 /// A child process whose stdout and stderr go to a log file. Killed (SIGKILL) if still running at destruction.
 class ChildProcess {
@@ -91,6 +91,14 @@ private:
     std::optional<int> exit_status_;
 };
 
-using test_support::FreePort;
+/// The resident memory of process `pid` in KiB (VmRSS in /proc/<pid>/status), or -1 if it cannot be read.
+inline long RssKiB(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+}
 
-}  // namespace syncline::testing
+}  // namespace syncline::test_support

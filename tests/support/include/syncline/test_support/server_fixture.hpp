@@ -1,0 +1,58 @@
+#pragma once
+/// \file
+/// The set-up the in-process integration tests share: a syncline::Server in a temporary directory, built from a JSON
+/// config or from C++, clients connected to it, and waits (with a deadline, never a sleep) until its relay has
+/// published the changes a test made before subscribing.
+
+#include <syncline/test_support/sandbox.hpp>
+#include <syncline/test_support/ws_client.hpp>
+#include <syncline/transport/server.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace syncline::test_support {
+
+/// How long the fixture's waits wait (generous: a loaded 2-core machine, sanitizers).
+inline constexpr std::chrono::seconds kServerWait{10};
+
+/// ServerOptions for a test server: listening on a free loopback port (0), `workers` network threads, the database
+/// `database` inside `dir`. Everything else keeps its default.
+ServerOptions TestServerOptions(const TempDir& dir, const std::string& database, unsigned workers);
+
+/// Waits until `server`'s relay has published every change up to `seq` (Server::relayed_seq), so that a later
+/// subscription is not pushed them. Returns false if it has not after `timeout`.
+bool WaitRelayed(const Server& server, std::int64_t seq, std::chrono::milliseconds timeout = kServerWait);
+
+/// Opens ws://127.0.0.1:`port``path`; on failure adds a non-fatal test failure naming the path, the error and the
+/// HTTP status, and returns null.
+std::unique_ptr<WsClient> ConnectOrFail(std::uint16_t port, const std::string& path, const Headers& headers = {});
+
+/// A GoogleTest fixture holding one in-process server. Start it with StartFromConfig, or BuildFromConfig + Route +
+/// server_->Start(), or assign server_ a server built from C++ and Start it. The server is destroyed (stopped) after
+/// the derived fixture's members, then the directory is removed.
+class ServerTest : public ::testing::Test {
+protected:
+    /// Builds server_ from a JSON config (relative database paths resolve inside dir_) without starting it, for tests
+    /// that add C++ routes first. Throws on a bad config, as Server::FromConfig does.
+    void BuildFromConfig(const std::string& config_json);
+    /// BuildFromConfig, then Start.
+    void StartFromConfig(const std::string& config_json);
+
+    /// Opens a websocket on server_ at `path` (with its query string); the result says why it did not open.
+    ConnectResult Try(const std::string& path, const Headers& headers = {}) const;
+    /// Opens a websocket on server_ at `path`; a non-fatal failure and null if it does not open. "/ws/posts/" is the
+    /// route most of the tests' configs serve.
+    std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/", const Headers& headers = {}) const;
+    /// WaitRelayed on server_.
+    bool WaitRelayed(std::int64_t seq, std::chrono::milliseconds timeout = kServerWait) const;
+
+    TempDir dir_;
+    std::unique_ptr<Server> server_;
+};
+
+}  // namespace syncline::test_support
