@@ -2,7 +2,7 @@
 // in-process server: the streamed route comes from the JSON config ("pagination": "streamed"), the custom actions
 // from C++ (CustomAction) on routes added to the same server.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/same_json.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
@@ -94,7 +94,7 @@ struct Probe {
     bool open = false;
     std::vector<std::string> started;    // request_ids of "hold" calls that ran
     std::vector<std::string> cancelled;  // request_ids of "hold" calls that saw cancelled()
-    Server* server = nullptr;
+    transport::Server* server = nullptr;
 
     void Open() {
         {
@@ -186,7 +186,7 @@ std::shared_ptr<GenericConsumer> CustomConsumer(const std::shared_ptr<Probe>& pr
 class ActionsStreamTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(kConfig), dir_.File(""));
         probe_->server = server_.get();
         server_->Route("/ws/custom/", CustomConsumer(probe_, false));
         server_->Route("/ws/denied/", CustomConsumer(probe_, true));
@@ -229,7 +229,7 @@ protected:
     }
     testing::TempDir dir_;
     std::shared_ptr<Probe> probe_ = std::make_shared<Probe>();
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(ActionsStreamTest, StreamedListSendsOneFramePerPageWithTheSameRequestId) {

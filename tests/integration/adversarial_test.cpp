@@ -2,7 +2,7 @@
 // oversized request_ids, subscription floods, filter oracles. Each test names the finding it guards; every one ends
 // by checking that the server still answers an ordinary request on the same socket.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/ws_client.hpp>
@@ -56,7 +56,7 @@ class AdversarialTest : public ::testing::Test {
 protected:
     void SetUp() override { StartServer(kConfig); }
     void StartServer(const std::string& config) {
-        server_ = Server::FromConfig(ParseConfig(config), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(config), dir_.File(""));
         server_->Start();
     }
     std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/") {
@@ -81,7 +81,7 @@ protected:
         ASSERT_GE(server_->relayed_seq(), changes);
     }
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 // Finding 1: ~87,300 nested arrays (175 KB, far under the message limit) killed the process with SIGSEGV.
@@ -299,7 +299,7 @@ TEST_F(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere
     // A config that lists a write-only field as filterable is refused up front.
     std::string bad = kConfig;
     bad.replace(bad.find(R"("filter_fields": ["author", "id"])"), 32, R"("filter_fields": ["author", "secret"])");
-    EXPECT_THROW(ParseConfig(bad), ConfigError);
+    EXPECT_THROW(config::ParseConfig(bad), config::ConfigError);
 }
 
 // Finding 9: on a route whose queryset hides a row, retrieve and subscribe answered 404 but subscribe with

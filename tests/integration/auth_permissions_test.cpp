@@ -4,7 +4,7 @@
 // or a cookie; the anonymous and invalid-token policies; tokens never logged). Servers are built from the JSON config
 // (the config keys) and from C++ (custom permissions).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/jwt_mint.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
@@ -173,7 +173,7 @@ private:
 class AuthPermissionsTest : public ::testing::Test {
 protected:
     void StartServer(const std::string& auth = AuthJson()) {
-        server_ = Server::FromConfig(ParseConfig(Config(auth)), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(Config(auth)), dir_.File(""));
         server_->Start();
         // alice owns 1, 3, 5; bob owns 2, 4; nobody owns 6; 7 is alice's sentinel row.
         const std::int64_t owners[] = {1, 2, 1, 2, 1, 0, 1};
@@ -204,7 +204,7 @@ protected:
     }
 
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(AuthPermissionsTest, IsAuthenticatedConnectsAnonymousSocketsThenAnswers403PerAction) {
@@ -576,7 +576,7 @@ public:
 class CppPermissionsTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        ServerOptions options;
+        transport::ServerOptions options;
         options.port = 0;
         options.workers = 2;
         options.database = dir_.File("cpp.db");
@@ -588,7 +588,7 @@ protected:
         dave.groups = {"staff"};
         options.auth.authenticator = std::make_shared<StaticTokenAuthenticator>(
             std::map<std::string, User>{{"tok-ann", ann}, {"tok-dave", dave}});
-        server_ = std::make_unique<Server>(options);
+        server_ = std::make_unique<transport::Server>(options);
         server_->AddModel(Schema::FromJson("posts", R"({"fields": {"id": {"type": "integer", "primary_key": true},
                                                          "title": {"type": "text"}}})"));
         auto route = [&](const std::string& path, PermissionPtr permission, std::vector<Mixin> mixins,
@@ -624,7 +624,7 @@ protected:
         return std::move(result.client);
     }
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(CppPermissionsTest, CanConnectFalseRefusesTheHandshakeWith403) {

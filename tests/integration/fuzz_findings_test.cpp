@@ -1,7 +1,7 @@
 // What the fuzz targets (fuzz/, FUZZING.md) found on the wire, over real websockets: one test per finding, each
 // naming the corpus file that holds the input the fuzzer found.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -35,7 +35,7 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
 class FuzzFindingsTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(kConfig), dir_.File(""));
         server_->Start();
     }
     std::unique_ptr<WsClient> Connect(const std::string& path) {
@@ -44,7 +44,7 @@ protected:
         return std::move(result.client);
     }
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(FuzzFindingsTest, ANulByteAfterTheObjectIsRefusedNotIgnored) {

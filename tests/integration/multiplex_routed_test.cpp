@@ -3,7 +3,7 @@
 // frames that leave the socket open, subscriptions dropped on close.
 
 #include <syncline/core/auth/auth.hpp>
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/observer/observer.hpp>
@@ -43,7 +43,7 @@ constexpr const char* kConfig = R"({
 class MultiplexRoutedTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(kConfig), dir_.File(""));
         server_->Start();
     }
     std::unique_ptr<WsClient> Connect(const std::string& path) {
@@ -61,7 +61,7 @@ protected:
         }
     }
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(MultiplexRoutedTest, TwoStreamsOnOneSocketGetTheirOwnWrappedReplies) {
@@ -249,11 +249,11 @@ public:
 
 TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
     testing::TempDir dir;
-    ServerOptions options;
+    transport::ServerOptions options;
     options.port = 0;
     options.workers = 1;
     options.database = dir.File("mux.db");
-    Server server(options);
+    transport::Server server(options);
     server.AddModel(testing::PostsSchema());
     ConsumerOptions open;
     open.model = "posts";
@@ -281,7 +281,7 @@ TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
 
 TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUser) {
     testing::TempDir dir;
-    ServerOptions options;
+    transport::ServerOptions options;
     options.port = 0;
     options.workers = 1;
     options.database = dir.File("mux.db");
@@ -290,7 +290,7 @@ TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUs
     alice.name = "alice";
     options.auth.authenticator =
         std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{"tok-alice", alice}});
-    Server server(options);
+    transport::Server server(options);
     server.AddModel(testing::PostsSchema());
     ConsumerOptions open;
     open.model = "posts";
@@ -339,10 +339,10 @@ TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUs
 
 TEST(MultiplexHandshakeTest, AStreamNamingNoRouteStopsStart) {
     testing::TempDir dir;
-    ServerOptions options;
+    transport::ServerOptions options;
     options.port = 0;
     options.database = dir.File("mux.db");
-    Server server(options);
+    transport::Server server(options);
     server.AddModel(testing::PostsSchema());
     ConsumerOptions posts;
     posts.model = "posts";

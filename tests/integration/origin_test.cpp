@@ -1,7 +1,7 @@
 // Cross-site websocket hijacking (issue 9, item 10) through real handshakes: `allowed_origins` per server and per route
 // (consumer, multiplexer and routed routes), and cookie tokens read only behind an origin allow-list.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
@@ -40,7 +40,7 @@ std::string Config(const std::string& auth, const std::string& open_origins = R"
 class OriginTest : public ::testing::Test {
 protected:
     void StartServer(const std::string& auth = "", const std::string& open_origins = R"(["*"])") {
-        server_ = Server::FromConfig(ParseConfig(Config(auth, open_origins)), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(Config(auth, open_origins)), dir_.File(""));
         server_->Start();
     }
     // The HTTP status of a handshake (101 when it opened).
@@ -51,7 +51,7 @@ protected:
     int WithOrigin(const std::string& path, const std::string& origin) { return Handshake(path, {{"Origin", origin}}); }
 
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(OriginTest, AForeignOriginIsRefusedWith403AListedOneOrNoneOpens) {
@@ -137,7 +137,7 @@ TEST_F(OriginTest, CookiesAreNotReadByDefault) {
 // cookie: the combination cannot open an authenticated socket for a page of another site.
 TEST(OriginCppTest, CookieCredentialsAreIgnoredWithoutAnAllowList) {
     testing::TempDir dir;
-    ServerOptions options;
+    transport::ServerOptions options;
     options.port = 0;
     options.workers = 2;
     options.database = dir.File("cookies.db");
@@ -148,7 +148,7 @@ TEST(OriginCppTest, CookieCredentialsAreIgnoredWithoutAnAllowList) {
     sources.cookie = "token";
     options.auth.authenticator =
         std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{kToken, alice}}, sources);
-    Server server(options);
+    transport::Server server(options);
     server.AddModel(Schema::FromJson("posts", R"({"fields": {"title": {"type": "text"}}})"));
     ConsumerOptions posts;
     posts.model = "posts";

@@ -3,7 +3,7 @@
 // subscriptions, not in pushes), and `owner_field` sets the owner from the authenticated user on create and keeps it
 // out of the client's reach on create, update and patch (DRF's perform_create with serializer.save(owner=...)).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/jwt_mint.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
@@ -90,7 +90,7 @@ std::set<std::int64_t> Ids(const rapidjson::Value& rows) {
 class OwnerIdentityTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(Config()), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(Config()), dir_.File(""));
         server_->Start();
     }
     // Inserts a row directly (as another process would) and waits until the relay has seen it.
@@ -114,7 +114,7 @@ protected:
     }
 
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(OwnerIdentityTest, AnIdOfZeroOneNeverReachesTheRowsOfOwnerOne) {

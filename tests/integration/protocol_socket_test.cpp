@@ -1,6 +1,6 @@
-// PROTOCOL.md §1-§5 over real websockets against an in-process syncline::Server built from the blog config.
+// PROTOCOL.md §1-§5 over real websockets against an in-process transport::Server built from the blog config.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -38,7 +38,7 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
 class ProtocolSocketTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kBlogConfig), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(kBlogConfig), dir_.File(""));
         server_->Start();
     }
     std::unique_ptr<WsClient> Connect(const std::string& path = "/ws/posts/") {
@@ -47,7 +47,7 @@ protected:
         return std::move(result.client);
     }
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(ProtocolSocketTest, EveryCrudActionOverASocket) {

@@ -2,7 +2,7 @@
 // threw), and text filters with NULs, LIKE wildcards, case variants and non-ASCII text give the same rows to `list`
 // (SQL) as to `subscribe_list` (the in-memory matcher the pushes go through).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -58,14 +58,14 @@ Frame Call(WsClient& ws, const std::string& request) {
 class RequestInputTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(kConfig), dir_.File(""));
         server_->Start();
         auto result = WsClient::Connect("127.0.0.1", server_->port(), "/ws/posts/");
         ASSERT_TRUE(result) << result.error;
         ws_ = std::move(result.client);
     }
     testing::TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
     std::unique_ptr<WsClient> ws_;
 };
 

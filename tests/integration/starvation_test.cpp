@@ -2,7 +2,7 @@
 // `action_threads` 2 other clients' streamed lists and detached actions are still answered promptly; and a socket may
 // have only so many detached actions in progress (`max_pending_actions`), the next one answers 429.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -73,7 +73,7 @@ std::shared_ptr<GenericConsumer> DetachedConsumer(const std::shared_ptr<Latch>& 
 class StarvationTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(kConfig), dir_.File(""));
         server_->Route("/ws/detached/", DetachedConsumer(latch_), [] {
             EndpointOptions options;
             options.limits = ConnectionLimits{};
@@ -97,7 +97,7 @@ protected:
 
     testing::TempDir dir_;
     std::shared_ptr<Latch> latch_ = std::make_shared<Latch>();
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 // Reads one streamed list to its last page; returns the number of rows, or -1 when a page did not come in time.

@@ -2,7 +2,7 @@
 // unsubscribe semantics (including where DCRF goes wrong), pushes for writes from other sockets, a sqlite3 shell and
 // transactions, `since`, querysets, lookup fields, list and group subscriptions.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
@@ -48,7 +48,7 @@ struct Frame {
 class SubscriptionTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        server_ = Server::FromConfig(ParseConfig(kConfig), dir_.File(""));
+        server_ = config::BuildServer(config::ParseConfig(kConfig), dir_.File(""));
         server_->Start();
         db_path_ = dir_.File("blog.db");
         server_->database().Insert("posts", {{"title", "First"}, {"author", "alice"}});
@@ -102,7 +102,7 @@ protected:
     }
     testing::TempDir dir_;
     std::string db_path_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 TEST_F(SubscriptionTest, UpdateFromAnotherSocketIsPushedWithVersion) {
@@ -368,10 +368,10 @@ private:
 
 TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerConsumerAndVersion) {
     testing::TempDir dir;
-    ServerOptions options;
+    transport::ServerOptions options;
     options.port = 0;
     options.database = dir.File("perm.db");
-    Server server(options);
+    transport::Server server(options);
     server.AddModel(testing::PostsSchema());
     std::atomic<bool> muting{false};
     ConsumerOptions consumer;

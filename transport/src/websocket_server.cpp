@@ -186,13 +186,13 @@ struct ConnectionData {
 };
 
 // The stock asio config with our connection base and websocketpp's logging compiled out: we log through spdlog.
-using ServerConfig =
+using WsppConfig =
     syncline::wspp::QuietConfig<websocketpp::config::asio, websocketpp::config::asio::rng_type, ConnectionData>;
 
-using WsServer = websocketpp::server<ServerConfig>;
+using WsServer = websocketpp::server<WsppConfig>;
 using WsConnection = WsServer::connection_type;
 using ConnectionPtr = WsServer::connection_ptr;
-using MessageType = ServerConfig::message_type;
+using MessageType = WsppConfig::message_type;
 using MessagePtr = MessageType::ptr;
 using TimerPtr = WsConnection::timer_ptr;
 
@@ -226,7 +226,7 @@ bool IsSendableCloseCode(int code) {
     return !websocketpp::close::status::invalid(value) && !websocketpp::close::status::reserved(value);
 }
 
-// How a connection's outgoing queue behaves (from ServerOptions).
+// How a connection's outgoing queue behaves (from WebSocketOptions).
 struct QueueLimits {
     std::size_t write_high_water = 256 * 1024;
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
@@ -661,7 +661,7 @@ std::size_t SoftDescriptorLimit() {
 
 class WebSocketServer::Impl {
 public:
-    explicit Impl(ServerOptions options) : options_(std::move(options)) {
+    explicit Impl(WebSocketOptions options) : options_(std::move(options)) {
         server_.clear_access_channels(websocketpp::log::alevel::all);
         server_.clear_error_channels(websocketpp::log::elevel::all);
         server_.init_asio(&io_);
@@ -1266,7 +1266,7 @@ private:
         SchedulePing(connection, state, std::chrono::ceil<std::chrono::milliseconds>(delay));
     }
 
-    const ServerOptions options_;
+    const WebSocketOptions options_;
     std::unordered_map<std::string, std::shared_ptr<Endpoint>> routes_;
 
     // Declared before everything that owns Asio objects, so it is destroyed after them.
@@ -1310,7 +1310,7 @@ private:
     asio::io_context* run_io_ = nullptr;
 };
 
-WebSocketServer::WebSocketServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+WebSocketServer::WebSocketServer(WebSocketOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 WebSocketServer::~WebSocketServer() = default;
 
