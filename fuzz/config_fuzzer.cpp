@@ -1,10 +1,11 @@
-// Fuzz target "config": ParseConfig (core/config.hpp) on arbitrary text. The only exception that may leave it is
-// ConfigError, whose message is one line; anything else (another exception, a crash, a sanitizer report) is a bug.
+// Fuzz target "config": config::ParseConfig (config/config.hpp) on arbitrary text. The only exception that may leave
+// it is config::ConfigError, whose message is one line; anything else (another exception, a crash, a sanitizer report)
+// is a bug.
 // A configuration that parses is also checked for what the server relies on: every route path starts with '/', a
 // stream names a consumer route of the config, and every route's consumer (and routed handler), built as
-// Server::FromConfig builds it, binds to the config's models (a parsed config never fails at start-up).
+// config::BuildServer builds it, binds to the config's models (a parsed config never fails at start-up).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/protocol/routed.hpp>
 
 #include <algorithm>
@@ -56,20 +57,20 @@ private:
     const std::vector<syncline::Schema>& models_;
 };
 
-void CheckParsed(const syncline::ServerConfig& config) {
+void CheckParsed(const syncline::config::Config& config) {
     SchemaStore store(config.models);
-    if (config.database.empty()) Fail("a config without a database parsed");
+    if (config.server.database.empty()) Fail("a config without a database parsed");
     if (config.models.empty() || config.routes.empty()) Fail("a config without models or routes parsed");
     for (const auto& route : config.routes) {
         if (route.path.empty() || route.path[0] != '/') Fail("a route path that does not start with / parsed");
         for (const auto& stream : route.streams) {
             const std::string& target = stream.second;
-            auto it = std::find_if(config.routes.begin(), config.routes.end(), [&](const syncline::RouteConfig& r) {
-                return r.path == target && r.streams.empty();
-            });
+            auto it = std::find_if(
+                config.routes.begin(), config.routes.end(),
+                [&](const syncline::config::RouteConfig& r) { return r.path == target && r.streams.empty(); });
             if (it == config.routes.end()) Fail("a stream naming no consumer route parsed");
         }
-        // As Server::FromConfig builds them: a routed consumer checks its patterns again, a consumer its mixins.
+        // As config::BuildServer builds them: a routed consumer checks its patterns again, a consumer its mixins.
         if (!route.routepatterns.empty()) {
             std::vector<syncline::RoutePattern> patterns;
             for (const auto& pattern : route.routepatterns) {
@@ -89,16 +90,16 @@ void CheckParsed(const syncline::ServerConfig& config) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    syncline::ServerConfig config;
+    syncline::config::Config config;
     try {
-        config = syncline::ParseConfig(text);
-    } catch (const syncline::ConfigError& e) {
-        if (std::string_view(e.what()).empty()) Fail("a ConfigError without a message");
+        config = syncline::config::ParseConfig(text);
+    } catch (const syncline::config::ConfigError& e) {
+        if (std::string_view(e.what()).empty()) Fail("a config::ConfigError without a message");
         return 0;
     } catch (const std::exception& e) {
-        Fail(std::string("ParseConfig let ") + typeid(e).name() + " escape: " + e.what());
+        Fail(std::string("config::ParseConfig let ") + typeid(e).name() + " escape: " + e.what());
     } catch (...) {
-        Fail("ParseConfig let an unknown exception escape");
+        Fail("config::ParseConfig let an unknown exception escape");
     }
     try {
         CheckParsed(config);

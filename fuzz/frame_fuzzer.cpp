@@ -1,5 +1,5 @@
 // Fuzz target "frame": text frames into a consumer endpoint over a real SQLite database, as a client would send them.
-// The server is declared in JSON (kConfig below, parsed by ParseConfig and assembled as Server::FromConfig and
+// The server is declared in JSON (kConfig below, parsed by config::ParseConfig and assembled as config::BuildServer and
 // Server::Prepare do): a model with text, integer, real, boolean, json and datetime fields, a model with a text
 // key, every mixin (subscriptions included, with an observer on the in-process bus), list filters and ordering,
 // limit/offset and streamed pagination, permissions, a routed consumer and a multiplexer over the others.
@@ -24,7 +24,7 @@
 // Runs are deterministic: each input opens a fresh connection with a fresh observer and closes it, and after an
 // input that wrote, the database is put back to its seed rows (and its change feed restarts at the same versions).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/protocol/json_input.hpp>
 #include <syncline/core/support/log.hpp>
@@ -229,10 +229,10 @@ std::unique_ptr<World> Build() {
     std::string tmpl = (std::filesystem::temp_directory_path() / "syncline-fuzz-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) Fail("mkdtemp failed");
     w->dir = tmpl;
-    const syncline::ServerConfig config = syncline::ParseConfig(kConfig);
+    const syncline::config::Config config = syncline::config::ParseConfig(kConfig);
     w->models = config.models;
     syncline::storage::DatabaseOptions db_options;
-    db_options.path = w->dir + "/" + config.database;
+    db_options.path = w->dir + "/" + config.server.database;
     db_options.synchronous = syncline::storage::Synchronous::kOff;  // a scratch file: no fsync
     w->db = syncline::storage::Database::Open(db_options, config.models);
     w->feed = std::make_unique<syncline::storage::ChangeFeed>(*w->db);
@@ -245,7 +245,7 @@ std::unique_ptr<World> Build() {
     std::map<std::string, std::shared_ptr<syncline::Endpoint>> endpoints;
     std::map<std::string, Route> by_path;
     std::vector<syncline::Multiplexer::Stream> streams;
-    const syncline::RouteConfig* mux = nullptr;
+    const syncline::config::RouteConfig* mux = nullptr;
     for (const auto& route : config.routes) {
         if (!route.streams.empty()) {
             mux = &route;
@@ -265,14 +265,15 @@ std::unique_ptr<World> Build() {
         r.consumer->Bind(*w->db, &w->registry);
         syncline::EndpointOptions options = route.endpoint;
         options.auth = w->auth;
-        options.limits = config.limits;
+        options.limits = config.server.limits;
         options.executor = std::make_shared<syncline::Executor>(1);  // threads start on a first Post: never here
         endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
         by_path.emplace(route.path, r);
     }
     if (!mux) Fail("the config has no multiplexer route");
     for (const auto& [name, target] : mux->streams) streams.push_back({name, endpoints.at(target)});
-    w->multiplexer = std::make_shared<syncline::Multiplexer>(std::move(streams), w->auth, config.limits.max_json_depth);
+    w->multiplexer =
+        std::make_shared<syncline::Multiplexer>(std::move(streams), w->auth, config.server.limits.max_json_depth);
     for (const char* path : {"/ws/posts/", "/ws/stream/", "/ws/tags/", "/ws/owned/", "/ws/", "/ws/api/"}) {
         w->routes.push_back(std::string(path) == "/ws/" ? Route{path, nullptr, false} : by_path.at(path));
     }

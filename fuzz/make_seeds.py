@@ -224,7 +224,7 @@ def config_seeds():
     seeds = [read("examples/blog/config.json").encode()]
     frame_source = read("fuzz/frame_fuzzer.cpp")
     seeds.append(re.search(r'kConfig = R"\((.*?)\)";', frame_source, re.S).group(1).encode())
-    source = read("tests/core/config_test.cpp")
+    source = read("tests/config/config_test.cpp")
     base_top = '{"database": "t.db", '
     models = '"models": {"posts": {"fields": {"title": {"type": "text"}, "author": {"type": "text", "blank": true}}}},'
     two_models = ('{"database": "t.db", "models": {"posts": {"fields": {"title": {"type": "text"}}}, "comments": '

@@ -1,7 +1,7 @@
 // The syncline server binary: `syncline serve --config FILE [--host H] [--port N] [--workers N]` serves the models
 // and routes a JSON config declares (README.md documents the format).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/support/redact.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -23,19 +23,19 @@ int Serve(const std::string& config_path, const std::string& host, int port, int
     }
     std::stringstream text;
     text << file.rdbuf();
-    syncline::ServerConfig config;
+    syncline::config::Config config;
     try {
-        config = syncline::ParseConfig(text.str());
-    } catch (const syncline::ConfigError& e) {
+        config = syncline::config::ParseConfig(text.str());
+    } catch (const syncline::config::ConfigError& e) {
         std::fprintf(stderr, "syncline: config error: %s\n", syncline::RedactCredentials(e.what()).c_str());
         return 2;
     }
-    if (!host.empty()) config.host = host;
-    if (port >= 0) config.port = static_cast<std::uint16_t>(port);
-    if (workers >= 0) config.workers = static_cast<unsigned>(workers);
+    if (!host.empty()) config.server.host = host;
+    if (port >= 0) config.server.port = static_cast<std::uint16_t>(port);
+    if (workers >= 0) config.server.workers = static_cast<unsigned>(workers);
     std::string base_dir = std::filesystem::absolute(config_path).parent_path().string();
     try {
-        auto server = syncline::Server::FromConfig(config, base_dir);
+        auto server = syncline::config::BuildServer(config, base_dir);
         return server->Run();
     } catch (const std::exception& e) {
         // Start-up errors quote URLs (e.g. a malformed bus URL): never with their password.

@@ -9,7 +9,7 @@ namespace syncline::fanout {
 
 std::string Pad(int n) { return std::string(static_cast<std::size_t>(std::max(0, n)), 'x'); }
 
-std::string ServerConfig(const std::string& database, unsigned workers, const std::string& redis) {
+std::string ConfigJson(const std::string& database, unsigned workers, const std::string& redis) {
     std::string text =
         R"({"database": ")" + database + R"(", "listen": {"port": 0}, "workers": )" + std::to_string(workers);
     if (!redis.empty()) text += R"(, "bus": {"redis": ")" + redis + R"("})";

@@ -45,7 +45,7 @@ using test_support::TempDir;
 std::string Pad(int n);
 /// The config text of a server on `database` with `workers` threads, the items model on kPath, and the Redis bus when
 /// `redis` is set (else the in-process bus).
-std::string ServerConfig(const std::string& database, unsigned workers, const std::string& redis);
+std::string ConfigJson(const std::string& database, unsigned workers, const std::string& redis);
 /// 1234567.8 as "1,234,568".
 std::string Thousands(double value);
 /// `value` with `decimals` decimals.

@@ -2,7 +2,7 @@
 //   1. bare:     a bare websocketpp server (fleet.cpp, no syncline code) answers the subscriptions and a broadcaster
 //                thread sends each change as one prepared frame, byte-for-byte shaped like syncline's push, to the
 //                row's sockets;
-//   2. syncline: an in-process syncline::Server (in-process bus, temp database, mixins ["patch","observe_instance"])
+//   2. syncline: an in-process transport::Server (in-process bus, temp database, mixins ["patch","observe_instance"])
 //                and a writer thread calling server.database().Patch(...) for each change.
 //   The same client code (fleet.cpp) subscribes with {"action":"subscribe_instance","pk":N,"request_id":"s"}, waits
 //   for every 201, then counts push frames. The writer writes counter c into row 1 + c % R ("n") as fast as the
@@ -16,7 +16,7 @@
 //   percentage of the bare one (aim: >= 70 %).
 #include "fanout_bench.hpp"
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/model/schema.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/storage/database.hpp>
@@ -245,7 +245,8 @@ FanoutResult RunFanout(const FanoutShape& shape, FleetControl& fleet, SharedStat
     }
     {
         TempDir dir;
-        auto server = Server::FromConfig(ParseConfig(ServerConfig("fanout.db", o.server_threads, "")), dir.path());
+        auto server =
+            config::BuildServer(config::ParseConfig(ConfigJson("fanout.db", o.server_threads, "")), dir.path());
         const std::vector<pid_t> threads_before = OwnThreadIds();
         server->Start();
         // Server::Start starts the relay's thread, then the websocket workers: name them by creation order.

@@ -47,7 +47,7 @@ struct FanoutResult {
     FanoutRun bare, syncline;
 };
 
-/// Runs one case against the bare server, then against an in-process syncline::Server, with the clients of `fleet`.
+/// Runs one case against the bare server, then against an in-process transport::Server, with the clients of `fleet`.
 FanoutResult RunFanout(const FanoutShape& shape, FleetControl& fleet, SharedState& shared, const Options& o);
 /// The result line printed to stdout.
 std::string FanoutLine(const FanoutResult& r);

@@ -6,7 +6,7 @@
 // in-process bus; this process writes the file directly (the server notices through PRAGMA data_version polling).
 #include "latency_bench.hpp"
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/model/schema.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/storage/database.hpp>
@@ -183,7 +183,8 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
     spec.threads = o.client_threads;
     try {
         if (name == "latency-inprocess") {
-            auto server = Server::FromConfig(ParseConfig(ServerConfig("latency.db", o.server_threads, "")), dir.path());
+            auto server =
+                config::BuildServer(config::ParseConfig(ConfigJson("latency.db", o.server_threads, "")), dir.path());
             server->Start();
             storage::Database& db = server->database();
             {
@@ -243,7 +244,7 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
             }
         }
         const std::string config = dir.File("config.json");
-        std::ofstream(config) << ServerConfig(db_path, o.server_threads, redis_url);
+        std::ofstream(config) << ConfigJson(db_path, o.server_threads, redis_url);
         const int servers = name == "latency-redis" ? 2 : 1;
         std::vector<std::unique_ptr<ChildProcess>> children;
         std::vector<std::uint16_t> ports;

@@ -225,7 +225,7 @@ int RunLoad(const Options& options) {
         echo.emplace(options.server_threads);
         url = "ws://127.0.0.1:" + std::to_string(echo->port()) + "/";
     } else if (options.mode == "transport") {
-        syncline::transport::ServerOptions server_options;
+        syncline::transport::WebSocketOptions server_options;
         server_options.host = "127.0.0.1";
         server_options.port = 0;
         server_options.workers = options.server_threads;

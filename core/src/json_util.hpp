@@ -10,6 +10,7 @@
 
 #include <syncline/core/model/schema.hpp>
 #include <syncline/core/model/value.hpp>
+#include <syncline/core/support/json_text.hpp>
 
 namespace syncline {
 
@@ -19,13 +20,6 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 inline void WriteString(JsonWriter& w, std::string_view s) {
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
-inline std::string JsonText(const rapidjson::Value& value) {
-    rapidjson::StringBuffer buffer;
-    JsonWriter writer(buffer);
-    value.Accept(writer);
-    return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 inline std::string JsonString(std::string_view s) {

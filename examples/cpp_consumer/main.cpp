@@ -94,10 +94,10 @@ private:
 };
 
 int main(int argc, char** argv) {
-    syncline::ServerOptions options;
+    syncline::transport::ServerOptions options;
     options.port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 8000);
     options.database = argc > 2 ? argv[2] : "example.db";
-    syncline::Server server(options);
+    syncline::transport::Server server(options);
     server.Model<Post>();
     server.Route<PostConsumer>("/ws/posts/");
     return server.Run();  // SIGTERM drains connections and exits 0

@@ -2,7 +2,7 @@
 // in-process server: the streamed route comes from the JSON config ("pagination": "streamed"), the custom actions
 // from C++ (CustomAction) on routes added to the same server.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
@@ -95,7 +95,7 @@ struct Probe {
     bool open = false;
     std::vector<std::string> started;    // request_ids of "hold" calls that ran
     std::vector<std::string> cancelled;  // request_ids of "hold" calls that saw cancelled()
-    Server* server = nullptr;
+    transport::Server* server = nullptr;
 
     void Open() {
         {

@@ -2,7 +2,7 @@
 // oversized request_ids, subscription floods, filter oracles. Each test names the finding it guards; every one ends
 // by checking that the server still answers an ordinary request on the same socket.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/server_fixture.hpp>
@@ -285,7 +285,7 @@ TEST_F(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere
     // A config that lists a write-only field as filterable is refused up front.
     std::string bad = kConfig;
     bad.replace(bad.find(R"("filter_fields": ["author", "id"])"), 32, R"("filter_fields": ["author", "secret"])");
-    EXPECT_THROW(ParseConfig(bad), ConfigError);
+    EXPECT_THROW(config::ParseConfig(bad), config::ConfigError);
 }
 
 // Finding 9: on a route whose queryset hides a row, retrieve and subscribe answered 404 but subscribe with

@@ -4,7 +4,7 @@
 // or a cookie; the anonymous and invalid-token policies; tokens never logged). Servers are built from the JSON config
 // (the config keys) and from C++ (custom permissions).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/core/support/log.hpp>
@@ -564,7 +564,7 @@ public:
 class CppPermissionsTest : public test_support::ServerTest {
 protected:
     void SetUp() override {
-        ServerOptions options = test_support::TestServerOptions(dir_, "cpp.db", 2);
+        transport::ServerOptions options = test_support::TestServerOptions(dir_, "cpp.db", 2);
         User ann, dave;
         ann.id = "10";
         ann.name = "ann";
@@ -573,7 +573,7 @@ protected:
         dave.groups = {"staff"};
         options.auth.authenticator = std::make_shared<StaticTokenAuthenticator>(
             std::map<std::string, User>{{"tok-ann", ann}, {"tok-dave", dave}});
-        server_ = std::make_unique<Server>(options);
+        server_ = std::make_unique<transport::Server>(options);
         server_->AddModel(Schema::FromJson("posts", R"({"fields": {"id": {"type": "integer", "primary_key": true},
                                                          "title": {"type": "text"}}})"));
         auto route = [&](const std::string& path, PermissionPtr permission, std::vector<Mixin> mixins,

@@ -3,7 +3,7 @@
 // frames that leave the socket open, subscriptions dropped on close.
 
 #include <syncline/core/auth/auth.hpp>
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/observer/observer.hpp>
@@ -232,7 +232,7 @@ public:
 
 TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
     testing::TempDir dir;
-    Server server(test_support::TestServerOptions(dir, "mux.db", 1));
+    transport::Server server(test_support::TestServerOptions(dir, "mux.db", 1));
     server.AddModel(testing::PostsSchema());
     ConsumerOptions open;
     open.model = "posts";
@@ -260,13 +260,13 @@ TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
 
 TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUser) {
     testing::TempDir dir;
-    ServerOptions options = test_support::TestServerOptions(dir, "mux.db", 1);
+    transport::ServerOptions options = test_support::TestServerOptions(dir, "mux.db", 1);
     User alice;
     alice.id = "1";
     alice.name = "alice";
     options.auth.authenticator =
         std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{"tok-alice", alice}});
-    Server server(options);
+    transport::Server server(options);
     server.AddModel(testing::PostsSchema());
     ConsumerOptions open;
     open.model = "posts";
@@ -315,7 +315,7 @@ TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUs
 
 TEST(MultiplexHandshakeTest, AStreamNamingNoRouteStopsStart) {
     testing::TempDir dir;
-    Server server(test_support::TestServerOptions(dir, "mux.db", 0));
+    transport::Server server(test_support::TestServerOptions(dir, "mux.db", 0));
     server.AddModel(testing::PostsSchema());
     ConsumerOptions posts;
     posts.model = "posts";

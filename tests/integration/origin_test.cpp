@@ -1,7 +1,7 @@
 // Cross-site websocket hijacking (issue 9, item 10) through real handshakes: `allowed_origins` per server and per route
 // (consumer, multiplexer and routed routes), and cookie tokens read only behind an origin allow-list.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
@@ -131,7 +131,7 @@ TEST_F(OriginTest, CookiesAreNotReadByDefault) {
 // cookie: the combination cannot open an authenticated socket for a page of another site.
 TEST(OriginCppTest, CookieCredentialsAreIgnoredWithoutAnAllowList) {
     testing::TempDir dir;
-    ServerOptions options = test_support::TestServerOptions(dir, "cookies.db", 2);
+    transport::ServerOptions options = test_support::TestServerOptions(dir, "cookies.db", 2);
     User alice;
     alice.id = "1";
     alice.name = "alice";
@@ -139,7 +139,7 @@ TEST(OriginCppTest, CookieCredentialsAreIgnoredWithoutAnAllowList) {
     sources.cookie = "token";
     options.auth.authenticator =
         std::make_shared<StaticTokenAuthenticator>(std::map<std::string, User>{{kToken, alice}}, sources);
-    Server server(options);
+    transport::Server server(options);
     server.AddModel(Schema::FromJson("posts", R"({"fields": {"title": {"type": "text"}}})"));
     ConsumerOptions posts;
     posts.model = "posts";

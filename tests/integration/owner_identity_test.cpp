@@ -3,7 +3,7 @@
 // subscriptions, not in pushes), and `owner_field` sets the owner from the authenticated user on create and keeps it
 // out of the client's reach on create, update and patch (DRF's perform_create with serializer.save(owner=...)).
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/test_support/jwt_mint.hpp>
 #include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>

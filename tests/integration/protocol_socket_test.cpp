@@ -1,4 +1,4 @@
-// PROTOCOL.md §1-§5 over real websockets against an in-process syncline::Server built from the blog config.
+// PROTOCOL.md §1-§5 over real websockets against an in-process syncline::transport::Server built from the blog config.
 
 #include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>

@@ -2,7 +2,7 @@
 // unsubscribe semantics (including where DCRF goes wrong), pushes for writes from other sockets, a sqlite3 shell and
 // transactions, `since`, querysets, lookup fields, list and group subscriptions.
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
@@ -360,7 +360,7 @@ private:
 
 TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerConsumerAndVersion) {
     testing::TempDir dir;
-    Server server(test_support::TestServerOptions(dir, "perm.db", 0));
+    transport::Server server(test_support::TestServerOptions(dir, "perm.db", 0));
     server.AddModel(testing::PostsSchema());
     std::atomic<bool> muting{false};
     ConsumerOptions consumer;

@@ -187,15 +187,15 @@ std::optional<TcpConnection> RawWebSocket(std::uint16_t port) {
 
 class TransportWebSocketServer : public ::testing::Test {
 protected:
-    static ServerOptions DefaultOptions() {
-        ServerOptions options;
+    static WebSocketOptions DefaultOptions() {
+        WebSocketOptions options;
         options.host = "127.0.0.1";
         options.port = 0;
         options.workers = 2;
         return options;
     }
 
-    void StartServer(ServerOptions options = DefaultOptions()) {
+    void StartServer(WebSocketOptions options = DefaultOptions()) {
         server_ = std::make_unique<WebSocketServer>(options);
         server_->Route(kEchoPath, endpoint_);
         server_->Start();
@@ -255,7 +255,7 @@ TEST_F(TransportWebSocketServer, BinaryFrameReachesOnBinaryAndSocketStaysOpen) {
 }
 
 TEST_F(TransportWebSocketServer, FrameOverTheLimitClosesWith1009) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.max_message_bytes = 1024;
     StartServer(options);
     ConnectResult client = Connect();
@@ -345,7 +345,7 @@ TEST_F(TransportWebSocketServer, HealthzAnswersOverPlainHttpAndOtherPathsAre404)
 }
 
 TEST_F(TransportWebSocketServer, RepliesKeepFrameOrderPerSocketWithManyFramesInFlight) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.workers = 4;
     StartServer(options);
     constexpr int kClients = 4;
@@ -425,7 +425,7 @@ TEST_F(TransportWebSocketServer, StopClosesOpenSocketsWith1001AfterQueuedFrames)
 }
 
 TEST_F(TransportWebSocketServer, StopIsBoundedWhenAPeerNeverAnswersTheClose) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.shutdown_timeout = 300ms;
     StartServer(options);
     auto raw = RawWebSocket(port_);  // will never answer the close frame
@@ -444,7 +444,7 @@ TEST_F(TransportWebSocketServer, StopIsBoundedWhenAPeerNeverAnswersTheClose) {
 }
 
 TEST_F(TransportWebSocketServer, PongTimeoutClosesAPeerThatNeverAnswersPings) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.ping_interval = 50ms;
     options.pong_timeout = 100ms;
     StartServer(options);
@@ -459,7 +459,7 @@ TEST_F(TransportWebSocketServer, PongTimeoutClosesAPeerThatNeverAnswersPings) {
 }
 
 TEST_F(TransportWebSocketServer, AnsweredPingsKeepTheConnectionOpen) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.ping_interval = 20ms;
     options.pong_timeout = 2s;  // generous: a loaded machine must not fail this test
     StartServer(options);
@@ -545,7 +545,7 @@ TEST_F(TransportWebSocketServer, ASharedPushReachesEverySocketItIsSentToAndInval
 }
 
 TEST_F(TransportWebSocketServer, BufferedBytesCountsWhatThePeerHasNotTakenYet) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.max_queue_bytes = 64 << 20;  // the 32 MiB below stays under the slow-reader limits
     StartServer(options);
     auto raw = RawWebSocket(port_);
@@ -621,7 +621,7 @@ TEST_F(TransportWebSocketServer, TheLatestPushOfAKeyReachesAReaderThatPaused) {
 // two pongs for it (websocketpp used to queue one per ping, without limit), serves other sockets meanwhile, and closes
 // it once it misses the server's own pings (it reads nothing, so it never answers them).
 TEST_F(TransportWebSocketServer, APeerThatFloodsPingsAndNeverReadsCostsOnePongAndIsClosed) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.ping_interval = 100ms;
     // The other client answers the server's pings too: 400 ms was too short for it under ThreadSanitizer on a loaded
     // machine (it was closed for a missed pong, and its request got no answer).
@@ -679,7 +679,7 @@ std::string RawHandshakeResponse(std::uint16_t port) {
 }
 
 TEST_F(TransportWebSocketServer, AtMaxConnectionsAHandshakeGets503AndHealthzStillAnswers) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.max_connections = 5;
     StartServer(options);
     std::vector<ConnectResult> clients;
@@ -715,7 +715,7 @@ TEST_F(TransportWebSocketServer, AtMaxConnectionsAHandshakeGets503AndHealthzStil
 // Sockets that never finish a handshake cannot hold every descriptor: beyond max_handshakes, the oldest is closed
 // (long before websocketpp's own 5 s handshake timeout), and /healthz and new handshakes are served.
 TEST_F(TransportWebSocketServer, BeyondMaxHandshakesTheOldestSocketInItsHandshakeIsClosed) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.max_handshakes = 4;
     StartServer(options);
     std::vector<TcpConnection> idle;
@@ -756,7 +756,7 @@ TEST_F(TransportWebSocketServer, BeyondMaxHandshakesTheOldestSocketInItsHandshak
 // A burst of honest clients larger than max_handshakes (everyone reconnecting after a restart) is served: a socket in
 // its handshake is only closed for room once it has had handshake_grace to finish.
 TEST_F(TransportWebSocketServer, ABurstOfHandshakesLargerThanMaxHandshakesIsServedWithinTheGrace) {
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.max_handshakes = 4;
     options.handshake_grace = 5s;  // far longer than this test needs, even on a loaded machine
     StartServer(options);
@@ -813,7 +813,7 @@ TEST_F(TransportWebSocketServer, AnOpenExceptionClosesThatSocketWith1011) {
 
 TEST_F(TransportWebSocketServer, BindFailureNamesHostAndPort) {
     StartServer();
-    ServerOptions options = DefaultOptions();
+    WebSocketOptions options = DefaultOptions();
     options.port = port_;
     WebSocketServer second(options);
     try {

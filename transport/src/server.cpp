@@ -9,16 +9,16 @@
 #include <syncline/observer/redis_bus.hpp>
 #include <syncline/observer/relay.hpp>
 #include <syncline/storage/change_feed.hpp>
-#include <syncline/transport/websocket_server.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <stdexcept>
 
-namespace syncline {
+namespace syncline::transport {
 namespace {
 
 void InstallSpdlogSink() {
@@ -55,12 +55,6 @@ std::string DefaultChannelPrefix(const std::string& database) {
     return buf;
 }
 
-storage::Synchronous ParseSynchronous(const std::string& name) {
-    if (name == "full") return storage::Synchronous::kFull;
-    if (name == "off") return storage::Synchronous::kOff;
-    return storage::Synchronous::kNormal;
-}
-
 }  // namespace
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
@@ -72,48 +66,6 @@ Server::~Server() {
     relay_.reset();
     observer_.reset();
     bus_.reset();
-}
-
-std::unique_ptr<Server> Server::FromConfig(const ServerConfig& config, const std::string& base_dir) {
-    ServerOptions options;
-    options.host = config.host;
-    options.port = config.port;
-    options.workers = config.workers;
-    std::filesystem::path db(config.database);
-    options.database = db.is_absolute() ? db.string() : (std::filesystem::path(base_dir) / db).string();
-    options.synchronous = ParseSynchronous(config.synchronous);
-    options.max_message_bytes = config.max_message_bytes;
-    options.ping_interval = std::chrono::milliseconds(config.ping_interval_ms);
-    options.pong_timeout = std::chrono::milliseconds(config.pong_timeout_ms);
-    options.redis_url = config.bus.redis;
-    options.bus_shards = config.bus.shards;
-    options.channel_prefix = config.bus.channel_prefix;
-    options.trim_horizon = std::chrono::seconds(config.trim_horizon_s);
-    options.max_queue_bytes = config.max_queue_bytes;
-    options.slow_reader_timeout = std::chrono::milliseconds(config.slow_reader_timeout_ms);
-    options.auth = config.auth;
-    options.allowed_origins = config.allowed_origins;
-    options.max_connections = config.max_connections;
-    options.max_handshakes = config.max_handshakes;
-    options.action_threads = config.action_threads;
-    options.limits = config.limits;
-    options.statement_cache_bytes = config.statement_cache_bytes;
-    auto server = std::make_unique<Server>(options);
-    for (const auto& schema : config.models) server->AddModel(schema);
-    for (const auto& route : config.routes) {
-        if (!route.streams.empty()) {
-            server->Multiplex(route.path, route.streams, route.endpoint.allowed_origins);
-        } else if (!route.routepatterns.empty()) {
-            std::vector<RoutePattern> patterns;
-            for (const auto& pattern : route.routepatterns) {
-                patterns.push_back(RoutePattern{pattern.pattern, std::make_shared<GenericConsumer>(pattern.consumer)});
-            }
-            server->Route(route.path, std::make_shared<RoutedConsumer>(std::move(patterns)), route.endpoint);
-        } else {
-            server->Route(route.path, std::make_shared<GenericConsumer>(route.consumer), route.endpoint);
-        }
-    }
-    return server;
 }
 
 void Server::AddModel(Schema schema) {
@@ -145,18 +97,7 @@ void Server::Prepare() {
     spdlog::info("database {} open (schema version {}, {} models)", RedactCredentials(options_.database),
                  db_->SchemaVersion(), models_.size());
 
-    transport::ServerOptions ws_options;
-    ws_options.host = options_.host;
-    ws_options.port = options_.port;
-    ws_options.workers = options_.workers;
-    ws_options.max_message_bytes = options_.max_message_bytes;
-    ws_options.ping_interval = options_.ping_interval;
-    ws_options.pong_timeout = options_.pong_timeout;
-    ws_options.max_queue_bytes = options_.max_queue_bytes;
-    ws_options.slow_reader_timeout = options_.slow_reader_timeout;
-    ws_options.max_connections = options_.max_connections;
-    ws_options.max_handshakes = options_.max_handshakes;
-    ws_ = std::make_unique<transport::WebSocketServer>(ws_options);
+    ws_ = std::make_unique<WebSocketServer>(static_cast<const WebSocketOptions&>(options_));
 
     observer::ChannelLayout layout(
         options_.channel_prefix.empty() ? DefaultChannelPrefix(options_.database) : options_.channel_prefix,
@@ -315,4 +256,4 @@ storage::Database& Server::database() {
     return *db_;
 }
 
-}  // namespace syncline
+}  // namespace syncline::transport

@@ -1,21 +1,21 @@
 // The in-process server fixture of the integration tests (server_fixture.hpp).
 #include <syncline/test_support/server_fixture.hpp>
 
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 
 #include <thread>
 
 namespace syncline::test_support {
 
-ServerOptions TestServerOptions(const TempDir& dir, const std::string& database, unsigned workers) {
-    ServerOptions options;
+transport::ServerOptions TestServerOptions(const TempDir& dir, const std::string& database, unsigned workers) {
+    transport::ServerOptions options;
     options.port = 0;
     options.workers = workers;
     options.database = dir.File(database);
     return options;
 }
 
-bool WaitRelayed(const Server& server, std::int64_t seq, std::chrono::milliseconds timeout) {
+bool WaitRelayed(const transport::Server& server, std::int64_t seq, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     // The relay publishes from its own thread and offers nothing to wait on: poll, yielding, until the deadline.
     while (server.relayed_seq() < seq && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
@@ -29,7 +29,7 @@ std::unique_ptr<WsClient> ConnectOrFail(std::uint16_t port, const std::string& p
 }
 
 void ServerTest::BuildFromConfig(const std::string& config_json) {
-    server_ = Server::FromConfig(ParseConfig(config_json), dir_.File(""));
+    server_ = config::BuildServer(config::ParseConfig(config_json), dir_.File(""));
 }
 
 void ServerTest::StartFromConfig(const std::string& config_json) {

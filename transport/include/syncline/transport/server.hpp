@@ -1,15 +1,18 @@
 #pragma once
 /// \file
 /// The composition root: a Server opens the database with every model, binds consumers to it and serves them over
-/// websockets. Built from C++ (Route<Consumer>) or from a JSON config (FromConfig, what `syncline serve` runs).
+/// websockets. Built from C++ (Route<Consumer>) or from a JSON config (config::BuildServer, what `syncline serve`
+/// runs).
 
-#include <syncline/core/config.hpp>
+#include <syncline/core/auth/auth.hpp>
+#include <syncline/core/consumer/connection.hpp>
 #include <syncline/core/consumer/consumer.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/support/executor.hpp>
 #include <syncline/core/model/model.hpp>
 #include <syncline/core/model/schema.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/transport/websocket_server.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -19,35 +22,26 @@
 #include <vector>
 
 namespace syncline {
-
-namespace transport {
-class WebSocketServer;
-}
 namespace observer {
 class Bus;
 class Observer;
 class Relay;
-}
+}  // namespace observer
 
-/// How a Server listens and stores. Defaults are the embedded ones: 127.0.0.1:8000, in-process bus.
-struct ServerOptions {
-    std::string host = "127.0.0.1";
-    std::uint16_t port = 8000;  ///< 0 picks a free port (read it back with Server::port()).
-    unsigned workers = 0;       ///< Network threads; 0 means one per core.
-    std::string database;       ///< The SQLite file.
+namespace transport {
+
+/// How a Server listens and stores. Defaults are the embedded ones: 127.0.0.1:8000, in-process bus. The websocket
+/// fields (host, port, workers, max_message_bytes, ping_interval, pong_timeout, max_queue_bytes, slow_reader_timeout,
+/// max_connections, max_handshakes, ...) are WebSocketOptions', documented there; Server hands them to its
+/// WebSocketServer as they are. `port` 0 picks a free port (read it back with Server::port()).
+struct ServerOptions : WebSocketOptions {
+    std::string database;  ///< The SQLite file.
     storage::Synchronous synchronous = storage::Synchronous::kNormal;
-    std::size_t max_message_bytes = 1 << 20;
-    std::chrono::milliseconds ping_interval{20000};
-    std::chrono::milliseconds pong_timeout{10000};
     /// "" for the in-process bus (one process); "redis://host:port/db" to fan out across processes and nodes.
     std::string redis_url;
-    unsigned bus_shards = 16;         ///< Channels per table on the bus.
-    std::string channel_prefix;       ///< Default: "syncline:" + a hash of the database file's absolute path.
+    unsigned bus_shards = 16;    ///< Channels per table on the bus.
+    std::string channel_prefix;  ///< Default: "syncline:" + a hash of the database file's absolute path.
     std::chrono::milliseconds trim_horizon{600000};  ///< Captured changes are kept this long (catch-up window).
-    /// Slow readers: a connection whose outgoing queue stays over max_queue_bytes for slow_reader_timeout is closed
-    /// with 1013; meanwhile a newer push of a row replaces its queued one (see transport::ServerOptions).
-    std::size_t max_queue_bytes = 4 * 1024 * 1024;
-    std::chrono::milliseconds slow_reader_timeout{10000};
     /// Authentication of every route's handshakes (a route's own EndpointOptions::auth overrides it). Default: no
     /// authenticator, every connection anonymous. Cookie credentials are read only on routes whose allowed origins
     /// restrict who may connect (RestrictsOrigins); otherwise they are ignored, with one warning at Start.
@@ -55,11 +49,6 @@ struct ServerOptions {
     /// Which browser origins may open sockets on every route (AllowedOrigins; a route's own
     /// EndpointOptions::allowed_origins, or Multiplex's, overrides it). nullopt: any origin.
     AllowedOrigins allowed_origins;
-    /// Open websocket connections at most; further handshakes are refused with HTTP 503 (see
-    /// transport::ServerOptions::max_connections). 0: derived from the open-file limit.
-    std::size_t max_connections = 0;
-    /// Sockets still in their handshake at most (see transport::ServerOptions::max_handshakes).
-    std::size_t max_handshakes = 128;
     /// Threads of the executor that runs detached actions (streamed lists, custom detached actions) for every
     /// route; 0 means one per core, at least 2. Connections take turns on them; a streamed list waiting for a slow
     /// reader holds none (a custom handler that blocks holds one while it blocks).
@@ -79,9 +68,6 @@ public:
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
-
-    /// Builds a server from a parsed config. Relative database paths resolve against `base_dir`.
-    static std::unique_ptr<Server> FromConfig(const ServerConfig& config, const std::string& base_dir = ".");
 
     /// Declares a model (before Start).
     void AddModel(Schema schema);
@@ -151,7 +137,8 @@ private:
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;
     std::unique_ptr<observer::Relay> relay_;
-    std::unique_ptr<transport::WebSocketServer> ws_;
+    std::unique_ptr<WebSocketServer> ws_;
 };
 
+}  // namespace transport
 }  // namespace syncline

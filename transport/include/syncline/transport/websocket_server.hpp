@@ -21,7 +21,7 @@
 namespace syncline::transport {
 
 /// How a WebSocketServer listens and treats its connections.
-struct ServerOptions {
+struct WebSocketOptions {
     /// Address to bind: a numeric IPv4/IPv6 address or a host name resolved at Start().
     std::string host = "127.0.0.1";
     /// Port to bind; 0 picks a free port (read it back with WebSocketServer::port()).
@@ -87,7 +87,7 @@ std::size_t DefaultMaxConnections();
 class WebSocketServer {
 public:
     /// Creates a stopped server. Nothing is bound until Start().
-    explicit WebSocketServer(ServerOptions options);
+    explicit WebSocketServer(WebSocketOptions options);
     /// Stops the server if it is running (see Stop()).
     ~WebSocketServer();
 
@@ -104,11 +104,11 @@ public:
     /// if the server was already started (a stopped server cannot be restarted).
     void Start();
 
-    /// The bound port (the chosen one when ServerOptions::port is 0); 0 before Start().
+    /// The bound port (the chosen one when WebSocketOptions::port is 0); 0 before Start().
     std::uint16_t port() const;
 
     /// Graceful drain: stops accepting, closes every open socket with 1001 "server shutting down" after the frames
-    /// already queued on it, waits up to ServerOptions::shutdown_timeout for the closing handshakes, then stops and
+    /// already queued on it, waits up to WebSocketOptions::shutdown_timeout for the closing handshakes, then stops and
     /// joins the workers. Sessions still open at that point get OnClose from the calling thread. Idempotent; a no-op
     /// if the server never started. Must not be called from a worker thread (i.e. from inside a Session or
     /// Endpoint callback): throws std::logic_error if it is.

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The set-up the in-process integration tests share: a syncline::Server in a temporary directory, built from a JSON
+/// The set-up the in-process integration tests share: a syncline::transport::Server in a temporary directory, built from a JSON
 /// config or from C++, clients connected to it, and waits (with a deadline, never a sleep) until its relay has
 /// published the changes a test made before subscribing.
 
@@ -20,13 +20,13 @@ namespace syncline::test_support {
 /// How long the fixture's waits wait (generous: a loaded 2-core machine, sanitizers).
 inline constexpr std::chrono::seconds kServerWait{10};
 
-/// ServerOptions for a test server: listening on a free loopback port (0), `workers` network threads, the database
+/// transport::ServerOptions for a test server: listening on a free loopback port (0), `workers` network threads, the database
 /// `database` inside `dir`. Everything else keeps its default.
-ServerOptions TestServerOptions(const TempDir& dir, const std::string& database, unsigned workers);
+transport::ServerOptions TestServerOptions(const TempDir& dir, const std::string& database, unsigned workers);
 
 /// Waits until `server`'s relay has published every change up to `seq` (Server::relayed_seq), so that a later
 /// subscription is not pushed them. Returns false if it has not after `timeout`.
-bool WaitRelayed(const Server& server, std::int64_t seq, std::chrono::milliseconds timeout = kServerWait);
+bool WaitRelayed(const transport::Server& server, std::int64_t seq, std::chrono::milliseconds timeout = kServerWait);
 
 /// Opens ws://127.0.0.1:`port``path`; on failure adds a non-fatal test failure naming the path, the error and the
 /// HTTP status, and returns null.
@@ -38,7 +38,7 @@ std::unique_ptr<WsClient> ConnectOrFail(std::uint16_t port, const std::string& p
 class ServerTest : public ::testing::Test {
 protected:
     /// Builds server_ from a JSON config (relative database paths resolve inside dir_) without starting it, for tests
-    /// that add C++ routes first. Throws on a bad config, as Server::FromConfig does.
+    /// that add C++ routes first. Throws on a bad config, as config::BuildServer does.
     void BuildFromConfig(const std::string& config_json);
     /// BuildFromConfig, then Start.
     void StartFromConfig(const std::string& config_json);
@@ -52,7 +52,7 @@ protected:
     bool WaitRelayed(std::int64_t seq, std::chrono::milliseconds timeout = kServerWait) const;
 
     TempDir dir_;
-    std::unique_ptr<Server> server_;
+    std::unique_ptr<transport::Server> server_;
 };
 
 }  // namespace syncline::test_support

@@ -1,4 +1,4 @@
-#include <syncline/core/config.hpp>
+#include <syncline/config/config.hpp>
 
 #include <syncline/core/consumer/permissions.hpp>
 
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace syncline {
+namespace syncline::config {
 namespace {
 
 using ::testing::HasSubstr;
@@ -36,11 +36,11 @@ TEST(ConfigTest, TheBlogExampleParses) {
     ASSERT_TRUE(file) << "examples/blog/config.json";
     std::stringstream text;
     text << file.rdbuf();
-    ServerConfig config = ParseConfig(text.str());
-    EXPECT_EQ(config.database, "blog.db");
-    EXPECT_EQ(config.host, "127.0.0.1");
-    EXPECT_EQ(config.port, 8000);
-    EXPECT_EQ(config.workers, 2u);
+    Config config = ParseConfig(text.str());
+    EXPECT_EQ(config.server.database, "blog.db");
+    EXPECT_EQ(config.server.host, "127.0.0.1");
+    EXPECT_EQ(config.server.port, 8000);
+    EXPECT_EQ(config.server.workers, 2u);
     ASSERT_EQ(config.models.size(), 1u);
     EXPECT_EQ(config.models[0].table(), "posts");
     ASSERT_EQ(config.routes.size(), 1u);
@@ -53,7 +53,7 @@ TEST(ConfigTest, TheBlogExampleParses) {
 }
 
 TEST(ConfigTest, RouteOptions) {
-    ServerConfig config = ParseConfig(With(
+    Config config = ParseConfig(With(
         R"({"model": "posts", "mixins": ["list", "retrieve"], "lookup_field": "title", "lookup_url_kwarg": "t",
             "queryset": {"author": "alice", "title__startswith": "A", "id__in": [1, 2]}, "write_only": ["author"],
             "rate_limit": {"per_second": 5, "burst": 10, "close_after": 0}})",
@@ -66,15 +66,15 @@ TEST(ConfigTest, RouteOptions) {
     EXPECT_EQ(route.consumer.queryset[2].values, (std::vector<Value>{Value(1), Value(2)}));
     EXPECT_EQ(route.endpoint.rate_limit.per_second, 5);
     EXPECT_EQ(route.endpoint.rate_limit.close_after, 0);
-    EXPECT_EQ(config.synchronous, "full");
-    EXPECT_EQ(config.port, 0);
+    EXPECT_EQ(config.server.synchronous, storage::Synchronous::kFull);
+    EXPECT_EQ(config.server.port, 0);
 }
 
 TEST(ConfigTest, StreamedPaginationInstallsADetachedListAndListCancel) {
-    ServerConfig config = ParseConfig(With(R"({"model": "posts", "mixins": ["retrieve"], "pagination": "streamed",
+    Config config = ParseConfig(With(R"({"model": "posts", "mixins": ["retrieve"], "pagination": "streamed",
                                                 "page_size": 25, "max_page_size": 50})",
                                            R"("action_threads": 3,)"));
-    EXPECT_EQ(config.action_threads, 3u);
+    EXPECT_EQ(config.server.action_threads, 3u);
     GenericConsumer consumer(config.routes[0].consumer);
     ASSERT_NE(consumer.FindAction("list"), nullptr);
     EXPECT_TRUE(consumer.FindAction("list")->detached);
@@ -87,7 +87,7 @@ TEST(ConfigTest, StreamedPaginationInstallsADetachedListAndListCancel) {
                               .consumer);
     EXPECT_FALSE(paged.FindAction("list")->detached);
     EXPECT_EQ(paged.FindAction("list_cancel"), nullptr);
-    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})")).action_threads, 0u);
+    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})")).server.action_threads, 0u);
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "pagination": "cursor"})")),
               "routes./ws/posts/.pagination: unknown pagination \"cursor\"; valid values: limit_offset, streamed");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("action_threads": -1,)")),
@@ -96,20 +96,20 @@ TEST(ConfigTest, StreamedPaginationInstallsADetachedListAndListCancel) {
 
 TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
     const std::string route = R"({"model": "posts", "mixins": ["list"]})";
-    ServerConfig defaults = ParseConfig(With(route));
-    EXPECT_EQ(defaults.limits.max_json_depth, 64u);
-    EXPECT_EQ(defaults.limits.max_request_id_bytes, 256u);
-    EXPECT_EQ(defaults.limits.max_subscriptions, 1000u);
-    EXPECT_EQ(defaults.limits.max_filter_values, 1000u);
-    EXPECT_EQ(defaults.limits.max_list_filter_values, 10000u);
-    ServerConfig set = ParseConfig(With(route, R"("max_json_depth": 8, "max_request_id_bytes": 64,
+    Config defaults = ParseConfig(With(route));
+    EXPECT_EQ(defaults.server.limits.max_json_depth, 64u);
+    EXPECT_EQ(defaults.server.limits.max_request_id_bytes, 256u);
+    EXPECT_EQ(defaults.server.limits.max_subscriptions, 1000u);
+    EXPECT_EQ(defaults.server.limits.max_filter_values, 1000u);
+    EXPECT_EQ(defaults.server.limits.max_list_filter_values, 10000u);
+    Config set = ParseConfig(With(route, R"("max_json_depth": 8, "max_request_id_bytes": 64,
                                                   "max_subscriptions_per_socket": 5, "max_filter_values": 10,
                                                   "max_list_filter_values_per_socket": 40,)"));
-    EXPECT_EQ(set.limits.max_json_depth, 8u);
-    EXPECT_EQ(set.limits.max_request_id_bytes, 64u);
-    EXPECT_EQ(set.limits.max_subscriptions, 5u);
-    EXPECT_EQ(set.limits.max_filter_values, 10u);
-    EXPECT_EQ(set.limits.max_list_filter_values, 40u);
+    EXPECT_EQ(set.server.limits.max_json_depth, 8u);
+    EXPECT_EQ(set.server.limits.max_request_id_bytes, 64u);
+    EXPECT_EQ(set.server.limits.max_subscriptions, 5u);
+    EXPECT_EQ(set.server.limits.max_filter_values, 10u);
+    EXPECT_EQ(set.server.limits.max_list_filter_values, 40u);
     EXPECT_EQ(Error(With(route, R"("max_list_filter_values_per_socket": 0,)")),
               "max_list_filter_values_per_socket: expected an integer from 1 to 100000000");
     EXPECT_EQ(Error(With(route, R"("max_json_depth": 100000,)")), "max_json_depth: expected an integer from 2 to 1000");
@@ -121,19 +121,19 @@ TEST(ConfigTest, ConnectionLimitsHaveDefaultsAndBounds) {
 }
 
 TEST(ConfigTest, DetachedActionsPerSocketAndStatementCacheLimits) {
-    ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
-    EXPECT_EQ(defaults.limits.max_pending_actions, 16u);
-    EXPECT_EQ(defaults.statement_cache_bytes, 4u * 1024 * 1024);
-    ServerConfig config = ParseConfig(
+    Config defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_EQ(defaults.server.limits.max_pending_actions, 16u);
+    EXPECT_EQ(defaults.server.statement_cache_bytes, 4u * 1024 * 1024);
+    Config config = ParseConfig(
         R"({"database": "t.db", "max_pending_actions": 3, "statement_cache_bytes": 65536,
             "models": {"posts": {"fields": {"title": {"type": "text"}}}},
             "routes": {"/ws/a/": {"model": "posts", "mixins": ["list"], "pagination": "streamed"},
                        "/ws/b/": {"model": "posts", "mixins": ["list"], "rate_limit": {"per_second": 5}},
                        "/ws/m/": {"streams": {"a": "/ws/a/"}}}})");
-    EXPECT_EQ(config.limits.max_pending_actions, 3u);
-    EXPECT_EQ(config.statement_cache_bytes, 65536u);
+    EXPECT_EQ(config.server.limits.max_pending_actions, 3u);
+    EXPECT_EQ(config.server.statement_cache_bytes, 65536u);
     EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": 0,)"))
-                  .limits.max_pending_actions,
+                  .server.limits.max_pending_actions,
               0u);  // no limit
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_pending_actions": -1,)")),
               "max_pending_actions: expected an integer from 0 to 1048576");
@@ -197,7 +197,7 @@ std::vector<std::string> ActionNames(const ConsumerOptions& options) {
 }
 
 TEST(ConfigTest, MultiplexerAndRoutedRoutes) {
-    ServerConfig config = ParseConfig(WithRoutes(R"(
+    Config config = ParseConfig(WithRoutes(R"(
         "/ws/": {"streams": {"posts": "/ws/posts/", "comments": "/ws/comments/", "api": "/ws/api/"}},
         "/ws/api/": {"rate_limit": {"per_second": 3},
                      "routepatterns": {
@@ -278,7 +278,7 @@ TEST(ConfigTest, MultiplexerAndRoutedErrorsNameTheKeyPath) {
 }
 
 TEST(ConfigTest, RoutePermissions) {
-    ServerConfig config = ParseConfig(With(R"({"model": "posts", "mixins": ["list"], "permissions": [
+    Config config = ParseConfig(With(R"({"model": "posts", "mixins": ["list"], "permissions": [
         "allow_any", "is_authenticated", "read_only", {"owner": "author"}, {"group": "editors"},
         {"and": ["is_authenticated", {"not": "read_only"}]}, {"or": [{"owner": "author"}, {"group": "staff"}]}]})"));
     const auto& permissions = config.routes.at(0).consumer.permissions;
@@ -330,12 +330,12 @@ TEST(ConfigTest, OwnerFieldAndOwnerRulesNeedAFieldThatCanHoldAUserId) {
                    "routes": {"/ws/posts/": )" +
                route + "}}";
     };
-    ServerConfig parsed = ParseConfig(config(R"({"model": "posts", "mixins": ["list", "create"],
+    Config parsed = ParseConfig(config(R"({"model": "posts", "mixins": ["list", "create"],
         "owner_field": "author_id", "permissions": [{"owner": "author_id"}]})"));
     EXPECT_EQ(parsed.routes.at(0).consumer.owner_field, "author_id");
     EXPECT_EQ(ParseConfig(config(R"({"model": "posts", "mixins": ["list"]})")).routes.at(0).consumer.owner_field, "");
     // Routed handlers take the key too.
-    ServerConfig routed = ParseConfig(config(R"({"routepatterns": {"^posts/$": {"model": "posts",
+    Config routed = ParseConfig(config(R"({"routepatterns": {"^posts/$": {"model": "posts",
         "handler": "ListCreateAPIActionHandler", "owner_field": "title"}}})"));
     EXPECT_EQ(routed.routes.at(0).routepatterns.at(0).consumer.owner_field, "title");
     EXPECT_EQ(Error(config(R"({"model": "posts", "mixins": ["create"], "owner_field": "writer"})")),
@@ -353,10 +353,10 @@ TEST(ConfigTest, OwnerFieldAndOwnerRulesNeedAFieldThatCanHoldAUserId) {
 
 TEST(ConfigTest, AuthTokensJwtAndPolicies) {
     const std::string route = R"({"model": "posts", "mixins": ["list"]})";
-    EXPECT_FALSE(ParseConfig(With(route)).auth.authenticator);
-    ServerConfig tokens = ParseConfig(With(route, R"("auth": {"tokens": {
+    EXPECT_FALSE(ParseConfig(With(route)).server.auth.authenticator);
+    Config tokens = ParseConfig(With(route, R"("auth": {"tokens": {
         "t-alice": {"user": "alice", "id": 1, "groups": ["editors"]}, "t-bob": {"id": "bob-id"}}},)"));
-    auto* table = dynamic_cast<const StaticTokenAuthenticator*>(tokens.auth.authenticator.get());
+    auto* table = dynamic_cast<const StaticTokenAuthenticator*>(tokens.server.auth.authenticator.get());
     ASSERT_TRUE(table);
     AuthResult alice = table->VerifyToken("t-alice");
     ASSERT_EQ(alice.kind, AuthResult::Kind::kUser);
@@ -365,26 +365,26 @@ TEST(ConfigTest, AuthTokensJwtAndPolicies) {
     EXPECT_EQ(alice.user.groups, std::vector<std::string>{"editors"});
     EXPECT_EQ(table->VerifyToken("t-bob").user.name, "bob-id");  // the name defaults to the id
     EXPECT_EQ(table->VerifyToken("t-carol").kind, AuthResult::Kind::kInvalid);
-    EXPECT_EQ(tokens.auth.anonymous, AnonymousPolicy::kAllow);
-    EXPECT_EQ(tokens.auth.invalid_credential, InvalidCredentialPolicy::kAnonymous);
+    EXPECT_EQ(tokens.server.auth.anonymous, AnonymousPolicy::kAllow);
+    EXPECT_EQ(tokens.server.auth.invalid_credential, InvalidCredentialPolicy::kAnonymous);
     EXPECT_TRUE(table->sources().bearer_header);
     EXPECT_EQ(table->sources().query_param, "token");
     EXPECT_EQ(table->sources().cookie, "");  // off unless configured (it requires allowed_origins)
 
-    ServerConfig jwt = ParseConfig(With(route, R"("auth": {"jwt": {"secret": "s3cret", "leeway_s": 30},
+    Config jwt = ParseConfig(With(route, R"("auth": {"jwt": {"secret": "s3cret", "leeway_s": 30},
         "anonymous": "refuse", "invalid_token": "refuse", "query_param": "access_token", "cookie": "",
         "bearer_header": false},)"));
-    auto* verifier = dynamic_cast<const JwtAuthenticator*>(jwt.auth.authenticator.get());
+    auto* verifier = dynamic_cast<const JwtAuthenticator*>(jwt.server.auth.authenticator.get());
     ASSERT_TRUE(verifier);
     EXPECT_EQ(verifier->sources().query_param, "access_token");
     EXPECT_EQ(verifier->sources().cookie, "");
     EXPECT_FALSE(verifier->sources().bearer_header);
-    EXPECT_EQ(jwt.auth.anonymous, AnonymousPolicy::kRefuse);
-    EXPECT_EQ(jwt.auth.invalid_credential, InvalidCredentialPolicy::kRefuse);
+    EXPECT_EQ(jwt.server.auth.anonymous, AnonymousPolicy::kRefuse);
+    EXPECT_EQ(jwt.server.auth.invalid_credential, InvalidCredentialPolicy::kRefuse);
 
-    ServerConfig both =
+    Config both =
         ParseConfig(With(route, R"("auth": {"tokens": {"t": {"user": "u"}}, "jwt": {"secret": "s"}},)"));
-    EXPECT_TRUE(dynamic_cast<const ChainAuthenticator*>(both.auth.authenticator.get()));
+    EXPECT_TRUE(dynamic_cast<const ChainAuthenticator*>(both.server.auth.authenticator.get()));
 }
 
 TEST(ConfigTest, AuthErrorsNameTheKeyAndNeverTheToken) {
@@ -423,27 +423,27 @@ TEST(ConfigTest, AuthErrorsNameTheKeyAndNeverTheToken) {
 }
 
 }  // namespace
-}  // namespace syncline
+}  // namespace syncline::config
 
-namespace syncline {
+namespace syncline::config {
 namespace {
 
 // Cross-site websocket hijacking: "allowed_origins" at the top level, overridden by a route's own (consumer, routed
 // and multiplexer routes alike).
 TEST(ConfigTest, AllowedOriginsTopLevelAndPerRoute) {
-    ServerConfig none = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
-    EXPECT_FALSE(none.allowed_origins);
+    Config none = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_FALSE(none.server.allowed_origins);
     EXPECT_FALSE(none.routes[0].endpoint.allowed_origins);
 
-    ServerConfig config = ParseConfig(With(R"({"model": "posts", "mixins": ["list"],
+    Config config = ParseConfig(With(R"({"model": "posts", "mixins": ["list"],
                                                "allowed_origins": ["https://posts.example.com", "*"]})",
                                            R"("allowed_origins": ["https://app.example.com",
                                                                   "http://localhost:3000", "http://[::1]:8080"],)"));
-    EXPECT_EQ(config.allowed_origins,
+    EXPECT_EQ(config.server.allowed_origins,
               (std::vector<std::string>{"https://app.example.com", "http://localhost:3000", "http://[::1]:8080"}));
     EXPECT_EQ(config.routes[0].endpoint.allowed_origins, (std::vector<std::string>{"https://posts.example.com", "*"}));
 
-    ServerConfig routes = ParseConfig(WithRoutes(R"(
+    Config routes = ParseConfig(WithRoutes(R"(
         "/ws/": {"streams": {"posts": "/ws/posts/"}, "allowed_origins": ["https://mux.example.com"]},
         "/ws/api/": {"allowed_origins": [],
                      "routepatterns": {"^posts/$": {"model": "posts", "handler": "ListAPIActionHandler"}}})"));
@@ -491,12 +491,12 @@ TEST(ConfigTest, CookieAuthenticationRequiresAllowedOrigins) {
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "allowed_origins": ["*"]})",
                          auth + R"("allowed_origins": ["https://app.example.com"],)")),
               rule);
-    ServerConfig top = ParseConfig(
+    Config top = ParseConfig(
         With(R"({"model": "posts", "mixins": ["list"]})", auth + R"("allowed_origins": ["https://app.example.com"],)"));
-    auto* table = dynamic_cast<const StaticTokenAuthenticator*>(top.auth.authenticator.get());
+    auto* table = dynamic_cast<const StaticTokenAuthenticator*>(top.server.auth.authenticator.get());
     ASSERT_TRUE(table);
     EXPECT_EQ(table->sources().cookie, "session");
-    EXPECT_TRUE(ReadsCookies(*top.auth.authenticator));
+    EXPECT_TRUE(ReadsCookies(*top.server.auth.authenticator));
     // Every route of its own, a multiplexer included.
     const std::string every_route = R"({"database": "t.db", )" + auth + R"(
         "models": {"posts": {"fields": {"title": {"type": "text"}}}},
@@ -514,13 +514,13 @@ TEST(ConfigTest, CookieAuthenticationRequiresAllowedOrigins) {
 }
 
 TEST(ConfigTest, MaxConnectionsAndMaxHandshakes) {
-    ServerConfig defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
-    EXPECT_EQ(defaults.max_connections, 0u);  // derived from the open-file limit by the server
-    EXPECT_EQ(defaults.max_handshakes, 128u);
-    ServerConfig set = ParseConfig(
+    Config defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_EQ(defaults.server.max_connections, 0u);  // derived from the open-file limit by the server
+    EXPECT_EQ(defaults.server.max_handshakes, 128u);
+    Config set = ParseConfig(
         With(R"({"model": "posts", "mixins": ["list"]})", R"("max_connections": 5, "max_handshakes": 16,)"));
-    EXPECT_EQ(set.max_connections, 5u);
-    EXPECT_EQ(set.max_handshakes, 16u);
+    EXPECT_EQ(set.server.max_connections, 5u);
+    EXPECT_EQ(set.server.max_handshakes, 16u);
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_connections": 0,)")),
               "max_connections: expected an integer from 1 to 10000000");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_handshakes": "many",)")),
@@ -528,4 +528,4 @@ TEST(ConfigTest, MaxConnectionsAndMaxHandshakes) {
 }
 
 }  // namespace
-}  // namespace syncline
+}  // namespace syncline::config

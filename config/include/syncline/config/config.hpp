@@ -1,22 +1,24 @@
 #pragma once
 /// \file
 /// The server's JSON configuration (`syncline serve --config FILE`): a server declared with no C++ written.
-/// Parsing is pure: it turns the text into schemas and consumer options, or one error line naming the key path.
+/// Parsing is pure: it turns the text into the server's options, schemas and consumer options, or one error line
+/// naming the key path. BuildServer then assembles a transport::Server from the result. This module sits above
+/// transport (core <- storage, observer <- transport <- config <- apps).
 
-#include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include <syncline/core/auth/auth.hpp>
 #include <syncline/core/consumer/consumer.hpp>
-#include <syncline/core/protocol/consumer_endpoint.hpp>
-#include <syncline/core/model/schema.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
+#include <syncline/core/model/schema.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/transport/server.hpp>
 
-namespace syncline {
+namespace syncline::config {
 
 /// A configuration error: one line, naming the key path and, where there is a fixed set, the valid choices,
 /// e.g. `routes./ws/posts/.mixins[1]: unknown mixin "lst"; valid mixins: list, retrieve, ...`.
@@ -47,42 +49,13 @@ struct RouteConfig {
     std::vector<RoutePatternConfig> routepatterns;
 };
 
-/// The bus between processes. Empty `redis`: the in-process bus (one process; no Redis needed).
-struct BusConfig {
-    std::string redis;            ///< "redis://host:port/db"
-    unsigned shards = 16;         ///< Channels per table (see README: channel layout).
-    std::string channel_prefix;   ///< Default: derived from the database file's path.
-};
-
-/// The whole configuration. Defaults are the embedded ones: in-process bus, 127.0.0.1:8000.
-struct ServerConfig {
-    std::string database;  ///< The SQLite file (relative paths are relative to the config file's directory).
-    std::string host = "127.0.0.1";
-    std::uint16_t port = 8000;
-    unsigned workers = 0;  ///< 0: one per core.
-    std::size_t max_message_bytes = 1 << 20;
-    std::int64_t ping_interval_ms = 20000;
-    std::int64_t pong_timeout_ms = 10000;
-    std::string synchronous = "normal";  ///< "normal", "full" or "off".
+/// The whole configuration: the server's options (defaults are the embedded ones: in-process bus, 127.0.0.1:8000)
+/// with every top-level key applied, and the models and routes. `server.database` is the file as written (BuildServer
+/// resolves a relative path against the config file's directory).
+struct Config {
+    transport::ServerOptions server;
     std::vector<Schema> models;
     std::vector<RouteConfig> routes;
-    BusConfig bus;
-    std::int64_t trim_horizon_s = 600;  ///< How long captured changes are kept (the catch-up window).
-    std::size_t max_queue_bytes = 4 * 1024 * 1024;  ///< Per-connection outgoing queue limit (slow readers).
-    std::int64_t slow_reader_timeout_ms = 10000;      ///< Over the limit this long: closed with 1013.
-    /// Top-level "auth": the authenticator (static tokens, JWT, or both chained) and its policy. Default: none,
-    /// every connection anonymous.
-    AuthOptions auth;
-    /// Top-level "allowed_origins" (a route's own, in RouteConfig::endpoint, overrides it). nullopt: any origin.
-    AllowedOrigins allowed_origins;
-    std::size_t max_connections = 0;   ///< Websocket connections at most; 0: derived from the open-file limit.
-    std::size_t max_handshakes = 128;  ///< Sockets still in their handshake at most (the oldest is closed).
-    unsigned action_threads = 0;  ///< Threads running detached actions (streamed lists); 0: one per core, at least 2.
-    /// "max_json_depth", "max_request_id_bytes", "max_subscriptions_per_socket", "max_filter_values",
-    /// "max_pending_actions".
-    ConnectionLimits limits;
-    /// Memory of cached prepared statements per SQLite connection (storage::DatabaseOptions::statement_cache_bytes).
-    std::size_t statement_cache_bytes = 4 * 1024 * 1024;
 };
 
 /// The group observer `group_by` configures: rows belong to "all" and to "<field>=<value>"; subscribe_group with
@@ -103,6 +76,11 @@ const std::vector<std::string>& ConfigPermissionNames();
 /// key, wrong type, unknown model, field, mixin or handler class, an invalid route pattern, a stream naming no
 /// consumer route of the config, an invalid allowed_origins entry, or cookie authentication (`auth.cookie`) on a
 /// route whose allowed_origins does not restrict origins.
-ServerConfig ParseConfig(std::string_view json_text);
+Config ParseConfig(std::string_view json_text);
 
-}  // namespace syncline
+/// Builds a server from a parsed config: its options, models and routes (consumer, multiplexer and routed ones).
+/// A relative `config.server.database` resolves against `base_dir` (the config file's directory). Nothing is opened
+/// or bound until Server::Start.
+std::unique_ptr<transport::Server> BuildServer(const Config& config, const std::string& base_dir = ".");
+
+}  // namespace syncline::config

@@ -1,0 +1,34 @@
+// From a parsed config to a transport::Server: its options as parsed (a relative database path resolved against the
+// config file's directory), its models, and one route per config route.
+
+#include <syncline/config/config.hpp>
+
+#include <syncline/core/protocol/routed.hpp>
+
+#include <filesystem>
+
+namespace syncline::config {
+
+std::unique_ptr<transport::Server> BuildServer(const Config& config, const std::string& base_dir) {
+    transport::ServerOptions options = config.server;
+    std::filesystem::path db(options.database);
+    options.database = db.is_absolute() ? db.string() : (std::filesystem::path(base_dir) / db).string();
+    auto server = std::make_unique<transport::Server>(std::move(options));
+    for (const auto& schema : config.models) server->AddModel(schema);
+    for (const auto& route : config.routes) {
+        if (!route.streams.empty()) {
+            server->Multiplex(route.path, route.streams, route.endpoint.allowed_origins);
+        } else if (!route.routepatterns.empty()) {
+            std::vector<RoutePattern> patterns;
+            for (const auto& pattern : route.routepatterns) {
+                patterns.push_back(RoutePattern{pattern.pattern, std::make_shared<GenericConsumer>(pattern.consumer)});
+            }
+            server->Route(route.path, std::make_shared<RoutedConsumer>(std::move(patterns)), route.endpoint);
+        } else {
+            server->Route(route.path, std::make_shared<GenericConsumer>(route.consumer), route.endpoint);
+        }
+    }
+    return server;
+}
+
+}  // namespace syncline::config

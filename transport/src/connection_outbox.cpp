@@ -1,0 +1,324 @@
+// The Outbox of one websocket connection: queueing from any thread, draining on the connection's strand, latest-wins
+// replacement of pushes and the slow-reader rule (see connection_outbox.hpp).
+
+#include "connection_outbox.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cassert>
+#include <vector>
+
+namespace syncline::transport {
+namespace {
+
+bool IsSendableCloseCode(int code) {
+    if (code < 1000 || code > 4999) {
+        return false;
+    }
+    const auto value = static_cast<websocketpp::close::status::value>(code);
+    return !websocketpp::close::status::invalid(value) && !websocketpp::close::status::reserved(value);
+}
+
+}  // namespace
+
+void ConnectionOutbox::Send(std::string frame) {
+    if (ValidUtf8(frame)) Enqueue(Pending{std::move(frame), nullptr, std::string()});
+}
+
+void ConnectionOutbox::SendPush(std::string frame, const std::string& key) {
+    if (ValidUtf8(frame)) Enqueue(Pending{std::move(frame), nullptr, key});
+}
+
+void ConnectionOutbox::SendSharedPush(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
+    const std::shared_ptr<void>& prepared = frame->Prepared([](const std::string& text) -> std::shared_ptr<void> {
+        if (!websocketpp::utf8_validator::validate(text)) {
+            return nullptr;
+        }
+        return PrepareMessage(websocketpp::frame::opcode::text, std::string(text));
+    });
+    if (!prepared) {
+        WarnInvalidUtf8();
+        return;
+    }
+    Enqueue(Pending{std::string(), std::static_pointer_cast<MessageType>(prepared), key});
+}
+
+void ConnectionOutbox::Close(int code, std::string reason) {
+    if (!IsSendableCloseCode(code)) {
+        spdlog::warn("websocket: close code {} cannot be sent; closing with {} instead", code, kInternalError);
+        code = kInternalError;
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closing_ || closed_) {
+            return;
+        }
+        closing_ = true;
+        close_.emplace(code, std::move(reason));
+    }
+    RequestDrain();
+}
+
+std::size_t ConnectionOutbox::BufferedBytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return closed_ ? 0 : buffered_->load() + pending_bytes_;
+}
+
+void ConnectionOutbox::QueuePong(std::string payload) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closing_ || closed_) {
+            return;
+        }
+        if (pong_) {
+            pending_bytes_ -= pong_->size();
+        }
+        pending_bytes_ += payload.size();
+        pong_ = std::move(payload);
+    }
+    RequestDrain();
+}
+
+void ConnectionOutbox::MarkClosed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    DropQueueLocked();
+    close_.reset();
+}
+
+MessagePtr ConnectionOutbox::PrepareMessage(websocketpp::frame::opcode::value opcode, std::string payload) {
+    const std::size_t size = payload.size();
+    auto message = std::make_shared<MessageType>(nullptr, opcode, 0);
+    message->set_header(websocketpp::frame::prepare_header(websocketpp::frame::basic_header(opcode, size, true, false),
+                                                           websocketpp::frame::extended_header(size)));
+    message->get_raw_payload() = std::move(payload);
+    message->set_prepared(true);
+    return message;
+}
+
+bool ConnectionOutbox::ValidUtf8(const std::string& frame) {
+    if (websocketpp::utf8_validator::validate(frame)) {
+        return true;
+    }
+    WarnInvalidUtf8();
+    return false;
+}
+
+void ConnectionOutbox::WarnInvalidUtf8() {
+    bool first = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        first = !warned_invalid_utf8_;
+        warned_invalid_utf8_ = true;
+    }
+    if (first) {
+        spdlog::warn(
+            "websocket: dropped an outgoing text frame that is not valid UTF-8 (logged once per "
+            "connection)");
+    }
+}
+
+void ConnectionOutbox::Enqueue(Pending frame) {
+    std::size_t slow_total = 0;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closing_ || closed_) {
+            return;
+        }
+        const bool congested = buffered_->load() + pending_bytes_ >= limits_.write_high_water;
+        auto newest = frame.key.empty() ? by_key_.end() : by_key_.find(frame.key);
+        if (congested && newest != by_key_.end()) {
+            pending_bytes_ = pending_bytes_ - newest->second->size() + frame.size();
+            newest->second->frame = std::move(frame.frame);
+            newest->second->shared = std::move(frame.shared);
+        } else {
+            pending_bytes_ += frame.size();
+            pending_.push_back(std::move(frame));
+            if (!pending_.back().key.empty()) {
+                by_key_[pending_.back().key] = std::prev(pending_.end());
+            }
+        }
+        // Four times the limit at once: closed now, whatever the timeout (memory stays bounded).
+        const std::size_t total = pending_bytes_ + buffered_->load();
+        if (total > 4 * limits_.max_queue_bytes) {
+            slow_total = total;
+            CloseSlowReaderLocked();
+        }
+    }
+    if (slow_total != 0) {
+        spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", slow_total);
+    }
+    RequestDrain();
+}
+
+void ConnectionOutbox::RequestDrain() {
+    if (strand_->running_in_this_thread()) {
+        Drain();
+    } else {
+        PostDrain();
+    }
+}
+
+void ConnectionOutbox::PostDrain() {
+    if (drain_posted_.exchange(true)) {
+        return;
+    }
+    std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+    asio::post(*strand_, [self] {
+        if (auto outbox = self.lock()) {
+            outbox->Drain();
+        }
+    });
+}
+
+void ConnectionOutbox::Drain() {
+    assert(strand_->running_in_this_thread());
+    if (draining_) {
+        PostDrain();  // entered again from a websocketpp call below: run once more after it
+        return;
+    }
+    draining_ = true;
+    drain_posted_.store(false);  // a call queuing after this point posts another drain
+    ConnectionPtr connection = connection_.lock();
+    // Declared before the lock: a handle dropped here (send failed) runs its deleter, which takes mutex_.
+    MessagePtr pong;
+    std::vector<MessagePtr> batch;
+    std::optional<std::pair<int, std::string>> close;
+    bool arm_timer = false;
+    std::size_t slow_total = 0;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closed_ || !connection) {
+            DropQueueLocked();
+            draining_ = false;
+            return;
+        }
+        if (pong_ && !pong_in_flight_) {
+            pending_bytes_ -= pong_->size();
+            pong = HandleLocked(PrepareMessage(websocketpp::frame::opcode::pong, std::move(*pong_)), true);
+            pong_.reset();
+            pong_in_flight_ = true;
+        }
+        const bool flush_all = close_.has_value();
+        while (!pending_.empty() && (flush_all || buffered_->load() < limits_.write_high_water)) {
+            if (!pending_.front().key.empty()) {
+                auto it = by_key_.find(pending_.front().key);
+                if (it != by_key_.end() && it->second == pending_.begin()) {
+                    by_key_.erase(it);
+                }
+            }
+            Pending next = std::move(pending_.front());
+            pending_.pop_front();
+            pending_bytes_ -= next.size();
+            batch.push_back(HandleLocked(next.shared
+                                             ? std::move(next.shared)
+                                             : PrepareMessage(websocketpp::frame::opcode::text, std::move(next.frame)),
+                                         false));
+        }
+        if (!closing_) {
+            slow_total = CheckSlowReaderLocked(arm_timer);
+        }
+        if (close_ && pending_.empty()) {
+            close = std::move(close_);
+            close_.reset();
+        }
+    }
+    if (slow_total != 0) {
+        spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", slow_total);
+    }
+    // Errors mean the connection is already closing: the frames are dropped, as documented.
+    if (pong) {
+        (void)connection->send(pong);
+    }
+    for (MessagePtr& message : batch) {
+        (void)connection->send(message);
+    }
+    if (close) {
+        ErrorCode ec;  // invalid_state: already closing, nothing to do
+        connection->close(static_cast<websocketpp::close::status::value>(close->first), close->second, ec);
+    }
+    if (arm_timer) {
+        // Check again when the timeout has passed, even if nothing is sent or written meanwhile (a reader that
+        // stopped reading produces no events). The timer runs on the connection's strand.
+        std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+        connection->set_timer(static_cast<long>(limits_.slow_reader_timeout.count()) + 1, [self](const ErrorCode& ec) {
+            if (auto outbox = self.lock(); outbox && !ec) {
+                outbox->Drain();
+            }
+        });
+    }
+    draining_ = false;
+}
+
+std::size_t ConnectionOutbox::CheckSlowReaderLocked(bool& arm_timer) {
+    const auto now = std::chrono::steady_clock::now();
+    const std::size_t total = pending_bytes_ + buffered_->load();
+    bool over_timeout = false;
+    if (total <= limits_.max_queue_bytes) {
+        over_since_.reset();
+    } else if (!over_since_) {
+        over_since_ = now;
+        arm_timer = true;
+    } else {
+        over_timeout = now - *over_since_ >= limits_.slow_reader_timeout;
+    }
+    // A pong that could not be handed over (the previous one is still unwritten) means the peer reads nothing.
+    if (!(pong_ && pong_in_flight_)) {
+        pong_waiting_since_.reset();
+    } else if (!pong_waiting_since_) {
+        pong_waiting_since_ = now;
+        arm_timer = true;
+    } else if (now - *pong_waiting_since_ >= limits_.slow_reader_timeout) {
+        over_timeout = true;
+    }
+    if (total > 4 * limits_.max_queue_bytes || over_timeout) {
+        CloseSlowReaderLocked();
+        return std::max<std::size_t>(total, 1);
+    }
+    return 0;
+}
+
+void ConnectionOutbox::CloseSlowReaderLocked() {
+    DropQueueLocked();
+    closing_ = true;
+    close_.emplace(kTryAgainLater, "slow reader: outgoing queue over its limit");
+}
+
+void ConnectionOutbox::DropQueueLocked() {
+    pending_.clear();
+    by_key_.clear();
+    pending_bytes_ = 0;
+    pong_.reset();
+}
+
+MessagePtr ConnectionOutbox::HandleLocked(MessagePtr message, bool is_pong) {
+    const std::size_t size = message->get_payload().size();
+    buffered_->fetch_add(size);
+    std::weak_ptr<ConnectionOutbox> self = weak_from_this();
+    MessageType* raw = message.get();
+    return MessagePtr(raw,
+                      [message = std::move(message), buffered = buffered_, size, self, is_pong](MessageType*) mutable {
+                          buffered->fetch_sub(size);
+                          message.reset();
+                          if (auto outbox = self.lock()) {
+                              outbox->OnWritten(is_pong);
+                          }
+                      });
+}
+
+void ConnectionOutbox::OnWritten(bool is_pong) {
+    bool waiting = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (is_pong) {
+            pong_in_flight_ = false;
+        }
+        waiting = !closed_ && (!pending_.empty() || pong_.has_value());
+    }
+    if (waiting) {
+        PostDrain();
+    }
+}
+
+}  // namespace syncline::transport

@@ -1,0 +1,149 @@
+#pragma once
+// Private to transport: the Outbox of one websocket connection, its one write path (threads, order, slow readers:
+// see the class comment).
+
+#include "wspp_types.hpp"
+
+#include <syncline/core/protocol/session.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace syncline::transport {
+
+// How a connection's outgoing queue behaves (from WebSocketOptions).
+struct QueueLimits {
+    std::size_t write_high_water = 256 * 1024;
+    std::size_t max_queue_bytes = 4 * 1024 * 1024;
+    std::chrono::milliseconds slow_reader_timeout{10000};
+};
+
+// The Outbox a Session writes to, and the one write path of its connection.
+//
+// Threads (Boost.Beast's shape): Send, SendPush, SendSharedPush and Close may be called from any thread, and so may
+// BufferedBytes; they only append to a small queue under mutex_ and make sure one Drain is posted to the connection's
+// strand (or run it at once when already on that strand). Drain, on the strand, is the only code that calls into the
+// websocketpp connection (send, close): websocketpp writes a connection's state from its own strand handlers without
+// a lock (terminate after a read error), so a send from another thread would race it. Pongs are queued here too
+// (QueuePong, on the strand), and the server's pings are sent from a strand timer.
+//
+// Order: frames go out in the order of the calls that queued them (replies, pushes and the close frame alike); a pong
+// may go ahead of queued data frames (RFC 6455 lets control frames interleave with messages).
+//
+// Slow readers: Drain hands frames to websocketpp while it holds less than write_high_water bytes not yet written to
+// the socket; beyond that they wait in pending_, where a push replaces a waiting push with the same key (the latest
+// state wins; replies are never replaced). Each frame websocketpp finishes writing posts a drain when frames wait. A
+// reader whose queue (websocketpp's and ours) stays over max_queue_bytes for slow_reader_timeout, or exceeds four times
+// that at once, is closed with 1013. Pongs count toward the same bytes; at most one pong is outstanding (the latest
+// ping's: RFC 6455 allows answering only the most recent one), and a pong that cannot be handed over for
+// slow_reader_timeout (the peer sends pings and reads nothing) closes the socket with 1013 too. So memory per
+// connection is bounded whatever the client does.
+class ConnectionOutbox final : public Outbox, public std::enable_shared_from_this<ConnectionOutbox> {
+public:
+    /// On the connection's strand (the open handler).
+    ConnectionOutbox(const ConnectionPtr& connection, QueueLimits limits)
+        : connection_(connection), strand_(connection->get_strand()), limits_(limits) {}
+
+    void Send(std::string frame) override;
+    void SendPush(std::string frame, const std::string& key) override;
+
+    // The fan-out path: the frame is validated and framed once, by whichever connection sends it first, and every
+    // connection queues the same websocketpp message (a server frame is unmasked, so its bytes are the same for all).
+    void SendSharedPush(std::shared_ptr<const SharedFrame> frame, const std::string& key) override;
+
+    // After the frames already queued: Drain hands everything waiting to websocketpp, then the close frame. Only the
+    // slow-reader close drops the queue.
+    void Close(int code, std::string reason) override;
+
+    // Payload bytes of the frames queued (pongs included) that are not yet written to the socket. Not websocketpp's
+    // get_buffered_amount(): that one is read without its lock and forgets a frame as soon as the write starts rather
+    // than when it completes.
+    std::size_t BufferedBytes() const override;
+
+    /// On the strand (the ping handler): owes a pong with this payload. Replaces a pong still waiting.
+    void QueuePong(std::string payload);
+
+    /// Makes every later call a no-op and drops what waits. Called on the strand when the connection closed, or by
+    /// Stop() after the workers are joined.
+    void MarkClosed();
+
+private:
+    // A frame waiting for Drain: a frame of its own, or a prepared message shared with other connections.
+    struct Pending {
+        std::string frame;
+        MessagePtr shared;
+        std::string key;  // empty for replies
+        std::size_t size() const { return shared ? shared->get_payload().size() : frame.size(); }
+    };
+
+    // A frame framed for sending: unmasked and uncompressed, so it is "prepared" (header built here, payload moved in;
+    // websocketpp would copy it once more) and may go to any number of connections.
+    static MessagePtr PrepareMessage(websocketpp::frame::opcode::value opcode, std::string payload);
+    bool ValidUtf8(const std::string& frame);
+    void WarnInvalidUtf8();
+
+    // Any thread. The latest-wins replacement lives here, and only here: a push queued while the connection cannot
+    // keep up (websocketpp holds write_high_water bytes or more, counting what waits) replaces the newest waiting
+    // push with the same key, in its place (an older one with that key may wait before it: order is kept).
+    void Enqueue(Pending frame);
+
+    // Runs Drain now when on the strand (a session answering a frame), else posts it.
+    void RequestDrain();
+
+    // Any thread: one posted drain at a time.
+    void PostDrain();
+
+    // On the strand: the one place that calls into the websocketpp connection for this outbox. Hands the owed pong
+    // and as many waiting frames as websocketpp has room for (all of them when closing) to websocketpp, then the close
+    // frame once nothing waits before it.
+    void Drain();
+
+    // With mutex_ held, not closing. Returns the queued bytes when it closes the reader (for the log line, written
+    // outside the lock), else 0; sets arm_timer when the reader just went over a limit.
+    std::size_t CheckSlowReaderLocked(bool& arm_timer);
+
+    // With mutex_ held: drops what waits and asks Drain for the 1013 close.
+    void CloseSlowReaderLocked();
+    void DropQueueLocked();
+
+    // With mutex_ held: the handle websocketpp queues for `message`. It counts the frame in buffered_ until websocketpp
+    // drops it, which it does once the frame is written to the socket (or dropped with the connection), and keeps the
+    // (possibly shared) message alive meanwhile; then it asks for a drain if frames wait. (It only posts: websocketpp
+    // may drop it while holding its own write lock.)
+    MessagePtr HandleLocked(MessagePtr message, bool is_pong);
+
+    // Any thread (usually the strand): a frame handed to websocketpp is written, or dropped.
+    void OnWritten(bool is_pong);
+
+    const std::weak_ptr<WsConnection> connection_;
+    const std::shared_ptr<asio::io_context::strand> strand_;  // outlives the connection; its io_context outlives us
+    const QueueLimits limits_;
+
+    mutable std::mutex mutex_;
+    bool closing_ = false;  // guarded by mutex_: Close was called (or the slow-reader rule): new frames are dropped
+    bool closed_ = false;   // guarded by mutex_: MarkClosed: everything is a no-op
+    bool warned_invalid_utf8_ = false;                  // guarded by mutex_
+    std::optional<std::pair<int, std::string>> close_;  // guarded by mutex_: the close Drain sends after pending_
+    std::list<Pending> pending_;                        // guarded by mutex_
+    // Guarded by mutex_: the newest waiting push of each key (the one a newer push replaces).
+    std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;
+    std::size_t pending_bytes_ = 0;    // guarded by mutex_: pending_ and pong_
+    std::optional<std::string> pong_;  // guarded by mutex_: owed, not yet handed to websocketpp
+    bool pong_in_flight_ = false;      // guarded by mutex_: a pong websocketpp has not written yet
+    std::optional<std::chrono::steady_clock::time_point> over_since_;          // guarded by mutex_
+    std::optional<std::chrono::steady_clock::time_point> pong_waiting_since_;  // guarded by mutex_
+    // Bytes handed to websocketpp and not yet written; shared with the handles, which may outlive the outbox.
+    std::shared_ptr<std::atomic<std::size_t>> buffered_ = std::make_shared<std::atomic<std::size_t>>(0);
+    std::atomic<bool> drain_posted_{false};  // a drain is posted and has not started yet
+    bool draining_ = false;                  // strand only
+};
+
+}  // namespace syncline::transport

@@ -1,0 +1,50 @@
+#pragma once
+// Private to transport: the websocketpp types the server's files share (the endpoint config, its connection and
+// message types), the connection base that carries our per-connection state, and the server's constants. Every file
+// that includes this one includes websocketpp and Asio (see SYNCLINE_ASIO_TU_OPTIONS in transport/CMakeLists.txt).
+
+#include <syncline/wspp/quiet_config.hpp>
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+namespace syncline::transport {
+
+namespace asio = websocketpp::lib::asio;
+using ErrorCode = websocketpp::lib::error_code;
+
+inline constexpr int kGoingAway = 1001;
+inline constexpr int kInternalError = 1011;
+inline constexpr int kTryAgainLater = 1013;
+inline constexpr char kShutdownReason[] = "server shutting down";
+inline constexpr char kPongTimeoutReason[] = "pong timeout";
+inline constexpr std::size_t kMaxHttpBodyBytes = 64 * 1024;
+inline constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+inline constexpr std::size_t kDescriptorReserve = 256;
+inline constexpr std::size_t kMaxDefaultConnections = 65536;
+
+struct ConnectionState;
+struct SocketSlot;
+
+// websocketpp derives every connection from config::connection_base; ours carries the connection's state so a frame
+// handler reaches it without a lookup in a shared map, and the slot of its socket.
+struct ConnectionData {
+    std::shared_ptr<ConnectionState> syncline_state;
+    std::shared_ptr<SocketSlot> socket_slot;  // set when accepted, before the connection starts
+};
+
+// The stock asio config with our connection base and websocketpp's logging compiled out: we log through spdlog.
+using WsppConfig =
+    syncline::wspp::QuietConfig<websocketpp::config::asio, websocketpp::config::asio::rng_type, ConnectionData>;
+
+using WsServer = websocketpp::server<WsppConfig>;
+using WsConnection = WsServer::connection_type;
+using ConnectionPtr = WsServer::connection_ptr;
+using MessageType = WsppConfig::message_type;
+using MessagePtr = MessageType::ptr;
+using TimerPtr = WsConnection::timer_ptr;
+
+}  // namespace syncline::transport
