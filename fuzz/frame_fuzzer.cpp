@@ -35,6 +35,7 @@
 #include <syncline/observer/row_event.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/transport/thread_pool_executor.hpp>
 
 #include <rapidjson/document.h>
 
@@ -266,7 +267,8 @@ std::unique_ptr<World> Build() {
         syncline::EndpointOptions options = route.endpoint;
         options.auth = w->auth;
         options.limits = config.limits;
-        options.executor = std::make_shared<syncline::Executor>(1);  // threads start on a first Post: never here
+        // Threads start on a first Post: never here.
+        options.executor = std::make_shared<syncline::transport::ThreadPoolExecutor>(1);
         endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
         by_path.emplace(route.path, r);
     }

@@ -472,7 +472,6 @@ std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
 ConsumerEndpoint::ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options)
     : consumer_(std::move(consumer)), options_(std::move(options)) {
     CheckOriginEntries(options_.allowed_origins);
-    if (!options_.executor) options_.executor = std::make_shared<Executor>(2);
 }
 
 int ConsumerEndpoint::Admit(const HandshakeRequest& request) {
