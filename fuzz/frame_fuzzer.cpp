@@ -24,12 +24,13 @@
 // Runs are deterministic: each input opens a fresh connection with a fresh observer and closes it, and after an
 // input that wrote, the database is put back to its seed rows (and its change feed restarts at the same versions).
 
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/core/config.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/protocol/json_input.hpp>
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/protocol/multiplexer.hpp>
 #include <syncline/core/protocol/routed.hpp>
+#include <syncline/core/support/log.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/row_event.hpp>
@@ -241,7 +242,7 @@ std::unique_ptr<World> Build() {
 
     std::map<std::string, syncline::User> tokens;
     tokens.emplace(kAliceToken, syncline::User{true, "1", "alice", {"editors"}, ""});
-    w->auth.authenticator = std::make_shared<syncline::StaticTokenAuthenticator>(tokens);
+    w->auth.authenticator = std::make_shared<syncline::auth::StaticTokenAuthenticator>(tokens);
 
     std::map<std::string, std::shared_ptr<syncline::Endpoint>> endpoints;
     std::map<std::string, Route> by_path;

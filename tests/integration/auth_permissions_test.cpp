@@ -4,11 +4,13 @@
 // or a cookie; the anonymous and invalid-token policies; tokens never logged). Servers are built from the JSON config
 // (the config keys) and from C++ (custom permissions).
 
+#include <syncline/auth/fingerprint.hpp>
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/core/config.hpp>
-#include <syncline/test_support/jwt_mint.hpp>
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/test_support/jwt_mint.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
 
@@ -29,6 +31,10 @@
 
 namespace syncline {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::StaticTokenAuthenticator;
+using auth::TokenFingerprint;
 
 using test_support::Headers;
 using test_support::WsClient;

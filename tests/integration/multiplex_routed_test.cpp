@@ -2,10 +2,11 @@
 // built from the JSON config (and from C++ for the handshake cases): exact frames, pushes through a stream, bad
 // frames that leave the socket open, subscriptions dropped on close.
 
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/core/auth/auth.hpp>
 #include <syncline/core/config.hpp>
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
+#include <syncline/core/support/log.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
@@ -21,6 +22,9 @@
 
 namespace syncline {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::StaticTokenAuthenticator;
 
 using test_support::WsClient;
 

@@ -45,8 +45,8 @@ int CheckOrigin(const AllowedOrigins& allowed, const HandshakeRequest& request);
 /// sends its cookies with a handshake whichever site's page opens it).
 bool RestrictsOrigins(const AllowedOrigins& allowed);
 
-/// Whether `authenticator` reads credentials from a cookie: a TokenAuthenticator with a cookie name, or a
-/// ChainAuthenticator holding one. Other authenticators are not inspected (false).
+/// Whether `authenticator` reads credentials from a cookie (Authenticator::ReadsCookies: an auth::TokenAuthenticator
+/// with a cookie name, or a ChainAuthenticator holding one; false for other authenticators unless they override it).
 bool ReadsCookies(const Authenticator& authenticator);
 
 /// The request an authenticator sees on a route with these allowed origins: `request` itself when they restrict
