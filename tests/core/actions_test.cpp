@@ -430,6 +430,30 @@ TEST_F(ActionsTest, ADetachedSubscriberThatOutlivesItsSocketDropsItsSubscription
     EXPECT_TRUE(outbox_->frames().empty());
 }
 
+TEST_F(ActionsTest, AnEndpointWithoutAnExecutorRunsDetachedActionsInline) {
+    // Core owns no thread: an endpoint given no executor (none from a Server) runs a detached action on the thread
+    // that calls OnText.
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<bool> on_caller{false};
+    ConsumerOptions o;
+    o.model = "posts";
+    o.mixins = {Mixin{{CustomAction("where",
+                                    [&](GenericConsumer&, ActionRequest&) {
+                                        on_caller = std::this_thread::get_id() == caller;
+                                        return ActionResult::Ok(200, "\"ran\"");
+                                    })
+                           .Detached()}}};
+    auto consumer = std::make_shared<GenericConsumer>(o);
+    consumer->Bind(*db_, &registry_);
+    ConsumerEndpoint endpoint(consumer);
+    auto session = endpoint.Open(context_->request(), outbox_);
+    session->OnText(R"({"action": "where", "request_id": "w"})");
+    auto frames = outbox_->WaitFrames(1);
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_THAT(frames[0], HasSubstr(R"("data":"ran")"));
+    EXPECT_TRUE(on_caller.load());
+}
+
 TEST_F(ActionsTest, NeedsObjectHandsTheRowToTheHandler) {
     EXPECT_TRUE(SameJson(HandleTextFrame(*consumer_, *context_, R"({"action": "title_of", "pk": 2, "request_id": 1})"),
                          R"({"errors": [], "data": {"title": "by bob"}, "action": "title_of", "response_status": 202,
