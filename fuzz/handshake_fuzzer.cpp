@@ -1,6 +1,7 @@
 // Fuzz target "handshake": a HandshakeRequest built from the input, read through HandshakeRequest::Header,
 // QueryParam and Cookie (each compared with a reference written here), FindToken, and AuthenticateHandshake with a
-// static token table and an HS256 JWT authenticator chained (core/include/syncline/core/auth/auth.hpp).
+// static token table and an HS256 JWT authenticator chained (core/include/syncline/core/auth/auth.hpp and the auth
+// module, auth/include/syncline/auth/).
 //
 // Input: one policy byte, then lines separated by '\n': the path, the query string, then headers as "name:value"
 // (the name as written; lines without ':' are headers with an empty value). Policy bits: 0 anonymous refuse, 1

@@ -1,5 +1,5 @@
-// Fuzz target "jwt": the HS256 JWT authenticator (core/auth/auth.hpp) on arbitrary token text, and on tokens minted here
-// with libjwt from a fuzzed payload, so that the signature holds and the claims parser is reached.
+// Fuzz target "jwt": the HS256 JWT authenticator (auth/jwt_authenticator.hpp) on arbitrary token text, and on tokens
+// minted here with libjwt from a fuzzed payload, so that the signature holds and the claims parser is reached.
 //
 // Input: one mode byte, then the rest. Mode bit 0 clear: the rest is token text, verified directly
 // (JwtAuthenticator::VerifyTokenAt) and through a chain of a token table and the JWT authenticator on a handshake's
