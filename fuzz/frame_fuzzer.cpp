@@ -24,17 +24,19 @@
 // Runs are deterministic: each input opens a fresh connection with a fresh observer and closes it, and after an
 // input that wrote, the database is put back to its seed rows (and its change feed restarts at the same versions).
 
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/config/config.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/protocol/json_input.hpp>
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/protocol/multiplexer.hpp>
 #include <syncline/core/protocol/routed.hpp>
+#include <syncline/core/support/log.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/row_event.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/transport/thread_pool_executor.hpp>
 
 #include <rapidjson/document.h>
 
@@ -240,7 +242,7 @@ std::unique_ptr<World> Build() {
 
     std::map<std::string, syncline::User> tokens;
     tokens.emplace(kAliceToken, syncline::User{true, "1", "alice", {"editors"}, ""});
-    w->auth.authenticator = std::make_shared<syncline::StaticTokenAuthenticator>(tokens);
+    w->auth.authenticator = std::make_shared<syncline::auth::StaticTokenAuthenticator>(tokens);
 
     std::map<std::string, std::shared_ptr<syncline::Endpoint>> endpoints;
     std::map<std::string, Route> by_path;
@@ -266,7 +268,8 @@ std::unique_ptr<World> Build() {
         syncline::EndpointOptions options = route.endpoint;
         options.auth = w->auth;
         options.limits = config.server.limits;
-        options.executor = std::make_shared<syncline::Executor>(1);  // threads start on a first Post: never here
+        // Threads start on a first Post: never here.
+        options.executor = std::make_shared<syncline::transport::ThreadPoolExecutor>(1);
         endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
         by_path.emplace(route.path, r);
     }

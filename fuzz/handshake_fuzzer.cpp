@@ -1,6 +1,7 @@
 // Fuzz target "handshake": a HandshakeRequest built from the input, read through HandshakeRequest::Header,
 // QueryParam and Cookie (each compared with a reference written here), FindToken, and AuthenticateHandshake with a
-// static token table and an HS256 JWT authenticator chained (core/include/syncline/core/auth/auth.hpp).
+// static token table and an HS256 JWT authenticator chained (core/include/syncline/core/auth/auth.hpp and the auth
+// module, auth/include/syncline/auth/).
 //
 // Input: one policy byte, then lines separated by '\n': the path, the query string, then headers as "name:value"
 // (the name as written; lines without ':' are headers with an empty value). Policy bits: 0 anonymous refuse, 1
@@ -9,9 +10,10 @@
 // (never 500: the built-in authenticators do not throw); the table's token gives its user; at most one log line per
 // handshake, and no log line holds the table's tokens or the JWT secret (unless the path, which is logged, does).
 
+#include <syncline/auth/jwt_authenticator.hpp>
 #include <syncline/core/auth/auth.hpp>
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/protocol/session.hpp>
+#include <syncline/core/support/log.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -168,8 +170,9 @@ syncline::AuthOptions OptionsOf(std::uint8_t policy, const syncline::TokenSource
     std::map<std::string, syncline::User> table;
     table.emplace(std::string(kAliceToken), syncline::User{true, "1", "alice", {"editors"}, ""});
     table.emplace(std::string(kBobToken), syncline::User{true, "bob", "bob", {}, ""});
-    auto tokens = std::make_shared<syncline::StaticTokenAuthenticator>(table, sources);
-    auto jwt = std::make_shared<syncline::JwtAuthenticator>(syncline::JwtOptions{std::string(kJwtSecret), 30}, sources);
+    auto tokens = std::make_shared<syncline::auth::StaticTokenAuthenticator>(table, sources);
+    auto jwt = std::make_shared<syncline::auth::JwtAuthenticator>(
+        syncline::auth::JwtOptions{std::string(kJwtSecret), 30}, sources);
     syncline::AuthOptions options;
     if (policy & 0x20) {
         options.authenticator = tokens;

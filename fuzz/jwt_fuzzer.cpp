@@ -1,5 +1,5 @@
-// Fuzz target "jwt": the HS256 JWT authenticator (core/auth/auth.hpp) on arbitrary token text, and on tokens minted here
-// with libjwt from a fuzzed payload, so that the signature holds and the claims parser is reached.
+// Fuzz target "jwt": the HS256 JWT authenticator (auth/jwt_authenticator.hpp) on arbitrary token text, and on tokens
+// minted here with libjwt from a fuzzed payload, so that the signature holds and the claims parser is reached.
 //
 // Input: one mode byte, then the rest. Mode bit 0 clear: the rest is token text, verified directly
 // (JwtAuthenticator::VerifyTokenAt) and through a chain of a token table and the JWT authenticator on a handshake's
@@ -10,6 +10,7 @@
 // (HS256 and the secret; a JSON object within the depth limit; exp a number after now - leeway; nbf, when present, a
 // number before now + leeway; sub, else id, a non-empty string or an integer; groups a list of strings).
 
+#include <syncline/auth/jwt_authenticator.hpp>
 #include <syncline/core/auth/auth.hpp>
 #include <syncline/core/protocol/json_input.hpp>
 #include <syncline/core/protocol/session.hpp>
@@ -38,8 +39,9 @@ constexpr std::int64_t kNow = 1700000000;  // 2023-11-14: tokens of the seed cor
     std::abort();
 }
 
-const syncline::JwtAuthenticator& Jwt() {
-    static const auto* jwt = new syncline::JwtAuthenticator(syncline::JwtOptions{std::string(kSecret), kLeeway});
+const syncline::auth::JwtAuthenticator& Jwt() {
+    static const auto* jwt =
+        new syncline::auth::JwtAuthenticator(syncline::auth::JwtOptions{std::string(kSecret), kLeeway});
     return *jwt;
 }
 
@@ -48,8 +50,9 @@ const syncline::Authenticator& Chain() {
         std::map<std::string, syncline::User> table;
         table.emplace("dev-token-alice-0123", syncline::User{true, "1", "alice", {}, ""});
         return new syncline::ChainAuthenticator(std::vector<std::shared_ptr<const syncline::Authenticator>>{
-            std::make_shared<syncline::StaticTokenAuthenticator>(table),
-            std::make_shared<syncline::JwtAuthenticator>(syncline::JwtOptions{std::string(kSecret), kLeeway})});
+            std::make_shared<syncline::auth::StaticTokenAuthenticator>(table),
+            std::make_shared<syncline::auth::JwtAuthenticator>(
+                syncline::auth::JwtOptions{std::string(kSecret), kLeeway})});
     }();
     return *chain;
 }

@@ -53,13 +53,13 @@ AuthOptions ParseAuth(const rapidjson::Value& v) {
             if (const auto* p = Member(e, "groups")) user.groups = GetStringList(*p, entry_path + ".groups");
             table.emplace(std::move(token), std::move(user));
         }
-        chain.push_back(std::make_shared<StaticTokenAuthenticator>(std::move(table), sources));
+        chain.push_back(std::make_shared<auth::StaticTokenAuthenticator>(std::move(table), sources));
     }
     if (const auto* jwt = Member(v, "jwt")) {
         const std::string jwt_path = path + ".jwt";
         if (!jwt->IsObject()) Fail(jwt_path, "expected an object such as {\"secret\": \"...\", \"leeway_s\": 30}");
         CheckKeys(*jwt, jwt_path, {"secret", "leeway_s"});
-        JwtOptions options;
+        auth::JwtOptions options;
         const auto* secret = Member(*jwt, "secret");
         if (!secret) Fail(jwt_path + ".secret", "missing (the HS256 key your backend signs tokens with)");
         options.secret = GetString(*secret, jwt_path + ".secret");
@@ -67,7 +67,7 @@ AuthOptions ParseAuth(const rapidjson::Value& v) {
         if (const auto* p = Member(*jwt, "leeway_s")) {
             options.leeway_s = GetInteger(*p, jwt_path + ".leeway_s", 0, 86400);
         }
-        chain.push_back(std::make_shared<JwtAuthenticator>(std::move(options), sources));
+        chain.push_back(std::make_shared<auth::JwtAuthenticator>(std::move(options), sources));
     }
     if (chain.empty()) Fail(path, "expected \"tokens\" and/or \"jwt\"");
     AuthOptions auth;

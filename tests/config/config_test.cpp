@@ -1,5 +1,7 @@
 #include <syncline/config/config.hpp>
 
+#include <syncline/auth/jwt_authenticator.hpp>
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 
 #include <gmock/gmock.h>
@@ -10,6 +12,10 @@
 
 namespace syncline::config {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::JwtAuthenticator;
+using auth::StaticTokenAuthenticator;
 
 using ::testing::HasSubstr;
 

@@ -5,9 +5,9 @@
 #include <syncline/core/consumer/consumer.hpp>
 #include <syncline/test_support/same_json.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
-#include <syncline/core/support/executor.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/transport/thread_pool_executor.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -142,7 +142,7 @@ public:
 
 using test_support::SameJson;
 
-bool WaitIdle(const Executor& executor) {
+bool WaitIdle(const transport::ThreadPoolExecutor& executor) {
     auto deadline = std::chrono::steady_clock::now() + kDeadline;
     while (executor.busy() > 0) {
         if (std::chrono::steady_clock::now() > deadline) return false;
@@ -214,119 +214,15 @@ protected:
     CountingRegistry registry_;
     std::shared_ptr<Latch> latch_ = std::make_shared<Latch>();
     std::shared_ptr<GenericConsumer> consumer_;
-    std::shared_ptr<Executor> executor_ = std::make_shared<Executor>(2);
+    std::shared_ptr<transport::ThreadPoolExecutor> executor_ = std::make_shared<transport::ThreadPoolExecutor>(2);
     std::shared_ptr<ControlledOutbox> outbox_ = std::make_shared<ControlledOutbox>();
     std::shared_ptr<ConnectionContext> context_ =
         std::make_shared<ConnectionContext>(HandshakeRequest{"/ws/posts/", "", {}, "127.0.0.1:1"}, outbox_);
 };
 
-TEST(ExecutorTest, RunsEveryTaskAndDrainsOnShutdown) {
-    Executor executor(3);
-    EXPECT_EQ(executor.threads(), 3u);
-    std::atomic<int> ran{0};
-    for (int i = 0; i < 100; ++i) EXPECT_TRUE(executor.Post([&] { ++ran; }));
-    executor.Post([] { throw std::runtime_error("a task that throws does not stop the executor"); });
-    executor.Shutdown();
-    EXPECT_EQ(ran.load(), 100);
-    EXPECT_EQ(executor.busy(), 0u);
-    EXPECT_FALSE(executor.Post([&] { ++ran; }));  // refused after Shutdown
-    executor.Shutdown();                          // idempotent
-    EXPECT_EQ(ran.load(), 100);
-    EXPECT_GE(Executor().threads(), 2u);
-}
-
-TEST(ExecutorTest, ShutdownFromItsOwnThreadThrows) {
-    Executor executor(1);
-    std::promise<bool> threw;
-    executor.Post([&] {
-        try {
-            executor.Shutdown();
-            threw.set_value(false);
-        } catch (const std::logic_error&) {
-            threw.set_value(true);
-        }
-    });
-    EXPECT_TRUE(threw.get_future().get());
-}
-
-// A gate the executor's tasks wait at, so a test controls when they finish.
-struct Gate {
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool open = false;
-    std::vector<std::string> ran;
-    void Open() {
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            open = true;
-        }
-        cv.notify_all();
-    }
-    void Record(const std::string& name) {
-        std::lock_guard<std::mutex> lock(mutex);
-        ran.push_back(name);
-        cv.notify_all();
-    }
-    bool WaitOpen() {
-        std::unique_lock<std::mutex> lock(mutex);
-        return cv.wait_for(lock, kDeadline, [&] { return open; });
-    }
-    bool WaitRan(std::size_t count) {
-        std::unique_lock<std::mutex> lock(mutex);
-        return cv.wait_for(lock, kDeadline, [&] { return ran.size() >= count; });
-    }
-};
-
-TEST(ExecutorTest, LanesTakeTurnsAndALaneWithNothingRunningGoesFirst) {
-    Executor executor(1);
-    Gate gate;
-    // Lane 1 queues five tasks while its first one holds the only thread; then lanes 2 and 3 post one each.
-    executor.Post(1, [&] {
-        gate.Record("a1");
-        gate.WaitOpen();
-    });
-    ASSERT_TRUE(gate.WaitRan(1));
-    for (const char* name : {"a2", "a3", "a4", "a5"}) executor.Post(1, [&gate, name] { gate.Record(name); });
-    executor.Post(2, [&] { gate.Record("b1"); });
-    executor.Post(2, [&] { gate.Record("b2"); });
-    executor.Post(3, [&] { gate.Record("c1"); });
-    gate.Open();
-    ASSERT_TRUE(gate.WaitRan(8));
-    executor.Shutdown();
-    // The lanes that had nothing running go before lane 1's backlog, then the lanes alternate; within a lane, in
-    // order. (First come, first served would run a2..a5 before b1.)
-    EXPECT_EQ(gate.ran, (std::vector<std::string>{"a1", "b1", "c1", "a2", "b2", "a3", "a4", "a5"}));
-}
-
-TEST(ExecutorTest, PostAfterRunsLaterHoldingNoThreadAndShutdownRunsItAtOnce) {
-    Executor executor(1);
-    Gate gate;
-    auto posted = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point ran_at;
-    ASSERT_TRUE(executor.PostAfter(7, std::chrono::milliseconds(50), [&] {
-        ran_at = std::chrono::steady_clock::now();
-        gate.Record("delayed");
-    }));
-    EXPECT_EQ(executor.busy(), 1u);  // a delayed task counts as work in progress
-    // Meanwhile the only thread is free for other work.
-    executor.Post(8, [&] { gate.Record("now"); });
-    ASSERT_TRUE(gate.WaitRan(2));
-    EXPECT_EQ(gate.ran, (std::vector<std::string>{"now", "delayed"}));
-    EXPECT_GE(ran_at - posted, std::chrono::milliseconds(50));
-
-    // Shutdown does not wait for a delay: the task runs at once (its reason to wait is gone), and later ones are
-    // refused.
-    std::atomic<bool> ran{false};
-    ASSERT_TRUE(executor.PostAfter(7, std::chrono::hours(1), [&] { ran = true; }));
-    executor.Shutdown();
-    EXPECT_TRUE(ran.load());
-    EXPECT_EQ(executor.busy(), 0u);
-    EXPECT_FALSE(executor.PostAfter(7, std::chrono::milliseconds(0), [] {}));
-}
-
 TEST_F(ActionsTest, AStreamWaitingForRoomHoldsNoThread) {
     // One executor thread, and a stream whose socket has no room: another socket's detached action still runs.
-    auto executor = std::make_shared<Executor>(1);
+    auto executor = std::make_shared<transport::ThreadPoolExecutor>(1);
     // Before the executor goes, whatever the outcome: a stream that held the thread (the bug) then finishes.
     struct Unblock {
         ControlledOutbox* outbox;
@@ -532,6 +428,30 @@ TEST_F(ActionsTest, ADetachedSubscriberThatOutlivesItsSocketDropsItsSubscription
     ASSERT_TRUE(WaitIdle(*executor_));
     EXPECT_EQ(registry_.dropped.load(), 2);
     EXPECT_TRUE(outbox_->frames().empty());
+}
+
+TEST_F(ActionsTest, AnEndpointWithoutAnExecutorRunsDetachedActionsInline) {
+    // Core owns no thread: an endpoint given no executor (none from a Server) runs a detached action on the thread
+    // that calls OnText.
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<bool> on_caller{false};
+    ConsumerOptions o;
+    o.model = "posts";
+    o.mixins = {Mixin{{CustomAction("where",
+                                    [&](GenericConsumer&, ActionRequest&) {
+                                        on_caller = std::this_thread::get_id() == caller;
+                                        return ActionResult::Ok(200, "\"ran\"");
+                                    })
+                           .Detached()}}};
+    auto consumer = std::make_shared<GenericConsumer>(o);
+    consumer->Bind(*db_, &registry_);
+    ConsumerEndpoint endpoint(consumer);
+    auto session = endpoint.Open(context_->request(), outbox_);
+    session->OnText(R"({"action": "where", "request_id": "w"})");
+    auto frames = outbox_->WaitFrames(1);
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_THAT(frames[0], HasSubstr(R"("data":"ran")"));
+    EXPECT_TRUE(on_caller.load());
 }
 
 TEST_F(ActionsTest, NeedsObjectHandsTheRowToTheHandler) {

@@ -1,9 +1,12 @@
 // Authentication as pure logic: where tokens are found, the static token table, HS256 JWTs (minted here with libjwt,
 // as a user's backend would), chains, the anonymous/invalid policies, and that a token never reaches the log.
 
+#include <syncline/auth/fingerprint.hpp>
+#include <syncline/auth/jwt_authenticator.hpp>
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/core/auth/auth.hpp>
-#include <syncline/test_support/jwt_mint.hpp>
 #include <syncline/core/support/log.hpp>
+#include <syncline/test_support/jwt_mint.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -23,6 +26,13 @@
 
 namespace syncline {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::JwtAuthenticator;
+using auth::JwtOptions;
+using auth::kFingerprintHexDigits;
+using auth::StaticTokenAuthenticator;
+using auth::TokenFingerprint;
 
 using ::testing::HasSubstr;
 using ::testing::Not;

@@ -3,9 +3,10 @@
 
 #include <syncline/core/consumer/permissions.hpp>
 
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/core/auth/auth.hpp>
-#include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/storage/database.hpp>
 
 #include <gmock/gmock.h>
@@ -21,6 +22,9 @@
 
 namespace syncline {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::StaticTokenAuthenticator;
 
 using NullOutbox = testing::RecordingOutbox;
 

@@ -4,6 +4,8 @@
 // or a cookie; the anonymous and invalid-token policies; tokens never logged). Servers are built from the JSON config
 // (the config keys) and from C++ (custom permissions).
 
+#include <syncline/auth/fingerprint.hpp>
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
@@ -30,6 +32,10 @@
 
 namespace syncline {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::StaticTokenAuthenticator;
+using auth::TokenFingerprint;
 
 using test_support::Headers;
 using test_support::WsClient;

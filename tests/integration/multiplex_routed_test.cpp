@@ -2,6 +2,7 @@
 // built from the JSON config (and from C++ for the handshake cases): exact frames, pushes through a stream, bad
 // frames that leave the socket open, subscriptions dropped on close.
 
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/core/auth/auth.hpp>
 #include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
@@ -22,6 +23,9 @@
 
 namespace syncline {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::StaticTokenAuthenticator;
 
 using test_support::WsClient;
 

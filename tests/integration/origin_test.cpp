@@ -1,6 +1,7 @@
 // Cross-site websocket hijacking (issue 9, item 10) through real handshakes: `allowed_origins` per server and per route
 // (consumer, multiplexer and routed routes), and cookie tokens read only behind an origin allow-list.
 
+#include <syncline/auth/token_authenticator.hpp>
 #include <syncline/config/config.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/test_support/server_fixture.hpp>
@@ -13,6 +14,9 @@
 
 namespace syncline {
 namespace {
+
+// The authenticators that verify tokens: the auth module.
+using auth::StaticTokenAuthenticator;
 
 using test_support::ConnectResult;
 using test_support::Headers;

@@ -134,7 +134,7 @@ void Server::Prepare() {
                                                std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)",
                  options_.redis_url.empty() ? "in-process" : RedactUrl(options_.redis_url), layout.shards());
-    executor_ = std::make_shared<Executor>(options_.action_threads);
+    executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.action_threads);
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     // Routes whose cookie credentials are ignored: cookie authentication requires an origin allow-list.
     std::string cookies_ignored;
@@ -241,7 +241,7 @@ int Server::Run() {
 
 std::int64_t Server::relayed_seq() const { return relay_ ? relay_->cursor() : 0; }
 
-Executor& Server::executor() {
+transport::ThreadPoolExecutor& Server::executor() {
     if (!executor_) throw std::logic_error("Server::executor before Start");
     return *executor_;
 }

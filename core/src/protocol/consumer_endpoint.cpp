@@ -231,16 +231,7 @@ bool RestrictsOrigins(const AllowedOrigins& allowed) {
     return allowed && std::find(allowed->begin(), allowed->end(), "*") == allowed->end();
 }
 
-bool ReadsCookies(const Authenticator& authenticator) {
-    if (const auto* token = dynamic_cast<const TokenAuthenticator*>(&authenticator)) {
-        return !token->sources().cookie.empty();
-    }
-    if (const auto* chain = dynamic_cast<const ChainAuthenticator*>(&authenticator)) {
-        return std::any_of(chain->chain().begin(), chain->chain().end(),
-                           [](const auto& link) { return link && ReadsCookies(*link); });
-    }
-    return false;
-}
+bool ReadsCookies(const Authenticator& authenticator) { return authenticator.ReadsCookies(); }
 
 const HandshakeRequest& CredentialsView(const AllowedOrigins& allowed, const HandshakeRequest& request,
                                         std::optional<HandshakeRequest>& storage) {
@@ -472,7 +463,6 @@ std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
 ConsumerEndpoint::ConsumerEndpoint(std::shared_ptr<GenericConsumer> consumer, EndpointOptions options)
     : consumer_(std::move(consumer)), options_(std::move(options)) {
     CheckOriginEntries(options_.allowed_origins);
-    if (!options_.executor) options_.executor = std::make_shared<Executor>(2);
 }
 
 int ConsumerEndpoint::Admit(const HandshakeRequest& request) {

@@ -8,10 +8,10 @@
 #include <syncline/core/consumer/connection.hpp>
 #include <syncline/core/consumer/consumer.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
-#include <syncline/core/support/executor.hpp>
 #include <syncline/core/model/model.hpp>
 #include <syncline/core/model/schema.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/transport/thread_pool_executor.hpp>
 #include <syncline/transport/websocket_server.hpp>
 
 #include <chrono>
@@ -111,7 +111,7 @@ public:
     /// The observer (after Start): subscription counts and delivery statistics.
     observer::Observer& observer();
     /// The executor of detached actions shared by the routes (after Start).
-    Executor& executor();
+    transport::ThreadPoolExecutor& executor();
 
 private:
     // Opens the database, binds the consumers and routes them (everything but listening).
@@ -133,7 +133,7 @@ private:
     std::vector<RouteEntry> routes_;
     std::vector<MultiplexEntry> multiplexers_;
     std::unique_ptr<storage::Database> db_;
-    std::shared_ptr<Executor> executor_;
+    std::shared_ptr<transport::ThreadPoolExecutor> executor_;
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;
     std::unique_ptr<observer::Relay> relay_;

@@ -1,10 +1,12 @@
 #pragma once
 /// \file
 /// Authentication (PROTOCOL.md §8): an Authenticator resolves the user of a websocket handshake from a credential in
-/// an `Authorization: Bearer` header, a query parameter or a cookie, before any permission runs. Built in: a static
-/// token table and HS256 JSON Web Tokens (verified with libjwt). An AuthOptions adds the policy: what happens to
-/// handshakes without credentials and with invalid ones. A credential is never logged: log lines name where it came
-/// from and a short fingerprint (TokenFingerprint).
+/// an `Authorization: Bearer` header, a query parameter or a cookie, before any permission runs. An AuthOptions adds
+/// the policy: what happens to handshakes without credentials and with invalid ones. A credential is never logged: log
+/// lines name where it came from and a short fingerprint (auth::TokenFingerprint). This header is the port and needs
+/// no cryptography; the built-in authenticators that verify tokens (a static token table, HS256 JSON Web Tokens with
+/// libjwt, fingerprints with OpenSSL) are the auth module's: syncline/auth/token_authenticator.hpp and
+/// syncline/auth/jwt_authenticator.hpp.
 
 #include <chrono>
 #include <cstddef>
@@ -52,12 +54,16 @@ public:
     virtual ~Authenticator() = default;
     /// The handshake's user, or why it has none. Thread-safe; may throw (HTTP 500).
     virtual AuthResult Authenticate(const HandshakeRequest& request) const = 0;
+    /// Whether it reads credentials from a cookie: true for an auth::TokenAuthenticator with a cookie name and for a
+    /// ChainAuthenticator holding one; false by default. A Server warns at Start about a route whose authenticator
+    /// reads cookies while its allowed origins do not restrict who may connect (cookies are ignored there).
+    virtual bool ReadsCookies() const { return false; }
 };
 
-/// Where token authenticators look for a token, in this order: the `Authorization: Bearer <token>` header, the
-/// query parameter, the cookie. The first one present is used. An empty name turns that place off. Cookies are off by
-/// default: a browser sends them with a handshake whichever site's page opens it, so an endpoint reads them only when
-/// its allowed origins restrict who may connect (see EndpointOptions::allowed_origins).
+/// Where token authenticators (auth::TokenAuthenticator) look for a token, in this order: the `Authorization: Bearer
+/// <token>` header, the query parameter, the cookie. The first one present is used. An empty name turns that place
+/// off. Cookies are off by default: a browser sends them with a handshake whichever site's page opens it, so an
+/// endpoint reads them only when its allowed origins restrict who may connect (see EndpointOptions::allowed_origins).
 struct TokenSources {
     bool bearer_header = true;
     std::string query_param = "token";
@@ -74,70 +80,6 @@ struct FoundToken {
 /// scheme (e.g. Basic) is not a token; `Bearer` with nothing after it is an empty token (invalid).
 std::optional<FoundToken> FindToken(const HandshakeRequest& request, const TokenSources& sources);
 
-/// How many hex digits a TokenFingerprint has.
-inline constexpr std::size_t kFingerprintHexDigits = 12;
-
-/// A short fingerprint of a credential for log lines: the first 12 hex digits of its HMAC-SHA256 under a random key
-/// drawn once per process (OpenSSL). The same token gives the same fingerprint within a process, so the lines of one
-/// client can be told apart and followed; the key never leaves the process, so the log alone cannot be used to guess
-/// or check a token (a plain hash of a short token could be reversed by trying every token). Fingerprints differ from
-/// one run to the next. Thread-safe; never throws.
-std::string TokenFingerprint(std::string_view token);
-
-/// An authenticator of bearer tokens: finds the token (FindToken) and hands it to VerifyToken.
-class TokenAuthenticator : public Authenticator {
-public:
-    /// Reads tokens from `sources`.
-    explicit TokenAuthenticator(TokenSources sources = {}) : sources_(std::move(sources)) {}
-    /// kNoCredentials without a token; else VerifyToken's answer, with `credential` filled in.
-    AuthResult Authenticate(const HandshakeRequest& request) const final;
-    /// Checks one token: kUser or kInvalid (with a reason that does not contain the token). Thread-safe.
-    virtual AuthResult VerifyToken(std::string_view token) const = 0;
-    /// Where tokens are read.
-    const TokenSources& sources() const { return sources_; }
-
-private:
-    TokenSources sources_;
-};
-
-/// A fixed table of tokens, e.g. from the config. A token not in the table is invalid. Tokens are compared in
-/// constant time (every entry, every byte), so the time of an answer tells nothing of a near miss.
-class StaticTokenAuthenticator final : public TokenAuthenticator {
-public:
-    /// `tokens` maps each token to its user (authenticated is set to true). Throws std::invalid_argument for an
-    /// empty token.
-    explicit StaticTokenAuthenticator(std::map<std::string, User> tokens, TokenSources sources = {});
-    /// kUser for a token of the table, else kInvalid "unknown token".
-    AuthResult VerifyToken(std::string_view token) const override;
-
-private:
-    std::vector<std::pair<std::string, User>> tokens_;
-};
-
-/// Options of JwtAuthenticator.
-struct JwtOptions {
-    std::string secret;         ///< The HMAC key (HS256). Required.
-    std::int64_t leeway_s = 0;  ///< Clock skew tolerated on `exp` and `nbf`, in seconds.
-};
-
-/// HS256 JSON Web Tokens, verified with libjwt. Valid when: the signature matches `secret` with alg HS256 (`none`
-/// and every other alg are invalid), `exp` (required, NumericDate) is after now minus the leeway, `nbf` (when
-/// present) is before now plus the leeway, and the payload names the user: `sub` or `id` (a string or an integer)
-/// → User::id; `name` or `user` → User::name; `groups` (a list of strings) → User::groups; the whole payload →
-/// User::claims.
-class JwtAuthenticator final : public TokenAuthenticator {
-public:
-    /// Throws std::invalid_argument for an empty secret or a negative leeway.
-    explicit JwtAuthenticator(JwtOptions options, TokenSources sources = {});
-    /// Verifies the token at the current time (see the class comment).
-    AuthResult VerifyToken(std::string_view token) const override;
-    /// VerifyToken at a given time (seconds since the epoch); for tests.
-    AuthResult VerifyTokenAt(std::string_view token, std::int64_t now_s) const;
-
-private:
-    JwtOptions options_;
-};
-
 /// Tries several authenticators: the first kUser wins; else kInvalid if any found an invalid credential (the
 /// reasons joined); else kNoCredentials. Throws std::invalid_argument for an empty chain or a null entry.
 class ChainAuthenticator final : public Authenticator {
@@ -145,6 +87,8 @@ public:
     explicit ChainAuthenticator(std::vector<std::shared_ptr<const Authenticator>> chain);
     /// Asks each authenticator in order (see the class comment).
     AuthResult Authenticate(const HandshakeRequest& request) const override;
+    /// Whether one of the chain reads cookies.
+    bool ReadsCookies() const override;
     /// The authenticators, in the order they are asked.
     const std::vector<std::shared_ptr<const Authenticator>>& chain() const { return chain_; }
 

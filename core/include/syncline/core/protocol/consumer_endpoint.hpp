@@ -45,8 +45,8 @@ int CheckOrigin(const AllowedOrigins& allowed, const HandshakeRequest& request);
 /// sends its cookies with a handshake whichever site's page opens it).
 bool RestrictsOrigins(const AllowedOrigins& allowed);
 
-/// Whether `authenticator` reads credentials from a cookie: a TokenAuthenticator with a cookie name, or a
-/// ChainAuthenticator holding one. Other authenticators are not inspected (false).
+/// Whether `authenticator` reads credentials from a cookie (Authenticator::ReadsCookies: an auth::TokenAuthenticator
+/// with a cookie name, or a ChainAuthenticator holding one; false for other authenticators unless they override it).
 bool ReadsCookies(const Authenticator& authenticator);
 
 /// The request an authenticator sees on a route with these allowed origins: `request` itself when they restrict
@@ -62,8 +62,8 @@ struct EndpointOptions {
     /// constructed with nullopt serves every connection as anonymous. Cookie credentials are ignored unless
     /// allowed_origins restricts origins (RestrictsOrigins).
     std::optional<AuthOptions> auth;
-    /// Runs the route's detached actions. The Server shares one among its routes; when null the endpoint makes its
-    /// own (2 threads, started on first use).
+    /// Runs the route's detached actions. The Server shares its transport::ThreadPoolExecutor among its routes; when
+    /// null (an endpoint constructed without a Server) detached actions run inline, as in ServeTextFrame.
     std::shared_ptr<Executor> executor;
     /// What each connection may send and hold. nullopt: the server's (ServerOptions::limits); an endpoint constructed
     /// with nullopt uses the defaults.
@@ -117,7 +117,7 @@ public:
 
 private:
     std::shared_ptr<GenericConsumer> consumer_;
-    EndpointOptions options_;  // options_.executor is never null
+    EndpointOptions options_;
 };
 
 }  // namespace syncline

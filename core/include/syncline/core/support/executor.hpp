@@ -1,84 +1,31 @@
 #pragma once
 /// \file
-/// A fixed pool of threads for work that must not hold up a connection's strand: detached actions (streamed lists,
-/// custom detached actions). One Executor is shared by every route of a Server.
+/// The port through which consumers run work that must not hold up a connection's strand: detached actions (streamed
+/// lists, custom detached actions). Core declares it and runs no thread: the implementation is the transport's
+/// thread pool (transport::ThreadPoolExecutor, syncline/transport/thread_pool_executor.hpp), which a Server creates
+/// and shares among its routes.
 
 #include <chrono>
-#include <condition_variable>
-#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <list>
-#include <map>
-#include <mutex>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
 
 namespace syncline {
 
-/// Runs posted tasks on a fixed number of threads. Tasks are posted on lanes (a connection's id: one lane per
-/// connection), and lanes are served fairly: a free thread takes the oldest task of the lane with the fewest tasks
-/// running, lanes with as many taking turns. So a lane's backlog never holds back another lane's task longer than one
-/// running task takes, and while others wait no lane gets a second thread before each waiting lane has one. Within a
-/// lane tasks start in the order posted. A task that waits for something should not hold its thread: it returns and
-/// posts its continuation (PostAfter for "try again shortly").
+/// Runs posted tasks later, on lanes: a lane is a connection's id (ConnectionContext::id), and within a lane tasks
+/// start in the order posted. A task that waits for something should not hold its thread: it returns and posts its
+/// continuation (PostAfter for "try again shortly"). An implementation may refuse tasks (when it shuts down); a
+/// refused task is dropped, which releases what it holds.
 ///
-/// The threads start with the first Post. Thread safety: every method may be called from any thread, except Shutdown
-/// (and so the destructor), which must not be called from one of the executor's own threads.
+/// Thread safety: Post and PostAfter may be called from any thread, including from a running task.
 class Executor {
 public:
-    /// `threads` worker threads; 0 means std::thread::hardware_concurrency(), at least 2.
-    explicit Executor(unsigned threads = 0);
-    /// Shutdown().
-    ~Executor();
-    Executor(const Executor&) = delete;
-    Executor& operator=(const Executor&) = delete;
+    virtual ~Executor() = default;
 
-    /// Queues a task on lane 0. Returns false (and drops the task) once Shutdown has begun. A task that throws is
-    /// logged and the executor goes on.
-    bool Post(std::function<void()> task);
-    /// Queues a task on `lane` (see the class comment). Returns false (and drops the task) once Shutdown has begun.
-    bool Post(std::uint64_t lane, std::function<void()> task);
+    /// Queues a task on `lane`. Returns false (and drops the task) when the executor no longer accepts tasks.
+    virtual bool Post(std::uint64_t lane, std::function<void()> task) = 0;
     /// Queues a task on `lane` once `delay` has passed, holding no thread meanwhile. Returns false (and drops the task)
-    /// once Shutdown has begun; Shutdown runs the delayed tasks already accepted at once, without their delay.
-    bool PostAfter(std::uint64_t lane, std::chrono::milliseconds delay, std::function<void()> task);
-    /// Stops accepting tasks, runs those already queued or delayed to completion, and joins the threads. Waits for
-    /// running tasks however long they take (a task should return soon once the reason it runs for is gone, e.g. its
-    /// connection closed). Idempotent. Throws std::logic_error when called from one of the executor's threads.
-    void Shutdown();
-    /// Tasks queued, delayed or running now.
-    std::size_t busy() const;
-    /// The number of worker threads.
-    unsigned threads() const { return size_; }
-
-private:
-    using Clock = std::chrono::steady_clock;
-    struct Lane {
-        std::deque<std::function<void()>> queue;
-        std::size_t running = 0;
-        bool ready = false;  // listed in ready_, at `turn`
-        std::list<std::uint64_t>::iterator turn;
-    };
-    void StartLocked();
-    void EnqueueLocked(std::uint64_t lane, std::function<void()> task);
-    // Moves the delayed tasks that are due (all of them once stopping) to their lanes.
-    void PromoteDueLocked(Clock::time_point now);
-    void Work();
-
-    unsigned size_;
-    mutable std::mutex mutex_;
-    std::condition_variable wake_;
-    // All guarded by mutex_:
-    std::unordered_map<std::uint64_t, Lane> lanes_;  // lanes with queued or running tasks
-    std::list<std::uint64_t> ready_;                 // lanes with queued tasks, in turn order
-    std::multimap<Clock::time_point, std::pair<std::uint64_t, std::function<void()>>> delayed_;
-    std::size_t queued_ = 0;
-    std::size_t running_ = 0;
-    bool stopping_ = false;
-    std::vector<std::thread> workers_;  // started under mutex_; joined by Shutdown
+    /// when the executor no longer accepts tasks.
+    virtual bool PostAfter(std::uint64_t lane, std::chrono::milliseconds delay, std::function<void()> task) = 0;
 };
 
 }  // namespace syncline

@@ -1,20 +1,20 @@
-#include <syncline/core/support/executor.hpp>
+#include <syncline/transport/thread_pool_executor.hpp>
 
 #include <syncline/core/support/log.hpp>
 
 #include <algorithm>
 #include <stdexcept>
 
-namespace syncline {
+namespace syncline::transport {
 
-Executor::Executor(unsigned threads)
+ThreadPoolExecutor::ThreadPoolExecutor(unsigned threads)
     : size_(threads > 0 ? threads : std::max(2u, std::thread::hardware_concurrency())) {}
 
-Executor::~Executor() { Shutdown(); }
+ThreadPoolExecutor::~ThreadPoolExecutor() { Shutdown(); }
 
-bool Executor::Post(std::function<void()> task) { return Post(0, std::move(task)); }
+bool ThreadPoolExecutor::Post(std::function<void()> task) { return Post(0, std::move(task)); }
 
-bool Executor::Post(std::uint64_t lane, std::function<void()> task) {
+bool ThreadPoolExecutor::Post(std::uint64_t lane, std::function<void()> task) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) return false;
@@ -25,7 +25,7 @@ bool Executor::Post(std::uint64_t lane, std::function<void()> task) {
     return true;
 }
 
-bool Executor::PostAfter(std::uint64_t lane, std::chrono::milliseconds delay, std::function<void()> task) {
+bool ThreadPoolExecutor::PostAfter(std::uint64_t lane, std::chrono::milliseconds delay, std::function<void()> task) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) return false;
@@ -37,13 +37,13 @@ bool Executor::PostAfter(std::uint64_t lane, std::chrono::milliseconds delay, st
     return true;
 }
 
-void Executor::StartLocked() {
+void ThreadPoolExecutor::StartLocked() {
     // Started lazily: an endpoint whose consumer has no detached action never costs a thread.
     if (!workers_.empty()) return;
     for (unsigned i = 0; i < size_; ++i) workers_.emplace_back([this] { Work(); });
 }
 
-void Executor::EnqueueLocked(std::uint64_t lane, std::function<void()> task) {
+void ThreadPoolExecutor::EnqueueLocked(std::uint64_t lane, std::function<void()> task) {
     Lane& l = lanes_[lane];
     l.queue.push_back(std::move(task));
     ++queued_;
@@ -53,7 +53,7 @@ void Executor::EnqueueLocked(std::uint64_t lane, std::function<void()> task) {
     }
 }
 
-void Executor::PromoteDueLocked(Clock::time_point now) {
+void ThreadPoolExecutor::PromoteDueLocked(Clock::time_point now) {
     // While stopping, every delayed task is due: it owns state (a connection's stream) that only it releases, and its
     // connection is closed by then, so it returns at once.
     std::size_t promoted = 0;
@@ -68,7 +68,7 @@ void Executor::PromoteDueLocked(Clock::time_point now) {
     if (promoted > 1) wake_.notify_all();  // this thread takes one; the others are for any idle thread
 }
 
-void Executor::Shutdown() {
+void ThreadPoolExecutor::Shutdown() {
     std::vector<std::thread> workers;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -82,12 +82,12 @@ void Executor::Shutdown() {
     for (auto& worker : workers) worker.join();
 }
 
-std::size_t Executor::busy() const {
+std::size_t ThreadPoolExecutor::busy() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return queued_ + running_ + delayed_.size();
 }
 
-void Executor::Work() {
+void ThreadPoolExecutor::Work() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
         PromoteDueLocked(Clock::now());
@@ -143,4 +143,4 @@ void Executor::Work() {
     }
 }
 
-}  // namespace syncline
+}  // namespace syncline::transport
