@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// `syncline serve` as a child process for integration tests: its config written into the test's directory, a free
-/// loopback port, and a wait (with a deadline) until it answers GET /healthz.
+/// loopback port, and a wait (with a deadline) until it answers GET /healthz. Used from the test's thread.
 
 #include <syncline/test_support/child_process.hpp>
 #include <syncline/test_support/sandbox.hpp>

@@ -3,6 +3,9 @@
 /// The set-up the in-process integration tests share: a syncline::transport::Server in a temporary directory, built from a JSON
 /// config or from C++, clients connected to it, and waits (with a deadline, never a sleep) until its relay has
 /// published the changes a test made before subscribing.
+///
+/// Threads: the fixture is used from the test's thread, as GoogleTest runs it. WaitRelayed only reads
+/// Server::relayed_seq and may be called from any thread (a custom action on the server's executor does).
 
 #include <syncline/test_support/sandbox.hpp>
 #include <syncline/test_support/ws_client.hpp>
