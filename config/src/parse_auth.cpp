@@ -2,6 +2,9 @@
 
 #include "parse.hpp"
 
+#include <syncline/auth/jwt_authenticator.hpp>
+#include <syncline/auth/token_authenticator.hpp>
+
 #include <map>
 
 namespace syncline::config::detail {
