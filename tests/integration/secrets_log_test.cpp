@@ -70,6 +70,8 @@ TEST_F(SecretsLogTest, ServeNeverLogsTheBusPasswordOrATokenThroughAnOutage) {
     ASSERT_TRUE(WaitForOutput(server, "subscribe connection to " + address_ + " up")) << server.Output();
     ASSERT_TRUE(WaitForOutput(server, "publish connection to " + address_ + " up")) << server.Output();
     EXPECT_THAT(server.Output(), HasSubstr("bus: redis://default:***@" + address_ + " (16 channels per table)"));
+    // The bus comes up before the server listens: wait for the port before connecting.
+    ASSERT_TRUE(server.WaitHealthy()) << server.Output();
 
     // A bad token is logged by its fingerprint only (keyed per process: this test cannot compute it, by design).
     auto ws = WsClient::Connect("127.0.0.1", port, std::string("/ws/posts/?token=") + kBadToken);
