@@ -15,132 +15,6 @@
 
 namespace syncline {
 
-ActionResult ActionResult::Message(int status, std::string_view message) {
-    return Error(status, MessageList(message));
-}
-
-namespace {
-std::atomic<std::uint64_t> g_next_connection_id{1};
-}  // namespace
-
-ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user,
-                                     ConnectionLimits limits)
-    : request_(std::move(request)),
-      outbox_(outbox),
-      user_(std::move(user)),
-      limits_(limits),
-      id_(g_next_connection_id++),
-      gate_(std::move(outbox)) {}
-
-void ConnectionContext::Push(std::string frame, const std::string& key) {
-    Push(std::make_shared<const SharedFrame>(std::move(frame)), key);
-}
-
-void ConnectionContext::Push(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
-    gate_.Push(std::move(frame), key);
-}
-
-void ConnectionContext::BeginRequest() { gate_.Begin(); }
-
-void ConnectionContext::EndRequest() { gate_.End(); }
-
-void ConnectionContext::MarkClosed() {
-    {
-        std::lock_guard<std::mutex> lock(stream_mutex_);
-        closed_ = true;
-    }
-    stream_changed_.notify_all();
-}
-
-bool ConnectionContext::closed() const {
-    std::lock_guard<std::mutex> lock(stream_mutex_);
-    return closed_;
-}
-
-std::uint64_t ConnectionContext::stream_epoch() const {
-    std::lock_guard<std::mutex> lock(stream_mutex_);
-    return stream_epoch_;
-}
-
-bool ConnectionContext::SendStreamed(std::string frame, std::uint64_t epoch) {
-    {
-        std::lock_guard<std::mutex> lock(stream_mutex_);
-        if (closed_ || stream_epoch_ != epoch) return false;
-        ++streams_sending_;
-    }
-    // Sent outside the lock; CancelStreams waits for this send to finish instead.
-    outbox_->Send(std::move(frame));
-    {
-        std::lock_guard<std::mutex> lock(stream_mutex_);
-        --streams_sending_;
-    }
-    stream_changed_.notify_all();
-    return true;
-}
-
-void ConnectionContext::CancelStreams() {
-    std::unique_lock<std::mutex> lock(stream_mutex_);
-    ++stream_epoch_;
-    stream_changed_.notify_all();
-    // Outbox::Send only queues, so this wait is as short as one queued frame.
-    stream_changed_.wait(lock, [this] { return streams_sending_ == 0; });
-}
-
-bool ConnectionContext::WaitStreamCancelled(std::uint64_t epoch, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(stream_mutex_);
-    return stream_changed_.wait_for(lock, timeout, [&] { return closed_ || stream_epoch_ != epoch; });
-}
-
-bool ConnectionContext::TryBeginDetached(std::size_t limit) {
-    if (detached_.fetch_add(1) < limit || limit == 0) return true;
-    detached_.fetch_sub(1);
-    return false;
-}
-
-void ConnectionContext::EndDetached() { detached_.fetch_sub(1); }
-
-ActionRequest::ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
-    : connection_(connection),
-      action_(std::move(action)),
-      message_(message),
-      stream_epoch_(connection.stream_epoch()) {}
-
-const Row& ActionRequest::object() const {
-    if (!object_) throw std::logic_error("action \"" + action_ + "\" has no object (it does not need one)");
-    return *object_;
-}
-
-bool ActionRequest::cancelled() const { return connection_.closed(); }
-
-bool ActionRequest::stream_cancelled() const {
-    return connection_.closed() || connection_.stream_epoch() != stream_epoch_;
-}
-
-bool ActionRequest::SendFrame(const ActionResult& frame) {
-    streaming_ = true;
-    // A continuation step runs only when there was room (the dispatcher checks first): it never holds its thread here.
-    if (detached_ && !continued_) {
-        // Backpressure for a handler that loops: the outbox has no "drained" signal, so poll it; a cancel wakes the
-        // wait at once.
-        while (connection_.outbox().BufferedBytes() > kStreamQueueBytes) {
-            if (connection_.WaitStreamCancelled(stream_epoch_, std::chrono::milliseconds(5))) return false;
-        }
-    }
-    return connection_.SendStreamed(BuildReply(Arg("action"), frame, request_id()), stream_epoch_);
-}
-
-ActionSpec CustomAction(std::string name, ActionHandler handler) {
-    ActionSpec spec;
-    spec.name = std::move(name);
-    spec.handler = std::move(handler);
-    return spec;
-}
-
-const rapidjson::Value* ActionRequest::Arg(std::string_view name) const {
-    auto it = message_.FindMember(rapidjson::StringRef(name.data(), name.size()));
-    return it == message_.MemberEnd() ? nullptr : &it->value;
-}
-
 ConsumerOptions WithMixins(ConsumerOptions options, std::vector<Mixin> mixins) {
     mixins.insert(mixins.end(), options.mixins.begin(), options.mixins.end());
     options.mixins = std::move(mixins);
@@ -454,6 +328,10 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
         default:
             throw error;
     }
+}
+
+std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
+    return BuildReply(nullptr, result, nullptr);
 }
 
 const ActionResult& EncodableResult(const ActionResult& result) {

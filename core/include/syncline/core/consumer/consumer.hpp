@@ -83,7 +83,7 @@ public:
     ActionResult Dispatch(ActionRequest& request);
     /// Answers one text frame of a connection with exactly one reply frame. The default speaks DCRF's envelope
     /// (HandleTextFrame, PROTOCOL.md §1-§4); a consumer with another envelope (RoutedConsumer, §10) overrides it.
-    /// Must not throw. Defined in consumer_endpoint.cpp.
+    /// Must not throw. Defined in protocol/frame_dispatch.cpp.
     virtual std::string HandleText(ConnectionContext& connection, std::string_view frame);
     /// Whether this consumer answers frames in an envelope of its own through HandleText (synchronously). False (the
     /// default): the session serves frames as DCRF does (ServeTextFrame: detached actions run on the executor).
