@@ -62,7 +62,7 @@ inline void WriteReplyHead(JsonWriter& w, std::string_view errors_json, std::str
 
 /// `result`, or a 500 in its place when its data or errors are not valid UTF-8, which no websocket text frame may
 /// carry (a custom action's output, say): the reply is never dropped. Logged rarely (LogRarely).
-const ActionResult& EncodableResult(const ActionResult& result);  // defined in consumer/consumer.cpp
+const ActionResult& EncodableResult(const ActionResult& result);  // defined in protocol/envelope.cpp
 
 /// `["text"]`
 inline std::string MessageList(std::string_view text) { return "[" + JsonString(text) + "]"; }

@@ -1,6 +1,6 @@
 #include <syncline/core/consumer/action.hpp>
 
-#include <syncline/core/consumer/consumer.hpp>  // BuildReply
+#include <syncline/core/protocol/envelope.hpp>
 
 #include <stdexcept>
 
@@ -27,6 +27,8 @@ bool ActionRequest::stream_cancelled() const {
     return connection_.closed() || connection_.stream_epoch() != stream_epoch_;
 }
 
+// Frames of a stream are written in DCRF's envelope whatever the route speaks (as before envelopes were strategies: a
+// routed handler's streamed list sends DCRF frames).
 bool ActionRequest::SendFrame(const ActionResult& frame) {
     streaming_ = true;
     // A continuation step runs only when there was room (the dispatcher checks first): it never holds its thread here.
@@ -37,7 +39,7 @@ bool ActionRequest::SendFrame(const ActionResult& frame) {
             if (connection_.WaitStreamCancelled(stream_epoch_, std::chrono::milliseconds(5))) return false;
         }
     }
-    return connection_.SendStreamed(BuildReply(Arg("action"), frame, request_id()), stream_epoch_);
+    return connection_.SendStreamed(DcrfEnvelope().Write({Arg("action"), request_id(), nullptr}, frame), stream_epoch_);
 }
 
 ActionSpec CustomAction(std::string name, ActionHandler handler) {

@@ -3,6 +3,7 @@
 #include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
+#include <syncline/core/protocol/envelope.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -93,9 +94,14 @@ void GenericConsumer::AddAction(ActionSpec action) {
     }
 }
 
+const Envelope& GenericConsumer::envelope() const {
+    return options_.envelope ? *options_.envelope : DcrfEnvelope();
+}
+
 const ActionSpec* GenericConsumer::FindAction(std::string_view name) const {
     auto it = std::find_if(actions_.begin(), actions_.end(), [&](const ActionSpec& a) { return a.name == name; });
-    return it == actions_.end() ? nullptr : &*it;
+    if (it != actions_.end()) return &*it;
+    return default_action_ ? &*default_action_ : nullptr;
 }
 
 ModelStore& GenericConsumer::store() const {
@@ -328,35 +334,6 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
         default:
             throw error;
     }
-}
-
-std::string GenericConsumer::ErrorReply(const ActionResult& result) const {
-    return BuildReply(nullptr, result, nullptr);
-}
-
-const ActionResult& EncodableResult(const ActionResult& result) {
-    if (IsValidUtf8(result.data) && IsValidUtf8(result.errors)) return result;
-    static std::atomic<std::uint64_t> occurrences{0};
-    LogRarely(occurrences, LogLevel::kError,
-              "a reply was not valid UTF-8 and could not be sent; answered 500 instead (status " +
-                  std::to_string(result.status) + ")");
-    static const ActionResult kUnencodable = ActionResult::Message(500, "Internal server error");
-    return kUnencodable;
-}
-
-std::string BuildReply(const rapidjson::Value* action, const ActionResult& any_result,
-                       const rapidjson::Value* request_id) {
-    const ActionResult& result = EncodableResult(any_result);
-    rapidjson::StringBuffer buffer;
-    JsonWriter writer(buffer);
-    writer.StartObject();
-    WriteReplyHead(writer, result.errors, result.data, action);
-    writer.Key("response_status");
-    writer.Int(result.status);
-    writer.Key("request_id");
-    WriteOrNull(writer, request_id);
-    writer.EndObject();
-    return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 }  // namespace syncline

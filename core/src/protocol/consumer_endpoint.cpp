@@ -72,18 +72,11 @@ public:
                     }
                     return;
                 }
-                context_->Send(consumer_->ErrorReply(ActionResult::Message(
+                context_->Send(consumer_->envelope().Write({}, ActionResult::Message(
                     429, "Request was throttled. Expected available in " + std::to_string(*wait) + " seconds.")));
                 return;
             }
             throttled_in_a_row_ = 0;
-        }
-        if (consumer_->HasOwnEnvelope()) {
-            // A consumer speaking another envelope (routed, §10) answers synchronously, under the push gate.
-            context_->BeginRequest();
-            context_->Send(consumer_->HandleText(*context_, frame));
-            context_->EndRequest();
-            return;
         }
         ServeTextFrame(consumer_, context_, frame, executor_.get());
     }
@@ -91,8 +84,7 @@ public:
     void OnBinary(std::string_view frame) override {
         if (refused_) return;
         (void)frame;
-        context_->Send(
-            consumer_->ErrorReply(ActionResult::Message(400, "Malformed message: binary frames are not supported")));
+        context_->Send(consumer_->envelope().Malformed("binary frames are not supported"));
     }
 
     // Does not wait for detached actions: they hold the context and the consumer, see the close and stop.

@@ -15,67 +15,35 @@
 
 namespace syncline {
 
-std::string MalformedReply(std::string_view reason) {
-    return BuildReply(nullptr, ActionResult::Message(400, "Malformed message: " + std::string(reason)), nullptr);
-}
-
-std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, const ConnectionLimits& limits) {
-    if (!request_id) return std::nullopt;
-    // A string's length bounds its JSON text from below, so a long one is refused without writing it out.
-    bool long_string = request_id->IsString() && request_id->GetStringLength() + 2 > limits.max_request_id_bytes;
-    if (!long_string && JsonText(*request_id).size() <= limits.max_request_id_bytes) return std::nullopt;
-    return ActionResult::Message(400, "request_id is too long (the limit is " +
-                                          std::to_string(limits.max_request_id_bytes) + " bytes of JSON).");
-}
-
 namespace {
 
-// One request from its frame to its reply. The request refers into doc, which must stay put.
+// One request from its frame to its reply. The request refers into in.doc, which must stay put.
 struct Call {
-    rapidjson::Document doc;
-    const rapidjson::Value* action = nullptr;      // into doc
-    const rapidjson::Value* request_id = nullptr;  // into doc
+    const Envelope* envelope = nullptr;  // the consumer's
+    FrameRequest in;
     std::optional<ActionRequest> request;
     const ActionSpec* spec = nullptr;  // owned by the consumer
 };
 
-// Parses and authorizes a frame. Returns the reply when it is answered without running an action (envelope errors,
-// 403, 405); otherwise fills call.request and call.spec.
+// Reads and authorizes a frame. Returns the reply when it is answered without running an action (the envelope's
+// errors, 403, 405); otherwise fills call.request and call.spec.
 std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame,
                                    Call& call) {
-    if (frame.empty()) return MalformedReply("empty frame");
-    rapidjson::Document& doc = call.doc;
-    // Iterative, depth-limited, and refusing text that is not valid Unicode: text that reached the database unchecked
-    // could never be sent out again.
-    if (JsonInputError error = ParseUntrustedJson(doc, frame, connection.limits().max_json_depth)) {
-        return MalformedReply(error.Describe());
-    }
-    if (!doc.IsObject()) return MalformedReply("expected a JSON object, got " + std::string(PythonTypeName(doc)));
-    auto request_id_it = doc.FindMember("request_id");
-    call.request_id = request_id_it == doc.MemberEnd() ? nullptr : &request_id_it->value;
-    auto action_it = doc.FindMember("action");
-    if (std::optional<ActionResult> refused = CheckRequestId(call.request_id, connection.limits())) {
-        return BuildReply(action_it == doc.MemberEnd() ? nullptr : &action_it->value, *refused, nullptr);
-    }
-    if (action_it == doc.MemberEnd()) {
-        return BuildReply(nullptr, ActionResult::Message(405, "Unable to find action in message body."),
-                          call.request_id);
-    }
-    const rapidjson::Value& action = action_it->value;
-    call.action = &action;
+    const Envelope& envelope = consumer.envelope();
+    call.envelope = &envelope;
+    if (std::optional<std::string> reply = envelope.Read(frame, connection.limits(), call.in)) return reply;
+    const rapidjson::Value& action = *call.in.echo.action;
     std::string name = action.IsString() ? std::string(action.GetString(), action.GetStringLength()) : JsonText(action);
-    ActionRequest& request = call.request.emplace(connection, name, doc);
+    ActionRequest& request = call.request.emplace(connection, name, call.in.doc);
     if (!action.IsString()) {
         // Permission still comes first (403 beats 405), then a non-string action is never an action name.
         Result<const ActionSpec*> authorized = consumer.Authorize(request);
-        return BuildReply(&action,
-                          authorized || authorized.error().status == 405
-                              ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
-                              : authorized.error(),
-                          call.request_id);
+        return envelope.Write(call.in.echo, authorized || authorized.error().status == 405
+                                                ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
+                                                : authorized.error());
     }
     Result<const ActionSpec*> authorized = consumer.Authorize(request);
-    if (!authorized) return BuildReply(&action, authorized.error(), call.request_id);
+    if (!authorized) return envelope.Write(call.in.echo, authorized.error());
     call.spec = *authorized;
     request.set_detached(call.spec->detached);
     return std::nullopt;
@@ -90,7 +58,7 @@ std::optional<std::string> Finish(Call& call, const ActionResult& result) {
         call.request->SendFrame(result);
         return std::nullopt;
     }
-    return BuildReply(call.action, result, call.request_id);
+    return call.envelope->Write(call.in.echo, result);
 }
 
 // Runs a prepared call inline, continuation steps included (nothing waits: there is no executor to come back on).
@@ -200,12 +168,11 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
     } else if (!call.spec->detached || !executor) {
         if (std::optional<std::string> done = Run(*consumer, call)) connection->Send(std::move(*done));
     } else if (!connection->TryBeginDetached(max_pending_actions)) {
-        connection->Send(BuildReply(
-            call.action,
+        connection->Send(call.envelope->Write(
+            call.in.echo,
             ActionResult::Message(429, "Too many detached actions in progress on this socket (at most " +
                                            std::to_string(max_pending_actions) +
-                                           "); wait for a reply, or cancel a streamed list with list_cancel."),
-            call.request_id));
+                                           "); wait for a reply, or cancel a streamed list with list_cancel.")));
     } else {
         // From here the call's destructor ends it (EndDetached, and EndRequest for a writer), however it goes.
         detached->counted = true;
@@ -216,7 +183,7 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
         if (detached->writes) connection->BeginRequest();
         if (!executor->Post(connection->id(), [detached] { DetachedCall::Step(detached); })) {
             connection->Send(
-                BuildReply(call.action, ActionResult::Message(503, "The server is shutting down."), call.request_id));
+                call.envelope->Write(call.in.echo, ActionResult::Message(503, "The server is shutting down.")));
         }
     }
     detached.reset();

@@ -1,7 +1,8 @@
 #pragma once
 /// \file
-/// From a text frame to its reply (PROTOCOL.md §1-§4): the envelope errors, permission (403) and action lookup (405),
-/// then the action, inline or, when detached, on an executor. ConsumerEndpoint's sessions call it for every frame.
+/// From a text frame to its reply (PROTOCOL.md §1-§4, §10): the envelope's errors, permission (403) and action lookup
+/// (405), then the action, inline or, when detached, on an executor. ConsumerEndpoint's sessions call it for every
+/// frame.
 
 #include <memory>
 #include <optional>
@@ -11,9 +12,13 @@
 #include <rapidjson/document.h>
 
 #include <syncline/core/consumer/consumer.hpp>
+#include <syncline/core/protocol/envelope.hpp>
 #include <syncline/core/support/executor.hpp>
 
 namespace syncline {
+
+/// Both read the frame and write every reply in the consumer's envelope (GenericConsumer::envelope()), then check
+/// permission (403) before the action lookup (405): a non-string action answers 405 once permission allows it.
 
 /// Answers one text frame on a connection, synchronously: the reply frame to send, exactly one, except for a
 /// streaming action, whose frames went to the connection's outbox (then ""). Detached actions run inline.
@@ -29,12 +34,5 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
 /// actions run inline. Call it from the connection's serial thread of calls.
 void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
                     const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor);
-
-/// The reply to a frame that is not a JSON object: `{"errors": ["Malformed message: <reason>"], ..., 400}`.
-std::string MalformedReply(std::string_view reason);
-
-/// The 400 answer to a request_id whose JSON text is longer than the connection's limit, or nullopt when it is
-/// within it (or absent).
-std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, const ConnectionLimits& limits);
 
 }  // namespace syncline
