@@ -1,5 +1,6 @@
 // The envelopes as strategies (envelope.hpp): each reads a request from a frame and writes replies around it, DCRF's
-// (PROTOCOL.md §2-§4) and the routed one (§10), byte for byte, and the errors of a result become JSON only there.
+// (PROTOCOL.md §2-§4) and the routed one (§10), byte for byte; and the errors of a result (ActionErrors), which become
+// JSON only there.
 
 #include <syncline/core/protocol/envelope.hpp>
 
@@ -105,6 +106,36 @@ TEST(EnvelopeTest, AReplyThatIsNotUnicodeIsWrittenAsA500) {
               R"("request_id":null})");
     EXPECT_EQ(RoutedEnvelope().Write({}, bad),
               R"({"errors":["Internal server error"],"data":null,"action":null,"route":null,"status":500})");
+}
+
+TEST(ActionErrorsTest, BecomeTheErrorsListOnlyAtTheEdge) {
+    EXPECT_EQ(ErrorsJson({}), "[]");
+    EXPECT_EQ(ErrorsJson(ActionErrors::Message("Not found")), R"(["Not found"])");
+    EXPECT_EQ(ErrorsJson(ActionErrors::Field("non_field_errors", "No data provided")),
+              R"([{"non_field_errors":["No data provided"]}])");
+    // Every field at once, in order, each with every message; text is escaped once, here.
+    EXPECT_EQ(ErrorsJson(ActionErrors::Fields({{"title", {"This field is required."}},
+                                               {"c", {"\"z\" is not a valid choice.", "second"}}})),
+              R"([{"title":["This field is required."],"c":["\"z\" is not a valid choice.","second"]}])");
+    ActionErrors both{{"a", "b"}, {{"f", {"m"}}}};
+    EXPECT_EQ(ErrorsJson(both), R"(["a","b",{"f":["m"]}])");
+}
+
+TEST(ActionErrorsTest, AResultCarriesThemAsAValue) {
+    ActionResult message = ActionResult::Message(403, "You do not have permission to perform this action.");
+    EXPECT_EQ(message.errors, ActionErrors::Message("You do not have permission to perform this action."));
+    EXPECT_EQ(message.data, "null");
+    EXPECT_TRUE(ActionResult::Ok(200).errors.empty());
+    ActionResult invalid = ActionResult::Error(400, ActionErrors::Field("title", "This field may not be blank."));
+    ASSERT_EQ(invalid.errors.fields.size(), 1u);
+    EXPECT_EQ(invalid.errors.fields[0].first, "title");
+    EXPECT_EQ(DcrfEnvelope().Write({}, invalid),
+              R"({"errors":[{"title":["This field may not be blank."]}],"data":null,"action":null,)"
+              R"("response_status":400,"request_id":null})");
+    // An error message that is not valid UTF-8 cannot be sent: 500 instead.
+    EXPECT_EQ(DcrfEnvelope().Write({}, ActionResult::Error(400, ActionErrors::Field("\xc3", "x"))),
+              R"({"errors":["Internal server error"],"data":null,"action":null,"response_status":500,)"
+              R"("request_id":null})");
 }
 
 }  // namespace

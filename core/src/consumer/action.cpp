@@ -8,7 +8,7 @@
 
 namespace syncline {
 
-ActionResult ActionResult::Message(int status, std::string_view message) { return Error(status, MessageList(message)); }
+ActionResult ActionResult::Message(int status, std::string_view message) { return Error(status, ActionErrors::Message(std::string(message))); }
 
 ActionRequest::ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
     : connection_(connection),

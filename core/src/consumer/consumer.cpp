@@ -310,7 +310,7 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
         case StoreError::Kind::kInvalid: {
             FieldErrors errors;
             for (const auto& [field, message] : error.field_errors()) errors.push_back({field, {message}});
-            return ActionResult::Error(400, FieldErrorsJson(errors));
+            return ActionResult::Error(400, ActionErrors::Fields(std::move(errors)));
         }
         case StoreError::Kind::kConstraint: {
             // SQLite words it "UNIQUE constraint failed: posts.title" (several columns: comma separated).
@@ -323,11 +323,11 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
                 std::string field = dot == std::string::npos ? rest : rest.substr(dot + 1, end == std::string::npos ? std::string::npos : end - dot - 1);
                 if (consumer.serializer().Has(field)) {
                     return ActionResult::Error(
-                        400, FieldErrorsJson({{field, {consumer.options().model + " with this " + field +
-                                                       " already exists."}}}));
+                        400, ActionErrors::Field(field, consumer.options().model + " with this " + field +
+                                                            " already exists."));
                 }
             }
-            return ActionResult::Error(400, FieldErrorsJson({{"non_field_errors", {"The write violates a constraint."}}}));
+            return ActionResult::Error(400, ActionErrors::Field("non_field_errors", "The write violates a constraint."));
         }
         case StoreError::Kind::kBusy:
             return ActionResult::Message(503, "The database is busy. Try again.");

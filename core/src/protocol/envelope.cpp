@@ -24,13 +24,48 @@ struct ReplySpelling {
 constexpr ReplySpelling kDcrfSpelling{"response_status", false, true};
 constexpr ReplySpelling kRoutedSpelling{"status", true, false};
 
+// The errors as the reply's JSON list: the messages, then one object with the field errors when there are any.
+void WriteErrors(JsonWriter& writer, const ActionErrors& errors) {
+    writer.StartArray();
+    for (const auto& message : errors.messages) WriteString(writer, message);
+    if (!errors.fields.empty()) {
+        writer.StartObject();
+        for (const auto& [field, messages] : errors.fields) {
+            WriteString(writer, field);
+            writer.StartArray();
+            for (const auto& message : messages) WriteString(writer, message);
+            writer.EndArray();
+        }
+        writer.EndObject();
+    }
+    writer.EndArray();
+}
+
+bool ValidUtf8(const ActionErrors& errors) {
+    for (const auto& message : errors.messages) {
+        if (!IsValidUtf8(message)) return false;
+    }
+    for (const auto& [field, messages] : errors.fields) {
+        if (!IsValidUtf8(field)) return false;
+        for (const auto& message : messages) {
+            if (!IsValidUtf8(message)) return false;
+        }
+    }
+    return true;
+}
+
 // The one reply builder: {"errors", "data", "action", ["route",] <status>, ["request_id"]}.
 std::string WriteReply(const ReplySpelling& spelling, const ReplyEcho& echo, const ActionResult& any_result) {
     const ActionResult& result = EncodableResult(any_result);
     rapidjson::StringBuffer buffer;
     JsonWriter writer(buffer);
     writer.StartObject();
-    WriteReplyHead(writer, result.errors, result.data, echo.action);
+    writer.Key("errors");
+    WriteErrors(writer, result.errors);
+    writer.Key("data");
+    writer.RawValue(result.data.data(), result.data.size(), rapidjson::kObjectType);
+    writer.Key("action");
+    WriteOrNull(writer, echo.action);
     if (spelling.route) {
         writer.Key("route");
         WriteOrNull(writer, echo.route);
@@ -125,6 +160,13 @@ const Envelope& RoutedEnvelope() {
     return envelope;
 }
 
+std::string ErrorsJson(const ActionErrors& errors) {
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    WriteErrors(writer, errors);
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, const ConnectionLimits& limits) {
     if (!request_id) return std::nullopt;
     // A string's length bounds its JSON text from below, so a long one is refused without writing it out.
@@ -135,7 +177,7 @@ std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, c
 }
 
 const ActionResult& EncodableResult(const ActionResult& result) {
-    if (IsValidUtf8(result.data) && IsValidUtf8(result.errors)) return result;
+    if (IsValidUtf8(result.data) && ValidUtf8(result.errors)) return result;
     static std::atomic<std::uint64_t> occurrences{0};
     LogRarely(occurrences, LogLevel::kError,
               "a reply was not valid UTF-8 and could not be sent; answered 500 instead (status " +

@@ -57,6 +57,10 @@ const Envelope& DcrfEnvelope();
 /// missing `route` reads as "", one that is not a string answers 400 `route must be a string.`.
 const Envelope& RoutedEnvelope();
 
+/// The JSON `errors` list the envelopes write for `errors` (see ActionErrors): `[]`, `["Not found"]`,
+/// `[{"title": ["This field is required."]}]`.
+std::string ErrorsJson(const ActionErrors& errors);
+
 /// The 400 answer to a request_id whose JSON text is longer than the connection's limit, or nullopt when it is
 /// within it (or absent).
 std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, const ConnectionLimits& limits);
