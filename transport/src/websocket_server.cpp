@@ -11,6 +11,8 @@
 //    loop (websocketpp's own accept loop offers no such guarantee, and spins on EMFILE).
 #include <syncline/transport/websocket_server.hpp>
 
+#include <syncline/core/protocol/close_code.hpp>
+
 #include <syncline/wspp/quiet_config.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
@@ -47,9 +49,9 @@ namespace {
 namespace asio = websocketpp::lib::asio;
 using ErrorCode = websocketpp::lib::error_code;
 
-constexpr int kGoingAway = 1001;
-constexpr int kInternalError = 1011;
-constexpr int kTryAgainLater = 1013;
+constexpr int kGoingAway = ToInt(CloseCode::kGoingAway);
+constexpr int kInternalError = ToInt(CloseCode::kInternalError);
+constexpr int kTryAgainLater = ToInt(CloseCode::kTryAgainLater);
 constexpr char kShutdownReason[] = "server shutting down";
 constexpr char kPongTimeoutReason[] = "pong timeout";
 constexpr std::size_t kMaxHttpBodyBytes = 64 * 1024;

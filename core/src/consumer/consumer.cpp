@@ -296,7 +296,7 @@ Row GenericConsumer::PerformUpdate(const ActionRequest& request, const Row& inst
     (void)request;
     const Value& pk = instance.at(schema().pk_index());
     std::optional<Row> row = store().Patch(options_.model, pk, values);
-    if (!row) throw StoreError(StoreError::Kind::kIo, "the row was deleted during the update");
+    if (!row) throw StoreError(StoreErrc::kNotFound, "the row was deleted during the update");
     return std::move(*row);
 }
 
@@ -307,12 +307,12 @@ void GenericConsumer::PerformDestroy(const ActionRequest& request, const Row& in
 
 ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& error) {
     switch (error.kind()) {
-        case StoreError::Kind::kInvalid: {
+        case StoreErrc::kInvalid: {
             FieldErrors errors;
             for (const auto& [field, message] : error.field_errors()) errors.push_back({field, {message}});
             return ActionResult::Error(400, ActionErrors::Fields(std::move(errors)));
         }
-        case StoreError::Kind::kConstraint: {
+        case StoreErrc::kConstraint: {
             // SQLite words it "UNIQUE constraint failed: posts.title" (several columns: comma separated).
             std::string what = error.what();
             auto pos = what.find("UNIQUE constraint failed: ");
@@ -329,7 +329,7 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
             }
             return ActionResult::Error(400, ActionErrors::Field("non_field_errors", "The write violates a constraint."));
         }
-        case StoreError::Kind::kBusy:
+        case StoreErrc::kBusy:
             return ActionResult::Message(503, "The database is busy. Try again.");
         default:
             throw error;

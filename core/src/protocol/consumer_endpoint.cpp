@@ -1,5 +1,6 @@
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 
+#include <syncline/core/protocol/close_code.hpp>
 #include <syncline/core/support/log.hpp>
 
 #include <algorithm>
@@ -68,7 +69,7 @@ public:
                     if (throttled_in_a_row_ == limit_.close_after + 1) {
                         Log(LogLevel::kWarn, "closing " + context_->request().remote + " on " +
                                                  context_->request().path + ": request rate limit exceeded");
-                        context_->outbox().Close(1008, "request rate limit exceeded");
+                        context_->outbox().Close(ToInt(CloseCode::kPolicyViolation), "request rate limit exceeded");
                     }
                     return;
                 }
@@ -141,7 +142,7 @@ std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request,
     if (refused) {
         Log(LogLevel::kWarn, "auth: credential of " + request.remote + " on " + request.path +
                                  " no longer accepted when the socket opened; closing with 1008");
-        outbox->Close(1008, "authentication failed");
+        outbox->Close(ToInt(CloseCode::kPolicyViolation), "authentication failed");
     }
     return std::make_unique<ConsumerSession>(
         consumer_,

@@ -5,6 +5,7 @@
 #include <syncline/core/consumer/consumer.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/protocol/envelope.hpp>
+#include <syncline/core/protocol/close_code.hpp>
 #include <syncline/core/support/log.hpp>
 
 #include <rapidjson/document.h>
@@ -210,7 +211,7 @@ std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std:
         if (auth->status != 101) {
             Log(LogLevel::kWarn, "auth: credential of " + request.remote + " on " + request.path +
                                      " no longer accepted when the socket opened; closing with 1008");
-            outbox->Close(1008, "authentication failed");
+            outbox->Close(ToInt(CloseCode::kPolicyViolation), "authentication failed");
             auth->user = User{};
         }
     }
