@@ -42,23 +42,8 @@ inline void WriteOrNull(JsonWriter& w, const rapidjson::Value* value) {
     }
 }
 
-/// Writes the keys every reply envelope starts with (DCRF's and the routed one): "errors" and "data" (raw JSON
-/// text, as the action answered them) and "action" (echoed, or null).
-inline void WriteReplyHead(JsonWriter& w, std::string_view errors_json, std::string_view data_json,
-                           const rapidjson::Value* action) {
-    w.Key("errors");
-    w.RawValue(errors_json.data(), errors_json.size(), rapidjson::kArrayType);
-    w.Key("data");
-    w.RawValue(data_json.data(), data_json.size(), rapidjson::kObjectType);
-    w.Key("action");
-    WriteOrNull(w, action);
-}
-
 /// `result`, or a 500 in its place when its data or errors are not valid UTF-8, which no websocket text frame may
 /// carry (a custom action's output, say): the reply is never dropped. Logged rarely (LogRarely).
-const ActionResult& EncodableResult(const ActionResult& result);  // defined in consumer/consumer.cpp
-
-/// `["text"]`
-inline std::string MessageList(std::string_view text) { return "[" + JsonString(text) + "]"; }
+const ActionResult& EncodableResult(const ActionResult& result);  // defined in protocol/envelope.cpp
 
 }  // namespace syncline

@@ -18,12 +18,12 @@ void ThrowSqlite(sqlite3* db, int rc, const std::string& context) {
     std::string message = context + ": " + SqlExcerpt(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     switch (rc & 0xff) {
         case SQLITE_CONSTRAINT:
-            throw StorageError(StorageError::Kind::kConstraint, message);
+            throw StorageError(StoreErrc::kConstraint, message);
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
-            throw StorageError(StorageError::Kind::kBusy, message);
+            throw StorageError(StoreErrc::kBusy, message);
         default:
-            throw StorageError(StorageError::Kind::kIo, message);
+            throw StorageError(StoreErrc::kIo, message);
     }
 }
 
@@ -172,7 +172,7 @@ Connection::Connection(const std::string& path, bool writer, const DatabaseOptio
         std::string message = "cannot open database \"" + path + "\": " + sqlite3_errmsg(db_);
         sqlite3_close_v2(db_);
         db_ = nullptr;
-        throw StorageError(StorageError::Kind::kIo, message);
+        throw StorageError(StoreErrc::kIo, message);
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, static_cast<int>(options.busy_timeout.count()));

@@ -32,7 +32,7 @@ public:
         if (errors_.empty()) return;
         std::string message = "invalid values for \"" + table + "\":";
         for (const auto& [field, text] : errors_) message += " " + field + ": " + text;
-        throw StorageError(StorageError::Kind::kInvalid, message, errors_);
+        throw StorageError(StoreErrc::kInvalid, message, errors_);
     }
 
 private:
@@ -69,7 +69,7 @@ std::vector<std::pair<std::size_t, Value>> Resolve(const Schema& schema, const A
 std::optional<Row> ModelOps::Get(std::string_view table, std::string_view field, const Value& value) const {
     const Schema& schema = db_->Model(table);
     if (!schema.FieldIndex(field)) {
-        throw StorageError(StorageError::Kind::kSchema,
+        throw StorageError(StoreErrc::kSchema,
                            "unknown lookup field \"" + std::string(field) + "\" on \"" + schema.table() + "\"");
     }
     auto use = conn_->Use();
@@ -87,7 +87,7 @@ std::vector<Row> ModelOps::List(std::string_view table, const Query& query) cons
                       WhereSql(schema, query.filters, db_->options().inline_in_values, params) + " ORDER BY ";
     for (const auto& order : query.ordering) {
         if (!schema.FieldIndex(order.field)) {
-            throw StorageError(StorageError::Kind::kSchema,
+            throw StorageError(StoreErrc::kSchema,
                                "unknown field \"" + order.field + "\" in the ordering of \"" + schema.table() + "\"");
         }
         sql += Quote(order.field) + (order.descending ? " DESC, " : ", ");
@@ -167,7 +167,7 @@ Row ModelOps::Insert(std::string_view table, const Assignments& values) const {
         }
     }
     auto row = Get(table, schema.pk().name, key);
-    if (!row) throw StorageError(StorageError::Kind::kIo, "insert into \"" + schema.table() + "\" left no row");
+    if (!row) throw StorageError(StoreErrc::kIo, "insert into \"" + schema.table() + "\" left no row");
     return std::move(*row);
 }
 
@@ -275,7 +275,7 @@ Database::Database(DatabaseOptions options, std::vector<Schema> models)
     : options_(std::move(options)), models_(std::move(models)) {
     for (std::size_t i = 0; i < models_.size(); ++i) {
         if (!model_index_.emplace(models_[i].table(), i).second) {
-            throw StorageError(StorageError::Kind::kSchema, "model \"" + models_[i].table() + "\" declared twice");
+            throw StorageError(StoreErrc::kSchema, "model \"" + models_[i].table() + "\" declared twice");
         }
     }
 }
@@ -297,7 +297,7 @@ std::unique_ptr<Database> Database::Open(DatabaseOptions options, std::vector<Sc
     }();
     (void)kConfigured;
     if (options.path.empty() || options.path == ":memory:" || options.path.rfind("file::memory:", 0) == 0) {
-        throw StorageError(StorageError::Kind::kIo,
+        throw StorageError(StoreErrc::kIo,
                            "the database needs a file path (the change feed reads it through other connections)");
     }
     std::unique_ptr<Database> db(new Database(std::move(options), std::move(models)));
@@ -323,7 +323,7 @@ std::unique_ptr<Database> Database::Open(DatabaseOptions options, std::vector<Sc
 const Schema& Database::Model(std::string_view table) const {
     auto it = model_index_.find(std::string(table));
     if (it == model_index_.end()) {
-        throw StorageError(StorageError::Kind::kSchema, "unknown model \"" + std::string(table) + "\"");
+        throw StorageError(StoreErrc::kSchema, "unknown model \"" + std::string(table) + "\"");
     }
     return models_[it->second];
 }

@@ -162,7 +162,7 @@ void RegisterExtensions(sqlite3* db) {
                                         nullptr, Lookup, nullptr, nullptr, nullptr);
     }
     if (rc != SQLITE_OK) {
-        throw StorageError(StorageError::Kind::kIo,
+        throw StorageError(StoreErrc::kIo,
                            std::string("cannot register syncline's SQL functions: ") + sqlite3_errstr(rc));
     }
 }

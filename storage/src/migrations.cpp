@@ -60,7 +60,7 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
         changed = true;
     } else {
         auto conflict = [&](const std::string& column, const std::string& why) {
-            throw StorageError(StorageError::Kind::kSchema, "table \"" + t + "\", column \"" + column + "\": " + why);
+            throw StorageError(StoreErrc::kSchema, "table \"" + t + "\", column \"" + column + "\": " + why);
         };
         for (const auto& f : schema.fields()) {
             auto col = std::find_if(columns.begin(), columns.end(),
@@ -101,7 +101,7 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
             conn.Exec("CREATE UNIQUE INDEX IF NOT EXISTS " + Quote("_syncline_uq_" + t + "_" + f.name) + " ON " +
                       Quote(t) + " (" + Quote(f.name) + ")");
         } catch (const StorageError& e) {
-            throw StorageError(StorageError::Kind::kSchema,
+            throw StorageError(StoreErrc::kSchema,
                                "table \"" + t + "\", column \"" + f.name + "\": cannot make it unique: " + e.what());
         }
     }

@@ -75,7 +75,7 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, s
     std::string sql;
     for (const auto& filter : filters) {
         if (!schema.FieldIndex(filter.field)) {
-            throw StorageError(StorageError::Kind::kSchema,
+            throw StorageError(StoreErrc::kSchema,
                                "unknown field \"" + filter.field + "\" in a filter on \"" + schema.table() + "\"");
         }
         std::string col = Quote(filter.field);

@@ -3,6 +3,8 @@
 // message types), the connection base that carries our per-connection state, and the server's constants. Every file
 // that includes this one includes websocketpp and Asio (see SYNCLINE_ASIO_TU_OPTIONS in transport/CMakeLists.txt).
 
+#include <syncline/core/protocol/close_code.hpp>
+
 #include <syncline/wspp/quiet_config.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
@@ -16,9 +18,9 @@ namespace syncline::transport {
 namespace asio = websocketpp::lib::asio;
 using ErrorCode = websocketpp::lib::error_code;
 
-inline constexpr int kGoingAway = 1001;
-inline constexpr int kInternalError = 1011;
-inline constexpr int kTryAgainLater = 1013;
+inline constexpr int kGoingAway = ToInt(CloseCode::kGoingAway);
+inline constexpr int kInternalError = ToInt(CloseCode::kInternalError);
+inline constexpr int kTryAgainLater = ToInt(CloseCode::kTryAgainLater);
 inline constexpr char kShutdownReason[] = "server shutting down";
 inline constexpr char kPongTimeoutReason[] = "pong timeout";
 inline constexpr std::size_t kMaxHttpBodyBytes = 64 * 1024;

@@ -3,6 +3,7 @@
 #include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
+#include <syncline/core/protocol/envelope.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -14,132 +15,6 @@
 #include "json_util.hpp"
 
 namespace syncline {
-
-ActionResult ActionResult::Message(int status, std::string_view message) {
-    return Error(status, MessageList(message));
-}
-
-namespace {
-std::atomic<std::uint64_t> g_next_connection_id{1};
-}  // namespace
-
-ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user,
-                                     ConnectionLimits limits)
-    : request_(std::move(request)),
-      outbox_(outbox),
-      user_(std::move(user)),
-      limits_(limits),
-      id_(g_next_connection_id++),
-      gate_(std::move(outbox)) {}
-
-void ConnectionContext::Push(std::string frame, const std::string& key) {
-    Push(std::make_shared<const SharedFrame>(std::move(frame)), key);
-}
-
-void ConnectionContext::Push(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
-    gate_.Push(std::move(frame), key);
-}
-
-void ConnectionContext::BeginRequest() { gate_.Begin(); }
-
-void ConnectionContext::EndRequest() { gate_.End(); }
-
-void ConnectionContext::MarkClosed() {
-    {
-        std::lock_guard<std::mutex> lock(stream_mutex_);
-        closed_ = true;
-    }
-    stream_changed_.notify_all();
-}
-
-bool ConnectionContext::closed() const {
-    std::lock_guard<std::mutex> lock(stream_mutex_);
-    return closed_;
-}
-
-std::uint64_t ConnectionContext::stream_epoch() const {
-    std::lock_guard<std::mutex> lock(stream_mutex_);
-    return stream_epoch_;
-}
-
-bool ConnectionContext::SendStreamed(std::string frame, std::uint64_t epoch) {
-    {
-        std::lock_guard<std::mutex> lock(stream_mutex_);
-        if (closed_ || stream_epoch_ != epoch) return false;
-        ++streams_sending_;
-    }
-    // Sent outside the lock; CancelStreams waits for this send to finish instead.
-    outbox_->Send(std::move(frame));
-    {
-        std::lock_guard<std::mutex> lock(stream_mutex_);
-        --streams_sending_;
-    }
-    stream_changed_.notify_all();
-    return true;
-}
-
-void ConnectionContext::CancelStreams() {
-    std::unique_lock<std::mutex> lock(stream_mutex_);
-    ++stream_epoch_;
-    stream_changed_.notify_all();
-    // Outbox::Send only queues, so this wait is as short as one queued frame.
-    stream_changed_.wait(lock, [this] { return streams_sending_ == 0; });
-}
-
-bool ConnectionContext::WaitStreamCancelled(std::uint64_t epoch, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(stream_mutex_);
-    return stream_changed_.wait_for(lock, timeout, [&] { return closed_ || stream_epoch_ != epoch; });
-}
-
-bool ConnectionContext::TryBeginDetached(std::size_t limit) {
-    if (detached_.fetch_add(1) < limit || limit == 0) return true;
-    detached_.fetch_sub(1);
-    return false;
-}
-
-void ConnectionContext::EndDetached() { detached_.fetch_sub(1); }
-
-ActionRequest::ActionRequest(ConnectionContext& connection, std::string action, const rapidjson::Value& message)
-    : connection_(connection),
-      action_(std::move(action)),
-      message_(message),
-      stream_epoch_(connection.stream_epoch()) {}
-
-const Row& ActionRequest::object() const {
-    if (!object_) throw std::logic_error("action \"" + action_ + "\" has no object (it does not need one)");
-    return *object_;
-}
-
-bool ActionRequest::cancelled() const { return connection_.closed(); }
-
-bool ActionRequest::stream_cancelled() const {
-    return connection_.closed() || connection_.stream_epoch() != stream_epoch_;
-}
-
-bool ActionRequest::SendFrame(const ActionResult& frame) {
-    streaming_ = true;
-    // A continuation step runs only when there was room (the dispatcher checks first): it never holds its thread here.
-    if (detached_ && !continued_) {
-        // Backpressure for a handler that loops: the outbox has no "drained" signal, so poll it; a cancel wakes the
-        // wait at once.
-        while (connection_.outbox().BufferedBytes() > kStreamQueueBytes) {
-            if (connection_.WaitStreamCancelled(stream_epoch_, std::chrono::milliseconds(5))) return false;
-        }
-    }
-    return connection_.SendStreamed(BuildReply(Arg("action"), frame, request_id()), stream_epoch_);
-}
-
-ActionSpec CustomAction(std::string name, ActionHandler handler) {
-    ActionSpec spec;
-    spec.name = std::move(name);
-    spec.handler = std::move(handler);
-    return spec;
-}
-
-const rapidjson::Value* ActionRequest::Arg(std::string_view name) const {
-    auto it = message_.FindMember(rapidjson::StringRef(name.data(), name.size()));
-    return it == message_.MemberEnd() ? nullptr : &it->value;
-}
 
 ConsumerOptions WithMixins(ConsumerOptions options, std::vector<Mixin> mixins) {
     mixins.insert(mixins.end(), options.mixins.begin(), options.mixins.end());
@@ -219,9 +94,14 @@ void GenericConsumer::AddAction(ActionSpec action) {
     }
 }
 
+const Envelope& GenericConsumer::envelope() const {
+    return options_.envelope ? *options_.envelope : DcrfEnvelope();
+}
+
 const ActionSpec* GenericConsumer::FindAction(std::string_view name) const {
     auto it = std::find_if(actions_.begin(), actions_.end(), [&](const ActionSpec& a) { return a.name == name; });
-    return it == actions_.end() ? nullptr : &*it;
+    if (it != actions_.end()) return &*it;
+    return default_action_ ? &*default_action_ : nullptr;
 }
 
 ModelStore& GenericConsumer::store() const {
@@ -416,7 +296,7 @@ Row GenericConsumer::PerformUpdate(const ActionRequest& request, const Row& inst
     (void)request;
     const Value& pk = instance.at(schema().pk_index());
     std::optional<Row> row = store().Patch(options_.model, pk, values);
-    if (!row) throw StoreError(StoreError::Kind::kIo, "the row was deleted during the update");
+    if (!row) throw StoreError(StoreErrc::kNotFound, "the row was deleted during the update");
     return std::move(*row);
 }
 
@@ -427,12 +307,12 @@ void GenericConsumer::PerformDestroy(const ActionRequest& request, const Row& in
 
 ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& error) {
     switch (error.kind()) {
-        case StoreError::Kind::kInvalid: {
+        case StoreErrc::kInvalid: {
             FieldErrors errors;
             for (const auto& [field, message] : error.field_errors()) errors.push_back({field, {message}});
-            return ActionResult::Error(400, FieldErrorsJson(errors));
+            return ActionResult::Error(400, ActionErrors::Fields(std::move(errors)));
         }
-        case StoreError::Kind::kConstraint: {
+        case StoreErrc::kConstraint: {
             // SQLite words it "UNIQUE constraint failed: posts.title" (several columns: comma separated).
             std::string what = error.what();
             auto pos = what.find("UNIQUE constraint failed: ");
@@ -443,42 +323,17 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
                 std::string field = dot == std::string::npos ? rest : rest.substr(dot + 1, end == std::string::npos ? std::string::npos : end - dot - 1);
                 if (consumer.serializer().Has(field)) {
                     return ActionResult::Error(
-                        400, FieldErrorsJson({{field, {consumer.options().model + " with this " + field +
-                                                       " already exists."}}}));
+                        400, ActionErrors::Field(field, consumer.options().model + " with this " + field +
+                                                            " already exists."));
                 }
             }
-            return ActionResult::Error(400, FieldErrorsJson({{"non_field_errors", {"The write violates a constraint."}}}));
+            return ActionResult::Error(400, ActionErrors::Field("non_field_errors", "The write violates a constraint."));
         }
-        case StoreError::Kind::kBusy:
+        case StoreErrc::kBusy:
             return ActionResult::Message(503, "The database is busy. Try again.");
         default:
             throw error;
     }
-}
-
-const ActionResult& EncodableResult(const ActionResult& result) {
-    if (IsValidUtf8(result.data) && IsValidUtf8(result.errors)) return result;
-    static std::atomic<std::uint64_t> occurrences{0};
-    LogRarely(occurrences, LogLevel::kError,
-              "a reply was not valid UTF-8 and could not be sent; answered 500 instead (status " +
-                  std::to_string(result.status) + ")");
-    static const ActionResult kUnencodable = ActionResult::Message(500, "Internal server error");
-    return kUnencodable;
-}
-
-std::string BuildReply(const rapidjson::Value* action, const ActionResult& any_result,
-                       const rapidjson::Value* request_id) {
-    const ActionResult& result = EncodableResult(any_result);
-    rapidjson::StringBuffer buffer;
-    JsonWriter writer(buffer);
-    writer.StartObject();
-    WriteReplyHead(writer, result.errors, result.data, action);
-    writer.Key("response_status");
-    writer.Int(result.status);
-    writer.Key("request_id");
-    WriteOrNull(writer, request_id);
-    writer.EndObject();
-    return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 }  // namespace syncline

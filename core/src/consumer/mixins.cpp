@@ -17,12 +17,12 @@ namespace {
 Result<const rapidjson::Value*> DataArgument(const ActionRequest& request) {
     const rapidjson::Value* data = request.Arg("data");
     if (!data || data->IsNull()) {
-        return ActionResult::Error(400, FieldErrorsJson({{"non_field_errors", {"No data provided"}}}));
+        return ActionResult::Error(400, ActionErrors::Field("non_field_errors", "No data provided"));
     }
     if (!data->IsObject()) {
-        return ActionResult::Error(
-            400, FieldErrorsJson({{"non_field_errors", {"Invalid data. Expected a dictionary, but got " +
-                                                        std::string(PythonTypeName(*data)) + "."}}}));
+        return ActionResult::Error(400, ActionErrors::Field("non_field_errors",
+                                                            "Invalid data. Expected a dictionary, but got " +
+                                                                std::string(PythonTypeName(*data)) + "."));
     }
     return data;
 }
@@ -210,7 +210,7 @@ ActionResult Create(GenericConsumer& consumer, ActionRequest& request) {
     Result<const rapidjson::Value*> data = DataArgument(request);
     if (!data) return data.error();
     Validated validated = consumer.serializer().Validate(**data, ValidationMode::kCreate);
-    if (!validated.ok()) return ActionResult::Error(400, FieldErrorsJson(validated.errors));
+    if (!validated.ok()) return ActionResult::Error(400, ActionErrors::Fields(std::move(validated.errors)));
     // The serializer treats the owner field as read-only: a value the client sent for it was ignored.
     if (*owner) validated.values.emplace_back(consumer.options().owner_field, std::move(**owner));
     try {
@@ -226,7 +226,7 @@ ActionResult Save(GenericConsumer& consumer, ActionRequest& request, ValidationM
     Result<const rapidjson::Value*> data = DataArgument(request);
     if (!data) return data.error();
     Validated validated = consumer.serializer().Validate(**data, mode);
-    if (!validated.ok()) return ActionResult::Error(400, FieldErrorsJson(validated.errors));
+    if (!validated.ok()) return ActionResult::Error(400, ActionErrors::Fields(std::move(validated.errors)));
     try {
         return ActionResult::Ok(200, consumer.Represent(consumer.PerformUpdate(request, *instance, validated.values)));
     } catch (const StoreError& e) {

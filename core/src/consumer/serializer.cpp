@@ -277,20 +277,4 @@ Validated Serializer::Validate(const rapidjson::Value& data, ValidationMode mode
     return out;
 }
 
-std::string FieldErrorsJson(const FieldErrors& errors) {
-    rapidjson::StringBuffer buffer;
-    JsonWriter writer(buffer);
-    writer.StartArray();
-    writer.StartObject();
-    for (const auto& [field, messages] : errors) {
-        WriteString(writer, field);
-        writer.StartArray();
-        for (const auto& m : messages) WriteString(writer, m);
-        writer.EndArray();
-    }
-    writer.EndObject();
-    writer.EndArray();
-    return std::string(buffer.GetString(), buffer.GetSize());
-}
-
 }  // namespace syncline

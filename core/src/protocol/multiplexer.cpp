@@ -4,6 +4,8 @@
 
 #include <syncline/core/consumer/consumer.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/protocol/envelope.hpp>
+#include <syncline/core/protocol/close_code.hpp>
 #include <syncline/core/support/log.hpp>
 
 #include <rapidjson/document.h>
@@ -68,7 +70,7 @@ public:
 
     void OnBinary(std::string_view frame) override {
         (void)frame;
-        Reply("null", MalformedReply("binary frames are not supported"));
+        Reply("null", DcrfEnvelope().Malformed("binary frames are not supported"));
     }
 
     void OnClose() override {
@@ -83,28 +85,26 @@ private:
     }
 
     void Answer(std::string_view frame) {
-        if (frame.empty()) return Reply("null", MalformedReply("empty frame"));
+        if (frame.empty()) return Reply("null", DcrfEnvelope().Malformed("empty frame"));
         rapidjson::Document doc;
         // One level more than a stream's own limit: the envelope's; the stream's session checks its payload again.
         if (JsonInputError error = ParseUntrustedJson(doc, frame, max_json_depth_ + 1)) {
-            return Reply("null", MalformedReply(error.Describe()));
+            return Reply("null", DcrfEnvelope().Malformed(error.Describe()));
         }
         if (!doc.IsObject()) {
-            return Reply("null", MalformedReply("expected a JSON object, got " + std::string(PythonTypeName(doc))));
+            return Reply("null", DcrfEnvelope().Malformed("expected a JSON object, got " + std::string(PythonTypeName(doc))));
         }
         auto stream_it = doc.FindMember("stream");
         auto payload_it = doc.FindMember("payload");
         std::string stream_json = stream_it == doc.MemberEnd() ? "null" : JsonText(stream_it->value);
         if (stream_it == doc.MemberEnd() || payload_it == doc.MemberEnd()) {
-            return Reply(stream_json, BuildReply(nullptr,
-                                                 ActionResult::Message(400,
-                                                                       "A multiplexed message needs \"stream\" "
-                                                                       "and \"payload\"."),
-                                                 nullptr));
+            return Reply(stream_json,
+                         DcrfEnvelope().Write({}, ActionResult::Message(
+                                                      400, "A multiplexed message needs \"stream\" and \"payload\".")));
         }
         const rapidjson::Value& payload = payload_it->value;
         if (!payload.IsObject()) {
-            return Reply(stream_json, MalformedReply("expected a JSON object as payload, got " +
+            return Reply(stream_json, DcrfEnvelope().Malformed("expected a JSON object as payload, got " +
                                                      std::string(PythonTypeName(payload))));
         }
         // The payload's action and request_id are echoed in errors, so a client can tell which request failed.
@@ -119,13 +119,14 @@ private:
         if (slot == slots_.end()) {
             return Reply(
                 stream_json,
-                BuildReply(action, ActionResult::Message(400, "Unknown stream " + stream_json + "."), request_id));
+                DcrfEnvelope().Write({action, request_id, nullptr},
+                                     ActionResult::Message(400, "Unknown stream " + stream_json + ".")));
         }
         if (!slot->session) {
             return Reply(
                 stream_json,
-                BuildReply(action, ActionResult::Message(403, "You do not have permission to perform this action."),
-                           request_id));
+                DcrfEnvelope().Write({action, request_id, nullptr},
+                                     ActionResult::Message(403, "You do not have permission to perform this action.")));
         }
         slot->session->OnText(JsonText(payload));
     }
@@ -210,7 +211,7 @@ std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std:
         if (auth->status != 101) {
             Log(LogLevel::kWarn, "auth: credential of " + request.remote + " on " + request.path +
                                      " no longer accepted when the socket opened; closing with 1008");
-            outbox->Close(1008, "authentication failed");
+            outbox->Close(ToInt(CloseCode::kPolicyViolation), "authentication failed");
             auth->user = User{};
         }
     }

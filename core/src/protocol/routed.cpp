@@ -2,7 +2,7 @@
 
 #include <syncline/core/protocol/routed.hpp>
 
-#include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/protocol/envelope.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/core/consumer/permissions.hpp>
 
@@ -155,33 +155,16 @@ std::optional<std::string> RoutePatternError(const std::string& pattern) {
     return std::nullopt;
 }
 
-std::string RoutedReply(const rapidjson::Value* action, const rapidjson::Value* route, const ActionResult& any_result,
-                        const rapidjson::Value* request_id) {
-    const ActionResult& result = EncodableResult(any_result);
-    rapidjson::StringBuffer buffer;
-    JsonWriter writer(buffer);
-    writer.StartObject();
-    WriteReplyHead(writer, result.errors, result.data, action);
-    writer.Key("route");
-    WriteOrNull(writer, route);
-    writer.Key("status");
-    writer.Int(result.status);
-    if (request_id) {
-        writer.Key("request_id");
-        request_id->Accept(writer);
-    }
-    writer.EndObject();
-    return std::string(buffer.GetString(), buffer.GetSize());
-}
-
 RoutedConsumer::RoutedConsumer(std::vector<RoutePattern> routes,
                                std::vector<std::shared_ptr<const Permission>> permissions)
     : GenericConsumer([&] {
           ConsumerOptions options;
           options.permissions = std::move(permissions);
+          options.envelope = &RoutedEnvelope();
           return options;
       }()),
       routes_(std::move(routes)) {
+    SetDefaultAction(CustomAction("route", [this](GenericConsumer&, ActionRequest& request) { return Route(request); }));
     for (const auto& route : routes_) {
         if (!route.handler) throw std::invalid_argument("route pattern \"" + route.pattern + "\" has no handler");
         auto compiled = std::make_unique<Compiled>();
@@ -212,49 +195,18 @@ void RoutedConsumer::OnDisconnect(ConnectionContext& connection) {
     for (const auto& route : routes_) route.handler->OnDisconnect(connection);
 }
 
-std::string RoutedConsumer::ErrorReply(const ActionResult& result) const {
-    return RoutedReply(nullptr, nullptr, result, nullptr);
-}
-
-std::string RoutedConsumer::HandleText(ConnectionContext& connection, std::string_view frame) {
-    if (frame.empty()) return ErrorReply(Message(400, "Malformed message: empty frame"));
-    rapidjson::Document doc;
-    if (JsonInputError error = ParseUntrustedJson(doc, frame, connection.limits().max_json_depth)) {
-        return ErrorReply(Message(400, "Malformed message: " + error.Describe()));
-    }
-    if (!doc.IsObject()) {
-        return ErrorReply(
-            Message(400, "Malformed message: expected a JSON object, got " + std::string(PythonTypeName(doc))));
-    }
-    auto member = [&](const char* key) -> const rapidjson::Value* {
-        auto it = doc.FindMember(key);
-        return it == doc.MemberEnd() ? nullptr : &it->value;
-    };
-    const rapidjson::Value* request_id = member("request_id");
-    const rapidjson::Value* action = member("action");
-    // rest_framework_channels reads a missing route as "" (the consumer itself).
-    static const rapidjson::Value kNoRoute(rapidjson::StringRef(""));
-    const rapidjson::Value* route = member("route");
-    if (!route) route = &kNoRoute;
-    auto reply = [&](const ActionResult& result) { return RoutedReply(action, route, result, request_id); };
-    if (std::optional<ActionResult> refused = CheckRequestId(request_id, connection.limits())) {
-        return RoutedReply(action, route, *refused, nullptr);
-    }
-    if (!action) return reply(Message(404, "Unable to find action in message body."));
-    if (!route->IsString()) return reply(Message(400, "route must be a string."));
-    std::string name =
-        action->IsString() ? std::string(action->GetString(), action->GetStringLength()) : JsonText(*action);
+ActionResult RoutedConsumer::Route(ActionRequest& request) const {
+    const std::string& name = request.action();
     try {
-        ActionRequest envelope(connection, name, doc);
-        if (!HasPermission(envelope)) return reply(Message(403, "You do not have permission to perform this action."));
-        if (!action->IsString()) return reply(Message(405, "Method \"" + name + "\" not allowed."));
-        std::string path(route->GetString(), route->GetStringLength());
+        // The envelope let only a string route (or none, read as "") through.
+        const rapidjson::Value* route = request.Arg("route");
+        std::string path = route ? std::string(route->GetString(), route->GetStringLength()) : std::string();
         for (std::size_t i = 0; i < compiled_.size(); ++i) {
             boost::smatch match;
             if (!boost::regex_search(path, match, compiled_[i]->regex)) continue;
             // The named groups become top-level arguments, over any key of the same name the client sent.
             rapidjson::Document args;
-            args.CopyFrom(doc, args.GetAllocator());
+            args.CopyFrom(request.message(), args.GetAllocator());
             for (const auto& group : compiled_[i]->names) {
                 const auto& sub = match[group.c_str()];
                 if (!sub.matched) continue;  // an optional group that took no part, as Django drops it
@@ -268,17 +220,20 @@ std::string RoutedConsumer::HandleText(ConnectionContext& connection, std::strin
                     args.AddMember(rapidjson::Value(group.c_str(), args.GetAllocator()), value, args.GetAllocator());
                 }
             }
-            ActionRequest request(connection, name, args);
-            return reply(routes_[i].handler->Dispatch(request));
+            ActionRequest routed(request.connection(), name, args);
+            ActionResult result = routes_[i].handler->Dispatch(routed);
+            // A streamed list sent its pages itself; its end is still answered with one routed reply.
+            result.streamed = false;
+            return result;
         }
-        return reply(Message(404, "No route matches " + JsonString(path) + "."));
+        return Message(404, "No route matches " + JsonString(path) + ".");
     } catch (const std::exception& e) {
-        // A permission hook that throws, or a pattern too complex for the route (Boost.Regex gives up).
+        // A pattern too complex for the route (Boost.Regex gives up).
         Log(LogLevel::kError, "routed request \"" + name + "\" failed: " + e.what());
     } catch (...) {
         Log(LogLevel::kError, "routed request \"" + name + "\" failed");
     }
-    return reply(Message(500, "Internal server error"));
+    return Message(500, "Internal server error");
 }
 
 }  // namespace syncline

@@ -14,6 +14,7 @@
 #include <rapidjson/document.h>
 
 #include <syncline/core/consumer/connection.hpp>
+#include <syncline/core/consumer/errors.hpp>
 #include <syncline/core/model/value.hpp>
 
 namespace syncline {
@@ -26,32 +27,32 @@ struct ActionResult;
 /// (concurrently with the socket's other requests); may throw (the dispatcher answers 500).
 using ActionHandler = std::function<ActionResult(GenericConsumer& consumer, ActionRequest& request)>;
 
-/// What an action answers: a status with data (raw JSON text) or errors (raw JSON list text).
+/// What an action answers: a status with data (raw JSON text) or errors (a value; the envelope writes them).
 struct ActionResult {
     int status = 200;
     std::string data = "null";
-    std::string errors = "[]";
+    ActionErrors errors;
     /// The action sent its frames itself (ActionRequest::SendFrame): no reply follows.
     bool streamed = false;
     /// Set by Continue: the action is not finished, this is its next step.
     ActionHandler next = nullptr;
 
     /// A success: `data_json` is the payload's JSON text.
-    static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), "[]"}; }
-    /// A failure with a raw errors list, e.g. `[{"title": ["This field is required."]}]`.
-    static ActionResult Error(int status, std::string errors_json) { return {status, "null", std::move(errors_json)}; }
+    static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), {}}; }
+    /// A failure with these errors, e.g. ActionErrors::Field("title", "This field is required.").
+    static ActionResult Error(int status, ActionErrors errors) { return {status, "null", std::move(errors)}; }
     /// A failure with one message: errors `["message"]`.
     static ActionResult Message(int status, std::string_view message);
     /// What a streaming action returns once it has sent its frames with ActionRequest::SendFrame (or was cancelled):
     /// nothing more is sent.
-    static ActionResult Streamed() { return {200, "null", "[]", true, nullptr}; }
+    static ActionResult Streamed() { return {200, "null", {}, true, nullptr}; }
     /// What a resumable action returns after each step, e.g. a streamed list after each page: `next` runs later, as a
     /// new task on the executor, once the socket has room for more frames (at most ActionRequest::kStreamQueueBytes
     /// queued) and after the other sockets' waiting tasks had their turn; no thread is held while it waits. It is
     /// dropped, with no reply, once the stream is cancelled (ActionRequest::stream_cancelled()). A step should send at
     /// most one frame; the last step returns any other result (Streamed() after its frames). Not detached (run inline,
     /// e.g. without an executor): the steps run one after the other at once.
-    static ActionResult Continue(ActionHandler next) { return {200, "null", "[]", false, std::move(next)}; }
+    static ActionResult Continue(ActionHandler next) { return {200, "null", {}, false, std::move(next)}; }
 };
 
 /// A value or the error reply that replaces it.

@@ -25,6 +25,7 @@
 
 namespace syncline {
 
+class Envelope;
 class Permission;
 
 /// Everything a GenericConsumer is made of.
@@ -42,6 +43,9 @@ struct ConsumerOptions {
     /// receives the value among the validated values. Must name an integer or text field (Bind throws otherwise).
     std::string owner_field;
     std::vector<Mixin> mixins;
+    /// How frames are read and replies written on this consumer's route (envelope.hpp); nullptr: DCRF's
+    /// (DcrfEnvelope()). A RoutedConsumer speaks RoutedEnvelope().
+    const Envelope* envelope = nullptr;
     /// Fields `list` may filter on (`{"filter": {"author": "alice", "likes__gte": 3}}`); others answer 400.
     std::vector<std::string> filter_fields;
     /// Fields `list` may order by (`{"ordering": "-id"}` or `"title,-id"` or a list); others answer 400.
@@ -69,6 +73,7 @@ public:
 
     /// Adds (or replaces) an action. Before Bind only.
     void AddAction(ActionSpec action);
+    /// The action named `name`, else the default action (SetDefaultAction), else nullptr.
     const ActionSpec* FindAction(std::string_view name) const;
     const std::vector<ActionSpec>& actions() const { return actions_; }
     const ConsumerOptions& options() const { return options_; }
@@ -81,16 +86,11 @@ public:
     /// Runs one request to its end: Authorize, then Execute, then the action's continuation steps
     /// (ActionResult::Continue), one after the other, until the final result (or the stream is cancelled).
     ActionResult Dispatch(ActionRequest& request);
-    /// Answers one text frame of a connection with exactly one reply frame. The default speaks DCRF's envelope
-    /// (HandleTextFrame, PROTOCOL.md §1-§4); a consumer with another envelope (RoutedConsumer, §10) overrides it.
-    /// Must not throw. Defined in consumer_endpoint.cpp.
-    virtual std::string HandleText(ConnectionContext& connection, std::string_view frame);
-    /// Whether this consumer answers frames in an envelope of its own through HandleText (synchronously). False (the
-    /// default): the session serves frames as DCRF does (ServeTextFrame: detached actions run on the executor).
-    virtual bool HasOwnEnvelope() const { return false; }
-    /// The reply to a frame that reached no action (a binary or throttled frame), in this consumer's envelope; by
-    /// default `BuildReply(nullptr, result, nullptr)`.
-    virtual std::string ErrorReply(const ActionResult& result) const;
+    /// Answers one text frame of a connection, synchronously, in this consumer's envelope: HandleTextFrame (the reply
+    /// frame; "" after a streamed action). Must not throw. Defined in protocol/frame_dispatch.cpp.
+    std::string HandleText(ConnectionContext& connection, std::string_view frame);
+    /// The envelope this consumer's route speaks: ConsumerOptions::envelope, or DcrfEnvelope() when that is null.
+    const Envelope& envelope() const;
     /// Permission (403), then action lookup (405): the action to run, or the error reply. A permission that throws
     /// answers 500 (logged).
     Result<const ActionSpec*> Authorize(const ActionRequest& request) const;
@@ -145,10 +145,15 @@ public:
     /// The row's serialized form, as pushed and replied.
     std::string Represent(const Row& row) const { return serializer().Represent(row); }
 
+protected:
+    /// The action every name without one of its own runs (a RoutedConsumer routes them all); before Bind only.
+    void SetDefaultAction(ActionSpec action) { default_action_ = std::move(action); }
+
 private:
     ConsumerOptions options_;
     std::string lookup_kwarg_;
     std::vector<ActionSpec> actions_;
+    std::optional<ActionSpec> default_action_;
     ModelStore* store_ = nullptr;
     SubscriptionRegistry* registry_ = nullptr;
     std::unique_ptr<Serializer> serializer_;
@@ -162,10 +167,6 @@ std::optional<Value> LookupValue(const FieldSpec& field, const rapidjson::Value&
 /// Maps a store failure during a write to its reply: UNIQUE violations become a 400 on the field, in DRF's wording
 /// ("posts with this title already exists."); invalid values a 400 with every field; busy 503; anything else rethrows.
 ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& error);
-
-/// Builds a reply frame: {"errors", "data", "action", "response_status", "request_id"}. `action` and `request_id`
-/// are echoed verbatim (null when absent).
-std::string BuildReply(const rapidjson::Value* action, const ActionResult& result, const rapidjson::Value* request_id);
 
 /// Prepends mixins to a consumer's options (the concrete consumers below use it).
 ConsumerOptions WithMixins(ConsumerOptions options, std::vector<Mixin> mixins);

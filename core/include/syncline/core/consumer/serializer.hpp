@@ -12,6 +12,7 @@
 
 #include <rapidjson/document.h>
 
+#include <syncline/core/consumer/errors.hpp>
 #include <syncline/core/model/schema.hpp>
 #include <syncline/core/model/value.hpp>
 
@@ -27,9 +28,6 @@ struct SerializerOptions {
     std::vector<std::string> write_only;  ///< Input only; never in output.
     std::map<std::string, std::vector<FieldValidator>> validators;
 };
-
-/// Field errors in the serializer's field order: field name → every message for it.
-using FieldErrors = std::vector<std::pair<std::string, std::vector<std::string>>>;
 
 /// How input is validated: a create (required fields must be there; blank text without a default is filled with
 /// ""), a full update (required fields must be there; omitted optional fields keep their value), or a partial update
@@ -71,9 +69,6 @@ private:
     Schema schema_;
     std::vector<Entry> entries_;
 };
-
-/// The errors list of a validation reply: `[{"field": ["message", ...], ...}]`.
-std::string FieldErrorsJson(const FieldErrors& errors);
 
 /// Python's type name of a JSON value, as DRF words its messages: str, int, float, bool, list, dict, NoneType.
 std::string_view PythonTypeName(const rapidjson::Value& json);

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -16,24 +17,37 @@
 
 namespace syncline {
 
-/// A store failure. kInvalid carries every field's problem; the others carry the database's message.
+/// What a store failure is: an error enum with its std::error_category (store_category(), name "store"), so
+/// `std::error_code ec = StoreErrc::kBusy;` works and ec.message() names the kind.
+enum class StoreErrc : int {
+    kInvalid = 1,  ///< A value violates its field (see StoreError::field_errors), or a write names an unknown field.
+    kConstraint,   ///< The database refused the write (UNIQUE, NOT NULL, CHECK, foreign key).
+    kBusy,         ///< Another writer held the lock past the busy timeout.
+    kSchema,       ///< The schema conflicts with the database file, or an unknown model or field was named.
+    kIo,           ///< Any other database failure.
+    kNotFound,     ///< The row an operation needed is gone (e.g. deleted while it was being updated).
+};
+
+/// The category of StoreErrc.
+const std::error_category& store_category();
+
+/// Makes `errc` a std::error_code of store_category().
+std::error_code make_error_code(StoreErrc errc);
+
+/// A store failure (what storage throws). kInvalid carries every field's problem; the others carry the database's
+/// message. what() is the message alone; code() the kind as an error code.
 class StoreError : public std::runtime_error {
 public:
-    enum class Kind {
-        kInvalid,     ///< A value violates its field (see field_errors), or a write names an unknown field.
-        kConstraint,  ///< The database refused the write (UNIQUE, NOT NULL, CHECK, foreign key).
-        kBusy,        ///< Another writer held the lock past the busy timeout.
-        kSchema,      ///< The schema conflicts with the database file, or an unknown model or field was named.
-        kIo,          ///< Any other database failure.
-    };
-    StoreError(Kind kind, std::string message, std::vector<std::pair<std::string, std::string>> field_errors = {})
+    using Kind = StoreErrc;
+    StoreError(StoreErrc kind, std::string message, std::vector<std::pair<std::string, std::string>> field_errors = {})
         : std::runtime_error(std::move(message)), kind_(kind), field_errors_(std::move(field_errors)) {}
-    Kind kind() const { return kind_; }
+    StoreErrc kind() const { return kind_; }
+    std::error_code code() const { return make_error_code(kind_); }
     /// For kInvalid: (field, message) for every offending field, in schema order.
     const std::vector<std::pair<std::string, std::string>>& field_errors() const { return field_errors_; }
 
 private:
-    Kind kind_;
+    StoreErrc kind_;
     std::vector<std::pair<std::string, std::string>> field_errors_;
 };
 
@@ -69,3 +83,8 @@ public:
 };
 
 }  // namespace syncline
+
+namespace std {
+template <>
+struct is_error_code_enum<syncline::StoreErrc> : true_type {};
+}  // namespace std

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// Binds a GenericConsumer to a route: parses frames, answers the protocol's envelope errors, throttles, and
-/// dispatches requests (PROTOCOL.md §1-§4).
+/// Binds a GenericConsumer to a route: checks handshakes (origins.hpp), authenticates them, throttles frames, and
+/// hands each frame to the dispatcher (frame_dispatch.hpp: envelope errors, permissions, actions; PROTOCOL.md §1-§4).
 
 #include <chrono>
 #include <memory>
@@ -12,48 +12,19 @@
 
 #include <syncline/core/auth/auth.hpp>
 #include <syncline/core/consumer/consumer.hpp>
-#include <syncline/core/support/executor.hpp>
+#include <syncline/core/protocol/frame_dispatch.hpp>
+#include <syncline/core/protocol/origins.hpp>
 #include <syncline/core/protocol/session.hpp>
+#include <syncline/core/support/executor.hpp>
 
 namespace syncline {
 
 /// Per-connection request rate limit (a token bucket). Off when per_second is 0.
 struct RateLimit {
-    double per_second = 0;    ///< Sustained requests per second.
-    double burst = 0;         ///< Bucket size; 0 means max(1, per_second).
-    int close_after = 100;    ///< This many throttled requests in a row close the socket with 1008; 0: never.
+    double per_second = 0;  ///< Sustained requests per second.
+    double burst = 0;       ///< Bucket size; 0 means max(1, per_second).
+    int close_after = 100;  ///< This many throttled requests in a row close the socket with 1008; 0: never.
 };
-
-/// Which browser pages may open sockets on a route (cross-site websocket hijacking). nullopt: any origin, nothing is
-/// checked. A list: a handshake whose `Origin` header matches no entry is refused with HTTP 403; a handshake without
-/// an `Origin` header (not a browser) is allowed; the entry "*" allows any origin. Entries are origins as browsers
-/// send them, "scheme://host" or "scheme://host:port": scheme and host compare case-insensitively, the port exactly
-/// (browsers omit a default port, so list "https://example.com", not "https://example.com:443").
-using AllowedOrigins = std::optional<std::vector<std::string>>;
-
-/// Why `entry` is not a valid allowed_origins entry, or "" when it is ("*", or scheme://host[:port] with no path,
-/// query, fragment or user info).
-std::string OriginEntryError(std::string_view entry);
-
-/// Whether `allowed` lets this handshake through (see AllowedOrigins).
-bool OriginAllowed(const AllowedOrigins& allowed, const HandshakeRequest& request);
-
-/// 101 when OriginAllowed; else 403, with one log line naming the peer, the path and the origin.
-int CheckOrigin(const AllowedOrigins& allowed, const HandshakeRequest& request);
-
-/// Whether `allowed` restricts origins: a list without "*". Cookie credentials are read only on such routes (a browser
-/// sends its cookies with a handshake whichever site's page opens it).
-bool RestrictsOrigins(const AllowedOrigins& allowed);
-
-/// Whether `authenticator` reads credentials from a cookie (Authenticator::ReadsCookies: an auth::TokenAuthenticator
-/// with a cookie name, or a ChainAuthenticator holding one; false for other authenticators unless they override it).
-bool ReadsCookies(const Authenticator& authenticator);
-
-/// The request an authenticator sees on a route with these allowed origins: `request` itself when they restrict
-/// origins, else a copy without its Cookie headers (stored in `storage`). So cookie credentials are ignored on a route
-/// that does not restrict origins, whatever the authenticator.
-const HandshakeRequest& CredentialsView(const AllowedOrigins& allowed, const HandshakeRequest& request,
-                                        std::optional<HandshakeRequest>& storage);
 
 /// Options of a consumer route.
 struct EndpointOptions {
@@ -72,28 +43,6 @@ struct EndpointOptions {
     /// ServerOptions::allowed_origins); an endpoint constructed with nullopt allows any origin.
     AllowedOrigins allowed_origins;
 };
-
-/// Answers one text frame on a connection, synchronously: the reply frame to send, exactly one, except for a
-/// streaming action, whose frames went to the connection's outbox (then ""). Detached actions run inline.
-std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame);
-
-/// Answers one text frame on a connection through its outbox, bracketed by the connection's push gate. Envelope
-/// errors, 403 and 405 are answered at once, as are ordinary actions; a detached action is posted to `executor` on
-/// the connection's lane and answers when it finishes (a 500 frame if it throws; nothing if the connection closed
-/// first; a detached writer holds the push gate until its reply). Its continuation steps (ActionResult::Continue)
-/// are posted one by one, each once the socket has room (at most ActionRequest::kStreamQueueBytes queued), so a
-/// stream waiting for a slow reader holds no thread. A detached action beyond the connection's
-/// ConnectionLimits::max_pending_actions in progress on it (0: no limit) answers 429. With no executor, detached actions run inline. Call it from the
-/// connection's serial thread of calls.
-void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
-                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor);
-
-/// The reply to a frame that is not a JSON object: `{"errors": ["Malformed message: <reason>"], ..., 400}`.
-std::string MalformedReply(std::string_view reason);
-
-/// The 400 answer to a request_id whose JSON text is longer than the connection's limit, or nullopt when it is
-/// within it (or absent).
-std::optional<ActionResult> CheckRequestId(const rapidjson::Value* request_id, const ConnectionLimits& limits);
 
 /// An Endpoint serving one consumer. Thread-safe (the consumer is shared; state is per session).
 class ConsumerEndpoint : public Endpoint {

@@ -67,12 +67,6 @@ struct RoutePattern {
 /// group name).
 std::optional<std::string> RoutePatternError(const std::string& pattern);
 
-/// Builds a routed reply frame: {"errors", "data", "action", "route", "status"}, plus "request_id" only when the
-/// request carried one (an extension: rest_framework_channels echoes none). `action` and `route` are echoed
-/// verbatim (null when absent).
-std::string RoutedReply(const rapidjson::Value* action, const rapidjson::Value* route, const ActionResult& result,
-                        const rapidjson::Value* request_id);
-
 /// A consumer that dispatches by route (rest_framework_channels' AsyncAPIConsumer with `routepatterns`). Serve it like
 /// any consumer (Server::Route): the server binds its handlers. Thread safety: immutable after construction, shared
 /// by every connection of its route; the handlers follow GenericConsumer's rules.
@@ -82,12 +76,14 @@ std::string RoutedReply(const rapidjson::Value* action, const rapidjson::Value* 
 /// sent (no leading slash is added or removed), and named groups that took part in the match become top-level
 /// arguments of the request, overriding keys of the same name the client sent.
 ///
-/// Checks, in order, each answered in the routed envelope with the socket left open: a frame that is not a JSON
-/// object → 400 `Malformed message: <reason>`; no `action` → 404 `Unable to find action in message body.`; a
-/// `route` that is not a string → 400 `route must be a string.` (a missing route is ""); this consumer's own
-/// permissions → 403; an action that is not a string → 405; no pattern matches → 404
-/// `No route matches "<route>".`; then the handler's Dispatch: its permissions (403), the action lookup (405
-/// `Method "<action>" not allowed.`), the action.
+/// It composes: its envelope is RoutedEnvelope() (which reads the frame and writes every reply), its action table is
+/// one default action that routes any action name. Checks, in order, each answered in the routed envelope with the
+/// socket left open: a frame that is not a JSON object → 400 `Malformed message: <reason>`; no `action` → 404
+/// `Unable to find action in message body.`; a `route` that is not a string → 400 `route must be a string.` (a missing
+/// route is ""); this consumer's own permissions → 403; an action that is not a string → 405; no pattern matches →
+/// 404 `No route matches "<route>".`; then the handler's Dispatch: its permissions (403), the action lookup (405
+/// `Method "<action>" not allowed.`), the action. A handler's streamed list sends its pages in DCRF's envelope, then
+/// one routed reply with status 200 and null data.
 class RoutedConsumer : public GenericConsumer {
 public:
     /// `permissions` are this consumer's own (checked at the handshake and before routing); each handler has its own
@@ -100,13 +96,13 @@ public:
     void Bind(ModelStore& store, SubscriptionRegistry* registry = nullptr) override;
     /// Every handler's OnDisconnect (drops the connection's subscriptions).
     void OnDisconnect(ConnectionContext& connection) override;
-    std::string HandleText(ConnectionContext& connection, std::string_view frame) override;
-    bool HasOwnEnvelope() const override { return true; }
-    std::string ErrorReply(const ActionResult& result) const override;
 
     const std::vector<RoutePattern>& routes() const { return routes_; }
 
 private:
+    /// The default action: runs the request on the first handler whose pattern matches its route.
+    ActionResult Route(ActionRequest& request) const;
+
     struct Compiled;
     std::vector<RoutePattern> routes_;
     std::vector<std::unique_ptr<const Compiled>> compiled_;  // one per route, same order

@@ -1,0 +1,197 @@
+// From a text frame to its reply: Prepare (envelope errors, 403, 405), then the action inline (Run) or on the executor
+// (DetachedCall, step by step). GenericConsumer::HandleText (declared in consumer.hpp) is defined here too: it is this
+// dispatcher's synchronous entry, HandleTextFrame.
+
+#include <syncline/core/protocol/frame_dispatch.hpp>
+
+#include <syncline/core/consumer/subscriptions.hpp>
+#include <syncline/core/support/log.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "json_util.hpp"
+
+namespace syncline {
+
+namespace {
+
+// One request from its frame to its reply. The request refers into in.doc, which must stay put.
+struct Call {
+    const Envelope* envelope = nullptr;  // the consumer's
+    FrameRequest in;
+    std::optional<ActionRequest> request;
+    const ActionSpec* spec = nullptr;  // owned by the consumer
+};
+
+// Reads and authorizes a frame. Returns the reply when it is answered without running an action (the envelope's
+// errors, 403, 405); otherwise fills call.request and call.spec.
+std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame,
+                                   Call& call) {
+    const Envelope& envelope = consumer.envelope();
+    call.envelope = &envelope;
+    if (std::optional<std::string> reply = envelope.Read(frame, connection.limits(), call.in)) return reply;
+    const rapidjson::Value& action = *call.in.echo.action;
+    std::string name = action.IsString() ? std::string(action.GetString(), action.GetStringLength()) : JsonText(action);
+    ActionRequest& request = call.request.emplace(connection, name, call.in.doc);
+    if (!action.IsString()) {
+        // Permission still comes first (403 beats 405), then a non-string action is never an action name.
+        Result<const ActionSpec*> authorized = consumer.Authorize(request);
+        return envelope.Write(call.in.echo, authorized || authorized.error().status == 405
+                                                ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
+                                                : authorized.error());
+    }
+    Result<const ActionSpec*> authorized = consumer.Authorize(request);
+    if (!authorized) return envelope.Write(call.in.echo, authorized.error());
+    call.spec = *authorized;
+    request.set_detached(call.spec->detached);
+    return std::nullopt;
+}
+
+// The reply to an action's final result, or nullopt when there is none to send: the action streamed its frames, or
+// its final result is one more frame of its stream (e.g. a 500 mid-stream), sent here and dropped if the stream was
+// cancelled.
+std::optional<std::string> Finish(Call& call, const ActionResult& result) {
+    if (result.streamed) return std::nullopt;
+    if (call.request->streaming()) {
+        call.request->SendFrame(result);
+        return std::nullopt;
+    }
+    return call.envelope->Write(call.in.echo, result);
+}
+
+// Runs a prepared call inline, continuation steps included (nothing waits: there is no executor to come back on).
+std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
+    ActionResult result = consumer.Execute(*call.spec, *call.request);
+    while (result.next) {
+        if (call.request->stream_cancelled()) return std::nullopt;
+        ActionHandler step = std::move(result.next);
+        result = consumer.ExecuteStep(step, *call.request);
+    }
+    return Finish(call, result);
+}
+
+// A detached call on the executor, on its connection's lane: the first step runs the action, later ones its
+// continuations (ActionResult::Continue), each a task of its own, run once the socket has room; in between nothing is
+// held but this object. Its destructor ends the call whatever way it goes (replied, cancelled, dropped by an executor
+// that shuts down): a writer's hold on the push gate, the connection's count of detached actions.
+struct DetachedCall {
+    // A stream whose socket has no room checks again after this long, doubling up to kMaxWait. The outbox has no
+    // "drained" signal; a check is one BufferedBytes call.
+    static constexpr std::chrono::milliseconds kFirstWait{1};
+    static constexpr std::chrono::milliseconds kMaxWait{16};
+
+    std::shared_ptr<GenericConsumer> consumer;
+    std::shared_ptr<ConnectionContext> connection;
+    Executor* executor = nullptr;
+    bool counted = false;  // the connection counts it among its detached actions (set when it is posted)
+    bool writes = false;   // holds the connection's push gate
+    Call call;
+    ActionHandler next;  // the step to run; empty before the first
+    std::chrono::milliseconds wait = kFirstWait;
+
+    DetachedCall(std::shared_ptr<GenericConsumer> c, std::shared_ptr<ConnectionContext> conn)
+        : consumer(std::move(c)), connection(std::move(conn)) {}
+    DetachedCall(const DetachedCall&) = delete;
+    DetachedCall& operator=(const DetachedCall&) = delete;
+    ~DetachedCall() {
+        if (!counted) return;  // answered on the strand: nothing to end
+        // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions: drop them
+        // again (OnClose marks the socket closed before dropping, so one of the two sees the other).
+        if (call.spec->subscribes && connection->closed()) {
+            try {
+                consumer->registry().DropConnection(*connection);
+            } catch (const std::exception& e) {
+                Log(LogLevel::kError, std::string("dropping the subscriptions of a closed socket failed: ") + e.what());
+            }
+        }
+        if (writes) connection->EndRequest();
+        connection->EndDetached();
+    }
+
+    static void Post(const std::shared_ptr<DetachedCall>& self) {
+        // Refused once the executor shuts down: the call ends here (its socket is closing).
+        self->executor->Post(self->connection->id(), [self] { Step(self); });
+    }
+
+    static void Step(const std::shared_ptr<DetachedCall>& self) {
+        DetachedCall& c = *self;
+        // Not started before the socket closed: never runs; a stream of a closed socket stops.
+        if (c.connection->closed()) return;
+        ActionRequest& request = *c.call.request;
+        ActionResult result;
+        if (!c.next) {
+            result = c.consumer->Execute(*c.call.spec, request);
+        } else {
+            if (request.stream_cancelled()) return;
+            if (c.connection->outbox().BufferedBytes() > ActionRequest::kStreamQueueBytes) {
+                // No room: come back later, holding no thread meanwhile.
+                std::chrono::milliseconds wait = c.wait;
+                c.wait = std::min(c.wait * 2, kMaxWait);
+                c.executor->PostAfter(c.connection->id(), wait, [self] { Step(self); });
+                return;
+            }
+            c.wait = kFirstWait;
+            request.set_continued(true);
+            ActionHandler step = std::move(c.next);
+            result = c.consumer->ExecuteStep(step, request);
+        }
+        if (result.next) {
+            c.next = std::move(result.next);
+            // Back in line behind the other sockets' tasks: a long stream takes turns with them, page by page.
+            if (!request.stream_cancelled()) Post(self);
+            return;
+        }
+        std::optional<std::string> reply = Finish(c.call, result);
+        if (reply && !c.connection->closed()) c.connection->Send(std::move(*reply));
+    }
+};
+
+}  // namespace
+
+std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame) {
+    Call call;
+    if (std::optional<std::string> reply = Prepare(consumer, connection, frame, call)) return std::move(*reply);
+    return Run(consumer, call).value_or(std::string());
+}
+
+void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
+                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor) {
+    const std::size_t max_pending_actions = connection->limits().max_pending_actions;
+    connection->BeginRequest();
+    // Heap-allocated and shared with the executor when detached: the request refers into the call's document.
+    auto detached = std::make_shared<DetachedCall>(consumer, connection);
+    Call& call = detached->call;
+    if (std::optional<std::string> reply = Prepare(*consumer, *connection, frame, call)) {
+        connection->Send(std::move(*reply));
+    } else if (!call.spec->detached || !executor) {
+        if (std::optional<std::string> done = Run(*consumer, call)) connection->Send(std::move(*done));
+    } else if (!connection->TryBeginDetached(max_pending_actions)) {
+        connection->Send(call.envelope->Write(
+            call.in.echo,
+            ActionResult::Message(429, "Too many detached actions in progress on this socket (at most " +
+                                           std::to_string(max_pending_actions) +
+                                           "); wait for a reply, or cancel a streamed list with list_cancel.")));
+    } else {
+        // From here the call's destructor ends it (EndDetached, and EndRequest for a writer), however it goes.
+        detached->counted = true;
+        detached->executor = executor;
+        // A writer keeps the push gate closed until its reply is queued; other detached actions (streams) let pushes
+        // through meanwhile.
+        detached->writes = call.spec->writes;
+        if (detached->writes) connection->BeginRequest();
+        if (!executor->Post(connection->id(), [detached] { DetachedCall::Step(detached); })) {
+            connection->Send(
+                call.envelope->Write(call.in.echo, ActionResult::Message(503, "The server is shutting down.")));
+        }
+    }
+    detached.reset();
+    connection->EndRequest();
+}
+
+std::string GenericConsumer::HandleText(ConnectionContext& connection, std::string_view frame) {
+    return HandleTextFrame(*this, connection, frame);
+}
+
+}  // namespace syncline
