@@ -27,12 +27,12 @@ struct syncline::ModelMeta<Post> {
     static constexpr std::string_view kTable = "posts";
     static auto Fields() {
         using syncline::Field;
-        using syncline::Options;
-        return syncline::Fields(Field("id", &Post::id, Options().PrimaryKey()),
-                                Field("title", &Post::title, Options().MaxLength(100)),
-                                Field("body", &Post::body, Options().Blank().Default("")),
-                                Field("author", &Post::author, Options().MaxLength(50).Blank().Default("")),
-                                Field("published", &Post::published, Options().Default(false)));
+        using syncline::FieldOptions;
+        return syncline::Fields(Field("id", &Post::id, FieldOptions().PrimaryKey()),
+                                Field("title", &Post::title, FieldOptions().MaxLength(100)),
+                                Field("body", &Post::body, FieldOptions().Blank().Default("")),
+                                Field("author", &Post::author, FieldOptions().MaxLength(50).Blank().Default("")),
+                                Field("published", &Post::published, FieldOptions().Default(false)));
     }
 };
 

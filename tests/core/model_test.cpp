@@ -20,14 +20,14 @@ struct syncline::ModelMeta<app::Post> {
     static constexpr std::string_view kTable = "posts";
     static auto Fields() {
         using app::Post;
-        return syncline::Fields(syncline::Field("id", &Post::id, Options().PrimaryKey()),
-                                syncline::Field("title", &Post::title, Options().MaxLength(100)),
-                                syncline::Field("body", &Post::body, Options().Blank().Default("")),
+        return syncline::Fields(syncline::Field("id", &Post::id, FieldOptions().PrimaryKey()),
+                                syncline::Field("title", &Post::title, FieldOptions().MaxLength(100)),
+                                syncline::Field("body", &Post::body, FieldOptions().Blank().Default("")),
                                 syncline::Field("likes", &Post::likes),
-                                syncline::Field("published", &Post::published, Options().Default(false)),
+                                syncline::Field("published", &Post::published, FieldOptions().Default(false)),
                                 syncline::Field("created", &Post::created),
-                                syncline::Field("meta", &Post::meta, Options().Default("{}")),
-                                syncline::Field("score", &Post::score, Options().MinValue(0)));
+                                syncline::Field("meta", &Post::meta, FieldOptions().Default("{}")),
+                                syncline::Field("score", &Post::score, FieldOptions().MinValue(0)));
     }
 };
 

@@ -7,9 +7,9 @@
 ///     template <> struct syncline::ModelMeta<Post> {
 ///         static constexpr std::string_view kTable = "posts";
 ///         static auto Fields() {
-///             return syncline::Fields(syncline::Field("id", &Post::id, syncline::Options().PrimaryKey()),
-///                                     syncline::Field("title", &Post::title, syncline::Options().MaxLength(100)),
-///                                     syncline::Field("body", &Post::body, syncline::Options().Blank().Default("")));
+///             return syncline::Fields(syncline::Field("id", &Post::id, syncline::FieldOptions().PrimaryKey()),
+///                                     syncline::Field("title", &Post::title, syncline::FieldOptions().MaxLength(100)),
+///                                     syncline::Field("body", &Post::body, syncline::FieldOptions().Blank().Default("")));
 ///         }
 ///     };
 ///
@@ -41,23 +41,23 @@ struct Json {
     friend bool operator==(const Json& a, const Json& b) { return a.text == b.text; }
 };
 
-/// Field options for typed models, set by chaining: Options().PrimaryKey(), Options().MaxLength(50).Blank().
-struct Options {
+/// Field options for typed models, set by chaining: FieldOptions().PrimaryKey(), FieldOptions().MaxLength(50).Blank().
+struct FieldOptions {
     FieldSpec spec;
-    Options PrimaryKey() const { return With([](FieldSpec& s) { s.primary_key = true; }); }
-    Options Null() const { return With([](FieldSpec& s) { s.nullable = true; }); }
-    Options Blank() const { return With([](FieldSpec& s) { s.blank = true; }); }
-    Options Unique() const { return With([](FieldSpec& s) { s.unique = true; }); }
-    Options MaxLength(std::size_t n) const { return With([n](FieldSpec& s) { s.max_length = n; }); }
-    Options Default(Value v) const { return With([&v](FieldSpec& s) { s.default_value = std::move(v); }); }
-    Options Choices(std::vector<Value> c) const { return With([&c](FieldSpec& s) { s.choices = std::move(c); }); }
-    Options MinValue(double v) const { return With([v](FieldSpec& s) { s.min_value = v; }); }
-    Options MaxValue(double v) const { return With([v](FieldSpec& s) { s.max_value = v; }); }
+    FieldOptions PrimaryKey() const { return With([](FieldSpec& s) { s.primary_key = true; }); }
+    FieldOptions Null() const { return With([](FieldSpec& s) { s.nullable = true; }); }
+    FieldOptions Blank() const { return With([](FieldSpec& s) { s.blank = true; }); }
+    FieldOptions Unique() const { return With([](FieldSpec& s) { s.unique = true; }); }
+    FieldOptions MaxLength(std::size_t n) const { return With([n](FieldSpec& s) { s.max_length = n; }); }
+    FieldOptions Default(Value v) const { return With([&v](FieldSpec& s) { s.default_value = std::move(v); }); }
+    FieldOptions Choices(std::vector<Value> c) const { return With([&c](FieldSpec& s) { s.choices = std::move(c); }); }
+    FieldOptions MinValue(double v) const { return With([v](FieldSpec& s) { s.min_value = v; }); }
+    FieldOptions MaxValue(double v) const { return With([v](FieldSpec& s) { s.max_value = v; }); }
 
 private:
     template <class F>
-    Options With(F f) const {
-        Options copy = *this;
+    FieldOptions With(F f) const {
+        FieldOptions copy = *this;
         f(copy.spec);
         return copy;
     }
@@ -132,12 +132,12 @@ template <class T, class M>
 struct FieldBinding {
     std::string_view name;
     M T::*member;
-    Options options;
+    FieldOptions options;
 };
 
 /// Binds column `name` to `member`.
 template <class T, class M>
-FieldBinding<T, M> Field(std::string_view name, M T::*member, Options options = {}) {
+FieldBinding<T, M> Field(std::string_view name, M T::*member, FieldOptions options = {}) {
     return {name, member, std::move(options)};
 }
 
