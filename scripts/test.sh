@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# README command 2: install what is missing, build, and run every test. Starts its own redis-server on a free
-# loopback port for the tests that need one and stops it afterwards, pass or fail. Exits non-zero on any failure.
+# README command 2: install what is missing, build, and run every test. Installs the JavaScript tests' npm packages
+# into a temporary folder (scripts/node-deps.sh). Starts its own redis-server on a free loopback port for the tests
+# that need one and stops it afterwards, pass or fail. Exits non-zero on any failure.
 # Environment: as scripts/build.sh (BUILD_DIR, SANITIZE, ...), plus CTEST_ARGS for extra ctest arguments.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,12 +10,16 @@ build_dir=${BUILD_DIR:-$root/build}
 "$root/scripts/build.sh"
 
 redis_dir=$(mktemp -d)
+node_dir=$(mktemp -d)
 redis_pid=""
 cleanup() {
   if [[ -n "$redis_pid" ]]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
-  rm -rf "$redis_dir"
+  rm -rf "$redis_dir" "$node_dir"
 }
 trap cleanup EXIT
+# The JavaScript tests' npm packages (pinned), into a temporary folder.
+"$root/scripts/node-deps.sh" "$node_dir"
+export SYNCLINE_NODE_MODULES="$node_dir/node_modules"
 # Pick a random loopback port; if another process holds it, redis-server exits and we try the next one.
 port=""
 for _ in $(seq 20); do
