@@ -309,7 +309,7 @@ std::unique_ptr<Database> Database::Open(DatabaseOptions options, std::vector<Sc
         w.Exec(BookkeepingSql());
         for (const auto& schema : db->models_) {
             MigrateTable(w, schema);
-            SyncVersionTable(w, schema);
+            SyncVersionColumn(w, schema);
             SyncTriggers(w, schema, db->options_.capture_changes);
         }
         RecordSchemaVersion(w, db->models_);

@@ -22,9 +22,12 @@ std::int64_t NowMs() {
         .count();
 }
 
-// The row's entry in its model's version table: seq and deleted, or no row.
+// What the store knows of a row's version: from the row (its version column, NULL when not changed since capture
+// began) or from its tombstone; no row when neither has it.
 Statement VersionEntry(Connection& conn, const Schema& schema, const Value& pk) {
-    Statement st = conn.Prepare("SELECT seq, deleted FROM " + Quote(VersionTable(schema)) + " WHERE pk = ?1");
+    Statement st = conn.Prepare("SELECT " + Quote(kVersionColumn) + ", 0 FROM " + Quote(schema.table()) + " WHERE " +
+                                Quote(schema.pk().name) + " = ?1 UNION ALL SELECT seq, 1 FROM " +
+                                Quote(TombstoneTable(schema)) + " WHERE pk = ?1 LIMIT 1");
     st.Bind(1, pk);
     return st;
 }
@@ -72,7 +75,7 @@ std::int64_t Database::RowVersion(std::string_view table, const Value& pk) const
     Connection& conn = Reader();
     auto use = conn.Use();
     Statement st = VersionEntry(conn, schema, pk);
-    if (st.Step()) return st.ColumnInt(0);
+    if (st.Step() && !st.ColumnIsNull(0)) return st.ColumnInt(0);
     return VersionFloor(conn, schema);
 }
 
@@ -83,7 +86,7 @@ std::optional<ModelStore::LastChangeInfo> Database::LastChange(std::string_view 
     LastChangeInfo info;
     {
         Statement st = VersionEntry(conn, schema, pk);
-        if (!st.Step()) return std::nullopt;
+        if (!st.Step() || st.ColumnIsNull(0)) return std::nullopt;
         info.version = st.ColumnInt(0);
         info.deleted = st.ColumnInt(1) != 0;
     }
@@ -119,8 +122,10 @@ std::optional<std::vector<ModelStore::ChangedRow>> Database::ChangedSince(std::s
     Statement st = oldest != 0 && oldest <= since + 1
                        ? conn.Prepare("SELECT pk, max(seq), op = 3 FROM " + std::string(kChangesTable) +
                                       " WHERE seq > ?1 AND tbl = ?2 GROUP BY pk")
-                       : conn.Prepare("SELECT pk, seq, deleted FROM " + Quote(VersionTable(schema)) +
-                                      " WHERE seq > ?1 AND ?2 IS NOT NULL");
+                       : conn.Prepare("SELECT " + Quote(schema.pk().name) + ", " + Quote(kVersionColumn) + ", 0 FROM " +
+                                      Quote(schema.table()) + " WHERE " + Quote(kVersionColumn) +
+                                      " > ?1 AND ?2 IS NOT NULL UNION ALL SELECT pk, seq, 1 FROM " +
+                                      Quote(TombstoneTable(schema)) + " WHERE seq > ?1");
     st.BindInt(1, since);
     st.BindText(2, schema.table());
     std::vector<ChangedRow> rows;
@@ -217,11 +222,11 @@ std::int64_t Database::Trim(std::chrono::milliseconds horizon) {
             // Tombstones as old as the trimmed changes go too; a table that lost some raises its version floor to
             // the newest of them, so a `since` below it reads as unknowable (the delete is pushed, a list resent).
             for (const Schema& schema : models_) {
-                const std::string versions = Quote(VersionTable(schema));
-                std::optional<std::int64_t> newest = scalar(
-                    "SELECT max(seq) FROM " + versions + " WHERE deleted = 1 AND seq <= ?1", limit);
+                const std::string tombstones = Quote(TombstoneTable(schema));
+                std::optional<std::int64_t> newest =
+                    scalar("SELECT max(seq) FROM " + tombstones + " WHERE seq <= ?1", limit);
                 if (!newest) continue;
-                Statement gone = w.Prepare("DELETE FROM " + versions + " WHERE deleted = 1 AND seq <= ?1");
+                Statement gone = w.Prepare("DELETE FROM " + tombstones + " WHERE seq <= ?1");
                 gone.BindInt(1, limit);
                 gone.Step();
                 Statement floor = w.Prepare(

@@ -108,23 +108,17 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
     return changed;
 }
 
-void SyncVersionTable(Connection& conn, const Schema& schema) {
-    const std::string name = VersionTable(schema);
-    {
-        Statement st = conn.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
-        st.BindText(1, name);
-        if (st.Step()) return;
+void SyncVersionColumn(Connection& conn, const Schema& schema) {
+    conn.Exec(TombstoneTableSql(schema));
+    std::vector<ColumnInfo> columns = TableInfo(conn, schema.table());
+    if (std::any_of(columns.begin(), columns.end(), [](const ColumnInfo& c) { return c.name == kVersionColumn; })) {
+        return;
     }
-    conn.Exec(VersionTableSql(schema));
+    conn.Exec("ALTER TABLE " + Quote(schema.table()) + " ADD COLUMN " + Quote(kVersionColumn) + " INTEGER");
     {
         Statement rows = conn.Prepare("SELECT 1 FROM " + Quote(schema.table()) + " LIMIT 1");
-        if (!rows.Step()) return;  // a new or empty table: every future version is captured
+        if (!rows.Step()) return;  // an empty table: every version from now on is captured
     }
-    // SQLite's min/max aggregate: the bare column (op) comes from the row holding max(seq).
-    Statement copy = conn.Prepare("INSERT INTO " + Quote(name) + " (pk, seq, deleted) SELECT pk, max(seq), op = 3 FROM " +
-                                  std::string(kChangesTable) + " WHERE tbl = ?1 GROUP BY pk");
-    copy.BindText(1, schema.table());
-    copy.Step();
     Statement floor = conn.Prepare("INSERT OR REPLACE INTO _syncline_meta (key, value) SELECT ?1, coalesce(max(seq), 0) FROM " +
                                    std::string(kChangesTable));
     floor.BindText(1, "floor:" + schema.table());

@@ -95,31 +95,39 @@ std::string CreateTableSql(const Schema& schema) {
         if (i) sql += ", ";
         sql += ColumnSql(schema.field(i));
     }
-    return sql + ")";
+    return sql + ", " + Quote(kVersionColumn) + " INTEGER)";
 }
 
-std::string VersionTable(const Schema& schema) { return "_syncline_versions_" + schema.table(); }
+std::string TombstoneTable(const Schema& schema) { return "_syncline_tombstones_" + schema.table(); }
 
-std::string VersionTableSql(const Schema& schema) {
-    const std::string name = VersionTable(schema);
-    // An integer key is the rowid itself (the cheapest upsert); any other key is a WITHOUT ROWID primary key. Only
-    // tombstones are indexed by seq (Trim removes old ones), so the index costs nothing on inserts and updates.
+std::string TombstoneTableSql(const Schema& schema) {
+    const std::string name = TombstoneTable(schema);
     const bool integer = schema.pk().type == FieldType::kInteger;
-    return "CREATE TABLE " + Quote(name) + " (pk " + (integer ? "INTEGER PRIMARY KEY" : "NOT NULL PRIMARY KEY") +
-           ", seq INTEGER NOT NULL, deleted INTEGER NOT NULL)" + (integer ? "" : " WITHOUT ROWID") + ";" +
-           "CREATE INDEX " + Quote(name + "_tombstones") + " ON " + Quote(name) + " (seq) WHERE deleted = 1;";
+    return "CREATE TABLE IF NOT EXISTS " + Quote(name) + " (pk " +
+           (integer ? "INTEGER PRIMARY KEY" : "NOT NULL PRIMARY KEY") + ", seq INTEGER NOT NULL)" +
+           (integer ? "" : " WITHOUT ROWID") + ";" + "CREATE INDEX IF NOT EXISTS " + Quote(name + "_seq") + " ON " +
+           Quote(name) + " (seq);";
 }
 
 std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& schema) {
     const std::string& t = schema.table();
     std::string pk = Quote(schema.pk().name);
     std::string insert = "INSERT INTO " + std::string(kChangesTable) + "(tbl, pk, op, old) VALUES ('" + t + "', ";
-    // Right after each change: the row's version is that change's seq (last_insert_rowid() inside a trigger is the
-    // row the trigger just inserted).
-    auto version = [&](const std::string& key, bool deleted) {
-        return "INSERT OR REPLACE INTO " + Quote(VersionTable(schema)) + " (pk, seq, deleted) VALUES (" + key +
-               ", last_insert_rowid(), " + (deleted ? "1" : "0") + "); ";
+    // Right after each change, the row's version is that change's seq (last_insert_rowid() inside a trigger is the
+    // row the trigger just inserted): in the row for a row that is there, in the tombstones for one that went.
+    // A row that arrives ends the tombstone its key may have (text keys can be reused).
+    auto version = [&](const std::string& key, bool arrives) {
+        return "UPDATE " + Quote(t) + " SET " + Quote(kVersionColumn) + " = last_insert_rowid() WHERE " + pk + " = " +
+               key + "; " + (arrives ? "DELETE FROM " + Quote(TombstoneTable(schema)) + " WHERE pk = " + key + "; " : "");
     };
+    auto tombstone = [&](const std::string& key) {
+        return "INSERT OR REPLACE INTO " + Quote(TombstoneTable(schema)) + " (pk, seq) VALUES (" + key +
+               ", last_insert_rowid()); ";
+    };
+    // Updates of the declared columns only: the triggers' own update of the version column fires nothing, whether or
+    // not recursive triggers are on.
+    std::string columns;
+    for (const auto& f : schema.fields()) columns += (columns.empty() ? "" : ", ") + Quote(f.name);
     std::string old_json = OldRowJson(schema);
     std::vector<std::pair<std::string, std::string>> triggers;
     auto add = [&](const std::string& suffix, const std::string& when, const std::string& body) {
@@ -127,15 +135,14 @@ std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& s
         triggers.emplace_back(name, "CREATE TRIGGER " + Quote(name) + " " + when + " ON " + Quote(t) +
                                         " FOR EACH ROW " + body);
     };
-    add("ai", "AFTER INSERT", "BEGIN " + insert + "NEW." + pk + ", 1, NULL); " + version("NEW." + pk, false) + "END");
-    add("au", "AFTER UPDATE", "WHEN OLD." + pk + " IS NEW." + pk + " BEGIN " + insert + "NEW." + pk + ", 2, " +
-                                  old_json + "); " + version("NEW." + pk, false) + "END");
+    add("ai", "AFTER INSERT", "BEGIN " + insert + "NEW." + pk + ", 1, NULL); " + version("NEW." + pk, true) + "END");
+    add("au", "AFTER UPDATE OF " + columns, "WHEN OLD." + pk + " IS NEW." + pk + " BEGIN " + insert + "NEW." + pk +
+                                                ", 2, " + old_json + "); " + version("NEW." + pk, false) + "END");
     // A write that changes the key itself is, for subscribers, the old row leaving and a new one arriving.
-    add("auk", "AFTER UPDATE", "WHEN OLD." + pk + " IS NOT NEW." + pk + " BEGIN " + insert + "OLD." + pk + ", 3, " +
-                                   old_json + "); " + version("OLD." + pk, true) + insert + "NEW." + pk +
-                                   ", 1, NULL); " + version("NEW." + pk, false) + "END");
-    add("ad", "AFTER DELETE",
-        "BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); " + version("OLD." + pk, true) + "END");
+    add("auk", "AFTER UPDATE OF " + columns,
+        "WHEN OLD." + pk + " IS NOT NEW." + pk + " BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); " +
+            tombstone("OLD." + pk) + insert + "NEW." + pk + ", 1, NULL); " + version("NEW." + pk, true) + "END");
+    add("ad", "AFTER DELETE", "BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); " + tombstone("OLD." + pk) + "END");
     return triggers;
 }
 
@@ -145,7 +152,7 @@ std::string BookkeepingSql() {
     return "CREATE TABLE IF NOT EXISTS _syncline_changes ("
            "seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk NOT NULL, op INTEGER NOT NULL, old TEXT);"
            // No index on (tbl, pk): measured, it halves the captured write rate (benchmarks/README.md). A row's
-           // version is kept apart, in its model's version table (VersionTable), which trimming leaves alone.
+           // version is kept in the row (kVersionColumn) or its tombstone, which trimming leaves alone.
            "CREATE TABLE IF NOT EXISTS _syncline_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
            "updated_ms INTEGER NOT NULL);"
            "CREATE TABLE IF NOT EXISTS _syncline_trim_marks (at_ms INTEGER NOT NULL, seq INTEGER NOT NULL);"
