@@ -14,6 +14,10 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <atomic>
+#include <map>
+#include <thread>
+
 #include "../storage/test_db.hpp"
 
 namespace syncline {
@@ -405,6 +409,236 @@ TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerCons
     EXPECT_EQ(after.serializations - before.serializations, 1u);
     EXPECT_EQ(after.frames - before.frames, 2u);
     server.Stop();
+}
+
+// --- issue 11: a subscription starts at the version of the 201; `since` holds after any gap; list snapshots ---
+
+std::string Since(std::int64_t version) { return std::to_string(version); }
+
+// Trims every change the horizon allows (a trim removes what an earlier call marked, so two calls).
+void TrimAll(storage::Database& db) {
+    db.Trim(std::chrono::milliseconds(0));
+    db.Trim(std::chrono::milliseconds(0));
+}
+
+TEST_F(SubscriptionTest, TheSubscribeReplyCarriesTheRowVersionAndTheEpoch) {
+    auto a = Connect();
+    Frame sub = Call(*a, R"({"action": "subscribe_instance", "pk": 2, "request_id": "v"})");
+    EXPECT_EQ(sub.status(), 201);
+    EXPECT_EQ(sub.version(), server_->database().RowVersion("posts", Value(2)));
+    ASSERT_TRUE(sub.doc.HasMember("epoch"));
+    EXPECT_EQ(sub.doc["epoch"].GetString(), server_->database().Epoch());
+    server_->database().Patch("posts", Value(2), {{"body", "x"}});
+    Frame push = Next(*a);
+    EXPECT_GT(push.version(), sub.version());
+    ASSERT_TRUE(push.doc.HasMember("epoch"));
+    EXPECT_EQ(push.doc["epoch"].GetString(), server_->database().Epoch());
+}
+
+// The creation of a row, still on its way from the relay when a client subscribes to the row, is not pushed after
+// the 201: the subscriber could already have read it (DCRF's client then saw stale data).
+TEST_F(SubscriptionTest, AChangeStillInFlightAtTheSubscribeIsNotPushedAfterIt) {
+    auto a = Connect();
+    WatchSentinel(*a);
+    for (int i = 0; i < 40; ++i) {
+        Row row = server_->database().Insert("posts", {{"title", "In flight " + std::to_string(i)}});
+        // No WaitRelayed: the relay is still publishing the insert while the subscribe runs.
+        Frame sub = Call(*a, R"({"action": "subscribe_instance", "pk": )" + JsonOfValue(row[0]) +
+                                 R"(, "request_id": "f"})");
+        ASSERT_EQ(sub.status(), 201) << sub.text;
+        EXPECT_EQ(sub.version(), server_->database().RowVersion("posts", row[0]));
+    }
+    ExpectOnlySentinel({a.get()});
+}
+
+// The scenario of issue 11: the one change of a rarely changed row, missed while away, is pushed on re-subscribe with
+// `since` although the feed no longer holds it.
+TEST_F(SubscriptionTest, AChangeMissedWhileAwayIsPushedAfterTheFeedWasTrimmed) {
+    std::int64_t seen = 0;
+    {
+        auto a = Connect();
+        seen = Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r"})").version();
+    }
+    server_->database().Patch("posts", Value(1), {{"title", "Missed"}});
+    for (int i = 0; i < 30; ++i) server_->database().Patch("posts", Value(2), {{"body", std::to_string(i)}});
+    TrimAll(server_->database());
+    ASSERT_FALSE(server_->database().LastChange("posts", Value(1))->before);  // its change left the feed
+    auto a = Connect();
+    Frame sub = Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r", "since": )" + Since(seen) + "}");
+    EXPECT_EQ(sub.status(), 201);
+    Frame push = Next(*a);
+    EXPECT_EQ(push.action(), "update");
+    EXPECT_STREQ(push.data()["title"].GetString(), "Missed");
+    EXPECT_EQ(push.version(), sub.version());
+    // A client that has that version gets nothing.
+    auto b = Connect();
+    Call(*b, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r", "since": )" + Since(push.version()) + "}");
+    ExpectNothingPending(*b);
+}
+
+TEST_F(SubscriptionTest, ADeleteMissedWhileAwayIsPushedAfterItsTombstoneWasTrimmed) {
+    std::int64_t seen = 0;
+    {
+        auto a = Connect();
+        seen = Call(*a, R"({"action": "subscribe_instance", "pk": 2, "request_id": "r"})").version();
+    }
+    ASSERT_TRUE(server_->database().Delete("posts", Value(2)));
+    server_->database().Patch("posts", Value(1), {{"body", "later"}});
+    TrimAll(server_->database());
+    ASSERT_FALSE(server_->database().LastChange("posts", Value(2)));  // nothing is known of row 2 any more
+    auto a = Connect();
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_instance", "pk": 2, "request_id": "r", "since": )" + Since(seen) + "}")
+                  .status(),
+              201);
+    Frame push = Next(*a);
+    EXPECT_EQ(push.action(), "delete");
+    EXPECT_EQ(push.status(), 204);
+    EXPECT_EQ(push.data()["pk"].GetInt(), 2);
+}
+
+// A version of another database (recreated, or restored from a backup) says nothing: the current state is pushed.
+TEST_F(SubscriptionTest, SinceFromAnotherEpochPushesTheCurrentState) {
+    std::int64_t latest = server_->database().RowVersion("posts", Value(1));
+    auto a = Connect();
+    Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "e", "since": )" + Since(latest + 1000) +
+                 R"(, "epoch": "another"})");
+    Frame push = Next(*a);
+    EXPECT_EQ(push.action(), "update");
+    EXPECT_STREQ(push.data()["title"].GetString(), "First");
+    // The same epoch, and nothing newer: nothing.
+    auto b = Connect();
+    Call(*b, R"({"action": "subscribe_instance", "pk": 1, "request_id": "e", "since": )" + Since(latest) +
+                 R"(, "epoch": ")" + server_->database().Epoch() + R"("})");
+    ExpectNothingPending(*b);
+    EXPECT_EQ(Call(*b, R"({"action": "subscribe_instance", "pk": 1, "request_id": "x", "epoch": 5})").status(), 400);
+}
+
+// What a list subscriber holds: rows by pk with their versions, from the snapshot then the pushes.
+struct ListView {
+    std::map<std::int64_t, std::pair<std::int64_t, std::string>> rows;  // pk -> (version, title)
+    std::map<std::int64_t, std::int64_t> gone;                          // pk -> version of its delete
+    void Apply(const Frame& push) {
+        std::int64_t pk = push.data()["id"].GetInt64();
+        std::int64_t version = push.version();
+        std::int64_t known = std::max(rows.count(pk) ? rows[pk].first : 0, gone.count(pk) ? gone[pk] : 0);
+        // Nothing the subscriber has (from the snapshot or an earlier push) is pushed again, nor anything older.
+        EXPECT_GT(version, known) << push.text;
+        if (version <= known) return;
+        if (push.action() == "delete") {
+            rows.erase(pk);
+            gone[pk] = version;
+        } else {
+            rows[pk] = {version, push.data()["title"].GetString()};
+        }
+    }
+};
+
+// A list snapshot taken while another connection writes in a loop: the snapshot plus the pushes after it end at the
+// database's final state, with no change lost or applied twice.
+TEST_F(SubscriptionTest, AListSnapshotTakenDuringWritesPlusItsPushesEndsAtTheFinalState) {
+    for (int i = 0; i < 30; ++i) server_->database().Insert("posts", {{"title", "w0"}, {"author", "carol"}});
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        auto w = Connect();
+        for (int round = 1; !stop.load(); ++round) {
+            std::int64_t pk = 4 + round % 30;
+            Call(*w, R"({"action": "patch", "pk": )" + std::to_string(pk) + R"(, "data": {"title": "w)" +
+                         std::to_string(round) + R"("}})");
+            // Rows also leave and come back to the filter.
+            if (round % 7 == 0) {
+                Call(*w, R"({"action": "patch", "pk": )" + std::to_string(pk) + R"(, "data": {"author": ")" +
+                             (round % 14 == 0 ? "carol" : "dave") + R"("}})");
+            }
+        }
+    });
+    auto a = Connect();
+    WatchSentinel(*a);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the writer get going (not a synchronization)
+    Frame snap = Call(*a, R"({"action": "subscribe_list", "request_id": "S", "snapshot": true,
+                              "filter": {"author": "carol"}})");
+    ASSERT_EQ(snap.status(), 201) << snap.text;
+    ASSERT_TRUE(snap.doc.HasMember("versions"));
+    ListView view;
+    const auto& rows = snap.data().GetArray();
+    const auto& versions = snap.doc["versions"].GetArray();
+    ASSERT_EQ(rows.Size(), versions.Size());
+    for (rapidjson::SizeType i = 0; i < rows.Size(); ++i) {
+        view.rows[rows[i]["id"].GetInt64()] = {versions[i].GetInt64(), rows[i]["title"].GetString()};
+        EXPECT_LE(versions[i].GetInt64(), snap.version());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+    writer.join();
+    // Every push up to the sentinel's.
+    std::string token = "end";
+    server_->database().Patch("posts", Value(3), {{"body", token}});
+    for (;;) {
+        Frame f = Next(*a);
+        ASSERT_NE(f.status(), -1) << "no sentinel push";
+        if (f.request_id() == "sentinel") break;
+        ASSERT_EQ(f.request_id(), "S") << f.text;
+        view.Apply(f);
+    }
+    std::map<std::int64_t, std::string> expected;
+    Query query;
+    query.filters.push_back(Filter{"author", FilterOp::kExact, Value(std::string("carol")), {}});
+    for (const Row& row : server_->database().List("posts", query)) expected[row[0].AsInteger()] = row[1].AsText();
+    std::map<std::int64_t, std::string> seen;
+    for (const auto& [pk, entry] : view.rows) seen[pk] = entry.second;
+    EXPECT_EQ(seen, expected);
+}
+
+TEST_F(SubscriptionTest, ListSinceSendsWhatChangedAndWhatLeftAndResetsWhenItCannotTell) {
+    auto a = Connect();
+    Frame first = Call(*a, R"({"action": "subscribe_list", "request_id": "L", "filter": {"author": "alice"}})");
+    ASSERT_EQ(first.status(), 201);
+    std::int64_t since = first.version();
+    a.reset();
+    Row carol = server_->database().Insert("posts", {{"title", "Irrelevant"}, {"author", "carol"}});
+    server_->database().Patch("posts", Value(1), {{"title", "First v2"}});
+    Row joined = server_->database().Insert("posts", {{"title", "Joined"}, {"author", "alice"}});
+    Row left = server_->database().Insert("posts", {{"title", "Left"}, {"author", "alice"}});
+    server_->database().Patch("posts", left[0], {{"author", "zed"}});
+    auto b = Connect();
+    WatchSentinel(*b);
+    Frame sub = Call(*b, R"({"action": "subscribe_list", "request_id": "L", "filter": {"author": "alice"},
+                             "since": )" + Since(since) + "}");
+    ASSERT_EQ(sub.status(), 201);
+    EXPECT_FALSE(sub.doc.HasMember("reset"));
+    std::map<std::int64_t, std::string> pushed;
+    for (int i = 0; i < 4; ++i) {  // row 1, joined, left, and carol's row that the socket may see but never matched
+        Frame f = Next(*b);
+        ASSERT_EQ(f.request_id(), "L") << f.text;
+        pushed[f.data()["id"].GetInt64()] = f.action();
+    }
+    EXPECT_EQ(pushed[1], "update");
+    EXPECT_EQ(pushed[joined[0].AsInteger()], "update");
+    EXPECT_EQ(pushed[left[0].AsInteger()], "delete");
+    EXPECT_EQ(pushed[carol[0].AsInteger()], "delete");
+    ExpectOnlySentinel({b.get()});
+    // A delete forgotten by the trim makes `since` unknowable: the 201 then carries the whole list and says so.
+    ASSERT_TRUE(server_->database().Delete("posts", carol[0]));
+    server_->database().Patch("posts", Value(2), {{"body", "after"}});
+    TrimAll(server_->database());
+    auto c = Connect();
+    Frame reset = Call(*c, R"({"action": "subscribe_list", "request_id": "L", "filter": {"author": "alice"},
+                               "since": )" + Since(since) + "}");
+    ASSERT_EQ(reset.status(), 201);
+    ASSERT_TRUE(reset.doc.HasMember("reset"));
+    ASSERT_TRUE(reset.data().IsArray());
+    EXPECT_EQ(reset.data().Size(), 2u);  // row 1 and the joined row
+    EXPECT_EQ(reset.doc["versions"].Size(), 2u);
+}
+
+TEST_F(SubscriptionTest, AGroupSnapshotCarriesTheGroupsRows) {
+    server_->database().Insert("posts", {{"title", "Alice two"}, {"author", "alice"}});
+    auto a = Connect();
+    Frame snap = Call(*a, R"({"action": "subscribe_group", "request_id": "G", "author": "alice", "snapshot": true})");
+    ASSERT_EQ(snap.status(), 201) << snap.text;
+    ASSERT_TRUE(snap.data().IsArray());
+    EXPECT_EQ(snap.data().Size(), 2u);
+    EXPECT_EQ(snap.doc["versions"].Size(), 2u);
+    EXPECT_EQ(Call(*a, R"({"action": "subscribe_list", "request_id": "x", "snapshot": "yes"})").status(), 400);
 }
 
 }  // namespace

@@ -189,4 +189,51 @@ TEST_F(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
 }
 
 }  // namespace
+// A subscription is held from the moment it exists until it starts (PendingSubscriptions::Start, after the subscribe
+// read what the client has): events meanwhile wait, the newer ones are pushed at the start, and an event at or below
+// the start version, arriving late (still in flight from another process), is never pushed.
+TEST_F(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushesWhatItStartedWith) {
+    Socket ann = Connect("ann");
+    auto row = observer_->SubscribeInstance(*ann.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
+    auto list = observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"");
+    ASSERT_TRUE(row && list);
+    db_->Patch("posts", Value(1), {{"title", "held"}});
+    std::vector<RowEvent> held = DeliverChanges();
+    ASSERT_EQ(held.size(), 1u);
+    EXPECT_TRUE(ann.pushes().empty());  // held, not pushed
+    row->Start(held[0].version - 1);
+    list->Start(held[0].version - 1);
+    EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("i" update)", R"("l" update)"}));
+
+    // Another socket subscribes after a change committed but before its event arrived: its read saw that change, so
+    // it starts at that version, and the late event is not pushed to it.
+    Socket bob = Connect("bob");
+    db_->Patch("posts", Value(1), {{"title", "in flight"}});
+    auto bob_row = observer_->SubscribeInstance(*bob.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
+    auto bob_list = observer_->SubscribeList(*bob.context, *consumer_, {}, "\"l\"");
+    const std::int64_t read = db_->RowVersion("posts", Value(1));
+    bob_row->Start(read);
+    bob_list->Start(read);
+    DeliverChanges();
+    EXPECT_TRUE(bob.pushes().empty());
+    EXPECT_EQ(ann.pushes().size(), 4u);  // ann has it
+    db_->Patch("posts", Value(1), {{"title", "after"}});
+    DeliverChanges();
+    EXPECT_EQ(bob.Summary(), (std::vector<std::string>{R"("i" update)", R"("l" update)"}));
+}
+
+// A Subscribe whose caller fails before starting it (its pending part destroyed) leaves nothing behind.
+TEST_F(ObserverDeliveryTest, ASubscriptionNeverStartedIsRemoved) {
+    Socket ann = Connect("ann");
+    {
+        auto pending = observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"");
+        ASSERT_TRUE(pending);
+        EXPECT_EQ(observer_->subscription_count(), 1u);
+    }
+    EXPECT_EQ(observer_->subscription_count(), 0u);
+    db_->Patch("posts", Value(1), {{"title", "x"}});
+    DeliverChanges();
+    EXPECT_TRUE(ann.pushes().empty());
+}
+
 }  // namespace syncline::observer::testing
