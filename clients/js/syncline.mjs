@@ -142,8 +142,8 @@ export class SynclineClient {
      */
     subscribeInstance(pk, onChange, options = {}) {
         const lookup = options.lookup ?? "pk";
-        return this.AddSubscription_(new InstanceSubscription(this, `sub-${this.nextSubscriptionId_++}`, lookup, pk,
-                                                              onChange, options));
+        return this.AddSubscription_(
+            new InstanceSubscription(this, `sub-${this.nextSubscriptionId_++}`, lookup, pk, onChange, options));
     }
 
     /**
@@ -159,8 +159,8 @@ export class SynclineClient {
      * @returns {Subscription}
      */
     subscribeList(filter, onChange, options = {}) {
-        return this.AddSubscription_(new ListSubscription(this, `list-${this.nextSubscriptionId_++}`, filter, onChange,
-                                                          options));
+        return this.AddSubscription_(
+            new ListSubscription(this, `list-${this.nextSubscriptionId_++}`, filter, onChange, options));
     }
 
     /** Closes the socket and stops reconnecting; pending requests reject (status 0). */
@@ -170,7 +170,8 @@ export class SynclineClient {
         clearTimeout(this.reconnectTimer_);
         clearTimeout(this.stableTimer_);
         this.FailPending_(() => true, "client is closed");
-        for (const subscription of this.subscriptions_.values()) subscription.Fail_(new SynclineError("client is closed", 0));
+        for (const subscription of this.subscriptions_.values())
+            subscription.Fail_(new SynclineError("client is closed", 0));
         this.subscriptions_.clear();
         if (this.socket_ !== null) {
             try {
@@ -300,8 +301,9 @@ export class SynclineClient {
                 entry.resolve(frame);
             } else {
                 const errors = Array.isArray(frame.errors) ? frame.errors : [];
-                entry.reject(new SynclineError(`request ${entry.frame.action} answered ${status}: ${JSON.stringify(errors)}`,
-                                               status, errors, frame));
+                entry.reject(new SynclineError(
+                    `request ${entry.frame.action} answered ${status}: ${JSON.stringify(errors)}`, status, errors,
+                    frame));
             }
             return;
         }
@@ -369,8 +371,8 @@ class Subscription {
             return;
         }
         const errors = Array.isArray(frame.errors) ? frame.errors : [];
-        const error = new SynclineError(`${this.subscribeAction_} answered ${status}: ${JSON.stringify(errors)}`,
-                                        status, errors, frame);
+        const error = new SynclineError(
+            `${this.subscribeAction_} answered ${status}: ${JSON.stringify(errors)}`, status, errors, frame);
         if (!this.OnRefused_(error)) {
             // The first subscribe fails the handle; a refused re-subscribe (e.g. the row is gone, or permissions
             // changed) is reported, and tried again on the next connection.
@@ -545,8 +547,10 @@ class ListSubscription extends Subscription {
             this.version = Math.max(this.version ?? version, version);
         }
         if (pk !== undefined) {
-            if (frame.action === "delete") this.rows.delete(pk);
-            else this.rows.set(pk, frame.data);
+            if (frame.action === "delete")
+                this.rows.delete(pk);
+            else
+                this.rows.set(pk, frame.data);
         }
         this.Deliver_({action: frame.action, data: frame.data, version, epoch: this.epoch});
     }

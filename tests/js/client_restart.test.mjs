@@ -11,16 +11,8 @@ import fs from "node:fs";
 import path from "node:path";
 
 import {SynclineClient} from "../../clients/js/syncline.mjs";
-import {
-    Condition,
-    freePort,
-    makeTempDir,
-    progress,
-    requireNodeModules,
-    runTest,
-    ServeProcess,
-    within,
-} from "./support.mjs";
+import {Condition, freePort, makeTempDir, progress, requireNodeModules} from "./support.mjs";
+import {runTest, ServeProcess, within} from "./support.mjs";
 
 const require = requireNodeModules();
 const WebSocket = require("ws");
@@ -29,7 +21,11 @@ const kClients = 20;
 const kRows = 10;
 const kRestarts = 3;
 const kWritesBetweenRestarts = 60;  // successful writes before each kill, and after the last restart
-const kBackoff = {initialMs: 20, maxMs: 300, stableMs: 1000};
+const kBackoff = {
+    initialMs: 20,
+    maxMs: 300,
+    stableMs: 1000
+};
 
 const dir = makeTempDir("syncline-js-restart-");
 
@@ -86,8 +82,9 @@ async function main() {
         }
         clients.push(state);
     }
-    await within(Promise.all(clients.flatMap((state) => state.subscriptions.map((s) => s.ready))), 15000,
-                 "every subscription's 201");
+    await within(
+        Promise.all(clients.flatMap((state) => state.subscriptions.map((s) => s.ready))), 15000,
+        "every subscription's 201");
     progress(`${kClients} clients subscribed to ${kRows} rows each`);
 
     // The writer: patches rows round robin with absolute values, retrying a failed write (the same value again, so
@@ -145,14 +142,15 @@ async function main() {
         assert.equal(row.n, expected.get(pk), `row ${pk} holds the last value written`);
         final.set(pk, row);
     }
-    const behind = () => clients.flatMap((state, c) =>
-        pks.filter((pk) => JSON.stringify(state.rows.get(pk)) !== JSON.stringify(final.get(pk)))
-            .map((pk) => `client ${c} row ${pk}: ${JSON.stringify(state.rows.get(pk))} (want ${JSON.stringify(final.get(pk))})`));
-    await changed.until(() => behind().length === 0, () => `every client at the final state; behind: ${behind().slice(0, 5)}`,
-                        20000);
+    const behind = () => clients.flatMap(
+        (state, c) => pks.filter((pk) => JSON.stringify(state.rows.get(pk)) !== JSON.stringify(final.get(pk)))
+                          .map(
+                              (pk) => `client ${c} row ${pk}: ${JSON.stringify(state.rows.get(pk))} (want ${
+                                  JSON.stringify(final.get(pk))})`));
+    await changed.until(
+        () => behind().length === 0, () => `every client at the final state; behind: ${behind().slice(0, 5)}`, 20000);
     const deliveries = clients.reduce((sum, state) => sum + state.deliveries, 0);
-    const dropped = clients.reduce((sum, state) => sum +
-        state.subscriptions.reduce((s, x) => s + x.dropped, 0), 0);
+    const dropped = clients.reduce((sum, state) => sum + state.subscriptions.reduce((s, x) => s + x.dropped, 0), 0);
     progress(`every client at the final state (${deliveries} deliveries, ${dropped} pushes dropped by the client)`);
     assert.deepEqual(violations, [], "versions strictly increasing per client and row");
 
@@ -163,6 +161,8 @@ async function main() {
 }
 
 runTest("client_restart", 60000, main, (passed) => {
-    if (passed) fs.rmSync(dir, {recursive: true, force: true});
-    else console.error(`files kept in ${dir}`);
+    if (passed)
+        fs.rmSync(dir, {recursive: true, force: true});
+    else
+        console.error(`files kept in ${dir}`);
 });

@@ -42,7 +42,8 @@ class FakeServer {
     async frame(action, fromIndex = 0) {
         let found;
         await this.changed.until(() => {
-            found = this.frames.slice(fromIndex).find((entry) => (entry.frame.payload ?? entry.frame).action === action);
+            found =
+                this.frames.slice(fromIndex).find((entry) => (entry.frame.payload ?? entry.frame).action === action);
             return found !== undefined;
         }, `a ${action} frame`, 5000);
         return found;
@@ -58,6 +59,24 @@ class FakeServer {
     }
 }
 
+/** The 201 of a subscribe_instance, with syncline's version and epoch. */
+function subscribed(rid, version, epoch) {
+    return {
+        errors: [],
+        data: null,
+        action: "subscribe_instance",
+        response_status: 201,
+        request_id: rid,
+        version,
+        epoch
+    };
+}
+
+/** An update push of row 1 holding `n`. */
+function update(rid, version, epoch, n) {
+    return {errors: [], data: {id: 1, n}, action: "update", response_status: 200, request_id: rid, version, epoch};
+}
+
 function send(socket, frame) {
     socket.send(JSON.stringify(frame));
 }
@@ -68,16 +87,27 @@ async function main() {
     progress(`fake server on ${fake.url}`);
     fake.handler = (socket, frame) => {
         if (frame.action === "retrieve" && frame.pk === 1) {
-            send(socket, {errors: [], data: {id: 1, n: 5}, action: "retrieve", response_status: 200,
-                          request_id: frame.request_id});
+            send(socket, {
+                errors: [],
+                data: {id: 1, n: 5},
+                action: "retrieve",
+                response_status: 200,
+                request_id: frame.request_id
+            });
         } else if (frame.action === "retrieve") {
-            send(socket, {errors: ["Not found"], data: null, action: "retrieve", response_status: 404,
-                          request_id: frame.request_id});
+            send(socket, {
+                errors: ["Not found"],
+                data: null,
+                action: "retrieve",
+                response_status: 404,
+                request_id: frame.request_id
+            });
         }
         // "silent" is never answered; subscribe_instance is answered by the test below.
     };
 
-    const client = new SynclineClient(fake.url, {WebSocket, requestTimeoutMs: 400, backoff: {initialMs: 20, maxMs: 50}});
+    const client =
+        new SynclineClient(fake.url, {WebSocket, requestTimeoutMs: 400, backoff: {initialMs: 20, maxMs: 50}});
     const delivered = [];
     const notified = new Condition();
     client.on("open", () => notified.notify());
@@ -111,12 +141,10 @@ async function main() {
     assert.equal(subscribe1.frame.since, undefined, "a first subscribe has no since");
     const rid = subscribe1.frame.request_id;
     const socket1 = fake.last();
-    send(socket1, {errors: [], data: null, action: "subscribe_instance", response_status: 201, request_id: rid,
-                   version: 5, epoch: "e1"});
+    send(socket1, subscribed(rid, 5, "e1"));
     await within(subscription.ready, 5000, "the subscription's 201");
     for (const version of [4, 5, 6, 6, 3, 7]) {
-        send(socket1, {errors: [], data: {id: 1, n: version}, action: "update", response_status: 200,
-                       request_id: rid, version, epoch: "e1"});
+        send(socket1, update(rid, version, "e1", version));
     }
     await client.request("retrieve", {pk: 1});  // answered after the pushes sent before it: they are all handled
     assert.equal(subscription.dropped, 4);
@@ -137,22 +165,17 @@ async function main() {
     assert.equal(subscribe2.frame.request_id, rid);
     const socket2 = fake.last();
     // The row changed to version 9 while the client was away: 201 at version 9, then the current state at 9.
-    send(socket2, {errors: [], data: null, action: "subscribe_instance", response_status: 201, request_id: rid,
-                   version: 9, epoch: "e1"});
-    send(socket2, {errors: [], data: {id: 1, n: 9}, action: "update", response_status: 200, request_id: rid,
-                   version: 9, epoch: "e1"});
-    send(socket2, {errors: [], data: {id: 1, n: 9}, action: "update", response_status: 200, request_id: rid,
-                   version: 9, epoch: "e1"});
+    send(socket2, subscribed(rid, 9, "e1"));
+    send(socket2, update(rid, 9, "e1", 9));
+    send(socket2, update(rid, 9, "e1", 9));
     await client.request("retrieve", {pk: 1});
     assert.equal(subscription.dropped, 5);
     assert.equal(delivered.length, 3);
     assert.equal(delivered[2].version, 9);
 
     progress("phase 4: a new epoch resets the versions kept");
-    send(socket2, {errors: [], data: {id: 1, n: 100}, action: "update", response_status: 200, request_id: rid,
-                   version: 2, epoch: "e2"});
-    send(socket2, {errors: [], data: {id: 1, n: 100}, action: "update", response_status: 200, request_id: rid,
-                   version: 2, epoch: "e2"});
+    send(socket2, update(rid, 2, "e2", 100));
+    send(socket2, update(rid, 2, "e2", 100));
     await client.request("retrieve", {pk: 1});
     assert.equal(subscription.dropped, 6);
     assert.equal(delivered.length, 4);
@@ -163,10 +186,8 @@ async function main() {
     assert.equal(subscribe3.frame.since, 2);
     assert.equal(subscribe3.frame.epoch, "e2");
     // The database was recreated again: the 201 names another epoch, and the current state follows.
-    send(fake.last(), {errors: [], data: null, action: "subscribe_instance", response_status: 201, request_id: rid,
-                       version: 1, epoch: "e3"});
-    send(fake.last(), {errors: [], data: {id: 1, n: 1}, action: "update", response_status: 200, request_id: rid,
-                       version: 1, epoch: "e3"});
+    send(fake.last(), subscribed(rid, 1, "e3"));
+    send(fake.last(), update(rid, 1, "e3", 1));
     await notified.until(() => delivered.length === 5, "version 1 of epoch e3", 5000);
     assert.equal(delivered[4].epoch, "e3");
 
@@ -194,10 +215,26 @@ async function main() {
     progress("phase 7: a multiplexer stream wraps requests and unwraps replies");
     fake.handler = (socket, frame) => {
         if (frame.stream === "items" && frame.payload?.action === "retrieve") {
-            send(socket, {stream: "other", payload: {errors: [], data: {wrong: true}, action: "retrieve",
-                                                     response_status: 200, request_id: frame.payload.request_id}});
-            send(socket, {stream: "items", payload: {errors: [], data: {id: 1}, action: "retrieve",
-                                                     response_status: 200, request_id: frame.payload.request_id}});
+            send(socket, {
+                stream: "other",
+                payload: {
+                    errors: [],
+                    data: {wrong: true},
+                    action: "retrieve",
+                    response_status: 200,
+                    request_id: frame.payload.request_id
+                }
+            });
+            send(socket, {
+                stream: "items",
+                payload: {
+                    errors: [],
+                    data: {id: 1},
+                    action: "retrieve",
+                    response_status: 200,
+                    request_id: frame.payload.request_id
+                }
+            });
         }
     };
     const streamed = new SynclineClient(fake.url, {WebSocket, stream: "items", requestTimeoutMs: 2000});

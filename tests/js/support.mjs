@@ -111,14 +111,16 @@ export class ServeProcess {
 
     async start(timeoutMs = 15000) {
         const log = fs.openSync(this.logFile, "a");
-        this.child = spawn(this.bin, ["serve", "--config", this.configFile, "--port", String(this.port)],
-                           {stdio: ["ignore", log, log]});
+        this.child = spawn(
+            this.bin, ["serve", "--config", this.configFile, "--port", String(this.port)],
+            {stdio: ["ignore", log, log]});
         fs.closeSync(log);
         ServeProcess.all.add(this);
         const child = this.child;
         const exited = once(child, "exit").then(([code, signal]) => {
-            throw new Error(`syncline serve exited (code ${code}, signal ${signal}) before it was healthy; ` +
-                            `log: ${this.logFile}`);
+            throw new Error(
+                `syncline serve exited (code ${code}, signal ${signal}) before it was healthy; ` +
+                `log: ${this.logFile}`);
         });
         exited.catch(() => {});
         const deadline = Date.now() + timeoutMs;
@@ -184,13 +186,11 @@ export function runTest(name, limitMs, main, cleanup = () => {}) {
     process.on("uncaughtException", fail);
     process.on("unhandledRejection", fail);
     const limit = setTimeout(() => fail(new Error(`the test took longer than ${limitMs} ms`)), limitMs);
-    main().then(
-        () => {
-            clearTimeout(limit);
-            ServeProcess.killAll();
-            cleanup(true);
-            console.log(`PASS ${name}`);
-            process.exit(0);
-        },
-        fail);
+    main().then(() => {
+        clearTimeout(limit);
+        ServeProcess.killAll();
+        cleanup(true);
+        console.log(`PASS ${name}`);
+        process.exit(0);
+    }, fail);
 }
