@@ -241,6 +241,72 @@ async function main() {
     const streamedReply = await streamed.request("retrieve", {pk: 1});
     assert.deepEqual(streamedReply.data, {id: 1});
     streamed.close();
+
+    progress("phase 8: a list subscription: snapshot, per-row drops, re-subscribe with since, fallback to a snapshot");
+    fake.handler = (socket, frame) => {
+        if (frame.action === "ping") {
+            send(socket, {errors: [], data: null, action: "ping", response_status: 200, request_id: frame.request_id});
+        }
+    };
+    const lists =
+        new SynclineClient(fake.url, {WebSocket, requestTimeoutMs: 2000, backoff: {initialMs: 20, maxMs: 50}});
+    const changes = [];
+    const list = lists.subscribeList({author: "a"}, (change) => changes.push(change), {snapshot: true});
+    const before6 = fake.frames.length;
+    const listSubscribe1 = await fake.frame("subscribe_list", before6);
+    assert.deepEqual(listSubscribe1.frame.filter, {author: "a"});
+    assert.equal(listSubscribe1.frame.snapshot, true);
+    assert.equal(listSubscribe1.frame.since, undefined);
+    const lrid = listSubscribe1.frame.request_id;
+    const listSocket1 = fake.last();
+    const listReply = (data, versions, version) => ({
+        errors: [],
+        data,
+        versions,
+        version,
+        epoch: "e1",
+        action: "subscribe_list",
+        response_status: 201,
+        request_id: lrid
+    });
+    const listPush = (action, data, version) =>
+        ({errors: [], data, action, response_status: 200, request_id: lrid, version, epoch: "e1"});
+    send(listSocket1, listReply([{id: 1, n: 1}, {id: 2, n: 1}], [3, 5], 6));
+    await within(list.ready, 5000, "the list's 201");
+    send(listSocket1, listPush("update", {id: 1, n: 0}, 3));  // not newer than the snapshot's row: dropped
+    send(listSocket1, listPush("update", {id: 1, n: 7}, 7));
+    send(listSocket1, listPush("create", {id: 3, n: 8}, 8));
+    send(listSocket1, listPush("delete", {pk: 2}, 9));
+    send(listSocket1, listPush("update", {id: 2, n: 4}, 4));  // older than the delete: dropped
+    await lists.request("ping");
+    assert.deepEqual(
+        changes.map((change) => [change.action, change.version]),
+        [["snapshot", 6], ["update", 7], ["create", 8], ["delete", 9]]);
+    assert.equal(list.dropped, 2);
+    assert.deepEqual([...list.rows.keys()].sort(), [1, 3]);
+    const before7 = fake.frames.length;
+    listSocket1.terminate();
+    const listSubscribe2 = await fake.frame("subscribe_list", before7);
+    assert.equal(listSubscribe2.frame.since, 9, "since is the newest version seen");
+    assert.equal(listSubscribe2.frame.epoch, "e1");
+    assert.equal(listSubscribe2.frame.snapshot, undefined);
+    // A server that does not take since: the client subscribes afresh with a snapshot.
+    send(fake.last(), {
+        errors: ["since is not supported"],
+        data: null,
+        action: "subscribe_list",
+        response_status: 400,
+        request_id: lrid
+    });
+    const listSubscribe3 = await fake.frame("subscribe_list", before7 + 1);
+    assert.equal(listSubscribe3.frame.snapshot, true);
+    assert.equal(listSubscribe3.frame.since, undefined);
+    send(fake.last(), listReply([{id: 1, n: 7}, {id: 3, n: 10}], [7, 10], 10));
+    await lists.request("ping");
+    assert.deepEqual(changes[4].action, "snapshot");
+    assert.deepEqual(changes[4].data, [{id: 1, n: 7}, {id: 3, n: 10}]);
+    assert.deepEqual(list.rows.get(3), {id: 3, n: 10});
+    lists.close();
     fake.stop();
 }
 
