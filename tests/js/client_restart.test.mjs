@@ -102,7 +102,8 @@ async function main() {
                     await writer.request("patch", {pk, data: {n}});
                     break;
                 } catch (error) {
-                    if (error.status !== 0) throw error;  // only lost connections and timeouts are retried
+                    // Lost connections, timeouts and a busy database (503: two processes share the file) are retried.
+                    if (error.status !== 0 && error.status !== 503) throw error;
                     failures++;
                     // The client queues the retry until it is connected again; no sleep needed.
                 }
