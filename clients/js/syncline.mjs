@@ -420,7 +420,13 @@ class InstanceSubscription extends Subscription {
 
     Subscribe_() {
         const frame = {action: "subscribe_instance", request_id: this.id, [this.lookup_]: this.pk};
-        if (this.version !== undefined) frame.since = this.version;
+        if (this.version !== undefined) {
+            frame.since = this.version;
+        } else if (this.readySettled_) {
+            // Subscribed before, but no version known (a server whose 201 carries none, and no push yet): since 0
+            // asks for the current state if the row changed at all, so a change made while away is not missed.
+            frame.since = 0;
+        }
         if (this.epoch !== undefined) frame.epoch = this.epoch;
         this.sent_ = {since: frame.since, epoch: frame.epoch};
         this.client_.SendFrame_(frame);

@@ -38,12 +38,12 @@ class FakeServer {
         });
     }
 
-    /** The next frame (after `index` frames) whose action is `action`, waited for with a deadline. */
-    async frame(action, fromIndex = 0) {
+    /** The first frame (after `fromIndex` frames) whose action is `action` and that `match`es, with a deadline. */
+    async frame(action, fromIndex = 0, match = () => true) {
         let found;
         await this.changed.until(() => {
-            found =
-                this.frames.slice(fromIndex).find((entry) => (entry.frame.payload ?? entry.frame).action === action);
+            found = this.frames.slice(fromIndex).find(
+                (entry) => (entry.frame.payload ?? entry.frame).action === action && match(entry.frame));
             return found !== undefined;
         }, `a ${action} frame`, 5000);
         return found;
@@ -146,6 +146,17 @@ async function main() {
     for (const version of [4, 5, 6, 6, 3, 7]) {
         send(socket1, update(rid, version, "e1", version));
     }
+    // Row 2: a server whose 201 carries no version, and no push before the connection drops.
+    const quiet = client.subscribeInstance(2, () => {});
+    const quietSubscribe = await fake.frame("subscribe_instance", 0, (frame) => frame.pk === 2);
+    send(socket1, {
+        errors: [],
+        data: null,
+        action: "subscribe_instance",
+        response_status: 201,
+        request_id: quietSubscribe.frame.request_id
+    });
+    await within(quiet.ready, 5000, "row 2's 201");
     await client.request("retrieve", {pk: 1});  // answered after the pushes sent before it: they are all handled
     assert.equal(subscription.dropped, 4);
     assert.deepEqual(delivered.map((change) => change.version), [6, 7]);
@@ -158,7 +169,10 @@ async function main() {
     await fake.frame("silent", before);
     socket1.terminate();
     await assert.rejects(inFlight, /connection closed/);
-    const subscribe2 = await fake.frame("subscribe_instance", before);
+    const subscribe2 = await fake.frame("subscribe_instance", before, (frame) => frame.pk === 1);
+    const quietSubscribe2 = await fake.frame("subscribe_instance", before, (frame) => frame.pk === 2);
+    assert.equal(quietSubscribe2.frame.since, 0, "a re-subscribe without a known version asks since 0");
+    quiet.unsubscribe();
     assert.equal(subscribe2.connection, 1, "re-subscribed on the new connection");
     assert.equal(subscribe2.frame.since, 7);
     assert.equal(subscribe2.frame.epoch, "e1");
