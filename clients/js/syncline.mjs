@@ -151,7 +151,7 @@ export class SynclineClient {
      * "create", "update" or "delete" as rows enter, change within and leave the filter; with `snapshot: true`,
      * first with `{action: "snapshot", data: rows, version}` from the 201. `handle.rows` is a Map pk → row kept up
      * to date. Each row's last version is kept: an older or repeated push of a row is dropped. After a reconnect it
-     * re-subscribes with `since` (the newest version seen) and `epoch`; when the server cannot take `since`
+     * re-subscribes with `since` (the version of its last 201) and `epoch`; when the server cannot take `since`
      * (an error reply), it subscribes afresh with a snapshot.
      * @param {object} filter the filter, as for `list` (e.g. `{author: "alice"}`)
      * @param {(change: object) => void} onChange
@@ -470,7 +470,12 @@ class ListSubscription extends Subscription {
         super(client, id, onChange, "subscribe_list");
         this.filter = filter;
         this.snapshot_ = options.snapshot === true;
-        /** The newest version seen in this list (snapshot or push); the `since` of a re-subscribe. */
+        /**
+         * The version of the last 201 (the snapshot's, or a re-subscribe's): the `since` of the next re-subscribe.
+         * Not advanced by pushes: pushes of different rows may arrive out of version order (e.g. over Redis
+         * shards), so a push's version does not prove that every older change was delivered; the per-row versions
+         * drop what a re-subscribe pushes again.
+         */
         this.version = undefined;
         /** @type {Map<any, number>} pk → the last version seen of that row */
         this.versions_ = new Map();
@@ -508,6 +513,7 @@ class ListSubscription extends Subscription {
 
     OnSubscribed_(frame) {
         this.AdoptEpoch_(frame.epoch);
+        if (isVersion(frame.version)) this.version = Math.max(this.version ?? frame.version, frame.version);
         if (!Array.isArray(frame.data)) return;
         // A snapshot: the rows with their versions, and the snapshot's version as the list's floor. It replaces the
         // rows kept (a row missing from it has left the list), except a row already seen at a newer version.
@@ -526,7 +532,6 @@ class ListSubscription extends Subscription {
             rows.set(pk, row);
         });
         this.rows = rows;
-        if (isVersion(frame.version)) this.version = Math.max(this.version ?? frame.version, frame.version);
         this.Deliver_({action: "snapshot", data: [...rows.values()], version: frame.version, epoch: this.epoch});
     }
 
@@ -550,7 +555,6 @@ class ListSubscription extends Subscription {
                 return;
             }
             this.versions_.set(pk, version);
-            this.version = Math.max(this.version ?? version, version);
         }
         if (pk !== undefined) {
             if (frame.action === "delete")

@@ -12,7 +12,7 @@ import path from "node:path";
 
 import {SynclineClient} from "../../clients/js/syncline.mjs";
 import {Condition, freePort, makeTempDir, progress, requireNodeModules} from "./support.mjs";
-import {runTest, ServeProcess, within} from "./support.mjs";
+import {runTest, ServeProcess, Skip, within} from "./support.mjs";
 
 const require = requireNodeModules();
 const WebSocket = require("ws");
@@ -41,8 +41,7 @@ async function main() {
     }));
     const server = new ServeProcess(configFile, port, path.join(dir, "serve-a.log"));
     if (!server.available()) {
-        console.log("skip: SYNCLINE_BIN_DIR/syncline not found");
-        process.exit(77);
+        throw new Skip("SYNCLINE_BIN_DIR/syncline not found");
     }
     await server.start();
     const writerPort = await freePort();

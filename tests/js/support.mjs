@@ -161,9 +161,12 @@ export class ServeProcess {
     }
 }
 
+/** Thrown by a test to report a skip (exit code 77, ctest's SKIP_RETURN_CODE) after the usual clean-up. */
+export class Skip extends Error {}
+
 /**
- * Runs `main` with a hard time limit; kills every server on every exit path; exits 0 on success and 1 with the
- * reason otherwise.
+ * Runs `main` with a hard time limit; kills every server on every exit path; exits 0 on success, 77 when `main`
+ * throws a {@link Skip}, and 1 with the reason otherwise. `cleanup(passed)` runs before the exit.
  */
 export function runTest(name, limitMs, main, cleanup = () => {}) {
     process.on("exit", () => ServeProcess.killAll());
@@ -174,6 +177,12 @@ export function runTest(name, limitMs, main, cleanup = () => {}) {
         });
     }
     const fail = (error) => {
+        if (error instanceof Skip) {
+            console.log(`skip: ${error.message}`);
+            ServeProcess.killAll();
+            cleanup(true);
+            process.exit(77);
+        }
         console.error(`FAIL ${name}: ${error?.stack ?? error}`);
         ServeProcess.killAll();
         try {
