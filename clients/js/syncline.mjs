@@ -114,8 +114,14 @@ export class SynclineClient {
         if (this.closed_) return Promise.reject(new SynclineError("client is closed", 0));
         const id = this.nextRequestId_++;
         const frame = {...args, action, request_id: id};
+        let text;
+        try {
+            text = this.Encode_(frame);  // a value JSON cannot hold rejects here, not later on a reconnect
+        } catch (error) {
+            return Promise.reject(error);
+        }
         return new Promise((resolve, reject) => {
-            const entry = {frame, resolve, reject, sent: false, timer: null};
+            const entry = {frame, text, resolve, reject, sent: false, timer: null};
             entry.timer = setTimeout(() => {
                 this.pending_.delete(id);
                 reject(new SynclineError(`request ${action} timed out after ${this.requestTimeoutMs} ms`, 0));
@@ -267,14 +273,18 @@ export class SynclineClient {
 
     SendPending_(entry) {
         entry.sent = true;
-        this.SendFrame_(entry.frame);
+        this.socket_.send(entry.text);
     }
 
-    /** Sends one request frame (wrapped for a stream); returns false when the socket is not open. */
+    /** A request frame as sent: JSON text, wrapped as `{stream, payload}` on a multiplexer. */
+    Encode_(frame) {
+        return JSON.stringify(this.stream === undefined ? frame : {stream: this.stream, payload: frame});
+    }
+
+    /** Sends one frame; returns false when the socket is not open. */
     SendFrame_(frame) {
         if (!this.connected) return false;
-        const wire = this.stream === undefined ? frame : {stream: this.stream, payload: frame};
-        this.socket_.send(JSON.stringify(wire));
+        this.socket_.send(this.Encode_(frame));
         return true;
     }
 

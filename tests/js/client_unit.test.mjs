@@ -128,6 +128,7 @@ async function main() {
         assert.match(error.message, /timed out/);
         return true;
     });
+    await assert.rejects(client.request("retrieve", {pk: 10n}), TypeError);  // BigInt: not JSON, rejected at once
     const ids = fake.frames.map((entry) => entry.frame.request_id);
     assert.equal(new Set(ids).size, ids.length, `request_ids are unique: ${ids}`);
 
