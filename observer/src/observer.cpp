@@ -66,8 +66,12 @@ void Observer::OnMessage(std::string_view channel, std::string_view payload) {
 // each subscriber's socket. Lives for one Deliver call, on the delivery thread.
 class Observer::EventPush {
 public:
-    EventPush(const RowEvent& event, const Schema& schema) : event_(event), schema_(schema) {
+    // `unknown_before`: the row's state before this version is unknown (re-read after a gap): a group or list
+    // subscriber gets its current state when it belongs, else a delete (it may have belonged).
+    EventPush(const RowEvent& event, const Schema& schema, bool unknown_before = false)
+        : event_(event), schema_(schema), unknown_before_(unknown_before) {
         pk_json_ = JsonOfValue(event.pk);
+        if (unknown_before_) old_row_ = event.row;
         if (event.old_json) {
             try {
                 old_row_ = RowFromJson(schema, *event.old_json);
@@ -113,8 +117,15 @@ public:
         bool is = false;
         try {
             if (!check.Allowed(consumer, *connection)) return;
-            was = old_row_ && IsMember(sub, *connection, check, *old_row_, false);
             is = event_.row && IsMember(sub, *connection, check, *event_.row, true);
+            if (unknown_before_) {
+                // A row this socket may not see is skipped: its pk would tell what the socket may not know.
+                // Whether it belonged is unknown: "update" (its state now) when it belongs, else "delete".
+                if (event_.row && !is && !check.CanSee(consumer, *connection, *event_.row)) return;
+                was = true;
+            } else {
+                was = old_row_ && IsMember(sub, *connection, check, *old_row_, false);
+            }
         } catch (const std::exception& e) {
             PermissionFailed(e);
             return;
@@ -143,8 +154,8 @@ private:
         if (!push.frame) {
             std::string& head = heads_[{&consumer, action, status}];
             if (head.empty()) {
-                std::string data =
-                    status == 204 ? "{\"pk\":" + pk_json_ + "}" : Represent(consumer, action != "delete");
+                const bool bare = status == 204 || (action == "delete" && !old_row_);  // a delete known by its pk only
+                std::string data = bare ? "{\"pk\":" + pk_json_ + "}" : Represent(consumer, action != "delete");
                 head = PushPrefix(action, status, data, event_.version, consumer.store().Epoch());
             }
             std::string frame = head;
@@ -196,6 +207,7 @@ private:
 
     const RowEvent& event_;
     const Schema& schema_;
+    const bool unknown_before_;
     std::optional<Row> old_row_;
     std::string pk_json_;
     std::map<std::string, PushCheck> checks_;  // by subscribe action
@@ -302,11 +314,13 @@ void Observer::CatchUp() {
         ++stats_.catch_ups;
     }
     std::int64_t from = last_seen_.load();
-    std::int64_t oldest = catch_up_->OldestSeq();
-    if (oldest > from + 1) {
+    const std::int64_t seen = from;
+    const std::int64_t oldest = catch_up_->OldestSeq();
+    const bool gap = oldest > from + 1;
+    if (gap) {
         Log(LogLevel::kWarn, "observer: changes " + std::to_string(from + 1) + ".." + std::to_string(oldest - 1) +
-                                 " were trimmed before this process caught up; subscribers of rows changed then get "
-                                 "their next change only");
+                                 " were trimmed before this process caught up; the rows they changed are pushed from "
+                                 "their current state");
     }
     std::size_t delivered = 0;
     while (true) {
@@ -320,8 +334,73 @@ void Observer::CatchUp() {
             }
         }
     }
+    // After the feed: a row whose latest change the feed still held was delivered above, with its latest state.
+    if (gap) delivered += Resync(seen, oldest);
     Log(LogLevel::kInfo, "observer: caught up to change " + std::to_string(from) + " (" + std::to_string(delivered) +
                              " row events re-read after the bus reconnected)");
+}
+
+std::size_t Observer::Resync(std::int64_t seen, std::int64_t oldest) {
+    std::vector<SubPtr> instance;
+    std::map<std::pair<GenericConsumer*, std::string>, std::vector<SubPtr>> table;  // by consumer and table
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [key, subs] : instance_) {
+            for (const auto& [order, sub] : subs) instance.push_back(sub);
+        }
+        for (const auto& [name, subs] : table_subs_) {
+            for (const auto& [order, sub] : subs) table[{sub->consumer, sub->table}].push_back(sub);
+        }
+    }
+    std::size_t pushed = 0;
+    auto current = [&](GenericConsumer& consumer, const std::string& name, const Value& pk, std::int64_t version) {
+        RowEvent event;
+        event.table = name;
+        event.pk = pk;
+        event.version = version;
+        event.row = consumer.store().Get(name, consumer.schema().pk().name, pk);
+        return event;
+    };
+    for (const SubPtr& sub : instance) {
+        auto schema = schemas_.find(sub->table);
+        if (schema == schemas_.end()) continue;
+        ModelStore& store = sub->consumer->store();
+        try {
+            std::int64_t version = store.RowVersion(sub->table, sub->pk);
+            if (version <= sub->last_version.load()) continue;
+            RowEvent event = current(*sub->consumer, sub->table, sub->pk, version);
+            EventPush push(event, *schema->second, true);
+            push.ToInstanceSubscriber(*sub);
+            pushed += push.frames_sent();
+        } catch (const std::exception& e) {
+            Log(LogLevel::kError, "observer: could not re-read a row after a gap: " + std::string(e.what()));
+        }
+    }
+    for (const auto& [key, subs] : table) {
+        auto schema = schemas_.find(key.second);
+        if (schema == schemas_.end()) continue;
+        GenericConsumer& consumer = *key.first;
+        try {
+            std::optional<std::vector<ModelStore::ChangedRow>> changed =
+                consumer.store().ChangedSince(key.second, seen);
+            if (!changed) {
+                Log(LogLevel::kWarn, "observer: the versions of " + key.second + " after change " +
+                                         std::to_string(seen) + " are no longer known; list and group subscribers "
+                                         "get their next changes only");
+                continue;
+            }
+            for (const ModelStore::ChangedRow& row : *changed) {
+                if (row.version >= oldest) continue;  // its latest change was in the feed
+                RowEvent event = current(consumer, key.second, row.pk, row.version);
+                EventPush push(event, *schema->second, true);
+                for (const SubPtr& sub : subs) push.ToTableSubscriber(*sub);
+                pushed += push.frames_sent();
+            }
+        } catch (const std::exception& e) {
+            Log(LogLevel::kError, "observer: could not re-read rows after a gap: " + std::string(e.what()));
+        }
+    }
+    return pushed;
 }
 
 ObserverStats Observer::stats() const {

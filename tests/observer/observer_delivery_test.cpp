@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -234,6 +236,47 @@ TEST_F(ObserverDeliveryTest, ASubscriptionNeverStartedIsRemoved) {
     db_->Patch("posts", Value(1), {{"title", "x"}});
     DeliverChanges();
     EXPECT_TRUE(ann.pushes().empty());
+}
+
+// A bus outage longer than the feed's retention: the changes it missed were trimmed before the catch-up could read
+// them. Each subscription still gets what it missed, from the rows' versions and current state.
+TEST_F(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurrentState) {
+    Observer observer(db_->models(), bus_, ChannelLayout("g", 4), std::make_unique<storage::FeedSource>(*db_));
+    observer.Start();
+    ConsumerOptions options;
+    options.model = "posts";
+    options.filter_fields = {"author"};
+    auto consumer = std::make_shared<GenericConsumer>(options);
+    consumer->Bind(*db_, &observer);
+    Socket ann = Connect("ann");
+    ASSERT_TRUE(Started(observer.SubscribeInstance(*ann.context, *consumer,
+                                                   InstanceSubscription{Value(1), Value(1), "\"i\""})));
+    ASSERT_TRUE(Started(observer.SubscribeList(*ann.context, *consumer, ByAuthor("ann"), "\"l\"")));
+    // The bus is down: none of these arrives as an event.
+    db_->Patch("posts", Value(1), {{"title", "missed"}});
+    Row left = db_->Insert("posts", {{"title", "three"}, {"author", "ann"}});
+    db_->Patch("posts", left[0], {{"author", "bob"}});
+    Row joined = db_->Insert("posts", {{"title", "four"}, {"author", "ann"}});
+    db_->Patch("posts", Value(2), {{"body", "kept"}});  // the latest change: the feed keeps it
+    db_->Trim(std::chrono::milliseconds(0));
+    db_->Trim(std::chrono::milliseconds(0));
+    observer.CatchUp();
+    std::map<std::string, std::string> got;  // "<request_id> <pk>" -> action
+    for (const ReceivedPush& push : ann.pushes()) {
+        rapidjson::Document data;
+        data.Parse(push.data.c_str());
+        std::string pk = data.HasMember("id") ? std::to_string(data["id"].GetInt64()) : std::to_string(data["pk"].GetInt64());
+        got[push.request_id + " " + pk] = push.action;
+        if (push.request_id == R"("i")") {
+            EXPECT_NE(push.data.find("missed"), std::string::npos) << push.data;
+        }
+    }
+    const std::string l = R"("l" )";
+    EXPECT_EQ(got, (std::map<std::string, std::string>{{R"("i" 1)", "update"},
+                                                        {l + "1", "update"},
+                                                        {l + std::to_string(left[0].AsInteger()), "delete"},
+                                                        {l + std::to_string(joined[0].AsInteger()), "update"}}));
+    EXPECT_EQ(ann.pushes().size(), 4u);  // bob's row 2 (kept in the feed) concerns neither
 }
 
 }  // namespace syncline::observer::testing

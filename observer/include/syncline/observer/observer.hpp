@@ -119,6 +119,9 @@ private:
     // Pending destroyed without Start: its subs go.
     void Cancel(std::uint64_t connection_id, const std::vector<SubPtr>& subs);
     void NoteReceived(const RowEvent& event);
+    // CatchUp after a gap the feed no longer holds (changes after `seen` and before `oldest` trimmed): pushes, from
+    // the rows' versions and current state, what each subscription missed. Returns the frames pushed.
+    std::size_t Resync(std::int64_t seen, std::int64_t oldest);
     Concerned SubscriptionsOf(const RowEvent& event) const;
 
     std::vector<Schema> models_;
