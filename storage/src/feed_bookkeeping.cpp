@@ -53,11 +53,15 @@ public:
     }
     ~SqliteReadScope() override {
         if (!owner_) return;
+        auto use = conn_.Use();
         try {
-            auto use = conn_.Use();
             conn_.Exec("COMMIT");
         } catch (const std::exception&) {
-            // A read transaction that cannot commit is rolled back by SQLite when the connection is next used.
+            // Never leave the thread's reader inside an old snapshot.
+            try {
+                conn_.Exec("ROLLBACK");
+            } catch (const std::exception&) {
+            }
         }
     }
     std::int64_t version() const override { return version_; }
