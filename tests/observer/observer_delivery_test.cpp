@@ -187,5 +187,27 @@ TEST_F(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
     EXPECT_TRUE(bob.pushes().empty());
 }
 
+// A serializer that names the primary key "pk" (issue 11, dcrf-client's default pkField): update pushes carry it as the
+// serializer's output does; delete pushes carry {"pk": ...} as always.
+TEST_F(ObserverDeliveryTest, UpdatePushesOfASerializerWithPkCarryPk) {
+    ConsumerOptions options;
+    options.model = "posts";
+    options.serializer.fields = {"pk", "title"};
+    auto consumer = std::make_shared<GenericConsumer>(options);
+    consumer->Bind(*db_, observer_.get());
+    Socket ann = Connect("ann");
+    ASSERT_TRUE(SubscribeRow(ann, *consumer, 1, "s"));
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    DeliverChanges();
+    db_->Delete("posts", Value(1));
+    DeliverChanges();
+    const std::vector<ReceivedPush> pushes = ann.pushes();
+    ASSERT_EQ(pushes.size(), 2u);
+    EXPECT_EQ(pushes[0].action, "update");
+    EXPECT_EQ(pushes[0].data, R"({"pk":1,"title":"one v2"})");
+    EXPECT_EQ(pushes[1].action, "delete");
+    EXPECT_EQ(pushes[1].data, R"({"pk":1})");
+}
+
 }  // namespace
 }  // namespace syncline::observer::testing
