@@ -52,6 +52,11 @@ public:
     std::optional<LastChangeInfo> LastChange(std::string_view, const syncline::Value&) const override {
         Fail("LastChange");
     }
+    std::string Epoch() const override { Fail("Epoch"); }
+    std::unique_ptr<ReadScope> ReadSnapshot() const override { Fail("ReadSnapshot"); }
+    std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view, std::int64_t) const override {
+        Fail("ChangedSince");
+    }
 
 private:
     const std::vector<syncline::Schema>& models_;

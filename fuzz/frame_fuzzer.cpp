@@ -167,17 +167,20 @@ class ForwardingRegistry final : public syncline::SubscriptionRegistry {
 public:
     syncline::observer::Observer* target = nullptr;
 
-    bool SubscribeInstance(syncline::ConnectionContext& c, syncline::GenericConsumer& g,
-                           syncline::InstanceSubscription s) override {
+    std::unique_ptr<syncline::PendingSubscriptions> SubscribeInstance(syncline::ConnectionContext& c,
+                                                                      syncline::GenericConsumer& g,
+                                                                      syncline::InstanceSubscription s) override {
         return target->SubscribeInstance(c, g, std::move(s));
     }
     void UnsubscribeInstance(syncline::ConnectionContext& c, syncline::GenericConsumer& g, const syncline::Value& v,
                              const std::optional<std::string>& id) override {
         target->UnsubscribeInstance(c, g, v, id);
     }
-    bool SubscribeGroups(syncline::ConnectionContext& c, syncline::GenericConsumer& g,
-                         std::shared_ptr<const syncline::GroupObserver> o, const std::vector<std::string>& groups,
-                         const std::string& id) override {
+    std::unique_ptr<syncline::PendingSubscriptions> SubscribeGroups(syncline::ConnectionContext& c,
+                                                                    syncline::GenericConsumer& g,
+                                                                    std::shared_ptr<const syncline::GroupObserver> o,
+                                                                    const std::vector<std::string>& groups,
+                                                                    const std::string& id) override {
         return target->SubscribeGroups(c, g, std::move(o), groups, id);
     }
     void UnsubscribeGroups(syncline::ConnectionContext& c, syncline::GenericConsumer& g,
@@ -185,8 +188,10 @@ public:
                            const std::optional<std::string>& id) override {
         target->UnsubscribeGroups(c, g, o, groups, id);
     }
-    bool SubscribeList(syncline::ConnectionContext& c, syncline::GenericConsumer& g, std::vector<syncline::Filter> f,
-                       const std::string& id) override {
+    std::unique_ptr<syncline::PendingSubscriptions> SubscribeList(syncline::ConnectionContext& c,
+                                                                  syncline::GenericConsumer& g,
+                                                                  std::vector<syncline::Filter> f,
+                                                                  const std::string& id) override {
         return target->SubscribeList(c, g, std::move(f), id);
     }
     void UnsubscribeList(syncline::ConnectionContext& c, syncline::GenericConsumer& g,

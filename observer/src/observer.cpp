@@ -105,7 +105,7 @@ public:
     // update or delete; nothing when it belonged to neither or its permission refuses the push.
     void ToTableSubscriber(const Sub& sub) {
         std::shared_ptr<ConnectionContext> connection = sub.connection.lock();
-        if (!connection) return;
+        if (!connection || event_.version <= sub.floor.load()) return;
         GenericConsumer& consumer = *sub.consumer;
         const PushCheck& check =
             Check(sub.kind == Sub::Kind::kList ? "subscribe_list" : sub.observer->subscribe_action);
@@ -145,7 +145,7 @@ private:
             if (head.empty()) {
                 std::string data =
                     status == 204 ? "{\"pk\":" + pk_json_ + "}" : Represent(consumer, action != "delete");
-                head = PushPrefix(action, status, data, event_.version);
+                head = PushPrefix(action, status, data, event_.version, consumer.store().Epoch());
             }
             std::string frame = head;
             frame.append(request_id);
@@ -210,6 +210,43 @@ private:
     std::uint64_t serializations_ = 0;
 };
 
+bool Observer::Hold(Sub& sub, const RowEvent& event) {
+    if (!sub.held.load()) return false;
+    std::lock_guard<std::mutex> lock(sub.start_mutex);
+    if (!sub.held.load()) return false;  // started meanwhile: its held events went first
+    // An instance subscription needs only the newest change of its row; a list or group every change in order.
+    if (sub.kind == Sub::Kind::kInstance) sub.held_events.clear();
+    sub.held_events.push_back(event);
+    return true;
+}
+
+void Observer::StartSub(Sub& sub, std::int64_t version) {
+    std::lock_guard<std::mutex> lock(sub.start_mutex);
+    if (sub.kind == Sub::Kind::kInstance) {
+        std::int64_t known = sub.last_version.load();
+        if (version > known) sub.last_version.store(version);
+    } else {
+        sub.floor.store(version);
+    }
+    std::vector<RowEvent> held = std::move(sub.held_events);
+    sub.held_events.clear();
+    auto schema = schemas_.find(sub.table);
+    if (schema != schemas_.end()) {
+        for (const RowEvent& event : held) {
+            EventPush push(event, *schema->second);
+            if (sub.kind == Sub::Kind::kInstance) {
+                push.ToInstanceSubscriber(sub);
+            } else {
+                push.ToTableSubscriber(sub);
+            }
+            std::lock_guard<std::mutex> stats_lock(stats_mutex_);
+            stats_.frames += push.frames_sent();
+            stats_.serializations += push.serializations();
+        }
+    }
+    sub.held.store(false);
+}
+
 void Observer::NoteReceived(const RowEvent& event) {
     std::int64_t seen = last_seen_.load();
     while (event.version > seen && !last_seen_.compare_exchange_weak(seen, event.version)) {
@@ -247,8 +284,12 @@ void Observer::Deliver(const RowEvent& event) {
     auto schema = schemas_.find(event.table);
     if (schema == schemas_.end()) return;
     EventPush push(event, *schema->second);
-    for (const SubPtr& sub : concerned.instance) push.ToInstanceSubscriber(*sub);
-    for (const SubPtr& sub : concerned.table) push.ToTableSubscriber(*sub);
+    for (const SubPtr& sub : concerned.instance) {
+        if (!Hold(*sub, event)) push.ToInstanceSubscriber(*sub);
+    }
+    for (const SubPtr& sub : concerned.table) {
+        if (!Hold(*sub, event)) push.ToTableSubscriber(*sub);
+    }
     std::lock_guard<std::mutex> lock(stats_mutex_);
     stats_.frames += push.frames_sent();
     stats_.serializations += push.serializations();

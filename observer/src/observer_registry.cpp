@@ -48,6 +48,39 @@ std::size_t FilterValues(const std::vector<Filter>& filter) {
 
 }  // namespace
 
+// The subscriptions one Subscribe call added, held until Start.
+class Observer::Pending final : public PendingSubscriptions {
+public:
+    Pending(Observer& observer, std::uint64_t connection_id, std::vector<SubPtr> subs)
+        : observer_(observer), connection_id_(connection_id), subs_(std::move(subs)) {}
+    ~Pending() override {
+        if (!started_ && !subs_.empty()) observer_.Cancel(connection_id_, subs_);
+    }
+    void Start(std::int64_t version) override {
+        if (started_) return;
+        started_ = true;
+        for (const SubPtr& sub : subs_) observer_.StartSub(*sub, version);
+    }
+
+private:
+    Observer& observer_;
+    std::uint64_t connection_id_;
+    std::vector<SubPtr> subs_;
+    bool started_ = false;
+};
+
+void Observer::Cancel(std::uint64_t connection_id, const std::vector<SubPtr>& subs) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto conn_it = by_connection_.find(connection_id);
+    if (conn_it == by_connection_.end()) return;
+    ConnectionSubs& connection_subs = conn_it->second;
+    for (const SubPtr& sub : subs) {
+        auto found = connection_subs.by_identity.find(sub->identity);
+        if (found != connection_subs.by_identity.end() && found->second == sub) Remove(connection_subs, sub);
+    }
+    if (connection_subs.by_identity.empty()) by_connection_.erase(conn_it);
+}
+
 void Observer::Retain(const std::string& channel) {
     // Called with mutex_ held; the bus call only queues (both buses), so it cannot call back into us.
     if (channel_refs_[channel]++ == 0) bus_.Subscribe(channel);
@@ -132,9 +165,11 @@ void Observer::RemoveTarget(std::uint64_t connection_id, const std::string& targ
     if (subs.by_identity.empty()) by_connection_.erase(conn_it);
 }
 
-bool Observer::SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
-                                 InstanceSubscription subscription) {
+std::unique_ptr<PendingSubscriptions> Observer::SubscribeInstance(ConnectionContext& connection,
+                                                                  GenericConsumer& consumer,
+                                                                  InstanceSubscription subscription) {
     std::string channel = layout_.ForRow(consumer.options().model, subscription.pk);
+    std::vector<SubPtr> added;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         ConnectionSubs& subs = by_connection_[connection.id()];
@@ -143,12 +178,12 @@ bool Observer::SubscribeInstance(ConnectionContext& connection, GenericConsumer&
         if (subs.by_identity.count(identity) == 0) {
             if (subs.by_identity.size() >= connection.limits().max_subscriptions) {
                 if (subs.by_identity.empty()) by_connection_.erase(connection.id());
-                return false;
+                return nullptr;
             }
             SubPtr sub = NewSub(connection, consumer, std::move(identity));
             sub->kind = Sub::Kind::kInstance;
             sub->request_id = std::move(subscription.request_id);
-            sub->last_version.store(subscription.known_version);
+            added.push_back(sub);
             // Unsubscribing names the row by the lookup value the client used, or by its pk.
             std::vector<std::string> targets{row_target};
             if (!(subscription.lookup_value == subscription.pk)) {
@@ -160,7 +195,7 @@ bool Observer::SubscribeInstance(ConnectionContext& connection, GenericConsumer&
         }  // else: subscribing twice with the same request_id changes nothing
     }
     Await({channel});
-    return true;
+    return std::make_unique<Pending>(*this, connection.id(), std::move(added));
 }
 
 void Observer::UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer, const Value& lookup_value,
@@ -169,10 +204,13 @@ void Observer::UnsubscribeInstance(ConnectionContext& connection, GenericConsume
     RemoveTarget(connection.id(), Target('i', consumer, lookup_value.DebugString()), request_id);
 }
 
-bool Observer::SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
-                               std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
-                               const std::string& request_id) {
+std::unique_ptr<PendingSubscriptions> Observer::SubscribeGroups(ConnectionContext& connection,
+                                                                GenericConsumer& consumer,
+                                                                std::shared_ptr<const GroupObserver> observer,
+                                                                const std::vector<std::string>& groups,
+                                                                const std::string& request_id) {
     const std::string& table = consumer.options().model;
+    std::vector<SubPtr> added;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         ConnectionSubs& subs = by_connection_[connection.id()];
@@ -193,7 +231,7 @@ bool Observer::SubscribeGroups(ConnectionContext& connection, GenericConsumer& c
         }
         if (subs.by_identity.size() + fresh.size() > connection.limits().max_subscriptions) {
             if (subs.by_identity.empty()) by_connection_.erase(connection.id());
-            return false;
+            return nullptr;
         }
         for (Fresh& f : fresh) {
             SubPtr sub = NewSub(connection, consumer, std::move(f.identity));
@@ -202,10 +240,11 @@ bool Observer::SubscribeGroups(ConnectionContext& connection, GenericConsumer& c
             sub->observer = observer;
             sub->group = *f.group;
             Add(subs, sub, {std::move(f.target)}, layout_.ForTable(table));
+            added.push_back(sub);
         }
     }
     Await(layout_.ForTable(table));
-    return true;
+    return std::make_unique<Pending>(*this, connection.id(), std::move(added));
 }
 
 void Observer::UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
@@ -217,9 +256,11 @@ void Observer::UnsubscribeGroups(ConnectionContext& connection, GenericConsumer&
     }
 }
 
-bool Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
-                             const std::string& request_id) {
+std::unique_ptr<PendingSubscriptions> Observer::SubscribeList(ConnectionContext& connection,
+                                                              GenericConsumer& consumer, std::vector<Filter> filter,
+                                                              const std::string& request_id) {
     const std::string& table = consumer.options().model;
+    std::vector<SubPtr> added;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         ConnectionSubs& subs = by_connection_[connection.id()];
@@ -231,7 +272,7 @@ bool Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& con
         if ((same == subs.by_identity.end() && subs.by_identity.size() >= connection.limits().max_subscriptions) ||
             subs.list_filter_values - replaced + FilterValues(filter) > connection.limits().max_list_filter_values) {
             if (subs.by_identity.empty()) by_connection_.erase(connection.id());
-            return false;
+            return nullptr;
         }
         if (same != subs.by_identity.end()) Remove(subs, SubPtr(same->second));
         SubPtr sub = NewSub(connection, consumer, std::move(identity));
@@ -239,9 +280,10 @@ bool Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& con
         sub->request_id = request_id;
         sub->filter = std::move(filter);
         Add(subs, sub, {std::move(target)}, layout_.ForTable(table));
+        added.push_back(sub);
     }
     Await(layout_.ForTable(table));
-    return true;
+    return std::make_unique<Pending>(*this, connection.id(), std::move(added));
 }
 
 void Observer::UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,

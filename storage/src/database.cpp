@@ -309,9 +309,12 @@ std::unique_ptr<Database> Database::Open(DatabaseOptions options, std::vector<Sc
         w.Exec(BookkeepingSql());
         for (const auto& schema : db->models_) {
             MigrateTable(w, schema);
+            SyncVersionTable(w, schema);
             SyncTriggers(w, schema, db->options_.capture_changes);
         }
         RecordSchemaVersion(w, db->models_);
+        Statement epoch = w.Prepare("SELECT value FROM _syncline_meta WHERE key = 'epoch'");
+        if (epoch.Step()) db->epoch_ = epoch.ColumnText(0);
         w.Exec("COMMIT");
     } catch (...) {
         w.Exec("ROLLBACK");

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "connection.hpp"
+#include "schema_sql.hpp"
 
 namespace syncline::storage {
 namespace {
@@ -21,15 +22,48 @@ std::int64_t NowMs() {
         .count();
 }
 
-// `columns` of the latest change of a row still in the feed (no row when none). Newest first: a row that changed
-// recently is found after a short scan; a row whose changes were all trimmed costs a scan of the retained feed.
-Statement LatestChange(Connection& conn, const std::string& columns, const Schema& schema, const Value& pk) {
-    Statement st = conn.Prepare("SELECT " + columns +
-                                " FROM _syncline_changes WHERE tbl = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1");
-    st.BindText(1, schema.table());
-    st.Bind(2, pk);
+// The row's entry in its model's version table: seq and deleted, or no row.
+Statement VersionEntry(Connection& conn, const Schema& schema, const Value& pk) {
+    Statement st = conn.Prepare("SELECT seq, deleted FROM " + Quote(VersionTable(schema)) + " WHERE pk = ?1");
+    st.Bind(1, pk);
     return st;
 }
+
+std::int64_t VersionFloor(Connection& conn, const Schema& schema) {
+    Statement st = conn.Prepare("SELECT value FROM _syncline_meta WHERE key = ?1");
+    st.BindText(1, "floor:" + schema.table());
+    return st.Step() ? st.ColumnInt(0) : 0;
+}
+
+// A read transaction on one connection, ended (COMMIT: it wrote nothing) when destroyed; or nothing at all, joining
+// the transaction already open on that connection.
+class SqliteReadScope final : public ModelStore::ReadScope {
+public:
+    explicit SqliteReadScope(Connection& conn) : conn_(conn) {
+        auto use = conn_.Use();
+        owner_ = sqlite3_get_autocommit(conn_.handle()) != 0;
+        if (owner_) conn_.Exec("BEGIN");
+        // The first read starts the snapshot; this one also tells its newest version.
+        Statement st = conn_.Prepare("SELECT coalesce(max(seq), 0) FROM " + std::string(kChangesTable));
+        st.Step();
+        version_ = st.ColumnInt(0);
+    }
+    ~SqliteReadScope() override {
+        if (!owner_) return;
+        try {
+            auto use = conn_.Use();
+            conn_.Exec("COMMIT");
+        } catch (const std::exception&) {
+            // A read transaction that cannot commit is rolled back by SQLite when the connection is next used.
+        }
+    }
+    std::int64_t version() const override { return version_; }
+
+private:
+    Connection& conn_;
+    bool owner_ = false;
+    std::int64_t version_ = 0;
+};
 
 }  // namespace
 
@@ -37,27 +71,61 @@ std::int64_t Database::RowVersion(std::string_view table, const Value& pk) const
     const Schema& schema = Model(table);
     Connection& conn = Reader();
     auto use = conn.Use();
-    Statement st = LatestChange(conn, "seq", schema, pk);
-    return st.Step() ? st.ColumnInt(0) : 0;
+    Statement st = VersionEntry(conn, schema, pk);
+    if (st.Step()) return st.ColumnInt(0);
+    return VersionFloor(conn, schema);
 }
 
 std::optional<ModelStore::LastChangeInfo> Database::LastChange(std::string_view table, const Value& pk) const {
     const Schema& schema = Model(table);
     Connection& conn = Reader();
     auto use = conn.Use();
-    Statement st = LatestChange(conn, "seq, op, old", schema, pk);
-    if (!st.Step()) return std::nullopt;
     LastChangeInfo info;
-    info.version = st.ColumnInt(0);
-    info.deleted = static_cast<ChangeOp>(st.ColumnInt(1)) == ChangeOp::kDelete;
-    if (!st.ColumnIsNull(2)) {
+    {
+        Statement st = VersionEntry(conn, schema, pk);
+        if (!st.Step()) return std::nullopt;
+        info.version = st.ColumnInt(0);
+        info.deleted = st.ColumnInt(1) != 0;
+    }
+    Statement st = conn.Prepare("SELECT old FROM " + std::string(kChangesTable) + " WHERE seq = ?1");
+    st.BindInt(1, info.version);
+    if (st.Step() && !st.ColumnIsNull(0)) {
         try {
-            info.before = RowFromJson(schema, st.ColumnText(2));
+            info.before = RowFromJson(schema, st.ColumnText(0));
         } catch (const std::invalid_argument&) {
             // An unreadable image is an unknown one.
         }
     }
     return info;
+}
+
+std::unique_ptr<ModelStore::ReadScope> Database::ReadSnapshot() const {
+    return std::make_unique<SqliteReadScope>(Reader());
+}
+
+std::optional<std::vector<ModelStore::ChangedRow>> Database::ChangedSince(std::string_view table,
+                                                                           std::int64_t since) const {
+    const Schema& schema = Model(table);
+    Connection& conn = Reader();
+    auto use = conn.Use();
+    if (since < VersionFloor(conn, schema)) return std::nullopt;
+    std::int64_t oldest = 0;
+    {
+        Statement st = conn.Prepare("SELECT coalesce(min(seq), 0) FROM " + std::string(kChangesTable));
+        st.Step();
+        oldest = st.ColumnInt(0);
+    }
+    // While the feed holds every change after `since`, read them (a range of seqs); else scan the version table.
+    Statement st = oldest != 0 && oldest <= since + 1
+                       ? conn.Prepare("SELECT pk, max(seq), op = 3 FROM " + std::string(kChangesTable) +
+                                      " WHERE seq > ?1 AND tbl = ?2 GROUP BY pk")
+                       : conn.Prepare("SELECT pk, seq, deleted FROM " + Quote(VersionTable(schema)) +
+                                      " WHERE seq > ?1 AND ?2 IS NOT NULL");
+    st.BindInt(1, since);
+    st.BindText(2, schema.table());
+    std::vector<ChangedRow> rows;
+    while (st.Step()) rows.push_back(ChangedRow{st.Column(0, schema.pk().type), st.ColumnInt(1), st.ColumnInt(2) != 0});
+    return rows;
 }
 
 void Database::SetCursor(const std::string& name, std::int64_t seq) {
@@ -146,6 +214,23 @@ std::int64_t Database::Trim(std::chrono::milliseconds horizon) {
             del.BindInt(1, limit);
             del.Step();
             deleted = sqlite3_changes(w.handle());
+            // Tombstones as old as the trimmed changes go too; a table that lost some raises its version floor to
+            // the newest of them, so a `since` below it reads as unknowable (the delete is pushed, a list resent).
+            for (const Schema& schema : models_) {
+                const std::string versions = Quote(VersionTable(schema));
+                std::optional<std::int64_t> newest = scalar(
+                    "SELECT max(seq) FROM " + versions + " WHERE deleted = 1 AND seq <= ?1", limit);
+                if (!newest) continue;
+                Statement gone = w.Prepare("DELETE FROM " + versions + " WHERE deleted = 1 AND seq <= ?1");
+                gone.BindInt(1, limit);
+                gone.Step();
+                Statement floor = w.Prepare(
+                    "INSERT INTO _syncline_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = "
+                    "max(value, excluded.value)");
+                floor.BindText(1, "floor:" + schema.table());
+                floor.BindInt(2, *newest);
+                floor.Step();
+            }
             Statement marks = w.Prepare("DELETE FROM _syncline_trim_marks WHERE seq < ?1");
             marks.BindInt(1, *bound);
             marks.Step();

@@ -108,6 +108,29 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
     return changed;
 }
 
+void SyncVersionTable(Connection& conn, const Schema& schema) {
+    const std::string name = VersionTable(schema);
+    {
+        Statement st = conn.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+        st.BindText(1, name);
+        if (st.Step()) return;
+    }
+    conn.Exec(VersionTableSql(schema));
+    {
+        Statement rows = conn.Prepare("SELECT 1 FROM " + Quote(schema.table()) + " LIMIT 1");
+        if (!rows.Step()) return;  // a new or empty table: every future version is captured
+    }
+    // SQLite's min/max aggregate: the bare column (op) comes from the row holding max(seq).
+    Statement copy = conn.Prepare("INSERT INTO " + Quote(name) + " (pk, seq, deleted) SELECT pk, max(seq), op = 3 FROM " +
+                                  std::string(kChangesTable) + " WHERE tbl = ?1 GROUP BY pk");
+    copy.BindText(1, schema.table());
+    copy.Step();
+    Statement floor = conn.Prepare("INSERT OR REPLACE INTO _syncline_meta (key, value) SELECT ?1, coalesce(max(seq), 0) FROM " +
+                                   std::string(kChangesTable));
+    floor.BindText(1, "floor:" + schema.table());
+    floor.Step();
+}
+
 void SyncTriggers(Connection& conn, const Schema& schema, bool capture) {
     for (const auto& [name, sql] : CaptureTriggers(schema)) {
         Statement st = conn.Prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1");

@@ -98,10 +98,28 @@ std::string CreateTableSql(const Schema& schema) {
     return sql + ")";
 }
 
+std::string VersionTable(const Schema& schema) { return "_syncline_versions_" + schema.table(); }
+
+std::string VersionTableSql(const Schema& schema) {
+    const std::string name = VersionTable(schema);
+    // An integer key is the rowid itself (the cheapest upsert); any other key is a WITHOUT ROWID primary key. Only
+    // tombstones are indexed by seq (Trim removes old ones), so the index costs nothing on inserts and updates.
+    const bool integer = schema.pk().type == FieldType::kInteger;
+    return "CREATE TABLE " + Quote(name) + " (pk " + (integer ? "INTEGER PRIMARY KEY" : "NOT NULL PRIMARY KEY") +
+           ", seq INTEGER NOT NULL, deleted INTEGER NOT NULL)" + (integer ? "" : " WITHOUT ROWID") + ";" +
+           "CREATE INDEX " + Quote(name + "_tombstones") + " ON " + Quote(name) + " (seq) WHERE deleted = 1;";
+}
+
 std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& schema) {
     const std::string& t = schema.table();
     std::string pk = Quote(schema.pk().name);
     std::string insert = "INSERT INTO " + std::string(kChangesTable) + "(tbl, pk, op, old) VALUES ('" + t + "', ";
+    // Right after each change: the row's version is that change's seq (last_insert_rowid() inside a trigger is the
+    // row the trigger just inserted).
+    auto version = [&](const std::string& key, bool deleted) {
+        return "INSERT OR REPLACE INTO " + Quote(VersionTable(schema)) + " (pk, seq, deleted) VALUES (" + key +
+               ", last_insert_rowid(), " + (deleted ? "1" : "0") + "); ";
+    };
     std::string old_json = OldRowJson(schema);
     std::vector<std::pair<std::string, std::string>> triggers;
     auto add = [&](const std::string& suffix, const std::string& when, const std::string& body) {
@@ -109,13 +127,15 @@ std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& s
         triggers.emplace_back(name, "CREATE TRIGGER " + Quote(name) + " " + when + " ON " + Quote(t) +
                                         " FOR EACH ROW " + body);
     };
-    add("ai", "AFTER INSERT", "BEGIN " + insert + "NEW." + pk + ", 1, NULL); END");
+    add("ai", "AFTER INSERT", "BEGIN " + insert + "NEW." + pk + ", 1, NULL); " + version("NEW." + pk, false) + "END");
     add("au", "AFTER UPDATE", "WHEN OLD." + pk + " IS NEW." + pk + " BEGIN " + insert + "NEW." + pk + ", 2, " +
-                                  old_json + "); END");
+                                  old_json + "); " + version("NEW." + pk, false) + "END");
     // A write that changes the key itself is, for subscribers, the old row leaving and a new one arriving.
     add("auk", "AFTER UPDATE", "WHEN OLD." + pk + " IS NOT NEW." + pk + " BEGIN " + insert + "OLD." + pk + ", 3, " +
-                                   old_json + "); " + insert + "NEW." + pk + ", 1, NULL); END");
-    add("ad", "AFTER DELETE", "BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); END");
+                                   old_json + "); " + version("OLD." + pk, true) + insert + "NEW." + pk +
+                                   ", 1, NULL); " + version("NEW." + pk, false) + "END");
+    add("ad", "AFTER DELETE",
+        "BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); " + version("OLD." + pk, true) + "END");
     return triggers;
 }
 
@@ -125,11 +145,13 @@ std::string BookkeepingSql() {
     return "CREATE TABLE IF NOT EXISTS _syncline_changes ("
            "seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk NOT NULL, op INTEGER NOT NULL, old TEXT);"
            // No index on (tbl, pk): measured, it halves the captured write rate (benchmarks/README.md). A row's
-           // version is found by scanning back from the newest change (Database::RowVersion).
+           // version is kept apart, in its model's version table (VersionTable), which trimming leaves alone.
            "CREATE TABLE IF NOT EXISTS _syncline_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
            "updated_ms INTEGER NOT NULL);"
            "CREATE TABLE IF NOT EXISTS _syncline_trim_marks (at_ms INTEGER NOT NULL, seq INTEGER NOT NULL);"
            "CREATE TABLE IF NOT EXISTS _syncline_meta (key TEXT PRIMARY KEY, value);"
+           // The database's epoch: versions are comparable only within one (a recreated or restored file has another).
+           "INSERT OR IGNORE INTO _syncline_meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));"
            "CREATE TABLE IF NOT EXISTS _syncline_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, "
            "expires_ms INTEGER NOT NULL);";
 }

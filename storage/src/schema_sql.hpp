@@ -21,6 +21,11 @@ std::string SqlLiteral(const Value& value);
 std::string CreateTableSql(const Schema& schema);
 // The column definition used by ALTER TABLE ADD COLUMN.
 std::string ColumnSql(const FieldSpec& field);
+// The table of a model's row versions: one row per row that ever changed while captured (pk, seq of its latest
+// change, deleted), kept by the capture triggers whatever the feed keeps.
+std::string VersionTable(const Schema& schema);
+// CREATE TABLE (and the index of its tombstones) for VersionTable.
+std::string VersionTableSql(const Schema& schema);
 // (name, CREATE TRIGGER text) of the capture triggers of a table.
 std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& schema);
 // The DDL of syncline's own tables (changes, cursors, trim marks, meta); idempotent.

@@ -120,20 +120,32 @@ struct Latch {
     }
 };
 
+// Subscriptions that hold nothing.
+class NoPending final : public PendingSubscriptions {
+public:
+    void Start(std::int64_t) override {}
+};
+
 // A registry that only counts the connections dropped.
 class CountingRegistry final : public SubscriptionRegistry {
 public:
-    bool SubscribeInstance(ConnectionContext&, GenericConsumer&, InstanceSubscription) override { return true; }
+    std::unique_ptr<PendingSubscriptions> SubscribeInstance(ConnectionContext&, GenericConsumer&,
+                                                            InstanceSubscription) override {
+        return std::make_unique<NoPending>();
+    }
     void UnsubscribeInstance(ConnectionContext&, GenericConsumer&, const Value&,
                              const std::optional<std::string>&) override {}
-    bool SubscribeGroups(ConnectionContext&, GenericConsumer&, std::shared_ptr<const GroupObserver>,
-                         const std::vector<std::string>&, const std::string&) override {
-        return true;
+    std::unique_ptr<PendingSubscriptions> SubscribeGroups(ConnectionContext&, GenericConsumer&,
+                                                          std::shared_ptr<const GroupObserver>,
+                                                          const std::vector<std::string>&,
+                                                          const std::string&) override {
+        return std::make_unique<NoPending>();
     }
     void UnsubscribeGroups(ConnectionContext&, GenericConsumer&, const GroupObserver&, const std::vector<std::string>&,
                            const std::optional<std::string>&) override {}
-    bool SubscribeList(ConnectionContext&, GenericConsumer&, std::vector<Filter>, const std::string&) override {
-        return true;
+    std::unique_ptr<PendingSubscriptions> SubscribeList(ConnectionContext&, GenericConsumer&, std::vector<Filter>,
+                                                        const std::string&) override {
+        return std::make_unique<NoPending>();
     }
     void UnsubscribeList(ConnectionContext&, GenericConsumer&, const std::optional<std::string>&) override {}
     void DropConnection(ConnectionContext&) override { ++dropped; }

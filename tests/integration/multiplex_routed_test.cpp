@@ -77,7 +77,8 @@ TEST_F(MultiplexRoutedTest, PushesOfASubscriptionThroughAStreamArriveWrapped) {
     EXPECT_EQ(Call(*ws, R"({"stream": "posts", "payload": {"action": "subscribe_instance", "pk": 1,
                                                            "request_id": "sub"}})"),
               R"({"stream":"posts","payload":{"errors":[],"data":null,"action":"subscribe_instance",)"
-              R"("response_status":201,"request_id":"sub"}})");
+              R"("response_status":201,"request_id":"sub","version":1,"epoch":")" +
+                  server_->database().Epoch() + R"("}})");
     // Changed from another socket (a plain consumer route): the push comes wrapped in the stream it subscribed on.
     auto other = Connect("/ws/posts/");
     EXPECT_THAT(Call(*other, R"({"action": "patch", "pk": 1, "data": {"title": "Changed"}})"),
@@ -86,7 +87,7 @@ TEST_F(MultiplexRoutedTest, PushesOfASubscriptionThroughAStreamArriveWrapped) {
     EXPECT_EQ(ws->Receive().value_or("<none>"),
               R"({"stream":"posts","payload":{"errors":[],"data":{"id":1,"title":"Changed","author":""},)"
               R"("action":"update","response_status":200,"version":)" + std::to_string(version) +
-                  R"(,"request_id":"sub"}})");
+                  R"(,"epoch":")" + server_->database().Epoch() + R"(","request_id":"sub"}})");
     // The writer's own reply comes before the push its change causes, through the multiplexer too.
     ASSERT_TRUE(ws->SendText(R"({"stream": "posts", "payload": {"action": "patch", "pk": 1, "request_id": "w",
                                                                 "data": {"author": "bob"}}})"));

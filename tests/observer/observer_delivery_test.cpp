@@ -110,7 +110,7 @@ TEST_F(ObserverDeliveryTest, APermissionThatThrowsSkipsOnlyThatSocketsPush) {
     const Socket ann = Connect("ann");
     for (const Socket* socket : {&thrower, &ann}) {
         ASSERT_TRUE(SubscribeRow(*socket, *guarded, 1, "x"));
-        ASSERT_TRUE(observer_->SubscribeList(*socket->context, *guarded, {}, "\"l\""));
+        ASSERT_TRUE(Started(observer_->SubscribeList(*socket->context, *guarded, {}, "\"l\"")));
     }
     db_->Patch("posts", Value(1), {{"title", "one v2"}});
     DeliverChanges();
@@ -121,8 +121,8 @@ TEST_F(ObserverDeliveryTest, APermissionThatThrowsSkipsOnlyThatSocketsPush) {
 TEST_F(ObserverDeliveryTest, AListGetsCreateUpdateAndDeleteAsARowEntersStaysInAndLeavesItsFilter) {
     Socket ann = Connect("ann");
     Socket bob = Connect("bob");
-    ASSERT_TRUE(observer_->SubscribeList(*ann.context, *consumer_, ByAuthor("ann"), "\"mine\""));
-    ASSERT_TRUE(observer_->SubscribeList(*bob.context, *consumer_, ByAuthor("bob"), "\"mine\""));
+    ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, ByAuthor("ann"), "\"mine\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeList(*bob.context, *consumer_, ByAuthor("bob"), "\"mine\"")));
 
     Row created = db_->Insert("posts", {{"title", "three"}, {"author", "ann"}});
     const Value pk = created[0];
@@ -161,8 +161,8 @@ TEST_F(ObserverDeliveryTest, GroupSubscribersFollowTheGroupsTheRowLeavesAndEnter
     by_author.row_groups = [](const Row& row) { return std::vector<std::string>{"author:" + row[3].AsText()}; };
     auto groups = std::make_shared<const GroupObserver>(std::move(by_author));
     Socket ann = Connect("ann");
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"a\""));
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:bob"}, "\"b\""));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"a\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:bob"}, "\"b\"")));
     db_->Patch("posts", Value(1), {{"author", "bob"}});
     DeliverChanges();
     EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("a" delete)", R"("b" create)"}));
@@ -181,8 +181,9 @@ TEST_F(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
 
     // A subscriber that already has a newer version (its `since`) gets nothing older.
     Socket bob = Connect("bob");
-    ASSERT_TRUE(observer_->SubscribeInstance(*bob.context, *consumer_,
-                                             InstanceSubscription{Value(2), Value(2), "\"x\"", 1000}));
+    ASSERT_TRUE(Started(
+        observer_->SubscribeInstance(*bob.context, *consumer_, InstanceSubscription{Value(2), Value(2), "\"x\""}),
+        1000));
     db_->Patch("posts", Value(2), {{"title", "two v2"}});
     DeliverChanges();
     EXPECT_TRUE(bob.pushes().empty());

@@ -15,6 +15,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "started.hpp"
+
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +27,8 @@
 #include "../storage/test_db.hpp"
 
 namespace syncline::observer::testing {
+
+using syncline::testing::Started;
 
 /// The in-process bus, plus the set of channels subscribed now and a count of Subscribe calls per channel.
 class RecordingBus final : public Bus {
@@ -168,8 +172,8 @@ protected:
     }
 
     bool SubscribeRow(const Socket& socket, GenericConsumer& consumer, std::int64_t pk, const std::string& request_id) {
-        return observer_->SubscribeInstance(*socket.context, consumer,
-                                            InstanceSubscription{Value(pk), Value(pk), "\"" + request_id + "\"", 0});
+        return Started(observer_->SubscribeInstance(*socket.context, consumer,
+                                                    InstanceSubscription{Value(pk), Value(pk), "\"" + request_id + "\""}));
     }
 
     /// Delivers what the change feed captured since the last call, coalesced as the relay does. Returns the events.

@@ -38,7 +38,7 @@ TEST_F(ObserverRegistryTest, TheBusCarriesAChannelExactlyWhileASubscriptionNeeds
     EXPECT_EQ(bus_.channels(), std::set<std::string>{row1});
     EXPECT_EQ(bus_.subscribes(row1), 1);  // the second subscription reuses the channel
 
-    ASSERT_TRUE(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\""));
+    ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"")));
     EXPECT_EQ(bus_.channels(), TableChannels());  // a list needs every row of the table
 
     observer_->UnsubscribeList(*ann.context, *consumer_, std::nullopt);
@@ -54,10 +54,10 @@ TEST_F(ObserverRegistryTest, EachKindUnsubscribesByWhatItNamesAndDropTakesTheRes
     Socket ann = Connect("ann");
     auto groups = ByAuthor();
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "r"));
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann", "author:bob"}, "\"g\""));
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"h\""));
-    ASSERT_TRUE(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l1\""));
-    ASSERT_TRUE(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l2\""));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann", "author:bob"}, "\"g\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"h\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l1\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l2\"")));
     EXPECT_EQ(observer_->subscription_count(), 6u);
 
     // Names that match nothing change nothing.
@@ -93,15 +93,15 @@ TEST_F(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndRetainsNoChannel)
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "a"));
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "b"));
     EXPECT_FALSE(SubscribeRow(ann, *consumer_, 2, "a"));
-    EXPECT_FALSE(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\""));
-    EXPECT_FALSE(observer_->SubscribeGroups(*ann.context, *consumer_, ByAuthor(), {"author:ann"}, "\"g\""));
+    EXPECT_FALSE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"")));
+    EXPECT_FALSE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, ByAuthor(), {"author:ann"}, "\"g\"")));
     EXPECT_EQ(observer_->subscription_count(), 2u);
     EXPECT_EQ(bus_.channels(), std::set<std::string>{ChannelLayout("t", 4).ForRow("posts", Value(1))});
 
     // A socket whose very first subscribe is refused holds nothing at all.
     Socket none = Connect("none", 0);
     EXPECT_FALSE(SubscribeRow(none, *consumer_, 2, "a"));
-    EXPECT_FALSE(observer_->SubscribeList(*none.context, *consumer_, {}, "\"l\""));
+    EXPECT_FALSE(Started(observer_->SubscribeList(*none.context, *consumer_, {}, "\"l\"")));
     EXPECT_EQ(observer_->subscription_count(), 2u);
     EXPECT_EQ(bus_.channels().size(), 1u);
 }
@@ -112,18 +112,18 @@ TEST_F(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndRetainsNoChannel)
 TEST_F(ObserverRegistryTest, IdentityKeysCannotCollide) {
     Socket ann = Connect("ann");
     auto groups = ByAuthor();
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"x\""));
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author"}, "ann:\"x\""));
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:an"}, "n\"x\""));
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann\"x"}, "\""));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"x\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author"}, "ann:\"x\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:an"}, "n\"x\"")));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann\"x"}, "\"")));
     EXPECT_EQ(observer_->subscription_count(), 4u);
     // Another observer object with the same group names is another subscription too.
-    ASSERT_TRUE(observer_->SubscribeGroups(*ann.context, *consumer_, ByAuthor(), {"author:ann"}, "\"x\""));
+    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, ByAuthor(), {"author:ann"}, "\"x\"")));
     EXPECT_EQ(observer_->subscription_count(), 5u);
 
     // Integer 1 and text "1" are different lookup values.
-    ASSERT_TRUE(observer_->SubscribeInstance(*ann.context, *consumer_,
-                                             InstanceSubscription{Value(2), Value(std::string("1")), "\"i\"", 0}));
+    ASSERT_TRUE(Started(observer_->SubscribeInstance(*ann.context, *consumer_,
+                                                     InstanceSubscription{Value(2), Value(std::string("1")), "\"i\""})));
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "i"));
     EXPECT_EQ(observer_->subscription_count(), 7u);
     observer_->UnsubscribeInstance(*ann.context, *consumer_, Value(std::string("1")), std::nullopt);

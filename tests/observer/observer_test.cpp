@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "started.hpp"
 #include "../core/recording_outbox.hpp"
 #include "../storage/test_db.hpp"
 
@@ -22,6 +23,7 @@ namespace syncline::observer {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::Started;
 
 class ObserverTest : public ::testing::Test {
 protected:
@@ -55,8 +57,8 @@ protected:
     bool Subscribe(const Conn& c, std::int64_t pk, const std::string& request_id) {
         const Value key(pk);
         const Value title(pk == 1 ? std::string("one") : std::string("two"));
-        return observer_->SubscribeInstance(*c.context, *consumer_,
-                                            InstanceSubscription{key, title, "\"" + request_id + "\"", 0});
+        return Started(observer_->SubscribeInstance(*c.context, *consumer_,
+                                                    InstanceSubscription{key, title, "\"" + request_id + "\""}));
     }
     void Change(std::int64_t pk, std::int64_t version) {
         RowEvent event;
@@ -118,17 +120,17 @@ TEST_F(ObserverTest, AConnectionHoldsAtMostItsLimitOfSubscriptions) {
     EXPECT_TRUE(Subscribe(a, 2, "a"));
     EXPECT_FALSE(Subscribe(a, 2, "b"));
     EXPECT_TRUE(Subscribe(a, 2, "a"));  // one it holds: still fine
-    EXPECT_FALSE(observer_->SubscribeList(*a.context, *consumer_, {}, "\"l\""));
+    EXPECT_FALSE(Started(observer_->SubscribeList(*a.context, *consumer_, {}, "\"l\"")));
     EXPECT_EQ(observer_->subscription_count(), 3u);
     observer_->UnsubscribeInstance(*a.context, *consumer_, Value(1), std::string("\"a\""));
-    EXPECT_TRUE(observer_->SubscribeList(*a.context, *consumer_, {}, "\"l\""));
-    EXPECT_TRUE(observer_->SubscribeList(*a.context, *consumer_, {}, "\"l\""));  // replaces its filter
+    EXPECT_TRUE(Started(observer_->SubscribeList(*a.context, *consumer_, {}, "\"l\"")));
+    EXPECT_TRUE(Started(observer_->SubscribeList(*a.context, *consumer_, {}, "\"l\"")));  // replaces its filter
     EXPECT_EQ(observer_->subscription_count(), 3u);
     // Group subscriptions are all or nothing.
     auto groups = std::make_shared<const GroupObserver>(GroupObserver{});
     Conn b = Connect(3);
-    EXPECT_FALSE(observer_->SubscribeGroups(*b.context, *consumer_, groups, {"g1", "g2", "g3", "g4"}, "\"g\""));
-    EXPECT_TRUE(observer_->SubscribeGroups(*b.context, *consumer_, groups, {"g1", "g2", "g2", "g3"}, "\"g\""));
+    EXPECT_FALSE(Started(observer_->SubscribeGroups(*b.context, *consumer_, groups, {"g1", "g2", "g3", "g4"}, "\"g\"")));
+    EXPECT_TRUE(Started(observer_->SubscribeGroups(*b.context, *consumer_, groups, {"g1", "g2", "g2", "g3"}, "\"g\"")));
     EXPECT_EQ(observer_->subscription_count(), 6u);
     observer_->UnsubscribeGroups(*b.context, *consumer_, *groups, {"g2"}, std::nullopt);
     EXPECT_EQ(observer_->subscription_count(), 5u);

@@ -4,6 +4,8 @@
 #include <syncline/core/consumer/permissions.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 
+#include "list_reads.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <memory>
@@ -26,6 +28,8 @@ Result<const rapidjson::Value*> DataArgument(const ActionRequest& request) {
     }
     return data;
 }
+
+}  // namespace
 
 std::string JsonArray(const GenericConsumer& consumer, const std::vector<Row>& rows) {
     std::string data = "[";
@@ -82,6 +86,8 @@ Result<Query> ListQuery(const GenericConsumer& consumer, const ActionRequest& re
     return query;
 }
 
+namespace {
+
 ActionResult List(GenericConsumer& consumer, ActionRequest& request) {
     Result<Query> query = ListQuery(consumer, request);
     if (!query) return query.error();
@@ -106,6 +112,8 @@ std::int64_t IntArg(const ActionRequest& request, const char* name, std::int64_t
     return *n;
 }
 
+}  // namespace
+
 // A page's limit and first offset from the request, with DCRF's fallbacks.
 std::pair<std::int64_t, std::int64_t> PageWindow(const GenericConsumer& consumer, const ActionRequest& request) {
     const auto& options = consumer.options();
@@ -119,6 +127,8 @@ std::string PageData(std::int64_t count, const std::string& results, std::int64_
     return "{\"count\":" + std::to_string(count) + ",\"results\":" + results + ",\"limit\":" + std::to_string(limit) +
            ",\"offset\":" + std::to_string(offset) + "}";
 }
+
+namespace {
 
 ActionResult PaginatedList(GenericConsumer& consumer, ActionRequest& request) {
     Result<Query> query = ListQuery(consumer, request);
@@ -242,6 +252,16 @@ ActionResult Delete(GenericConsumer& consumer, ActionRequest& request) {
 }
 
 }  // namespace
+
+ListShape ListShapeOf(const GenericConsumer& consumer) {
+    using Plain = ActionResult (*)(GenericConsumer&, ActionRequest&);
+    const ActionSpec* list = consumer.FindAction("list");
+    if (!list) return ListShape::kNone;
+    const Plain* handler = list->handler.target<Plain>();
+    if (handler && *handler == &PaginatedList) return ListShape::kPaginated;
+    if (handler && *handler == &StreamedList) return ListShape::kStreamed;
+    return ListShape::kPlain;
+}
 
 Mixin ListModelMixin() { return {{ActionSpec{"list", List, false, false, false, false}}}; }
 Mixin PaginatedModelListMixin() { return {{ActionSpec{"list", PaginatedList, false, false, false, false}}}; }

@@ -3,10 +3,15 @@
 #include <syncline/core/consumer/subscriptions.hpp>
 
 #include <algorithm>
+#include <functional>
+#include <iterator>
+#include <memory>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include "json_util.hpp"
+#include "list_reads.hpp"
 
 namespace syncline {
 
@@ -32,26 +37,68 @@ const FieldSpec& LookupField(const GenericConsumer& consumer) {
     return name == "pk" ? schema.pk() : schema.field(*schema.FieldIndex(name));
 }
 
+// What a subscribe says about what the client already has: `since` (a version it saw) and `epoch` (of that version).
+struct Resume {
+    std::optional<std::int64_t> since;
+    bool same_epoch = true;  // false: the client's versions belong to another database (recreated, restored)
+};
+
+Result<Resume> ReadResume(const GenericConsumer& consumer, const ActionRequest& request) {
+    Resume resume;
+    const rapidjson::Value* since = request.Arg("since");
+    if (since && !since->IsNull()) {
+        if (!since->IsInt64() || since->GetInt64() < 0) {
+            return ActionResult::Message(400, "since must be a non-negative integer version.");
+        }
+        resume.since = since->GetInt64();
+    }
+    const rapidjson::Value* epoch = request.Arg("epoch");
+    if (epoch && !epoch->IsNull()) {
+        if (!epoch->IsString()) return ActionResult::Message(400, "epoch must be a string.");
+        resume.same_epoch = std::string_view(epoch->GetString(), epoch->GetStringLength()) == consumer.store().Epoch();
+    }
+    return resume;
+}
+
+// Whether a row at `version` changed after what the client has: always when its versions are of another epoch.
+bool NewerThan(const Resume& resume, std::int64_t version) {
+    return resume.since && (!resume.same_epoch || version > *resume.since);
+}
+
+std::string Quoted(const std::string& text) {
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// The 201 of a subscribe, telling the version the subscription starts at and the database's epoch.
+ActionResult Subscribed(const GenericConsumer& consumer, std::int64_t version) {
+    ActionResult result = ActionResult::Ok(201);
+    result.extra.emplace_back("version", std::to_string(version));
+    result.extra.emplace_back("epoch", Quoted(consumer.store().Epoch()));
+    return result;
+}
+
+std::string DeleteData(const Value& pk) { return "{\"pk\":" + JsonOfValue(pk) + "}"; }
+
+// The order of one subscribe: the subscription is added first and held, then what the client has is read in one
+// snapshot (the row's version; with `since`, its current state), then the 201 and its pushes are queued, and only then
+// does the subscription start at that version. So no change committed after the snapshot is missed, and none the
+// client could already have read (a creation still in flight from another process) is pushed after the 201.
 ActionResult SubscribeInstance(GenericConsumer& consumer, ActionRequest& request) {
     Result<std::string> request_id = RequiredRequestId(request);
     if (!request_id) return request_id.error();
-    const rapidjson::Value* since_arg = request.Arg("since");
-    std::optional<std::int64_t> since;
-    if (since_arg && !since_arg->IsNull()) {
-        if (!since_arg->IsInt64() || since_arg->GetInt64() < 0) {
-            return ActionResult::Message(400, "since must be a non-negative integer version.");
-        }
-        since = since_arg->GetInt64();
-    }
+    Result<Resume> resume = ReadResume(consumer, request);
+    if (!resume) return resume.error();
     const Schema& schema = consumer.schema();
+    ModelStore& store = consumer.store();
     Result<Row> row = consumer.GetObject(request);
     Value pk;
     Value lookup_value;
-    std::int64_t version = 0;
     if (row) {
         pk = (*row)[schema.pk_index()];
         lookup_value = (*row)[schema.FieldIndex(LookupField(consumer).name).value()];
-        if (since) version = consumer.store().RowVersion(schema.table(), pk);
     } else {
         // A reconnecting client (since given) whose row was deleted meanwhile subscribes to get that delete. The
         // rules of retrieve still hold: a row that exists but is hidden from this socket (outside its queryset)
@@ -59,27 +106,34 @@ ActionResult SubscribeInstance(GenericConsumer& consumer, ActionRequest& request
         const rapidjson::Value* arg = request.Arg(consumer.lookup_kwarg());
         std::optional<Value> value = arg ? LookupValue(LookupField(consumer), *arg) : std::nullopt;
         bool by_pk = consumer.options().lookup_field == "pk" || LookupField(consumer).primary_key;
-        if (!since || !value || !by_pk || row.error().status != 404) return row.error();
-        if (consumer.store().Get(schema.table(), schema.pk().name, *value)) return row.error();
-        std::optional<ModelStore::LastChangeInfo> last = consumer.store().LastChange(schema.table(), *value);
-        if (!last || last->version <= *since) return row.error();
-        if (last->before && !consumer.CanSee(request, *last->before)) return row.error();
-        version = last->version;
+        if (!resume->since || !value || !by_pk || row.error().status != 404) return row.error();
+        if (store.Get(schema.table(), schema.pk().name, *value)) return row.error();
+        if (!NewerThan(*resume, store.RowVersion(schema.table(), *value))) return row.error();
+        std::optional<ModelStore::LastChangeInfo> last = store.LastChange(schema.table(), *value);
+        if (last && last->before && !consumer.CanSee(request, *last->before)) return row.error();
         pk = *value;
         lookup_value = *value;
     }
-    std::int64_t known = since ? std::max(*since, version) : 0;
-    if (!consumer.registry().SubscribeInstance(request.connection(), consumer,
-                                               InstanceSubscription{pk, lookup_value, *request_id, known})) {
-        return SubscriptionLimitReply(request.connection());
+    std::unique_ptr<PendingSubscriptions> pending = consumer.registry().SubscribeInstance(
+        request.connection(), consumer, InstanceSubscription{pk, lookup_value, *request_id});
+    if (!pending) return SubscriptionLimitReply(request.connection());
+    std::int64_t version = 0;
+    std::optional<std::string> push;
+    {
+        std::unique_ptr<ModelStore::ReadScope> snapshot = store.ReadSnapshot();
+        version = store.RowVersion(schema.table(), pk);
+        if (NewerThan(*resume, version)) {
+            std::optional<Row> now = store.Get(schema.table(), schema.pk().name, pk);
+            // A row this socket may no longer see has left it, as for the observer's pushes.
+            push = now && consumer.CanSee(request, *now)
+                       ? PushPrefix("update", 200, consumer.Represent(*now), version, store.Epoch())
+                       : PushPrefix("delete", 204, DeleteData(pk), version, store.Epoch());
+        }
     }
-    if (since && version > *since) {
-        // Deferred by the connection's push gate until the 201 below has been queued.
-        std::string frame = row ? PushPrefix("update", 200, consumer.Represent(*row), version)
-                                : PushPrefix("delete", 204, "{\"pk\":" + JsonOfValue(pk) + "}", version);
-        request.connection().Push(frame + *request_id + "}", InstancePushKey(consumer, pk, *request_id));
-    }
-    return ActionResult::Ok(201);
+    // Deferred by the connection's push gate until the 201 has been queued.
+    if (push) request.connection().Push(*push + *request_id + "}", InstancePushKey(consumer, pk, *request_id));
+    pending->Start(version);
+    return Subscribed(consumer, version);
 }
 
 ActionResult UnsubscribeInstance(GenericConsumer& consumer, ActionRequest& request) {
@@ -91,15 +145,146 @@ ActionResult UnsubscribeInstance(GenericConsumer& consumer, ActionRequest& reque
     return ActionResult::Ok(204);
 }
 
+Result<bool> SnapshotArg(const ActionRequest& request) {
+    const rapidjson::Value* snapshot = request.Arg("snapshot");
+    if (!snapshot || snapshot->IsNull()) return false;
+    if (!snapshot->IsBool()) return ActionResult::Message(400, "snapshot must be true or false.");
+    return snapshot->GetBool();
+}
+
+// A list or group subscription's view of rows: which rows belong to it, as this socket sees them.
+using Belongs = std::function<bool(const Row& row)>;
+
+// The snapshot of a list or group subscription, read inside the subscribe's snapshot: the rows that belong, through
+// the route's queryset, permissions and serializer, shaped as the route's `list` answers (one array, or one page of
+// limit/offset for a paginated or streamed route), with a "versions" key aligned with the rows.
+ActionResult Snapshot(GenericConsumer& consumer, ActionRequest& request, const Query& query,
+                              const Belongs& belongs, std::int64_t version) {
+    const Schema& schema = consumer.schema();
+    ListShape shape = ListShapeOf(consumer);
+    Query page_query = query;
+    std::int64_t limit = 0;
+    std::int64_t offset = 0;
+    const bool paged = shape == ListShape::kPaginated || shape == ListShape::kStreamed;
+    if (paged && !belongs) {
+        std::tie(limit, offset) = PageWindow(consumer, request);
+        page_query.limit = limit;
+        page_query.offset = offset;
+    }
+    GenericConsumer::ObjectPage page = consumer.ListObjects(request, page_query, paged && !belongs);
+    std::vector<Row> rows;
+    for (Row& row : page.rows) {
+        if (!belongs || belongs(row)) rows.push_back(std::move(row));
+    }
+    if (paged && belongs) {
+        // Groups have no query to page with: the members are paged here.
+        std::tie(limit, offset) = PageWindow(consumer, request);
+        page.count = static_cast<std::int64_t>(rows.size());
+        std::size_t first = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(offset));
+        std::size_t last = std::min<std::size_t>(rows.size(), first + static_cast<std::size_t>(limit));
+        rows = std::vector<Row>(std::make_move_iterator(rows.begin() + static_cast<std::ptrdiff_t>(first)),
+                                std::make_move_iterator(rows.begin() + static_cast<std::ptrdiff_t>(last)));
+    }
+    std::string versions = "[";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (i) versions += ",";
+        versions += std::to_string(consumer.store().RowVersion(schema.table(), rows[i][schema.pk_index()]));
+    }
+    versions += "]";
+    std::string data = JsonArray(consumer, rows);
+    ActionResult result = Subscribed(consumer, version);
+    result.data = paged ? PageData(page.count, data, limit, offset) : data;
+    result.extra.emplace_back("versions", versions);
+    return result;
+}
+
+// `since` on a list or group subscription: pushes of the rows that changed after it, read inside the subscribe's
+// snapshot: the current state of each that belongs ("update"), a delete for each that left or went. A row that
+// exists but that this socket may not see is skipped (its pk would tell what the socket may not know); a deleted row
+// whose old image is still kept gets its delete only when the socket could see it. false when the store cannot tell
+// what changed (`since` from another epoch, or older than the versions it keeps): the caller then sends a snapshot.
+bool PushChangesSince(GenericConsumer& consumer, ActionRequest& request, const Resume& resume, const Belongs& belongs,
+                      const std::string& key_prefix, const std::string& request_id,
+                      std::vector<std::pair<std::string, std::string>>& pushes) {
+    if (!resume.same_epoch) return false;
+    const Schema& schema = consumer.schema();
+    ModelStore& store = consumer.store();
+    std::optional<std::vector<ModelStore::ChangedRow>> changed = store.ChangedSince(schema.table(), *resume.since);
+    if (!changed) return false;
+    const std::string epoch = store.Epoch();
+    for (const ModelStore::ChangedRow& change : *changed) {
+        std::string frame;
+        std::optional<Row> now =
+            change.deleted ? std::nullopt : store.Get(schema.table(), schema.pk().name, change.pk);
+        if (now && belongs(*now)) {
+            frame = PushPrefix("update", 200, consumer.Represent(*now), change.version, epoch);
+        } else if (now) {
+            if (!consumer.CanSee(request, *now)) continue;
+            frame = PushPrefix("delete", 200, consumer.Represent(*now), change.version, epoch);
+        } else {
+            std::optional<ModelStore::LastChangeInfo> last = store.LastChange(schema.table(), change.pk);
+            if (last && last->before && !consumer.CanSee(request, *last->before)) continue;
+            frame = PushPrefix("delete", 200, last && last->before ? consumer.Represent(*last->before) : DeleteData(change.pk),
+                               change.version, epoch);
+        }
+        pushes.emplace_back(frame + request_id + "}", key_prefix + JsonOfValue(change.pk));
+    }
+    return true;
+}
+
+// The body shared by subscribe_list and a group observer's subscribe, once the subscription is pending.
+// `members` narrows the snapshot's rows (groups); null when the query alone selects them (lists).
+ActionResult StartTableSubscription(GenericConsumer& consumer, ActionRequest& request,
+                                    std::unique_ptr<PendingSubscriptions> pending, const Resume& resume,
+                                    bool snapshot, const Query& query, const Belongs& members,
+                                    const std::string& request_id, const Belongs& belongs) {
+    ModelStore& store = consumer.store();
+    std::vector<std::pair<std::string, std::string>> pushes;
+    ActionResult result;
+    std::int64_t version = 0;
+    {
+        std::unique_ptr<ModelStore::ReadScope> scope = store.ReadSnapshot();
+        version = scope->version();
+        bool reset = false;
+        if (resume.since && !snapshot) {
+            std::string key_prefix = "s:" + std::to_string(reinterpret_cast<std::uintptr_t>(&consumer)) + ":" +
+                                     request_id + ":";
+            reset = !PushChangesSince(consumer, request, resume, belongs, key_prefix, request_id, pushes);
+        }
+        if (snapshot || reset) {
+            result = Snapshot(consumer, request, query, members, version);
+            if (reset) result.extra.emplace_back("reset", "true");
+        } else {
+            result = Subscribed(consumer, version);
+        }
+    }
+    for (auto& [frame, key] : pushes) request.connection().Push(frame, key);
+    pending->Start(version);
+    return result;
+}
+
 ActionResult SubscribeList(GenericConsumer& consumer, ActionRequest& request) {
     Result<std::string> request_id = RequiredRequestId(request);
     if (!request_id) return request_id.error();
+    Result<Resume> resume = ReadResume(consumer, request);
+    if (!resume) return resume.error();
+    Result<bool> snapshot = SnapshotArg(request);
+    if (!snapshot) return snapshot.error();
     Result<std::vector<Filter>> filter = ParseListFilter(consumer, request.Arg("filter"), request.connection().limits());
     if (!filter) return filter.error();
-    if (!consumer.registry().SubscribeList(request.connection(), consumer, std::move(*filter), *request_id)) {
-        return SubscriptionLimitReply(request.connection());
-    }
-    return ActionResult::Ok(201);
+    Query query = consumer.GetQueryset(request);
+    query.filters.insert(query.filters.end(), filter->begin(), filter->end());
+    const Schema& schema = consumer.schema();
+    std::vector<Filter> filters = *filter;
+    Belongs belongs = [&consumer, &request, &schema, filters](const Row& row) {
+        return consumer.CanSee(request, row) && RowMatches(schema, row, filters);
+    };
+    std::unique_ptr<PendingSubscriptions> pending =
+        consumer.registry().SubscribeList(request.connection(), consumer, std::move(*filter), *request_id);
+    if (!pending) return SubscriptionLimitReply(request.connection());
+    // The snapshot's rows come from the query (already filtered): every one belongs.
+    return StartTableSubscription(consumer, request, std::move(pending), *resume, *snapshot, query, nullptr,
+                                  *request_id, belongs);
 }
 
 ActionResult UnsubscribeList(GenericConsumer& consumer, ActionRequest& request) {
@@ -134,7 +319,8 @@ std::string InstancePushKey(const GenericConsumer& consumer, const Value& pk, st
     return key;
 }
 
-std::string PushPrefix(std::string_view action, int status, std::string_view data_json, std::int64_t version) {
+std::string PushPrefix(std::string_view action, int status, std::string_view data_json, std::int64_t version,
+                       std::string_view epoch) {
     std::string out;
     out.reserve(data_json.size() + 96);
     out += R"({"errors":[],"data":)";
@@ -145,7 +331,9 @@ std::string PushPrefix(std::string_view action, int status, std::string_view dat
     out += std::to_string(status);
     out += R"(,"version":)";
     out += std::to_string(version);
-    out += R"(,"request_id":)";
+    out += R"(,"epoch":")";
+    out += epoch;
+    out += R"(","request_id":)";
     return out;
 }
 
@@ -220,12 +408,27 @@ Mixin ModelObserverMixin(GroupObserver observer) {
     ActionHandler subscribe = [shared](GenericConsumer& consumer, ActionRequest& request) -> ActionResult {
         Result<std::string> request_id = RequiredRequestId(request);
         if (!request_id) return request_id.error();
+        Result<Resume> resume = ReadResume(consumer, request);
+        if (!resume) return resume.error();
+        Result<bool> snapshot = SnapshotArg(request);
+        if (!snapshot) return snapshot.error();
         Result<std::vector<std::string>> groups = shared->request_groups(request);
         if (!groups) return groups.error();
-        if (!consumer.registry().SubscribeGroups(request.connection(), consumer, shared, *groups, *request_id)) {
-            return SubscriptionLimitReply(request.connection());
-        }
-        return ActionResult::Ok(201);
+        std::unique_ptr<PendingSubscriptions> pending =
+            consumer.registry().SubscribeGroups(request.connection(), consumer, shared, *groups, *request_id);
+        if (!pending) return SubscriptionLimitReply(request.connection());
+        std::vector<std::string> wanted = *groups;
+        Belongs in_groups = [shared, wanted](const Row& row) {
+            std::vector<std::string> of_row = shared->row_groups(row);
+            return std::any_of(of_row.begin(), of_row.end(), [&](const std::string& group) {
+                return std::find(wanted.begin(), wanted.end(), group) != wanted.end();
+            });
+        };
+        Belongs belongs = [&consumer, &request, in_groups](const Row& row) {
+            return consumer.CanSee(request, row) && in_groups(row);
+        };
+        return StartTableSubscription(consumer, request, std::move(pending), *resume, *snapshot,
+                                      consumer.GetQueryset(request), in_groups, *request_id, belongs);
     };
     ActionHandler unsubscribe = [shared](GenericConsumer& consumer, ActionRequest& request) -> ActionResult {
         Result<std::vector<std::string>> groups = shared->request_groups(request);

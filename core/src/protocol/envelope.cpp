@@ -76,6 +76,10 @@ std::string WriteReply(const ReplySpelling& spelling, const ReplyEcho& echo, con
         writer.Key("request_id");
         WriteOrNull(writer, echo.request_id);
     }
+    for (const auto& [key, json] : result.extra) {
+        writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+        writer.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+    }
     writer.EndObject();
     return std::string(buffer.GetString(), buffer.GetSize());
 }

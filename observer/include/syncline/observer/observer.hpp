@@ -49,18 +49,20 @@ public:
     void Start();
 
     // SubscriptionRegistry
-    bool SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
-                           InstanceSubscription subscription) override;
+    std::unique_ptr<PendingSubscriptions> SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
+                                                            InstanceSubscription subscription) override;
     void UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer, const Value& lookup_value,
                              const std::optional<std::string>& request_id) override;
-    bool SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
-                         std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
-                         const std::string& request_id) override;
+    std::unique_ptr<PendingSubscriptions> SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
+                                                          std::shared_ptr<const GroupObserver> observer,
+                                                          const std::vector<std::string>& groups,
+                                                          const std::string& request_id) override;
     void UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer, const GroupObserver& observer,
                            const std::vector<std::string>& groups,
                            const std::optional<std::string>& request_id) override;
-    bool SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
-                       const std::string& request_id) override;
+    std::unique_ptr<PendingSubscriptions> SubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
+                                                        std::vector<Filter> filter,
+                                                        const std::string& request_id) override;
     void UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
                          const std::optional<std::string>& request_id) override;
     void DropConnection(ConnectionContext& connection) override;
@@ -109,6 +111,13 @@ private:
         std::vector<SubPtr> table;     // groups and lists of its table, in subscription order
     };
     class EventPush;
+    class Pending;
+    // A sub that is not started yet keeps `event` (true); else the caller pushes it.
+    static bool Hold(Sub& sub, const RowEvent& event);
+    // Pending::Start: the sub starts at `version`, after its held events newer than that are pushed.
+    void StartSub(Sub& sub, std::int64_t version);
+    // Pending destroyed without Start: its subs go.
+    void Cancel(std::uint64_t connection_id, const std::vector<SubPtr>& subs);
     void NoteReceived(const RowEvent& event);
     Concerned SubscriptionsOf(const RowEvent& event) const;
 

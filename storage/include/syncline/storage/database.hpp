@@ -127,13 +127,17 @@ public:
     std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override;
     std::vector<Row> List(std::string_view table, const Query& query) const override;
     std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const override;
-    /// The version of a row: the seq of its latest captured change still in the feed (0 when none). Scans the retained
-    /// feed from the newest change back: cheap for recently changed rows, linear in the feed for the others.
+    /// The version of a row (see ModelStore::RowVersion): one lookup in the model's version table, which the capture
+    /// triggers keep in the writing transaction and trimming leaves alone (except old tombstones, which raise the
+    /// table's version floor).
     std::int64_t RowVersion(std::string_view table, const Value& pk) const override;
-    /// The row's latest change still in the feed, with the row's old image (update and delete); same cost as
-    /// RowVersion.
+    /// The row's latest change from its version table, with the row's old image while the feed still holds it.
     std::optional<LastChangeInfo> LastChange(std::string_view table, const Value& pk) const override;
-
+    /// The epoch recorded in the file (ModelStore::Epoch), read once at Open.
+    std::string Epoch() const override { return epoch_; }
+    /// A read transaction on this thread's reader connection (ModelStore::ReadSnapshot).
+    std::unique_ptr<ReadScope> ReadSnapshot() const override;
+    std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view table, std::int64_t since) const override;
     // Writes: any thread, each in its own transaction; see ModelOps for the contracts.
     Row Insert(std::string_view table, const Assignments& values) override;
     std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values);
@@ -188,6 +192,7 @@ private:
 
     DatabaseOptions options_;
     std::vector<Schema> models_;
+    std::string epoch_;
     std::unordered_map<std::string, std::size_t> model_index_;
 
     std::unique_ptr<Connection> writer_;

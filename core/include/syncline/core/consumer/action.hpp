@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -36,23 +37,26 @@ struct ActionResult {
     bool streamed = false;
     /// Set by Continue: the action is not finished, this is its next step.
     ActionHandler next = nullptr;
+    /// More top-level keys of the reply, after the envelope's own: (key, JSON text), e.g. {"version", "42"}. Clients
+    /// that do not know a key ignore it (DCRF's do).
+    std::vector<std::pair<std::string, std::string>> extra;
 
     /// A success: `data_json` is the payload's JSON text.
-    static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), {}}; }
+    static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), {}, false, nullptr, {}}; }
     /// A failure with these errors, e.g. ActionErrors::Field("title", "This field is required.").
-    static ActionResult Error(int status, ActionErrors errors) { return {status, "null", std::move(errors)}; }
+    static ActionResult Error(int status, ActionErrors errors) { return {status, "null", std::move(errors), false, nullptr, {}}; }
     /// A failure with one message: errors `["message"]`.
     static ActionResult Message(int status, std::string_view message);
     /// What a streaming action returns once it has sent its frames with ActionRequest::SendFrame (or was cancelled):
     /// nothing more is sent.
-    static ActionResult Streamed() { return {200, "null", {}, true, nullptr}; }
+    static ActionResult Streamed() { return {200, "null", {}, true, nullptr, {}}; }
     /// What a resumable action returns after each step, e.g. a streamed list after each page: `next` runs later, as a
     /// new task on the executor, once the socket has room for more frames (at most ActionRequest::kStreamQueueBytes
     /// queued) and after the other sockets' waiting tasks had their turn; no thread is held while it waits. It is
     /// dropped, with no reply, once the stream is cancelled (ActionRequest::stream_cancelled()). A step should send at
     /// most one frame; the last step returns any other result (Streamed() after its frames). Not detached (run inline,
     /// e.g. without an executor): the steps run one after the other at once.
-    static ActionResult Continue(ActionHandler next) { return {200, "null", {}, false, std::move(next)}; }
+    static ActionResult Continue(ActionHandler next) { return {200, "null", {}, false, std::move(next), {}}; }
 };
 
 /// A value or the error reply that replaces it.

@@ -29,9 +29,20 @@ struct InstanceSubscription {
     Value pk;            ///< The row's primary key.
     Value lookup_value;  ///< The value the client addressed the row by (matches a later unsubscribe).
     std::string request_id;  ///< The request_id as JSON text.
-    /// The newest version this subscriber already has (its `since`, or the version pushed with the 201): older or
-    /// equal versions still in flight are not pushed.
-    std::int64_t known_version = 0;
+};
+
+/// Subscriptions just added and not started yet. Until Start, the changes that concern them are held, not pushed, so
+/// that the subscribing action can read what the subscriber already has (a row's version, a list's snapshot) after
+/// the subscription exists and before any push: nothing committed after that read is missed, and nothing in it is
+/// pushed again. Destroyed without Start (the action failed), the subscriptions are removed again.
+class PendingSubscriptions {
+public:
+    virtual ~PendingSubscriptions() = default;
+    /// Starts the subscriptions at `version` (the version of what the subscriber has: a row's, or a snapshot's): the
+    /// held changes newer than it are pushed now, in order, then every later one as it comes; a change at or below
+    /// it never is (for an instance subscription, nor one below the version of a push the action already made).
+    /// Call once, after the action queued its reply's pushes.
+    virtual void Start(std::int64_t version) = 0;
 };
 
 /// Where subscriptions live. Implemented by the observer; every method is thread-safe and costs O(log n) in the
@@ -40,29 +51,34 @@ struct InstanceSubscription {
 /// Each connection may hold at most `connection.limits().max_subscriptions` subscriptions (one per row, group or
 /// list subscribed, per request_id), and its list subscriptions at most `max_list_filter_values` filter values
 /// together (an `__in` list counts its values, any other condition one): a Subscribe call that would go beyond either
-/// returns false and adds nothing. Adding one that the connection already holds changes nothing and returns true.
+/// returns nullptr and adds nothing. Adding one that the connection already holds changes nothing (its pending part
+/// is empty). Every Subscribe returns the subscriptions it added as PendingSubscriptions, which the caller starts.
 class SubscriptionRegistry {
 public:
     virtual ~SubscriptionRegistry() = default;
     /// Adds an instance subscription; the same connection, consumer, row and request_id again changes nothing.
-    virtual bool SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
-                                   InstanceSubscription subscription) = 0;
+    virtual std::unique_ptr<PendingSubscriptions> SubscribeInstance(ConnectionContext& connection,
+                                                                    GenericConsumer& consumer,
+                                                                    InstanceSubscription subscription) = 0;
     /// Removes the connection's subscriptions of `consumer` to the row addressed by `lookup_value`: only the one with
     /// `request_id` when given, else all of them.
     virtual void UnsubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
                                      const Value& lookup_value, const std::optional<std::string>& request_id) = 0;
     /// Adds group subscriptions of one observer of `consumer` (all of them, or none when the limit would be passed).
-    virtual bool SubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
-                                 std::shared_ptr<const GroupObserver> observer, const std::vector<std::string>& groups,
-                                 const std::string& request_id) = 0;
+    virtual std::unique_ptr<PendingSubscriptions> SubscribeGroups(ConnectionContext& connection,
+                                                                  GenericConsumer& consumer,
+                                                                  std::shared_ptr<const GroupObserver> observer,
+                                                                  const std::vector<std::string>& groups,
+                                                                  const std::string& request_id) = 0;
     /// Removes group subscriptions (only `request_id`'s when given).
     virtual void UnsubscribeGroups(ConnectionContext& connection, GenericConsumer& consumer,
                                    const GroupObserver& observer, const std::vector<std::string>& groups,
                                    const std::optional<std::string>& request_id) = 0;
     /// Adds a filtered-list subscription: rows entering, changing in and leaving the filter (within the consumer's
     /// queryset) are pushed as create, update and delete. The same request_id again replaces the filter.
-    virtual bool SubscribeList(ConnectionContext& connection, GenericConsumer& consumer, std::vector<Filter> filter,
-                               const std::string& request_id) = 0;
+    virtual std::unique_ptr<PendingSubscriptions> SubscribeList(ConnectionContext& connection,
+                                                                GenericConsumer& consumer, std::vector<Filter> filter,
+                                                                const std::string& request_id) = 0;
     /// Removes list subscriptions (only `request_id`'s when given).
     virtual void UnsubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
                                  const std::optional<std::string>& request_id) = 0;
@@ -85,9 +101,11 @@ Mixin ModelObserverMixin(GroupObserver observer);
 Mixin ListObserverMixin();
 
 /// The push frame of an instance or group change, minus its request_id: `{"errors":[],"data":<data>,"action":
-/// "<action>","response_status":<status>,"version":<version>,"request_id":`. Append the request_id's JSON text and
-/// "}" to finish it; the prefix is built once per consumer and version and shared by every subscriber.
-std::string PushPrefix(std::string_view action, int status, std::string_view data_json, std::int64_t version);
+/// "<action>","response_status":<status>,"version":<version>,"epoch":"<epoch>","request_id":`. Append the
+/// request_id's JSON text and "}" to finish it; the prefix is built once per consumer and version and shared by every
+/// subscriber. `epoch` is the store's (hex digits, written as they are).
+std::string PushPrefix(std::string_view action, int status, std::string_view data_json, std::int64_t version,
+                       std::string_view epoch);
 
 /// A key value as JSON (integers as numbers, text as strings).
 std::string JsonOfValue(const Value& value);

@@ -3,6 +3,7 @@
 /// The model store as consumers see it. storage::Database implements it; core never includes storage.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -69,7 +70,11 @@ public:
     virtual std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) = 0;
     /// Deletes one row; false when no row has that key.
     virtual bool Delete(std::string_view table, const Value& pk) = 0;
-    /// The version of a row (the seq of its latest captured change), 0 when unknown.
+    /// The version of a row: the seq of its latest captured change (for a deleted row, of the change that deleted
+    /// it), whatever the change feed still holds. A row the store has no version of (unchanged since capture began,
+    /// never existed, or a delete forgotten by Trim) answers its table's version floor: 0 on a database syncline
+    /// created, else an upper bound of what it cannot know, so that comparing with a client's `since` errs on the
+    /// side of pushing. One indexed lookup.
     virtual std::int64_t RowVersion(std::string_view table, const Value& pk) const = 0;
 
     /// The latest captured change of a row, as far as the store still knows it.
@@ -78,8 +83,34 @@ public:
         bool deleted = false;      ///< The change deleted the row.
         std::optional<Row> before; ///< The row as it was before the change, when the store still holds it.
     };
-    /// The latest captured change of a row, or nullopt when none is known.
+    /// The latest captured change of a row: its version and whether it deleted the row exactly; `before` while the
+    /// feed still holds the change. nullopt when the store has no version of the row (see RowVersion).
     virtual std::optional<LastChangeInfo> LastChange(std::string_view table, const Value& pk) const = 0;
+
+    /// The database's epoch: a random text chosen when syncline first migrated it. Versions are comparable only
+    /// within one epoch (a recreated database, or one restored from a backup, has another).
+    virtual std::string Epoch() const = 0;
+
+    /// Until destroyed, every read of this thread (through this store) sees one snapshot of the database, and
+    /// version() is the newest version in it: a change with a larger version is not in the snapshot. A scope opened
+    /// while one is open on the same thread joins it. Keep it short: it holds the snapshot's pages.
+    class ReadScope {
+    public:
+        virtual ~ReadScope() = default;
+        virtual std::int64_t version() const = 0;
+    };
+    virtual std::unique_ptr<ReadScope> ReadSnapshot() const = 0;
+
+    /// One row that changed after a version (ChangedSince).
+    struct ChangedRow {
+        Value pk;
+        std::int64_t version = 0;
+        bool deleted = false;
+    };
+    /// The rows of `table` whose version is greater than `since`, each with its version and whether it is deleted;
+    /// nullopt when the store cannot tell (`since` is below the table's version floor). Cost: the changes after
+    /// `since` while the feed still holds them, else one pass over the table's versions.
+    virtual std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view table, std::int64_t since) const = 0;
 };
 
 }  // namespace syncline
