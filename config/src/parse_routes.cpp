@@ -151,21 +151,23 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     const Schema& schema = *schema_it;
     std::vector<std::string> field_names;
     for (const auto& f : schema.fields()) field_names.push_back(f.name);
-    auto field_list = [&](const char* key) {
+    // `allow_pk`: the serializer's lists may name "pk", the primary key whatever its column (see SerializerOptions).
+    auto field_list = [&](const char* key, bool allow_pk = false) {
         std::vector<std::string> out;
         if (const auto* p = Member(v, key)) {
             out = GetStringList(*p, path + "." + key);
             for (std::size_t i = 0; i < out.size(); ++i) {
-                if (!schema.FieldIndex(out[i])) {
+                if (!schema.FieldIndex(out[i]) && !(allow_pk && out[i] == "pk")) {
                     Fail(path + "." + key + "[" + std::to_string(i) + "]",
-                         "unknown field \"" + out[i] + "\"; valid fields: " + Join(field_names));
+                         "unknown field \"" + out[i] + "\"; valid fields: " +
+                             (allow_pk && !schema.FieldIndex("pk") ? "pk, " : "") + Join(field_names));
                 }
             }
         }
         return out;
     };
-    route.consumer.serializer.fields = field_list("fields");
-    route.consumer.serializer.read_only = field_list("read_only");
+    route.consumer.serializer.fields = field_list("fields", true);
+    route.consumer.serializer.read_only = field_list("read_only", true);
     route.consumer.serializer.write_only = field_list("write_only");
     if (const auto* p = Member(v, "lookup_field")) {
         route.consumer.lookup_field = GetString(*p, path + ".lookup_field");

@@ -46,12 +46,14 @@ std::vector<RowEvent> Coalesce(std::vector<ChangeEvent> changes) {
         }
         RowEvent& e = events[it->second];
         e.version = change.seq;
+        // A row created in this batch and deleted later in it was visible between those two commits (a client may
+        // have read it and subscribed): its delete is published, with the image it was deleted in.
+        if (change.op == ChangeOp::kDelete && !existed_before[it->second]) e.old_json = std::move(change.old_json);
         e.row = change.op == ChangeOp::kDelete ? std::nullopt : std::move(change.row);
     }
     std::vector<RowEvent> out;
     out.reserve(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) {
-        if (!existed_before[i] && !events[i].row) continue;  // created and deleted in the batch: nobody saw it
         out.push_back(std::move(events[i]));
     }
     std::sort(out.begin(), out.end(), [](const RowEvent& a, const RowEvent& b) { return a.version < b.version; });

@@ -76,6 +76,19 @@ TEST(ConfigTest, RouteOptions) {
     EXPECT_EQ(config.server.port, 0);
 }
 
+// "pk" in a serializer's lists is the primary key whatever its column (issue 11): in fields and read_only, not as
+// input (write_only) nor in filters or ordering, which name the model's columns.
+TEST(ConfigTest, PkIsASerializerFieldName) {
+    Config config = ParseConfig(With(R"({"model": "posts", "mixins": ["retrieve"], "fields": ["pk", "id", "title"],
+                                         "read_only": ["pk"]})"));
+    EXPECT_EQ(config.routes[0].consumer.serializer.fields, (std::vector<std::string>{"pk", "id", "title"}));
+    EXPECT_EQ(config.routes[0].consumer.serializer.read_only, (std::vector<std::string>{"pk"}));
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "write_only": ["pk"]})")),
+              "routes./ws/posts/.write_only[0]: unknown field \"pk\"; valid fields: id, title, author");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "filter_fields": ["pk"]})")),
+              "routes./ws/posts/.filter_fields[0]: unknown field \"pk\"; valid fields: id, title, author");
+}
+
 TEST(ConfigTest, StreamedPaginationInstallsADetachedListAndListCancel) {
     Config config = ParseConfig(With(R"({"model": "posts", "mixins": ["retrieve"], "pagination": "streamed",
                                                 "page_size": 25, "max_page_size": 50})",
@@ -154,7 +167,7 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
               "routes./ws/posts/.mixins[1]: unknown mixin \"lst\"; valid mixins: list, retrieve, create, update, "
               "patch, delete, observe_instance, observe_list");
     EXPECT_EQ(Error(With(R"({"model": "posts", "fields": ["id", "titel"], "mixins": ["list"]})")),
-              "routes./ws/posts/.fields[1]: unknown field \"titel\"; valid fields: id, title, author");
+              "routes./ws/posts/.fields[1]: unknown field \"titel\"; valid fields: pk, id, title, author");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"], "colour": 1})")),
               "routes./ws/posts/.colour: unknown key; valid keys: model, fields, read_only, write_only, mixins, "
               "lookup_field, lookup_url_kwarg, queryset, rate_limit, group_by, filter_fields, ordering_fields, "

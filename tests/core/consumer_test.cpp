@@ -316,6 +316,73 @@ TEST_F(ConsumerTest, LookupFieldQuerysetAndWriteOnly) {
     EXPECT_THAT(Send(R"({"action": "list"})", c.get()), ::testing::Not(::testing::HasSubstr("Second")));
 }
 
+// DRF serializers may list "pk": the primary key under that name, whatever its column is called (issue 11; what
+// dcrf-client's default pkField expects). Read-only like the auto primary key, and the default lookup still finds
+// rows by it.
+TEST_F(ConsumerTest, PkAsASerializerFieldIsThePrimaryKeyReadOnly) {
+    ConsumerOptions o;
+    o.model = "posts";
+    o.serializer.fields = {"pk", "title"};
+    auto c = Make<ModelConsumer>(std::move(o));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "retrieve", "request_id": 1, "pk": 2})", c.get()),
+                         R"({"errors": [], "data": {"pk": 2, "title": "Second"}, "action": "retrieve",
+                             "response_status": 200, "request_id": 1})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "list", "request_id": 2})", c.get()),
+                         R"({"errors": [], "data": [{"pk": 1, "title": "First"}, {"pk": 2, "title": "Second"}],
+                             "action": "list", "response_status": 200, "request_id": 2})"));
+    // A "pk" (or "id") in input is ignored, as every read-only key.
+    EXPECT_TRUE(SameJson(
+        Send(R"({"action": "create", "request_id": 3, "data": {"title": "Third", "pk": 99, "id": 98}})", c.get()),
+        R"({"errors": [], "data": {"pk": 3, "title": "Third"}, "action": "create",
+                             "response_status": 201, "request_id": 3})"));
+    EXPECT_TRUE(
+        SameJson(Send(R"({"action": "patch", "request_id": 4, "pk": 3, "data": {"title": "T3", "pk": 7}})", c.get()),
+                 R"({"errors": [], "data": {"pk": 3, "title": "T3"}, "action": "patch",
+                             "response_status": 200, "request_id": 4})"));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "update", "request_id": 5, "pk": 3, "data": {"title": "T4"}})", c.get()),
+                         R"({"errors": [], "data": {"pk": 3, "title": "T4"}, "action": "update",
+                             "response_status": 200, "request_id": 5})"));
+    EXPECT_TRUE(db_->Get("posts", "id", Value(3)).has_value());
+    EXPECT_FALSE(db_->Get("posts", "id", Value(7)).has_value());
+    EXPECT_TRUE(SameJson(Send(R"({"action": "delete", "request_id": 6, "pk": 3})", c.get()),
+                         R"({"errors": [], "data": null, "action": "delete", "response_status": 204,
+                             "request_id": 6})"));
+
+    // Next to the column itself, in the order listed; "pk" may also be listed read-only.
+    ConsumerOptions both;
+    both.model = "posts";
+    both.serializer.fields = {"id", "pk", "title"};
+    both.serializer.read_only = {"pk"};
+    auto b = Make<ModelConsumer>(std::move(both));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "retrieve", "request_id": 7, "pk": 1})", b.get()),
+                         R"({"errors": [], "data": {"id": 1, "pk": 1, "title": "First"}, "action": "retrieve",
+                             "response_status": 200, "request_id": 7})"));
+
+    // Never input: it cannot be write-only nor validated.
+    ConsumerOptions write_only;
+    write_only.model = "posts";
+    write_only.serializer.fields = {"pk", "title"};
+    write_only.serializer.write_only = {"pk"};
+    EXPECT_THROW(Make<ModelConsumer>(std::move(write_only)), std::invalid_argument);
+}
+
+// A text primary key under another name: "pk" shows it, and a create sets it through its own column.
+TEST_F(ConsumerTest, PkAliasOfATextPrimaryKey) {
+    ConsumerOptions o;
+    o.model = "tags";
+    o.serializer.fields = {"pk", "slug", "label"};
+    auto c = Make<ModelConsumer>(std::move(o));
+    EXPECT_TRUE(SameJson(Send(R"({"action": "create", "request_id": 1, "data": {"slug": "news", "label": "News",
+                                  "pk": "x"}})",
+                              c.get()),
+                         R"({"errors": [], "data": {"pk": "news", "slug": "news", "label": "News"}, "action": "create",
+                             "response_status": 201, "request_id": 1})"));
+    EXPECT_TRUE(
+        SameJson(Send(R"({"action": "retrieve", "request_id": 2, "pk": "news"})", c.get()),
+                 R"({"errors": [], "data": {"pk": "news", "slug": "news", "label": "News"}, "action": "retrieve",
+                             "response_status": 200, "request_id": 2})"));
+}
+
 class ExplodingConsumer : public ListCreateAPIConsumer {
 public:
     using ListCreateAPIConsumer::ListCreateAPIConsumer;

@@ -64,15 +64,22 @@ TEST(CoalesceTest, AnUpdateThenADeleteIsADeletionOfTheStateBeforeTheBatch) {
     EXPECT_FALSE(events[0].row);
 }
 
-TEST(CoalesceTest, ARowCreatedAndDeletedWithinTheBatchGivesNothing) {
+// The row existed between two commits: a client may have read it and subscribed (issue 11: dcrf-client's subscribe
+// and delete, on another process than the create, lost the delete push whenever the relay read both in one batch).
+// Its delete is published, with the image it was deleted in.
+TEST(CoalesceTest, ARowCreatedAndDeletedWithinTheBatchGivesItsDelete) {
     std::vector<ChangeEvent> changes;
     changes.push_back(Change(1, "posts", Value(9), ChangeOp::kInsert, std::nullopt, Post(9, "brief")));
     changes.push_back(Change(2, "posts", Value(9), ChangeOp::kDelete, R"({"id":9,"title":"brief"})"));
     changes.push_back(Change(3, "posts", Value(8), ChangeOp::kInsert, std::nullopt, Post(8, "stays")));
     std::vector<RowEvent> events = Coalesce(std::move(changes));
-    ASSERT_EQ(events.size(), 1u);
-    EXPECT_EQ(events[0].pk, Value(8));
-    EXPECT_EQ(events[0].version, 3);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].pk, Value(9));
+    EXPECT_EQ(events[0].version, 2);
+    EXPECT_FALSE(events[0].row);
+    EXPECT_EQ(events[0].old_json, std::optional<std::string>(R"({"id":9,"title":"brief"})"));
+    EXPECT_EQ(events[1].pk, Value(8));
+    EXPECT_EQ(events[1].version, 3);
 }
 
 // A write that changes the key is captured as the old key's delete and the new key's insert (the capture triggers):
@@ -93,11 +100,14 @@ TEST(CoalesceTest, KeyChangesAreADeleteOfTheOldKeyAndACreateOfTheNewOne) {
     changes.push_back(Change(22, "posts", Value(5), ChangeOp::kDelete, R"({"id":5,"title":"t"})"));
     changes.push_back(Change(23, "posts", Value(1), ChangeOp::kInsert, std::nullopt, Post(1, "t")));
     std::vector<RowEvent> back = Coalesce(std::move(changes));
-    ASSERT_EQ(back.size(), 1u);  // key 5 was created and deleted within the batch
-    EXPECT_EQ(back[0].pk, Value(1));
-    EXPECT_EQ(back[0].version, 23);
-    EXPECT_EQ(back[0].old_json, std::optional<std::string>(R"({"id":1,"title":"t"})"));
-    EXPECT_EQ(back[0].row, std::optional<Row>(Post(1, "t")));
+    ASSERT_EQ(back.size(), 2u);  // key 5 was created and deleted within the batch: its delete
+    EXPECT_EQ(back[0].pk, Value(5));
+    EXPECT_EQ(back[0].version, 22);
+    EXPECT_FALSE(back[0].row);
+    EXPECT_EQ(back[1].pk, Value(1));
+    EXPECT_EQ(back[1].version, 23);
+    EXPECT_EQ(back[1].old_json, std::optional<std::string>(R"({"id":1,"title":"t"})"));
+    EXPECT_EQ(back[1].row, std::optional<Row>(Post(1, "t")));
 }
 
 TEST(CoalesceTest, RowsAreToldApartByTableAndByTheKeysType) {

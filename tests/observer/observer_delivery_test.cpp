@@ -6,6 +6,7 @@
 #include <syncline/observer/observer.hpp>
 
 #include <syncline/core/consumer/permissions.hpp>
+#include <syncline/core/protocol/frame_dispatch.hpp>
 
 #include <gtest/gtest.h>
 
@@ -188,6 +189,36 @@ TEST_F(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
     db_->Patch("posts", Value(2), {{"title", "two v2"}});
     DeliverChanges();
     EXPECT_TRUE(bob.pushes().empty());
+}
+
+// A serializer that names the primary key "pk" (issue 11, dcrf-client's default pkField): update pushes carry it as the
+// serializer's output does; delete pushes carry {"pk": ...} as always.
+TEST_F(ObserverDeliveryTest, UpdatePushesOfASerializerWithPkCarryPk) {
+    ConsumerOptions options;
+    options.model = "posts";
+    options.serializer.fields = {"pk", "title"};
+    options.mixins = {ObserverModelInstanceMixin()};
+    auto consumer = std::make_shared<GenericConsumer>(options);
+    consumer->Bind(*db_, observer_.get());
+    Socket ann = Connect("ann");
+    // Subscribed as dcrf-client does: by "pk", with its request_id.
+    // (Only the status: the 201 gains keys of its own in issue 11, the row's version and the epoch.)
+    const std::string subscribed =
+        HandleTextFrame(*consumer, *ann.context, R"({"action": "subscribe_instance", "pk": 1, "request_id": "s"})");
+    EXPECT_NE(subscribed.find(R"("response_status":201)"), std::string::npos) << subscribed;
+    EXPECT_EQ(
+        HandleTextFrame(*consumer, *ann.context, R"({"action": "retrieve", "pk": 1, "request_id": "r"})"),
+        R"({"errors":[],"data":{"pk":1,"title":"one"},"action":"retrieve","response_status":200,"request_id":"r"})");
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    DeliverChanges();
+    db_->Delete("posts", Value(1));
+    DeliverChanges();
+    const std::vector<ReceivedPush> pushes = ann.pushes();
+    ASSERT_EQ(pushes.size(), 2u);
+    EXPECT_EQ(pushes[0].action, "update");
+    EXPECT_EQ(pushes[0].data, R"({"pk":1,"title":"one v2"})");
+    EXPECT_EQ(pushes[1].action, "delete");
+    EXPECT_EQ(pushes[1].data, R"({"pk":1})");
 }
 
 }  // namespace

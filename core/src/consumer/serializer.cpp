@@ -129,8 +129,13 @@ Serializer::Serializer(const Schema& schema, SerializerOptions options) : schema
     if (names.empty()) {
         for (const auto& f : schema.fields()) names.push_back(f.name);
     }
+    // "pk" names the primary key unless the model has a column of that name (DRF's ModelSerializer does the same).
+    auto pk_alias = [&](const std::string& name) { return name == "pk" && !schema.FieldIndex(name); };
+    // The alias may be listed as a field, and as read-only (it is anyway); it is never input, so no write-only or
+    // validators.
     auto known = [&](const std::string& name, const char* what) {
-        if (!schema.FieldIndex(name)) {
+        bool alias_allowed = std::string_view(what) == "fields" || std::string_view(what) == "read_only";
+        if (!schema.FieldIndex(name) && !(alias_allowed && pk_alias(name))) {
             throw std::invalid_argument("serializer " + std::string(what) + ": model \"" + schema.table() +
                                         "\" has no field \"" + name + "\"");
         }
@@ -143,10 +148,21 @@ Serializer::Serializer(const Schema& schema, SerializerOptions options) : schema
     };
     for (const auto& name : names) {
         known(name, "fields");
+        if (pk_alias(name)) {
+            // Output only: the primary key under "pk"; a client sets a text key through its own column.
+            Entry e;
+            e.index = schema.pk_index();
+            e.key = name;
+            e.read_only = true;
+            e.write_only = false;
+            entries_.push_back(std::move(e));
+            continue;
+        }
         std::size_t index = *schema.FieldIndex(name);
         const FieldSpec& f = schema.field(index);
         Entry e;
         e.index = index;
+        e.key = name;
         e.read_only = listed(options.read_only, name) || (f.primary_key && schema.pk_auto());
         e.write_only = listed(options.write_only, name);
         if (auto it = options.validators.find(name); it != options.validators.end()) e.validators = it->second;
@@ -156,7 +172,7 @@ Serializer::Serializer(const Schema& schema, SerializerOptions options) : schema
 
 bool Serializer::Has(std::string_view field) const {
     return std::any_of(entries_.begin(), entries_.end(),
-                       [&](const Entry& e) { return schema_.field(e.index).name == field; });
+                       [&](const Entry& e) { return e.key == schema_.field(e.index).name && e.key == field; });
 }
 
 std::string Serializer::Represent(const Row& row) const {
@@ -166,7 +182,7 @@ std::string Serializer::Represent(const Row& row) const {
     for (const auto& e : entries_) {
         if (e.write_only) continue;
         const FieldSpec& f = schema_.field(e.index);
-        WriteString(writer, f.name);
+        WriteString(writer, e.key);
         WriteFieldValue(writer, f, e.index < row.size() ? row[e.index] : Value());
     }
     writer.EndObject();

@@ -25,7 +25,8 @@ struct RowEvent {
 };
 
 /// Coalesces a batch of changes (in seq order) into one event per row, ordered by version: several saves of a row
-/// give one event with the final state. A row created and deleted within the batch gives nothing.
+/// give one event with the final state. A row created and deleted within the batch gives its delete (with the image
+/// it was deleted in): it existed between two commits, so a client may have read it and subscribed.
 std::vector<RowEvent> Coalesce(std::vector<ChangeEvent> changes);
 
 /// Encodes an event as a bus payload: {"v": version, "t": table, "k": pk, "o": old row or null, "r": row or null},

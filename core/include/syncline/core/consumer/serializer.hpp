@@ -22,9 +22,13 @@ namespace syncline {
 using FieldValidator = std::function<std::string(const Value&)>;
 
 /// What a serializer exposes. Empty `fields` means every schema field.
+///
+/// `fields` may name `pk` (as Django REST framework's serializers can): the primary key's value under the key `pk`,
+/// whatever its column is called, next to that column or instead of it. It is read-only (a `pk` key in input is
+/// ignored, as for every read-only field). When the model declares a column named `pk`, the name means that column.
 struct SerializerOptions {
     std::vector<std::string> fields;
-    std::vector<std::string> read_only;   ///< Output only; ignored in input. An integer primary key always is.
+    std::vector<std::string> read_only;  ///< Output only; ignored in input. An integer primary key always is; `pk` too.
     std::vector<std::string> write_only;  ///< Input only; never in output.
     std::map<std::string, std::vector<FieldValidator>> validators;
 };
@@ -54,14 +58,16 @@ public:
     Validated Validate(const rapidjson::Value& data, ValidationMode mode) const;
     /// Coerces one JSON value for a field as DRF would; returns the value, or the messages on failure.
     std::pair<Value, std::vector<std::string>> Coerce(const FieldSpec& field, const rapidjson::Value& json) const;
-    /// True when the serializer reads and writes this field.
+    /// True when the serializer reads and writes this schema field (by its column name: `pk` counts only when the
+    /// model declares a column of that name).
     bool Has(std::string_view field) const;
     /// True when input for this field is required (DRF's ModelSerializer rule: no default, not null, not blank).
     static bool IsRequired(const FieldSpec& field);
 
 private:
     struct Entry {
-        std::size_t index;
+        std::size_t index;  ///< The schema field it reads.
+        std::string key;    ///< Its name in JSON: the field's name, or "pk" for the primary key's alias.
         bool read_only;
         bool write_only;
         std::vector<FieldValidator> validators;
