@@ -385,7 +385,8 @@ std::size_t Observer::Resync(std::int64_t seen, std::int64_t oldest) {
                 consumer.store().ChangedSince(key.second, seen);
             if (!changed) {
                 Log(LogLevel::kWarn, "observer: the versions of " + key.second + " after change " +
-                                         std::to_string(seen) + " are no longer known; list and group subscribers "
+                                         std::to_string(seen) +
+                                         " are no longer known; list and group subscribers "
                                          "get their next changes only");
                 continue;
             }

@@ -256,8 +256,8 @@ void Observer::UnsubscribeGroups(ConnectionContext& connection, GenericConsumer&
     }
 }
 
-std::unique_ptr<PendingSubscriptions> Observer::SubscribeList(ConnectionContext& connection,
-                                                              GenericConsumer& consumer, std::vector<Filter> filter,
+std::unique_ptr<PendingSubscriptions> Observer::SubscribeList(ConnectionContext& connection, GenericConsumer& consumer,
+                                                              std::vector<Filter> filter,
                                                               const std::string& request_id) {
     const std::string& table = consumer.options().model;
     std::vector<SubPtr> added;

@@ -30,9 +30,9 @@ struct Observer::Sub {
     std::vector<std::string> channels;
     // Until started (PendingSubscriptions::Start), the events that concern it are held, in order, not pushed.
     std::atomic<bool> held{true};
-    std::mutex start_mutex;                  // guards held_events, and `held` becoming false
+    std::mutex start_mutex;  // guards held_events, and `held` becoming false
     std::vector<RowEvent> held_events;
-    std::atomic<std::int64_t> floor{0};      // groups and lists: versions at or below it are not pushed
+    std::atomic<std::int64_t> floor{0};  // groups and lists: versions at or below it are not pushed
     // instance
     Value pk;
     Value lookup_value;

@@ -111,7 +111,7 @@ std::unique_ptr<ModelStore::ReadScope> Database::ReadSnapshot() const {
 }
 
 std::optional<std::vector<ModelStore::ChangedRow>> Database::ChangedSince(std::string_view table,
-                                                                           std::int64_t since) const {
+                                                                          std::int64_t since) const {
     const Schema& schema = Model(table);
     Connection& conn = Reader();
     auto use = conn.Use();

@@ -119,8 +119,9 @@ void SyncVersionColumn(Connection& conn, const Schema& schema) {
         Statement rows = conn.Prepare("SELECT 1 FROM " + Quote(schema.table()) + " LIMIT 1");
         if (!rows.Step()) return;  // an empty table: every version from now on is captured
     }
-    Statement floor = conn.Prepare("INSERT OR REPLACE INTO _syncline_meta (key, value) SELECT ?1, coalesce(max(seq), 0) FROM " +
-                                   std::string(kChangesTable));
+    Statement floor =
+        conn.Prepare("INSERT OR REPLACE INTO _syncline_meta (key, value) SELECT ?1, coalesce(max(seq), 0) FROM " +
+                     std::string(kChangesTable));
     floor.BindText(1, "floor:" + schema.table());
     floor.Step();
 }

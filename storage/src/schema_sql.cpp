@@ -118,7 +118,8 @@ std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& s
     // A row that arrives ends the tombstone its key may have (text keys can be reused).
     auto version = [&](const std::string& key, bool arrives) {
         return "UPDATE " + Quote(t) + " SET " + Quote(kVersionColumn) + " = last_insert_rowid() WHERE " + pk + " = " +
-               key + "; " + (arrives ? "DELETE FROM " + Quote(TombstoneTable(schema)) + " WHERE pk = " + key + "; " : "");
+               key + "; " +
+               (arrives ? "DELETE FROM " + Quote(TombstoneTable(schema)) + " WHERE pk = " + key + "; " : "");
     };
     auto tombstone = [&](const std::string& key) {
         return "INSERT OR REPLACE INTO " + Quote(TombstoneTable(schema)) + " (pk, seq) VALUES (" + key +
@@ -136,13 +137,15 @@ std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& s
                                         " FOR EACH ROW " + body);
     };
     add("ai", "AFTER INSERT", "BEGIN " + insert + "NEW." + pk + ", 1, NULL); " + version("NEW." + pk, true) + "END");
-    add("au", "AFTER UPDATE OF " + columns, "WHEN OLD." + pk + " IS NEW." + pk + " BEGIN " + insert + "NEW." + pk +
-                                                ", 2, " + old_json + "); " + version("NEW." + pk, false) + "END");
+    add("au", "AFTER UPDATE OF " + columns,
+        "WHEN OLD." + pk + " IS NEW." + pk + " BEGIN " + insert + "NEW." + pk + ", 2, " + old_json + "); " +
+            version("NEW." + pk, false) + "END");
     // A write that changes the key itself is, for subscribers, the old row leaving and a new one arriving.
     add("auk", "AFTER UPDATE OF " + columns,
         "WHEN OLD." + pk + " IS NOT NEW." + pk + " BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); " +
             tombstone("OLD." + pk) + insert + "NEW." + pk + ", 1, NULL); " + version("NEW." + pk, true) + "END");
-    add("ad", "AFTER DELETE", "BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); " + tombstone("OLD." + pk) + "END");
+    add("ad", "AFTER DELETE",
+        "BEGIN " + insert + "OLD." + pk + ", 3, " + old_json + "); " + tombstone("OLD." + pk) + "END");
     return triggers;
 }
 

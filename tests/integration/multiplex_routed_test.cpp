@@ -86,8 +86,9 @@ TEST_F(MultiplexRoutedTest, PushesOfASubscriptionThroughAStreamArriveWrapped) {
     std::int64_t version = server_->database().RowVersion("posts", Value(1));
     EXPECT_EQ(ws->Receive().value_or("<none>"),
               R"({"stream":"posts","payload":{"errors":[],"data":{"id":1,"title":"Changed","author":""},)"
-              R"("action":"update","response_status":200,"version":)" + std::to_string(version) +
-                  R"(,"epoch":")" + server_->database().Epoch() + R"(","request_id":"sub"}})");
+              R"("action":"update","response_status":200,"version":)" +
+                  std::to_string(version) + R"(,"epoch":")" + server_->database().Epoch() +
+                  R"(","request_id":"sub"}})");
     // The writer's own reply comes before the push its change causes, through the multiplexer too.
     ASSERT_TRUE(ws->SendText(R"({"stream": "posts", "payload": {"action": "patch", "pk": 1, "request_id": "w",
                                                                 "data": {"author": "bob"}}})"));

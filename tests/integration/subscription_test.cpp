@@ -443,8 +443,8 @@ TEST_F(SubscriptionTest, AChangeStillInFlightAtTheSubscribeIsNotPushedAfterIt) {
     for (int i = 0; i < 40; ++i) {
         Row row = server_->database().Insert("posts", {{"title", "In flight " + std::to_string(i)}});
         // No WaitRelayed: the relay is still publishing the insert while the subscribe runs.
-        Frame sub = Call(*a, R"({"action": "subscribe_instance", "pk": )" + JsonOfValue(row[0]) +
-                                 R"(, "request_id": "f"})");
+        Frame sub =
+            Call(*a, R"({"action": "subscribe_instance", "pk": )" + JsonOfValue(row[0]) + R"(, "request_id": "f"})");
         ASSERT_EQ(sub.status(), 201) << sub.text;
         EXPECT_EQ(sub.version(), server_->database().RowVersion("posts", row[0]));
     }
@@ -464,7 +464,8 @@ TEST_F(SubscriptionTest, AChangeMissedWhileAwayIsPushedAfterTheFeedWasTrimmed) {
     TrimAll(server_->database());
     ASSERT_FALSE(server_->database().LastChange("posts", Value(1))->before);  // its change left the feed
     auto a = Connect();
-    Frame sub = Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r", "since": )" + Since(seen) + "}");
+    Frame sub =
+        Call(*a, R"({"action": "subscribe_instance", "pk": 1, "request_id": "r", "since": )" + Since(seen) + "}");
     EXPECT_EQ(sub.status(), 201);
     Frame push = Next(*a);
     EXPECT_EQ(push.action(), "update");
@@ -602,7 +603,8 @@ TEST_F(SubscriptionTest, ListSinceSendsWhatChangedAndWhatLeftAndResetsWhenItCann
     auto b = Connect();
     WatchSentinel(*b);
     Frame sub = Call(*b, R"({"action": "subscribe_list", "request_id": "L", "filter": {"author": "alice"},
-                             "since": )" + Since(since) + "}");
+                             "since": )" +
+                             Since(since) + "}");
     ASSERT_EQ(sub.status(), 201);
     EXPECT_FALSE(sub.doc.HasMember("reset"));
     std::map<std::int64_t, std::string> pushed;
@@ -622,7 +624,8 @@ TEST_F(SubscriptionTest, ListSinceSendsWhatChangedAndWhatLeftAndResetsWhenItCann
     TrimAll(server_->database());
     auto c = Connect();
     Frame reset = Call(*c, R"({"action": "subscribe_list", "request_id": "L", "filter": {"author": "alice"},
-                               "since": )" + Since(since) + "}");
+                               "since": )" +
+                               Since(since) + "}");
     ASSERT_EQ(reset.status(), 201);
     ASSERT_TRUE(reset.doc.HasMember("reset"));
     ASSERT_TRUE(reset.data().IsArray());

@@ -227,7 +227,8 @@ TEST_F(ObserverDeliveryTest, UpdatePushesOfASerializerWithPkCarryPk) {
 // the start version, arriving late (still in flight from another process), is never pushed.
 TEST_F(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushesWhatItStartedWith) {
     Socket ann = Connect("ann");
-    auto row = observer_->SubscribeInstance(*ann.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
+    auto row =
+        observer_->SubscribeInstance(*ann.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
     auto list = observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"");
     ASSERT_TRUE(row && list);
     db_->Patch("posts", Value(1), {{"title", "held"}});
@@ -242,7 +243,8 @@ TEST_F(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushes
     // it starts at that version, and the late event is not pushed to it.
     Socket bob = Connect("bob");
     db_->Patch("posts", Value(1), {{"title", "in flight"}});
-    auto bob_row = observer_->SubscribeInstance(*bob.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
+    auto bob_row =
+        observer_->SubscribeInstance(*bob.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
     auto bob_list = observer_->SubscribeList(*bob.context, *consumer_, {}, "\"l\"");
     const std::int64_t read = db_->RowVersion("posts", Value(1));
     bob_row->Start(read);
@@ -280,8 +282,8 @@ TEST_F(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurre
     auto consumer = std::make_shared<GenericConsumer>(options);
     consumer->Bind(*db_, &observer);
     Socket ann = Connect("ann");
-    ASSERT_TRUE(Started(observer.SubscribeInstance(*ann.context, *consumer,
-                                                   InstanceSubscription{Value(1), Value(1), "\"i\""})));
+    ASSERT_TRUE(Started(
+        observer.SubscribeInstance(*ann.context, *consumer, InstanceSubscription{Value(1), Value(1), "\"i\""})));
     ASSERT_TRUE(Started(observer.SubscribeList(*ann.context, *consumer, ByAuthor("ann"), "\"l\"")));
     // The bus is down: none of these arrives as an event.
     db_->Patch("posts", Value(1), {{"title", "missed"}});
@@ -296,7 +298,8 @@ TEST_F(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurre
     for (const ReceivedPush& push : ann.pushes()) {
         rapidjson::Document data;
         data.Parse(push.data.c_str());
-        std::string pk = data.HasMember("id") ? std::to_string(data["id"].GetInt64()) : std::to_string(data["pk"].GetInt64());
+        std::string pk =
+            data.HasMember("id") ? std::to_string(data["id"].GetInt64()) : std::to_string(data["pk"].GetInt64());
         got[push.request_id + " " + pk] = push.action;
         if (push.request_id == R"("i")") {
             EXPECT_NE(push.data.find("missed"), std::string::npos) << push.data;
@@ -304,9 +307,9 @@ TEST_F(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurre
     }
     const std::string l = R"("l" )";
     EXPECT_EQ(got, (std::map<std::string, std::string>{{R"("i" 1)", "update"},
-                                                        {l + "1", "update"},
-                                                        {l + std::to_string(left[0].AsInteger()), "delete"},
-                                                        {l + std::to_string(joined[0].AsInteger()), "update"}}));
+                                                       {l + "1", "update"},
+                                                       {l + std::to_string(left[0].AsInteger()), "delete"},
+                                                       {l + std::to_string(joined[0].AsInteger()), "update"}}));
     EXPECT_EQ(ann.pushes().size(), 4u);  // bob's row 2 (kept in the feed) concerns neither
 }
 

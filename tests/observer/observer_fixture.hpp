@@ -172,8 +172,8 @@ protected:
     }
 
     bool SubscribeRow(const Socket& socket, GenericConsumer& consumer, std::int64_t pk, const std::string& request_id) {
-        return Started(observer_->SubscribeInstance(*socket.context, consumer,
-                                                    InstanceSubscription{Value(pk), Value(pk), "\"" + request_id + "\""}));
+        return Started(observer_->SubscribeInstance(
+            *socket.context, consumer, InstanceSubscription{Value(pk), Value(pk), "\"" + request_id + "\""}));
     }
 
     /// Delivers what the change feed captured since the last call, coalesced as the relay does. Returns the events.

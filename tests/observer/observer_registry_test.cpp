@@ -54,7 +54,8 @@ TEST_F(ObserverRegistryTest, EachKindUnsubscribesByWhatItNamesAndDropTakesTheRes
     Socket ann = Connect("ann");
     auto groups = ByAuthor();
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "r"));
-    ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann", "author:bob"}, "\"g\"")));
+    ASSERT_TRUE(
+        Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann", "author:bob"}, "\"g\"")));
     ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"h\"")));
     ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l1\"")));
     ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l2\"")));
@@ -122,8 +123,8 @@ TEST_F(ObserverRegistryTest, IdentityKeysCannotCollide) {
     EXPECT_EQ(observer_->subscription_count(), 5u);
 
     // Integer 1 and text "1" are different lookup values.
-    ASSERT_TRUE(Started(observer_->SubscribeInstance(*ann.context, *consumer_,
-                                                     InstanceSubscription{Value(2), Value(std::string("1")), "\"i\""})));
+    ASSERT_TRUE(Started(observer_->SubscribeInstance(
+        *ann.context, *consumer_, InstanceSubscription{Value(2), Value(std::string("1")), "\"i\""})));
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "i"));
     EXPECT_EQ(observer_->subscription_count(), 7u);
     observer_->UnsubscribeInstance(*ann.context, *consumer_, Value(std::string("1")), std::nullopt);

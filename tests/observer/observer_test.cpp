@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "started.hpp"
 #include "../core/recording_outbox.hpp"
 #include "../storage/test_db.hpp"
+#include "started.hpp"
 
 namespace syncline::observer {
 namespace {
@@ -129,7 +129,8 @@ TEST_F(ObserverTest, AConnectionHoldsAtMostItsLimitOfSubscriptions) {
     // Group subscriptions are all or nothing.
     auto groups = std::make_shared<const GroupObserver>(GroupObserver{});
     Conn b = Connect(3);
-    EXPECT_FALSE(Started(observer_->SubscribeGroups(*b.context, *consumer_, groups, {"g1", "g2", "g3", "g4"}, "\"g\"")));
+    EXPECT_FALSE(
+        Started(observer_->SubscribeGroups(*b.context, *consumer_, groups, {"g1", "g2", "g3", "g4"}, "\"g\"")));
     EXPECT_TRUE(Started(observer_->SubscribeGroups(*b.context, *consumer_, groups, {"g1", "g2", "g2", "g3"}, "\"g\"")));
     EXPECT_EQ(observer_->subscription_count(), 6u);
     observer_->UnsubscribeGroups(*b.context, *consumer_, *groups, {"g2"}, std::nullopt);

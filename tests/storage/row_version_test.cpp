@@ -34,7 +34,7 @@ protected:
 };
 
 TEST_F(RowVersionTest, AVersionSurvivesTheTrimOfItsChange) {
-    db_->Patch("posts", Value(1), {{"title", "changed"}});  // seq 4
+    db_->Patch("posts", Value(1), {{"title", "changed"}});                       // seq 4
     for (int i = 0; i < 20; ++i) db_->Patch("posts", Value(2), {{"likes", i}});  // seqs 5..24
     TrimAll();
     EXPECT_FALSE(db_->LastChange("posts", Value(1))->before);  // its change is gone from the feed...
@@ -63,8 +63,9 @@ TEST_F(RowVersionTest, ADeleteLeavesATombstoneAndItsTrimRaisesTheFloor) {
 }
 
 TEST_F(RowVersionTest, ShellWritesKeepVersionsToo) {
-    ASSERT_EQ(testing::SqliteShell(path_, "UPDATE posts SET title = 'shell' WHERE id = 3; DELETE FROM posts WHERE id = 1;"
-                                          "UPDATE posts SET id = 7 WHERE id = 2;"),
+    ASSERT_EQ(testing::SqliteShell(path_,
+                                   "UPDATE posts SET title = 'shell' WHERE id = 3; DELETE FROM posts WHERE id = 1;"
+                                   "UPDATE posts SET id = 7 WHERE id = 2;"),
               0);
     EXPECT_EQ(db_->RowVersion("posts", Value(3)), 4);
     EXPECT_EQ(db_->RowVersion("posts", Value(1)), 5);
@@ -93,10 +94,10 @@ TEST_F(RowVersionTest, ChangedSinceReadsTheFeedOrTheVersionsAlike) {
         EXPECT_EQ(rows[1].version, 6);
         EXPECT_FALSE(rows[1].deleted);
     };
-    check(sorted(*db_->ChangedSince("posts", 3)));  // from the feed
+    check(sorted(*db_->ChangedSince("posts", 3)));         // from the feed
     db_->Insert("tags", {{"slug", "a"}, {"label", "A"}});  // 7: another table's change is not the posts'
-    TrimAll();  // keeps only seq 7
-    EXPECT_FALSE(db_->ChangedSince("posts", 3));  // the tombstone of 3 went: below the floor
+    TrimAll();                                             // keeps only seq 7
+    EXPECT_FALSE(db_->ChangedSince("posts", 3));           // the tombstone of 3 went: below the floor
     EXPECT_EQ(db_->RowVersion("posts", Value(1)), 6);
     ASSERT_TRUE(db_->ChangedSince("posts", 5));  // from the version table now
     EXPECT_EQ(db_->ChangedSince("posts", 5)->size(), 1u);
@@ -138,9 +139,10 @@ TEST_F(RowVersionTest, AReadSnapshotSeesNoWriteMadeAfterItBegan) {
 TEST_F(RowVersionTest, ATableThatHadRowsBeforeItsVersionColumnGetsAFloor) {
     db_.reset();
     // As if made by an older syncline: no version column (nor the triggers that set it).
-    ASSERT_EQ(testing::SqliteShell(path_, "DROP TRIGGER _syncline_ai_posts; DROP TRIGGER _syncline_au_posts; "
-                                          "DROP TRIGGER _syncline_auk_posts; DROP TRIGGER _syncline_ad_posts; "
-                                          "ALTER TABLE posts DROP COLUMN _syncline_version;"),
+    ASSERT_EQ(testing::SqliteShell(path_,
+                                   "DROP TRIGGER _syncline_ai_posts; DROP TRIGGER _syncline_au_posts; "
+                                   "DROP TRIGGER _syncline_auk_posts; DROP TRIGGER _syncline_ad_posts; "
+                                   "ALTER TABLE posts DROP COLUMN _syncline_version;"),
               0);
     db_ = testing::OpenBlog(path_);
     // Unknown versions: at most the newest seq when the column came, so an older `since` sees the row as changed.

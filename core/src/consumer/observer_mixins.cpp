@@ -158,8 +158,8 @@ using Belongs = std::function<bool(const Row& row)>;
 // The snapshot of a list or group subscription, read inside the subscribe's snapshot: the rows that belong, through
 // the route's queryset, permissions and serializer, shaped as the route's `list` answers (one array, or one page of
 // limit/offset for a paginated or streamed route), with a "versions" key aligned with the rows.
-ActionResult Snapshot(GenericConsumer& consumer, ActionRequest& request, const Query& query,
-                              const Belongs& belongs, std::int64_t version) {
+ActionResult Snapshot(GenericConsumer& consumer, ActionRequest& request, const Query& query, const Belongs& belongs,
+                      std::int64_t version) {
     const Schema& schema = consumer.schema();
     ListShape shape = ListShapeOf(consumer);
     Query page_query = query;
@@ -214,8 +214,7 @@ bool PushChangesSince(GenericConsumer& consumer, ActionRequest& request, const R
     const std::string epoch = store.Epoch();
     for (const ModelStore::ChangedRow& change : *changed) {
         std::string frame;
-        std::optional<Row> now =
-            change.deleted ? std::nullopt : store.Get(schema.table(), schema.pk().name, change.pk);
+        std::optional<Row> now = change.deleted ? std::nullopt : store.Get(schema.table(), schema.pk().name, change.pk);
         if (now && belongs(*now)) {
             frame = PushPrefix("update", 200, consumer.Represent(*now), change.version, epoch);
         } else if (now) {
@@ -224,7 +223,8 @@ bool PushChangesSince(GenericConsumer& consumer, ActionRequest& request, const R
         } else {
             std::optional<ModelStore::LastChangeInfo> last = store.LastChange(schema.table(), change.pk);
             if (last && last->before && !consumer.CanSee(request, *last->before)) continue;
-            frame = PushPrefix("delete", 200, last && last->before ? consumer.Represent(*last->before) : DeleteData(change.pk),
+            frame = PushPrefix("delete", 200,
+                               last && last->before ? consumer.Represent(*last->before) : DeleteData(change.pk),
                                change.version, epoch);
         }
         pushes.emplace_back(frame + request_id + "}", key_prefix + JsonOfValue(change.pk));
@@ -235,9 +235,9 @@ bool PushChangesSince(GenericConsumer& consumer, ActionRequest& request, const R
 // The body shared by subscribe_list and a group observer's subscribe, once the subscription is pending.
 // `members` narrows the snapshot's rows (groups); null when the query alone selects them (lists).
 ActionResult StartTableSubscription(GenericConsumer& consumer, ActionRequest& request,
-                                    std::unique_ptr<PendingSubscriptions> pending, const Resume& resume,
-                                    bool snapshot, const Query& query, const Belongs& members,
-                                    const std::string& request_id, const Belongs& belongs) {
+                                    std::unique_ptr<PendingSubscriptions> pending, const Resume& resume, bool snapshot,
+                                    const Query& query, const Belongs& members, const std::string& request_id,
+                                    const Belongs& belongs) {
     ModelStore& store = consumer.store();
     std::vector<std::pair<std::string, std::string>> pushes;
     ActionResult result;
@@ -247,8 +247,8 @@ ActionResult StartTableSubscription(GenericConsumer& consumer, ActionRequest& re
         version = scope->version();
         bool reset = false;
         if (resume.since && !snapshot) {
-            std::string key_prefix = "s:" + std::to_string(reinterpret_cast<std::uintptr_t>(&consumer)) + ":" +
-                                     request_id + ":";
+            std::string key_prefix =
+                "s:" + std::to_string(reinterpret_cast<std::uintptr_t>(&consumer)) + ":" + request_id + ":";
             reset = !PushChangesSince(consumer, request, resume, belongs, key_prefix, request_id, pushes);
         }
         if (snapshot || reset) {

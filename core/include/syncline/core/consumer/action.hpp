@@ -42,9 +42,13 @@ struct ActionResult {
     std::vector<std::pair<std::string, std::string>> extra;
 
     /// A success: `data_json` is the payload's JSON text.
-    static ActionResult Ok(int status, std::string data_json = "null") { return {status, std::move(data_json), {}, false, nullptr, {}}; }
+    static ActionResult Ok(int status, std::string data_json = "null") {
+        return {status, std::move(data_json), {}, false, nullptr, {}};
+    }
     /// A failure with these errors, e.g. ActionErrors::Field("title", "This field is required.").
-    static ActionResult Error(int status, ActionErrors errors) { return {status, "null", std::move(errors), false, nullptr, {}}; }
+    static ActionResult Error(int status, ActionErrors errors) {
+        return {status, "null", std::move(errors), false, nullptr, {}};
+    }
     /// A failure with one message: errors `["message"]`.
     static ActionResult Message(int status, std::string_view message);
     /// What a streaming action returns once it has sent its frames with ActionRequest::SendFrame (or was cancelled):
