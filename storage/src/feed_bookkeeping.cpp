@@ -33,8 +33,9 @@ Statement VersionEntry(Connection& conn, const Schema& schema, const Value& pk) 
 }
 
 std::int64_t VersionFloor(Connection& conn, const Schema& schema) {
+    const std::string key = "floor:" + schema.table();  // bound without a copy: it must outlive the statement
     Statement st = conn.Prepare("SELECT value FROM _syncline_meta WHERE key = ?1");
-    st.BindText(1, "floor:" + schema.table());
+    st.BindText(1, key);
     return st.Step() ? st.ColumnInt(0) : 0;
 }
 
@@ -236,7 +237,8 @@ std::int64_t Database::Trim(std::chrono::milliseconds horizon) {
                 Statement floor = w.Prepare(
                     "INSERT INTO _syncline_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = "
                     "max(value, excluded.value)");
-                floor.BindText(1, "floor:" + schema.table());
+                const std::string key = "floor:" + schema.table();  // bound without a copy
+                floor.BindText(1, key);
                 floor.BindInt(2, *newest);
                 floor.Step();
             }

@@ -122,7 +122,8 @@ void SyncVersionColumn(Connection& conn, const Schema& schema) {
     Statement floor =
         conn.Prepare("INSERT OR REPLACE INTO _syncline_meta (key, value) SELECT ?1, coalesce(max(seq), 0) FROM " +
                      std::string(kChangesTable));
-    floor.BindText(1, "floor:" + schema.table());
+    const std::string key = "floor:" + schema.table();  // bound without a copy
+    floor.BindText(1, key);
     floor.Step();
 }
 
