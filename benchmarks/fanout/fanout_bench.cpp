@@ -255,7 +255,7 @@ FanoutResult RunFanout(const FanoutShape& shape, FleetControl& fleet, SharedStat
             if (std::find(threads_before.begin(), threads_before.end(), tid) != threads_before.end()) continue;
             labels.emplace_back(tid, labels.empty() ? "relay" : "ws-io");
         }
-        storage::Database& db = server->database();
+        storage::Backend& db = server->database();
         {
             auto tx = db.Begin();
             for (int r = 0; r < shape.rows; ++r) tx->Insert("items", {{"n", Value(-1)}, {"pad", Value(pad)}});

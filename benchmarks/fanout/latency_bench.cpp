@@ -186,7 +186,7 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
             auto server =
                 config::BuildServer(config::ParseConfig(ConfigJson("latency.db", o.server_threads, "")), dir.path());
             server->Start();
-            storage::Database& db = server->database();
+            storage::Backend& db = server->database();
             {
                 auto tx = db.Begin();
                 for (int i = 0; i < r.rows; ++i) tx->Insert("items", {{"n", Value(-1)}, {"pad", Value(pad)}});

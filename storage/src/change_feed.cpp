@@ -153,4 +153,6 @@ bool FeedSource::HoldLease(const std::string& name, const std::string& holder, s
 
 void FeedSource::ReleaseLease(const std::string& name, const std::string& holder) { db_.ReleaseLease(name, holder); }
 
+std::unique_ptr<ChangeSource> Database::OpenChangeSource() { return std::make_unique<FeedSource>(*this); }
+
 }  // namespace syncline::storage

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <filesystem>
 
 #include "connection.hpp"
 #include "migrations.hpp"
@@ -233,12 +234,12 @@ bool ModelOps::Delete(std::string_view table, const Value& pk) const {
 // ---------------------------------------------------------------------------------------------------------------
 // Transaction
 
-Transaction::Transaction(Database* db) : ModelOps(db, db->writer_.get()), owner_(db), writer_lock_(db) {
-    auto use = conn_->Use();
-    conn_->Exec("BEGIN IMMEDIATE");
+SqliteTransaction::SqliteTransaction(Database* db) : owner_(db), writer_lock_(db), ops_(db, db->writer_.get()) {
+    auto use = db->writer_->Use();
+    db->writer_->Exec("BEGIN IMMEDIATE");
 }
 
-Transaction::~Transaction() {
+SqliteTransaction::~SqliteTransaction() {
     if (open_) {
         try {
             Rollback();
@@ -248,11 +249,12 @@ Transaction::~Transaction() {
     }
 }
 
-void Transaction::Commit() {
+void SqliteTransaction::Commit() {
     if (!open_) throw std::logic_error("Transaction::Commit on a finished transaction");
-    auto use = conn_->Use();
+    Connection* conn = owner_->writer_.get();
+    auto use = conn->Use();
     try {
-        conn_->Exec("COMMIT");
+        conn->Exec("COMMIT");
     } catch (...) {
         Rollback();
         throw;
@@ -261,11 +263,12 @@ void Transaction::Commit() {
     owner_->NotifyCommitted();
 }
 
-void Transaction::Rollback() {
+void SqliteTransaction::Rollback() {
     if (!open_) return;
     open_ = false;
-    auto use = conn_->Use();
-    conn_->Exec("ROLLBACK");
+    Connection* conn = owner_->writer_.get();
+    auto use = conn->Use();
+    conn->Exec("ROLLBACK");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -452,7 +455,15 @@ bool Database::Delete(std::string_view table, const Value& pk) {
     return deleted;
 }
 
-std::unique_ptr<Transaction> Database::Begin() { return std::unique_ptr<Transaction>(new Transaction(this)); }
+std::string Database::Describe() const { return "SQLite file " + options_.path; }
+
+std::string Database::Identity() const {
+    std::error_code ec;
+    std::filesystem::path path = std::filesystem::weakly_canonical(options_.path, ec);
+    return ec ? options_.path : path.string();
+}
+
+std::unique_ptr<Transaction> Database::Begin() { return std::unique_ptr<Transaction>(new SqliteTransaction(this)); }
 
 void Database::ExecuteWrite(const std::string& sql) {
     {

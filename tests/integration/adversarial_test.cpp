@@ -292,7 +292,7 @@ TEST_F(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere
 // "since": 0 answered 201 and pushed a delete at every later change of the row: its existence and change times
 // leaked. `since` follows retrieve's rules, also once the row is gone.
 TEST_F(AdversarialTest, SinceNeverRevealsARowOutsideTheQueryset) {
-    storage::Database& db = server_->database();
+    storage::Backend& db = server_->database();
     db.Insert("posts", {{"title", "public"}});
     db.Insert("posts", {{"title", "hidden"}, {"hidden", true}});
     WaitRelayed(2);

@@ -416,9 +416,10 @@ TEST(SubscriptionPermissionTest, PushesRecheckPermissionsAndSerializeOncePerCons
 std::string Since(std::int64_t version) { return std::to_string(version); }
 
 // Trims every change the horizon allows (a trim removes what an earlier call marked, so two calls).
-void TrimAll(storage::Database& db) {
-    db.Trim(std::chrono::milliseconds(0));
-    db.Trim(std::chrono::milliseconds(0));
+void TrimAll(storage::Backend& db) {
+    auto feed = db.OpenChangeSource();
+    feed->Trim(std::chrono::milliseconds(0));
+    feed->Trim(std::chrono::milliseconds(0));
 }
 
 TEST_F(SubscriptionTest, TheSubscribeReplyCarriesTheRowVersionAndTheEpoch) {

@@ -8,12 +8,10 @@
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/redis_bus.hpp>
 #include <syncline/observer/relay.hpp>
-#include <syncline/storage/change_feed.hpp>
 
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <future>
 #include <map>
 #include <stdexcept>
@@ -40,11 +38,8 @@ void InstallSpdlogSink() {
     });
 }
 
-// Processes sharing one database file (and a Redis) share channels; a different file must never hear them.
-std::string DefaultChannelPrefix(const std::string& database) {
-    std::error_code ec;
-    std::filesystem::path path = std::filesystem::weakly_canonical(database, ec);
-    std::string text = ec ? database : path.string();
+// Processes serving one database (and sharing a Redis) share channels; another database must never hear them.
+std::string DefaultChannelPrefix(const std::string& text) {
     std::uint64_t h = 1469598103934665603ull;
     for (unsigned char c : text) {
         h ^= c;
@@ -88,19 +83,18 @@ void Server::Multiplex(std::string path, std::vector<std::pair<std::string, std:
 void Server::Prepare() {
     if (db_) throw std::logic_error("Server started twice");
     InstallSpdlogSink();
-    storage::DatabaseOptions db_options;
-    db_options.path = options_.database;
+    storage::BackendOptions db_options;
+    db_options.database = options_.database;
     db_options.synchronous = options_.synchronous;
     db_options.statement_cache_bytes = options_.statement_cache_bytes;
-    db_ = storage::Database::Open(db_options, models_);
-    // A file path today; a database URL (scheme://user:password@host/db) would print without its password.
-    spdlog::info("database {} open (schema version {}, {} models)", RedactCredentials(options_.database),
+    db_ = storage::OpenBackend(db_options, models_);
+    spdlog::info("database: {} open (schema version {}, {} models)", RedactCredentials(db_->Describe()),
                  db_->SchemaVersion(), models_.size());
 
     ws_ = std::make_unique<WebSocketServer>(static_cast<const WebSocketOptions&>(options_));
 
     observer::ChannelLayout layout(
-        options_.channel_prefix.empty() ? DefaultChannelPrefix(options_.database) : options_.channel_prefix,
+        options_.channel_prefix.empty() ? DefaultChannelPrefix(db_->Identity()) : options_.channel_prefix,
         options_.bus_shards);
     observer::RelayOptions relay_options;
     relay_options.trim_horizon = options_.trim_horizon;
@@ -121,7 +115,7 @@ void Server::Prepare() {
         bus_ = std::move(bus);
     }
     observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout,
-                                                     std::make_unique<storage::FeedSource>(*db_));
+                                                     db_->OpenChangeSource());
     if (!publish) {
         // One process: the relay hands each event straight to the observer on its own thread, as the in-process bus
         // would, without encoding and decoding it (the observer finds the row's subscribers itself).
@@ -130,7 +124,7 @@ void Server::Prepare() {
             observer->Deliver(event);
         };
     }
-    relay_ = std::make_unique<observer::Relay>(std::make_unique<storage::FeedSource>(*db_), models_, layout,
+    relay_ = std::make_unique<observer::Relay>(db_->OpenChangeSource(), models_, layout,
                                                std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)",
                  options_.redis_url.empty() ? "in-process" : RedactUrl(options_.redis_url), layout.shards());
@@ -251,7 +245,7 @@ observer::Observer& Server::observer() {
     return *observer_;
 }
 
-storage::Database& Server::database() {
+storage::Backend& Server::database() {
     if (!db_) throw std::logic_error("Server::database before Start");
     return *db_;
 }

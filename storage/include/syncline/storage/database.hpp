@@ -30,13 +30,9 @@
 #include <syncline/core/model/schema.hpp>
 #include <syncline/core/model/store.hpp>
 #include <syncline/core/model/value.hpp>
+#include <syncline/storage/backend.hpp>
 
 namespace syncline::storage {
-
-/// SQLite's `synchronous` setting for the WAL. kNormal (default): a commit survives a crash of the process but the
-/// last commits may be lost on power loss or an OS crash; the database never corrupts. kFull: every commit is
-/// fsynced (durable across power loss) at roughly a tenth of the write rate (see benchmarks/README.md).
-enum class Synchronous { kOff, kNormal, kFull };
 
 /// How to open a database.
 struct DatabaseOptions {
@@ -70,7 +66,7 @@ struct StatementCacheStats {
 
 class Connection;
 class Database;
-class Transaction;
+class SqliteTransaction;
 
 /// Reads and writes on one connection; the shared body of Database's one-shot writes and of Transaction.
 /// Not thread-safe: used by one thread at a time (the owner of the connection).
@@ -96,7 +92,7 @@ public:
 
 private:
     friend class Database;
-    friend class Transaction;
+    friend class SqliteTransaction;
     ModelOps(const Database* db, Connection* conn) : db_(db), conn_(conn) {}
     std::optional<Row> WriteUpdate(std::string_view table, const Value& pk, const Assignments& values,
                                    bool full) const;
@@ -104,8 +100,8 @@ private:
     Connection* conn_;
 };
 
-/// A model store over one SQLite file. See the file comment for the thread rules.
-class Database final : public ModelStore {
+/// A model store over one SQLite file (the embedded backend). See the file comment for the thread rules.
+class Database final : public Backend {
 public:
     /// Opens (creating if needed) the file and migrates it to `models`: missing tables are created, missing
     /// columns added, capture triggers installed. Throws StorageError(kSchema) naming the table and column when the
@@ -119,9 +115,9 @@ public:
     const DatabaseOptions& options() const { return options_; }
     /// The schema of a model; throws StorageError(kSchema) for an unknown table.
     const Schema& Model(std::string_view table) const override;
-    const std::vector<Schema>& models() const { return models_; }
+    const std::vector<Schema>& models() const override { return models_; }
     /// The schema version recorded in the file: 1 when created, +1 for every open that changed the schema.
-    std::int64_t SchemaVersion() const;
+    std::int64_t SchemaVersion() const override;
 
     // Reads: any thread; see ModelOps for the contracts.
     std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override;
@@ -140,13 +136,19 @@ public:
     std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view table, std::int64_t since) const override;
     // Writes: any thread, each in its own transaction; see ModelOps for the contracts.
     Row Insert(std::string_view table, const Assignments& values) override;
-    std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values);
+    std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) override;
     std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) override;
     bool Delete(std::string_view table, const Value& pk) override;
-    /// Starts a write transaction (waits for the writer). See Transaction.
-    std::unique_ptr<Transaction> Begin();
+    /// Starts a write transaction (BEGIN IMMEDIATE: waits for the writer). See SqliteTransaction.
+    std::unique_ptr<Transaction> Begin() override;
     /// Runs raw SQL on the writer connection (migrations of the user's own, tests). Commits like a write.
-    void ExecuteWrite(const std::string& sql);
+    void ExecuteWrite(const std::string& sql) override;
+    /// A FeedSource over this file.
+    std::unique_ptr<ChangeSource> OpenChangeSource() override;
+    /// "SQLite file <path>".
+    std::string Describe() const override;
+    /// The file's absolute path.
+    std::string Identity() const override;
 
     // Change feed bookkeeping (see change_feed.hpp).
     /// Records a named consumer position; trimming never removes changes after the lowest registered cursor.
@@ -171,7 +173,7 @@ public:
 
 private:
     friend class ModelOps;
-    friend class Transaction;
+    friend class SqliteTransaction;
     friend class ChangeFeed;
     explicit Database(DatabaseOptions options, std::vector<Schema> models);
     std::unique_ptr<Connection> OpenConnection(bool writer) const;
@@ -207,23 +209,38 @@ private:
     std::uint64_t local_commits_ = 0;  // guarded by commit_mutex_
 };
 
-/// An RAII write transaction (BEGIN IMMEDIATE). Commit() makes its writes durable and visible at once, as one
-/// change-feed batch; leaving the scope without Commit (or by an exception) rolls back, leaving no change.
-/// Holds the database's writer: use it from the thread that began it.
-class Transaction : public ModelOps {
+/// The SQLite Transaction (BEGIN IMMEDIATE): it holds the database's one writer connection until it ends, so other
+/// writers of this process wait for it and other processes get SQLITE_BUSY until their busy timeout.
+class SqliteTransaction final : public Transaction {
 public:
-    Transaction(Transaction&&) = delete;
-    ~Transaction();
-    /// Commits; throws StorageError (the transaction is then rolled back).
-    void Commit();
-    /// Rolls back now.
-    void Rollback();
+    SqliteTransaction(SqliteTransaction&&) = delete;
+    ~SqliteTransaction() override;
+    std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override {
+        return ops_.Get(table, field, value);
+    }
+    std::vector<Row> List(std::string_view table, const Query& query) const override {
+        return ops_.List(table, query);
+    }
+    std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const override {
+        return ops_.Count(table, filters);
+    }
+    Row Insert(std::string_view table, const Assignments& values) const override { return ops_.Insert(table, values); }
+    std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) const override {
+        return ops_.Update(table, pk, values);
+    }
+    std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) const override {
+        return ops_.Patch(table, pk, values);
+    }
+    bool Delete(std::string_view table, const Value& pk) const override { return ops_.Delete(table, pk); }
+    void Commit() override;
+    void Rollback() override;
 
 private:
     friend class Database;
-    explicit Transaction(Database* db);
+    explicit SqliteTransaction(Database* db);
     Database* owner_;
     Database::WriterLock writer_lock_;
+    ModelOps ops_;
     bool open_ = true;
 };
 

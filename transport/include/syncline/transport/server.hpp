@@ -10,7 +10,7 @@
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/model/model.hpp>
 #include <syncline/core/model/schema.hpp>
-#include <syncline/storage/database.hpp>
+#include <syncline/storage/backend.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
 #include <syncline/transport/websocket_server.hpp>
 
@@ -35,8 +35,9 @@ namespace transport {
 /// max_connections, max_handshakes, ...) are WebSocketOptions', documented there; Server hands them to its
 /// WebSocketServer as they are. `port` 0 picks a free port (read it back with Server::port()).
 struct ServerOptions : WebSocketOptions {
-    std::string database;  ///< The SQLite file.
-    storage::Synchronous synchronous = storage::Synchronous::kNormal;
+    /// The database (storage::OpenBackend): an SQLite file path, or a "postgresql://..." URL.
+    std::string database;
+    storage::Synchronous synchronous = storage::Synchronous::kNormal;  ///< SQLite only.
     /// "" for the in-process bus (one process); "redis://host:port/db" to fan out across processes and nodes.
     std::string redis_url;
     unsigned bus_shards = 16;    ///< Channels per table on the bus.
@@ -56,7 +57,7 @@ struct ServerOptions : WebSocketOptions {
     /// What each connection may send and hold (nesting depth, request_id size, subscriptions, `__in` values); a
     /// route's own EndpointOptions::limits overrides it.
     ConnectionLimits limits;
-    /// Memory of the prepared statements each SQLite connection keeps (storage::DatabaseOptions).
+    /// Memory of the prepared statements each SQLite connection keeps (storage::DatabaseOptions); SQLite only.
     std::size_t statement_cache_bytes = 4 * 1024 * 1024;
 };
 
@@ -104,8 +105,8 @@ public:
     void Stop();
     /// Start, block until SIGTERM/SIGINT, Stop. Returns 0.
     int Run();
-    /// The database (after Start).
-    storage::Database& database();
+    /// The database (after Start), whichever engine.
+    storage::Backend& database();
     /// The last change seq the relay has read and published (after Start).
     std::int64_t relayed_seq() const;
     /// The observer (after Start): subscription counts and delivery statistics.
@@ -132,7 +133,7 @@ private:
     std::vector<Schema> models_;
     std::vector<RouteEntry> routes_;
     std::vector<MultiplexEntry> multiplexers_;
-    std::unique_ptr<storage::Database> db_;
+    std::unique_ptr<storage::Backend> db_;
     std::shared_ptr<transport::ThreadPoolExecutor> executor_;
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;
