@@ -1,9 +1,10 @@
-// From a parsed config to a transport::Server: its options as parsed (a relative database path resolved against the
-// config file's directory), its models, and one route per config route.
+// From a parsed config to a transport::Server: its options as parsed (a relative SQLite path resolved against the
+// config file's directory; a PostgreSQL URL as it is), its models, and one route per config route.
 
 #include <syncline/config/config.hpp>
 
 #include <syncline/core/protocol/routed.hpp>
+#include <syncline/storage/backend.hpp>
 
 #include <filesystem>
 
@@ -11,8 +12,10 @@ namespace syncline::config {
 
 std::unique_ptr<transport::Server> BuildServer(const Config& config, const std::string& base_dir) {
     transport::ServerOptions options = config.server;
-    std::filesystem::path db(options.database);
-    options.database = db.is_absolute() ? db.string() : (std::filesystem::path(base_dir) / db).string();
+    if (!storage::IsPostgresUrl(options.database)) {
+        std::filesystem::path db(options.database);
+        options.database = db.is_absolute() ? db.string() : (std::filesystem::path(base_dir) / db).string();
+    }
     auto server = std::make_unique<transport::Server>(std::move(options));
     for (const auto& schema : config.models) server->AddModel(schema);
     for (const auto& route : config.routes) {

@@ -50,7 +50,7 @@ Config ParseConfig(std::string_view json_text) {
     Config config;
     transport::ServerOptions& server = config.server;
     const rapidjson::Value* database = Member(doc, "database");
-    if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\")");
+    if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\", or a postgresql:// URL)");
     server.database = GetString(*database, "database");
     if (server.database.empty()) Fail("database", "empty");
     if (const auto* listen = Member(doc, "listen")) {

@@ -2,6 +2,8 @@
 #include <syncline/storage/backend.hpp>
 #include <syncline/storage/database.hpp>
 
+#include "postgres/pg_database.hpp"
+
 namespace syncline::storage {
 
 bool IsPostgresUrl(std::string_view database) {
@@ -10,7 +12,7 @@ bool IsPostgresUrl(std::string_view database) {
 
 std::unique_ptr<Backend> OpenBackend(BackendOptions options, std::vector<Schema> models) {
     if (IsPostgresUrl(options.database)) {
-        throw StoreError(StoreErrc::kIo, "PostgreSQL databases are not supported by this build yet");
+        return pg::PostgresDatabase::Open(std::move(options), std::move(models));
     }
     DatabaseOptions sqlite;
     sqlite.path = std::move(options.database);

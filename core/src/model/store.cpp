@@ -20,6 +20,8 @@ public:
                 return "database failure";
             case StoreErrc::kNotFound:
                 return "row not found";
+            case StoreErrc::kUnavailable:
+                return "database unavailable";
         }
         return "store error " + std::to_string(value);
     }

@@ -27,6 +27,7 @@ enum class StoreErrc : int {
     kSchema,       ///< The schema conflicts with the database file, or an unknown model or field was named.
     kIo,           ///< Any other database failure.
     kNotFound,     ///< The row an operation needed is gone (e.g. deleted while it was being updated).
+    kUnavailable,  ///< The database server cannot be reached now (a networked backend); retrying later may succeed.
 };
 
 /// The category of StoreErrc.

@@ -1,0 +1,314 @@
+// PostgresDatabase: opening (connect, migrate under an advisory lock), one connection per thread, the model rows
+// (pg_ops.cpp), transactions, read snapshots and row versions. The change feed is pg_feed.cpp.
+#include "pg_database.hpp"
+
+#include <syncline/core/model/change.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include "pg_connection.hpp"
+#include "pg_ops.hpp"
+#include "pg_schema.hpp"
+
+namespace syncline::storage::pg {
+namespace {
+
+// Every process migrating the same database takes this lock first (transaction-scoped): one migrates at a time.
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7310085434217451521)";
+
+class PgTransaction final : public Transaction {
+public:
+    PgTransaction(const PostgresDatabase& db, Connection& conn) : db_(db), conn_(conn) {
+        if (conn_.in_transaction()) {
+            throw std::logic_error("a write on a thread that holds an open Transaction: write through the Transaction");
+        }
+        conn_.Begin();
+    }
+    ~PgTransaction() override {
+        if (open_) {
+            try {
+                Rollback();
+            } catch (...) {
+                // PostgreSQL ends the transaction itself when the connection goes.
+            }
+        }
+    }
+    std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override {
+        return GetRow(conn_, db_.Model(table), field, value);
+    }
+    std::vector<Row> List(std::string_view table, const Query& query) const override {
+        return ListRows(conn_, db_.Model(table), query);
+    }
+    std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const override {
+        return CountRows(conn_, db_.Model(table), filters);
+    }
+    Row Insert(std::string_view table, const Assignments& values) const override {
+        return InsertRow(conn_, db_.Model(table), values);
+    }
+    std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) const override {
+        return UpdateRow(conn_, db_.Model(table), pk, values, true);
+    }
+    std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) const override {
+        return UpdateRow(conn_, db_.Model(table), pk, values, false);
+    }
+    bool Delete(std::string_view table, const Value& pk) const override {
+        return DeleteRow(conn_, db_.Model(table), pk);
+    }
+    void Commit() override {
+        if (!open_) throw std::logic_error("Transaction::Commit on a finished transaction");
+        open_ = false;
+        conn_.Commit();
+    }
+    void Rollback() override {
+        if (!open_) return;
+        open_ = false;
+        conn_.Rollback();
+    }
+
+private:
+    const PostgresDatabase& db_;
+    Connection& conn_;
+    bool open_ = true;
+};
+
+// A REPEATABLE READ READ ONLY transaction on the thread's connection, or nothing when one is open already (joined).
+class PgReadScope final : public ModelStore::ReadScope {
+public:
+    explicit PgReadScope(Connection& conn) : conn_(conn) {
+        if (conn_.in_transaction()) {
+            version_ = SafeHorizon(conn_, 0, std::chrono::milliseconds(0));
+            return;
+        }
+        // Every change up to version_ is final before the snapshot is taken, so all of them are in it.
+        version_ = SafeHorizon(conn_, 0, std::chrono::milliseconds(2000));
+        conn_.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        owner_ = true;
+        try {
+            conn_.Query("SELECT 1");  // the first query takes the snapshot
+        } catch (...) {
+            conn_.Rollback();
+            throw;
+        }
+    }
+    ~PgReadScope() override {
+        if (!owner_) return;
+        try {
+            conn_.Commit();
+        } catch (const std::exception&) {
+            try {
+                conn_.Rollback();
+            } catch (const std::exception&) {
+            }
+        }
+    }
+    std::int64_t version() const override { return version_; }
+
+private:
+    Connection& conn_;
+    bool owner_ = false;
+    std::int64_t version_ = 0;
+};
+
+std::int64_t VersionFloor(Connection& conn, const Schema& schema) {
+    Result r = conn.Query("SELECT value FROM _syncline_meta WHERE key = $1", {"floor:" + schema.table()});
+    return r.rows() ? r.Int(0, 0) : 0;
+}
+
+// (version, deleted) of a row from its version column or its tombstone; nullopt when neither knows it.
+std::optional<std::pair<std::int64_t, bool>> VersionEntry(Connection& conn, const Schema& schema, const Value& pk) {
+    Param key = ToParam(pk);
+    if (!key) return std::nullopt;
+    Result r = conn.Query("SELECT " + Quote(kVersionColumn) + ", false FROM " + Quote(schema.table()) + " WHERE " +
+                              Quote(schema.pk().name) + " = $1::" + PgType(schema.pk()) +
+                              " UNION ALL SELECT seq, true FROM " + kTombstones + " WHERE tbl = $2 AND pk = $3 LIMIT 1",
+                          {key, schema.table(), key});
+    if (r.rows() == 0 || r.IsNull(0, 0)) return std::nullopt;
+    return std::make_pair(r.Int(0, 0), r.Text(0, 1)[0] == 't');
+}
+
+}  // namespace
+
+std::int64_t SafeHorizon(Connection& conn, std::int64_t known_safe, std::chrono::milliseconds max_wait) {
+    // 1. The newest seq handed out so far. 2. Then a snapshot: any transaction that took a seq up to it is finished
+    // or still running in that snapshot (it took its seq before the snapshot began). 3. Once the oldest running
+    // transaction is newer than that snapshot's xmax, all of them are finished: every seq up to it is final.
+    Result seq = conn.Query(std::string("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ") +
+                            kChangesSequence);
+    const std::int64_t newest = seq.Int(0, 0);
+    if (newest <= known_safe) return known_safe;
+    Result snap = conn.Query(
+        "SELECT pg_snapshot_xmax(s)::text, pg_snapshot_xmin(s) >= pg_snapshot_xmax(s) FROM pg_current_snapshot() s");
+    if (snap.Text(0, 1)[0] == 't') return newest;
+    const std::string xmax = snap.Text(0, 0);
+    const auto deadline = std::chrono::steady_clock::now() + max_wait;
+    auto pause = std::chrono::microseconds(200);
+    for (;;) {
+        Result done = conn.Query("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8", {xmax});
+        if (done.Text(0, 0)[0] == 't') return newest;
+        if (std::chrono::steady_clock::now() >= deadline) return known_safe;
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(5000));
+    }
+}
+
+PostgresDatabase::PostgresDatabase(BackendOptions options, std::vector<Schema> models)
+    : options_(std::move(options)), models_(std::move(models)) {
+    for (std::size_t i = 0; i < models_.size(); ++i) {
+        if (!model_index_.emplace(models_[i].table(), i).second) {
+            throw StoreError(StoreErrc::kSchema, "model \"" + models_[i].table() + "\" declared twice");
+        }
+    }
+}
+
+PostgresDatabase::~PostgresDatabase() = default;
+
+std::unique_ptr<PostgresDatabase> PostgresDatabase::Open(BackendOptions options, std::vector<Schema> models) {
+    std::unique_ptr<PostgresDatabase> db(new PostgresDatabase(std::move(options), std::move(models)));
+    Connection& c = db->Conn();
+    c.Begin();
+    try {
+        c.Query(kMigrationLock);
+        c.Exec(BookkeepingSql());
+        for (const auto& schema : db->models_) MigrateTable(c, schema, db->options_.capture_changes);
+        RecordSchemaVersion(c, db->models_);
+        Result epoch = c.Query("SELECT value FROM _syncline_meta WHERE key = 'epoch'");
+        if (epoch.rows()) db->epoch_ = epoch.Text(0, 0);
+        Result where = c.Query("SELECT current_schema()");
+        db->identity_ = "postgresql:" + db->epoch_ + ":" + (where.rows() ? where.Text(0, 0) : "");
+        c.Commit();
+    } catch (...) {
+        try {
+            c.Rollback();
+        } catch (...) {
+        }
+        throw;
+    }
+    return db;
+}
+
+Connection& PostgresDatabase::Conn() const {
+    std::unique_ptr<Connection>* slot = nullptr;
+    {
+        std::lock_guard<std::mutex> lock(conns_mutex_);
+        slot = &conns_[std::this_thread::get_id()];
+        if (*slot) return **slot;
+    }
+    // Connect outside the lock: other threads go on while this one waits for the server.
+    auto conn = std::make_unique<Connection>(options_.database);
+    std::lock_guard<std::mutex> lock(conns_mutex_);
+    std::unique_ptr<Connection>& entry = conns_[std::this_thread::get_id()];
+    entry = std::move(conn);
+    return *entry;
+}
+
+Connection& PostgresDatabase::WriteConn() const {
+    Connection& conn = Conn();
+    if (conn.in_transaction()) {
+        throw std::logic_error("a write on a thread that holds an open Transaction: write through the Transaction");
+    }
+    return conn;
+}
+
+const Schema& PostgresDatabase::Model(std::string_view table) const {
+    auto it = model_index_.find(std::string(table));
+    if (it == model_index_.end()) throw StoreError(StoreErrc::kSchema, "unknown model \"" + std::string(table) + "\"");
+    return models_[it->second];
+}
+
+std::int64_t PostgresDatabase::SchemaVersion() const {
+    Result r = Conn().Query("SELECT value FROM _syncline_meta WHERE key = 'version'");
+    return r.rows() ? r.Int(0, 0) : 0;
+}
+
+std::optional<Row> PostgresDatabase::Get(std::string_view table, std::string_view field, const Value& value) const {
+    return GetRow(Conn(), Model(table), field, value);
+}
+
+std::vector<Row> PostgresDatabase::List(std::string_view table, const Query& query) const {
+    return ListRows(Conn(), Model(table), query);
+}
+
+std::int64_t PostgresDatabase::Count(std::string_view table, const std::vector<Filter>& filters) const {
+    return CountRows(Conn(), Model(table), filters);
+}
+
+Row PostgresDatabase::Insert(std::string_view table, const Assignments& values) {
+    return InsertRow(WriteConn(), Model(table), values);
+}
+
+std::optional<Row> PostgresDatabase::Update(std::string_view table, const Value& pk, const Assignments& values) {
+    return UpdateRow(WriteConn(), Model(table), pk, values, true);
+}
+
+std::optional<Row> PostgresDatabase::Patch(std::string_view table, const Value& pk, const Assignments& values) {
+    return UpdateRow(WriteConn(), Model(table), pk, values, false);
+}
+
+bool PostgresDatabase::Delete(std::string_view table, const Value& pk) { return DeleteRow(WriteConn(), Model(table), pk); }
+
+std::int64_t PostgresDatabase::RowVersion(std::string_view table, const Value& pk) const {
+    const Schema& schema = Model(table);
+    Connection& conn = Conn();
+    if (auto entry = VersionEntry(conn, schema, pk)) return entry->first;
+    return VersionFloor(conn, schema);
+}
+
+std::optional<ModelStore::LastChangeInfo> PostgresDatabase::LastChange(std::string_view table, const Value& pk) const {
+    const Schema& schema = Model(table);
+    Connection& conn = Conn();
+    auto entry = VersionEntry(conn, schema, pk);
+    if (!entry) return std::nullopt;
+    LastChangeInfo info;
+    info.version = entry->first;
+    info.deleted = entry->second;
+    Result r = conn.Query(std::string("SELECT old FROM ") + kChangesTable + " WHERE seq = $1",
+                          {std::to_string(info.version)});
+    if (r.rows() && !r.IsNull(0, 0)) {
+        try {
+            info.before = RowFromJson(schema, r.Text(0, 0));
+        } catch (const std::invalid_argument&) {
+            // An unreadable image is an unknown one.
+        }
+    }
+    return info;
+}
+
+std::unique_ptr<ModelStore::ReadScope> PostgresDatabase::ReadSnapshot() const {
+    return std::make_unique<PgReadScope>(Conn());
+}
+
+std::optional<std::vector<ModelStore::ChangedRow>> PostgresDatabase::ChangedSince(std::string_view table,
+                                                                                  std::int64_t since) const {
+    const Schema& schema = Model(table);
+    Connection& conn = Conn();
+    if (since < VersionFloor(conn, schema)) return std::nullopt;
+    Result oldest_r = conn.Query(std::string("SELECT coalesce(min(seq), 0) FROM ") + kChangesTable);
+    const std::int64_t oldest = oldest_r.Int(0, 0);
+    const std::string since_text = std::to_string(since);
+    Result r = oldest != 0 && oldest <= since + 1
+                   ? conn.Query(std::string("SELECT pk, max(seq), bool_or(op = 3 AND seq = last) FROM (SELECT pk, seq, "
+                                            "op, max(seq) OVER (PARTITION BY pk) AS last FROM ") +
+                                    kChangesTable + " WHERE seq > $1 AND tbl = $2) c GROUP BY pk",
+                                {since_text, schema.table()})
+                   : conn.Query("SELECT " + Quote(schema.pk().name) + "::text, " + Quote(kVersionColumn) +
+                                    ", false FROM " + Quote(schema.table()) + " WHERE " + Quote(kVersionColumn) +
+                                    " > $1::bigint UNION ALL SELECT pk, seq, true FROM " + kTombstones +
+                                    " WHERE tbl = $2 AND seq > $1::bigint",
+                                {since_text, schema.table()});
+    std::vector<ChangedRow> rows;
+    for (int i = 0; i < r.rows(); ++i) {
+        rows.push_back(ChangedRow{FromText(r.Text(i, 0), schema.pk().type), r.Int(i, 1), r.Text(i, 2)[0] == 't'});
+    }
+    return rows;
+}
+
+std::unique_ptr<Transaction> PostgresDatabase::Begin() { return std::make_unique<PgTransaction>(*this, Conn()); }
+
+void PostgresDatabase::ExecuteWrite(const std::string& sql) { WriteConn().Exec(sql); }
+
+std::string PostgresDatabase::Describe() const { return "PostgreSQL " + RedactedUrl(options_.database); }
+
+}  // namespace syncline::storage::pg

@@ -1,0 +1,75 @@
+#pragma once
+// The PostgreSQL backend (private to storage; OpenBackend makes one for a postgresql:// URL).
+//
+// Threads. Any thread may call any method. Each thread gets its own connection, opened on first use and kept (a
+// server's threads are few and long-lived); PostgreSQL's MVCC lets them read and write at once, row locks order
+// writes to one row. A one-shot write is one statement in its own transaction (INSERT/UPDATE/DELETE ... RETURNING).
+// A Transaction holds its thread's connection: a one-shot write on that thread meanwhile throws std::logic_error.
+//
+// Failure. A lost connection is reopened on the thread's next call; while the server cannot be reached every call
+// throws StoreError(kUnavailable).
+
+#include <syncline/storage/backend.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace syncline::storage::pg {
+
+class Connection;
+
+class PostgresDatabase final : public Backend {
+public:
+    // Connects and migrates (one migration at a time across processes: an advisory lock). Throws StoreError.
+    static std::unique_ptr<PostgresDatabase> Open(BackendOptions options, std::vector<Schema> models);
+    ~PostgresDatabase() override;
+
+    const Schema& Model(std::string_view table) const override;
+    const std::vector<Schema>& models() const override { return models_; }
+    std::int64_t SchemaVersion() const override;
+    std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override;
+    std::vector<Row> List(std::string_view table, const Query& query) const override;
+    std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const override;
+    Row Insert(std::string_view table, const Assignments& values) override;
+    std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) override;
+    std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) override;
+    bool Delete(std::string_view table, const Value& pk) override;
+    std::int64_t RowVersion(std::string_view table, const Value& pk) const override;
+    std::optional<LastChangeInfo> LastChange(std::string_view table, const Value& pk) const override;
+    std::string Epoch() const override { return epoch_; }
+    /// A REPEATABLE READ transaction on this thread's connection. Its version() is a seq such that every change up to
+    /// it is in the snapshot (the scope waits, briefly, for transactions that may still commit a smaller seq); a few
+    /// changes after it may be in the snapshot too.
+    std::unique_ptr<ReadScope> ReadSnapshot() const override;
+    std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view table, std::int64_t since) const override;
+    std::unique_ptr<Transaction> Begin() override;
+    void ExecuteWrite(const std::string& sql) override;
+    std::unique_ptr<ChangeSource> OpenChangeSource() override;
+    std::string Describe() const override;
+    std::string Identity() const override { return identity_; }
+
+    const std::string& url() const { return options_.database; }
+    // This thread's connection.
+    Connection& Conn() const;
+
+private:
+    PostgresDatabase(BackendOptions options, std::vector<Schema> models);
+    Connection& WriteConn() const;
+    BackendOptions options_;
+    std::vector<Schema> models_;
+    std::unordered_map<std::string, std::size_t> model_index_;
+    std::string epoch_;
+    std::string identity_;
+    mutable std::mutex conns_mutex_;
+    mutable std::unordered_map<std::thread::id, std::unique_ptr<Connection>> conns_;
+};
+
+// The newest seq up to which every change is final (committed or rolled back for good) as seen on `conn`, waiting up
+// to `max_wait` for transactions that may still commit a smaller seq; returns the last safe one reached.
+std::int64_t SafeHorizon(Connection& conn, std::int64_t known_safe, std::chrono::milliseconds max_wait);
+
+}  // namespace syncline::storage::pg
