@@ -7,7 +7,9 @@
 #                  or without a start (scripts/test.sh calls it from its EXIT trap, pass or fail).
 # It never touches a cluster the Debian package may have created and started (15/main on port 5432): it uses only the
 # binaries, its own data directory, its own socket directory and a port it found free.
-# Environment: SYNCLINE_PG_BIN_DIR overrides the binaries' folder (default /usr/lib/postgresql/15/bin).
+# Environment: SYNCLINE_PG_BIN_DIR overrides the binaries' folder (default /usr/lib/postgresql/15/bin),
+# SYNCLINE_TEST_PG_TMPDIR the folder the temporary directory is made in (default /dev/shm when it has room, else
+# $TMPDIR or /tmp).
 
 pg_bin=${SYNCLINE_PG_BIN_DIR:-/usr/lib/postgresql/15/bin}
 # A fixed, test-only password: the server listens on 127.0.0.1 only and lives as long as one test run. The tests
@@ -55,9 +57,11 @@ pg_test_start() {
   if [[ -n "$pg_user" ]]; then chown "$pg_user:" "$pg_dir"; fi
   pg_as_user test -w "$pg_dir" ||
     { echo "test: $pg_user cannot write $pg_dir (TMPDIR inside a private folder?)"; return 1; }
+  # shellcheck disable=SC2016 # $1 is expanded by that sh, on purpose: the file is created by the server's user.
   pg_as_user sh -c 'umask 077 && printf "%s\n" "$1" >pwfile' sh "$pg_password"
   # scram-sha-256 over TCP (what the tests use); trust on the unix socket, which sits in this 0700 folder, so only
-  # its owner (and root) can reach it: pg_isready below uses it.
+  # its owner (and root) can reach it: pg_isready below uses it. UTF8 with the C.UTF-8 locale (always present in
+  # Debian's libc): the same on every machine whatever LANG says, byte-order collation, Unicode-aware upper/lower.
   if ! pg_as_user "$pg_bin/initdb" -D "$pg_dir/data" -U syncline --pwfile="$pg_dir/pwfile" --auth-host=scram-sha-256 \
       --auth-local=trust --encoding=UTF8 --locale=C.UTF-8 --no-sync >"$pg_dir/initdb.log" 2>&1; then
     echo "test: initdb failed"; cat "$pg_dir/initdb.log"; return 1
