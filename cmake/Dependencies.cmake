@@ -5,7 +5,6 @@ find_package(Boost 1.74 REQUIRED COMPONENTS regex)
 find_package(websocketpp CONFIG REQUIRED)
 find_package(RapidJSON CONFIG REQUIRED)
 find_package(SQLite3 REQUIRED)
-find_package(PostgreSQL REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
@@ -14,6 +13,8 @@ pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(LIBJWT REQUIRED IMPORTED_TARGET libjwt)
 # libssl-dev: OpenSSL's libcrypto, which libjwt already loads, keys the token fingerprints of log lines (HMAC-SHA256).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+# libpq-dev (15 on Debian 12): the PostgreSQL storage backend and the tests' pg_sandbox (PostgreSQL::PostgreSQL).
+find_package(PostgreSQL REQUIRED)
 
 # RapidJSON's config only sets an include path; wrap it in a target so modules can link it PRIVATE.
 add_library(syncline_rapidjson INTERFACE)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, build, and run every test. Installs the JavaScript tests' npm packages
-# into a temporary folder (scripts/node-deps.sh). Starts its own redis-server on a free loopback port for the tests
-# that need one and stops it afterwards, pass or fail. Exits non-zero on any failure.
+# into a temporary folder (scripts/node-deps.sh). Starts its own redis-server and its own PostgreSQL 15
+# (scripts/pg-test-server.sh) on free loopback ports for the tests that need them and stops them afterwards, pass or
+# fail. Exits non-zero on any failure.
 # Environment: as scripts/build.sh (BUILD_DIR, SANITIZE, ...), plus CTEST_ARGS for extra ctest arguments.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh"
+# shellcheck source=scripts/pg-test-server.sh
+source "$root/scripts/pg-test-server.sh"
 
 redis_dir=$(mktemp -d)
 node_dir=$(mktemp -d)
@@ -15,6 +18,7 @@ redis_pid=""
 cleanup() {
   if [[ -n "$redis_pid" ]]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   rm -rf "$redis_dir" "$node_dir"
+  pg_test_stop
 }
 trap cleanup EXIT
 # The JavaScript tests' npm packages (pinned), into a temporary folder.
@@ -38,6 +42,8 @@ done
 [[ -n "$port" ]] || { echo "test: redis-server did not start"; cat "$redis_dir/redis.log"; exit 1; }
 echo "test: redis-server on 127.0.0.1:$port"
 export SYNCLINE_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+# PostgreSQL 15 as an unprivileged user: exports SYNCLINE_TEST_PG_URL (admin URL) and SYNCLINE_TEST_PG_BIN.
+pg_test_start
 export SYNCLINE_BIN_DIR="$build_dir/bin"
 # ThreadSanitizer: the reviewed suppressions of third-party races (each with its reason), and a failing exit code for
 # any report (also from the server processes the integration tests start, which inherit this environment).
