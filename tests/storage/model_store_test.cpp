@@ -1,4 +1,5 @@
-#include <syncline/storage/database.hpp>
+#include <syncline/storage/backend.hpp>
+#include <syncline/test_support/engines.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,10 +15,17 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 
-class ModelStoreTest : public ::testing::Test {
+using test_support::Engine;
+
+// Every test runs on both engines (ModelStoreTest.X/Sqlite, ModelStoreTest.X/Postgres).
+class ModelStoreTest : public ::testing::TestWithParam<Engine> {
 protected:
     void SetUp() override {
-        db_ = testing::OpenBlog(dir_.File("blog.db"));
+        engine_db_ = std::make_unique<test_support::EngineDatabase>(GetParam(), dir_);
+        if (!engine_db_->available()) GTEST_SKIP() << test_support::kPgSkipReason;
+        BackendOptions options;
+        options.database = engine_db_->database();
+        db_ = OpenBackend(options, {testing::PostsSchema(), testing::TagsSchema()});
         const char* authors[] = {"alice", "bob", "alice", "carol", "bob"};
         for (int i = 0; i < 5; ++i) {
             db_->Insert("posts", {{"title", "Post " + std::to_string(i + 1)},
@@ -36,16 +44,17 @@ protected:
         return q;
     }
     testing::TempDir dir_;
-    std::unique_ptr<Database> db_;
+    std::unique_ptr<test_support::EngineDatabase> engine_db_;
+    std::unique_ptr<Backend> db_;
 };
 
-TEST_F(ModelStoreTest, InsertReturnsStoredRowWithDefaultsAndKey) {
+TEST_P(ModelStoreTest, InsertReturnsStoredRowWithDefaultsAndKey) {
     Row row = db_->Insert("posts", {{"title", "New"}});
     EXPECT_THAT(row, ElementsAre(Value(6), Value("New"), Value(""), Value(""), Value(), Value(false)));
     EXPECT_EQ(*db_->Get("posts", "id", Value(6)), row);
 }
 
-TEST_F(ModelStoreTest, InsertReportsEveryFieldError) {
+TEST_P(ModelStoreTest, InsertReportsEveryFieldError) {
     try {
         db_->Insert("posts", {{"author", std::string(51, 'x')}, {"likes", "many"}, {"bogus", 1}});
         FAIL();
@@ -59,7 +68,7 @@ TEST_F(ModelStoreTest, InsertReportsEveryFieldError) {
     EXPECT_EQ(db_->Count("posts", {}), 5);
 }
 
-TEST_F(ModelStoreTest, UnicodeAndNullRoundTrip) {
+TEST_P(ModelStoreTest, UnicodeAndNullRoundTrip) {
     std::string title = "Grüße, 世界 — 🚀 \"quoted\" 'single' \\ back";
     Row row = db_->Insert("posts", {{"title", title}, {"likes", Value()}});
     auto got = db_->Get("posts", "id", row[0]);
@@ -69,7 +78,7 @@ TEST_F(ModelStoreTest, UnicodeAndNullRoundTrip) {
     EXPECT_TRUE(db_->Get("posts", "title", Value(title)));
 }
 
-TEST_F(ModelStoreTest, GetByAnyDeclaredFieldAndWrongTypes) {
+TEST_P(ModelStoreTest, GetByAnyDeclaredFieldAndWrongTypes) {
     EXPECT_EQ((*db_->Get("posts", "title", Value("Post 4")))[0], Value(4));
     EXPECT_FALSE(db_->Get("posts", "id", Value(99)));
     EXPECT_FALSE(db_->Get("posts", "id", Value("abc")));
@@ -77,7 +86,7 @@ TEST_F(ModelStoreTest, GetByAnyDeclaredFieldAndWrongTypes) {
     EXPECT_THROW(db_->Get("nope", "id", Value(1)), StorageError);
 }
 
-TEST_F(ModelStoreTest, EveryFilterOperator) {
+TEST_P(ModelStoreTest, EveryFilterOperator) {
     EXPECT_THAT(Ids(Where("author", FilterOp::kExact, "alice")), ElementsAre(1, 3));
     EXPECT_THAT(Ids(Where("author", FilterOp::kNe, "alice")), ElementsAre(2, 4, 5));
     EXPECT_THAT(Ids(Where("likes", FilterOp::kLt, 20)), ElementsAre(1, 2));
@@ -100,7 +109,7 @@ TEST_F(ModelStoreTest, EveryFilterOperator) {
     EXPECT_EQ(db_->Count("posts", both.filters), 1);
 }
 
-TEST_F(ModelStoreTest, OrderingLimitOffset) {
+TEST_P(ModelStoreTest, OrderingLimitOffset) {
     Query q;
     q.ordering = {OrderBy{"author", false}, OrderBy{"id", true}};
     EXPECT_THAT(Ids(q), ElementsAre(3, 1, 5, 2, 4));
@@ -114,7 +123,7 @@ TEST_F(ModelStoreTest, OrderingLimitOffset) {
     EXPECT_THAT(Ids(only_offset), ElementsAre(4, 5));
 }
 
-TEST_F(ModelStoreTest, UndeclaredFieldsAreErrorsNeverSql) {
+TEST_P(ModelStoreTest, UndeclaredFieldsAreErrorsNeverSql) {
     Query bad_filter = Where("author\" OR 1=1 --", FilterOp::kExact, "x");
     EXPECT_THROW(db_->List("posts", bad_filter), StorageError);
     Query bad_order;
@@ -131,7 +140,7 @@ TEST_F(ModelStoreTest, UndeclaredFieldsAreErrorsNeverSql) {
     EXPECT_EQ(db_->Count("posts", {}), 5);
 }
 
-TEST_F(ModelStoreTest, UpdatePatchDelete) {
+TEST_P(ModelStoreTest, UpdatePatchDelete) {
     auto updated = db_->Update("posts", Value(1), {{"title", "Full"}});
     ASSERT_TRUE(updated);
     // Full update: omitted fields fall back to defaults (author, body), or null (likes).
@@ -152,7 +161,7 @@ TEST_F(ModelStoreTest, UpdatePatchDelete) {
     EXPECT_EQ(db_->Count("posts", {}), 4);
 }
 
-TEST_F(ModelStoreTest, TransactionCommitsOrRollsBack) {
+TEST_P(ModelStoreTest, TransactionCommitsOrRollsBack) {
     {
         auto tx = db_->Begin();
         tx->Insert("posts", {{"title", "in tx"}});
@@ -176,14 +185,14 @@ TEST_F(ModelStoreTest, TransactionCommitsOrRollsBack) {
     EXPECT_TRUE(db_->Get("posts", "id", Value(1)));
 }
 
-TEST_F(ModelStoreTest, NestedWriteOnTheSameThreadIsRefusedNotDeadlocked) {
+TEST_P(ModelStoreTest, NestedWriteOnTheSameThreadIsRefusedNotDeadlocked) {
     auto tx = db_->Begin();
     EXPECT_THROW(db_->Insert("posts", {{"title", "x"}}), std::logic_error);
     EXPECT_THROW(db_->Begin(), std::logic_error);
     tx->Rollback();
 }
 
-TEST_F(ModelStoreTest, ReadsFromManyThreads) {
+TEST_P(ModelStoreTest, ReadsFromManyThreads) {
     std::vector<std::thread> threads;
     std::atomic<int> found{0};
     for (int t = 0; t < 4; ++t) {
@@ -196,6 +205,8 @@ TEST_F(ModelStoreTest, ReadsFromManyThreads) {
     for (auto& t : threads) t.join();
     EXPECT_EQ(found.load(), 800);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, ModelStoreTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline::storage

@@ -183,6 +183,15 @@ Result Connection::Query(const std::string& sql, const std::vector<Param>& param
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
     PGresult* res = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
                                  nullptr, nullptr, 0);
+    // A connection the server dropped since its last use (a restart, an idle timeout) shows only now. A read outside
+    // a transaction is retried once on a new connection; a write is not (it may have committed before the drop), so
+    // its caller sees kUnavailable.
+    if (PQstatus(conn_) != CONNECTION_OK && !in_transaction_ && sql.rfind("SELECT", 0) == 0) {
+        PQclear(res);
+        EnsureConnected();
+        res = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                           nullptr, 0);
+    }
     return Check(res, sql);
 }
 

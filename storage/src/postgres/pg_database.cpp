@@ -21,11 +21,13 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(73100854342
 
 class PgTransaction final : public Transaction {
 public:
-    PgTransaction(const PostgresDatabase& db, Connection& conn) : db_(db), conn_(conn) {
-        if (conn_.in_transaction()) {
-            throw std::logic_error("a write on a thread that holds an open Transaction: write through the Transaction");
+    PgTransaction(PostgresDatabase& db, std::unique_ptr<Connection> conn) : db_(db), owned_(std::move(conn)), conn_(*owned_) {
+        try {
+            conn_.Begin();
+        } catch (...) {
+            db_.ReturnTransactionConn(std::move(owned_));
+            throw;
         }
-        conn_.Begin();
     }
     ~PgTransaction() override {
         if (open_) {
@@ -35,6 +37,7 @@ public:
                 // PostgreSQL ends the transaction itself when the connection goes.
             }
         }
+        db_.ReturnTransactionConn(std::move(owned_));
     }
     std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override {
         return GetRow(conn_, db_.Model(table), field, value);
@@ -69,7 +72,8 @@ public:
     }
 
 private:
-    const PostgresDatabase& db_;
+    PostgresDatabase& db_;
+    std::unique_ptr<Connection> owned_;
     Connection& conn_;
     bool open_ = true;
 };
@@ -79,7 +83,8 @@ class PgReadScope final : public ModelStore::ReadScope {
 public:
     explicit PgReadScope(Connection& conn) : conn_(conn) {
         if (conn_.in_transaction()) {
-            version_ = SafeHorizon(conn_, 0, std::chrono::milliseconds(0));
+            // Joined: the newest change the open snapshot holds (no scope of core's nests, so this is a fallback).
+            version_ = conn_.Query(std::string("SELECT coalesce(max(seq), 0) FROM ") + kChangesTable).Int(0, 0);
             return;
         }
         // Every change up to version_ is final before the snapshot is taken, so all of them are in it.
@@ -131,23 +136,40 @@ std::optional<std::pair<std::int64_t, bool>> VersionEntry(Connection& conn, cons
 
 }  // namespace
 
-std::int64_t SafeHorizon(Connection& conn, std::int64_t known_safe, std::chrono::milliseconds max_wait) {
-    // 1. The newest seq handed out so far. 2. Then a snapshot: any transaction that took a seq up to it is finished
-    // or still running in that snapshot (it took its seq before the snapshot began). 3. Once the oldest running
-    // transaction is newer than that snapshot's xmax, all of them are finished: every seq up to it is final.
-    Result seq = conn.Query(std::string("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ") +
-                            kChangesSequence);
+std::optional<Horizon> TakeHorizon(Connection& conn, std::int64_t known_safe) {
+    // 1. The newest seq handed out so far. Every transaction that took one holds a transaction id since before it
+    // took it (the capture trigger makes sure). 2. A new transaction id, so newer than all of theirs (taken in a
+    // transaction rolled back at once: it writes nothing). Once no transaction older than that one is running, all of
+    // them have finished, and every seq up to the newest is committed or gone for good. (A snapshot's xmax would not
+    // do: it is the newest *finished* id plus one, and running transactions above it are in no snapshot's list.)
+    Result seq =
+        conn.Query(std::string("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ") + kChangesSequence);
     const std::int64_t newest = seq.Int(0, 0);
-    if (newest <= known_safe) return known_safe;
-    Result snap = conn.Query(
-        "SELECT pg_snapshot_xmax(s)::text, pg_snapshot_xmin(s) >= pg_snapshot_xmax(s) FROM pg_current_snapshot() s");
-    if (snap.Text(0, 1)[0] == 't') return newest;
-    const std::string xmax = snap.Text(0, 0);
+    if (newest <= known_safe) return std::nullopt;
+    conn.Begin();
+    std::string xid;
+    try {
+        xid = conn.Query("SELECT pg_current_xact_id()::text").Text(0, 0);
+    } catch (...) {
+        conn.Rollback();
+        throw;
+    }
+    conn.Rollback();
+    return Horizon{newest, xid};
+}
+
+bool HorizonReached(Connection& conn, const Horizon& horizon) {
+    Result done = conn.Query("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8", {horizon.xid});
+    return done.Text(0, 0)[0] == 't';
+}
+
+std::int64_t SafeHorizon(Connection& conn, std::int64_t known_safe, std::chrono::milliseconds max_wait) {
+    std::optional<Horizon> horizon = TakeHorizon(conn, known_safe);
+    if (!horizon) return known_safe;
     const auto deadline = std::chrono::steady_clock::now() + max_wait;
-    auto pause = std::chrono::microseconds(200);
+    auto pause = std::chrono::microseconds(100);
     for (;;) {
-        Result done = conn.Query("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8", {xmax});
-        if (done.Text(0, 0)[0] == 't') return newest;
+        if (HorizonReached(conn, *horizon)) return horizon->seq;
         if (std::chrono::steady_clock::now() >= deadline) return known_safe;
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::microseconds(5000));
@@ -204,12 +226,48 @@ Connection& PostgresDatabase::Conn() const {
     return *entry;
 }
 
+bool PostgresDatabase::InTransaction() const {
+    std::lock_guard<std::mutex> lock(conns_mutex_);
+    return std::find(tx_threads_.begin(), tx_threads_.end(), std::this_thread::get_id()) != tx_threads_.end();
+}
+
 Connection& PostgresDatabase::WriteConn() const {
-    Connection& conn = Conn();
-    if (conn.in_transaction()) {
+    if (InTransaction()) {
         throw std::logic_error("a write on a thread that holds an open Transaction: write through the Transaction");
     }
-    return conn;
+    return Conn();
+}
+
+std::unique_ptr<Connection> PostgresDatabase::TakeTransactionConn() {
+    {
+        std::lock_guard<std::mutex> lock(conns_mutex_);
+        const auto self = std::this_thread::get_id();
+        if (std::find(tx_threads_.begin(), tx_threads_.end(), self) != tx_threads_.end()) {
+            throw std::logic_error("a write on a thread that holds an open Transaction: write through the Transaction");
+        }
+        tx_threads_.push_back(self);
+        if (!idle_tx_conns_.empty()) {
+            auto conn = std::move(idle_tx_conns_.back());
+            idle_tx_conns_.pop_back();
+            return conn;
+        }
+    }
+    try {
+        return std::make_unique<Connection>(options_.database);
+    } catch (...) {
+        ReturnTransactionConn(nullptr);
+        throw;
+    }
+}
+
+void PostgresDatabase::ReturnTransactionConn(std::unique_ptr<Connection> conn) {
+    std::lock_guard<std::mutex> lock(conns_mutex_);
+    auto it = std::find(tx_threads_.begin(), tx_threads_.end(), std::this_thread::get_id());
+    if (it != tx_threads_.end()) tx_threads_.erase(it);
+    // A few idle connections are kept for the next transactions; a broken one, or one still in a transaction, goes.
+    if (conn && !conn->in_transaction() && PQstatus(conn->handle()) == CONNECTION_OK && idle_tx_conns_.size() < 4) {
+        idle_tx_conns_.push_back(std::move(conn));
+    }
 }
 
 const Schema& PostgresDatabase::Model(std::string_view table) const {
@@ -305,7 +363,9 @@ std::optional<std::vector<ModelStore::ChangedRow>> PostgresDatabase::ChangedSinc
     return rows;
 }
 
-std::unique_ptr<Transaction> PostgresDatabase::Begin() { return std::make_unique<PgTransaction>(*this, Conn()); }
+std::unique_ptr<Transaction> PostgresDatabase::Begin() {
+    return std::make_unique<PgTransaction>(*this, TakeTransactionConn());
+}
 
 void PostgresDatabase::ExecuteWrite(const std::string& sql) { WriteConn().Exec(sql); }
 

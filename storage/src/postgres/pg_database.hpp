@@ -4,7 +4,9 @@
 // Threads. Any thread may call any method. Each thread gets its own connection, opened on first use and kept (a
 // server's threads are few and long-lived); PostgreSQL's MVCC lets them read and write at once, row locks order
 // writes to one row. A one-shot write is one statement in its own transaction (INSERT/UPDATE/DELETE ... RETURNING).
-// A Transaction holds its thread's connection: a one-shot write on that thread meanwhile throws std::logic_error.
+// A Transaction takes a connection of its own from a small pool, as SQLite's takes the writer: the thread's reads
+// meanwhile do not see its writes until it commits, and a one-shot write or a second Begin on that thread throws
+// std::logic_error (it could wait forever on a row the transaction locked).
 //
 // Failure. A lost connection is reopened on the thread's next call; while the server cannot be reached every call
 // throws StoreError(kUnavailable).
@@ -12,10 +14,12 @@
 #include <syncline/storage/backend.hpp>
 
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <chrono>
 #include <vector>
 
 namespace syncline::storage::pg {
@@ -56,9 +60,14 @@ public:
     // This thread's connection.
     Connection& Conn() const;
 
+    // The transaction pool (PgTransaction): a connection for a new transaction of this thread, and its return.
+    std::unique_ptr<Connection> TakeTransactionConn();
+    void ReturnTransactionConn(std::unique_ptr<Connection> conn);
+
 private:
     PostgresDatabase(BackendOptions options, std::vector<Schema> models);
     Connection& WriteConn() const;
+    bool InTransaction() const;
     BackendOptions options_;
     std::vector<Schema> models_;
     std::unordered_map<std::string, std::size_t> model_index_;
@@ -66,10 +75,23 @@ private:
     std::string identity_;
     mutable std::mutex conns_mutex_;
     mutable std::unordered_map<std::thread::id, std::unique_ptr<Connection>> conns_;
+    std::vector<std::unique_ptr<Connection>> idle_tx_conns_;  // guarded by conns_mutex_
+    std::vector<std::thread::id> tx_threads_;                // threads with an open Transaction; conns_mutex_
 };
 
-// The newest seq up to which every change is final (committed or rolled back for good) as seen on `conn`, waiting up
-// to `max_wait` for transactions that may still commit a smaller seq; returns the last safe one reached.
+// A candidate safe horizon: the newest seq handed out at some moment, and a transaction id newer than every
+// transaction that held one of those seqs then. It is reached (every seq up to it committed or gone for good) once no
+// transaction older than `xid` is running.
+struct Horizon {
+    std::int64_t seq = 0;
+    std::string xid;
+};
+// A new candidate on `conn` (outside a transaction), or nullopt when no seq newer than `known_safe` was handed out.
+std::optional<Horizon> TakeHorizon(Connection& conn, std::int64_t known_safe);
+// Whether every transaction that could hold a seq up to horizon.seq has finished.
+bool HorizonReached(Connection& conn, const Horizon& horizon);
+// The newest seq up to which every change is final, waiting up to `max_wait` (polling) for the transactions that may
+// still commit a smaller one; `known_safe` when that takes longer.
 std::int64_t SafeHorizon(Connection& conn, std::int64_t known_safe, std::chrono::milliseconds max_wait);
 
 }  // namespace syncline::storage::pg

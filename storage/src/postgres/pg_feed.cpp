@@ -184,22 +184,14 @@ private:
             return;
         }
         if (pending_) {
-            Result done = conn_.Query("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8", {pending_->xmax});
-            if (done.Text(0, 0)[0] != 't') return;
+            if (!HorizonReached(conn_, *pending_)) return;
             safe_ = std::max(safe_, pending_->seq);
             pending_.reset();
         }
-        Result seq = conn_.Query(std::string("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ") +
-                                 kChangesSequence);
-        const std::int64_t newest = seq.Int(0, 0);
-        if (newest <= safe_) return;
-        Result snap = conn_.Query(
-            "SELECT pg_snapshot_xmax(s)::text, pg_snapshot_xmin(s) >= pg_snapshot_xmax(s) FROM pg_current_snapshot() "
-            "s");
-        if (snap.Text(0, 1)[0] == 't') {
-            safe_ = newest;  // no transaction is running: every seq handed out is final
-        } else {
-            pending_ = Pending{newest, snap.Text(0, 0)};
+        pending_ = TakeHorizon(conn_, safe_);
+        if (pending_ && HorizonReached(conn_, *pending_)) {
+            safe_ = pending_->seq;
+            pending_.reset();
         }
     }
 
@@ -218,16 +210,12 @@ private:
         while (PGnotify* n = PQnotifies(conn_.handle())) PQfreemem(n);
     }
 
-    struct Pending {
-        std::int64_t seq;
-        std::string xmax;
-    };
     const PostgresDatabase& db_;
     Connection conn_;
     int wake_ = -1;
     std::atomic<bool> interrupted_{false};
     std::int64_t safe_ = 0;
-    std::optional<Pending> pending_;
+    std::optional<Horizon> pending_;
 };
 
 std::int64_t PgFeedSource::Trim(std::chrono::milliseconds horizon) {

@@ -78,7 +78,9 @@ std::string OldJson(const Schema& schema) {
 std::string CaptureFunctionSql(const Schema& schema, const std::string& function) {
     const std::string t = Literal(schema.table());
     const std::string pk = Quote(schema.pk().name);
-    const std::string next = "s := nextval('" + std::string(kChangesSequence) + "'); ";
+    // The transaction takes its id before its seq (pg_current_xact_id assigns one if it has none yet): the feed's
+    // safe horizon counts on every transaction that holds a seq being visible as running until it ends.
+    const std::string next = "PERFORM pg_current_xact_id(); s := nextval('" + std::string(kChangesSequence) + "'); ";
     auto change = [&](const std::string& key, int op, const std::string& old) {
         return "INSERT INTO " + std::string(kChangesTable) + " (seq, tbl, pk, op, old) VALUES (s, " + t + ", " + key +
                "::text, " + std::to_string(op) + ", " + old + "); ";
@@ -163,24 +165,36 @@ bool Compatible(const std::string& data_type, FieldType type) {
     return false;
 }
 
+// Installs (or, with capture off, removes) a table's capture triggers. Unchanged ones are left alone: replacing a
+// trigger locks its table against every reader and writer, so a second node starting under load would stall them.
 void SyncTriggers(Connection& conn, const Schema& schema, bool capture) {
     const std::string table = Quote(schema.table());
-    const std::string function = ObjectName("_syncline_capture_", schema.table());
+    const std::string key = "capture:" + schema.table();
     if (!capture) {
         conn.Exec("DROP TRIGGER IF EXISTS " + Quote(kCaptureTrigger) + " ON " + table + "; DROP TRIGGER IF EXISTS " +
                   Quote(kNotifyTrigger) + " ON " + table);
+        conn.Query("DELETE FROM _syncline_meta WHERE key = $1", {key});
         return;
     }
+    const std::string function = ObjectName("_syncline_capture_", schema.table());
     std::string columns;
     for (const auto& f : schema.fields()) columns += (columns.empty() ? "" : ", ") + Quote(f.name);
-    conn.Exec(CaptureFunctionSql(schema, function));
     // Updates of the declared columns only: a write to columns syncline does not serve changes nothing it pushes.
-    conn.Exec("DROP TRIGGER IF EXISTS " + Quote(kCaptureTrigger) + " ON " + table + "; CREATE TRIGGER " +
-              Quote(kCaptureTrigger) + " BEFORE INSERT OR DELETE OR UPDATE OF " + columns + " ON " + table +
-              " FOR EACH ROW EXECUTE FUNCTION " + Quote(function) + "()");
-    conn.Exec("DROP TRIGGER IF EXISTS " + Quote(kNotifyTrigger) + " ON " + table + "; CREATE TRIGGER " +
-              Quote(kNotifyTrigger) + " AFTER INSERT OR DELETE OR UPDATE ON " + table +
-              " FOR EACH STATEMENT EXECUTE FUNCTION _syncline_notify()");
+    const std::string sql =
+        CaptureFunctionSql(schema, function) + "; DROP TRIGGER IF EXISTS " + Quote(kCaptureTrigger) + " ON " + table +
+        "; CREATE TRIGGER " + Quote(kCaptureTrigger) + " BEFORE INSERT OR DELETE OR UPDATE OF " + columns + " ON " +
+        table + " FOR EACH ROW EXECUTE FUNCTION " + Quote(function) + "(); DROP TRIGGER IF EXISTS " +
+        Quote(kNotifyTrigger) + " ON " + table + "; CREATE TRIGGER " + Quote(kNotifyTrigger) +
+        " AFTER INSERT OR DELETE OR UPDATE ON " + table + " FOR EACH STATEMENT EXECUTE FUNCTION _syncline_notify()";
+    Result installed = conn.Query(
+        "SELECT (SELECT value FROM _syncline_meta WHERE key = $1) = $2 AND (SELECT count(*) FROM pg_trigger WHERE "
+        "tgrelid = (quote_ident(current_schema()) || '.' || quote_ident($3))::regclass AND tgname IN ($4, $5)) = 2",
+        {key, sql, schema.table(), std::string(kCaptureTrigger), std::string(kNotifyTrigger)});
+    if (installed.rows() == 1 && installed.Text(0, 0)[0] == 't') return;
+    conn.Exec(sql);
+    conn.Query("INSERT INTO _syncline_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = "
+               "EXCLUDED.value",
+               {key, sql});
 }
 
 }  // namespace
