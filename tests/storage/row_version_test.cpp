@@ -1,6 +1,7 @@
 // Row versions that survive trimming, tombstones and the version floor, the database's epoch, read snapshots and
 // ChangedSince (issue 11: a client that re-subscribes with `since` after any gap misses nothing).
-#include <syncline/storage/database.hpp>
+#include <syncline/storage/backend.hpp>
+#include <syncline/test_support/engines.hpp>
 
 #include <gtest/gtest.h>
 
@@ -16,24 +17,35 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class RowVersionTest : public ::testing::Test {
+using test_support::Engine;
+
+// Every test runs on both engines.
+class RowVersionTest : public ::testing::TestWithParam<Engine> {
 protected:
     void SetUp() override {
-        path_ = dir_.File("blog.db");
-        db_ = testing::OpenBlog(path_);
+        engine_db_ = std::make_unique<test_support::EngineDatabase>(GetParam(), dir_);
+        if (!engine_db_->available()) GTEST_SKIP() << test_support::kPgSkipReason;
+        Open();
         for (int i = 1; i <= 3; ++i) db_->Insert("posts", {{"title", "Post " + std::to_string(i)}});
+    }
+    void Open() {
+        BackendOptions options;
+        options.database = engine_db_->database();
+        db_ = OpenBackend(options, {testing::PostsSchema(), testing::TagsSchema()});
     }
     // Trims everything the horizon allows: two calls, since a trim only removes what an earlier call marked.
     void TrimAll() {
-        db_->Trim(milliseconds(0));
-        db_->Trim(milliseconds(0));
+        auto feed = db_->OpenChangeSource();
+        feed->Trim(milliseconds(0));
+        feed->Trim(milliseconds(0));
     }
+    bool postgres() const { return GetParam() == Engine::kPostgres; }
     testing::TempDir dir_;
-    std::string path_;
-    std::unique_ptr<Database> db_;
+    std::unique_ptr<test_support::EngineDatabase> engine_db_;
+    std::unique_ptr<Backend> db_;
 };
 
-TEST_F(RowVersionTest, AVersionSurvivesTheTrimOfItsChange) {
+TEST_P(RowVersionTest, AVersionSurvivesTheTrimOfItsChange) {
     db_->Patch("posts", Value(1), {{"title", "changed"}});                       // seq 4
     for (int i = 0; i < 20; ++i) db_->Patch("posts", Value(2), {{"likes", i}});  // seqs 5..24
     TrimAll();
@@ -44,7 +56,7 @@ TEST_F(RowVersionTest, AVersionSurvivesTheTrimOfItsChange) {
     EXPECT_EQ(db_->RowVersion("posts", Value(99)), 0);  // never existed: the floor, 0 on a fresh database
 }
 
-TEST_F(RowVersionTest, ADeleteLeavesATombstoneAndItsTrimRaisesTheFloor) {
+TEST_P(RowVersionTest, ADeleteLeavesATombstoneAndItsTrimRaisesTheFloor) {
     ASSERT_TRUE(db_->Delete("posts", Value(2)));  // seq 4
     std::optional<ModelStore::LastChangeInfo> last = db_->LastChange("posts", Value(2));
     ASSERT_TRUE(last);
@@ -62,11 +74,10 @@ TEST_F(RowVersionTest, ADeleteLeavesATombstoneAndItsTrimRaisesTheFloor) {
     ASSERT_TRUE(db_->ChangedSince("posts", 4));
 }
 
-TEST_F(RowVersionTest, ShellWritesKeepVersionsToo) {
-    ASSERT_EQ(testing::SqliteShell(path_,
-                                   "UPDATE posts SET title = 'shell' WHERE id = 3; DELETE FROM posts WHERE id = 1;"
-                                   "UPDATE posts SET id = 7 WHERE id = 2;"),
-              0);
+TEST_P(RowVersionTest, ShellWritesKeepVersionsToo) {
+    engine_db_->ExecOutside(
+        "UPDATE posts SET title = 'shell' WHERE id = 3; DELETE FROM posts WHERE id = 1;"
+        "UPDATE posts SET id = 7 WHERE id = 2;");
     EXPECT_EQ(db_->RowVersion("posts", Value(3)), 4);
     EXPECT_EQ(db_->RowVersion("posts", Value(1)), 5);
     EXPECT_TRUE(db_->LastChange("posts", Value(1))->deleted);
@@ -77,7 +88,7 @@ TEST_F(RowVersionTest, ShellWritesKeepVersionsToo) {
     EXPECT_FALSE(db_->LastChange("posts", Value(7))->deleted);
 }
 
-TEST_F(RowVersionTest, ChangedSinceReadsTheFeedOrTheVersionsAlike) {
+TEST_P(RowVersionTest, ChangedSinceReadsTheFeedOrTheVersionsAlike) {
     db_->Patch("posts", Value(1), {{"likes", 1}});  // 4
     ASSERT_TRUE(db_->Delete("posts", Value(3)));    // 5
     db_->Patch("posts", Value(1), {{"likes", 2}});  // 6
@@ -104,21 +115,26 @@ TEST_F(RowVersionTest, ChangedSinceReadsTheFeedOrTheVersionsAlike) {
     EXPECT_TRUE(db_->ChangedSince("posts", 6)->empty());
 }
 
-TEST_F(RowVersionTest, AnEpochIsKeptByItsFileAndANewFileHasAnother) {
+TEST_P(RowVersionTest, AnEpochIsKeptByItsDatabaseAndANewDatabaseHasAnother) {
     const std::string epoch = db_->Epoch();
     EXPECT_EQ(epoch.size(), 16u);
     db_.reset();
-    db_ = testing::OpenBlog(path_);
+    Open();
     EXPECT_EQ(db_->Epoch(), epoch);
     db_.reset();
-    std::filesystem::remove(path_);
-    std::filesystem::remove(path_ + "-wal");
-    std::filesystem::remove(path_ + "-shm");
-    db_ = testing::OpenBlog(path_);
+    if (postgres()) {
+        engine_db_ = std::make_unique<test_support::EngineDatabase>(GetParam(), dir_);
+    } else {
+        const std::string path = engine_db_->database();
+        std::filesystem::remove(path);
+        std::filesystem::remove(path + "-wal");
+        std::filesystem::remove(path + "-shm");
+    }
+    Open();
     EXPECT_NE(db_->Epoch(), epoch);
 }
 
-TEST_F(RowVersionTest, AReadSnapshotSeesNoWriteMadeAfterItBegan) {
+TEST_P(RowVersionTest, AReadSnapshotSeesNoWriteMadeAfterItBegan) {
     std::int64_t version = 0;
     {
         std::unique_ptr<ModelStore::ReadScope> scope = db_->ReadSnapshot();
@@ -136,15 +152,15 @@ TEST_F(RowVersionTest, AReadSnapshotSeesNoWriteMadeAfterItBegan) {
     EXPECT_EQ(db_->ReadSnapshot()->version(), 4);
 }
 
-TEST_F(RowVersionTest, ATableThatHadRowsBeforeItsVersionColumnGetsAFloor) {
+TEST_P(RowVersionTest, ATableThatHadRowsBeforeItsVersionColumnGetsAFloor) {
     db_.reset();
     // As if made by an older syncline: no version column (nor the triggers that set it).
-    ASSERT_EQ(testing::SqliteShell(path_,
-                                   "DROP TRIGGER _syncline_ai_posts; DROP TRIGGER _syncline_au_posts; "
-                                   "DROP TRIGGER _syncline_auk_posts; DROP TRIGGER _syncline_ad_posts; "
-                                   "ALTER TABLE posts DROP COLUMN _syncline_version;"),
-              0);
-    db_ = testing::OpenBlog(path_);
+    engine_db_->ExecOutside(postgres() ? "DROP TRIGGER zz_syncline_capture ON posts; "
+                                         "ALTER TABLE posts DROP COLUMN _syncline_version;"
+                                       : "DROP TRIGGER _syncline_ai_posts; DROP TRIGGER _syncline_au_posts; "
+                                         "DROP TRIGGER _syncline_auk_posts; DROP TRIGGER _syncline_ad_posts; "
+                                         "ALTER TABLE posts DROP COLUMN _syncline_version;");
+    Open();
     // Unknown versions: at most the newest seq when the column came, so an older `since` sees the row as changed.
     EXPECT_EQ(db_->RowVersion("posts", Value(1)), 3);
     EXPECT_FALSE(db_->ChangedSince("posts", 1));
@@ -153,6 +169,8 @@ TEST_F(RowVersionTest, ATableThatHadRowsBeforeItsVersionColumnGetsAFloor) {
     EXPECT_EQ(db_->RowVersion("posts", Value(1)), 4);
     EXPECT_EQ(db_->ChangedSince("posts", 3)->size(), 1u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, RowVersionTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline::storage

@@ -159,7 +159,16 @@ std::optional<Horizon> TakeHorizon(Connection& conn, std::int64_t known_safe) {
 }
 
 bool HorizonReached(Connection& conn, const Horizon& horizon) {
-    Result done = conn.Query("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8", {horizon.xid});
+    // Cheap and exact when nothing older runs anywhere on the server: the oldest running transaction id. Otherwise only
+    // this database's transactions count (pg_stat_activity shows every session's backend_xid to any role, and
+    // prepared transactions are listed apart), so a long transaction in another database on the same server does not
+    // hold changes back. age() of both ids is taken from one reference, so a larger age is an older id.
+    Result done = conn.Query(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 OR (NOT EXISTS (SELECT 1 FROM pg_stat_activity "
+        "WHERE datname = current_database() AND backend_xid IS NOT NULL AND age(backend_xid) > age(xid($1::xid8))) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database() AND age(transaction) > "
+        "age(xid($1::xid8))))",
+        {horizon.xid});
     return done.Text(0, 0)[0] == 't';
 }
 
