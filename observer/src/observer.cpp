@@ -110,6 +110,10 @@ public:
     void ToTableSubscriber(const Sub& sub) {
         std::shared_ptr<ConnectionContext> connection = sub.connection.lock();
         if (!connection || event_.version <= sub.floor.load()) return;
+        if (event_.version <= sub.row_floors_max) {
+            auto known = sub.row_floors.find(RowKey(sub.table, event_.pk));
+            if (known != sub.row_floors.end() && event_.version <= known->second) return;
+        }
         GenericConsumer& consumer = *sub.consumer;
         const PushCheck& check =
             Check(sub.kind == Sub::Kind::kList ? "subscribe_list" : sub.observer->subscribe_action);
@@ -232,13 +236,20 @@ bool Observer::Hold(Sub& sub, const RowEvent& event) {
     return true;
 }
 
-void Observer::StartSub(Sub& sub, std::int64_t version) {
+void Observer::StartSub(Sub& sub, std::int64_t version,
+                        const std::vector<std::pair<Value, std::int64_t>>& newer_rows) {
     std::lock_guard<std::mutex> lock(sub.start_mutex);
     if (sub.kind == Sub::Kind::kInstance) {
         std::int64_t known = sub.last_version.load();
         if (version > known) sub.last_version.store(version);
     } else {
         sub.floor.store(version);
+        for (const auto& [pk, row_version] : newer_rows) {
+            if (row_version <= version) continue;
+            std::int64_t& floor = sub.row_floors[RowKey(sub.table, pk)];
+            floor = std::max(floor, row_version);
+            sub.row_floors_max = std::max(sub.row_floors_max, row_version);
+        }
     }
     std::vector<RowEvent> held = std::move(sub.held_events);
     sub.held_events.clear();

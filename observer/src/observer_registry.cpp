@@ -56,10 +56,10 @@ public:
     ~Pending() override {
         if (!started_ && !subs_.empty()) observer_.Cancel(connection_id_, subs_);
     }
-    void Start(std::int64_t version) override {
+    void Start(std::int64_t version, std::vector<std::pair<Value, std::int64_t>> newer_rows) override {
         if (started_) return;
         started_ = true;
-        for (const SubPtr& sub : subs_) observer_.StartSub(*sub, version);
+        for (const SubPtr& sub : subs_) observer_.StartSub(*sub, version, newer_rows);
     }
 
 private:

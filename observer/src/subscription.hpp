@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace syncline::observer {
@@ -33,6 +34,10 @@ struct Observer::Sub {
     std::mutex start_mutex;  // guards held_events, and `held` becoming false
     std::vector<RowEvent> held_events;
     std::atomic<std::int64_t> floor{0};  // groups and lists: versions at or below it are not pushed
+    // Groups and lists: rows the subscriber got above the floor (RowKey -> version), and the largest such version; a
+    // change of one of them at or below its version is not pushed. Set before `held` turns false, then never changed.
+    std::unordered_map<std::string, std::int64_t> row_floors;
+    std::int64_t row_floors_max = 0;
     // instance
     Value pk;
     Value lookup_value;

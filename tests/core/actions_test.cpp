@@ -123,7 +123,7 @@ struct Latch {
 // Subscriptions that hold nothing.
 class NoPending final : public PendingSubscriptions {
 public:
-    void Start(std::int64_t) override {}
+    void Start(std::int64_t, std::vector<std::pair<Value, std::int64_t>>) override {}
 };
 
 // A registry that only counts the connections dropped.

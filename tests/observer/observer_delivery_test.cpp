@@ -235,8 +235,8 @@ TEST_F(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushes
     std::vector<RowEvent> held = DeliverChanges();
     ASSERT_EQ(held.size(), 1u);
     EXPECT_TRUE(ann.pushes().empty());  // held, not pushed
-    row->Start(held[0].version - 1);
-    list->Start(held[0].version - 1);
+    row->Start(held[0].version - 1, {});
+    list->Start(held[0].version - 1, {});
     EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("i" update)", R"("l" update)"}));
 
     // Another socket subscribes after a change committed but before its event arrived: its read saw that change, so
@@ -247,8 +247,8 @@ TEST_F(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushes
         observer_->SubscribeInstance(*bob.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
     auto bob_list = observer_->SubscribeList(*bob.context, *consumer_, {}, "\"l\"");
     const std::int64_t read = db_->RowVersion("posts", Value(1));
-    bob_row->Start(read);
-    bob_list->Start(read);
+    bob_row->Start(read, {});
+    bob_list->Start(read, {});
     DeliverChanges();
     EXPECT_TRUE(bob.pushes().empty());
     EXPECT_EQ(ann.pushes().size(), 4u);  // ann has it

@@ -12,7 +12,7 @@ namespace syncline::testing {
 /// Starts what a Subscribe call added at `version`; false when the call refused (nullptr).
 inline bool Started(std::unique_ptr<PendingSubscriptions> pending, std::int64_t version = 0) {
     if (!pending) return false;
-    pending->Start(version);
+    pending->Start(version, {});
     return true;
 }
 

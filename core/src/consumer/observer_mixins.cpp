@@ -132,7 +132,7 @@ ActionResult SubscribeInstance(GenericConsumer& consumer, ActionRequest& request
     }
     // Deferred by the connection's push gate until the 201 has been queued.
     if (push) request.connection().Push(*push + *request_id + "}", InstancePushKey(consumer, pk, *request_id));
-    pending->Start(version);
+    pending->Start(version, {});
     return Subscribed(consumer, version);
 }
 
@@ -154,12 +154,13 @@ Result<bool> SnapshotArg(const ActionRequest& request) {
 
 // A list or group subscription's view of rows: which rows belong to it, as this socket sees them.
 using Belongs = std::function<bool(const Row& row)>;
+using RowVersions = std::vector<std::pair<Value, std::int64_t>>;
 
 // The snapshot of a list or group subscription, read inside the subscribe's snapshot: the rows that belong, through
 // the route's queryset, permissions and serializer, shaped as the route's `list` answers (one array, or one page of
 // limit/offset for a paginated or streamed route), with a "versions" key aligned with the rows.
 ActionResult Snapshot(GenericConsumer& consumer, ActionRequest& request, const Query& query, const Belongs& belongs,
-                      std::int64_t version) {
+                      std::int64_t version, RowVersions& newer_rows) {
     const Schema& schema = consumer.schema();
     ListShape shape = ListShapeOf(consumer);
     Query page_query = query;
@@ -187,8 +188,11 @@ ActionResult Snapshot(GenericConsumer& consumer, ActionRequest& request, const Q
     }
     std::string versions = "[";
     for (std::size_t i = 0; i < rows.size(); ++i) {
+        const Value& pk = rows[i][schema.pk_index()];
+        const std::int64_t row_version = consumer.store().RowVersion(schema.table(), pk);
+        if (row_version > version) newer_rows.emplace_back(pk, row_version);
         if (i) versions += ",";
-        versions += std::to_string(consumer.store().RowVersion(schema.table(), rows[i][schema.pk_index()]));
+        versions += std::to_string(row_version);
     }
     versions += "]";
     std::string data = JsonArray(consumer, rows);
@@ -204,8 +208,8 @@ ActionResult Snapshot(GenericConsumer& consumer, ActionRequest& request, const Q
 // whose old image is still kept gets its delete only when the socket could see it. false when the store cannot tell
 // what changed (`since` from another epoch, or older than the versions it keeps): the caller then sends a snapshot.
 bool PushChangesSince(GenericConsumer& consumer, ActionRequest& request, const Resume& resume, const Belongs& belongs,
-                      const std::string& key_prefix, const std::string& request_id,
-                      std::vector<std::pair<std::string, std::string>>& pushes) {
+                      const std::string& key_prefix, const std::string& request_id, std::int64_t version,
+                      std::vector<std::pair<std::string, std::string>>& pushes, RowVersions& newer_rows) {
     if (!resume.same_epoch) return false;
     const Schema& schema = consumer.schema();
     ModelStore& store = consumer.store();
@@ -228,6 +232,7 @@ bool PushChangesSince(GenericConsumer& consumer, ActionRequest& request, const R
                                change.version, epoch);
         }
         pushes.emplace_back(frame + request_id + "}", key_prefix + JsonOfValue(change.pk));
+        if (change.version > version) newer_rows.emplace_back(change.pk, change.version);
     }
     return true;
 }
@@ -242,6 +247,7 @@ ActionResult StartTableSubscription(GenericConsumer& consumer, ActionRequest& re
     std::vector<std::pair<std::string, std::string>> pushes;
     ActionResult result;
     std::int64_t version = 0;
+    RowVersions newer_rows;
     {
         std::unique_ptr<ModelStore::ReadScope> scope = store.ReadSnapshot();
         version = scope->version();
@@ -249,17 +255,18 @@ ActionResult StartTableSubscription(GenericConsumer& consumer, ActionRequest& re
         if (resume.since && !snapshot) {
             std::string key_prefix =
                 "s:" + std::to_string(reinterpret_cast<std::uintptr_t>(&consumer)) + ":" + request_id + ":";
-            reset = !PushChangesSince(consumer, request, resume, belongs, key_prefix, request_id, pushes);
+            reset = !PushChangesSince(consumer, request, resume, belongs, key_prefix, request_id, version, pushes,
+                                      newer_rows);
         }
         if (snapshot || reset) {
-            result = Snapshot(consumer, request, query, members, version);
+            result = Snapshot(consumer, request, query, members, version, newer_rows);
             if (reset) result.extra.emplace_back("reset", "true");
         } else {
             result = Subscribed(consumer, version);
         }
     }
     for (auto& [frame, key] : pushes) request.connection().Push(frame, key);
-    pending->Start(version);
+    pending->Start(version, std::move(newer_rows));
     return result;
 }
 

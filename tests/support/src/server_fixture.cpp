@@ -28,8 +28,23 @@ std::unique_ptr<WsClient> ConnectOrFail(std::uint16_t port, const std::string& p
     return std::move(result.client);
 }
 
+bool ServerTest::UseEngine(Engine engine) {
+    engine_db_ = std::make_unique<EngineDatabase>(engine, dir_);
+    return engine_db_->available();
+}
+
+void ServerTest::ExecOutside(const std::string& sql) const {
+    if (engine_db_ && engine_db_->pg()) {
+        engine_db_->ExecOutside(sql);
+        return;
+    }
+    SqliteShellExec(server_->database().Identity(), sql);  // an SQLite server's Identity is its file's path
+}
+
 void ServerTest::BuildFromConfig(const std::string& config_json) {
-    server_ = config::BuildServer(config::ParseConfig(config_json), dir_.File(""));
+    config::Config config = config::ParseConfig(config_json);
+    if (engine_db_ && engine_db_->pg()) config.server.database = engine_db_->database();
+    server_ = config::BuildServer(config, dir_.File(""));
 }
 
 void ServerTest::StartFromConfig(const std::string& config_json) {

@@ -115,7 +115,7 @@ private:
     // A sub that is not started yet keeps `event` (true); else the caller pushes it.
     static bool Hold(Sub& sub, const RowEvent& event);
     // Pending::Start: the sub starts at `version`, after its held events newer than that are pushed.
-    void StartSub(Sub& sub, std::int64_t version);
+    void StartSub(Sub& sub, std::int64_t version, const std::vector<std::pair<Value, std::int64_t>>& newer_rows);
     // Pending destroyed without Start: its subs go.
     void Cancel(std::uint64_t connection_id, const std::vector<SubPtr>& subs);
     void NoteReceived(const RowEvent& event);

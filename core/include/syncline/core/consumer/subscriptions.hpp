@@ -42,7 +42,12 @@ public:
     /// held changes newer than it are pushed now, in order, then every later one as it comes; a change at or below
     /// it never is (for an instance subscription, nor one below the version of a push the action already made).
     /// Call once, after the action queued its reply's pushes.
-    virtual void Start(std::int64_t version) = 0;
+    ///
+    /// `newer_rows`: rows the action already sent at a version above `version`, each with that version (a snapshot
+    /// may hold changes committed after its version: on PostgreSQL, those that committed while it waited for older
+    /// transactions). For a group or list subscription, a change of such a row at or below its version is not pushed
+    /// either: the subscriber has it.
+    virtual void Start(std::int64_t version, std::vector<std::pair<Value, std::int64_t>> newer_rows) = 0;
 };
 
 /// Where subscriptions live. Implemented by the observer; every method is thread-safe and costs O(log n) in the

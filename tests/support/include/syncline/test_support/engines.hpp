@@ -30,6 +30,10 @@ inline std::string EngineParamName(const ::testing::TestParamInfo<Engine>& info)
     return info.param == Engine::kSqlite ? "Sqlite" : "Postgres";
 }
 
+/// Runs SQL through the `sqlite3` shell on the file at `path`, as a user in another terminal would (with a busy
+/// timeout, as a user's shell would set). Throws std::runtime_error when it fails.
+void SqliteShellExec(const std::string& path, const std::string& sql);
+
 /// The database of one test on one engine. Create it in SetUp and GTEST_SKIP() when !available().
 class EngineDatabase {
 public:

@@ -7,6 +7,7 @@
 /// Threads: the fixture is used from the test's thread, as GoogleTest runs it. WaitRelayed only reads
 /// Server::relayed_seq and may be called from any thread (a custom action on the server's executor does).
 
+#include <syncline/test_support/engines.hpp>
 #include <syncline/test_support/sandbox.hpp>
 #include <syncline/test_support/ws_client.hpp>
 #include <syncline/transport/server.hpp>
@@ -40,6 +41,13 @@ std::unique_ptr<WsClient> ConnectOrFail(std::uint16_t port, const std::string& p
 /// the derived fixture's members, then the directory is removed.
 class ServerTest : public ::testing::Test {
 protected:
+    /// Serves from a database of `engine` (call it first in SetUp): a config's "database" is then replaced by a fresh
+    /// PostgreSQL database for kPostgres (kept as the config names it for kSqlite). False when the engine cannot run
+    /// here (PostgreSQL without SYNCLINE_TEST_PG_URL): skip the test then, with kPgSkipReason.
+    bool UseEngine(Engine engine);
+    /// Runs SQL on the running server's database as another client would: the sqlite3 shell on its file, or a plain
+    /// PostgreSQL connection. Throws std::runtime_error when it fails.
+    void ExecOutside(const std::string& sql) const;
     /// Builds server_ from a JSON config (relative database paths resolve inside dir_) without starting it, for tests
     /// that add C++ routes first. Throws on a bad config, as config::BuildServer does.
     void BuildFromConfig(const std::string& config_json);
@@ -55,6 +63,7 @@ protected:
     bool WaitRelayed(std::int64_t seq, std::chrono::milliseconds timeout = kServerWait) const;
 
     TempDir dir_;
+    std::unique_ptr<EngineDatabase> engine_db_;  // outlives server_
     std::unique_ptr<transport::Server> server_;
 };
 
