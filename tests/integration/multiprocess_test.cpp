@@ -3,6 +3,7 @@
 // the process holding the relay lease.
 
 #include <syncline/storage/database.hpp>
+#include <syncline/test_support/engines.hpp>
 #include <syncline/test_support/serve_process.hpp>
 #include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
@@ -57,10 +58,12 @@ std::optional<Push> NextPush(WsClient& ws, std::chrono::milliseconds timeout = s
     return p;
 }
 
+// Processes serving one database: `database` is "shared.db" in `dir` (SQLite) or a postgresql:// URL.
 class Cluster {
 public:
-    Cluster(const testing::TempDir& dir, const std::string& redis_url, int processes) : dir_(dir) {
-        config_ = test_support::WriteConfig(dir, R"({"database": "shared.db", "workers": 2, "bus": {"redis": ")" +
+    Cluster(const testing::TempDir& dir, const std::string& database, const std::string& redis_url, int processes)
+        : dir_(dir) {
+        config_ = test_support::WriteConfig(dir, R"({"database": ")" + database + R"(", "workers": 2, "bus": {"redis": ")" +
                                                      redis_url + R"("}, )" + kModels + R"(, "routes": {"/ws/posts/": {
                 "model": "posts", "mixins": ["list", "create", "patch", "observe_instance"]}}})");
         for (int i = 0; i < processes; ++i) Spawn();
@@ -74,7 +77,6 @@ public:
     std::unique_ptr<WsClient> Connect(std::size_t server) {
         return test_support::ConnectOrFail(ports.at(server), "/ws/posts/");
     }
-    std::string db_path() const { return dir_.File("shared.db"); }
     std::vector<std::uint16_t> ports;
     std::vector<std::unique_ptr<test_support::ServeProcess>> servers;
 
@@ -83,11 +85,21 @@ private:
     std::string config_;
 };
 
-TEST(MultiProcessTest, EveryWriterReachesEverySubscriberOnEveryProcessExactlyOnce) {
+// Every test runs on both engines: processes sharing an SQLite file, or a PostgreSQL database.
+class MultiProcessTest : public ::testing::TestWithParam<test_support::Engine> {
+protected:
+    void SetUp() override {
+        db_ = std::make_unique<test_support::EngineDatabase>(GetParam(), dir_, "shared.db");
+        if (!db_->available()) GTEST_SKIP() << test_support::kPgSkipReason;
+    }
+    testing::TempDir dir_;
+    std::unique_ptr<test_support::EngineDatabase> db_;
+};
+
+TEST_P(MultiProcessTest, EveryWriterReachesEverySubscriberOnEveryProcessExactlyOnce) {
     std::string redis = RedisUrlFromEnv();
     if (redis.empty()) GTEST_SKIP() << "SYNCLINE_TEST_REDIS_URL is not set (scripts/test.sh sets it)";
-    testing::TempDir dir;
-    Cluster cluster(dir, redis, 2);
+    Cluster cluster(dir_, db_->database(), redis, 2);
     auto writer = cluster.Connect(0);
     auto created = writer->Request(R"({"action": "create", "request_id": 1, "data": {"title": "start"}})");
     ASSERT_TRUE(created);
@@ -114,11 +126,11 @@ TEST(MultiProcessTest, EveryWriterReachesEverySubscriberOnEveryProcessExactlyOnc
     // 1. an action on process A
     ASSERT_TRUE(writer->Request(R"({"action": "patch", "pk": 1, "data": {"title": "by action"}})"));
     expect_everyone_gets("by action", "action");
-    // 2. a plain sqlite3 shell on the file
-    ASSERT_EQ(testing::SqliteShell(cluster.db_path(), "UPDATE posts SET title = 'by shell' WHERE id = 1;"), 0);
-    expect_everyone_gets("by shell", "sqlite3 shell");
+    // 2. a plain client: the sqlite3 shell on the file, or a libpq connection as psql or a Django app is
+    db_->ExecOutside("UPDATE posts SET title = 'by shell' WHERE id = 1;");
+    expect_everyone_gets("by shell", "plain SQL client");
     // 3. a third process using the C++ API
-    ASSERT_EQ(testing::Run(testing::BinDir() + "/syncline_test_writer '" + cluster.db_path() + "' patch 1 'by process'"),
+    ASSERT_EQ(testing::Run(testing::BinDir() + "/syncline_test_writer '" + db_->database() + "' patch 1 'by process'"),
               0);
     expect_everyone_gets("by process", "C++ API process");
     // Exactly once: after a last write, the next frame on every socket is that write's push, nothing in between.
@@ -162,11 +174,10 @@ private:
     std::unique_ptr<ChildProcess> process_;
 };
 
-TEST(MultiProcessTest, RedisKilledAndRestartedWhileChangesKeepComing) {
+TEST_P(MultiProcessTest, RedisKilledAndRestartedWhileChangesKeepComing) {
     if (OwnRedis::RedisServer().empty()) GTEST_SKIP() << "redis-server is not installed";
-    testing::TempDir dir;
-    OwnRedis redis(dir, test_support::FreePort());
-    Cluster cluster(dir, redis.url(), 2);
+    OwnRedis redis(dir_, test_support::FreePort());
+    Cluster cluster(dir_, db_->database(), redis.url(), 2);
     auto setup = cluster.Connect(0);
     for (int i = 0; i < 5; ++i) {
         ASSERT_TRUE(setup->Request(R"({"action": "create", "data": {"title": "row"}})"));
@@ -179,8 +190,9 @@ TEST(MultiProcessTest, RedisKilledAndRestartedWhileChangesKeepComing) {
                                                     std::to_string(pk) + "}"));
         }
     }
-    // A writer in this process (a third process on the file) keeps changing every row while Redis dies and returns.
-    auto db = testing::OpenBlog(cluster.db_path());
+    // A writer in this process (a third process on the database) keeps changing every row while Redis dies and
+    // returns.
+    auto db = testing::OpenBlogBackend(db_->database());
     std::atomic<bool> writing{true};
     std::atomic<int> writes{0};
     std::thread writer([&] {
@@ -229,11 +241,10 @@ TEST(MultiProcessTest, RedisKilledAndRestartedWhileChangesKeepComing) {
     for (auto& server : cluster.servers) EXPECT_FALSE(server->Wait(std::chrono::milliseconds(0))) << "a server died";
 }
 
-TEST(MultiProcessTest, RelayLeaseMovesWhenItsHolderDies) {
+TEST_P(MultiProcessTest, RelayLeaseMovesWhenItsHolderDies) {
     std::string redis = RedisUrlFromEnv();
     if (redis.empty()) GTEST_SKIP() << "SYNCLINE_TEST_REDIS_URL is not set (scripts/test.sh sets it)";
-    testing::TempDir dir;
-    Cluster cluster(dir, redis, 2);
+    Cluster cluster(dir_, db_->database(), redis, 2);
     auto setup = cluster.Connect(1);
     ASSERT_TRUE(setup->Request(R"({"action": "create", "data": {"title": "row"}})"));
     setup.reset();
@@ -242,7 +253,7 @@ TEST(MultiProcessTest, RelayLeaseMovesWhenItsHolderDies) {
     ASSERT_TRUE(subscriber->Request(R"({"action": "subscribe_instance", "request_id": "r", "pk": 1})"));
     cluster.servers[0]->Signal(SIGKILL);
     cluster.servers[0]->Wait(std::chrono::seconds(10));
-    auto db = testing::OpenBlog(cluster.db_path());
+    auto db = testing::OpenBlogBackend(db_->database());
     db->Patch("posts", Value(1), {{"title", "after the death"}});
     auto push = NextPush(*subscriber, std::chrono::seconds(15));
     while (push && push->title == "row") push = NextPush(*subscriber, std::chrono::seconds(15));  // its creation
@@ -257,4 +268,6 @@ TEST(MultiProcessTest, RelayLeaseMovesWhenItsHolderDies) {
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(Engines, MultiProcessTest, test_support::AllEngines(), test_support::EngineParamName);
+
 }  // namespace syncline

@@ -2,6 +2,7 @@
 // Shared fixtures of the storage tests: a temporary directory, the blog schema, and running other processes.
 
 #include <syncline/core/model/schema.hpp>
+#include <syncline/storage/backend.hpp>
 #include <syncline/storage/database.hpp>
 
 // By path: helper programs that include this header (syncline_test_writer) are not test targets.
@@ -42,6 +43,13 @@ inline Schema ItemsSchema() {
         "n":  {"type": "integer", "null": true},
         "r":  {"type": "real", "null": true},
         "b":  {"type": "boolean", "null": true}}})");
+}
+
+/// The blog models on any database (storage::OpenBackend: an SQLite path or a postgresql:// URL).
+inline std::unique_ptr<storage::Backend> OpenBlogBackend(const std::string& database) {
+    storage::BackendOptions options;
+    options.database = database;
+    return storage::OpenBackend(options, {PostsSchema(), TagsSchema()});
 }
 
 inline std::unique_ptr<storage::Database> OpenBlog(const std::string& path,

@@ -1,7 +1,7 @@
 // A second process that writes through the C++ storage API, for the multi-process capture and push tests.
-// Usage: syncline_test_writer DB_PATH COUNT TAG         inserts COUNT posts titled "TAG-<i>", one transaction each
-//        syncline_test_writer DB_PATH patch PK TITLE    sets the title of post PK
-// Opens DB_PATH with the test blog schema (tests/storage/test_db.hpp).
+// Usage: syncline_test_writer DATABASE COUNT TAG         inserts COUNT posts titled "TAG-<i>", one transaction each
+//        syncline_test_writer DATABASE patch PK TITLE    sets the title of post PK
+// Opens DATABASE (an SQLite path or a postgresql:// URL) with the test blog schema (tests/storage/test_db.hpp).
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
-        auto db = syncline::testing::OpenBlog(argv[1]);
+        auto db = syncline::testing::OpenBlogBackend(argv[1]);
         if (argc == 5) {
             auto row = db->Patch("posts", syncline::Value(static_cast<std::int64_t>(std::atoll(argv[3]))), {{"title", std::string(argv[4])}});
             return row ? 0 : 3;
