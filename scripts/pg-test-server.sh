@@ -34,6 +34,26 @@ pg_as_user() (
   cd "$pg_dir" && exec "${pg_run[@]}" "$@"
 )
 
+# initdb of a cluster in $pg_dir/data, superuser `syncline` with the test password.
+pg_initdb() {
+  # shellcheck disable=SC2016 # $1 is expanded by that sh, on purpose: the file is created by the server's user.
+  pg_as_user sh -c 'umask 077 && printf "%s\n" "$1" >pwfile' sh "$pg_password"
+  # scram-sha-256 over TCP (what the tests use); trust on the unix socket, which sits in this 0700 folder, so only
+  # its owner (and root) can reach it: pg_isready below uses it. UTF8 with the C.UTF-8 locale (always present in
+  # Debian's libc): the same on every machine whatever LANG says, byte-order collation, Unicode-aware upper/lower.
+  if ! pg_as_user "$pg_bin/initdb" -D "$pg_dir/data" -U syncline --pwfile="$pg_dir/pwfile" --auth-host=scram-sha-256 \
+      --auth-local=trust --encoding=UTF8 --locale=C.UTF-8 --no-sync >"$pg_dir/initdb.log" 2>&1; then
+    echo "test: initdb failed"; cat "$pg_dir/initdb.log"; return 1
+  fi
+  rm -f "$pg_dir/pwfile"
+}
+
+# The server's settings (see pg_test_start for why each).
+pg_server_args() {
+  echo -c listen_addresses=127.0.0.1 -c port="$1" -c unix_socket_directories="$pg_dir" -c fsync=off \
+    -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=128MB -c min_wal_size=32MB -c max_connections=200
+}
+
 pg_test_start() {
   [[ -x "$pg_bin/postgres" && -x "$pg_bin/initdb" ]] ||
     { echo "test: no PostgreSQL 15 in $pg_bin (package postgresql-15)"; return 1; }
@@ -57,16 +77,7 @@ pg_test_start() {
   if [[ -n "$pg_user" ]]; then chown "$pg_user:" "$pg_dir"; fi
   pg_as_user test -w "$pg_dir" ||
     { echo "test: $pg_user cannot write $pg_dir (TMPDIR inside a private folder?)"; return 1; }
-  # shellcheck disable=SC2016 # $1 is expanded by that sh, on purpose: the file is created by the server's user.
-  pg_as_user sh -c 'umask 077 && printf "%s\n" "$1" >pwfile' sh "$pg_password"
-  # scram-sha-256 over TCP (what the tests use); trust on the unix socket, which sits in this 0700 folder, so only
-  # its owner (and root) can reach it: pg_isready below uses it. UTF8 with the C.UTF-8 locale (always present in
-  # Debian's libc): the same on every machine whatever LANG says, byte-order collation, Unicode-aware upper/lower.
-  if ! pg_as_user "$pg_bin/initdb" -D "$pg_dir/data" -U syncline --pwfile="$pg_dir/pwfile" --auth-host=scram-sha-256 \
-      --auth-local=trust --encoding=UTF8 --locale=C.UTF-8 --no-sync >"$pg_dir/initdb.log" 2>&1; then
-    echo "test: initdb failed"; cat "$pg_dir/initdb.log"; return 1
-  fi
-  rm -f "$pg_dir/pwfile"
+  pg_initdb || return 1
   # Test speed: nothing is ever made durable (fsync, synchronous_commit and full_page_writes off: a crash loses the
   # cluster, which is thrown away anyway). max_wal_size 128MB (default 1GB): checkpoints are cheap without fsync,
   # and it bounds the memory the WAL takes when the folder is on tmpfs. max_connections 200: ctest runs 2 tests at a
@@ -77,9 +88,8 @@ pg_test_start() {
     # Pick a random loopback port; if another process holds it, postgres exits and we try the next one.
     candidate=$(shuf -i 20000-60999 -n 1)
     # A subshell that execs: $! is the postmaster's pid, which pg_stop_server signals and waits for.
-    (cd "$pg_dir" && exec "${pg_run[@]}" "$pg_bin/postgres" -D "$pg_dir/data" -c listen_addresses=127.0.0.1 \
-      -c port="$candidate" -c unix_socket_directories="$pg_dir" -c fsync=off -c synchronous_commit=off \
-      -c full_page_writes=off -c max_wal_size=128MB -c min_wal_size=32MB -c max_connections=200) \
+    # shellcheck disable=SC2046 # the settings are words without spaces, split on purpose
+    (cd "$pg_dir" && exec "${pg_run[@]}" "$pg_bin/postgres" -D "$pg_dir/data" $(pg_server_args "$candidate")) \
       >"$pg_dir/postgres.log" 2>&1 &
     pg_pid=$!
     # Readiness through the socket in our own folder: a TCP probe could be answered by someone else's server that

@@ -69,12 +69,23 @@ void Relay::Loop() {
     Clock::time_point last_trim = Clock::now();
     std::int64_t saved = -1;
     bool logged_waiting = false;
+    bool failing = false;
+    std::uint64_t failures = 0;
+    std::string last_error;
+    auto recovered = [&] {
+        if (!failing) return;
+        Log(LogLevel::kInfo, "relay: working again after " + std::to_string(failures) + " failed attempts");
+        failing = false;
+        failures = 0;
+        last_error.clear();
+    };
     const auto renew_every = options_.lease_ttl / 4;
     while (running_.load()) {
         try {
             if (options_.use_lease && Clock::now() - last_renew >= renew_every) {
                 bool held = source_->HoldLease(options_.name, holder_, options_.lease_ttl);
                 last_renew = Clock::now();
+                recovered();
                 if (held != publishing_.load()) {
                     Log(LogLevel::kInfo, held ? "relay " + holder_ + " holds the lease and publishes"
                                               : "relay " + holder_ + " lost the lease");
@@ -133,9 +144,16 @@ void Relay::Loop() {
                 auto wait = options_.use_lease ? renew_every : std::chrono::milliseconds(500);
                 source_->WaitForChanges(cursor, wait);
             }
+            recovered();
         } catch (const std::exception& e) {
-            // A busy database or a failed publish must not kill the relay: log and retry from the same cursor.
-            Log(LogLevel::kError, std::string("relay: ") + e.what());
+            // A busy or unreachable database or a failed publish must not kill the relay: retry from the same cursor
+            // every 100 ms. Logged when the failure starts or changes, not at every attempt.
+            ++failures;
+            if (!failing || last_error != e.what()) {
+                Log(LogLevel::kError, std::string("relay: ") + e.what() + " (retrying every 100 ms)");
+                last_error = e.what();
+            }
+            failing = true;
             SleepFor(std::chrono::milliseconds(100));
         }
     }

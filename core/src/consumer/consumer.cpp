@@ -211,6 +211,9 @@ ActionResult GenericConsumer::Execute(const ActionSpec& action, ActionRequest& r
             request.set_object(std::move(*row));
         }
         return action.handler(*this, request);
+    } catch (const StoreError& e) {
+        if (std::optional<ActionResult> retry = RetryLaterReply(e)) return std::move(*retry);
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (const std::exception& e) {
         Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (...) {
@@ -222,6 +225,9 @@ ActionResult GenericConsumer::Execute(const ActionSpec& action, ActionRequest& r
 ActionResult GenericConsumer::ExecuteStep(const ActionHandler& step, ActionRequest& request) {
     try {
         return step(*this, request);
+    } catch (const StoreError& e) {
+        if (std::optional<ActionResult> retry = RetryLaterReply(e)) return std::move(*retry);
+        Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (const std::exception& e) {
         Log(LogLevel::kError, "action \"" + request.action() + "\" on \"" + options_.model + "\" failed: " + e.what());
     } catch (...) {
@@ -305,6 +311,18 @@ void GenericConsumer::PerformDestroy(const ActionRequest& request, const Row& in
     store().Delete(options_.model, instance.at(schema().pk_index()));
 }
 
+std::optional<ActionResult> RetryLaterReply(const StoreError& error) {
+    // Not logged per request: during an outage every request fails alike, and the relay logs the outage once.
+    switch (error.kind()) {
+        case StoreErrc::kBusy:
+            return ActionResult::Message(503, "The database is busy. Try again.");
+        case StoreErrc::kUnavailable:
+            return ActionResult::Message(503, "The database is unavailable. Try again.");
+        default:
+            return std::nullopt;
+    }
+}
+
 ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& error) {
     switch (error.kind()) {
         case StoreErrc::kInvalid: {
@@ -330,7 +348,8 @@ ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& 
             return ActionResult::Error(400, ActionErrors::Field("non_field_errors", "The write violates a constraint."));
         }
         case StoreErrc::kBusy:
-            return ActionResult::Message(503, "The database is busy. Try again.");
+        case StoreErrc::kUnavailable:
+            return *RetryLaterReply(error);
         default:
             throw error;
     }

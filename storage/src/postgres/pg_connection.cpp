@@ -18,6 +18,20 @@ std::string Excerpt(std::string_view sql) {
     return std::string(sql.substr(0, cut)) + "... (" + std::to_string(sql.size()) + " bytes)";
 }
 
+// libpq's messages span lines ("...failed: Connection refused\n\tIs the server running..."): one line for a log.
+std::string OneLine(std::string text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '\n' || c == '\t' || c == '\r') {
+            if (!out.empty() && out.back() != ' ') out += ' ';
+        } else {
+            out += c;
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
 std::string Field(const PGresult* res, int code) {
     const char* text = res ? PQresultErrorField(res, code) : nullptr;
     return text ? text : "";
@@ -120,6 +134,18 @@ std::int64_t Result::Affected() const {
     return n && *n ? std::strtoll(n, nullptr, 10) : 0;
 }
 
+std::string WithConnectionDefaults(const std::string& url) {
+    // Without them libpq waits for an unreachable server as long as the OS does (minutes), and notices a peer that
+    // vanished without closing the connection after the OS's keepalive idle time (two hours): a request would hang.
+    std::string out = url;
+    for (const char* setting : {"connect_timeout=5", "keepalives_idle=10", "keepalives_interval=5", "keepalives_count=3"}) {
+        const std::string key = std::string(setting).substr(0, std::string(setting).find('=') + 1);
+        if (out.find(key) != std::string::npos) continue;  // the URL sets it
+        out += (out.find('?') == std::string::npos ? "?" : "&") + std::string(setting);
+    }
+    return out;
+}
+
 Connection::Connection(std::string url) : url_(std::move(url)) { EnsureConnected(); }
 
 Connection::~Connection() {
@@ -135,12 +161,11 @@ void Connection::EnsureConnected() {
     in_transaction_ = false;
     conn_ = PQconnectdb(url_.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
-        std::string message = PQerrorMessage(conn_);
-        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+        std::string message = OneLine(PQerrorMessage(conn_));
         PQfinish(conn_);
         conn_ = nullptr;
         throw StoreError(StoreErrc::kUnavailable,
-                         "cannot connect to PostgreSQL at " + RedactedUrl(url_) + ": " + message);
+                         "cannot connect to PostgreSQL at " + RedactedUrl(url_.substr(0, url_.find('?'))) + ": " + message);
     }
     // Notices (e.g. "relation already exists, skipping") are not errors; keep them off stderr.
     PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
@@ -148,8 +173,7 @@ void Connection::EnsureConnected() {
 
 void Connection::Fail(PGresult* res, const std::string& context) {
     const std::string state = Field(res, PG_DIAG_SQLSTATE);
-    std::string message = res ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    std::string message = OneLine(res ? PQresultErrorMessage(res) : PQerrorMessage(conn_));
     const bool broken = PQstatus(conn_) != CONNECTION_OK;
     StoreErrc kind = StoreErrc::kIo;
     if (broken || state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" || state == "57P03") {

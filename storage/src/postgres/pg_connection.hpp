@@ -24,6 +24,10 @@ Param ToParam(const Value& value);
 // The text of a result cell as a value of a field of `type`.
 Value FromText(const char* text, FieldType type);
 
+// The URL with syncline's connection defaults added where it sets none: connect_timeout=5 (seconds) and TCP keepalives
+// (idle 10 s, interval 5 s, 3 probes), so an unreachable or vanished server is noticed in seconds.
+std::string WithConnectionDefaults(const std::string& url);
+
 // The URL with its password replaced by "***" (for messages and logs).
 std::string RedactedUrl(std::string_view url);
 

@@ -186,7 +186,7 @@ std::int64_t SafeHorizon(Connection& conn, std::int64_t known_safe, std::chrono:
 }
 
 PostgresDatabase::PostgresDatabase(BackendOptions options, std::vector<Schema> models)
-    : options_(std::move(options)), models_(std::move(models)) {
+    : options_(std::move(options)), models_(std::move(models)), url_(WithConnectionDefaults(options_.database)) {
     for (std::size_t i = 0; i < models_.size(); ++i) {
         if (!model_index_.emplace(models_[i].table(), i).second) {
             throw StoreError(StoreErrc::kSchema, "model \"" + models_[i].table() + "\" declared twice");
@@ -228,7 +228,7 @@ Connection& PostgresDatabase::Conn() const {
         if (*slot) return **slot;
     }
     // Connect outside the lock: other threads go on while this one waits for the server.
-    auto conn = std::make_unique<Connection>(options_.database);
+    auto conn = std::make_unique<Connection>(url_);
     std::lock_guard<std::mutex> lock(conns_mutex_);
     std::unique_ptr<Connection>& entry = conns_[std::this_thread::get_id()];
     entry = std::move(conn);
@@ -262,7 +262,7 @@ std::unique_ptr<Connection> PostgresDatabase::TakeTransactionConn() {
         }
     }
     try {
-        return std::make_unique<Connection>(options_.database);
+        return std::make_unique<Connection>(url_);
     } catch (...) {
         ReturnTransactionConn(nullptr);
         throw;

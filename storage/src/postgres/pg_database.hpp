@@ -56,7 +56,8 @@ public:
     std::string Describe() const override;
     std::string Identity() const override { return identity_; }
 
-    const std::string& url() const { return options_.database; }
+    /// The URL connections use (with WithConnectionDefaults).
+    const std::string& url() const { return url_; }
     // This thread's connection.
     Connection& Conn() const;
 
@@ -71,6 +72,7 @@ private:
     BackendOptions options_;
     std::vector<Schema> models_;
     std::unordered_map<std::string, std::size_t> model_index_;
+    std::string url_;
     std::string epoch_;
     std::string identity_;
     mutable std::mutex conns_mutex_;

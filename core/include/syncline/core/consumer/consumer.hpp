@@ -165,8 +165,14 @@ private:
 std::optional<Value> LookupValue(const FieldSpec& field, const rapidjson::Value& json);
 
 /// Maps a store failure during a write to its reply: UNIQUE violations become a 400 on the field, in DRF's wording
-/// ("posts with this title already exists."); invalid values a 400 with every field; busy 503; anything else rethrows.
+/// ("posts with this title already exists."); invalid values a 400 with every field; busy or unavailable 503; anything
+/// else rethrows.
 ActionResult WriteErrorReply(const GenericConsumer& consumer, const StoreError& error);
+
+/// The reply to a store failure that retrying later may cure, whatever the action: 503 "The database is busy. Try
+/// again." (kBusy) or 503 "The database is unavailable. Try again." (kUnavailable: a database server that cannot be
+/// reached); nullopt for any other failure.
+std::optional<ActionResult> RetryLaterReply(const StoreError& error);
 
 /// Prepends mixins to a consumer's options (the concrete consumers below use it).
 ConsumerOptions WithMixins(ConsumerOptions options, std::vector<Mixin> mixins);

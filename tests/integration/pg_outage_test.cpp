@@ -1,0 +1,170 @@
+// PostgreSQL restarted under load (issue 12, item 5): while the database is down, requests answer 503 "The database
+// is unavailable. Try again." and every socket stays open; the server reconnects by itself, and a subscriber ends at
+// the final state. The database is a PostgreSQL of this test's own (scripts/pg-own-server.sh), stopped and started
+// again on the same folder and port.
+#include <syncline/test_support/child_process.hpp>
+#include <syncline/test_support/pg_sandbox.hpp>
+#include <syncline/test_support/server_fixture.hpp>
+#include <syncline/test_support/ws_client.hpp>
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+namespace syncline {
+namespace {
+
+using test_support::ChildProcess;
+using test_support::PgTestDatabase;
+using test_support::WsClient;
+
+// A PostgreSQL of the test's own, in a folder of /tmp (the server's user must reach it: the test's TempDir is private).
+class OwnPostgres {
+public:
+    OwnPostgres()
+        : dir_("/tmp/syncline-pgown-" + std::to_string(getpid()) + "-" + std::to_string(++count_)),
+          port_(test_support::FreePort()) {}
+    ~OwnPostgres() {
+        process_.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    // Starts it and waits (bounded) until it answers.
+    bool Start() {
+        process_ = std::make_unique<ChildProcess>(
+            std::vector<std::string>{"/bin/bash", std::string(SYNCLINE_SOURCE_DIR) + "/scripts/pg-own-server.sh", dir_,
+                                     std::to_string(port_)},
+            dir_ + ".log");
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (std::chrono::steady_clock::now() < deadline) {
+            try {
+                PgTestDatabase::QueryScalar(url(), "SELECT 1");
+                return true;
+            } catch (const std::exception&) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+        }
+        return false;
+    }
+    // A fast shutdown (SIGINT): sessions are ended, the server exits.
+    void Stop() {
+        process_->Signal(SIGINT);
+        process_->Wait(std::chrono::seconds(20));
+    }
+    std::string url() const {
+        return "postgresql://syncline:syncline-test-only@127.0.0.1:" + std::to_string(port_) + "/postgres";
+    }
+
+private:
+    static inline int count_ = 0;
+    std::string dir_;
+    std::uint16_t port_;
+    std::unique_ptr<ChildProcess> process_;
+};
+
+struct Reply {
+    int status = 0;
+    std::string text;
+};
+
+Reply Parse(const std::optional<std::string>& text) {
+    Reply r;
+    if (!text) return r;
+    r.text = *text;
+    rapidjson::Document d;
+    d.Parse(text->c_str());
+    if (d.IsObject() && d.HasMember("response_status") && d["response_status"].IsInt()) {
+        r.status = d["response_status"].GetInt();
+    }
+    return r;
+}
+
+class PgOutageTest : public test_support::ServerTest {};
+
+TEST_F(PgOutageTest, RequestsAnswer503WhileTheDatabaseIsDownAndEverythingRecovers) {
+    if (!test_support::PgAdminUrl() || std::getenv("SYNCLINE_TEST_PG_BIN") == nullptr) {
+        GTEST_SKIP() << test_support::kPgSkipReason;
+    }
+    OwnPostgres pg;
+    ASSERT_TRUE(pg.Start());
+    StartFromConfig(R"({"database": ")" + pg.url() + R"(", "listen": {"port": 0}, "workers": 2,
+      "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true},
+                                      "title": {"type": "text", "max_length": 100}}}},
+      "routes": {"/ws/posts/": {"model": "posts",
+                                "mixins": ["list", "retrieve", "create", "patch", "observe_instance"]}}})");
+    auto writer = Connect();
+    auto reader = Connect();
+    auto subscriber = Connect();
+    ASSERT_EQ(Parse(writer->Request(R"({"action": "create", "request_id": 1, "data": {"title": "w0"}})")).status, 201);
+    ASSERT_EQ(
+        Parse(subscriber->Request(R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")).status, 201);
+
+    // Writes keep coming, before, during and after the outage.
+    std::atomic<bool> writing{true};
+    std::atomic<int> ok{0}, unavailable{0}, other{0};
+    std::string other_text;
+    std::thread load([&] {
+        for (int i = 1; writing.load(); ++i) {
+            Reply r = Parse(writer->Request(R"({"action": "patch", "request_id": 2, "pk": 1, "data": {"title": "w)" +
+                                            std::to_string(i) + R"("}})"));
+            if (r.status == 200) {
+                ++ok;
+            } else if (r.status == 503 && r.text.find("The database is unavailable. Try again.") != std::string::npos) {
+                ++unavailable;
+            } else {
+                if (other.fetch_add(1) == 0) other_text = r.text;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a steady load, not a synchronisation
+        }
+    });
+    auto wait_for = [](const std::atomic<int>& counter, int target) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (counter.load() < target && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return counter.load() >= target;
+    };
+    ASSERT_TRUE(wait_for(ok, 20));
+    pg.Stop();
+    EXPECT_TRUE(wait_for(unavailable, 10)) << "no 503 while the database was down";
+    // A read answers 503 too, and the sockets stay open.
+    Reply read = Parse(reader->Request(R"({"action": "retrieve", "request_id": 3, "pk": 1})"));
+    EXPECT_EQ(read.status, 503) << read.text;
+    EXPECT_TRUE(writer->is_open());
+    EXPECT_TRUE(subscriber->is_open());
+    ASSERT_TRUE(pg.Start());
+    const int ok_before = ok.load();
+    EXPECT_TRUE(wait_for(ok, ok_before + 20)) << "writes did not recover";
+    writing = false;
+    load.join();
+    EXPECT_EQ(other.load(), 0) << "a reply that is neither 200 nor 503: " << other_text;
+    // A last write after recovery; the subscriber ends at it, with versions that never go back.
+    ASSERT_EQ(Parse(writer->Request(R"({"action": "patch", "request_id": 4, "pk": 1, "data": {"title": "final"}})"))
+                  .status,
+              200);
+    std::string last_title;
+    std::int64_t last_version = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (last_title != "final" && std::chrono::steady_clock::now() < deadline) {
+        auto text = subscriber->Receive(std::chrono::seconds(1));
+        if (!text) continue;
+        rapidjson::Document d;
+        d.Parse(text->c_str());
+        if (!d.IsObject() || !d.HasMember("version")) continue;
+        EXPECT_GT(d["version"].GetInt64(), last_version) << *text;
+        last_version = d["version"].GetInt64();
+        last_title = d["data"]["title"].GetString();
+    }
+    EXPECT_EQ(last_title, "final");
+    EXPECT_TRUE(subscriber->is_open());
+}
+
+}  // namespace
+}  // namespace syncline
