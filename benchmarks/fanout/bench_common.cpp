@@ -7,6 +7,13 @@
 
 namespace syncline::fanout {
 
+std::string CaseDatabase(const Options& o, const TempDir& dir, const std::string& file,
+                         std::unique_ptr<test_support::PgTestDatabase>& holder) {
+    if (o.pg_admin_url.empty()) return dir.File(file);
+    holder = std::make_unique<test_support::PgTestDatabase>(o.pg_admin_url);
+    return holder->url();
+}
+
 std::string Pad(int n) { return std::string(static_cast<std::size_t>(std::max(0, n)), 'x'); }
 
 std::string ConfigJson(const std::string& database, unsigned workers, const std::string& redis) {

@@ -3,6 +3,7 @@
 // table "items", mixins ["patch","observe_instance"]) as syncline config text, and the formatting of the results.
 
 #include <syncline/observer/observer.hpp>
+#include <syncline/test_support/pg_sandbox.hpp>
 #include <syncline/test_support/sandbox.hpp>
 
 #include <chrono>
@@ -37,9 +38,16 @@ struct Options {
     std::string syncline_bin;
     std::string json_path;
     std::string csv_prefix;
+    /// A PostgreSQL admin URL: every case then runs on a fresh database created from it (else an SQLite file).
+    std::string pg_admin_url;
 };
 
 using test_support::TempDir;
+
+/// The database a case runs on: `file` in `dir` (SQLite), or with --pg a fresh PostgreSQL database that `holder` keeps
+/// (and drops at the end of the case).
+std::string CaseDatabase(const Options& o, const TempDir& dir, const std::string& file,
+                         std::unique_ptr<test_support::PgTestDatabase>& holder);
 
 /// `n` times 'x' (the row's text field; sets the frame size).
 std::string Pad(int n);

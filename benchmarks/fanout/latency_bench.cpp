@@ -135,10 +135,10 @@ void MeasureLatency(LatencyResult& r, SharedState& shared, const Options& o,
     }
 }
 
-std::unique_ptr<storage::Database> OpenItems(const std::string& path, int rows, const std::string& pad) {
-    storage::DatabaseOptions options;
-    options.path = path;
-    auto db = storage::Database::Open(options, {Schema::FromJson("items", kFields)});
+std::unique_ptr<storage::Backend> OpenItems(const std::string& database, int rows, const std::string& pad) {
+    storage::BackendOptions options;
+    options.database = database;
+    auto db = storage::OpenBackend(options, {Schema::FromJson("items", kFields)});
     if (db->Count("items", {}) < rows) {
         auto tx = db->Begin();
         for (std::int64_t r = db->Count("items", {}); r < rows; ++r) {
@@ -175,6 +175,7 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
     const std::string pad = Pad(o.pad);
     std::fprintf(stderr, "[%s] %d rows, one subscriber each, %.0f changes/s\n", name.c_str(), r.rows, o.rate);
     TempDir dir;
+    std::unique_ptr<test_support::PgTestDatabase> pg;  // outlives the servers of the case
     shared.Reset(1);
     FleetSpec spec;
     spec.path = kPath;
@@ -184,7 +185,9 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
     try {
         if (name == "latency-inprocess") {
             auto server =
-                config::BuildServer(config::ParseConfig(ConfigJson("latency.db", o.server_threads, "")), dir.path());
+                config::BuildServer(
+                config::ParseConfig(ConfigJson(CaseDatabase(o, dir, "latency.db", pg), o.server_threads, "")),
+                dir.path());
             server->Start();
             storage::Backend& db = server->database();
             {
@@ -210,7 +213,7 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
                 "syncline binary not found at '" + o.syncline_bin + "' (build the syncline target or pass --syncline)";
             return r;
         }
-        const std::string db_path = dir.File("shared.db");
+        const std::string db_path = CaseDatabase(o, dir, "shared.db", pg);
         auto db = OpenItems(db_path, r.rows, pad);
         std::unique_ptr<ChildProcess> own_redis;
         std::string redis_url;

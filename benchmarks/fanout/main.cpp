@@ -78,6 +78,9 @@ int Main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--syncline", o.syncline_bin, "the syncline binary (default: next to this executable)");
     app.add_option("--json", o.json_path, "also write the results as a JSON array to this file");
+    app.add_option("--pg", o.pg_admin_url,
+                   "a PostgreSQL admin URL (postgresql://user:password@host:port/postgres): run every case on a fresh "
+                   "database created from it instead of an SQLite file");
     app.add_option("--latency-csv", o.csv_prefix,
                    "latency cases: write every change's timestamps to <PREFIX><case>.csv (for looking at the tail)");
     CLI11_PARSE(app, argc, argv);

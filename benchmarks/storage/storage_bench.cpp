@@ -7,11 +7,13 @@
 #include <syncline/core/model/query.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/test_support/pg_sandbox.hpp>
 
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
@@ -79,6 +81,44 @@ BENCHMARK(BM_UpdateOneRowPerTransaction)
     ->Args({0, 1})
     ->Args({1, 1})
     ->UseRealTime()  // rates from wall time: commits wait on I/O, not only on the CPU
+    ->MinTime(2.0)
+    ->Unit(benchmark::kMicrosecond);
+
+// The same single-row update on PostgreSQL, captured or not, each its own transaction (an UPDATE ... RETURNING in
+// autocommit). Needs SYNCLINE_BENCH_PG_URL, an admin URL (every run creates a fresh database from it).
+void BM_PgUpdateOneRowPerTransaction(benchmark::State& state) {
+    const char* admin = std::getenv("SYNCLINE_BENCH_PG_URL");
+    if (admin == nullptr || *admin == '\0') {
+        state.SkipWithError("SYNCLINE_BENCH_PG_URL is not set");
+        return;
+    }
+    const bool capture = state.range(0) != 0;
+    syncline::test_support::PgTestDatabase pg(admin);
+    syncline::storage::BackendOptions options;
+    options.database = pg.url();
+    options.capture_changes = capture;
+    auto db = syncline::storage::OpenBackend(options, {Schema::FromJson("items", R"({"fields": {
+        "name": {"type": "text", "max_length": 100}, "n": {"type": "integer"},
+        "score": {"type": "real", "default": 0}}})")});
+    {
+        auto tx = db->Begin();
+        for (int i = 0; i < kRows; ++i) tx->Insert("items", {{"name", "item " + std::to_string(i)}, {"n", 0}});
+        tx->Commit();
+    }
+    std::int64_t i = 0;
+    for (auto _ : state) {
+        auto row = db->Patch("items", Value(1 + i % kRows), {{"n", i}});
+        benchmark::DoNotOptimize(row);
+        ++i;
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.SetLabel(capture ? "postgresql, capture" : "postgresql, no capture");
+}
+BENCHMARK(BM_PgUpdateOneRowPerTransaction)
+    ->ArgName("capture")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
     ->MinTime(2.0)
     ->Unit(benchmark::kMicrosecond);
 

@@ -81,6 +81,9 @@ public:
             Drain();
             Advance(std::chrono::milliseconds(0));
             if (safe_ > cursor) return true;
+            // A notification that came while Advance's queries ran is in libpq's buffer already, not on the socket:
+            // poll would sleep through it.
+            if (Drain()) continue;
             const auto now = std::chrono::steady_clock::now();
             if (now >= deadline) return false;
             // Waiting for running transactions: a short poll. Otherwise sleep on the notifications.
@@ -205,9 +208,16 @@ private:
         Listen();
     }
 
-    void Drain() {
-        if (PQconsumeInput(conn_.handle()) == 0) return;  // a broken connection: the next call reconnects
-        while (PGnotify* n = PQnotifies(conn_.handle())) PQfreemem(n);
+    // Takes the notifications that arrived (on the socket or already read into libpq's buffer); true when there was
+    // any.
+    bool Drain() {
+        if (PQconsumeInput(conn_.handle()) == 0) return false;  // a broken connection: the next call reconnects
+        bool any = false;
+        while (PGnotify* n = PQnotifies(conn_.handle())) {
+            PQfreemem(n);
+            any = true;
+        }
+        return any;
     }
 
     const PostgresDatabase& db_;
