@@ -32,12 +32,16 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
     return d;
 }
 
-class ProtocolSocketTest : public test_support::ServerTest {
+// Every test runs on both engines: the wire answers (PROTOCOL.md's error table) do not depend on the database.
+class ProtocolSocketTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
-    void SetUp() override { StartFromConfig(kBlogConfig); }
+    void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
+        StartFromConfig(kBlogConfig);
+    }
 };
 
-TEST_F(ProtocolSocketTest, EveryCrudActionOverASocket) {
+TEST_P(ProtocolSocketTest, EveryCrudActionOverASocket) {
     auto ws = Connect();
     auto created = Parse(ws->Request(R"({"action": "create", "request_id": 1, "data": {"title": "Hello", "author": "ann"}})"));
     ASSERT_TRUE(created.IsObject());
@@ -70,7 +74,7 @@ TEST_F(ProtocolSocketTest, EveryCrudActionOverASocket) {
     EXPECT_EQ(Parse(ws->Request(R"({"action": "retrieve", "pk": 1})"))["response_status"].GetInt(), 404);
 }
 
-TEST_F(ProtocolSocketTest, BadFramesAnswerAndKeepTheSocketOpen) {
+TEST_P(ProtocolSocketTest, BadFramesAnswerAndKeepTheSocketOpen) {
     auto ws = Connect();
     for (const char* frame : {"garbage", "", "[1]", "{\"request_id\": 9}", "{\"action\": \"fly\"}",
                               "{\"action\": \"retrieve\"}", "{\"action\": \"retrieve\", \"pk\": \"x\"}",
@@ -87,7 +91,7 @@ TEST_F(ProtocolSocketTest, BadFramesAnswerAndKeepTheSocketOpen) {
     EXPECT_EQ(Parse(ws->Request(R"({"action": "list"})"))["response_status"].GetInt(), 200);
 }
 
-TEST_F(ProtocolSocketTest, OversizedFrameClosesWith1009) {
+TEST_P(ProtocolSocketTest, OversizedFrameClosesWith1009) {
     auto ws = Connect();
     ASSERT_TRUE(ws->SendText(R"({"action": "create", "data": {"title": ")" + std::string(8192, 'x') + "\"}}"));
     EXPECT_EQ(ws->WaitClosed(), 1009);
@@ -95,7 +99,7 @@ TEST_F(ProtocolSocketTest, OversizedFrameClosesWith1009) {
     EXPECT_EQ(Parse(again->Request(R"({"action": "list"})"))["response_status"].GetInt(), 200);
 }
 
-TEST_F(ProtocolSocketTest, UnknownPathIs404AndHealthzIs200) {
+TEST_P(ProtocolSocketTest, UnknownPathIs404AndHealthzIs200) {
     auto refused = WsClient::Connect("127.0.0.1", server_->port(), "/ws/nothing/");
     EXPECT_FALSE(refused);
     EXPECT_EQ(refused.http_status, 404);
@@ -103,7 +107,7 @@ TEST_F(ProtocolSocketTest, UnknownPathIs404AndHealthzIs200) {
     EXPECT_EQ(health.status, 200);
 }
 
-TEST_F(ProtocolSocketTest, UnicodeRoundTripOverTheWire) {
+TEST_P(ProtocolSocketTest, UnicodeRoundTripOverTheWire) {
     auto ws = Connect();
     auto created = Parse(ws->Request(R"({"action": "create", "data": {"title": "Grüße 世界 🚀"}})"));
     ASSERT_EQ(created["response_status"].GetInt(), 201);
@@ -111,7 +115,7 @@ TEST_F(ProtocolSocketTest, UnicodeRoundTripOverTheWire) {
     EXPECT_STREQ(got["data"]["title"].GetString(), "Grüße 世界 🚀");
 }
 
-TEST_F(ProtocolSocketTest, RepliesComeInRequestOrderOnOneSocket) {
+TEST_P(ProtocolSocketTest, RepliesComeInRequestOrderOnOneSocket) {
     auto ws = Connect();
     constexpr int kRequests = 300;
     for (int i = 0; i < kRequests; ++i) {
@@ -127,7 +131,7 @@ TEST_F(ProtocolSocketTest, RepliesComeInRequestOrderOnOneSocket) {
     }
 }
 
-TEST_F(ProtocolSocketTest, ManySocketsAtOnce) {
+TEST_P(ProtocolSocketTest, ManySocketsAtOnce) {
     constexpr int kSockets = 64;
     constexpr int kPerSocket = 10;
     std::vector<std::thread> threads;
@@ -151,7 +155,7 @@ TEST_F(ProtocolSocketTest, ManySocketsAtOnce) {
     EXPECT_EQ(server_->database().Count("posts", {}), kSockets * kPerSocket);
 }
 
-TEST_F(ProtocolSocketTest, StopClosesOpenSocketsWith1001AfterQueuedReplies) {
+TEST_P(ProtocolSocketTest, StopClosesOpenSocketsWith1001AfterQueuedReplies) {
     auto ws = Connect();
     ASSERT_TRUE(ws->SendText(R"({"action": "create", "request_id": "last", "data": {"title": "x"}})"));
     auto reply = Parse(ws->Receive());
@@ -161,4 +165,6 @@ TEST_F(ProtocolSocketTest, StopClosesOpenSocketsWith1001AfterQueuedReplies) {
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(Engines, ProtocolSocketTest, test_support::AllEngines(), test_support::EngineParamName);
+
 }  // namespace syncline

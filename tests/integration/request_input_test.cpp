@@ -52,9 +52,11 @@ Frame Call(WsClient& ws, const std::string& request) {
     return Next(ws);
 }
 
-class RequestInputTest : public test_support::ServerTest {
+// Every test runs on both engines.
+class RequestInputTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
     void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
         StartFromConfig(kConfig);
         auto result = Try("/ws/posts/");
         ASSERT_TRUE(result) << result.error;
@@ -63,7 +65,7 @@ protected:
     std::unique_ptr<WsClient> ws_;
 };
 
-TEST_F(RequestInputTest, ALookupValueOutOfRangeIs404AndTheSocketStaysOpen) {
+TEST_P(RequestInputTest, ALookupValueOutOfRangeIs404AndTheSocketStaysOpen) {
     ASSERT_EQ(Call(*ws_, R"({"action": "create", "data": {"title": "t"}, "request_id": 0})").status(), 201);
     for (const std::string& pk :
          std::vector<std::string>{R"("9999999999999999999")", R"("-9223372036854775809")", "9999999999999999999",
@@ -79,12 +81,21 @@ TEST_F(RequestInputTest, ALookupValueOutOfRangeIs404AndTheSocketStaysOpen) {
     EXPECT_EQ(Call(*ws_, R"({"action": "retrieve", "pk": "1"})").status(), 200);
 }
 
-TEST_F(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions) {
+TEST_P(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions) {
     const std::vector<std::string> titles = {R"(ab\u0000cd)", R"(AB\u0000CD)", "100%", "10_0", R"(a\\b)", "Éa", "éa",
                                              R"(\u0000)",     "plain"};
+    // PostgreSQL text cannot hold a NUL: there such a title is refused as DRF refuses it (never stored cut short), and
+    // the filters must then match what is stored.
+    const bool postgres = GetParam() == test_support::Engine::kPostgres;
     std::vector<int> ids;
     for (const auto& title : titles) {
         Frame f = Call(*ws_, R"({"action": "create", "data": {"title": ")" + title + R"("}})");
+        if (postgres && title.find(R"(\u0000)") != std::string::npos) {
+            EXPECT_EQ(f.status(), 400) << f.text;
+            EXPECT_NE(f.text.find(R"({"title":["Null characters are not allowed."]})"), std::string::npos) << f.text;
+            ids.push_back(-1);
+            continue;
+        }
         ASSERT_EQ(f.status(), 201) << f.text;
         ids.push_back(f.doc["data"]["id"].GetInt());
     }
@@ -122,7 +133,10 @@ TEST_F(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions
             << filter;
         // Pushes may come between the replies: send every patch, then read until the sentinel's push, which comes
         // after the pushes of every earlier commit.
-        std::vector<int> to_patch = ids;
+        std::vector<int> to_patch;
+        for (int id : ids) {
+            if (id > 0) to_patch.push_back(id);
+        }
         to_patch.push_back(sentinel);
         for (int id : to_patch) {
             ASSERT_TRUE(ws_->SendText(R"({"action": "patch", "request_id": "p", "pk": )" + std::to_string(id) +
@@ -153,11 +167,15 @@ TEST_F(RequestInputTest, TextFiltersMatchTheSameRowsInListAndInListSubscriptions
         for (const auto& row : f.doc["data"].GetArray()) out.insert(row["id"].GetInt());
         return out;
     };
-    EXPECT_EQ(list(R"({"title__icontains": "\u0000c"})"), (std::set<int>{ids[0], ids[1]}));
-    EXPECT_EQ(list(R"({"title__contains": "cd"})"), (std::set<int>{ids[0]}));
+    const std::set<int> nul_rows = postgres ? std::set<int>() : std::set<int>({ids[0], ids[1]});
+    const std::set<int> cd_rows = postgres ? std::set<int>() : std::set<int>({ids[0]});
+    EXPECT_EQ(list(R"({"title__icontains": "\u0000c"})"), nul_rows);
+    EXPECT_EQ(list(R"({"title__contains": "cd"})"), cd_rows);
     EXPECT_EQ(list(R"({"title__icontains": "%"})"), (std::set<int>{ids[2]}));
     EXPECT_EQ(list(R"({"title__icontains": "éA"})"), (std::set<int>{ids[6]}));
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(Engines, RequestInputTest, test_support::AllEngines(), test_support::EngineParamName);
+
 }  // namespace syncline

@@ -78,6 +78,32 @@ TEST_P(ModelStoreTest, UnicodeAndNullRoundTrip) {
     EXPECT_TRUE(db_->Get("posts", "title", Value(title)));
 }
 
+// SQLite keeps a NUL as any other character; PostgreSQL text cannot hold one, so there the write is refused with DRF's
+// message, never stored cut short at the NUL.
+TEST_P(ModelStoreTest, ATextWithANulIsKeptWholeOrRefusedNeverCut) {
+    const std::string title("a\0b", 3);
+    if (GetParam() == Engine::kSqlite) {
+        EXPECT_EQ(db_->Insert("posts", {{"title", title}})[1], Value(title));
+        return;
+    }
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+            if (attempt == 0) {
+                db_->Insert("posts", {{"title", title}});
+            } else {
+                db_->Patch("posts", Value(1), {{"title", title}});
+            }
+            FAIL() << "a NUL was accepted";
+        } catch (const StorageError& e) {
+            EXPECT_EQ(e.kind(), StorageError::Kind::kInvalid);
+            EXPECT_THAT(e.field_errors(), ElementsAre(Pair("title", "Null characters are not allowed.")));
+        }
+    }
+    EXPECT_EQ(db_->Count("posts", {}), 5);
+    EXPECT_EQ((*db_->Get("posts", "id", Value(1)))[1], Value("Post 1"));
+    EXPECT_FALSE(db_->Get("posts", "title", Value(title)));  // a NUL operand matches nothing, and is no error
+}
+
 TEST_P(ModelStoreTest, GetByAnyDeclaredFieldAndWrongTypes) {
     EXPECT_EQ((*db_->Get("posts", "title", Value("Post 4")))[0], Value(4));
     EXPECT_FALSE(db_->Get("posts", "id", Value(99)));

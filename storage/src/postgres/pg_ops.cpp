@@ -72,9 +72,27 @@ std::optional<Value> AsColumnValue(const FieldSpec& field, const Value& value) {
             }
             return std::nullopt;
         default:
-            if (value.kind() == Value::Kind::kText) return value;
+            // PostgreSQL text holds no NUL: no stored value can equal one that has it.
+            if (value.kind() == Value::Kind::kText) {
+                if (value.AsText().find('\0') != std::string::npos) return std::nullopt;
+                return value;
+            }
             return Value(*ToParam(value));
     }
+}
+
+// PostgreSQL refuses a NUL in text (and libpq would cut the value at it): refused as DRF refuses it, never stored cut.
+void RefuseNul(const Schema& schema, const std::vector<std::pair<std::size_t, Value>>& columns) {
+    std::vector<std::pair<std::string, std::string>> errors;
+    for (const auto& [index, value] : columns) {
+        if (value.kind() == Value::Kind::kText && value.AsText().find('\0') != std::string::npos) {
+            errors.emplace_back(schema.field(index).name, "Null characters are not allowed.");
+        }
+    }
+    if (errors.empty()) return;
+    std::string message = "invalid values for \"" + schema.table() + "\":";
+    for (const auto& [field, text] : errors) message += " " + field + ": " + text;
+    throw StoreError(StoreErrc::kInvalid, message, std::move(errors));
 }
 
 std::string ArrayType(const FieldSpec& field) { return PgType(field) + "[]"; }
@@ -261,6 +279,7 @@ std::int64_t CountRows(Connection& conn, const Schema& schema, const std::vector
 
 Row InsertRow(Connection& conn, const Schema& schema, const Assignments& values) {
     auto columns = InsertColumns(schema, values);
+    RefuseNul(schema, columns);
     Params params;
     std::string names, placeholders;
     for (const auto& [index, value] : columns) {
@@ -279,6 +298,7 @@ Row InsertRow(Connection& conn, const Schema& schema, const Assignments& values)
 std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value& pk, const Assignments& values,
                              bool full) {
     auto columns = UpdateColumns(schema, values, full);
+    RefuseNul(schema, columns);
     std::optional<Param> key = KeyParam(schema, pk);
     if (!key) return std::nullopt;
     if (columns.empty()) return GetRow(conn, schema, schema.pk().name, pk);
