@@ -41,7 +41,7 @@ protected:
     }
 };
 
-TEST_F(ObserverDeliveryTest, EachSocketGetsItsRequestIdsFrameAndSubscribersOfOneRequestIdShareIt) {
+TEST_P(ObserverDeliveryTest, EachSocketGetsItsRequestIdsFrameAndSubscribersOfOneRequestIdShareIt) {
     Socket ann = Connect("ann");
     Socket bob = Connect("bob");
     Socket carl = Connect("carl");
@@ -76,7 +76,7 @@ TEST_F(ObserverDeliveryTest, EachSocketGetsItsRequestIdsFrameAndSubscribersOfOne
     EXPECT_EQ(stats.serializations, 1u);  // the row was serialized once for the three sockets
 }
 
-TEST_F(ObserverDeliveryTest, ADeniedPushIsNotSentAndARowLeavingTheSocketsViewIsPushedAsADelete) {
+TEST_P(ObserverDeliveryTest, ADeniedPushIsNotSentAndARowLeavingTheSocketsViewIsPushedAsADelete) {
     auto guarded = Consumer({std::make_shared<Guarded>()});
     Socket ann = Connect("ann");
     Socket bob = Connect("bob");
@@ -106,7 +106,7 @@ TEST_F(ObserverDeliveryTest, ADeniedPushIsNotSentAndARowLeavingTheSocketsViewIsP
     EXPECT_EQ(ann.pushes()[2].data, R"({"pk":1})");
 }
 
-TEST_F(ObserverDeliveryTest, APermissionThatThrowsSkipsOnlyThatSocketsPush) {
+TEST_P(ObserverDeliveryTest, APermissionThatThrowsSkipsOnlyThatSocketsPush) {
     auto guarded = Consumer({std::make_shared<Guarded>()});
     const Socket thrower = Connect("thrower");
     const Socket ann = Connect("ann");
@@ -120,7 +120,7 @@ TEST_F(ObserverDeliveryTest, APermissionThatThrowsSkipsOnlyThatSocketsPush) {
     EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("x" update)", R"("l" update)"}));
 }
 
-TEST_F(ObserverDeliveryTest, AListGetsCreateUpdateAndDeleteAsARowEntersStaysInAndLeavesItsFilter) {
+TEST_P(ObserverDeliveryTest, AListGetsCreateUpdateAndDeleteAsARowEntersStaysInAndLeavesItsFilter) {
     Socket ann = Connect("ann");
     Socket bob = Connect("bob");
     ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, ByAuthor("ann"), "\"mine\"")));
@@ -158,7 +158,7 @@ TEST_F(ObserverDeliveryTest, AListGetsCreateUpdateAndDeleteAsARowEntersStaysInAn
     EXPECT_EQ(bob.pushes().size(), 1u);
 }
 
-TEST_F(ObserverDeliveryTest, GroupSubscribersFollowTheGroupsTheRowLeavesAndEnters) {
+TEST_P(ObserverDeliveryTest, GroupSubscribersFollowTheGroupsTheRowLeavesAndEnters) {
     GroupObserver by_author;
     by_author.row_groups = [](const Row& row) { return std::vector<std::string>{"author:" + row[3].AsText()}; };
     auto groups = std::make_shared<const GroupObserver>(std::move(by_author));
@@ -171,7 +171,7 @@ TEST_F(ObserverDeliveryTest, GroupSubscribersFollowTheGroupsTheRowLeavesAndEnter
     EXPECT_NE(ann.pushes()[0].key, ann.pushes()[1].key);
 }
 
-TEST_F(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
+TEST_P(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
     Socket ann = Connect("ann");
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "x"));
     db_->Patch("posts", Value(1), {{"title", "one v2"}});
@@ -193,7 +193,7 @@ TEST_F(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
 
 // A serializer that names the primary key "pk" (issue 11, dcrf-client's default pkField): update pushes carry it as the
 // serializer's output does; delete pushes carry {"pk": ...} as always.
-TEST_F(ObserverDeliveryTest, UpdatePushesOfASerializerWithPkCarryPk) {
+TEST_P(ObserverDeliveryTest, UpdatePushesOfASerializerWithPkCarryPk) {
     ConsumerOptions options;
     options.model = "posts";
     options.serializer.fields = {"pk", "title"};
@@ -225,7 +225,7 @@ TEST_F(ObserverDeliveryTest, UpdatePushesOfASerializerWithPkCarryPk) {
 // A subscription is held from the moment it exists until it starts (PendingSubscriptions::Start, after the subscribe
 // read what the client has): events meanwhile wait, the newer ones are pushed at the start, and an event at or below
 // the start version, arriving late (still in flight from another process), is never pushed.
-TEST_F(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushesWhatItStartedWith) {
+TEST_P(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushesWhatItStartedWith) {
     Socket ann = Connect("ann");
     auto row =
         observer_->SubscribeInstance(*ann.context, *consumer_, InstanceSubscription{Value(1), Value(1), "\"i\""});
@@ -258,7 +258,7 @@ TEST_F(ObserverDeliveryTest, ASubscriptionHoldsEventsUntilItStartsAndNeverPushes
 }
 
 // A Subscribe whose caller fails before starting it (its pending part destroyed) leaves nothing behind.
-TEST_F(ObserverDeliveryTest, ASubscriptionNeverStartedIsRemoved) {
+TEST_P(ObserverDeliveryTest, ASubscriptionNeverStartedIsRemoved) {
     Socket ann = Connect("ann");
     {
         auto pending = observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"");
@@ -273,8 +273,8 @@ TEST_F(ObserverDeliveryTest, ASubscriptionNeverStartedIsRemoved) {
 
 // A bus outage longer than the feed's retention: the changes it missed were trimmed before the catch-up could read
 // them. Each subscription still gets what it missed, from the rows' versions and current state.
-TEST_F(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurrentState) {
-    Observer observer(db_->models(), bus_, ChannelLayout("g", 4), std::make_unique<storage::FeedSource>(*db_));
+TEST_P(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurrentState) {
+    Observer observer(db_->models(), bus_, ChannelLayout("g", 4), db_->OpenChangeSource());
     observer.Start();
     ConsumerOptions options;
     options.model = "posts";
@@ -291,8 +291,8 @@ TEST_F(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurre
     db_->Patch("posts", left[0], {{"author", "bob"}});
     Row joined = db_->Insert("posts", {{"title", "four"}, {"author", "ann"}});
     db_->Patch("posts", Value(2), {{"body", "kept"}});  // the latest change: the feed keeps it
-    db_->Trim(std::chrono::milliseconds(0));
-    db_->Trim(std::chrono::milliseconds(0));
+    feed_->Trim(std::chrono::milliseconds(0));
+    feed_->Trim(std::chrono::milliseconds(0));
     observer.CatchUp();
     std::map<std::string, std::string> got;  // "<request_id> <pk>" -> action
     for (const ReceivedPush& push : ann.pushes()) {
@@ -312,5 +312,7 @@ TEST_F(ObserverDeliveryTest, AfterAGapTheFeedNoLongerHoldsSubscribersGetTheCurre
                                                        {l + std::to_string(joined[0].AsInteger()), "update"}}));
     EXPECT_EQ(ann.pushes().size(), 4u);  // bob's row 2 (kept in the feed) concerns neither
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, ObserverDeliveryTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace syncline::observer::testing

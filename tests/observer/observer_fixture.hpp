@@ -7,8 +7,8 @@
 #include <syncline/core/consumer/consumer.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/observer/observer.hpp>
-#include <syncline/storage/change_feed.hpp>
-#include <syncline/storage/database.hpp>
+#include <syncline/storage/backend.hpp>
+#include <syncline/test_support/engines.hpp>
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
@@ -133,13 +133,17 @@ struct Socket {
     }
 };
 
-class ObserverFixture : public ::testing::Test {
+/// Runs on both engines: instantiate a suite derived from it with INSTANTIATE_TEST_SUITE_P(Engines, X, AllEngines(),
+/// EngineParamName).
+class ObserverFixture : public ::testing::TestWithParam<test_support::Engine> {
 protected:
     void SetUp() override {
-        db_ = syncline::testing::OpenBlog(dir_.File("blog.db"));
+        engine_db_ = std::make_unique<test_support::EngineDatabase>(GetParam(), dir_);
+        if (!engine_db_->available()) GTEST_SKIP() << test_support::kPgSkipReason;
+        db_ = syncline::testing::OpenBlogBackend(engine_db_->database());
         db_->Insert("posts", {{"title", "one"}, {"author", "ann"}});
         db_->Insert("posts", {{"title", "two"}, {"author", "bob"}});
-        feed_ = std::make_unique<storage::FeedSource>(*db_);
+        feed_ = db_->OpenChangeSource();
         cursor_ = feed_->LatestSeq();
         observer_ = std::make_unique<Observer>(db_->models(), bus_, ChannelLayout("t", 4), nullptr);
         observer_->Start();
@@ -186,8 +190,9 @@ protected:
     }
 
     syncline::testing::TempDir dir_;
-    std::unique_ptr<storage::Database> db_;
-    std::unique_ptr<storage::FeedSource> feed_;
+    std::unique_ptr<test_support::EngineDatabase> engine_db_;
+    std::unique_ptr<storage::Backend> db_;
+    std::unique_ptr<ChangeSource> feed_;
     std::int64_t cursor_ = 0;
     RecordingBus bus_;
     std::unique_ptr<Observer> observer_;

@@ -28,7 +28,7 @@ protected:
     }
 };
 
-TEST_F(ObserverRegistryTest, TheBusCarriesAChannelExactlyWhileASubscriptionNeedsIt) {
+TEST_P(ObserverRegistryTest, TheBusCarriesAChannelExactlyWhileASubscriptionNeedsIt) {
     const std::string row1 = ChannelLayout("t", 4).ForRow("posts", Value(1));
     EXPECT_EQ(row1, "t:posts:2");
     Socket ann = Connect("ann");
@@ -50,7 +50,7 @@ TEST_F(ObserverRegistryTest, TheBusCarriesAChannelExactlyWhileASubscriptionNeeds
     EXPECT_EQ(observer_->subscription_count(), 0u);
 }
 
-TEST_F(ObserverRegistryTest, EachKindUnsubscribesByWhatItNamesAndDropTakesTheRest) {
+TEST_P(ObserverRegistryTest, EachKindUnsubscribesByWhatItNamesAndDropTakesTheRest) {
     Socket ann = Connect("ann");
     auto groups = ByAuthor();
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "r"));
@@ -89,7 +89,7 @@ TEST_F(ObserverRegistryTest, EachKindUnsubscribesByWhatItNamesAndDropTakesTheRes
     EXPECT_TRUE(bus_.channels().empty());
 }
 
-TEST_F(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndRetainsNoChannel) {
+TEST_P(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndRetainsNoChannel) {
     Socket ann = Connect("ann", 2);
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "a"));
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "b"));
@@ -110,7 +110,7 @@ TEST_F(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndRetainsNoChannel)
 // The keys are built from parts a client chooses (group names, request_ids, lookup values): were they simply joined,
 // with or without a separator, the group "author:ann" with request_id "x" and the group "author" with request_id
 // "ann:x" (or "author:an" with "nx") would be one subscription.
-TEST_F(ObserverRegistryTest, IdentityKeysCannotCollide) {
+TEST_P(ObserverRegistryTest, IdentityKeysCannotCollide) {
     Socket ann = Connect("ann");
     auto groups = ByAuthor();
     ASSERT_TRUE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, groups, {"author:ann"}, "\"x\"")));
@@ -142,4 +142,6 @@ TEST_F(ObserverRegistryTest, IdentityKeysCannotCollide) {
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(Engines, ObserverRegistryTest, test_support::AllEngines(), test_support::EngineParamName);
+
 }  // namespace syncline::observer::testing

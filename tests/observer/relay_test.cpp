@@ -6,6 +6,7 @@
 
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/test_support/engines.hpp>
 
 #include <gtest/gtest.h>
 
@@ -70,13 +71,18 @@ bool WaitUntil(const std::function<bool()>& condition) {
     return true;
 }
 
-class RelayTest : public ::testing::Test {
+// Every test runs on both engines.
+class RelayTest : public ::testing::TestWithParam<test_support::Engine> {
 protected:
-    void SetUp() override { db_ = testing::OpenBlog(dir_.File("blog.db")); }
+    void SetUp() override {
+        engine_db_ = std::make_unique<test_support::EngineDatabase>(GetParam(), dir_);
+        if (!engine_db_->available()) GTEST_SKIP() << test_support::kPgSkipReason;
+        db_ = testing::OpenBlogBackend(engine_db_->database());
+    }
 
     // A relay of `posts` only (tags are not declared), with its own feed on the database.
     std::unique_ptr<Relay> MakeRelay(Published& published, RelayOptions options) {
-        return std::make_unique<Relay>(std::make_unique<storage::FeedSource>(*db_),
+        return std::make_unique<Relay>(db_->OpenChangeSource(),
                                        std::vector<Schema>{testing::PostsSchema()}, ChannelLayout("t", 4),
                                        published.publisher(), std::move(options));
     }
@@ -84,7 +90,7 @@ protected:
     // (one committed before it read where to start would be behind its cursor).
     void StartPublishing(Relay& relay) {
         db_->Insert("posts", {{"title", "before the relay"}});
-        const std::int64_t latest = storage::FeedSource(*db_).LatestSeq();
+        const std::int64_t latest = db_->OpenChangeSource()->LatestSeq();
         relay.Start();
         ASSERT_TRUE(WaitUntil([&] { return relay.publishing() && relay.cursor() == latest; }));
     }
@@ -101,19 +107,20 @@ protected:
     }
 
     testing::TempDir dir_;
-    std::unique_ptr<storage::Database> db_;
+    std::unique_ptr<test_support::EngineDatabase> engine_db_;
+    std::unique_ptr<storage::Backend> db_;
 };
 
-TEST_F(RelayTest, PublishesEachChangedRowOnceCoalescedInOrderOnItsChannel) {
+TEST_P(RelayTest, PublishesEachChangedRowOnceCoalescedInOrderOnItsChannel) {
     // A saved cursor makes the relay read everything written below in one batch.
-    storage::FeedSource(*db_).SaveCursor("relay", storage::FeedSource(*db_).LatestSeq());
+    db_->OpenChangeSource()->SaveCursor("relay", db_->OpenChangeSource()->LatestSeq());
     Row a = db_->Insert("posts", {{"title", "a"}});
     db_->Insert("tags", {{"slug", "x"}, {"label", "not relayed"}});
     Row b = db_->Insert("posts", {{"title", "b"}});
     db_->Update("posts", a[0], {{"title", "a2"}});
     db_->Update("posts", b[0], {{"title", "b2"}});
     db_->Update("posts", a[0], {{"title", "a3"}});
-    const std::int64_t last = storage::FeedSource(*db_).LatestSeq();
+    const std::int64_t last = db_->OpenChangeSource()->LatestSeq();
 
     Published published;
     std::unique_ptr<Relay> relay = MakeRelay(published, Leased());
@@ -133,7 +140,7 @@ TEST_F(RelayTest, PublishesEachChangedRowOnceCoalescedInOrderOnItsChannel) {
               (std::vector<std::string>{layout.ForRow("posts", b[0]), layout.ForRow("posts", a[0])}));
 }
 
-TEST_F(RelayTest, WithoutALeaseARelayPublishesWhatIsWrittenAfterItStarts) {
+TEST_P(RelayTest, WithoutALeaseARelayPublishesWhatIsWrittenAfterItStarts) {
     db_->Insert("posts", {{"title", "before"}});
     Published published;
     std::unique_ptr<Relay> relay = MakeRelay(published, RelayOptions{});
@@ -147,7 +154,7 @@ TEST_F(RelayTest, WithoutALeaseARelayPublishesWhatIsWrittenAfterItStarts) {
     EXPECT_FALSE(relay->publishing());
 }
 
-TEST_F(RelayTest, OnlyTheLeaseHolderPublishesAndItsSuccessorResumesAtItsCursor) {
+TEST_P(RelayTest, OnlyTheLeaseHolderPublishesAndItsSuccessorResumesAtItsCursor) {
     Published first_published, second_published;
     std::unique_ptr<Relay> first = MakeRelay(first_published, Leased());
     StartPublishing(*first);
@@ -169,7 +176,7 @@ TEST_F(RelayTest, OnlyTheLeaseHolderPublishesAndItsSuccessorResumesAtItsCursor) 
     EXPECT_EQ(Title(one[0].AsInteger(), first_published.events()[0]), "one");
 }
 
-TEST_F(RelayTest, WithAcknowledgedPublishesASuccessorResendsWhatWasNotAcknowledged) {
+TEST_P(RelayTest, WithAcknowledgedPublishesASuccessorResendsWhatWasNotAcknowledged) {
     RelayOptions options = Leased();
     options.acknowledged_publishes = true;
     Published first_published, second_published;
@@ -192,4 +199,6 @@ TEST_F(RelayTest, WithAcknowledgedPublishesASuccessorResendsWhatWasNotAcknowledg
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(Engines, RelayTest, test_support::AllEngines(), test_support::EngineParamName);
+
 }  // namespace syncline::observer
