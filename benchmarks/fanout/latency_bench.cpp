@@ -184,8 +184,7 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
     spec.threads = o.client_threads;
     try {
         if (name == "latency-inprocess") {
-            auto server =
-                config::BuildServer(
+            auto server = config::BuildServer(
                 config::ParseConfig(ConfigJson(CaseDatabase(o, dir, "latency.db", pg), o.server_threads, "")),
                 dir.path());
             server->Start();

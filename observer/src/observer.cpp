@@ -236,8 +236,7 @@ bool Observer::Hold(Sub& sub, const RowEvent& event) {
     return true;
 }
 
-void Observer::StartSub(Sub& sub, std::int64_t version,
-                        const std::vector<std::pair<Value, std::int64_t>>& newer_rows) {
+void Observer::StartSub(Sub& sub, std::int64_t version, const std::vector<std::pair<Value, std::int64_t>>& newer_rows) {
     std::lock_guard<std::mutex> lock(sub.start_mutex);
     if (sub.kind == Sub::Kind::kInstance) {
         std::int64_t known = sub.last_version.load();

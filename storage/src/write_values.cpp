@@ -24,8 +24,7 @@ private:
 };
 
 // Resolves assignments to (field index, value), rejecting unknown fields and values that violate their field.
-std::vector<std::pair<std::size_t, Value>> Resolve(const Schema& schema, const Assignments& values,
-                                                   ErrorList& errors) {
+std::vector<std::pair<std::size_t, Value>> Resolve(const Schema& schema, const Assignments& values, ErrorList& errors) {
     std::vector<std::pair<std::size_t, Value>> out;
     for (const auto& [name, value] : values) {
         auto index = schema.FieldIndex(name);

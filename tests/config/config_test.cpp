@@ -190,7 +190,8 @@ TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
                          "routes": {"/x": {"model": "posts", "mixins": ["list"]}}})"),
               "models.posts.fields.t.type: unknown type \"str\"; valid types: integer, real, text, boolean, datetime, "
               "json");
-    EXPECT_EQ(Error(R"({"models": {}})"), "database: missing (the SQLite file, e.g. \"app.db\", or a postgresql:// URL)");
+    EXPECT_EQ(Error(R"({"models": {}})"),
+              "database: missing (the SQLite file, e.g. \"app.db\", or a postgresql:// URL)");
     EXPECT_THAT(Error("{oops"), HasSubstr("config: invalid JSON at offset 1"));
     EXPECT_EQ(Error(R"({"database": "t.db", "models": {"posts": {"fields": {"t": {"type": "text"}}}},
                          "routes": {"ws": {"model": "posts", "mixins": ["list"]}}})"),

@@ -63,8 +63,9 @@ class Cluster {
 public:
     Cluster(const testing::TempDir& dir, const std::string& database, const std::string& redis_url, int processes)
         : dir_(dir) {
-        config_ = test_support::WriteConfig(dir, R"({"database": ")" + database + R"(", "workers": 2, "bus": {"redis": ")" +
-                                                     redis_url + R"("}, )" + kModels + R"(, "routes": {"/ws/posts/": {
+        config_ =
+            test_support::WriteConfig(dir, R"({"database": ")" + database + R"(", "workers": 2, "bus": {"redis": ")" +
+                                               redis_url + R"("}, )" + kModels + R"(, "routes": {"/ws/posts/": {
                 "model": "posts", "mixins": ["list", "create", "patch", "observe_instance"]}}})");
         for (int i = 0; i < processes; ++i) Spawn();
     }

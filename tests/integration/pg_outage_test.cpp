@@ -103,8 +103,8 @@ TEST_F(PgOutageTest, RequestsAnswer503WhileTheDatabaseIsDownAndEverythingRecover
     auto reader = Connect();
     auto subscriber = Connect();
     ASSERT_EQ(Parse(writer->Request(R"({"action": "create", "request_id": 1, "data": {"title": "w0"}})")).status, 201);
-    ASSERT_EQ(
-        Parse(subscriber->Request(R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")).status, 201);
+    ASSERT_EQ(Parse(subscriber->Request(R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")).status,
+              201);
 
     // Writes keep coming, before, during and after the outage.
     std::atomic<bool> writing{true};
@@ -146,9 +146,9 @@ TEST_F(PgOutageTest, RequestsAnswer503WhileTheDatabaseIsDownAndEverythingRecover
     load.join();
     EXPECT_EQ(other.load(), 0) << "a reply that is neither 200 nor 503: " << other_text;
     // A last write after recovery; the subscriber ends at it, with versions that never go back.
-    ASSERT_EQ(Parse(writer->Request(R"({"action": "patch", "request_id": 4, "pk": 1, "data": {"title": "final"}})"))
-                  .status,
-              200);
+    ASSERT_EQ(
+        Parse(writer->Request(R"({"action": "patch", "request_id": 4, "pk": 1, "data": {"title": "final"}})")).status,
+        200);
     std::string last_title;
     std::int64_t last_version = 0;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -51,8 +51,7 @@ struct Frame {
 };
 
 // Every test runs on both engines (SubscriptionTest.X/Sqlite, .../Postgres).
-class SubscriptionTest : public test_support::ServerTest,
-                         public ::testing::WithParamInterface<test_support::Engine> {
+class SubscriptionTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
     void SetUp() override {
         if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;

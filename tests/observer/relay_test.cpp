@@ -82,9 +82,8 @@ protected:
 
     // A relay of `posts` only (tags are not declared), with its own feed on the database.
     std::unique_ptr<Relay> MakeRelay(Published& published, RelayOptions options) {
-        return std::make_unique<Relay>(db_->OpenChangeSource(),
-                                       std::vector<Schema>{testing::PostsSchema()}, ChannelLayout("t", 4),
-                                       published.publisher(), std::move(options));
+        return std::make_unique<Relay>(db_->OpenChangeSource(), std::vector<Schema>{testing::PostsSchema()},
+                                       ChannelLayout("t", 4), published.publisher(), std::move(options));
     }
     // Starts `relay` and waits until it publishes from the newest change: a write from then on is its to publish
     // (one committed before it read where to start would be behind its cursor).

@@ -60,9 +60,10 @@ TEST_P(CaptureTest, AnotherClientsWritesAreCaptured) {
     // Wait in this thread while another process commits: the wake-up comes from data_version polling (SQLite) or a
     // notification (PostgreSQL).
     std::thread shell([&] {
-        EXPECT_NO_THROW(engine_db_->ExecOutside("UPDATE posts SET title = 'from shell', likes = 5 WHERE id = 2;"
-                                                "DELETE FROM posts WHERE id = 3;"
-                                                "INSERT INTO posts (title) VALUES ('shell insert');"));
+        EXPECT_NO_THROW(
+            engine_db_->ExecOutside("UPDATE posts SET title = 'from shell', likes = 5 WHERE id = 2;"
+                                    "DELETE FROM posts WHERE id = 3;"
+                                    "INSERT INTO posts (title) VALUES ('shell insert');"));
     });
     bool woke = feed_->WaitForChanges(cursor, std::chrono::seconds(30));
     shell.join();
@@ -162,7 +163,7 @@ TEST_P(CaptureTest, KeyChangeIsDeleteThenInsert) {
 }
 
 TEST_P(CaptureTest, TrimNeverReusesASeq) {
-    EXPECT_EQ(feed_->Trim(std::chrono::hours(1)), 0);  // nothing is older than an hour
+    EXPECT_EQ(feed_->Trim(std::chrono::hours(1)), 0);         // nothing is older than an hour
     EXPECT_EQ(feed_->Trim(std::chrono::milliseconds(0)), 2);  // keeps the latest change
     EXPECT_EQ(feed_->LatestSeq(), 3);
     EXPECT_EQ(feed_->Trim(std::chrono::milliseconds(0)), 0);

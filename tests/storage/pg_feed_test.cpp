@@ -224,9 +224,8 @@ TEST_F(PgFeedTest, ARolledBackWriteSendsNothingAndAnyClientsWriteIsCaptured) {
 // seen, and the store's own reads go on.
 TEST_F(PgFeedTest, TheFeedSeesChangesAfterItsConnectionWasKilled) {
     EXPECT_FALSE(feed_->WaitForChanges(0, std::chrono::milliseconds(50)));
-    PgTestDatabase::Exec(pg_->admin_url(),
-                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + pg_->name() +
-                             "' AND pid <> pg_backend_pid()");
+    PgTestDatabase::Exec(pg_->admin_url(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                                               pg_->name() + "' AND pid <> pg_backend_pid()");
     PlainClient psql(pg_->url());
     psql.Exec("INSERT INTO posts (title) VALUES ('after the kill')");
     bool woke = false;

@@ -1,9 +1,9 @@
 #include <syncline/transport/server.hpp>
 
-#include <syncline/core/support/log.hpp>
 #include <syncline/core/protocol/multiplexer.hpp>
-#include <syncline/core/support/redact.hpp>
 #include <syncline/core/protocol/routed.hpp>
+#include <syncline/core/support/log.hpp>
+#include <syncline/core/support/redact.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/redis_bus.hpp>
@@ -114,8 +114,7 @@ void Server::Prepare() {
         relay_options.acknowledged_publishes = true;
         bus_ = std::move(bus);
     }
-    observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout,
-                                                     db_->OpenChangeSource());
+    observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout, db_->OpenChangeSource());
     if (!publish) {
         // One process: the relay hands each event straight to the observer on its own thread, as the in-process bus
         // would, without encoding and decoding it (the observer finds the row's subscribers itself).
@@ -124,8 +123,8 @@ void Server::Prepare() {
             observer->Deliver(event);
         };
     }
-    relay_ = std::make_unique<observer::Relay>(db_->OpenChangeSource(), models_, layout,
-                                               std::move(publish), relay_options);
+    relay_ =
+        std::make_unique<observer::Relay>(db_->OpenChangeSource(), models_, layout, std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)",
                  options_.redis_url.empty() ? "in-process" : RedactUrl(options_.redis_url), layout.shards());
     executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.action_threads);

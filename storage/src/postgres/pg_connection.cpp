@@ -125,7 +125,8 @@ std::int64_t Result::Int(int row, int col) const {
 Row Result::GetRow(const Schema& schema, int row, int first) const {
     Row out;
     out.reserve(schema.size());
-    for (std::size_t i = 0; i < schema.size(); ++i) out.push_back(Get(row, first + static_cast<int>(i), schema.field(i).type));
+    for (std::size_t i = 0; i < schema.size(); ++i)
+        out.push_back(Get(row, first + static_cast<int>(i), schema.field(i).type));
     return out;
 }
 
@@ -138,7 +139,8 @@ std::string WithConnectionDefaults(const std::string& url) {
     // Without them libpq waits for an unreachable server as long as the OS does (minutes), and notices a peer that
     // vanished without closing the connection after the OS's keepalive idle time (two hours): a request would hang.
     std::string out = url;
-    for (const char* setting : {"connect_timeout=5", "keepalives_idle=10", "keepalives_interval=5", "keepalives_count=3"}) {
+    for (const char* setting :
+         {"connect_timeout=5", "keepalives_idle=10", "keepalives_interval=5", "keepalives_count=3"}) {
         const std::string key = std::string(setting).substr(0, std::string(setting).find('=') + 1);
         if (out.find(key) != std::string::npos) continue;  // the URL sets it
         out += (out.find('?') == std::string::npos ? "?" : "&") + std::string(setting);
@@ -164,11 +166,12 @@ void Connection::EnsureConnected() {
         std::string message = OneLine(PQerrorMessage(conn_));
         PQfinish(conn_);
         conn_ = nullptr;
-        throw StoreError(StoreErrc::kUnavailable,
-                         "cannot connect to PostgreSQL at " + RedactedUrl(url_.substr(0, url_.find('?'))) + ": " + message);
+        throw StoreError(StoreErrc::kUnavailable, "cannot connect to PostgreSQL at " +
+                                                      RedactedUrl(url_.substr(0, url_.find('?'))) + ": " + message);
     }
     // Notices (e.g. "relation already exists, skipping") are not errors; keep them off stderr.
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
 }
 
 void Connection::Fail(PGresult* res, const std::string& context) {
@@ -205,8 +208,8 @@ Result Connection::Query(const std::string& sql, const std::vector<Param>& param
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    PGresult* res = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                                 nullptr, nullptr, 0);
+    PGresult* res =
+        PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
     // A connection the server dropped since its last use (a restart, an idle timeout) shows only now. A read outside
     // a transaction is retried once on a new connection; a write is not (it may have committed before the drop), so
     // its caller sees kUnavailable.

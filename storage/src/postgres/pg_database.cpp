@@ -21,7 +21,8 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(73100854342
 
 class PgTransaction final : public Transaction {
 public:
-    PgTransaction(PostgresDatabase& db, std::unique_ptr<Connection> conn) : db_(db), owned_(std::move(conn)), conn_(*owned_) {
+    PgTransaction(PostgresDatabase& db, std::unique_ptr<Connection> conn)
+        : db_(db), owned_(std::move(conn)), conn_(*owned_) {
         try {
             conn_.Begin();
         } catch (...) {
@@ -314,7 +315,9 @@ std::optional<Row> PostgresDatabase::Patch(std::string_view table, const Value& 
     return UpdateRow(WriteConn(), Model(table), pk, values, false);
 }
 
-bool PostgresDatabase::Delete(std::string_view table, const Value& pk) { return DeleteRow(WriteConn(), Model(table), pk); }
+bool PostgresDatabase::Delete(std::string_view table, const Value& pk) {
+    return DeleteRow(WriteConn(), Model(table), pk);
+}
 
 std::int64_t PostgresDatabase::RowVersion(std::string_view table, const Value& pk) const {
     const Schema& schema = Model(table);
@@ -331,8 +334,8 @@ std::optional<ModelStore::LastChangeInfo> PostgresDatabase::LastChange(std::stri
     LastChangeInfo info;
     info.version = entry->first;
     info.deleted = entry->second;
-    Result r = conn.Query(std::string("SELECT old FROM ") + kChangesTable + " WHERE seq = $1",
-                          {std::to_string(info.version)});
+    Result r =
+        conn.Query(std::string("SELECT old FROM ") + kChangesTable + " WHERE seq = $1", {std::to_string(info.version)});
     if (r.rows() && !r.IsNull(0, 0)) {
         try {
             info.before = RowFromJson(schema, r.Text(0, 0));

@@ -13,13 +13,13 @@
 
 #include <syncline/storage/backend.hpp>
 
+#include <chrono>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <chrono>
 #include <vector>
 
 namespace syncline::storage::pg {
@@ -78,7 +78,7 @@ private:
     mutable std::mutex conns_mutex_;
     mutable std::unordered_map<std::thread::id, std::unique_ptr<Connection>> conns_;
     std::vector<std::unique_ptr<Connection>> idle_tx_conns_;  // guarded by conns_mutex_
-    std::vector<std::thread::id> tx_threads_;                // threads with an open Transaction; conns_mutex_
+    std::vector<std::thread::id> tx_threads_;                 // threads with an open Transaction; conns_mutex_
 };
 
 // A candidate safe horizon: the newest seq handed out at some moment, and a transaction id newer than every

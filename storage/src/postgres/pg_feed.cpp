@@ -11,8 +11,8 @@
 // second whatever it heard, so a lost notification (a reconnect, say) delays a change by a second at most.
 #include "pg_database.hpp"
 
-#include <sys/eventfd.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <syncline/core/model/change.hpp>
@@ -44,10 +44,10 @@ public:
         if (safe_ <= cursor) return events;
         conn_.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         try {
-            Result r = conn_.Query(std::string("SELECT seq, tbl, pk, op, old FROM ") + kChangesTable +
-                                       " WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-                                   {std::to_string(cursor), std::to_string(safe_),
-                                    std::to_string(std::max<std::size_t>(max_batch, 1))});
+            Result r = conn_.Query(
+                std::string("SELECT seq, tbl, pk, op, old FROM ") + kChangesTable +
+                    " WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+                {std::to_string(cursor), std::to_string(safe_), std::to_string(std::max<std::size_t>(max_batch, 1))});
             // Rows of the changes that left one, fetched per table in one query each, from the same snapshot.
             std::map<const Schema*, std::vector<std::size_t>> wanted;
             for (int i = 0; i < r.rows(); ++i) {
@@ -149,8 +149,8 @@ public:
 
 private:
     const Schema* Find(const std::string& table) const {
-        auto it = std::find_if(db_.models().begin(), db_.models().end(),
-                               [&](const Schema& s) { return s.table() == table; });
+        auto it =
+            std::find_if(db_.models().begin(), db_.models().end(), [&](const Schema& s) { return s.table() == table; });
         return it == db_.models().end() ? nullptr : &*it;
     }
 
@@ -240,9 +240,9 @@ std::int64_t PgFeedSource::Trim(std::chrono::milliseconds horizon) {
         const std::string now = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
         std::int64_t latest = scalar(std::string("SELECT max(seq) FROM ") + kChangesTable, {}).value_or(0);
         conn_.Query("INSERT INTO _syncline_trim_marks (at_ms, seq) VALUES (" + now + ", $1)", {std::to_string(latest)});
-        std::optional<std::int64_t> bound = scalar(
-            "SELECT max(seq) FROM _syncline_trim_marks WHERE at_ms <= " + now + " - $1::bigint",
-            {std::to_string(horizon.count())});
+        std::optional<std::int64_t> bound =
+            scalar("SELECT max(seq) FROM _syncline_trim_marks WHERE at_ms <= " + now + " - $1::bigint",
+                   {std::to_string(horizon.count())});
         std::int64_t deleted = 0;
         if (bound) {
             std::int64_t limit = std::min(*bound, latest - 1);

@@ -173,7 +173,7 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, P
                     cond = "FALSE";
                     break;
                 }
-                const char* op = filter.op == FilterOp::kLt ? " < "
+                const char* op = filter.op == FilterOp::kLt    ? " < "
                                  : filter.op == FilterOp::kLte ? " <= "
                                  : filter.op == FilterOp::kGt  ? " > "
                                                                : " >= ";
@@ -284,8 +284,8 @@ Row InsertRow(Connection& conn, const Schema& schema, const Assignments& values)
     std::string names, placeholders;
     for (const auto& [index, value] : columns) {
         names += (names.empty() ? "" : ", ") + Quote(schema.field(index).name);
-        placeholders += (placeholders.empty() ? "" : ", ") + params.Add(ToParam(value)) + "::" +
-                        PgType(schema.field(index));
+        placeholders +=
+            (placeholders.empty() ? "" : ", ") + params.Add(ToParam(value)) + "::" + PgType(schema.field(index));
     }
     std::string sql = "INSERT INTO " + Quote(schema.table()) +
                       (columns.empty() ? " DEFAULT VALUES" : " (" + names + ") VALUES (" + placeholders + ")") +
@@ -308,8 +308,8 @@ std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value
         const FieldSpec& f = schema.field(columns[i].first);
         sql += (i ? ", " : "") + Quote(f.name) + " = " + params.Add(ToParam(columns[i].second)) + "::" + PgType(f);
     }
-    sql += " WHERE " + Quote(schema.pk().name) + " = " + params.Add(*key) + "::" + PgType(schema.pk()) +
-           Returning(schema);
+    sql +=
+        " WHERE " + Quote(schema.pk().name) + " = " + params.Add(*key) + "::" + PgType(schema.pk()) + Returning(schema);
     Result r = conn.Query(sql, params.values());
     if (r.rows() == 0) return std::nullopt;
     return r.GetRow(schema, 0);
@@ -318,9 +318,9 @@ std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value
 bool DeleteRow(Connection& conn, const Schema& schema, const Value& pk) {
     std::optional<Param> key = KeyParam(schema, pk);
     if (!key) return false;
-    Result r = conn.Query("DELETE FROM " + Quote(schema.table()) + " WHERE " + Quote(schema.pk().name) + " = $1::" +
-                              PgType(schema.pk()),
-                          {*key});
+    Result r = conn.Query(
+        "DELETE FROM " + Quote(schema.table()) + " WHERE " + Quote(schema.pk().name) + " = $1::" + PgType(schema.pk()),
+        {*key});
     return r.Affected() > 0;
 }
 

@@ -32,8 +32,8 @@ struct BackendOptions {
     /// "postgresql://user:password@host:port/db?sslmode=..." (or "postgres://"): PostgreSQL, the URL handed to libpq
     /// as it is. Anything else: the path of an SQLite file.
     std::string database;
-    Synchronous synchronous = Synchronous::kNormal;         ///< SQLite only.
-    std::size_t statement_cache_bytes = 4 * 1024 * 1024;    ///< SQLite only (DatabaseOptions).
+    Synchronous synchronous = Synchronous::kNormal;       ///< SQLite only.
+    std::size_t statement_cache_bytes = 4 * 1024 * 1024;  ///< SQLite only (DatabaseOptions).
     /// Capture changes into the change feed (the default, and what syncline relies on). false only measures the raw
     /// write rate in benchmarks.
     bool capture_changes = true;

@@ -218,9 +218,7 @@ public:
     std::optional<Row> Get(std::string_view table, std::string_view field, const Value& value) const override {
         return ops_.Get(table, field, value);
     }
-    std::vector<Row> List(std::string_view table, const Query& query) const override {
-        return ops_.List(table, query);
-    }
+    std::vector<Row> List(std::string_view table, const Query& query) const override { return ops_.List(table, query); }
     std::int64_t Count(std::string_view table, const std::vector<Filter>& filters) const override {
         return ops_.Count(table, filters);
     }

@@ -7,9 +7,9 @@
 #include <syncline/core/auth/auth.hpp>
 #include <syncline/core/consumer/connection.hpp>
 #include <syncline/core/consumer/consumer.hpp>
-#include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/model/model.hpp>
 #include <syncline/core/model/schema.hpp>
+#include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/storage/backend.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
 #include <syncline/transport/websocket_server.hpp>
