@@ -223,7 +223,7 @@ std::optional<Row> GetRow(Connection& conn, const Schema& schema, std::string_vi
     }
     std::optional<Value> v = AsColumnValue(schema.field(*index), value);
     if (!v || v->IsNull()) return std::nullopt;
-    Result r = conn.Query("SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) + " WHERE " +
+    Result r = conn.Query("SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) + " WHERE " +
                               Quote(std::string(field)) + " = $1::" + PgType(schema.field(*index)) + " LIMIT 1",
                           {ToParam(*v)});
     if (r.rows() == 0) return std::nullopt;
@@ -232,7 +232,7 @@ std::optional<Row> GetRow(Connection& conn, const Schema& schema, std::string_vi
 
 std::vector<Row> ListRows(Connection& conn, const Schema& schema, const Query& query) {
     Params params;
-    std::string sql = "SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) +
+    std::string sql = "SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) +
                       WhereSql(schema, query.filters, params) + " ORDER BY ";
     for (const auto& order : query.ordering) {
         if (!schema.FieldIndex(order.field)) {
@@ -254,7 +254,7 @@ std::vector<Row> ListRows(Connection& conn, const Schema& schema, const Query& q
 
 std::int64_t CountRows(Connection& conn, const Schema& schema, const std::vector<Filter>& filters) {
     Params params;
-    Result r = conn.Query("SELECT count(*) FROM " + Quote(schema.table()) + WhereSql(schema, filters, params),
+    Result r = conn.Query("SELECT count(*) FROM " + Quote(schema.storage_table()) + WhereSql(schema, filters, params),
                           params.values());
     return r.Int(0, 0);
 }
@@ -265,10 +265,11 @@ Row InsertRow(Connection& conn, const Schema& schema, const Assignments& values)
     std::string names, placeholders;
     for (const auto& [index, value] : columns) {
         names += (names.empty() ? "" : ", ") + Quote(schema.field(index).name);
-        placeholders += (placeholders.empty() ? "" : ", ") + params.Add(ToParam(value)) + "::" +
-                        PgType(schema.field(index));
+        // No cast: the parameter takes its column's type, which for an existing table may be timestamptz, jsonb,
+        // varchar or uuid where syncline's own tables have text (PgType).
+        placeholders += (placeholders.empty() ? "" : ", ") + params.Add(ToParam(value));
     }
-    std::string sql = "INSERT INTO " + Quote(schema.table()) +
+    std::string sql = "INSERT INTO " + Quote(schema.storage_table()) +
                       (columns.empty() ? " DEFAULT VALUES" : " (" + names + ") VALUES (" + placeholders + ")") +
                       Returning(schema);
     Result r = conn.Query(sql, params.values());
@@ -283,10 +284,10 @@ std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value
     if (!key) return std::nullopt;
     if (columns.empty()) return GetRow(conn, schema, schema.pk().name, pk);
     Params params;
-    std::string sql = "UPDATE " + Quote(schema.table()) + " SET ";
+    std::string sql = "UPDATE " + Quote(schema.storage_table()) + " SET ";
     for (std::size_t i = 0; i < columns.size(); ++i) {
         const FieldSpec& f = schema.field(columns[i].first);
-        sql += (i ? ", " : "") + Quote(f.name) + " = " + params.Add(ToParam(columns[i].second)) + "::" + PgType(f);
+        sql += (i ? ", " : "") + Quote(f.name) + " = " + params.Add(ToParam(columns[i].second));  // column's type
     }
     sql += " WHERE " + Quote(schema.pk().name) + " = " + params.Add(*key) + "::" + PgType(schema.pk()) +
            Returning(schema);
@@ -298,8 +299,8 @@ std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value
 bool DeleteRow(Connection& conn, const Schema& schema, const Value& pk) {
     std::optional<Param> key = KeyParam(schema, pk);
     if (!key) return false;
-    Result r = conn.Query("DELETE FROM " + Quote(schema.table()) + " WHERE " + Quote(schema.pk().name) + " = $1::" +
-                              PgType(schema.pk()),
+    Result r = conn.Query("DELETE FROM " + Quote(schema.storage_table()) + " WHERE " + Quote(schema.pk().name) +
+                              " = $1::" + PgType(schema.pk()),
                           {*key});
     return r.Affected() > 0;
 }
