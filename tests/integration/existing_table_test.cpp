@@ -98,7 +98,9 @@ TEST_P(ExistingTableTest, ServesADjangoTable) {
     ASSERT_TRUE(created.data()["created"].IsString()) << created.text;  // computed by the database
     const std::string stamp = created.data()["created"].GetString();
     EXPECT_TRUE(IsIsoDateTime(stamp)) << stamp;
-    if (pg()) EXPECT_EQ(stamp[10], 'T') << stamp;  // ISO 8601 from timestamptz
+    if (pg()) {
+        EXPECT_EQ(stamp[10], 'T') << stamp;  // ISO 8601 from timestamptz
+    }
     EXPECT_TRUE(created.data()["views"].IsNull());
 
     // varchar(200) bounds the title, with DRF's message.
