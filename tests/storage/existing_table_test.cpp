@@ -221,13 +221,29 @@ TEST_P(ExistingTableTest, ServesTheTableUnderTheModelsName) {
     EXPECT_EQ((*app_row)[2], Value(true));
     EXPECT_EQ((*app_row)[4], Value(7));  // the app's own values are kept
     EXPECT_EQ(db->List("post", Query{}).size(), 2u);
+    // Filters on a timestamp column (timestamptz on PostgreSQL): instants compared, text lookups on the ISO text.
+    auto count = [&](FilterOp op, Value value, std::vector<Value> values = {}) {
+        Query q;
+        q.filters.push_back(Filter{"created", op, std::move(value), std::move(values)});
+        return db->List("post", q).size();
+    };
+    std::optional<Row> old = db->Patch("post", Value(1), {{"created", "2001-02-03T04:05:06+00:00"}});
+    ASSERT_TRUE(old);
+    const Value old_created = (*old)[3];
+    EXPECT_EQ(old_created, Value("2001-02-03T04:05:06+00:00"));
+    EXPECT_EQ(count(FilterOp::kGte, Value("2000-01-01T00:00:00Z")), 2u);
+    EXPECT_EQ(count(FilterOp::kLt, Value("2000-01-01T00:00:00Z")), 0u);
+    EXPECT_EQ(count(FilterOp::kLt, Value("2002-01-01T00:00:00Z")), 1u);
+    EXPECT_EQ(count(FilterOp::kExact, old_created), 1u);
+    EXPECT_EQ(count(FilterOp::kIn, Value(), {old_created, Value("1999-01-01T00:00:00Z")}), 1u);
+    EXPECT_EQ(count(FilterOp::kStartsWith, Value("2001-02-03T04")), 1u);
     // Changes carry the model's name, whatever the table is called; another client's writes are captured too.
     engine_db_->ExecOutside("UPDATE blog_post SET title = 'from sql' WHERE id = 2");
     std::vector<ChangeEvent> events = feed->ReadAfter(cursor, 100);
-    ASSERT_EQ(events.size(), 3u);
+    ASSERT_EQ(events.size(), 4u);
     for (const auto& e : events) EXPECT_EQ(e.table, "post");
-    ASSERT_TRUE(events[2].row);
-    EXPECT_EQ((*events[2].row)[1], Value("from sql"));
+    ASSERT_TRUE(events[3].row);
+    EXPECT_EQ((*events[3].row)[1], Value("from sql"));
     EXPECT_TRUE(db->Delete("post", Value(2)));
     EXPECT_FALSE(db->Get("post", "id", Value(2)));
 }

@@ -109,6 +109,8 @@ std::string LookupColumn(const FieldSpec& field, const std::string& col) {
         case FieldType::kInteger:
         case FieldType::kReal:
             return col + "::text";
+        case FieldType::kDateTime:
+            return "(to_json(" + col + ") #>> '{}')";  // as it reads: a timestamp column as ISO 8601 text
         default:
             return col;
     }
@@ -129,7 +131,12 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, P
         const FieldSpec& field = schema.field(*index);
         const std::string col = Quote(filter.field);
         std::string cond;
-        auto typed = [&](const Value& v) { return params.Add(ToParam(v)) + "::" + PgType(field); };
+        // A datetime operand takes its column's type: text for syncline's own tables, timestamptz (compared as
+        // instants, the ISO 8601 text parsed) or date for an existing table's.
+        const bool datetime = field.type == FieldType::kDateTime;
+        auto typed = [&](const Value& v) {
+            return params.Add(ToParam(v)) + (datetime ? std::string() : "::" + PgType(field));
+        };
         switch (filter.op) {
             case FilterOp::kExact:
             case FilterOp::kNe: {
@@ -171,7 +178,8 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, P
                 if (values.empty()) {
                     cond = "FALSE";
                 } else {
-                    cond = col + " = ANY(" + params.Add(ArrayLiteral(values)) + "::" + ArrayType(field) + ")";
+                    cond = col + " = ANY(" + params.Add(ArrayLiteral(values)) +
+                           (datetime ? std::string() : "::" + ArrayType(field)) + ")";
                 }
                 break;
             }
