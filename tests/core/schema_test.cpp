@@ -252,6 +252,29 @@ TEST(SchemaTest, BoundsPrintTheSameInTheSchemaAndTheSerializer) {
     EXPECT_EQ(coerced(f[2], "2000000000000000"), "Ensure this value is less than or equal to 1e+15.");
 }
 
+// A field the database fills (FieldSpec::database_default, e.g. a timestamp column with DEFAULT now()) is optional on
+// create: not required, and not sent (no empty-text stand-in) so that the database's default applies.
+TEST(SchemaTest, ADatabaseDefaultMakesAFieldOptionalOnCreate) {
+    FieldSpec created;
+    created.name = "created";
+    created.type = FieldType::kDateTime;
+    FieldSpec title;
+    title.name = "title";
+    title.blank = true;
+    Schema plain = Schema::Build("posts", {created, title});
+    created.database_default = true;
+    Schema filled = Schema::Build("posts", {created, title});
+    rapidjson::Document data;
+    data.Parse(R"({})");
+    Validated without = Serializer(plain, SerializerOptions{}).Validate(data, ValidationMode::kCreate);
+    ASSERT_EQ(without.errors.size(), 1u);
+    EXPECT_EQ(without.errors[0].first, "created");
+    Validated with = Serializer(filled, SerializerOptions{}).Validate(data, ValidationMode::kCreate);
+    EXPECT_TRUE(with.errors.empty());
+    ASSERT_EQ(with.values.size(), 1u);  // title's empty text (blank); nothing for created
+    EXPECT_EQ(with.values[0].first, "title");
+}
+
 TEST(SchemaTest, IsoDateTimes) {
     for (const char* ok : {"2024-05-01", "2024-05-01T12:30", "2024-05-01T12:30:00Z", "2024-05-01 12:30:00.123456",
                            "2024-05-01T12:30:00+02:00", "2024-05-01T12:30:00-0530", "2024-05-01T23:59:59.1+05"}) {
