@@ -210,6 +210,14 @@ Database::Database(DatabaseOptions options, std::vector<Schema> models)
         if (!model_index_.emplace(models_[i].table(), i).second) {
             throw StorageError(StoreErrc::kSchema, "model \"" + models_[i].table() + "\" declared twice");
         }
+        for (std::size_t j = 0; j < i; ++j) {
+            // Their triggers and versions would overwrite each other's.
+            if (models_[j].storage_table() == models_[i].storage_table()) {
+                throw StorageError(StoreErrc::kSchema, "models \"" + models_[j].table() + "\" and \"" +
+                                                           models_[i].table() + "\" are both stored in table \"" +
+                                                           models_[i].storage_table() + "\"");
+            }
+        }
     }
 }
 

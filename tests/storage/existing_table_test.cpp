@@ -302,6 +302,17 @@ TEST_P(ExistingTableTest, ADeclaredModelMayNameItsTable) {
     EXPECT_EQ(db->RowVersion("posts", Value(1)), feed->LatestSeq());  // the tombstone of the stored table
 }
 
+TEST_P(ExistingTableTest, TwoModelsCannotShareATable) {
+    BackendOptions options;
+    options.database = engine_db_->database();
+    try {
+        OpenBackend(options, {testing::PostsSchema(), testing::TagsSchema().WithStorageTable("posts")});
+        FAIL();
+    } catch (const StoreError& e) {
+        EXPECT_THAT(e.what(), HasSubstr("models \"posts\" and \"tags\" are both stored in table \"posts\""));
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, ExistingTableTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
