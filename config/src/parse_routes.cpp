@@ -50,6 +50,7 @@ std::vector<Filter> ParseQueryset(const rapidjson::Value& v, const std::string& 
 // The field of an owner rule or of "owner_field": a field of the model that can hold a user's id (integer or text).
 std::string OwnerFieldName(const rapidjson::Value& v, const std::string& path, const Schema& schema) {
     std::string field = GetString(v, path);
+    if (schema.from_database()) return field;  // checked when the consumer binds, once the table is read
     std::vector<std::string> names;
     for (const auto& f : schema.fields()) {
         if (CanHoldOwner(f)) names.push_back(f.name);
@@ -149,6 +150,16 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         Fail(path + ".model", "unknown model \"" + route.consumer.model + "\"; valid models: " + Join(names));
     }
     const Schema& schema = *schema_it;
+    // A model with "fields": "from_database" has no fields until the server reads its table: the field names a route
+    // gives are checked then (a consumer naming a column the table lacks fails the server's start), and the keys
+    // that need the fields' types now are refused.
+    const bool fields_later = schema.from_database();
+    auto needs_fields = [&](const char* key) {
+        if (fields_later) {
+            Fail(path + "." + key, "not available on model \"" + schema.table() +
+                                       "\", whose fields are read from the database (\"fields\": \"from_database\")");
+        }
+    };
     std::vector<std::string> field_names;
     for (const auto& f : schema.fields()) field_names.push_back(f.name);
     // `allow_pk`: the serializer's lists may name "pk", the primary key whatever its column (see SerializerOptions).
@@ -157,7 +168,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         if (const auto* p = Member(v, key)) {
             out = GetStringList(*p, path + "." + key);
             for (std::size_t i = 0; i < out.size(); ++i) {
-                if (!schema.FieldIndex(out[i]) && !(allow_pk && out[i] == "pk")) {
+                if (!fields_later && !schema.FieldIndex(out[i]) && !(allow_pk && out[i] == "pk")) {
                     Fail(path + "." + key + "[" + std::to_string(i) + "]",
                          "unknown field \"" + out[i] + "\"; valid fields: " +
                              (allow_pk && !schema.FieldIndex("pk") ? "pk, " : "") + Join(field_names));
@@ -171,7 +182,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     route.consumer.serializer.write_only = field_list("write_only");
     if (const auto* p = Member(v, "lookup_field")) {
         route.consumer.lookup_field = GetString(*p, path + ".lookup_field");
-        if (route.consumer.lookup_field != "pk" && !schema.FieldIndex(route.consumer.lookup_field)) {
+        if (!fields_later && route.consumer.lookup_field != "pk" && !schema.FieldIndex(route.consumer.lookup_field)) {
             Fail(path + ".lookup_field",
                  "unknown field \"" + route.consumer.lookup_field + "\"; valid fields: pk, " + Join(field_names));
         }
@@ -179,6 +190,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
     if (const auto* p = Member(v, "lookup_url_kwarg")) {
         route.consumer.lookup_url_kwarg = GetString(*p, path + ".lookup_url_kwarg");
     }
+    if (Member(v, "queryset")) needs_fields("queryset");
     if (const auto* p = Member(v, "queryset")) route.consumer.queryset = ParseQueryset(*p, path + ".queryset", schema);
     if (const auto* p = Member(v, "owner_field")) {
         route.consumer.owner_field = OwnerFieldName(*p, path + ".owner_field", schema);
@@ -222,6 +234,7 @@ RouteConfig ParseRoute(const std::string& route_path, const rapidjson::Value& v,
         route.consumer.max_page_size = GetInteger(*p, path + ".max_page_size", 1, 100000);
     }
     if (const auto* p = Member(v, "group_by")) {
+        needs_fields("group_by");
         route.group_by = GetString(*p, path + ".group_by");
         if (!schema.FieldIndex(route.group_by)) {
             Fail(path + ".group_by", "unknown field \"" + route.group_by + "\"; valid fields: " + Join(field_names));

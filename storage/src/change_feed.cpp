@@ -14,7 +14,7 @@ namespace {
 std::string RowByPkSql(const Schema& schema) {
     std::string cols;
     for (const auto& f : schema.fields()) cols += (cols.empty() ? "" : ", ") + Quote(f.name);
-    return "SELECT " + cols + " FROM " + Quote(schema.table()) + " WHERE " + Quote(schema.pk().name) + " = ?1";
+    return "SELECT " + cols + " FROM " + Quote(schema.storage_table()) + " WHERE " + Quote(schema.pk().name) + " = ?1";
 }
 
 }  // namespace

@@ -38,8 +38,8 @@ std::optional<Row> ModelOps::Get(std::string_view table, std::string_view field,
                            "unknown lookup field \"" + std::string(field) + "\" on \"" + schema.table() + "\"");
     }
     auto use = conn_->Use();
-    Statement st = conn_->Prepare("SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) + " WHERE " +
-                                  Quote(std::string(field)) + " = ?1 LIMIT 1");
+    Statement st = conn_->Prepare("SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) +
+                                  " WHERE " + Quote(std::string(field)) + " = ?1 LIMIT 1");
     st.Bind(1, value);
     if (!st.Step()) return std::nullopt;
     return st.ColumnRow(schema);
@@ -48,7 +48,7 @@ std::optional<Row> ModelOps::Get(std::string_view table, std::string_view field,
 std::vector<Row> ModelOps::List(std::string_view table, const Query& query) const {
     const Schema& schema = db_->Model(table);
     Params params;
-    std::string sql = "SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) +
+    std::string sql = "SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) +
                       WhereSql(schema, query.filters, db_->options().inline_in_values, params) + " ORDER BY ";
     for (const auto& order : query.ordering) {
         if (!schema.FieldIndex(order.field)) {
@@ -74,7 +74,7 @@ std::vector<Row> ModelOps::List(std::string_view table, const Query& query) cons
 std::int64_t ModelOps::Count(std::string_view table, const std::vector<Filter>& filters) const {
     const Schema& schema = db_->Model(table);
     Params params;
-    std::string sql = "SELECT count(*) FROM " + Quote(schema.table()) +
+    std::string sql = "SELECT count(*) FROM " + Quote(schema.storage_table()) +
                       WhereSql(schema, filters, db_->options().inline_in_values, params);
     auto use = conn_->Use();
     Statement st = conn_->Prepare(sql);
@@ -97,7 +97,7 @@ Row ModelOps::Insert(std::string_view table, const Assignments& values) const {
     }
     // No RETURNING: SQLite builds an ephemeral table for it on every statement (measured: a third of the cost of a
     // batched write). The row is read back by key instead, in the same transaction.
-    std::string sql = "INSERT INTO " + Quote(schema.table()) +
+    std::string sql = "INSERT INTO " + Quote(schema.storage_table()) +
                       (columns.empty() ? " DEFAULT VALUES" : " (" + names + ") VALUES (" + params + ")");
     auto use = conn_->Use();
     {
@@ -123,7 +123,7 @@ std::optional<Row> ModelOps::WriteUpdate(std::string_view table, const Value& pk
     const Schema& schema = db_->Model(table);
     std::vector<std::pair<std::size_t, Value>> columns = UpdateColumns(schema, values, full);
     if (columns.empty()) return Get(table, schema.pk().name, pk);
-    std::string sql = "UPDATE " + Quote(schema.table()) + " SET ";
+    std::string sql = "UPDATE " + Quote(schema.storage_table()) + " SET ";
     for (std::size_t i = 0; i < columns.size(); ++i) {
         sql += (i ? ", " : "") + Quote(schema.field(columns[i].first).name) + " = ?";
     }
@@ -154,8 +154,8 @@ std::optional<Row> ModelOps::Patch(std::string_view table, const Value& pk, cons
 bool ModelOps::Delete(std::string_view table, const Value& pk) const {
     const Schema& schema = db_->Model(table);
     auto use = conn_->Use();
-    Statement st = conn_->Prepare("DELETE FROM " + Quote(schema.table()) + " WHERE " + Quote(schema.pk().name) +
-                                  " = ?1");
+    Statement st =
+        conn_->Prepare("DELETE FROM " + Quote(schema.storage_table()) + " WHERE " + Quote(schema.pk().name) + " = ?1");
     st.Bind(1, pk);
     st.Step();
     return sqlite3_changes(conn_->handle()) > 0;
@@ -209,6 +209,14 @@ Database::Database(DatabaseOptions options, std::vector<Schema> models)
     for (std::size_t i = 0; i < models_.size(); ++i) {
         if (!model_index_.emplace(models_[i].table(), i).second) {
             throw StorageError(StoreErrc::kSchema, "model \"" + models_[i].table() + "\" declared twice");
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            // Their triggers and versions would overwrite each other's.
+            if (models_[j].storage_table() == models_[i].storage_table()) {
+                throw StorageError(StoreErrc::kSchema, "models \"" + models_[j].table() + "\" and \"" +
+                                                           models_[i].table() + "\" are both stored in table \"" +
+                                                           models_[i].storage_table() + "\"");
+            }
         }
     }
 }

@@ -25,8 +25,8 @@ std::int64_t NowMs() {
 // What the store knows of a row's version: from the row (its version column, NULL when not changed since capture
 // began) or from its tombstone; no row when neither has it.
 Statement VersionEntry(Connection& conn, const Schema& schema, const Value& pk) {
-    Statement st = conn.Prepare("SELECT " + Quote(kVersionColumn) + ", 0 FROM " + Quote(schema.table()) + " WHERE " +
-                                Quote(schema.pk().name) + " = ?1 UNION ALL SELECT seq, 1 FROM " +
+    Statement st = conn.Prepare("SELECT " + Quote(kVersionColumn) + ", 0 FROM " + Quote(schema.storage_table()) +
+                                " WHERE " + Quote(schema.pk().name) + " = ?1 UNION ALL SELECT seq, 1 FROM " +
                                 Quote(TombstoneTable(schema)) + " WHERE pk = ?1 LIMIT 1");
     st.Bind(1, pk);
     return st;
@@ -128,7 +128,7 @@ std::optional<std::vector<ModelStore::ChangedRow>> Database::ChangedSince(std::s
                        ? conn.Prepare("SELECT pk, max(seq), op = 3 FROM " + std::string(kChangesTable) +
                                       " WHERE seq > ?1 AND tbl = ?2 GROUP BY pk")
                        : conn.Prepare("SELECT " + Quote(schema.pk().name) + ", " + Quote(kVersionColumn) + ", 0 FROM " +
-                                      Quote(schema.table()) + " WHERE " + Quote(kVersionColumn) +
+                                      Quote(schema.storage_table()) + " WHERE " + Quote(kVersionColumn) +
                                       " > ?1 AND ?2 IS NOT NULL UNION ALL SELECT pk, seq, 1 FROM " +
                                       Quote(TombstoneTable(schema)) + " WHERE seq > ?1");
     st.BindInt(1, since);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "connection.hpp"
+#include "describe_table.hpp"
 #include "schema_sql.hpp"
 
 namespace syncline::storage {
@@ -52,7 +53,7 @@ std::string JoinedFingerprint(const std::vector<Schema>& models) {
 }  // namespace
 
 bool MigrateTable(Connection& conn, const Schema& schema) {
-    const std::string& t = schema.table();
+    const std::string& t = schema.storage_table();
     std::vector<ColumnInfo> columns = TableInfo(conn, t);
     bool changed = false;
     if (columns.empty()) {
@@ -74,7 +75,9 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
                 changed = true;
                 continue;
             }
-            if (col->type != SqlType(f)) {
+            // An existing table (a Django app's, say) may declare the type in its own words: varchar(200), bool,
+            // datetime. They serve the field when they map to its type as "fields": "from_database" reads them.
+            if (col->type != SqlType(f) && SqliteFieldType(col->type) != f.type) {
                 conflict(f.name, "the database has type " + col->type + ", the schema declares " +
                                      std::string(FieldTypeName(f.type)) + " (" + SqlType(f) + ")");
             }
@@ -83,7 +86,7 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
                 conflict(f.name, col->notnull ? "the database column is NOT NULL, the schema allows null"
                                               : "the database column allows null, the schema does not");
             }
-            if (!f.primary_key && col->notnull && col->has_default && !f.default_value) {
+            if (!f.primary_key && col->notnull && col->has_default && !f.default_value && !f.database_default) {
                 conflict(f.name, "the schema dropped the default of a NOT NULL column");
             }
         }
@@ -110,13 +113,13 @@ bool MigrateTable(Connection& conn, const Schema& schema) {
 
 void SyncVersionColumn(Connection& conn, const Schema& schema) {
     conn.Exec(TombstoneTableSql(schema));
-    std::vector<ColumnInfo> columns = TableInfo(conn, schema.table());
+    std::vector<ColumnInfo> columns = TableInfo(conn, schema.storage_table());
     if (std::any_of(columns.begin(), columns.end(), [](const ColumnInfo& c) { return c.name == kVersionColumn; })) {
         return;
     }
-    conn.Exec("ALTER TABLE " + Quote(schema.table()) + " ADD COLUMN " + Quote(kVersionColumn) + " INTEGER");
+    conn.Exec("ALTER TABLE " + Quote(schema.storage_table()) + " ADD COLUMN " + Quote(kVersionColumn) + " INTEGER");
     {
-        Statement rows = conn.Prepare("SELECT 1 FROM " + Quote(schema.table()) + " LIMIT 1");
+        Statement rows = conn.Prepare("SELECT 1 FROM " + Quote(schema.storage_table()) + " LIMIT 1");
         if (!rows.Step()) return;  // an empty table: every version from now on is captured
     }
     Statement floor =

@@ -90,7 +90,7 @@ std::string ColumnSql(const FieldSpec& field) {
 }
 
 std::string CreateTableSql(const Schema& schema) {
-    std::string sql = "CREATE TABLE " + Quote(schema.table()) + " (";
+    std::string sql = "CREATE TABLE " + Quote(schema.storage_table()) + " (";
     for (std::size_t i = 0; i < schema.size(); ++i) {
         if (i) sql += ", ";
         sql += ColumnSql(schema.field(i));
@@ -98,7 +98,7 @@ std::string CreateTableSql(const Schema& schema) {
     return sql + ", " + Quote(kVersionColumn) + " INTEGER)";
 }
 
-std::string TombstoneTable(const Schema& schema) { return "_syncline_tombstones_" + schema.table(); }
+std::string TombstoneTable(const Schema& schema) { return "_syncline_tombstones_" + schema.storage_table(); }
 
 std::string TombstoneTableSql(const Schema& schema) {
     const std::string name = TombstoneTable(schema);
@@ -110,9 +110,11 @@ std::string TombstoneTableSql(const Schema& schema) {
 }
 
 std::vector<std::pair<std::string, std::string>> CaptureTriggers(const Schema& schema) {
-    const std::string& t = schema.table();
+    // The storage table in SQL and trigger names; the model's name in the feed (tbl), which events carry.
+    const std::string& t = schema.storage_table();
     std::string pk = Quote(schema.pk().name);
-    std::string insert = "INSERT INTO " + std::string(kChangesTable) + "(tbl, pk, op, old) VALUES ('" + t + "', ";
+    std::string insert =
+        "INSERT INTO " + std::string(kChangesTable) + "(tbl, pk, op, old) VALUES ('" + schema.table() + "', ";
     // Right after each change, the row's version is that change's seq (last_insert_rowid() inside a trigger is the
     // row the trigger just inserted): in the row for a row that is there, in the tombstones for one that went.
     // A row that arrives ends the tombstone its key may have (text keys can be reused).

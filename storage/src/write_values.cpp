@@ -59,6 +59,8 @@ std::vector<std::pair<std::size_t, Value>> InsertColumns(const Schema& schema, c
             continue;
         } else if (f.default_value) {
             columns.emplace_back(i, *f.default_value);
+        } else if (f.database_default) {
+            continue;  // the database computes it
         } else if (f.nullable) {
             columns.emplace_back(i, Value());
         } else {
@@ -79,6 +81,8 @@ std::vector<std::pair<std::size_t, Value>> UpdateColumns(const Schema& schema, c
             if (std::any_of(columns.begin(), columns.end(), [&](const auto& p) { return p.first == i; })) continue;
             if (f.default_value) {
                 columns.emplace_back(i, *f.default_value);
+            } else if (f.database_default) {
+                continue;  // computed by the database on insert; a full update keeps it
             } else if (f.nullable) {
                 columns.emplace_back(i, Value());
             } else {

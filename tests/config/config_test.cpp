@@ -76,6 +76,48 @@ TEST(ConfigTest, RouteOptions) {
     EXPECT_EQ(config.server.port, 0);
 }
 
+// Existing tables (issue 12): "table" names the database table, "fields": "from_database" defers the fields to the
+// server's start (field names in routes are checked then, by the consumers); keys that need the fields' types now are
+// refused.
+TEST(ConfigTest, ExistingTableKeys) {
+    const std::string models =
+        R"("models": {"post": {"table": "blog_post", "fields": "from_database"},
+                      "tag": {"table": "blog_tag", "fields": {"name": {"type": "text"}}}},)";
+    Config config = ParseConfig(R"({"database": "t.db", )" + models + R"(
+        "routes": {"/ws/posts/": {"model": "post", "mixins": ["list", "patch"], "fields": ["id", "title"],
+                                  "filter_fields": ["published"], "ordering_fields": ["created"],
+                                  "lookup_field": "slug", "owner_field": "author_id"}}})");
+    ASSERT_EQ(config.models.size(), 2u);
+    EXPECT_EQ(config.models[0].table(), "post");
+    EXPECT_EQ(config.models[0].storage_table(), "blog_post");
+    EXPECT_TRUE(config.models[0].from_database());
+    EXPECT_EQ(config.models[1].storage_table(), "blog_tag");
+    EXPECT_FALSE(config.models[1].from_database());
+    EXPECT_EQ(config.routes[0].consumer.filter_fields, std::vector<std::string>{"published"});
+    EXPECT_EQ(config.routes[0].consumer.lookup_field, "slug");
+
+    auto route_error = [&](const std::string& route) {
+        return Error(R"({"database": "t.db", )" + models + R"("routes": {"/ws/posts/": )" + route + "}}");
+    };
+    EXPECT_THAT(route_error(R"({"model": "post", "mixins": ["list"], "queryset": {"published": true}})"),
+                HasSubstr("routes./ws/posts/.queryset: not available on model \"post\", whose fields are read from "
+                          "the database"));
+    EXPECT_THAT(route_error(R"({"model": "post", "mixins": ["list"], "group_by": "author"})"),
+                HasSubstr("routes./ws/posts/.group_by: not available on model \"post\""));
+    // A declared model's fields are still checked at once.
+    EXPECT_THAT(route_error(R"({"model": "tag", "mixins": ["list"], "fields": ["nope"]})"),
+                HasSubstr("unknown field \"nope\""));
+    EXPECT_THAT(Error(R"({"database": "t.db", "models": {"post": {"table": "blog-post", "fields": "from_database"}},
+                         "routes": {"/ws/": {"model": "post", "mixins": ["list"]}}})"),
+                HasSubstr("models.post.table: \"blog-post\" is not a valid table name"));
+    EXPECT_THAT(Error(R"({"database": "t.db", "models": {"post": {"table": "_syncline_x", "fields": "from_database"}},
+                         "routes": {"/ws/": {"model": "post", "mixins": ["list"]}}})"),
+                HasSubstr("models.post.table: \"_syncline_x\" is not a valid table name"));
+    EXPECT_THAT(Error(R"({"database": "t.db", "models": {"post": {"fields": "from_db"}},
+                         "routes": {"/ws/": {"model": "post", "mixins": ["list"]}}})"),
+                HasSubstr("models.post.fields: expected an object of field declarations or \"from_database\""));
+}
+
 // "pk" in a serializer's lists is the primary key whatever its column (issue 11): in fields and read_only, not as
 // input (write_only) nor in filters or ordering, which name the model's columns.
 TEST(ConfigTest, PkIsASerializerFieldName) {

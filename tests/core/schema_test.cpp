@@ -144,6 +144,45 @@ TEST(SchemaTest, FromJsonMatchesTheBlogExample) {
     EXPECT_EQ(s.field(8).choices.size(), 2u);
 }
 
+// Issue 12: a model may be stored in a table of another name, and may take its fields from the database.
+TEST(SchemaTest, StorageTableAndFieldsFromTheDatabase) {
+    Schema plain = Schema::FromJson("post", R"({"fields": {"title": {"type": "text"}}})");
+    EXPECT_EQ(plain.storage_table(), "post");
+    Schema stored = Schema::FromJson("post", R"({"table": "blog_post", "fields": {"title": {"type": "text"}}})");
+    EXPECT_EQ(stored.table(), "post");
+    EXPECT_EQ(stored.storage_table(), "blog_post");
+    EXPECT_FALSE(stored.from_database());
+    EXPECT_NE(stored.Fingerprint(), plain.Fingerprint());
+    EXPECT_EQ(plain.WithStorageTable("blog_post").Fingerprint(), stored.Fingerprint());
+    EXPECT_THROW(plain.WithStorageTable("blog post"), SchemaError);
+    EXPECT_THROW(plain.WithStorageTable("_syncline_changes"), SchemaError);
+
+    Schema marker = Schema::FromJson("post", R"({"table": "blog_post", "fields": "from_database"})");
+    EXPECT_TRUE(marker.from_database());
+    EXPECT_EQ(marker.storage_table(), "blog_post");
+    EXPECT_TRUE(Schema::FromJson("post", R"({"fields": "from_database"})").from_database());
+    EXPECT_EQ(Schema::FromJson("post", R"({"fields": "from_database"})").storage_table(), "post");
+    FieldSpec id;
+    id.name = "id";
+    id.type = FieldType::kInteger;
+    id.primary_key = true;
+    FieldSpec created;
+    created.name = "created";
+    created.type = FieldType::kDateTime;
+    created.database_default = true;
+    Schema resolved = marker.ResolveFields({id, created});
+    EXPECT_FALSE(resolved.from_database());
+    EXPECT_EQ(resolved.table(), "post");
+    EXPECT_EQ(resolved.storage_table(), "blog_post");
+    EXPECT_TRUE(resolved.field(1).database_default);
+    EXPECT_THAT(resolved.Fingerprint(), HasSubstr("created:datetime:dbdefault"));
+
+    EXPECT_THAT(JsonError(R"({"table": 3, "fields": "from_database"})"), HasSubstr("posts.table: expected the name"));
+    EXPECT_THAT(JsonError(R"({"table": "a-b", "fields": "from_database"})"),
+                HasSubstr("posts.table: \"a-b\" is not a valid table name"));
+    EXPECT_THAT(JsonError(R"({"fields": "from_db"})"), HasSubstr("or \"from_database\""));
+}
+
 TEST(SchemaTest, FromJsonErrorsNameTheKeyPathAndChoices) {
     EXPECT_THAT(JsonError(R"({"fields": {"t": {"type": "str"}}})"),
                 HasSubstr("posts.fields.t.type: unknown type \"str\"; valid types: integer, real, text, boolean, "
@@ -157,7 +196,7 @@ TEST(SchemaTest, FromJsonErrorsNameTheKeyPathAndChoices) {
                 HasSubstr("posts.fields.t.null: expected true or false"));
     EXPECT_THAT(JsonError(R"({"fields": {}})"), HasSubstr("posts.fields: expected a non-empty object"));
     EXPECT_THAT(JsonError(R"({"fields": {"t": {"type": "text"}}, "extra": 1})"),
-                HasSubstr("posts.extra: unknown key; valid keys: fields"));
+                HasSubstr("posts.extra: unknown key; valid keys: fields, table"));
     EXPECT_THAT(JsonError(R"({"fields": )"), HasSubstr("invalid JSON"));
     EXPECT_THAT(JsonError(R"({"fields": {"t": {"type": "text"}, "t": {"type": "text"}}})"),
                 HasSubstr("duplicate field"));
@@ -211,6 +250,29 @@ TEST(SchemaTest, BoundsPrintTheSameInTheSchemaAndTheSerializer) {
     EXPECT_EQ(s.CheckValue(f[2], Value(std::int64_t{2000000000000000})),
               "Ensure this value is less than or equal to 1e+15.");
     EXPECT_EQ(coerced(f[2], "2000000000000000"), "Ensure this value is less than or equal to 1e+15.");
+}
+
+// A field the database fills (FieldSpec::database_default, e.g. a timestamp column with DEFAULT now()) is optional on
+// create: not required, and not sent (no empty-text stand-in) so that the database's default applies.
+TEST(SchemaTest, ADatabaseDefaultMakesAFieldOptionalOnCreate) {
+    FieldSpec created;
+    created.name = "created";
+    created.type = FieldType::kDateTime;
+    FieldSpec title;
+    title.name = "title";
+    title.blank = true;
+    Schema plain = Schema::Build("posts", {created, title});
+    created.database_default = true;
+    Schema filled = Schema::Build("posts", {created, title});
+    rapidjson::Document data;
+    data.Parse(R"({})");
+    Validated without = Serializer(plain, SerializerOptions{}).Validate(data, ValidationMode::kCreate);
+    ASSERT_EQ(without.errors.size(), 1u);
+    EXPECT_EQ(without.errors[0].first, "created");
+    Validated with = Serializer(filled, SerializerOptions{}).Validate(data, ValidationMode::kCreate);
+    EXPECT_TRUE(with.errors.empty());
+    ASSERT_EQ(with.values.size(), 1u);  // title's empty text (blank); nothing for created
+    EXPECT_EQ(with.values[0].first, "title");
 }
 
 TEST(SchemaTest, IsoDateTimes) {

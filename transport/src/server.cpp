@@ -87,6 +87,13 @@ void Server::Prepare() {
     db_options.database = options_.database;
     db_options.synchronous = options_.synchronous;
     db_options.statement_cache_bytes = options_.statement_cache_bytes;
+    // Models declared with "fields": "from_database" take their fields from their existing tables, read before the
+    // database is opened (and migrated) with them; a consumer naming a field the table lacks fails when it binds.
+    for (auto& model : models_) {
+        if (!model.from_database()) continue;
+        model = model.ResolveFields(storage::DescribeTable(options_.database, model.storage_table()));
+        spdlog::info("model {}: {} fields read from table {}", model.table(), model.size(), model.storage_table());
+    }
     db_ = storage::OpenBackend(db_options, models_);
     spdlog::info("database: {} open (schema version {}, {} models)", RedactCredentials(db_->Describe()),
                  db_->SchemaVersion(), models_.size());

@@ -121,7 +121,7 @@ std::string_view PythonTypeName(const rapidjson::Value& json) {
 
 bool Serializer::IsRequired(const FieldSpec& field) {
     bool text = field.type == FieldType::kText || field.type == FieldType::kDateTime;
-    return !field.default_value && !field.nullable && !(text && field.blank);
+    return !field.default_value && !field.database_default && !field.nullable && !(text && field.blank);
 }
 
 Serializer::Serializer(const Schema& schema, SerializerOptions options) : schema_(schema) {
@@ -272,7 +272,7 @@ Validated Serializer::Validate(const rapidjson::Value& data, ValidationMode mode
             if (mode == ValidationMode::kPartial) continue;
             if (IsRequired(f)) {
                 out.errors.push_back({f.name, {"This field is required."}});
-            } else if (mode == ValidationMode::kCreate && !f.default_value && !f.nullable) {
+            } else if (mode == ValidationMode::kCreate && !f.default_value && !f.database_default && !f.nullable) {
                 out.values.emplace_back(f.name, Value(""));  // Django's empty default for blank text
             }
             continue;

@@ -217,6 +217,7 @@ Schema Schema::Build(std::string table, std::vector<FieldSpec> fields) {
 
     Schema schema;
     schema.table_ = table;
+    schema.storage_table_ = table;
     std::optional<std::size_t> pk;
     for (std::size_t i = 0; i < fields.size(); ++i) {
         const FieldSpec& f = fields[i];
@@ -285,9 +286,28 @@ Schema Schema::FromJson(std::string table, std::string_view json_text) {
     if (!doc.IsObject()) throw SchemaError(table + ": expected an object with \"fields\"");
     for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
         std::string key = it->name.GetString();
-        if (key != "fields") throw SchemaError(table + "." + key + ": unknown key; valid keys: fields");
+        if (key != "fields" && key != "table") {
+            throw SchemaError(table + "." + key + ": unknown key; valid keys: fields, table");
+        }
+    }
+    std::optional<std::string> storage_table;
+    if (auto it = doc.FindMember("table"); it != doc.MemberEnd()) {
+        if (!it->value.IsString()) throw SchemaError(table + ".table: expected the name of a database table");
+        storage_table = std::string(it->value.GetString(), it->value.GetStringLength());
+        if (!IsValidIdentifier(*storage_table) || IsReservedName(*storage_table)) {
+            throw SchemaError(table + ".table: \"" + *storage_table +
+                              "\" is not a valid table name (letters, digits and _, at most 63, not reserved)");
+        }
     }
     auto fields_it = doc.FindMember("fields");
+    if (fields_it != doc.MemberEnd() && fields_it->value.IsString()) {
+        std::string marker(fields_it->value.GetString(), fields_it->value.GetStringLength());
+        if (marker != "from_database") {
+            throw SchemaError(table + ".fields: expected an object of field declarations or \"from_database\"");
+        }
+        std::string stored = storage_table ? *storage_table : table;
+        return FromDatabase(std::move(table), std::move(stored));
+    }
     if (fields_it == doc.MemberEnd() || !fields_it->value.IsObject() || fields_it->value.MemberCount() == 0) {
         throw SchemaError(table + ".fields: expected a non-empty object of field declarations");
     }
@@ -350,7 +370,30 @@ Schema Schema::FromJson(std::string table, std::string_view json_text) {
         }
         specs.push_back(std::move(spec));
     }
-    return Build(std::move(table), std::move(specs));
+    Schema schema = Build(std::move(table), std::move(specs));
+    return storage_table ? schema.WithStorageTable(*storage_table) : schema;
+}
+
+Schema Schema::FromDatabase(std::string table, std::string storage_table) {
+    Schema schema = Build(std::move(table), {}).WithStorageTable(std::move(storage_table));
+    schema.from_database_ = true;
+    return schema;
+}
+
+Schema Schema::WithStorageTable(std::string storage_table) const {
+    if (!IsValidIdentifier(storage_table) || IsReservedName(storage_table)) {
+        throw SchemaError("model \"" + table_ + "\": \"" + storage_table +
+                          "\" is not a valid table name (letters, digits and _, at most 63, not reserved)");
+    }
+    Schema copy = *this;
+    copy.storage_table_ = std::move(storage_table);
+    return copy;
+}
+
+Schema Schema::ResolveFields(std::vector<FieldSpec> fields) const {
+    Schema schema = Build(table_, std::move(fields));
+    schema.storage_table_ = storage_table_;
+    return schema;
 }
 
 std::optional<std::size_t> Schema::FieldIndex(std::string_view name) const {
@@ -414,12 +457,14 @@ std::string Schema::CheckValue(const FieldSpec& field, const Value& value) const
 
 std::string Schema::Fingerprint() const {
     std::string out = table_;
+    if (storage_table_ != table_) out += "@" + storage_table_;
     for (const auto& f : fields_) {
         out += "|" + f.name + ":" + std::string(FieldTypeName(f.type));
         if (f.primary_key) out += ":pk";
         if (f.nullable) out += ":null";
         if (f.unique) out += ":unique";
         if (f.default_value) out += ":default=" + f.default_value->DebugString();
+        if (f.database_default) out += ":dbdefault";
     }
     return out;
 }

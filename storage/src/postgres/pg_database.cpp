@@ -127,8 +127,8 @@ std::int64_t VersionFloor(Connection& conn, const Schema& schema) {
 std::optional<std::pair<std::int64_t, bool>> VersionEntry(Connection& conn, const Schema& schema, const Value& pk) {
     Param key = ToParam(pk);
     if (!key) return std::nullopt;
-    Result r = conn.Query("SELECT " + Quote(kVersionColumn) + ", false FROM " + Quote(schema.table()) + " WHERE " +
-                              Quote(schema.pk().name) + " = $1::" + PgType(schema.pk()) +
+    Result r = conn.Query("SELECT " + Quote(kVersionColumn) + ", false FROM " + Quote(schema.storage_table()) +
+                              " WHERE " + Quote(schema.pk().name) + " = $1::" + PgType(schema.pk()) +
                               " UNION ALL SELECT seq, true FROM " + kTombstones + " WHERE tbl = $2 AND pk = $3 LIMIT 1",
                           {key, schema.table(), key});
     if (r.rows() == 0 || r.IsNull(0, 0)) return std::nullopt;
@@ -191,6 +191,14 @@ PostgresDatabase::PostgresDatabase(BackendOptions options, std::vector<Schema> m
     for (std::size_t i = 0; i < models_.size(); ++i) {
         if (!model_index_.emplace(models_[i].table(), i).second) {
             throw StoreError(StoreErrc::kSchema, "model \"" + models_[i].table() + "\" declared twice");
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            // Their triggers and versions would overwrite each other's.
+            if (models_[j].storage_table() == models_[i].storage_table()) {
+                throw StoreError(StoreErrc::kSchema, "models \"" + models_[j].table() + "\" and \"" +
+                                                         models_[i].table() + "\" are both stored in table \"" +
+                                                         models_[i].storage_table() + "\"");
+            }
         }
     }
 }
@@ -364,9 +372,9 @@ std::optional<std::vector<ModelStore::ChangedRow>> PostgresDatabase::ChangedSinc
                                     kChangesTable + " WHERE seq > $1 AND tbl = $2) c GROUP BY pk",
                                 {since_text, schema.table()})
                    : conn.Query("SELECT " + Quote(schema.pk().name) + "::text, " + Quote(kVersionColumn) +
-                                    ", false FROM " + Quote(schema.table()) + " WHERE " + Quote(kVersionColumn) +
-                                    " > $1::bigint UNION ALL SELECT pk, seq, true FROM " + kTombstones +
-                                    " WHERE tbl = $2 AND seq > $1::bigint",
+                                    ", false FROM " + Quote(schema.storage_table()) + " WHERE " +
+                                    Quote(kVersionColumn) + " > $1::bigint UNION ALL SELECT pk, seq, true FROM " +
+                                    kTombstones + " WHERE tbl = $2 AND seq > $1::bigint",
                                 {since_text, schema.table()});
     std::vector<ChangedRow> rows;
     for (int i = 0; i < r.rows(); ++i) {

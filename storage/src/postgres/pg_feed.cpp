@@ -166,7 +166,7 @@ private:
             keys += '"';
         }
         keys += "}";
-        Result r = conn_.Query("SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) + " WHERE " +
+        Result r = conn_.Query("SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) + " WHERE " +
                                    Quote(schema.pk().name) + " = ANY($1::" + PgType(schema.pk()) + "[])",
                                {keys});
         std::map<std::string, int> by_key;

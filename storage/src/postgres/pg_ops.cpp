@@ -127,6 +127,8 @@ std::string LookupColumn(const FieldSpec& field, const std::string& col) {
         case FieldType::kInteger:
         case FieldType::kReal:
             return col + "::text";
+        case FieldType::kDateTime:
+            return "(to_json(" + col + ") #>> '{}')";  // as it reads: a timestamp column as ISO 8601 text
         default:
             return col;
     }
@@ -147,7 +149,12 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, P
         const FieldSpec& field = schema.field(*index);
         const std::string col = Quote(filter.field);
         std::string cond;
-        auto typed = [&](const Value& v) { return params.Add(ToParam(v)) + "::" + PgType(field); };
+        // A datetime operand takes its column's type: text for syncline's own tables, timestamptz (compared as
+        // instants, the ISO 8601 text parsed) or date for an existing table's.
+        const bool datetime = field.type == FieldType::kDateTime;
+        auto typed = [&](const Value& v) {
+            return params.Add(ToParam(v)) + (datetime ? std::string() : "::" + PgType(field));
+        };
         switch (filter.op) {
             case FilterOp::kExact:
             case FilterOp::kNe: {
@@ -189,7 +196,8 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, P
                 if (values.empty()) {
                     cond = "FALSE";
                 } else {
-                    cond = col + " = ANY(" + params.Add(ArrayLiteral(values)) + "::" + ArrayType(field) + ")";
+                    cond = col + " = ANY(" + params.Add(ArrayLiteral(values)) +
+                           (datetime ? std::string() : "::" + ArrayType(field)) + ")";
                 }
                 break;
             }
@@ -241,7 +249,7 @@ std::optional<Row> GetRow(Connection& conn, const Schema& schema, std::string_vi
     }
     std::optional<Value> v = AsColumnValue(schema.field(*index), value);
     if (!v || v->IsNull()) return std::nullopt;
-    Result r = conn.Query("SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) + " WHERE " +
+    Result r = conn.Query("SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) + " WHERE " +
                               Quote(std::string(field)) + " = $1::" + PgType(schema.field(*index)) + " LIMIT 1",
                           {ToParam(*v)});
     if (r.rows() == 0) return std::nullopt;
@@ -250,7 +258,7 @@ std::optional<Row> GetRow(Connection& conn, const Schema& schema, std::string_vi
 
 std::vector<Row> ListRows(Connection& conn, const Schema& schema, const Query& query) {
     Params params;
-    std::string sql = "SELECT " + SelectList(schema) + " FROM " + Quote(schema.table()) +
+    std::string sql = "SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) +
                       WhereSql(schema, query.filters, params) + " ORDER BY ";
     for (const auto& order : query.ordering) {
         if (!schema.FieldIndex(order.field)) {
@@ -272,7 +280,7 @@ std::vector<Row> ListRows(Connection& conn, const Schema& schema, const Query& q
 
 std::int64_t CountRows(Connection& conn, const Schema& schema, const std::vector<Filter>& filters) {
     Params params;
-    Result r = conn.Query("SELECT count(*) FROM " + Quote(schema.table()) + WhereSql(schema, filters, params),
+    Result r = conn.Query("SELECT count(*) FROM " + Quote(schema.storage_table()) + WhereSql(schema, filters, params),
                           params.values());
     return r.Int(0, 0);
 }
@@ -284,10 +292,11 @@ Row InsertRow(Connection& conn, const Schema& schema, const Assignments& values)
     std::string names, placeholders;
     for (const auto& [index, value] : columns) {
         names += (names.empty() ? "" : ", ") + Quote(schema.field(index).name);
-        placeholders +=
-            (placeholders.empty() ? "" : ", ") + params.Add(ToParam(value)) + "::" + PgType(schema.field(index));
+        // No cast: the parameter takes its column's type, which for an existing table may be timestamptz, jsonb,
+        // varchar or uuid where syncline's own tables have text (PgType).
+        placeholders += (placeholders.empty() ? "" : ", ") + params.Add(ToParam(value));
     }
-    std::string sql = "INSERT INTO " + Quote(schema.table()) +
+    std::string sql = "INSERT INTO " + Quote(schema.storage_table()) +
                       (columns.empty() ? " DEFAULT VALUES" : " (" + names + ") VALUES (" + placeholders + ")") +
                       Returning(schema);
     Result r = conn.Query(sql, params.values());
@@ -303,10 +312,10 @@ std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value
     if (!key) return std::nullopt;
     if (columns.empty()) return GetRow(conn, schema, schema.pk().name, pk);
     Params params;
-    std::string sql = "UPDATE " + Quote(schema.table()) + " SET ";
+    std::string sql = "UPDATE " + Quote(schema.storage_table()) + " SET ";
     for (std::size_t i = 0; i < columns.size(); ++i) {
         const FieldSpec& f = schema.field(columns[i].first);
-        sql += (i ? ", " : "") + Quote(f.name) + " = " + params.Add(ToParam(columns[i].second)) + "::" + PgType(f);
+        sql += (i ? ", " : "") + Quote(f.name) + " = " + params.Add(ToParam(columns[i].second));  // column's type
     }
     sql +=
         " WHERE " + Quote(schema.pk().name) + " = " + params.Add(*key) + "::" + PgType(schema.pk()) + Returning(schema);
@@ -318,9 +327,9 @@ std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value
 bool DeleteRow(Connection& conn, const Schema& schema, const Value& pk) {
     std::optional<Param> key = KeyParam(schema, pk);
     if (!key) return false;
-    Result r = conn.Query(
-        "DELETE FROM " + Quote(schema.table()) + " WHERE " + Quote(schema.pk().name) + " = $1::" + PgType(schema.pk()),
-        {*key});
+    Result r = conn.Query("DELETE FROM " + Quote(schema.storage_table()) + " WHERE " + Quote(schema.pk().name) +
+                              " = $1::" + PgType(schema.pk()),
+                          {*key});
     return r.Affected() > 0;
 }
 

@@ -166,7 +166,7 @@ bool Compatible(const std::string& data_type, FieldType type) {
 // Installs (or, with capture off, removes) a table's capture triggers. Unchanged ones are left alone: replacing a
 // trigger locks its table against every reader and writer, so a second node starting under load would stall them.
 void SyncTriggers(Connection& conn, const Schema& schema, bool capture) {
-    const std::string table = Quote(schema.table());
+    const std::string table = Quote(schema.storage_table());
     const std::string key = "capture:" + schema.table();
     if (!capture) {
         conn.Exec("DROP TRIGGER IF EXISTS " + Quote(kCaptureTrigger) + " ON " + table + "; DROP TRIGGER IF EXISTS " +
@@ -187,7 +187,7 @@ void SyncTriggers(Connection& conn, const Schema& schema, bool capture) {
     Result installed = conn.Query(
         "SELECT (SELECT value FROM _syncline_meta WHERE key = $1) = $2 AND (SELECT count(*) FROM pg_trigger WHERE "
         "tgrelid = (quote_ident(current_schema()) || '.' || quote_ident($3))::regclass AND tgname IN ($4, $5)) = 2",
-        {key, sql, schema.table(), std::string(kCaptureTrigger), std::string(kNotifyTrigger)});
+        {key, sql, schema.storage_table(), std::string(kCaptureTrigger), std::string(kNotifyTrigger)});
     if (installed.rows() == 1 && installed.Text(0, 0)[0] == 't') return;
     conn.Exec(sql);
     conn.Query(
@@ -202,7 +202,12 @@ std::string Quote(const std::string& name) { return "\"" + name + "\""; }
 
 std::string SelectList(const Schema& schema) {
     std::string out;
-    for (const auto& f : schema.fields()) out += (out.empty() ? "" : ", ") + Quote(f.name);
+    for (const auto& f : schema.fields()) {
+        out += out.empty() ? "" : ", ";
+        // A timestamp column of an existing table reads as ISO 8601 (2024-05-01T12:30:00+00:00), as row_to_json
+        // writes it in the feed; a text column reads as it is.
+        out += f.type == FieldType::kDateTime ? "to_json(" + Quote(f.name) + ") #>> '{}'" : Quote(f.name);
+    }
     return out;
 }
 
@@ -244,7 +249,7 @@ std::string BookkeepingSql() {
 }
 
 bool MigrateTable(Connection& conn, const Schema& schema, bool capture) {
-    const std::string& t = schema.table();
+    const std::string& t = schema.storage_table();
     std::vector<ColumnInfo> columns = TableInfo(conn, t);
     bool changed = false;
     auto conflict = [&](const std::string& column, const std::string& why) {
@@ -298,7 +303,7 @@ bool MigrateTable(Connection& conn, const Schema& schema, bool capture) {
         // `since` gets them pushed).
         conn.Query("INSERT INTO _syncline_meta (key, value) SELECT $1, coalesce(max(seq), 0)::text FROM " +
                        std::string(kChangesTable) + " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                   {"floor:" + t});
+                   {"floor:" + schema.table()});
     }
     for (const auto& f : schema.fields()) {
         if (!f.unique || f.primary_key) continue;

@@ -85,6 +85,15 @@ public:
     virtual std::string Identity() const = 0;
 };
 
+/// The fields of the existing table `table` in the database `database` names (either engine), for a model declared
+/// with `"fields": "from_database"` (Schema::FromDatabase): columns, types, nullability, constant defaults (a default
+/// the database computes makes the field optional on create: FieldSpec::database_default), the primary key and the
+/// max_length of varchar(n)/char(n); syncline's own _syncline_version column is never a field. Opens its own short
+/// connection. Throws StoreError(kSchema) naming the table (and column) for a missing table, a table without a
+/// primary key or with a composite one, or a column of a type syncline cannot serve; StoreError(kIo) when the
+/// database cannot be reached.
+std::vector<FieldSpec> DescribeTable(const std::string& database, const std::string& table);
+
 /// Opens (creating or migrating as needed) the database `options.database` names, with these models. Throws
 /// StoreError(kSchema) when the database conflicts with a model, StoreError(kIo) when it cannot be reached.
 std::unique_ptr<Backend> OpenBackend(BackendOptions options, std::vector<Schema> models);

@@ -70,7 +70,9 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    /// Declares a model (before Start).
+    /// Declares a model (before Start). A model made by Schema::FromDatabase takes its fields from its existing table
+    /// when Start opens the database (storage::DescribeTable); Start throws StoreError naming the table when that
+    /// table is missing or cannot be served.
     void AddModel(Schema schema);
     /// Declares a typed model (before Start).
     template <class T>

@@ -36,6 +36,9 @@ struct FieldSpec {
     std::vector<Value> choices;
     std::optional<double> min_value;
     std::optional<double> max_value;
+    /// The database fills the field when an insert leaves it out (a default it computes, such as nextval(...) or
+    /// now(), read from an existing table): the field is then optional on create, and a full update keeps it.
+    bool database_default = false;
 };
 
 /// A schema declaration was invalid; the message names the table, the field and the problem.
@@ -57,9 +60,29 @@ public:
     /// Field keys: type, primary_key, null, blank, unique, max_length, default, choices, min_value, max_value.
     /// Throws SchemaError naming the key path (e.g. `posts.fields.title.max_length`) and, for an unknown key or
     /// type, the valid choices.
+    /// Also `"table": "posts_post"` (the database table, see WithStorageTable) and `"fields": "from_database"` (see
+    /// FromDatabase).
     static Schema FromJson(std::string table, std::string_view json_text);
 
+    /// A model whose fields are read from its existing database table when the server opens the database: a marker
+    /// (from_database() is true, its only field a placeholder "id") until ResolveFields gives it the table's fields.
+    /// Throws SchemaError on a bad model or table name.
+    static Schema FromDatabase(std::string table, std::string storage_table);
+
+    /// This schema stored in the database table `storage_table` instead of the table named after the model. Only SQL
+    /// uses the storage table; routes, change events, channels and pushes keep the model name (table()). Throws
+    /// SchemaError when the name is not a valid identifier or is reserved.
+    Schema WithStorageTable(std::string storage_table) const;
+
+    /// This schema (same model and storage table) with `fields`, validated as Build does; from_database() is false.
+    Schema ResolveFields(std::vector<FieldSpec> fields) const;
+
+    /// The model's name: what routes, change events, channels and pushes name.
     const std::string& table() const { return table_; }
+    /// The database table the model's rows are stored in (the model's name unless WithStorageTable set another).
+    const std::string& storage_table() const { return storage_table_; }
+    /// True for a model declared with `"fields": "from_database"` whose fields are not read yet.
+    bool from_database() const { return from_database_; }
     const std::vector<FieldSpec>& fields() const { return fields_; }
     const FieldSpec& field(std::size_t index) const { return fields_.at(index); }
     std::size_t size() const { return fields_.size(); }
@@ -85,6 +108,8 @@ public:
 
 private:
     std::string table_;
+    std::string storage_table_;
+    bool from_database_ = false;
     std::vector<FieldSpec> fields_;
     std::size_t pk_index_ = 0;
     std::unordered_map<std::string, std::size_t> index_;
