@@ -82,14 +82,16 @@ private:
 // A REPEATABLE READ READ ONLY transaction on the thread's connection, or nothing when one is open already (joined).
 class PgReadScope final : public ModelStore::ReadScope {
 public:
-    explicit PgReadScope(Connection& conn) : conn_(conn) {
+    PgReadScope(const PostgresDatabase& db, Connection& conn) : conn_(conn) {
         if (conn_.in_transaction()) {
             // Joined: the newest change the open snapshot holds (no scope of core's nests, so this is a fallback).
             version_ = conn_.Query(std::string("SELECT coalesce(max(seq), 0) FROM ") + kChangesTable).Int(0, 0);
             return;
         }
-        // Every change up to version_ is final before the snapshot is taken, so all of them are in it.
-        version_ = SafeHorizon(conn_, 0, std::chrono::milliseconds(2000));
+        // Every change up to version_ is final before the snapshot is taken, so all of them are in it. One check, no
+        // wait: this runs on a network thread, and a transaction left open elsewhere must not stall subscribes.
+        version_ = SafeHorizon(conn_, db.KnownSafe(), std::chrono::milliseconds(0));
+        db.NoteSafe(version_);
         conn_.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         owner_ = true;
         try {
@@ -355,7 +357,7 @@ std::optional<ModelStore::LastChangeInfo> PostgresDatabase::LastChange(std::stri
 }
 
 std::unique_ptr<ModelStore::ReadScope> PostgresDatabase::ReadSnapshot() const {
-    return std::make_unique<PgReadScope>(Conn());
+    return std::make_unique<PgReadScope>(*this, Conn());
 }
 
 std::optional<std::vector<ModelStore::ChangedRow>> PostgresDatabase::ChangedSince(std::string_view table,
@@ -381,6 +383,12 @@ std::optional<std::vector<ModelStore::ChangedRow>> PostgresDatabase::ChangedSinc
         rows.push_back(ChangedRow{FromText(r.Text(i, 0), schema.pk().type), r.Int(i, 1), r.Text(i, 2)[0] == 't'});
     }
     return rows;
+}
+
+void PostgresDatabase::NoteSafe(std::int64_t seq) const {
+    std::int64_t known = known_safe_.load(std::memory_order_relaxed);
+    while (seq > known && !known_safe_.compare_exchange_weak(known, seq, std::memory_order_acq_rel)) {
+    }
 }
 
 std::unique_ptr<Transaction> PostgresDatabase::Begin() {

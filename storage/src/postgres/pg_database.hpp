@@ -13,6 +13,7 @@
 
 #include <syncline/storage/backend.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -46,8 +47,9 @@ public:
     std::optional<LastChangeInfo> LastChange(std::string_view table, const Value& pk) const override;
     std::string Epoch() const override { return epoch_; }
     /// A REPEATABLE READ transaction on this thread's connection. Its version() is a seq such that every change up to
-    /// it is in the snapshot (the scope waits, briefly, for transactions that may still commit a smaller seq); a few
-    /// changes after it may be in the snapshot too.
+    /// it is in the snapshot; changes after it may be in the snapshot too. It never waits: when a transaction that
+    /// may still commit a smaller seq is running, version() is the newest safe horizon this process has seen (any
+    /// lower bound is correct; the rows sent above it carry their own versions).
     std::unique_ptr<ReadScope> ReadSnapshot() const override;
     std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view table, std::int64_t since) const override;
     std::unique_ptr<Transaction> Begin() override;
@@ -65,6 +67,11 @@ public:
     std::unique_ptr<Connection> TakeTransactionConn();
     void ReturnTransactionConn(std::unique_ptr<Connection> conn);
 
+    // The newest seq this process has found safe (every change up to it committed or gone for good): read scopes and
+    // change feeds note what they reach, and a read scope falls back on it instead of waiting.
+    std::int64_t KnownSafe() const { return known_safe_.load(std::memory_order_acquire); }
+    void NoteSafe(std::int64_t seq) const;
+
 private:
     PostgresDatabase(BackendOptions options, std::vector<Schema> models);
     Connection& WriteConn() const;
@@ -79,6 +86,7 @@ private:
     mutable std::unordered_map<std::thread::id, std::unique_ptr<Connection>> conns_;
     std::vector<std::unique_ptr<Connection>> idle_tx_conns_;  // guarded by conns_mutex_
     std::vector<std::thread::id> tx_threads_;                 // threads with an open Transaction; conns_mutex_
+    mutable std::atomic<std::int64_t> known_safe_{0};
 };
 
 // A candidate safe horizon: the newest seq handed out at some moment, and a transaction id newer than every

@@ -180,7 +180,13 @@ private:
 
     // Moves the safe horizon on: confirms a pending one whose transactions have all finished, or takes a new one.
     // With max_wait, waits (polling) up to that long for the running transactions instead.
+    // What a read scope of this process found safe counts too (it is the same database).
     void Advance(std::chrono::milliseconds max_wait) {
+        safe_ = std::max(safe_, db_.KnownSafe());
+        AdvanceOwn(max_wait);
+        db_.NoteSafe(safe_);
+    }
+    void AdvanceOwn(std::chrono::milliseconds max_wait) {
         if (max_wait.count() > 0) {
             safe_ = SafeHorizon(conn_, safe_, max_wait);
             pending_.reset();
@@ -193,7 +199,7 @@ private:
         }
         pending_ = TakeHorizon(conn_, safe_);
         if (pending_ && HorizonReached(conn_, *pending_)) {
-            safe_ = pending_->seq;
+            safe_ = std::max(safe_, pending_->seq);
             pending_.reset();
         }
     }
