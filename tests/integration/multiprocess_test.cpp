@@ -1,4 +1,4 @@
-// Several `syncline serve` processes sharing one database file and one Redis (PROTOCOL.md §6 "every committed change
+// Several `syncline serve` processes sharing one database (an SQLite file or PostgreSQL) and one Redis (PROTOCOL.md §6 "every committed change
 // is pushed, whoever made it", on whichever process the client is connected to), a Redis outage, and the death of
 // the process holding the relay lease.
 
@@ -12,16 +12,20 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "../storage/test_db.hpp"
+#include "own_servers.hpp"
 
 namespace syncline {
 namespace {
 
-using test_support::ChildProcess;
+using test_support::OwnPostgres;
+using test_support::OwnRedis;
 using test_support::WsClient;
 
 // The same schema as syncline_test_writer's (tests/storage/test_db.hpp), so every process agrees on the tables.
@@ -130,50 +134,46 @@ TEST_P(MultiProcessTest, EveryWriterReachesEverySubscriberOnEveryProcessExactlyO
     // 2. a plain client: the sqlite3 shell on the file, or a libpq connection as psql or a Django app is
     db_->ExecOutside("UPDATE posts SET title = 'by shell' WHERE id = 1;");
     expect_everyone_gets("by shell", "plain SQL client");
+    // 2b. psql, PostgreSQL's own shell (the sqlite3 shell above is SQLite's)
+    if (GetParam() == test_support::Engine::kPostgres) {
+        const char* bin = std::getenv("SYNCLINE_TEST_PG_BIN");
+        const std::string psql = bin ? std::string(bin) + "/psql" : "psql";
+        ASSERT_EQ(testing::Run(psql + " -X -q -v ON_ERROR_STOP=1 '" + db_->database() +
+                               "' -c \"UPDATE posts SET title = 'by psql' WHERE id = 1\""),
+                  0);
+        expect_everyone_gets("by psql", "psql");
+    }
     // 3. a third process using the C++ API
     ASSERT_EQ(testing::Run(testing::BinDir() + "/syncline_test_writer '" + db_->database() + "' patch 1 'by process'"),
               0);
     expect_everyone_gets("by process", "C++ API process");
+    // 4. a plain SQL client writing in a loop, one transaction per statement, as fast as it goes. A socket may get
+    // fewer frames than writes (queued pushes of one row coalesce, latest wins), but never one twice, never one out
+    // of order, and always the last.
+    constexpr int kLoop = 40;
+    for (int n = 0; n < kLoop; ++n) {
+        db_->ExecOutside("UPDATE posts SET title = 'loop-" + std::to_string(n) + "' WHERE id = 1;");
+    }
+    for (std::size_t i = 0; i < subscribers.size(); ++i) {
+        int previous = -1;
+        int frames = 0;
+        while (previous != kLoop - 1) {
+            auto push = NextPush(*subscribers[i]);
+            ASSERT_TRUE(push) << "subscriber " << i << " stopped after loop-" << previous;
+            ASSERT_EQ(push->title.rfind("loop-", 0), 0u) << "subscriber " << i << ": " << push->title;
+            const int n = std::stoi(push->title.substr(5));
+            EXPECT_GT(n, previous) << "subscriber " << i << ": a write repeated or out of order";
+            EXPECT_GT(push->version, last[i]) << "versions must increase";
+            previous = n;
+            last[i] = push->version;
+            ++frames;
+        }
+        RecordProperty("loop_frames_subscriber_" + std::to_string(i), frames);
+    }
     // Exactly once: after a last write, the next frame on every socket is that write's push, nothing in between.
     ASSERT_TRUE(writer->Request(R"({"action": "patch", "pk": 1, "data": {"title": "last"}})"));
     expect_everyone_gets("last", "action");
 }
-
-// Starts a redis-server of the test's own on a fixed port (restartable on the same port).
-class OwnRedis {
-public:
-    OwnRedis(const testing::TempDir& dir, std::uint16_t port) : dir_(dir), port_(port) { Start(); }
-    void Start() {
-        process_ = std::make_unique<ChildProcess>(
-            std::vector<std::string>{RedisServer(), "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save",
-                                     "", "--appendonly", "no"},
-            dir_.File("redis-" + std::to_string(++starts_) + ".log"));
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (testing::Run("redis-cli -p " + std::to_string(port_) + " ping >/dev/null 2>&1") != 0) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                ADD_FAILURE() << "redis did not start";
-                return;
-            }
-        }
-    }
-    void Kill() {
-        process_->Signal(SIGKILL);
-        process_->Wait(std::chrono::seconds(10));
-    }
-    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
-    static std::string RedisServer() {
-        for (const char* candidate : {"/usr/bin/redis-server", "/usr/local/bin/redis-server"}) {
-            if (std::ifstream(candidate).good()) return candidate;
-        }
-        return "";
-    }
-
-private:
-    const testing::TempDir& dir_;
-    std::uint16_t port_;
-    int starts_ = 0;
-    std::unique_ptr<ChildProcess> process_;
-};
 
 TEST_P(MultiProcessTest, RedisKilledAndRestartedWhileChangesKeepComing) {
     if (OwnRedis::RedisServer().empty()) GTEST_SKIP() << "redis-server is not installed";
@@ -266,6 +266,82 @@ TEST_P(MultiProcessTest, RelayLeaseMovesWhenItsHolderDies) {
     ASSERT_TRUE(next);
     EXPECT_EQ(next->title, "next");
     EXPECT_GT(next->version, push->version);
+}
+
+// Two nodes on one PostgreSQL and one Redis while PostgreSQL restarts under load (issue 12, items 5 and 6): requests on
+// either node answer 503 during the outage, no socket closes, both nodes reconnect by themselves (the relay lease is
+// taken again), and the subscribers on both end at the final state with versions that never go back.
+TEST(MultiNodePostgresTest, BothNodesRideOutARestartOfPostgres) {
+    if (!OwnPostgres::Available()) GTEST_SKIP() << test_support::kPgSkipReason;
+    std::string redis = RedisUrlFromEnv();
+    if (redis.empty()) GTEST_SKIP() << "SYNCLINE_TEST_REDIS_URL is not set (scripts/test.sh sets it)";
+    testing::TempDir dir;
+    OwnPostgres pg;
+    ASSERT_TRUE(pg.Start());
+    Cluster cluster(dir, pg.url(), redis, 2);
+    auto status_of = [](const std::optional<std::string>& reply) {
+        rapidjson::Document d;
+        if (!reply) return 0;
+        d.Parse(reply->c_str());
+        return d.IsObject() && d.HasMember("response_status") && d["response_status"].IsInt()
+                   ? d["response_status"].GetInt()
+                   : 0;
+    };
+    auto writer = cluster.Connect(0);
+    auto reader = cluster.Connect(1);
+    ASSERT_EQ(status_of(writer->Request(R"({"action": "create", "request_id": 1, "data": {"title": "w0"}})")), 201);
+    std::vector<std::unique_ptr<WsClient>> subscribers;
+    for (std::size_t server : {0, 1}) {
+        subscribers.push_back(cluster.Connect(server));
+        ASSERT_EQ(status_of(subscribers.back()->Request(
+                      R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")),
+                  201);
+    }
+    std::atomic<bool> writing{true};
+    std::atomic<int> ok{0}, unavailable{0}, other{0};
+    std::thread load([&] {
+        for (int i = 1; writing.load(); ++i) {
+            const int status = status_of(writer->Request(
+                R"({"action": "patch", "request_id": 2, "pk": 1, "data": {"title": "w)" + std::to_string(i) + R"("}})"));
+            (status == 200 ? ok : status == 503 ? unavailable : other)++;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a steady load, not a synchronisation
+        }
+    });
+    auto wait_for = [](const std::atomic<int>& counter, int target) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (counter.load() < target && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return counter.load() >= target;
+    };
+    ASSERT_TRUE(wait_for(ok, 20));
+    pg.Stop();
+    EXPECT_TRUE(wait_for(unavailable, 5)) << "no 503 on node A while the database was down";
+    EXPECT_EQ(status_of(reader->Request(R"({"action": "list", "request_id": 3})")), 503) << "node B";
+    ASSERT_TRUE(pg.Start());
+    const int ok_before = ok.load();
+    EXPECT_TRUE(wait_for(ok, ok_before + 20)) << "writes did not recover";
+    writing = false;
+    load.join();
+    EXPECT_EQ(other.load(), 0) << "replies that were neither 200 nor 503";
+    EXPECT_EQ(status_of(reader->Request(R"({"action": "list", "request_id": 4})")), 200) << "node B did not recover";
+    ASSERT_EQ(status_of(writer->Request(R"({"action": "patch", "request_id": 5, "pk": 1, "data": {"title": "final"}})")),
+              200);
+    for (std::size_t s = 0; s < subscribers.size(); ++s) {
+        std::string title;
+        std::int64_t version = 0;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (title != "final" && std::chrono::steady_clock::now() < deadline) {
+            auto push = NextPush(*subscribers[s], std::chrono::seconds(1));
+            if (!push || push->version < 0) continue;
+            EXPECT_GT(push->version, version) << "subscriber " << s << " went back or repeated a version";
+            version = push->version;
+            title = push->title;
+        }
+        EXPECT_EQ(title, "final") << "subscriber " << s << " did not converge";
+        EXPECT_TRUE(subscribers[s]->is_open());
+    }
+    for (auto& server : cluster.servers) EXPECT_FALSE(server->Wait(std::chrono::milliseconds(0))) << "a server died";
 }
 
 }  // namespace

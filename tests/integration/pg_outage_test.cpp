@@ -14,60 +14,17 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <thread>
+
+#include "own_servers.hpp"
 
 namespace syncline {
 namespace {
 
-using test_support::ChildProcess;
+using test_support::OwnPostgres;
 using test_support::PgTestDatabase;
 using test_support::WsClient;
-
-// A PostgreSQL of the test's own, in a folder of /tmp (the server's user must reach it: the test's TempDir is private).
-class OwnPostgres {
-public:
-    OwnPostgres()
-        : dir_("/tmp/syncline-pgown-" + std::to_string(getpid()) + "-" + std::to_string(++count_)),
-          port_(test_support::FreePort()) {}
-    ~OwnPostgres() {
-        process_.reset();
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-    // Starts it and waits (bounded) until it answers.
-    bool Start() {
-        process_ = std::make_unique<ChildProcess>(
-            std::vector<std::string>{"/bin/bash", std::string(SYNCLINE_SOURCE_DIR) + "/scripts/pg-own-server.sh", dir_,
-                                     std::to_string(port_)},
-            dir_ + ".log");
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        while (std::chrono::steady_clock::now() < deadline) {
-            try {
-                PgTestDatabase::QueryScalar(url(), "SELECT 1");
-                return true;
-            } catch (const std::exception&) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            }
-        }
-        return false;
-    }
-    // A fast shutdown (SIGINT): sessions are ended, the server exits.
-    void Stop() {
-        process_->Signal(SIGINT);
-        process_->Wait(std::chrono::seconds(20));
-    }
-    std::string url() const {
-        return "postgresql://syncline:syncline-test-only@127.0.0.1:" + std::to_string(port_) + "/postgres";
-    }
-
-private:
-    static inline int count_ = 0;
-    std::string dir_;
-    std::uint16_t port_;
-    std::unique_ptr<ChildProcess> process_;
-};
 
 struct Reply {
     int status = 0;
@@ -89,9 +46,7 @@ Reply Parse(const std::optional<std::string>& text) {
 class PgOutageTest : public test_support::ServerTest {};
 
 TEST_F(PgOutageTest, RequestsAnswer503WhileTheDatabaseIsDownAndEverythingRecovers) {
-    if (!test_support::PgAdminUrl() || std::getenv("SYNCLINE_TEST_PG_BIN") == nullptr) {
-        GTEST_SKIP() << test_support::kPgSkipReason;
-    }
+    if (!OwnPostgres::Available()) GTEST_SKIP() << test_support::kPgSkipReason;
     OwnPostgres pg;
     ASSERT_TRUE(pg.Start());
     StartFromConfig(R"({"database": ")" + pg.url() + R"(", "listen": {"port": 0}, "workers": 2,
