@@ -1,6 +1,6 @@
-// Several `syncline serve` processes sharing one database (an SQLite file or PostgreSQL) and one Redis (PROTOCOL.md §6 "every committed change
-// is pushed, whoever made it", on whichever process the client is connected to), a Redis outage, and the death of
-// the process holding the relay lease.
+// Several `syncline serve` processes sharing one database (an SQLite file or PostgreSQL) and one Redis (PROTOCOL.md §6
+// "every committed change is pushed, whoever made it", on whichever process the client is connected to), a Redis
+// outage, and the death of the process holding the relay lease.
 
 #include <syncline/storage/database.hpp>
 #include <syncline/test_support/engines.hpp>
@@ -293,16 +293,17 @@ TEST(MultiNodePostgresTest, BothNodesRideOutARestartOfPostgres) {
     std::vector<std::unique_ptr<WsClient>> subscribers;
     for (std::size_t server : {0, 1}) {
         subscribers.push_back(cluster.Connect(server));
-        ASSERT_EQ(status_of(subscribers.back()->Request(
-                      R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")),
-                  201);
+        ASSERT_EQ(
+            status_of(subscribers.back()->Request(R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")),
+            201);
     }
     std::atomic<bool> writing{true};
     std::atomic<int> ok{0}, unavailable{0}, other{0};
     std::thread load([&] {
         for (int i = 1; writing.load(); ++i) {
-            const int status = status_of(writer->Request(
-                R"({"action": "patch", "request_id": 2, "pk": 1, "data": {"title": "w)" + std::to_string(i) + R"("}})"));
+            const int status =
+                status_of(writer->Request(R"({"action": "patch", "request_id": 2, "pk": 1, "data": {"title": "w)" +
+                                          std::to_string(i) + R"("}})"));
             (status == 200 ? ok : status == 503 ? unavailable : other)++;
             std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a steady load, not a synchronisation
         }
@@ -325,8 +326,9 @@ TEST(MultiNodePostgresTest, BothNodesRideOutARestartOfPostgres) {
     load.join();
     EXPECT_EQ(other.load(), 0) << "replies that were neither 200 nor 503";
     EXPECT_EQ(status_of(reader->Request(R"({"action": "list", "request_id": 4})")), 200) << "node B did not recover";
-    ASSERT_EQ(status_of(writer->Request(R"({"action": "patch", "request_id": 5, "pk": 1, "data": {"title": "final"}})")),
-              200);
+    ASSERT_EQ(
+        status_of(writer->Request(R"({"action": "patch", "request_id": 5, "pk": 1, "data": {"title": "final"}})")),
+        200);
     for (std::size_t s = 0; s < subscribers.size(); ++s) {
         std::string title;
         std::int64_t version = 0;
