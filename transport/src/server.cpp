@@ -4,6 +4,7 @@
 #include <syncline/core/protocol/routed.hpp>
 #include <syncline/core/support/log.hpp>
 #include <syncline/core/support/redact.hpp>
+#include <syncline/core/support/stable_hash.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/redis_bus.hpp>
@@ -11,7 +12,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
 #include <future>
 #include <map>
 #include <stdexcept>
@@ -40,14 +40,7 @@ void InstallSpdlogSink() {
 
 // Processes serving one database (and sharing a Redis) share channels; another database must never hear them.
 std::string DefaultChannelPrefix(const std::string& text) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : text) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "syncline:%016llx", static_cast<unsigned long long>(h));
-    return buf;
+    return "syncline:" + StableHashHex(text);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "pg_schema.hpp"
 
 #include <syncline/core/model/store.hpp>
+#include <syncline/core/support/stable_hash.hpp>
 
 #include <algorithm>
 #include <optional>
@@ -25,14 +26,7 @@ constexpr const char* kNotifyTrigger = "zz_syncline_notify";
 std::string ObjectName(const std::string& prefix, const std::string& table) {
     std::string name = prefix + table;
     if (name.size() <= 63) return name;
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : table) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    char buf[20];
-    std::snprintf(buf, sizeof buf, "_%016llx", static_cast<unsigned long long>(h));
-    return name.substr(0, 63 - 17) + buf;
+    return name.substr(0, 63 - 17) + "_" + StableHashHex(table);
 }
 
 std::string Literal(const std::string& text) {
