@@ -279,14 +279,7 @@ TEST(MultiNodePostgresTest, BothNodesRideOutARestartOfPostgres) {
     OwnPostgres pg;
     ASSERT_TRUE(pg.Start());
     Cluster cluster(dir, pg.url(), redis, 2);
-    auto status_of = [](const std::optional<std::string>& reply) {
-        rapidjson::Document d;
-        if (!reply) return 0;
-        d.Parse(reply->c_str());
-        return d.IsObject() && d.HasMember("response_status") && d["response_status"].IsInt()
-                   ? d["response_status"].GetInt()
-                   : 0;
-    };
+    auto status_of = test_support::ResponseStatus;
     auto writer = cluster.Connect(0);
     auto reader = cluster.Connect(1);
     ASSERT_EQ(status_of(writer->Request(R"({"action": "create", "request_id": 1, "data": {"title": "w0"}})")), 201);
@@ -297,34 +290,16 @@ TEST(MultiNodePostgresTest, BothNodesRideOutARestartOfPostgres) {
             status_of(subscribers.back()->Request(R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")),
             201);
     }
-    std::atomic<bool> writing{true};
-    std::atomic<int> ok{0}, unavailable{0}, other{0};
-    std::thread load([&] {
-        for (int i = 1; writing.load(); ++i) {
-            const int status =
-                status_of(writer->Request(R"({"action": "patch", "request_id": 2, "pk": 1, "data": {"title": "w)" +
-                                          std::to_string(i) + R"("}})"));
-            (status == 200 ? ok : status == 503 ? unavailable : other)++;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a steady load, not a synchronisation
-        }
-    });
-    auto wait_for = [](const std::atomic<int>& counter, int target) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        while (counter.load() < target && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        return counter.load() >= target;
-    };
-    ASSERT_TRUE(wait_for(ok, 20));
+    test_support::PatchLoad load(*writer);
+    auto wait_for = test_support::PatchLoad::WaitFor;
+    ASSERT_TRUE(wait_for(load.ok, 20));
     pg.Stop();
-    EXPECT_TRUE(wait_for(unavailable, 5)) << "no 503 on node A while the database was down";
+    EXPECT_TRUE(wait_for(load.unavailable, 5)) << "no 503 on node A while the database was down";
     EXPECT_EQ(status_of(reader->Request(R"({"action": "list", "request_id": 3})")), 503) << "node B";
     ASSERT_TRUE(pg.Start());
-    const int ok_before = ok.load();
-    EXPECT_TRUE(wait_for(ok, ok_before + 20)) << "writes did not recover";
-    writing = false;
-    load.join();
-    EXPECT_EQ(other.load(), 0) << "replies that were neither 200 nor 503";
+    EXPECT_TRUE(wait_for(load.ok, load.ok.load() + 20)) << "writes did not recover";
+    load.Stop();
+    EXPECT_EQ(load.other.load(), 0) << "a reply that is neither 200 nor 503: " << load.first_other();
     EXPECT_EQ(status_of(reader->Request(R"({"action": "list", "request_id": 4})")), 200) << "node B did not recover";
     ASSERT_EQ(
         status_of(writer->Request(R"({"action": "patch", "request_id": 5, "pk": 1, "data": {"title": "final"}})")),

@@ -26,22 +26,8 @@ using test_support::OwnPostgres;
 using test_support::PgTestDatabase;
 using test_support::WsClient;
 
-struct Reply {
-    int status = 0;
-    std::string text;
-};
-
-Reply Parse(const std::optional<std::string>& text) {
-    Reply r;
-    if (!text) return r;
-    r.text = *text;
-    rapidjson::Document d;
-    d.Parse(text->c_str());
-    if (d.IsObject() && d.HasMember("response_status") && d["response_status"].IsInt()) {
-        r.status = d["response_status"].GetInt();
-    }
-    return r;
-}
+using test_support::PatchLoad;
+using test_support::ResponseStatus;
 
 class PgOutageTest : public test_support::ServerTest {};
 
@@ -57,52 +43,28 @@ TEST_F(PgOutageTest, RequestsAnswer503WhileTheDatabaseIsDownAndEverythingRecover
     auto writer = Connect();
     auto reader = Connect();
     auto subscriber = Connect();
-    ASSERT_EQ(Parse(writer->Request(R"({"action": "create", "request_id": 1, "data": {"title": "w0"}})")).status, 201);
-    ASSERT_EQ(Parse(subscriber->Request(R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")).status,
+    ASSERT_EQ(ResponseStatus(writer->Request(R"({"action": "create", "request_id": 1, "data": {"title": "w0"}})")),
+              201);
+    ASSERT_EQ(ResponseStatus(subscriber->Request(R"({"action": "subscribe_instance", "request_id": "s", "pk": 1})")),
               201);
 
     // Writes keep coming, before, during and after the outage.
-    std::atomic<bool> writing{true};
-    std::atomic<int> ok{0}, unavailable{0}, other{0};
-    std::string other_text;
-    std::thread load([&] {
-        for (int i = 1; writing.load(); ++i) {
-            Reply r = Parse(writer->Request(R"({"action": "patch", "request_id": 2, "pk": 1, "data": {"title": "w)" +
-                                            std::to_string(i) + R"("}})"));
-            if (r.status == 200) {
-                ++ok;
-            } else if (r.status == 503 && r.text.find("The database is unavailable. Try again.") != std::string::npos) {
-                ++unavailable;
-            } else {
-                if (other.fetch_add(1) == 0) other_text = r.text;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a steady load, not a synchronisation
-        }
-    });
-    auto wait_for = [](const std::atomic<int>& counter, int target) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        while (counter.load() < target && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        return counter.load() >= target;
-    };
-    ASSERT_TRUE(wait_for(ok, 20));
+    PatchLoad load(*writer);
+    ASSERT_TRUE(PatchLoad::WaitFor(load.ok, 20));
     pg.Stop();
-    EXPECT_TRUE(wait_for(unavailable, 10)) << "no 503 while the database was down";
+    EXPECT_TRUE(PatchLoad::WaitFor(load.unavailable, 10)) << "no 503 while the database was down";
     // A read answers 503 too, and the sockets stay open.
-    Reply read = Parse(reader->Request(R"({"action": "retrieve", "request_id": 3, "pk": 1})"));
-    EXPECT_EQ(read.status, 503) << read.text;
+    auto read = reader->Request(R"({"action": "retrieve", "request_id": 3, "pk": 1})");
+    EXPECT_EQ(ResponseStatus(read), 503) << read.value_or("no reply");
     EXPECT_TRUE(writer->is_open());
     EXPECT_TRUE(subscriber->is_open());
     ASSERT_TRUE(pg.Start());
-    const int ok_before = ok.load();
-    EXPECT_TRUE(wait_for(ok, ok_before + 20)) << "writes did not recover";
-    writing = false;
-    load.join();
-    EXPECT_EQ(other.load(), 0) << "a reply that is neither 200 nor 503: " << other_text;
+    EXPECT_TRUE(PatchLoad::WaitFor(load.ok, load.ok.load() + 20)) << "writes did not recover";
+    load.Stop();
+    EXPECT_EQ(load.other.load(), 0) << "a reply that is neither 200 nor 503: " << load.first_other();
     // A last write after recovery; the subscriber ends at it, with versions that never go back.
     ASSERT_EQ(
-        Parse(writer->Request(R"({"action": "patch", "request_id": 4, "pk": 1, "data": {"title": "final"}})")).status,
+        ResponseStatus(writer->Request(R"({"action": "patch", "request_id": 4, "pk": 1, "data": {"title": "final"}})")),
         200);
     std::string last_title;
     std::int64_t last_version = 0;
