@@ -220,6 +220,39 @@ TEST_F(PgFeedTest, ARolledBackWriteSendsNothingAndAnyClientsWriteIsCaptured) {
     EXPECT_EQ(db_->RowVersion("posts", events[0].pk), more[1].seq);
 }
 
+// TRUNCATE fires no row trigger; its statement trigger records a delete of every row, with the row as it was, so
+// subscribers see each row go and a resumed client learns of it (the tombstones keep the versions).
+TEST_F(PgFeedTest, ATruncateIsCapturedAsADeleteOfEveryRow) {
+    PlainClient psql(pg_->url());
+    psql.Exec("INSERT INTO posts (title) VALUES ('a'), ('b'), ('c')");
+    psql.Exec("TRUNCATE posts");
+    CatchUp();
+    ASSERT_EQ(seen_.size(), 6u);
+    auto events = feed_->ReadAfter(seen_[2], 10);
+    ASSERT_EQ(events.size(), 3u);
+    std::set<std::string> titles;
+    for (const auto& e : events) {
+        EXPECT_EQ(e.table, "posts");
+        EXPECT_EQ(e.op, ChangeOp::kDelete);
+        EXPECT_FALSE(e.row.has_value());
+        ASSERT_TRUE(e.old_json.has_value());
+        titles.insert(*e.old_json);
+        EXPECT_EQ(db_->RowVersion("posts", e.pk), e.seq);
+        auto last = db_->LastChange("posts", e.pk);
+        ASSERT_TRUE(last);
+        EXPECT_TRUE(last->deleted);
+    }
+    EXPECT_EQ(titles.size(), 3u);
+    EXPECT_EQ(db_->Count("posts", {}), 0);
+    // A truncate that rolls back records nothing; one of an empty table records nothing either.
+    psql.Exec("INSERT INTO posts (title) VALUES ('d')");
+    psql.Exec("BEGIN; TRUNCATE posts; ROLLBACK");
+    psql.Exec("DELETE FROM posts");
+    psql.Exec("TRUNCATE posts");
+    CatchUp();
+    EXPECT_EQ(seen_.size(), 8u);  // the insert of 'd' and its delete
+}
+
 // Every connection to the database is killed (the feed's, taking any notification with it); the next change is still
 // seen, and the store's own reads go on.
 TEST_F(PgFeedTest, TheFeedSeesChangesAfterItsConnectionWasKilled) {

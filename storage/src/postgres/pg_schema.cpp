@@ -21,6 +21,7 @@ namespace {
 
 constexpr const char* kCaptureTrigger = "zz_syncline_capture";
 constexpr const char* kNotifyTrigger = "zz_syncline_notify";
+constexpr const char* kTruncateTrigger = "zz_syncline_truncate";
 
 // A short, unique, valid name for a per-table object (PostgreSQL truncates identifiers at 63 bytes).
 std::string ObjectName(const std::string& prefix, const std::string& table) {
@@ -62,10 +63,10 @@ std::string ColumnSql(const FieldSpec& field) {
     return sql;
 }
 
-// The old row's declared columns as JSON text, as RowFromJson reads it.
-std::string OldJson(const Schema& schema) {
+// The old row's declared columns as JSON text, as RowFromJson reads it; `row` names the old row (OLD in a row trigger).
+std::string OldJson(const Schema& schema, const std::string& row = "OLD") {
     std::string cols;
-    for (const auto& f : schema.fields()) cols += (cols.empty() ? "" : ", ") + std::string("OLD.") + Quote(f.name);
+    for (const auto& f : schema.fields()) cols += (cols.empty() ? "" : ", ") + row + "." + Quote(f.name);
     return "(SELECT row_to_json(_r)::text FROM (SELECT " + cols + ") _r)";
 }
 
@@ -100,8 +101,19 @@ std::string CaptureFunctionSql(const Schema& schema, const std::string& function
            "ELSE " + next + change("OLD." + pk, 3, old_json) + tombstone("OLD." + pk) + next + version +
            change("NEW." + pk, 1, "NULL") + arrives("NEW." + pk) +
            "END IF; RETURN NEW; "
-           "ELSE " +
-           next + change("OLD." + pk, 3, old_json) + tombstone("OLD." + pk) + "RETURN OLD; END IF; END $syncline$";
+           "ELSIF TG_OP = 'DELETE' THEN " +
+           next + change("OLD." + pk, 3, old_json) + tombstone("OLD." + pk) +
+           "RETURN OLD; "
+           // TRUNCATE fires no row trigger: its statement trigger records a delete of every row it is about to remove
+           // (seqs taken in the table's order, after the transaction id, as above).
+           "ELSE PERFORM pg_current_xact_id(); "
+           "WITH _gone AS (SELECT nextval('" +
+           std::string(kChangesSequence) + "') AS _seq, _o." + pk + "::text AS _key, " + OldJson(schema, "_o") +
+           " AS _image FROM " + Quote(schema.storage_table()) + " _o), _c AS (INSERT INTO " + kChangesTable +
+           " (seq, tbl, pk, op, old) SELECT _seq, " + t + ", _key, 3, _image FROM _gone) INSERT INTO " + kTombstones +
+           " (tbl, pk, seq) SELECT " + t +
+           ", _key, _seq FROM _gone ON CONFLICT (tbl, pk) DO UPDATE SET seq = EXCLUDED.seq; "
+           "RETURN NULL; END IF; END $syncline$";
 }
 
 struct ColumnInfo {
@@ -164,7 +176,8 @@ void SyncTriggers(Connection& conn, const Schema& schema, bool capture) {
     const std::string key = "capture:" + schema.table();
     if (!capture) {
         conn.Exec("DROP TRIGGER IF EXISTS " + Quote(kCaptureTrigger) + " ON " + table + "; DROP TRIGGER IF EXISTS " +
-                  Quote(kNotifyTrigger) + " ON " + table);
+                  Quote(kTruncateTrigger) + " ON " + table + "; DROP TRIGGER IF EXISTS " + Quote(kNotifyTrigger) +
+                  " ON " + table);
         conn.Query("DELETE FROM _syncline_meta WHERE key = $1", {key});
         return;
     }
@@ -176,12 +189,16 @@ void SyncTriggers(Connection& conn, const Schema& schema, bool capture) {
         CaptureFunctionSql(schema, function) + "; DROP TRIGGER IF EXISTS " + Quote(kCaptureTrigger) + " ON " + table +
         "; CREATE TRIGGER " + Quote(kCaptureTrigger) + " BEFORE INSERT OR DELETE OR UPDATE OF " + columns + " ON " +
         table + " FOR EACH ROW EXECUTE FUNCTION " + Quote(function) + "(); DROP TRIGGER IF EXISTS " +
-        Quote(kNotifyTrigger) + " ON " + table + "; CREATE TRIGGER " + Quote(kNotifyTrigger) +
-        " AFTER INSERT OR DELETE OR UPDATE ON " + table + " FOR EACH STATEMENT EXECUTE FUNCTION _syncline_notify()";
+        Quote(kTruncateTrigger) + " ON " + table + "; CREATE TRIGGER " + Quote(kTruncateTrigger) +
+        " BEFORE TRUNCATE ON " + table + " FOR EACH STATEMENT EXECUTE FUNCTION " + Quote(function) +
+        "(); DROP TRIGGER IF EXISTS " + Quote(kNotifyTrigger) + " ON " + table + "; CREATE TRIGGER " +
+        Quote(kNotifyTrigger) + " AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON " + table +
+        " FOR EACH STATEMENT EXECUTE FUNCTION _syncline_notify()";
     Result installed = conn.Query(
         "SELECT (SELECT value FROM _syncline_meta WHERE key = $1) = $2 AND (SELECT count(*) FROM pg_trigger WHERE "
-        "tgrelid = (quote_ident(current_schema()) || '.' || quote_ident($3))::regclass AND tgname IN ($4, $5)) = 2",
-        {key, sql, schema.storage_table(), std::string(kCaptureTrigger), std::string(kNotifyTrigger)});
+        "tgrelid = (quote_ident(current_schema()) || '.' || quote_ident($3))::regclass AND tgname IN ($4, $5, $6)) = 3",
+        {key, sql, schema.storage_table(), std::string(kCaptureTrigger), std::string(kNotifyTrigger),
+         std::string(kTruncateTrigger)});
     if (installed.rows() == 1 && installed.Text(0, 0)[0] == 't') return;
     conn.Exec(sql);
     conn.Query(
