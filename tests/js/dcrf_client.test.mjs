@@ -1,11 +1,11 @@
-// The real npm package dcrf-client 0.3.0, unchanged, against two `syncline serve` processes that share one SQLite
-// file and one Redis (issue 11). Fourteen scenarios (create, retrieve, list, patch, update, delete, update and delete
+// The real npm package dcrf-client 0.3.0, unchanged, against two `syncline serve` processes that share one database
+// (an SQLite file, or PostgreSQL with SYNCLINE_JS_ENGINE=postgres: ctest runs both) and one Redis (issues 11, 12). Fourteen scenarios (create, retrieve, list, patch, update, delete, update and delete
 // errors, subscribe update / delete / multiple, cross-connection update / delete, cancel), each with its clients on
 // different processes so that every push crosses Redis, run with pkField "id" (a serializer listing "id") and with
 // the client's default pkField "pk" (a serializer listing "pk"), DCRF_ROUNDS times each (default 3).
 //
 // Environment: SYNCLINE_BIN_DIR (the syncline binary), SYNCLINE_TEST_REDIS_URL and SYNCLINE_NODE_MODULES (without
-// either: exit 77, a skip). Exit 0 when every scenario of every round passed, 1 otherwise (each failure named by
+// either: exit 77, a skip; for PostgreSQL also SYNCLINE_TEST_PG_URL and SYNCLINE_TEST_PG_BIN, see support.mjs). Exit 0 when every scenario of every round passed, 1 otherwise (each failure named by
 // pkField, round and scenario). The server processes are killed on every exit path.
 
 import { spawn } from "node:child_process";
@@ -14,6 +14,8 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
+
+import { testDatabase } from "./support.mjs";
 
 const redisUrl = process.env.SYNCLINE_TEST_REDIS_URL;
 const nodeModules = process.env.SYNCLINE_NODE_MODULES;
@@ -36,6 +38,7 @@ const kWaitMs = 10000;
 
 const servers = [];
 const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), "syncline-dcrf-"));
+const db = testDatabase(tempDir, "shared.db");
 
 function killServers() {
     for (const server of servers) {
@@ -44,6 +47,7 @@ function killServers() {
 }
 process.on("exit", () => {
     killServers();
+    db.drop();
     fs.rmSync(tempDir, { recursive: true, force: true });
 });
 for (const signal of ["SIGINT", "SIGTERM"]) {
@@ -64,7 +68,7 @@ process.on("unhandledRejection", (error) => {
 const fields = { title: { type: "text", max_length: 100 }, body: { type: "text", blank: true, default: "" } };
 const mixins = ["list", "retrieve", "create", "update", "patch", "delete", "observe_instance"];
 const config = {
-    database: path.join(tempDir, "shared.db"),
+    database: db.database,
     workers: 2,
     bus: { redis: redisUrl },
     models: { items: { fields } },
@@ -379,7 +383,7 @@ async function runRound(pkField, round, [one, two]) {
 }
 
 async function main() {
-    console.log(`dcrf_client: starting two servers on one database (${config.database}) and ${redisUrl}`);
+    console.log(`dcrf_client: starting two servers on one ${db.engine} database and ${redisUrl}`);
     // One after the other: two processes opening a new database file at the same instant can fail in SQLite's
     // switch to WAL ("database is locked"), a start-up race apart from what this test checks.
     const pair = [await startServer("server-1"), await startServer("server-2")];

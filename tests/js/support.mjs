@@ -1,5 +1,5 @@
 // Helpers shared by the JavaScript tests (not a test itself: CMake registers only *.test.mjs).
-import {spawn} from "node:child_process";
+import {execFileSync, spawn} from "node:child_process";
 import {once} from "node:events";
 import fs from "node:fs";
 import {createRequire} from "node:module";
@@ -162,6 +162,44 @@ export class ServeProcess {
 }
 
 /** Thrown by a test to report a skip (exit code 77, ctest's SKIP_RETURN_CODE) after the usual clean-up. */
+/**
+ * The database a test serves, chosen by SYNCLINE_JS_ENGINE: "sqlite" (the default) is the file `file` in `dir`;
+ * "postgres" is a fresh database on the PostgreSQL of SYNCLINE_TEST_PG_URL (scripts/test.sh starts one), created
+ * with SYNCLINE_TEST_PG_BIN's psql. Returns {engine, database (the config's "database" text), drop()}; drop() removes
+ * the PostgreSQL database (also with servers still connected) and may be called more than once. Exits 77 (ctest's
+ * skip) when PostgreSQL is asked for and not available.
+ */
+export function testDatabase(dir, file) {
+    const engine = process.env.SYNCLINE_JS_ENGINE || "sqlite";
+    if (engine === "sqlite") return {engine, database: path.join(dir, file), drop() {}};
+    const admin = process.env.SYNCLINE_TEST_PG_URL;
+    const bin = process.env.SYNCLINE_TEST_PG_BIN;
+    if (!admin || !bin) {
+        console.log("skip: SYNCLINE_TEST_PG_URL and SYNCLINE_TEST_PG_BIN must be set (scripts/test.sh sets both)");
+        process.exit(77);
+    }
+    const psql = (sql) => execFileSync(path.join(bin, "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", admin, "-c", sql],
+                                       {stdio: ["ignore", "ignore", "pipe"]});
+    const name = `syncline_js_${process.pid}_${Date.now()}`;  // made here, never from outside
+    psql(`CREATE DATABASE ${name}`);
+    const url = new URL(admin);
+    url.pathname = "/" + name;
+    let dropped = false;
+    return {
+        engine,
+        database: url.toString(),
+        drop() {
+            if (dropped) return;
+            dropped = true;
+            try {
+                psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+            } catch (error) {
+                console.log(`could not drop ${name}: ${error.message}`);
+            }
+        },
+    };
+}
+
 export class Skip extends Error {}
 
 /**
