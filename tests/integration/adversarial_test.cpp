@@ -11,6 +11,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <string>
@@ -134,6 +136,55 @@ TEST_P(AdversarialTest, TextThatIsNotUnicodeIsRefusedAtTheDoorAndNothingIsStored
     ASSERT_TRUE(emoji.IsObject());
     EXPECT_EQ(emoji["response_status"].GetInt(), 201);
     EXPECT_EQ(std::string(emoji["data"]["title"].GetString()), "\xF0\x9F\x98\x80");
+}
+
+// Issue 12: bad input gets the same answers on both engines (PROTOCOL.md §4): field errors for values a column
+// cannot hold and for unique values taken (a constraint PostgreSQL reports differently from SQLite), on create,
+// update and patch, and the row is left as it was.
+TEST_P(AdversarialTest, BadValuesAndTakenUniqueValuesGetTheSameFieldErrorsOnBothEngines) {
+    server_.reset();
+    StartFromConfig(R"({
+      "database": "blog.db", "listen": {"port": 0}, "workers": 2,
+      "models": {"tags": {"fields": {"slug": {"type": "text", "primary_key": true, "max_length": 20},
+                                     "label": {"type": "text", "unique": true, "null": true},
+                                     "n": {"type": "integer", "null": true}, "r": {"type": "real", "null": true},
+                                     "b": {"type": "boolean", "null": true}}}},
+      "routes": {"/ws/tags/": {"model": "tags", "mixins": ["retrieve", "create", "update", "patch"]}}})");
+    auto ws = Connect("/ws/tags/");
+    auto errors = [&](const std::string& action, const std::string& rest) {
+        auto reply = Parse(ws->Request(R"({"action":")" + action + R"(","request_id":1,)" + rest + "}"));
+        if (!reply.IsObject()) return std::string("<no reply>");
+        rapidjson::StringBuffer out;
+        rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+        reply["errors"].Accept(writer);
+        return std::to_string(reply["response_status"].GetInt()) + " " + out.GetString();
+    };
+    EXPECT_EQ(errors("create", R"("data":{"slug":"a","label":"A","n":1})"), "201 []");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"c"})"), "201 []");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"a","label":"B"})"),
+              R"(400 [{"slug":["tags with this slug already exists."]}])");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"b","label":"A"})"),
+              R"(400 [{"label":["tags with this label already exists."]}])");
+    EXPECT_EQ(errors("update", R"("pk":"c","data":{"slug":"c","label":"A"})"),
+              R"(400 [{"label":["tags with this label already exists."]}])");
+    EXPECT_EQ(errors("patch", R"("pk":"c","data":{"label":"A"})"),
+              R"(400 [{"label":["tags with this label already exists."]}])");
+    EXPECT_EQ(errors("patch", R"("pk":"c","data":{"slug":"a"})"),
+              R"(400 [{"slug":["tags with this slug already exists."]}])");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"d","n":9223372036854775808})"),
+              R"(400 [{"n":["A valid integer is required."]}])");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"d","n":1.5,"r":"nan","b":2})"),
+              R"(400 [{"n":["A valid integer is required."],"r":["A valid number is required."],)"
+              R"("b":["Must be a valid boolean."]}])");
+    EXPECT_EQ(errors("patch", R"("pk":"a","data":{"r":"1e999"})"), R"(400 [{"r":["A valid number is required."]}])");
+    // Nothing changed, and the socket goes on.
+    auto row = Parse(ws->Request(R"({"action":"retrieve","request_id":2,"pk":"a"})"));
+    ASSERT_TRUE(row.IsObject());
+    EXPECT_STREQ(row["data"]["label"].GetString(), "A");
+    EXPECT_EQ(row["data"]["n"].GetInt(), 1);
+    EXPECT_TRUE(row["data"]["r"].IsNull());
+    EXPECT_EQ(errors("retrieve", R"("pk":"c")"), "200 []");
+    EXPECT_EQ(errors("retrieve", R"("pk":"b")"), R"(404 ["Not found"])");
 }
 
 // SQLite only: PostgreSQL (a UTF8 database) refuses text that is not UTF-8 from every client, so no row can hold it.
