@@ -181,9 +181,11 @@ std::shared_ptr<GenericConsumer> CustomConsumer(const std::shared_ptr<Probe>& pr
     return std::make_shared<GenericConsumer>(o);
 }
 
-class ActionsStreamTest : public test_support::ServerTest {
+// Every test runs on both engines (ActionsStreamTest.X/Sqlite, .../Postgres).
+class ActionsStreamTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
     void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
         BuildFromConfig(kConfig);
         probe_->server = server_.get();
         server_->Route("/ws/custom/", CustomConsumer(probe_, false));
@@ -222,7 +224,7 @@ protected:
     std::shared_ptr<Probe> probe_ = std::make_shared<Probe>();
 };
 
-TEST_F(ActionsStreamTest, StreamedListSendsOneFramePerPageWithTheSameRequestId) {
+TEST_P(ActionsStreamTest, StreamedListSendsOneFramePerPageWithTheSameRequestId) {
     auto ws = Connect("/ws/posts/");
     ASSERT_TRUE(ws->SendText(R"({"action": "list", "request_id": "s"})"));
     std::vector<Frame> pages = ReadStream(*ws);
@@ -251,7 +253,7 @@ TEST_F(ActionsStreamTest, StreamedListSendsOneFramePerPageWithTheSameRequestId) 
     ExpectNothingPending(*ws);
 }
 
-TEST_F(ActionsStreamTest, AnEmptyTableStreamsOneFrameWithCountZero) {
+TEST_P(ActionsStreamTest, AnEmptyTableStreamsOneFrameWithCountZero) {
     auto ws = Connect("/ws/notes/");
     EXPECT_TRUE(SameJson(ws->Request(R"({"action": "list", "request_id": {"n": 1}})").value_or(""),
                          R"({"errors": [], "data": {"count": 0, "results": [], "limit": 10, "offset": 0},
@@ -259,7 +261,7 @@ TEST_F(ActionsStreamTest, AnEmptyTableStreamsOneFrameWithCountZero) {
     ExpectNothingPending(*ws);
 }
 
-TEST_F(ActionsStreamTest, FilterOrderingAndBadArguments) {
+TEST_P(ActionsStreamTest, FilterOrderingAndBadArguments) {
     auto ws = Connect("/ws/posts/");
     ASSERT_TRUE(
         ws->SendText(R"({"action": "list", "request_id": "f", "filter": {"author": "alice"}, "ordering": "-id"})"));
@@ -302,7 +304,7 @@ TEST_F(ActionsStreamTest, FilterOrderingAndBadArguments) {
     ExpectNothingPending(*ws);
 }
 
-TEST_F(ActionsStreamTest, ListCancelStopsALongStreamAndNoFrameFollowsItsReply) {
+TEST_P(ActionsStreamTest, ListCancelStopsALongStreamAndNoFrameFollowsItsReply) {
     InsertNotes(10000, 100);
     auto ws = Connect("/ws/notes/");
     ASSERT_TRUE(ws->SendText(R"({"action": "list", "request_id": "long", "limit": 1})"));
@@ -334,7 +336,7 @@ TEST_F(ActionsStreamTest, ListCancelStopsALongStreamAndNoFrameFollowsItsReply) {
     EXPECT_EQ(ReadStream(*ws).size(), 10u);  // 1000 rows from 9000, limit capped by max_page_size 100 (the default)
 }
 
-TEST_F(ActionsStreamTest, TwoStreamsAtOnceOnOneSocket) {
+TEST_P(ActionsStreamTest, TwoStreamsAtOnceOnOneSocket) {
     InsertNotes(300, 10);
     auto ws = Connect("/ws/notes/");
     ASSERT_TRUE(ws->SendText(R"({"action": "list", "request_id": "a", "limit": 7})"));
@@ -361,7 +363,7 @@ TEST_F(ActionsStreamTest, TwoStreamsAtOnceOnOneSocket) {
     ExpectNothingPending(*ws);
 }
 
-TEST_F(ActionsStreamTest, StreamsOfAClosedSocketStopAndTheExecutorDrains) {
+TEST_P(ActionsStreamTest, StreamsOfAClosedSocketStopAndTheExecutorDrains) {
     InsertNotes(10000, 1024);
     {
         // A reader that reads one frame and then nothing: the stream fills the socket and waits for room.
@@ -377,7 +379,7 @@ TEST_F(ActionsStreamTest, StreamsOfAClosedSocketStopAndTheExecutorDrains) {
     EXPECT_THAT(ws->Request(R"({"action": "retrieve", "pk": 1})").value_or(""), HasSubstr(R"("response_status":200)"));
 }
 
-TEST_F(ActionsStreamTest, CustomActionsAnswerWhatTheyReturn) {
+TEST_P(ActionsStreamTest, CustomActionsAnswerWhatTheyReturn) {
     auto ws = Connect("/ws/custom/");
     EXPECT_TRUE(SameJson(ws->Request(R"({"action": "publish", "pk": 3, "request_id": 1})").value_or(""),
                          R"({"errors": [], "data": {"id": 3, "title": "by alice", "body": "published"},
@@ -403,7 +405,7 @@ TEST_F(ActionsStreamTest, CustomActionsAnswerWhatTheyReturn) {
     EXPECT_THAT(ws->Request(R"({"action": "unpublish", "pk": 3})").value_or(""), HasSubstr(R"("response_status":405)"));
 }
 
-TEST_F(ActionsStreamTest, PermissionIsCheckedBeforeTheActionAndItsObject) {
+TEST_P(ActionsStreamTest, PermissionIsCheckedBeforeTheActionAndItsObject) {
     auto ws = Connect("/ws/denied/");
     // 403 beats the object lookup's 400 and 404, and the unknown action's 405.
     for (const char* args : {R"("pk": 1)", R"("request_id": null)", R"("pk": 99)"}) {
@@ -424,7 +426,7 @@ TEST_F(ActionsStreamTest, PermissionIsCheckedBeforeTheActionAndItsObject) {
     EXPECT_TRUE(probe_->started.empty());  // the refused detached action never ran
 }
 
-TEST_F(ActionsStreamTest, ADetachedActionDoesNotBlockTheSocketAndAnswersWhenItFinishes) {
+TEST_P(ActionsStreamTest, ADetachedActionDoesNotBlockTheSocketAndAnswersWhenItFinishes) {
     auto ws = Connect("/ws/custom/");
     ASSERT_TRUE(ws->SendText(R"({"action": "hold", "request_id": "h"})"));
     ASSERT_TRUE(probe_->WaitFor([&] { return probe_->started.size() == 1; }));
@@ -438,7 +440,7 @@ TEST_F(ActionsStreamTest, ADetachedActionDoesNotBlockTheSocketAndAnswersWhenItFi
     ExpectNothingPending(*ws);
 }
 
-TEST_F(ActionsStreamTest, DetachedActionsOfAClosedSocketAreCancelledOrNeverRun) {
+TEST_P(ActionsStreamTest, DetachedActionsOfAClosedSocketAreCancelledOrNeverRun) {
     // A running one sees cancelled().
     auto a = Connect("/ws/custom/");
     ASSERT_TRUE(a->SendText(R"({"action": "hold", "request_id": "a1"})"));
@@ -478,7 +480,7 @@ TEST_F(ActionsStreamTest, DetachedActionsOfAClosedSocketAreCancelledOrNeverRun) 
     EXPECT_THAT(Next(*b).text, HasSubstr(R"("data":"held")"));
 }
 
-TEST_F(ActionsStreamTest, ADetachedWritersReplyComesBeforeThePushItCauses) {
+TEST_P(ActionsStreamTest, ADetachedWritersReplyComesBeforeThePushItCauses) {
     auto ws = Connect("/ws/custom/");
     EXPECT_THAT(ws->Request(R"({"action": "subscribe_instance", "pk": 2, "request_id": "sub"})").value_or(""),
                 HasSubstr(R"("response_status":201)"));
@@ -496,6 +498,8 @@ TEST_F(ActionsStreamTest, ADetachedWritersReplyComesBeforeThePushItCauses) {
         }
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, ActionsStreamTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline

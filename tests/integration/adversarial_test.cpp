@@ -11,6 +11,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <string>
@@ -52,9 +54,8 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
 
 std::string Nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
-class AdversarialTest : public test_support::ServerTest {
+class AdversarialFixture : public test_support::ServerTest {
 protected:
-    void SetUp() override { StartFromConfig(kConfig); }
     static std::string Call(WsClient& ws, const std::string& frame) { return ws.Request(frame).value_or("<none>"); }
     // The socket still works: an ordinary request is answered.
     static void ExpectServed(WsClient& ws) {
@@ -70,8 +71,17 @@ protected:
     }
 };
 
+// Every test runs on both engines (AdversarialTest.X/Sqlite, .../Postgres), but for AdversarialSqliteTest below.
+class AdversarialTest : public AdversarialFixture, public ::testing::WithParamInterface<test_support::Engine> {
+protected:
+    void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
+        StartFromConfig(kConfig);
+    }
+};
+
 // Finding 1: ~87,300 nested arrays (175 KB, far under the message limit) killed the process with SIGSEGV.
-TEST_F(AdversarialTest, DeepNestingIsRefusedOnEveryRouteAndTheSocketStaysOpen) {
+TEST_P(AdversarialTest, DeepNestingIsRefusedOnEveryRouteAndTheSocketStaysOpen) {
     const std::string deep = Nested(90000);
     auto direct = Connect();
     for (const std::string& frame :
@@ -106,7 +116,7 @@ TEST_F(AdversarialTest, DeepNestingIsRefusedOnEveryRouteAndTheSocketStaysOpen) {
 
 // Finding 2: a lone low surrogate was stored as bytes that are not UTF-8, and every reply carrying the row was
 // dropped from then on; as a request_id it suppressed the sender's own reply.
-TEST_F(AdversarialTest, TextThatIsNotUnicodeIsRefusedAtTheDoorAndNothingIsStored) {
+TEST_P(AdversarialTest, TextThatIsNotUnicodeIsRefusedAtTheDoorAndNothingIsStored) {
     auto ws = Connect();
     auto created = Parse(ws->Request(R"({"action":"create","request_id":3,"data":{"title":"\udc00"}})"));
     ASSERT_TRUE(created.IsObject()) << "the reply was dropped";
@@ -128,9 +138,64 @@ TEST_F(AdversarialTest, TextThatIsNotUnicodeIsRefusedAtTheDoorAndNothingIsStored
     EXPECT_EQ(std::string(emoji["data"]["title"].GetString()), "\xF0\x9F\x98\x80");
 }
 
+// Issue 12: bad input gets the same answers on both engines (PROTOCOL.md §4): field errors for values a column
+// cannot hold and for unique values taken (a constraint PostgreSQL reports differently from SQLite), on create,
+// update and patch, and the row is left as it was.
+TEST_P(AdversarialTest, BadValuesAndTakenUniqueValuesGetTheSameFieldErrorsOnBothEngines) {
+    server_.reset();
+    StartFromConfig(R"({
+      "database": "blog.db", "listen": {"port": 0}, "workers": 2,
+      "models": {"tags": {"fields": {"slug": {"type": "text", "primary_key": true, "max_length": 20},
+                                     "label": {"type": "text", "unique": true, "null": true},
+                                     "n": {"type": "integer", "null": true}, "r": {"type": "real", "null": true},
+                                     "b": {"type": "boolean", "null": true}}}},
+      "routes": {"/ws/tags/": {"model": "tags", "mixins": ["retrieve", "create", "update", "patch"]}}})");
+    auto ws = Connect("/ws/tags/");
+    auto errors = [&](const std::string& action, const std::string& rest) {
+        auto reply = Parse(ws->Request(R"({"action":")" + action + R"(","request_id":1,)" + rest + "}"));
+        if (!reply.IsObject()) return std::string("<no reply>");
+        rapidjson::StringBuffer out;
+        rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+        reply["errors"].Accept(writer);
+        return std::to_string(reply["response_status"].GetInt()) + " " + out.GetString();
+    };
+    EXPECT_EQ(errors("create", R"("data":{"slug":"a","label":"A","n":1})"), "201 []");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"c"})"), "201 []");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"a","label":"B"})"),
+              R"(400 [{"slug":["tags with this slug already exists."]}])");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"b","label":"A"})"),
+              R"(400 [{"label":["tags with this label already exists."]}])");
+    EXPECT_EQ(errors("update", R"("pk":"c","data":{"slug":"c","label":"A"})"),
+              R"(400 [{"label":["tags with this label already exists."]}])");
+    EXPECT_EQ(errors("patch", R"("pk":"c","data":{"label":"A"})"),
+              R"(400 [{"label":["tags with this label already exists."]}])");
+    EXPECT_EQ(errors("patch", R"("pk":"c","data":{"slug":"a"})"),
+              R"(400 [{"slug":["tags with this slug already exists."]}])");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"d","n":9223372036854775808})"),
+              R"(400 [{"n":["A valid integer is required."]}])");
+    EXPECT_EQ(errors("create", R"("data":{"slug":"d","n":1.5,"r":"nan","b":2})"),
+              R"(400 [{"n":["A valid integer is required."],"r":["A valid number is required."],)"
+              R"("b":["Must be a valid boolean."]}])");
+    EXPECT_EQ(errors("patch", R"("pk":"a","data":{"r":"1e999"})"), R"(400 [{"r":["A valid number is required."]}])");
+    // Nothing changed, and the socket goes on.
+    auto row = Parse(ws->Request(R"({"action":"retrieve","request_id":2,"pk":"a"})"));
+    ASSERT_TRUE(row.IsObject());
+    EXPECT_STREQ(row["data"]["label"].GetString(), "A");
+    EXPECT_EQ(row["data"]["n"].GetInt(), 1);
+    EXPECT_TRUE(row["data"]["r"].IsNull());
+    EXPECT_EQ(errors("retrieve", R"("pk":"c")"), "200 []");
+    EXPECT_EQ(errors("retrieve", R"("pk":"b")"), R"(404 ["Not found"])");
+}
+
+// SQLite only: PostgreSQL (a UTF8 database) refuses text that is not UTF-8 from every client, so no row can hold it.
+class AdversarialSqliteTest : public AdversarialFixture {
+protected:
+    void SetUp() override { StartFromConfig(kConfig); }
+};
+
 // Finding 2, the other half: a row another program stored with bytes that are not UTF-8 still goes out, in every
 // reply and push, with U+FFFD in their place; it never silences the socket.
-TEST_F(AdversarialTest, ARowWithBytesThatAreNotUtf8StillGoesOutEverywhere) {
+TEST_F(AdversarialSqliteTest, ARowWithBytesThatAreNotUtf8StillGoesOutEverywhere) {
     ASSERT_EQ(testing::SqliteShell(dir_.File("blog.db"),
                                    "INSERT INTO posts (id, title) VALUES (1, CAST(X'6F6BEDB08021' AS TEXT));"),
               0);
@@ -165,7 +230,7 @@ TEST_F(AdversarialTest, ARowWithBytesThatAreNotUtf8StillGoesOutEverywhere) {
 
 // Finding 6 (part): 300 subscribes with 1 MB request_ids held 238 MB. A request_id has a size limit on every
 // action; the limit is answered with 400 and the socket stays open.
-TEST_F(AdversarialTest, OversizedRequestIdsAreRefused) {
+TEST_P(AdversarialTest, OversizedRequestIdsAreRefused) {
     auto ws = Connect();
     const std::string big(300, 'x');
     auto reply = Parse(ws->Request(R"({"action":"subscribe_instance","pk":1,"request_id":")" + big + "\"}"));
@@ -187,7 +252,7 @@ TEST_F(AdversarialTest, OversizedRequestIdsAreRefused) {
 
 // Finding 6: a socket held 50,000 subscriptions (and with them the server's lock). A subscribe beyond the socket's
 // limit answers 429, subscribes nothing, and the socket goes on.
-TEST_F(AdversarialTest, SubscriptionsPerSocketAreLimited) {
+TEST_P(AdversarialTest, SubscriptionsPerSocketAreLimited) {
     ASSERT_EQ(server_->database().Insert("posts", {{"title", "t"}}).at(0), Value(1));
     auto ws = Connect();
     for (int i = 0; i < 50; ++i) {
@@ -212,7 +277,7 @@ TEST_F(AdversarialTest, SubscriptionsPerSocketAreLimited) {
 
 // Findings 4 and 5: `__in` lists of 250,000-500,000 values cost hundreds of MB (a prepared statement per length;
 // a list subscription's filter evaluated on every write). Lists are bounded, everywhere filters are taken.
-TEST_F(AdversarialTest, InFiltersAreBoundedEverywhere) {
+TEST_P(AdversarialTest, InFiltersAreBoundedEverywhere) {
     auto ws = Connect();
     auto values = [](int n) {
         std::string list = "[";
@@ -240,7 +305,7 @@ TEST_F(AdversarialTest, InFiltersAreBoundedEverywhere) {
 // Finding 5, the rest: the largest filters allowed, on as many list subscriptions as allowed, would still hold
 // millions of values per socket (and cost the observer that much per write). The socket's list subscriptions share a
 // budget of filter values (an __in list counts its values, any other condition one).
-TEST_F(AdversarialTest, ListSubscriptionsShareABudgetOfFilterValues) {
+TEST_P(AdversarialTest, ListSubscriptionsShareABudgetOfFilterValues) {
     auto ws = Connect();
     auto subscribe = [&](const std::string& id, int n, const std::string& more = "") {
         std::string list = "[";
@@ -268,7 +333,7 @@ TEST_F(AdversarialTest, ListSubscriptionsShareABudgetOfFilterValues) {
 
 // Finding 8: subscribe_list took filters on write-only fields and on fields outside filter_fields, so
 // {"secret__startswith": "h"} told a secret's prefix by what was pushed. Every filter obeys list's rules.
-TEST_F(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere) {
+TEST_P(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere) {
     auto ws = Connect();
     for (const char* filter : {R"({"secret__startswith": "h", "id": 2})", R"({"secret": "x"})", R"({"title": "t"})",
                                R"({"author__nope": "x"})"}) {
@@ -291,7 +356,7 @@ TEST_F(AdversarialTest, FiltersOnWriteOnlyOrUndeclaredFieldsAreRefusedEverywhere
 // Finding 9: on a route whose queryset hides a row, retrieve and subscribe answered 404 but subscribe with
 // "since": 0 answered 201 and pushed a delete at every later change of the row: its existence and change times
 // leaked. `since` follows retrieve's rules, also once the row is gone.
-TEST_F(AdversarialTest, SinceNeverRevealsARowOutsideTheQueryset) {
+TEST_P(AdversarialTest, SinceNeverRevealsARowOutsideTheQueryset) {
     storage::Backend& db = server_->database();
     db.Insert("posts", {{"title", "public"}});
     db.Insert("posts", {{"title", "hidden"}, {"hidden", true}});
@@ -317,6 +382,8 @@ TEST_F(AdversarialTest, SinceNeverRevealsARowOutsideTheQueryset) {
     EXPECT_FALSE(ws->Receive(std::chrono::milliseconds(200))) << "nothing else may be pushed";
     EXPECT_EQ(server_->observer().subscription_count(), 1u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, AdversarialTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline

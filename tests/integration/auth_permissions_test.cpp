@@ -177,7 +177,9 @@ private:
     std::string text_;
 };
 
-class AuthPermissionsTest : public test_support::ServerTest {
+// Every test runs on both engines (AuthPermissionsTest.X/Sqlite, .../Postgres); so do CppPermissionsTest's.
+class AuthPermissionsTest : public test_support::ServerTest,
+                            public ::testing::WithParamInterface<test_support::Engine> {
 protected:
     void StartServer(const std::string& auth = AuthJson()) {
         StartFromConfig(Config(auth));
@@ -188,7 +190,10 @@ protected:
         }
         WaitRelayed(7);
     }
-    void SetUp() override { StartServer(); }
+    void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
+        StartServer();
+    }
 
     // A socket authenticated as the token's user, through the query parameter.
     std::unique_ptr<WsClient> As(const std::string& path, const char* token) {
@@ -201,7 +206,7 @@ protected:
     }
 };
 
-TEST_F(AuthPermissionsTest, IsAuthenticatedConnectsAnonymousSocketsThenAnswers403PerAction) {
+TEST_P(AuthPermissionsTest, IsAuthenticatedConnectsAnonymousSocketsThenAnswers403PerAction) {
     auto anonymous = Connect("/ws/auth/");
     for (const char* request : {R"({"action": "list", "request_id": 1})", R"({"action": "retrieve", "pk": 1})",
                                 R"({"action": "create", "data": {"title": "x"}})", R"({"action": "delete", "pk": 1})",
@@ -219,7 +224,7 @@ TEST_F(AuthPermissionsTest, IsAuthenticatedConnectsAnonymousSocketsThenAnswers40
     EXPECT_EQ(Status(*alice, R"({"action": "fly"})"), 405);
 }
 
-TEST_F(AuthPermissionsTest, ReadOnlyRefusesWritesAndAllowsReads) {
+TEST_P(AuthPermissionsTest, ReadOnlyRefusesWritesAndAllowsReads) {
     auto ws = As("/ws/readonly/", kAliceToken);
     EXPECT_EQ(Status(*ws, R"({"action": "list"})"), 200);
     EXPECT_EQ(Status(*ws, R"({"action": "retrieve", "pk": 1})"), 200);
@@ -236,7 +241,7 @@ TEST_F(AuthPermissionsTest, ReadOnlyRefusesWritesAndAllowsReads) {
     EXPECT_EQ(server_->database().Get("posts", "id", Value(1))->at(1).AsText(), "p1");  // nothing was written
 }
 
-TEST_F(AuthPermissionsTest, AndOrNotCompose) {
+TEST_P(AuthPermissionsTest, AndOrNotCompose) {
     // and: authenticated AND read-only.
     auto anon_and = Connect("/ws/and/");
     EXPECT_EQ(Status(*anon_and, R"({"action": "list"})"), 403);
@@ -260,7 +265,7 @@ TEST_F(AuthPermissionsTest, AndOrNotCompose) {
     EXPECT_EQ(Status(*anon_not, R"({"action": "create", "data": {"title": "x"}})"), 201);
 }
 
-TEST_F(AuthPermissionsTest, OwnerIsCheckedOnEveryDetailActionAfterTheLookup) {
+TEST_P(AuthPermissionsTest, OwnerIsCheckedOnEveryDetailActionAfterTheLookup) {
     auto alice = As("/ws/mine/", kAliceToken);
     Frame own = Call(*alice, R"({"action": "retrieve", "pk": 1, "request_id": 1})");
     EXPECT_EQ(own.status(), 200);
@@ -289,7 +294,7 @@ TEST_F(AuthPermissionsTest, OwnerIsCheckedOnEveryDetailActionAfterTheLookup) {
     EXPECT_EQ(Status(*bob, R"({"action": "retrieve", "pk": 1})"), 403);
 }
 
-TEST_F(AuthPermissionsTest, OwnerFiltersPlainPaginatedAndFilteredLists) {
+TEST_P(AuthPermissionsTest, OwnerFiltersPlainPaginatedAndFilteredLists) {
     auto alice = As("/ws/mine/", kAliceToken);
     EXPECT_EQ(Ids(Call(*alice, R"({"action": "list"})").data()), (std::set<std::int64_t>{1, 3, 5, 7}));
     server_->database().Patch("posts", Value(5), {{"title", "special"}});
@@ -316,7 +321,7 @@ TEST_F(AuthPermissionsTest, OwnerFiltersPlainPaginatedAndFilteredLists) {
 
 // The issue's invariant: for every user, a list never returns a row that user could not retrieve, and every row the
 // user may retrieve is listed.
-TEST_F(AuthPermissionsTest, AListNeverShowsARowTheSameUserCouldNotRetrieve) {
+TEST_P(AuthPermissionsTest, AListNeverShowsARowTheSameUserCouldNotRetrieve) {
     struct Who {
         const char* name;
         std::string query;
@@ -367,7 +372,7 @@ TEST_F(AuthPermissionsTest, AListNeverShowsARowTheSameUserCouldNotRetrieve) {
     EXPECT_EQ(streamed.data()["count"].GetInt(), 4);  // alice's rows, not the table's 7
 }
 
-TEST_F(AuthPermissionsTest, ARowThatBecomesInvisibleIsPushedAsADelete) {
+TEST_P(AuthPermissionsTest, ARowThatBecomesInvisibleIsPushedAsADelete) {
     auto alice = As("/ws/mine/", kAliceToken);
     ASSERT_EQ(Status(*alice, R"({"action": "subscribe_instance", "pk": 1, "request_id": "one"})"), 201);
     ASSERT_EQ(Status(*alice, R"({"action": "subscribe_list", "request_id": "all"})"), 201);
@@ -406,7 +411,7 @@ TEST_F(AuthPermissionsTest, ARowThatBecomesInvisibleIsPushedAsADelete) {
     EXPECT_EQ(seen["all"], "create");
 }
 
-TEST_F(AuthPermissionsTest, GroupPushesFollowTheObjectPermission) {
+TEST_P(AuthPermissionsTest, GroupPushesFollowTheObjectPermission) {
     auto alice = As("/ws/mine-or-editor/", kAliceToken);
     auto carol = As("/ws/mine-or-editor/", kCarolToken);
     for (auto* ws : {alice.get(), carol.get()}) {
@@ -419,7 +424,7 @@ TEST_F(AuthPermissionsTest, GroupPushesFollowTheObjectPermission) {
     EXPECT_EQ(to_carol.action(), "update") << to_carol.text;  // an editor sees every row
 }
 
-TEST_F(AuthPermissionsTest, TokensFromQueryParameterBearerHeaderAndCookie) {
+TEST_P(AuthPermissionsTest, TokensFromQueryParameterBearerHeaderAndCookie) {
     // Cookie tokens are read only behind an origin allow-list (a browser sends its cookies whichever site's page
     // opens the socket); a handshake without an Origin header is not a browser's.
     server_.reset();
@@ -441,7 +446,7 @@ TEST_F(AuthPermissionsTest, TokensFromQueryParameterBearerHeaderAndCookie) {
 
 // Default policy: anonymous allowed, an invalid token is anonymous. Each case is checked on the is_authenticated
 // route: 200 means the socket is authenticated, 403 that it is anonymous.
-TEST_F(AuthPermissionsTest, InvalidTokensAreAnonymousByDefaultAndNeverLogged) {
+TEST_P(AuthPermissionsTest, InvalidTokensAreAnonymousByDefaultAndNeverLogged) {
     LogCapture log;
     const std::string payload = R"({"sub": "1", "exp": )" + std::to_string(Now() + 600) + "}";
     struct Case {
@@ -477,7 +482,7 @@ TEST_F(AuthPermissionsTest, InvalidTokensAreAnonymousByDefaultAndNeverLogged) {
     }
 }
 
-TEST_F(AuthPermissionsTest, RefusePolicies) {
+TEST_P(AuthPermissionsTest, RefusePolicies) {
     server_.reset();
     StartServer(AuthJson(R"(, "anonymous": "refuse", "invalid_token": "refuse")"));
     LogCapture log;
@@ -500,7 +505,7 @@ TEST_F(AuthPermissionsTest, RefusePolicies) {
     EXPECT_EQ(Status(*within_leeway, R"({"action": "list"})"), 200);
 }
 
-TEST_F(AuthPermissionsTest, AnonymousRefusedButInvalidTokensStillRefusedToo) {
+TEST_P(AuthPermissionsTest, AnonymousRefusedButInvalidTokensStillRefusedToo) {
     server_.reset();
     StartServer(AuthJson(R"(, "anonymous": "refuse")"));  // invalid_token defaults to anonymous, then refused
     EXPECT_EQ(Try("/ws/open/").http_status, 401);
@@ -508,7 +513,7 @@ TEST_F(AuthPermissionsTest, AnonymousRefusedButInvalidTokensStillRefusedToo) {
     EXPECT_TRUE(Try(std::string("/ws/open/?token=") + kAliceToken));
 }
 
-TEST_F(AuthPermissionsTest, InvalidTokensRefusedButAnonymousAllowed) {
+TEST_P(AuthPermissionsTest, InvalidTokensRefusedButAnonymousAllowed) {
     server_.reset();
     StartServer(AuthJson(R"(, "invalid_token": "refuse")"));
     EXPECT_EQ(Try("/ws/open/?token=" + JwtFor("1", -120)).http_status, 401);
@@ -567,10 +572,12 @@ public:
     }
 };
 
-class CppPermissionsTest : public test_support::ServerTest {
+class CppPermissionsTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
     void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
         transport::ServerOptions options = test_support::TestServerOptions(dir_, "cpp.db", 2);
+        options.database = engine_db_->database();
         User ann, dave;
         ann.id = "10";
         ann.name = "ann";
@@ -607,7 +614,7 @@ protected:
     }
 };
 
-TEST_F(CppPermissionsTest, CanConnectFalseRefusesTheHandshakeWith403) {
+TEST_P(CppPermissionsTest, CanConnectFalseRefusesTheHandshakeWith403) {
     auto anonymous = Try("/ws/staff/");
     EXPECT_FALSE(anonymous);
     EXPECT_EQ(anonymous.http_status, 403);
@@ -623,7 +630,7 @@ TEST_F(CppPermissionsTest, CanConnectFalseRefusesTheHandshakeWith403) {
     EXPECT_EQ(Ids(Call(*dave_and, R"({"action": "list"})").data()), (std::set<std::int64_t>{2, 6}));
 }
 
-TEST_F(CppPermissionsTest, ObjectRuleWithoutSqlFormFiltersListsInMemoryWithExactCounts) {
+TEST_P(CppPermissionsTest, ObjectRuleWithoutSqlFormFiltersListsInMemoryWithExactCounts) {
     auto ann = Connect("/ws/prefix/?token=tok-ann");
     EXPECT_EQ(Ids(Call(*ann, R"({"action": "list"})").data()), (std::set<std::int64_t>{1, 3, 5, 7, 8}));
     auto pages = Connect("/ws/prefix-pages/?token=tok-ann");
@@ -644,7 +651,7 @@ TEST_F(CppPermissionsTest, ObjectRuleWithoutSqlFormFiltersListsInMemoryWithExact
     EXPECT_EQ(Call(*anonymous, R"({"action": "list"})").data()["count"].GetInt(), 0);
 }
 
-TEST_F(CppPermissionsTest, APermissionThatThrowsAnswers500AndTheSocketStaysOpen) {
+TEST_P(CppPermissionsTest, APermissionThatThrowsAnswers500AndTheSocketStaysOpen) {
     auto ws = Connect("/ws/explode/");
     LogCapture log;
     for (const char* request : {R"({"action": "list", "explode": 1, "request_id": 1})",
@@ -662,7 +669,7 @@ TEST_F(CppPermissionsTest, APermissionThatThrowsAnswers500AndTheSocketStaysOpen)
     EXPECT_THAT(log.text(), HasSubstr("has_object_permission exploded"));
 }
 
-TEST_F(CppPermissionsTest, ACanConnectThatThrowsRefusesTheHandshakeWith500) {
+TEST_P(CppPermissionsTest, ACanConnectThatThrowsRefusesTheHandshakeWith500) {
     LogCapture log;
     auto refused = Try("/ws/explode/?explode_connect=1");
     EXPECT_FALSE(refused);
@@ -672,7 +679,7 @@ TEST_F(CppPermissionsTest, ACanConnectThatThrowsRefusesTheHandshakeWith500) {
     EXPECT_TRUE(Try("/ws/explode/"));
 }
 
-TEST_F(CppPermissionsTest, APermissionThatThrowsOnAPushSkipsThatPushAndLogsOnce) {
+TEST_P(CppPermissionsTest, APermissionThatThrowsOnAPushSkipsThatPushAndLogsOnce) {
     auto a = Connect("/ws/explode/");
     auto b = Connect("/ws/explode/");
     for (auto* ws : {a.get(), b.get()}) {
@@ -696,6 +703,9 @@ TEST_F(CppPermissionsTest, APermissionThatThrowsOnAPushSkipsThatPushAndLogsOnce)
     }
     EXPECT_EQ(lines, 1u) << text;  // two sockets refused, one line for the event
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, AuthPermissionsTest, test_support::AllEngines(), test_support::EngineParamName);
+INSTANTIATE_TEST_SUITE_P(Engines, CppPermissionsTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline

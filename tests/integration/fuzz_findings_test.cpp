@@ -29,12 +29,16 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
     return d;
 }
 
-class FuzzFindingsTest : public test_support::ServerTest {
+// Every test runs on both engines (FuzzFindingsTest.X/Sqlite, .../Postgres).
+class FuzzFindingsTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
-    void SetUp() override { StartFromConfig(kConfig); }
+    void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
+        StartFromConfig(kConfig);
+    }
 };
 
-TEST_F(FuzzFindingsTest, ANulByteAfterTheObjectIsRefusedNotIgnored) {
+TEST_P(FuzzFindingsTest, ANulByteAfterTheObjectIsRefusedNotIgnored) {
     // fuzz/corpus/json/nul-after-root: RapidJSON reads a NUL byte as the end of the text, so whatever followed one
     // was ignored and the frame ran.
     using namespace std::string_literals;
@@ -51,7 +55,7 @@ TEST_F(FuzzFindingsTest, ANulByteAfterTheObjectIsRefusedNotIgnored) {
     EXPECT_EQ(wrapped["payload"]["response_status"].GetInt(), 400);
 }
 
-TEST_F(FuzzFindingsTest, ARequestIdWithALongMantissaComesBackAsTheSameNumber) {
+TEST_P(FuzzFindingsTest, ARequestIdWithALongMantissaComesBackAsTheSameNumber) {
     // fuzz/corpus/frame/request-id-precision: numbers were read to a neighbouring double, so this request_id was
     // echoed as 1.111111111111111e59, which is another number than the one sent.
     const std::string id = "111111111111111111111111111111111111111000000000000207729038";
@@ -67,6 +71,8 @@ TEST_F(FuzzFindingsTest, ARequestIdWithALongMantissaComesBackAsTheSameNumber) {
     ASSERT_TRUE(zero.IsObject() && zero["request_id"].IsNumber());
     EXPECT_EQ(zero["request_id"].GetDouble(), 0.0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, FuzzFindingsTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline

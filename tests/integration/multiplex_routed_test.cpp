@@ -45,13 +45,18 @@ constexpr const char* kConfig = R"({
         "^posts/$": {"model": "posts", "fields": ["id", "title"], "handler": "ListCreateAPIActionHandler"},
         "^comments/(?P<pk>\\d+)/$": {"model": "comments", "handler": "RetrieveAPIActionHandler"}}}}})";
 
-class MultiplexRoutedTest : public test_support::ServerTest {
+// Every test runs on both engines (MultiplexRoutedTest.X/Sqlite, .../Postgres), and so do MultiplexHandshakeTest's.
+class MultiplexRoutedTest : public test_support::ServerTest,
+                            public ::testing::WithParamInterface<test_support::Engine> {
 protected:
-    void SetUp() override { StartFromConfig(kConfig); }
+    void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
+        StartFromConfig(kConfig);
+    }
     static std::string Call(WsClient& ws, const std::string& frame) { return ws.Request(frame).value_or("<none>"); }
 };
 
-TEST_F(MultiplexRoutedTest, TwoStreamsOnOneSocketGetTheirOwnWrappedReplies) {
+TEST_P(MultiplexRoutedTest, TwoStreamsOnOneSocketGetTheirOwnWrappedReplies) {
     auto ws = Connect("/ws/");
     EXPECT_EQ(Call(*ws, R"({"stream": "posts", "payload": {"action": "create", "request_id": 1,
                                                            "data": {"title": "Hello", "author": "ann"}}})"),
@@ -70,7 +75,7 @@ TEST_F(MultiplexRoutedTest, TwoStreamsOnOneSocketGetTheirOwnWrappedReplies) {
               R"("action":"list","response_status":405,"request_id":2}})");
 }
 
-TEST_F(MultiplexRoutedTest, PushesOfASubscriptionThroughAStreamArriveWrapped) {
+TEST_P(MultiplexRoutedTest, PushesOfASubscriptionThroughAStreamArriveWrapped) {
     server_->database().Insert("posts", {{"title", "First"}});
     WaitRelayed(1);
     auto ws = Connect("/ws/");
@@ -98,7 +103,7 @@ TEST_F(MultiplexRoutedTest, PushesOfASubscriptionThroughAStreamArriveWrapped) {
                                       R"("author":"bob"},"action":"update")"));
 }
 
-TEST_F(MultiplexRoutedTest, BadFramesAnswerErrorFramesAndTheSocketStaysOpen) {
+TEST_P(MultiplexRoutedTest, BadFramesAnswerErrorFramesAndTheSocketStaysOpen) {
     auto ws = Connect("/ws/");
     struct Case {
         std::string frame;
@@ -138,7 +143,7 @@ TEST_F(MultiplexRoutedTest, BadFramesAnswerErrorFramesAndTheSocketStaysOpen) {
               R"("request_id":"after"}})");
 }
 
-TEST_F(MultiplexRoutedTest, ClosingTheSocketDropsTheSubscriptionsOfEveryStream) {
+TEST_P(MultiplexRoutedTest, ClosingTheSocketDropsTheSubscriptionsOfEveryStream) {
     server_->database().Insert("posts", {{"title", "P"}});
     server_->database().Insert("comments", {{"text", "C"}});
     WaitRelayed(2);
@@ -160,7 +165,7 @@ TEST_F(MultiplexRoutedTest, ClosingTheSocketDropsTheSubscriptionsOfEveryStream) 
     EXPECT_EQ(server_->observer().subscription_count(), before);
 }
 
-TEST_F(MultiplexRoutedTest, RoutedActionsOverASocket) {
+TEST_P(MultiplexRoutedTest, RoutedActionsOverASocket) {
     auto ws = Connect("/ws/api/");
     EXPECT_EQ(Call(*ws, R"({"action": "create", "route": "posts/", "data": {"title": "One"}})"),
               R"({"errors":[],"data":{"id":1,"title":"One"},"action":"create","route":"posts/","status":201})");
@@ -181,7 +186,7 @@ TEST_F(MultiplexRoutedTest, RoutedActionsOverASocket) {
     EXPECT_EQ(server_->database().Count("posts", {}), 0);
 }
 
-TEST_F(MultiplexRoutedTest, RoutedErrorsOverASocketKeepItOpen) {
+TEST_P(MultiplexRoutedTest, RoutedErrorsOverASocketKeepItOpen) {
     server_->database().Insert("comments", {{"text", "C"}});
     auto ws = Connect("/ws/api/");
     struct Case {
@@ -216,7 +221,7 @@ TEST_F(MultiplexRoutedTest, RoutedErrorsOverASocketKeepItOpen) {
               R"({"errors":[],"data":{"id":1,"text":"C"},"action":"retrieve","route":"comments/1/","status":200})");
 }
 
-TEST_F(MultiplexRoutedTest, ARoutedConsumerAsAStream) {
+TEST_P(MultiplexRoutedTest, ARoutedConsumerAsAStream) {
     auto ws = Connect("/ws/");
     EXPECT_EQ(Call(*ws, R"({"stream": "api", "payload": {"action": "list", "route": "posts/"}})"),
               R"({"stream":"api","payload":{"errors":[],"data":[],"action":"list","route":"posts/","status":200}})");
@@ -236,9 +241,23 @@ public:
     }
 };
 
-TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
-    testing::TempDir dir;
-    transport::Server server(test_support::TestServerOptions(dir, "mux.db", 1));
+// Servers built from C++, on a database of either engine.
+class MultiplexHandshakeTest : public ::testing::TestWithParam<test_support::Engine> {
+protected:
+    void SetUp() override {
+        if (!db_.available()) GTEST_SKIP() << test_support::kPgSkipReason;
+    }
+    transport::ServerOptions Options(unsigned workers) const {
+        transport::ServerOptions options = test_support::TestServerOptions(dir_, "mux.db", workers);
+        options.database = db_.database();
+        return options;
+    }
+    testing::TempDir dir_;
+    test_support::EngineDatabase db_{GetParam(), dir_, "mux.db"};
+};
+
+TEST_P(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
+    transport::Server server(Options(1));
     server.AddModel(testing::PostsSchema());
     ConsumerOptions open;
     open.model = "posts";
@@ -264,9 +283,8 @@ TEST(MultiplexHandshakeTest, RefusedStreamsAnswer403AndAllRefusedIsAnHttp403) {
               R"("request_id":2}})");
 }
 
-TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUser) {
-    testing::TempDir dir;
-    transport::ServerOptions options = test_support::TestServerOptions(dir, "mux.db", 1);
+TEST_P(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUser) {
+    transport::ServerOptions options = Options(1);
     User alice;
     alice.id = "1";
     alice.name = "alice";
@@ -319,9 +337,8 @@ TEST(MultiplexHandshakeTest, TheSocketIsAuthenticatedOnceAndEveryStreamSeesItsUs
     EXPECT_EQ(token_lines, 1) << ::testing::PrintToString(lines);
 }
 
-TEST(MultiplexHandshakeTest, AStreamNamingNoRouteStopsStart) {
-    testing::TempDir dir;
-    transport::Server server(test_support::TestServerOptions(dir, "mux.db", 0));
+TEST_P(MultiplexHandshakeTest, AStreamNamingNoRouteStopsStart) {
+    transport::Server server(Options(0));
     server.AddModel(testing::PostsSchema());
     ConsumerOptions posts;
     posts.model = "posts";
@@ -334,6 +351,9 @@ TEST(MultiplexHandshakeTest, AStreamNamingNoRouteStopsStart) {
         EXPECT_STREQ(e.what(), "route /ws/: stream \"posts\" names \"/ws/post/\", which is not a consumer route");
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, MultiplexRoutedTest, test_support::AllEngines(), test_support::EngineParamName);
+INSTANTIATE_TEST_SUITE_P(Engines, MultiplexHandshakeTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline

@@ -87,9 +87,13 @@ std::set<std::int64_t> Ids(const rapidjson::Value& rows) {
     return ids;
 }
 
-class OwnerIdentityTest : public test_support::ServerTest {
+// Every test runs on both engines (OwnerIdentityTest.X/Sqlite, .../Postgres).
+class OwnerIdentityTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
-    void SetUp() override { StartFromConfig(Config()); }
+    void SetUp() override {
+        if (!UseEngine(GetParam())) GTEST_SKIP() << test_support::kPgSkipReason;
+        StartFromConfig(Config());
+    }
     // Inserts a row directly (as another process would) and waits until the relay has seen it.
     std::int64_t Insert(const std::string& title, std::int64_t owner_id, const std::string& author) {
         Row row = server_->database().Insert(
@@ -102,7 +106,7 @@ protected:
     }
 };
 
-TEST_F(OwnerIdentityTest, AnIdOfZeroOneNeverReachesTheRowsOfOwnerOne) {
+TEST_P(OwnerIdentityTest, AnIdOfZeroOneNeverReachesTheRowsOfOwnerOne) {
     const std::int64_t alices = Insert("alice's", 1, "alice");
     const std::int64_t also_alices = Insert("alice's too", 1, "1");
     const std::int64_t impostors = Insert("the impostor's, by name", 0, "01");
@@ -160,7 +164,7 @@ TEST_F(OwnerIdentityTest, AnIdOfZeroOneNeverReachesTheRowsOfOwnerOne) {
     EXPECT_EQ(seen, (std::set<std::string>{"list", "own"}));
 }
 
-TEST_F(OwnerIdentityTest, OwnerFieldIsTheCreatorAndNoClientCanChangeIt) {
+TEST_P(OwnerIdentityTest, OwnerFieldIsTheCreatorAndNoClientCanChangeIt) {
     auto alice = As("/ws/mine/", kAlice);
     auto bob = As("/ws/mine/", kBob);
     // Alice's pushes go to a socket of their own, so they never interleave with the replies checked below.
@@ -217,6 +221,8 @@ TEST_F(OwnerIdentityTest, OwnerFieldIsTheCreatorAndNoClientCanChangeIt) {
     EXPECT_EQ(Ids(Call(*alice_by_name, R"({"action": "list"})").data()),
               std::set<std::int64_t>{alice_named.data()["id"].GetInt64()});
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, OwnerIdentityTest, test_support::AllEngines(), test_support::EngineParamName);
 
 }  // namespace
 }  // namespace syncline
