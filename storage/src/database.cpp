@@ -333,64 +333,121 @@ std::int64_t Database::Count(std::string_view table, const std::vector<Filter>& 
     return ModelOps(this, &Reader()).Count(table, filters);
 }
 
-namespace {
+bool Database::RunGrouped(const std::function<bool()>& write) {
+    if (writer_owner_.load() == std::this_thread::get_id()) {
+        throw std::logic_error("a write on a thread that holds an open Transaction: write through the Transaction");
+    }
+    return group_.Run(write, [this](auto take) {
+        bool committed = false;
+        {
+            WriterLock lock(this);
+            const std::vector<GroupCommit::Job*> jobs = take();
+            CommitBatch(jobs);
+            committed = std::any_of(jobs.begin(), jobs.end(), [](const GroupCommit::Job* j) { return j->wrote; });
+        }
+        if (committed) NotifyCommitted();
+    });
+}
 
-// Runs `write` in its own BEGIN IMMEDIATE ... COMMIT on the writer, so that the row it reads back is the one it wrote
-// (the BEGIN/COMMIT statements come from the statement cache).
-template <class F>
-auto InOwnTransaction(Connection& w, F&& write) {
+void Database::CommitBatch(const std::vector<GroupCommit::Job*>& jobs) noexcept {
+    Connection& w = *writer_;
     auto use = w.Use();
-    w.Prepare("BEGIN IMMEDIATE").Step();
-    try {
-        auto result = write();
-        w.Prepare("COMMIT").Step();
-        return result;
-    } catch (...) {
-        if (!sqlite3_get_autocommit(w.handle())) w.Prepare("ROLLBACK").Step();
-        throw;
+    auto in_transaction = [&] { return sqlite3_get_autocommit(w.handle()) == 0; };
+    auto rollback = [&] {
+        try {
+            if (in_transaction()) w.Prepare("ROLLBACK").Step();
+        } catch (const std::exception&) {
+            // The connection ends the transaction itself when it cannot go on.
+        }
+    };
+    std::vector<GroupCommit::Job*> pending = jobs;
+    // Each round runs the writes still pending in one transaction. A write whose failure took the whole transaction
+    // with it (SQLite rolls back by itself on some errors: a full disk, an interrupt) fails alone; the others run again
+    // in the next round. Every round drops at least one write, so the loop ends.
+    while (!pending.empty()) {
+        const bool alone = pending.size() == 1;  // no savepoint: the transaction is the write's
+        try {
+            w.Prepare("BEGIN IMMEDIATE").Step();
+        } catch (...) {
+            for (GroupCommit::Job* job : pending) job->error = std::current_exception();
+            return;
+        }
+        bool lost = false;  // the transaction is gone: run the others again
+        for (GroupCommit::Job* job : pending) {
+            try {
+                if (!alone) w.Prepare("SAVEPOINT syncline_write").Step();
+                job->wrote = (*job->write)();
+                if (!alone) w.Prepare("RELEASE syncline_write").Step();
+            } catch (...) {
+                job->error = std::current_exception();
+                job->wrote = false;
+                if (alone) {
+                    rollback();
+                    return;
+                }
+                try {
+                    if (!in_transaction()) throw std::runtime_error("the transaction ended");
+                    w.Prepare("ROLLBACK TO syncline_write").Step();
+                    w.Prepare("RELEASE syncline_write").Step();
+                } catch (...) {
+                    lost = true;
+                    break;
+                }
+            }
+        }
+        if (lost) {
+            rollback();
+            std::vector<GroupCommit::Job*> again;
+            for (GroupCommit::Job* job : pending) {
+                job->wrote = false;
+                if (!job->error) again.push_back(job);
+            }
+            pending.swap(again);
+            continue;
+        }
+        try {
+            w.Prepare("COMMIT").Step();
+        } catch (...) {
+            const std::exception_ptr error = std::current_exception();
+            rollback();
+            for (GroupCommit::Job* job : pending) {
+                if (!job->error) job->error = error;
+                job->wrote = false;
+            }
+        }
+        return;
     }
 }
 
-}  // namespace
-
 Row Database::Insert(std::string_view table, const Assignments& values) {
     Row row;
-    {
-        WriterLock lock(this);
-        row = InOwnTransaction(*writer_, [&] { return ModelOps(this, writer_.get()).Insert(table, values); });
-    }
-    NotifyCommitted();
+    RunGrouped([&] {
+        row = ModelOps(this, writer_.get()).Insert(table, values);
+        return true;
+    });
     return row;
 }
 
 std::optional<Row> Database::Update(std::string_view table, const Value& pk, const Assignments& values) {
     std::optional<Row> row;
-    {
-        WriterLock lock(this);
-        row = InOwnTransaction(*writer_, [&] { return ModelOps(this, writer_.get()).Update(table, pk, values); });
-    }
-    if (row) NotifyCommitted();
+    RunGrouped([&] {
+        row = ModelOps(this, writer_.get()).Update(table, pk, values);
+        return row.has_value();
+    });
     return row;
 }
 
 std::optional<Row> Database::Patch(std::string_view table, const Value& pk, const Assignments& values) {
     std::optional<Row> row;
-    {
-        WriterLock lock(this);
-        row = InOwnTransaction(*writer_, [&] { return ModelOps(this, writer_.get()).Patch(table, pk, values); });
-    }
-    if (row) NotifyCommitted();
+    RunGrouped([&] {
+        row = ModelOps(this, writer_.get()).Patch(table, pk, values);
+        return row.has_value();
+    });
     return row;
 }
 
 bool Database::Delete(std::string_view table, const Value& pk) {
-    bool deleted = false;
-    {
-        WriterLock lock(this);
-        deleted = InOwnTransaction(*writer_, [&] { return ModelOps(this, writer_.get()).Delete(table, pk); });
-    }
-    if (deleted) NotifyCommitted();
-    return deleted;
+    return RunGrouped([&] { return ModelOps(this, writer_.get()).Delete(table, pk); });
 }
 
 std::string Database::Describe() const { return "SQLite file " + options_.path; }

@@ -31,6 +31,7 @@
 #include <syncline/core/model/store.hpp>
 #include <syncline/core/model/value.hpp>
 #include <syncline/storage/backend.hpp>
+#include <syncline/storage/group_commit.hpp>
 
 namespace syncline::storage {
 
@@ -134,7 +135,9 @@ public:
     /// A read transaction on this thread's reader connection (ModelStore::ReadSnapshot).
     std::unique_ptr<ReadScope> ReadSnapshot() const override;
     std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view table, std::int64_t since) const override;
-    // Writes: any thread, each in its own transaction; see ModelOps for the contracts.
+    // Writes: any thread; see ModelOps for the contracts. Each returns once committed, in a transaction of its own or
+    // shared with the single writes of other threads that arrived meanwhile (group commit, group_commit.hpp: each in
+    // a savepoint, failing alone).
     Row Insert(std::string_view table, const Assignments& values) override;
     std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) override;
     std::optional<Row> Patch(std::string_view table, const Value& pk, const Assignments& values) override;
@@ -170,6 +173,8 @@ public:
     std::uint64_t local_commits() const;
     /// The statement caches of the writer and of every reader connection now (any thread; a snapshot).
     StatementCacheStats statement_cache() const;
+    /// What group commit has done so far (any thread; a snapshot).
+    GroupCommitStats group_commit() const { return group_.stats(); }
 
 private:
     friend class ModelOps;
@@ -191,6 +196,11 @@ private:
         std::unique_lock<std::mutex> lock_;
     };
     void NotifyCommitted();
+    // Runs one single write through group commit (refusing a thread that holds the writer); see GroupCommit::Run.
+    bool RunGrouped(const std::function<bool()>& write);
+    // The leader's part: runs `jobs` in one transaction on the writer (held), each in a savepoint when there are
+    // several, and records each one's outcome. Never throws.
+    void CommitBatch(const std::vector<GroupCommit::Job*>& jobs) noexcept;
 
     DatabaseOptions options_;
     std::vector<Schema> models_;
@@ -200,6 +210,7 @@ private:
     std::unique_ptr<Connection> writer_;
     std::mutex writer_mutex_;
     std::atomic<std::thread::id> writer_owner_{};  // the thread holding writer_mutex_: detects nested writes
+    GroupCommit group_;
 
     mutable std::mutex readers_mutex_;
     mutable std::unordered_map<std::thread::id, std::unique_ptr<Connection>> readers_;

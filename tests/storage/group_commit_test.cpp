@@ -1,0 +1,130 @@
+// Group commit (storage/include/syncline/storage/group_commit.hpp, issue 13): single writes of several threads that
+// queue while the writer is busy share one transaction, each in its own savepoint. A write that fails does so alone,
+// leaving no row and no captured change, while the others commit; each write's caller gets its own result or error.
+#include <syncline/storage/database.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "test_db.hpp"
+
+namespace syncline::testing {
+namespace {
+
+class GroupCommitTest : public ::testing::Test {
+protected:
+    void SetUp() override { db_ = OpenBlog(dir_.File("blog.db")); }
+
+    // Starts `writes` threads, each running write(i), while this thread holds the writer in an open transaction;
+    // releases the writer once all of them are queued, so they meet in the queue, then joins them.
+    template <class Write>
+    void RunQueuedTogether(int writes, Write write) {
+        std::unique_ptr<storage::Transaction> hold = db_->Begin();
+        std::vector<std::thread> threads;
+        for (int i = 0; i < writes; ++i) threads.emplace_back([&, i] { write(i); });
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (db_->group_commit().queued < static_cast<std::size_t>(writes) &&
+               std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));  // waiting for the threads to queue
+        }
+        EXPECT_EQ(db_->group_commit().queued, static_cast<std::size_t>(writes));
+        hold.reset();  // rolls back and lets the writer go
+        for (auto& t : threads) t.join();
+    }
+
+    std::vector<ChangeEvent> Changes() {
+        auto feed = db_->OpenChangeSource();
+        return feed->ReadAfter(0, 1000);
+    }
+
+    TempDir dir_;
+    std::unique_ptr<storage::Database> db_;
+};
+
+TEST_F(GroupCommitTest, WritesThatQueueTogetherCommitInOneTransaction) {
+    constexpr int kWrites = 8;
+    std::vector<Row> rows(kWrites);
+    RunQueuedTogether(kWrites, [&](int i) { rows[i] = db_->Insert("posts", {{"title", "t" + std::to_string(i)}}); });
+    const storage::GroupCommitStats stats = db_->group_commit();
+    EXPECT_EQ(stats.writes, static_cast<std::uint64_t>(kWrites));
+    EXPECT_EQ(stats.batches, 1u);
+    EXPECT_EQ(stats.largest_batch, static_cast<std::uint64_t>(kWrites));
+    // Each caller got its own row, and each row and its change are there once.
+    std::set<std::int64_t> ids;
+    for (int i = 0; i < kWrites; ++i) {
+        EXPECT_EQ(rows[i][1], Value("t" + std::to_string(i)));
+        ids.insert(rows[i][0].AsInteger());
+        EXPECT_EQ((*db_->Get("posts", "id", rows[i][0]))[1], rows[i][1]);
+    }
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(kWrites));
+    const std::vector<ChangeEvent> changes = Changes();
+    ASSERT_EQ(changes.size(), static_cast<std::size_t>(kWrites));
+    for (const ChangeEvent& change : changes) EXPECT_EQ(change.op, ChangeOp::kInsert);
+}
+
+TEST_F(GroupCommitTest, AWriteThatFailsInABatchFailsAloneAndLeavesNoChange) {
+    const Row first = db_->Insert("tags", {{"slug", "a"}, {"label", "taken"}});
+    constexpr int kWrites = 6;
+    std::vector<std::optional<Row>> rows(kWrites);
+    std::vector<std::optional<StoreErrc>> errors(kWrites);
+    RunQueuedTogether(kWrites, [&](int i) {
+        try {
+            // Write 3 takes a label that is already taken; the others are fine, before and after it in the batch.
+            const std::string label = i == 3 ? "taken" : "label " + std::to_string(i);
+            rows[i] = db_->Insert("tags", {{"slug", "s" + std::to_string(i)}, {"label", label}});
+        } catch (const StoreError& e) {
+            errors[i] = e.kind();
+        }
+    });
+    EXPECT_EQ(db_->group_commit().largest_batch, static_cast<std::uint64_t>(kWrites));
+    for (int i = 0; i < kWrites; ++i) {
+        if (i == 3) {
+            EXPECT_EQ(errors[i], StoreErrc::kConstraint);
+            EXPECT_FALSE(rows[i]);
+            EXPECT_FALSE(db_->Get("tags", "slug", Value("s3")));
+        } else {
+            EXPECT_FALSE(errors[i]) << i;
+            ASSERT_TRUE(rows[i]) << i;
+            EXPECT_TRUE(db_->Get("tags", "slug", Value("s" + std::to_string(i)))) << i;
+        }
+    }
+    // The failed write's captured change went with its savepoint: the first tag's insert and the five others.
+    const std::vector<ChangeEvent> changes = Changes();
+    ASSERT_EQ(changes.size(), 1u + kWrites - 1);
+    for (const ChangeEvent& change : changes) EXPECT_NE(change.pk, Value("s3"));
+    EXPECT_EQ(first[0], Value("a"));
+}
+
+TEST_F(GroupCommitTest, UpdatesAndDeletesOfMissingRowsAnswerAsAloneAndCommitTheOthers) {
+    const Row row = db_->Insert("posts", {{"title", "there"}});
+    std::vector<std::optional<Row>> patched(4);
+    std::vector<bool> deleted(4, true);
+    RunQueuedTogether(4, [&](int i) {
+        if (i % 2 == 0) {
+            patched[i] = db_->Patch("posts", i == 0 ? row[0] : Value(999), {{"likes", i}});
+        } else {
+            deleted[i] = db_->Delete("posts", Value(1000 + i));
+        }
+    });
+    EXPECT_TRUE(patched[0]);
+    EXPECT_FALSE(patched[2]);  // no such row: nullopt, as when alone
+    EXPECT_FALSE(deleted[1]);
+    EXPECT_FALSE(deleted[3]);
+    EXPECT_EQ((*db_->Get("posts", "id", row[0]))[4], Value(0));
+    EXPECT_EQ(Changes().size(), 2u);  // the insert and the one patch
+}
+
+TEST_F(GroupCommitTest, AWriteOnAThreadHoldingATransactionIsRefusedBeforeItQueues) {
+    std::unique_ptr<storage::Transaction> tx = db_->Begin();
+    EXPECT_THROW(db_->Insert("posts", {{"title", "nested"}}), std::logic_error);
+    EXPECT_EQ(db_->group_commit().queued, 0u);
+    tx.reset();
+    EXPECT_NO_THROW(db_->Insert("posts", {{"title", "after"}}));
+}
+
+}  // namespace
+}  // namespace syncline::testing
