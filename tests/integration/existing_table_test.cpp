@@ -175,11 +175,13 @@ TEST_P(ExistingTableTest, ARouteNamingAColumnTheTableLacksIsRefusedAtStart) {
 constexpr const char* kUuidConfig = R"({
   "database": "blog.db", "listen": {"port": 0}, "workers": 2,
   "models": {"purchase": {"table": "shop_order", "fields": "from_database"},
-             "item": {"table": "legacy_item", "fields": "from_database"}},
+             "item": {"table": "legacy_item", "fields": "from_database"},
+             "ticket": {"table": "shop_ticket", "fields": "from_database"}},
   "routes": {"/ws/orders/": {"model": "purchase", "filter_fields": ["id", "ref"],
                              "mixins": ["list", "retrieve", "create", "update", "patch", "delete",
                                         "observe_instance"]},
-             "/ws/items/": {"model": "item", "mixins": ["list", "create"]}}})";
+             "/ws/items/": {"model": "item", "mixins": ["list", "create"]},
+             "/ws/tickets/": {"model": "ticket", "mixins": ["retrieve", "create"]}}})";
 
 TEST_P(ExistingTableTest, ServesUuidKeysAndAKeyTheDatabaseDoesNotFill) {
     // uuid on PostgreSQL; char(32) holding uuid.hex on SQLite (text there, as Django compares it).
@@ -194,6 +196,10 @@ TEST_P(ExistingTableTest, ServesUuidKeysAndAKeyTheDatabaseDoesNotFill) {
                  : "CREATE TABLE \"shop_order\" (\"id\" char(32) NOT NULL PRIMARY KEY, \"ref\" char(32) NULL, "
                    "\"code\" varchar(20) NOT NULL);");
     Prepare("CREATE TABLE legacy_item (id integer PRIMARY KEY, name text NOT NULL)");
+    Prepare(
+        pg() ? "CREATE TABLE shop_ticket (id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY, note text NOT NULL)"
+             : "CREATE TABLE shop_ticket (id char(32) NOT NULL DEFAULT (lower(hex(randomblob(16)))) PRIMARY KEY, "
+               "note text NOT NULL)");
     Prepare("INSERT INTO shop_order (id, ref, code) VALUES ('" + a + "', '" + r + "', 'by the app')");
     StartFromConfig(kUuidConfig);
     auto ws = Connect("/ws/orders/");
@@ -274,6 +280,22 @@ TEST_P(ExistingTableTest, ServesUuidKeysAndAKeyTheDatabaseDoesNotFill) {
     Frame with_id = Call(*items, R"({"action": "create", "data": {"id": 40, "name": "given"}, "request_id": 2})");
     ASSERT_EQ(with_id.status(), 201) << with_id.text;
     EXPECT_EQ(with_id.data()["id"].GetInt(), pg() ? 40 : 2);  // an assigned key is read-only, as DRF's AutoField
+
+    // A uuid key the database fills (gen_random_uuid()) may be left out on PostgreSQL; SQLite's insert is read back by
+    // the key it was given, so a text key is always the client's there.
+    auto tickets = Connect("/ws/tickets/");
+    ASSERT_TRUE(tickets);
+    Frame ticket = Call(*tickets, R"({"action": "create", "data": {"note": "no key"}, "request_id": 1})");
+    if (pg()) {
+        ASSERT_EQ(ticket.status(), 201) << ticket.text;
+        ASSERT_TRUE(ticket.data()["id"].IsString()) << ticket.text;
+        const std::string id = ticket.data()["id"].GetString();
+        EXPECT_EQ(id.size(), 36u) << id;
+        EXPECT_EQ(Call(*tickets, R"({"action": "retrieve", "pk": ")" + id + R"(", "request_id": 2})").status(), 200);
+    } else {
+        EXPECT_EQ(ticket.status(), 400) << ticket.text;
+        EXPECT_THAT(ticket.text, HasSubstr(R"("id":["This field is required."])"));
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExistingTableTest, test_support::AllEngines(), test_support::EngineParamName);
