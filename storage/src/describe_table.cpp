@@ -197,7 +197,20 @@ std::vector<FieldSpec> FieldsFromColumns(const std::string& where, const std::ve
                 f.blank = true;  // the database's own default is the empty text: it must be allowed
             }
         }
-        if (f.primary_key) f.database_default = false;  // an integer key is assigned on insert, a text one supplied
+        if (postgres && c.type == "uuid") f.column_type = "uuid";  // compared and written as uuid, not text
+        if (f.primary_key && f.type == FieldType::kInteger) {
+            // The database assigns an integer key only when it has a way to: an identity or a computed default
+            // (serial's nextval) on PostgreSQL, the rowid on SQLite (a column declared exactly INTEGER PRIMARY KEY is
+            // its alias). Any other integer key, `id integer PRIMARY KEY` on PostgreSQL say, is the writer's to give.
+            const bool assigned = postgres ? f.database_default : Upper(Trim(c.type)) == "INTEGER";
+            f.supplied_key = !assigned;
+            f.database_default = false;
+        } else if (f.primary_key && !postgres) {
+            // SQLite reads an inserted row back by the key it was given: a text key is always supplied.
+            f.database_default = false;
+        }
+        // A text key on PostgreSQL with a computed default (gen_random_uuid()) keeps database_default: the insert may
+        // leave it out, and reads the key the database chose back with RETURNING.
         fields.push_back(std::move(f));
     }
     return fields;

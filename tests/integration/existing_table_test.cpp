@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace syncline {
@@ -167,6 +168,134 @@ TEST_P(ExistingTableTest, ARouteNamingAColumnTheTableLacksIsRefusedAtStart) {
     config = kConfig;
     config.replace(config.find("\"read_only\""), 0, R"("filter_fields": ["author"], )");
     EXPECT_THAT(StartError(config), HasSubstr("filter_fields names unknown field \"author\""));
+}
+
+// Django's `id = models.UUIDField(primary_key=True, default=uuid.uuid4)` (the default is Python's: a client gives the
+// key) with a plain UUIDField, and a legacy table whose `id integer PRIMARY KEY` nothing fills on PostgreSQL.
+constexpr const char* kUuidConfig = R"({
+  "database": "blog.db", "listen": {"port": 0}, "workers": 2,
+  "models": {"purchase": {"table": "shop_order", "fields": "from_database"},
+             "item": {"table": "legacy_item", "fields": "from_database"},
+             "ticket": {"table": "shop_ticket", "fields": "from_database"}},
+  "routes": {"/ws/orders/": {"model": "purchase", "filter_fields": ["id", "ref"],
+                             "mixins": ["list", "retrieve", "create", "update", "patch", "delete",
+                                        "observe_instance"]},
+             "/ws/items/": {"model": "item", "mixins": ["list", "create"]},
+             "/ws/tickets/": {"model": "ticket", "mixins": ["retrieve", "create"]}}})";
+
+TEST_P(ExistingTableTest, ServesUuidKeysAndAKeyTheDatabaseDoesNotFill) {
+    // uuid on PostgreSQL; char(32) holding uuid.hex on SQLite (text there, as Django compares it).
+    auto spelled = [&](std::string uuid) {
+        if (!pg()) uuid.erase(std::remove(uuid.begin(), uuid.end(), '-'), uuid.end());
+        return uuid;
+    };
+    const std::string a = spelled("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                      b = spelled("b1ffcd00-0d1c-4f09-8c7e-7cc0ce491b22"),
+                      r = spelled("c2000000-0000-4000-8000-000000000033");
+    Prepare(pg() ? "CREATE TABLE shop_order (id uuid NOT NULL PRIMARY KEY, ref uuid NULL, code varchar(20) NOT NULL)"
+                 : "CREATE TABLE \"shop_order\" (\"id\" char(32) NOT NULL PRIMARY KEY, \"ref\" char(32) NULL, "
+                   "\"code\" varchar(20) NOT NULL);");
+    Prepare("CREATE TABLE legacy_item (id integer PRIMARY KEY, name text NOT NULL)");
+    Prepare(
+        pg() ? "CREATE TABLE shop_ticket (id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY, note text NOT NULL)"
+             : "CREATE TABLE shop_ticket (id char(32) NOT NULL DEFAULT (lower(hex(randomblob(16)))) PRIMARY KEY, "
+               "note text NOT NULL)");
+    Prepare("INSERT INTO shop_order (id, ref, code) VALUES ('" + a + "', '" + r + "', 'by the app')");
+    StartFromConfig(kUuidConfig);
+    auto ws = Connect("/ws/orders/");
+    ASSERT_TRUE(ws);
+
+    Frame keyless = Call(*ws, R"({"action": "create", "data": {"code": "x"}, "request_id": 1})");
+    EXPECT_EQ(keyless.status(), 400) << keyless.text;  // Django's uuid4 default is not the database's
+    EXPECT_THAT(keyless.text, HasSubstr(R"("id":["This field is required."])"));
+    Frame created = Call(*ws, R"({"action": "create", "data": {"id": ")" + b + R"(", "ref": ")" + r +
+                                  R"(", "code": "two"}, )"
+                                  R"("request_id": 2})");
+    ASSERT_EQ(created.status(), 201) << created.text;
+    EXPECT_EQ(created.data()["id"].GetString(), b);
+
+    Frame got = Call(*ws, R"({"action": "retrieve", "pk": ")" + a + R"(", "request_id": 3})");
+    ASSERT_EQ(got.status(), 200) << got.text;
+    EXPECT_EQ(got.data()["ref"].GetString(), r);
+    EXPECT_EQ(Call(*ws, R"({"action": "retrieve", "pk": "not-a-uuid", "request_id": 4})").status(), 404);
+    EXPECT_EQ(Call(*ws, R"({"action": "retrieve", "pk": 12, "request_id": 5})").status(), 404);
+    EXPECT_EQ(Call(*ws, R"({"action": "patch", "pk": "not-a-uuid", "data": {"code": "y"}, "request_id": 6})").status(),
+              404);
+    EXPECT_EQ(Call(*ws, R"({"action": "delete", "pk": "not-a-uuid", "request_id": 7})").status(), 404);
+
+    Frame by_ref = Call(*ws, R"({"action": "list", "filter": {"ref": ")" + r + R"("}, "request_id": 8})");
+    ASSERT_EQ(by_ref.status(), 200) << by_ref.text;
+    EXPECT_EQ(by_ref.data().Size(), 2u);
+    Frame by_ids = Call(*ws, R"({"action": "list", "filter": {"id__in": [")" + a + R"(", "nope"]}, "request_id": 9})");
+    ASSERT_EQ(by_ids.status(), 200) << by_ids.text;
+    ASSERT_EQ(by_ids.data().Size(), 1u);
+    EXPECT_EQ(by_ids.data()[0]["id"].GetString(), a);
+    Frame none = Call(*ws, R"({"action": "list", "filter": {"ref": "nope"}, "request_id": 10})");
+    ASSERT_EQ(none.status(), 200) << none.text;  // an operand no uuid equals matches nothing
+    EXPECT_EQ(none.data().Size(), 0u);
+
+    Frame updated = Call(*ws, R"({"action": "update", "pk": ")" + b + R"(", "data": {"id": ")" + b +
+                                  R"(", "ref": null, "code": "updated"}, "request_id": 11})");
+    ASSERT_EQ(updated.status(), 200) << updated.text;
+    EXPECT_TRUE(updated.data()["ref"].IsNull());
+    if (pg()) {
+        // A value that is no UUID is a field error; any spelling PostgreSQL reads is one.
+        Frame bad =
+            Call(*ws, R"({"action": "patch", "pk": ")" + a + R"(", "data": {"ref": "nope"}, "request_id": 12})");
+        EXPECT_EQ(bad.status(), 400) << bad.text;
+        EXPECT_THAT(bad.text, HasSubstr(R"("ref":["Must be a valid UUID."])"));
+        Frame upper = Call(*ws, R"({"action": "retrieve", "pk": "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", )"
+                                R"("request_id": 13})");
+        ASSERT_EQ(upper.status(), 200) << upper.text;
+        EXPECT_EQ(upper.data()["id"].GetString(), a);
+    }
+
+    // Subscribed by its uuid key, a client sees the app's write (the feed fetches the row by that key).
+    EXPECT_TRUE(WaitRelayed(2));  // the create and the update
+    Frame sub = Call(*ws, R"({"action": "subscribe_instance", "pk": ")" + a + R"(", "request_id": "sub"})");
+    ASSERT_EQ(sub.status(), 201) << sub.text;
+    ExecOutside("UPDATE shop_order SET code = 'edited' WHERE id = '" + a + "'");
+    Frame push = Next(*ws);
+    EXPECT_EQ(push.action(), "update") << push.text;
+    ASSERT_TRUE(push.data().IsObject()) << push.text;
+    EXPECT_STREQ(push.data()["code"].GetString(), "edited");
+    Frame deleted = Call(*ws, R"({"action": "delete", "pk": ")" + a + R"(", "request_id": 14})");
+    // The push of the delete and the reply may come in either order.
+    Frame other = Next(*ws);
+    EXPECT_TRUE((deleted.status() == 204 && other.action() == "delete") ||
+                (deleted.action() == "delete" && other.status() == 204))
+        << deleted.text << " / " << other.text;
+
+    // `id integer PRIMARY KEY`: the client gives it on PostgreSQL; on SQLite it is the rowid, which SQLite assigns.
+    auto items = Connect("/ws/items/");
+    ASSERT_TRUE(items);
+    Frame no_id = Call(*items, R"({"action": "create", "data": {"name": "no key"}, "request_id": 1})");
+    if (pg()) {
+        EXPECT_EQ(no_id.status(), 400) << no_id.text;
+        EXPECT_THAT(no_id.text, HasSubstr(R"("id":["This field is required."])"));
+    } else {
+        EXPECT_EQ(no_id.status(), 201) << no_id.text;
+        EXPECT_EQ(no_id.data()["id"].GetInt(), 1);
+    }
+    Frame with_id = Call(*items, R"({"action": "create", "data": {"id": 40, "name": "given"}, "request_id": 2})");
+    ASSERT_EQ(with_id.status(), 201) << with_id.text;
+    EXPECT_EQ(with_id.data()["id"].GetInt(), pg() ? 40 : 2);  // an assigned key is read-only, as DRF's AutoField
+
+    // A uuid key the database fills (gen_random_uuid()) may be left out on PostgreSQL; SQLite's insert is read back by
+    // the key it was given, so a text key is always the client's there.
+    auto tickets = Connect("/ws/tickets/");
+    ASSERT_TRUE(tickets);
+    Frame ticket = Call(*tickets, R"({"action": "create", "data": {"note": "no key"}, "request_id": 1})");
+    if (pg()) {
+        ASSERT_EQ(ticket.status(), 201) << ticket.text;
+        ASSERT_TRUE(ticket.data()["id"].IsString()) << ticket.text;
+        const std::string id = ticket.data()["id"].GetString();
+        EXPECT_EQ(id.size(), 36u) << id;
+        EXPECT_EQ(Call(*tickets, R"({"action": "retrieve", "pk": ")" + id + R"(", "request_id": 2})").status(), 200);
+    } else {
+        EXPECT_EQ(ticket.status(), 400) << ticket.text;
+        EXPECT_THAT(ticket.text, HasSubstr(R"("id":["This field is required."])"));
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExistingTableTest, test_support::AllEngines(), test_support::EngineParamName);

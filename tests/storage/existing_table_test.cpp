@@ -3,10 +3,13 @@
 #include <syncline/storage/backend.hpp>
 #include <syncline/test_support/engines.hpp>
 
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "describe_table.hpp"
+#include "postgres/pg_schema.hpp"
 #include "test_db.hpp"
 
 namespace syncline::storage {
@@ -144,6 +147,68 @@ TEST(DescribeTableTest, ColumnsBecomeFields) {
         FAIL();
     } catch (const StoreError& e) {
         EXPECT_THAT(e.what(), HasSubstr("table \"t\", column \"note\": type \"bytea\" is not supported"));
+    }
+}
+
+TEST(DescribeTableTest, UuidColumnsAndKeysTheDatabaseDoesNotFill) {
+    std::vector<ColumnDescription> columns(2);
+    columns[0].name = "id";
+    columns[0].type = "uuid";
+    columns[0].not_null = true;
+    columns[0].primary_key = true;
+    columns[1].name = "ref";
+    columns[1].type = "uuid";
+    std::vector<FieldSpec> fields = FieldsFromColumns("table \"t\"", columns, true);
+    EXPECT_EQ(fields[0].type, FieldType::kText);
+    EXPECT_EQ(fields[0].column_type, "uuid");  // compared and written as uuid on PostgreSQL
+    EXPECT_EQ(fields[1].column_type, "uuid");
+    EXPECT_FALSE(fields[0].database_default);  // Django's uuid4 default is Python's: the writer gives the key
+    columns[0].default_sql = "gen_random_uuid()";
+    EXPECT_TRUE(FieldsFromColumns("table \"t\"", columns, true)[0].database_default);  // the database fills it
+
+    // An integer key is assigned by the database only through an identity or a computed default (serial).
+    columns[0].type = "integer";
+    columns[0].default_sql.reset();
+    fields = FieldsFromColumns("table \"t\"", columns, true);
+    EXPECT_TRUE(fields[0].supplied_key);
+    EXPECT_TRUE(Schema::Build("t", fields).pk().supplied_key);
+    EXPECT_FALSE(Schema::Build("t", fields).pk_auto());
+    columns[0].default_sql = "nextval('t_id_seq'::regclass)";
+    EXPECT_FALSE(FieldsFromColumns("table \"t\"", columns, true)[0].supplied_key);
+    columns[0].default_sql.reset();
+    columns[0].identity = true;
+    fields = FieldsFromColumns("table \"t\"", columns, true);
+    EXPECT_FALSE(fields[0].supplied_key);
+    EXPECT_TRUE(Schema::Build("t", fields).pk_auto());
+
+    // SQLite: a column declared exactly INTEGER PRIMARY KEY is the rowid, which SQLite assigns; any other is not.
+    columns[0].identity = false;
+    columns[1].type = "char(32)";
+    for (const char* t : {"integer", "INTEGER"}) {
+        columns[0].type = t;
+        fields = FieldsFromColumns("table \"t\"", columns, false);
+        EXPECT_FALSE(fields[0].supplied_key) << t;
+        EXPECT_TRUE(fields[1].column_type.empty());  // Django's uuid on SQLite is char(32): text
+    }
+    for (const char* t : {"int", "bigint"}) {
+        columns[0].type = t;
+        EXPECT_TRUE(FieldsFromColumns("table \"t\"", columns, false)[0].supplied_key) << t;
+    }
+}
+
+TEST(DescribeTableTest, UuidSpellingsArePostgresqls) {
+    const std::string canonical = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    for (const char* ok : {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+                           "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+                           "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11", "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}"}) {
+        EXPECT_EQ(pg::CanonicalUuid(ok), canonical) << ok;
+    }
+    for (const char* bad : {"", "a0eebc99", "not-a-uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+                            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
+                            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+                            " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+                            "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11"}) {
+        EXPECT_FALSE(pg::CanonicalUuid(bad)) << bad;
     }
 }
 
@@ -311,6 +376,159 @@ TEST_P(ExistingTableTest, TwoModelsCannotShareATable) {
     } catch (const StoreError& e) {
         EXPECT_THAT(e.what(), HasSubstr("models \"posts\" and \"tags\" are both stored in table \"posts\""));
     }
+}
+
+// Django's `id = models.UUIDField(primary_key=True, default=uuid.uuid4)` and a plain UUIDField: uuid columns on
+// PostgreSQL, char(32) on SQLite (text there, as Django itself compares them).
+TEST_P(ExistingTableTest, ServesUuidKeysAndColumns) {
+    // Django writes uuid.hex (no hyphens) into char(32) on SQLite.
+    auto spelled = [&](std::string uuid) {
+        if (!pg()) uuid.erase(std::remove(uuid.begin(), uuid.end(), '-'), uuid.end());
+        return uuid;
+    };
+    const std::string a = spelled("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                      b = spelled("b1ffcd00-0d1c-4f09-8c7e-7cc0ce491b22"),
+                      r = spelled("c2000000-0000-4000-8000-000000000033");
+    if (pg()) {
+        engine_db_->ExecOutside(
+            "CREATE TABLE shop_order (id uuid NOT NULL PRIMARY KEY, ref uuid NULL, code varchar(20) NOT NULL)");
+    } else {
+        engine_db_->ExecOutside(
+            "CREATE TABLE \"shop_order\" (\"id\" char(32) NOT NULL PRIMARY KEY, \"ref\" char(32) NULL, "
+            "\"code\" varchar(20) NOT NULL)");
+    }
+    engine_db_->ExecOutside("INSERT INTO shop_order (id, ref, code) VALUES ('" + a + "', '" + r + "', 'by the app')");
+    Schema order = Schema::FromDatabase("purchase", "shop_order");
+    order = order.ResolveFields(DescribeTable(engine_db_->database(), "shop_order"));
+    EXPECT_FALSE(order.pk_auto());
+    BackendOptions options;
+    options.database = engine_db_->database();
+    auto db = OpenBackend(options, {order});
+    auto feed = db->OpenChangeSource();
+    const std::int64_t cursor = feed->LatestSeq();
+
+    Row row = db->Insert("purchase", {{"id", b}, {"ref", r}, {"code", "two"}});
+    EXPECT_EQ(row[0], Value(b));
+    ASSERT_TRUE(db->Get("purchase", "id", Value(a)));
+    EXPECT_EQ((*db->Get("purchase", "id", Value(a)))[1], Value(r));
+    EXPECT_FALSE(db->Get("purchase", "id", Value("not-a-uuid")));  // no such row, whatever the engine
+    EXPECT_FALSE(db->Get("purchase", "id", Value(7)));
+    auto count = [&](const std::string& field, FilterOp op, Value value, std::vector<Value> values = {}) {
+        Query q;
+        q.filters.push_back(Filter{field, op, std::move(value), std::move(values)});
+        return db->List("purchase", q).size();
+    };
+    EXPECT_EQ(count("ref", FilterOp::kExact, Value(r)), 2u);
+    EXPECT_EQ(count("id", FilterOp::kExact, Value(a)), 1u);
+    EXPECT_EQ(count("id", FilterOp::kIn, Value(), {Value(a), Value("nope"), Value(3)}), 1u);
+    EXPECT_EQ(count("id", FilterOp::kNe, Value(a)), 1u);
+    EXPECT_EQ(count("ref", FilterOp::kExact, Value("nope")), 0u);  // an operand no uuid equals matches nothing
+    EXPECT_EQ(count("id", FilterOp::kNe, Value("nope")), 2u);
+    EXPECT_EQ(count("id", FilterOp::kStartsWith, Value("a0eebc99")), 1u);
+    EXPECT_EQ(count("id", FilterOp::kContains, Value("6bb9bd380a11")), 1u);
+    EXPECT_EQ(count("id", FilterOp::kGt, Value(a)), 1u);
+    EXPECT_EQ(count("ref", FilterOp::kIsNull, Value(false)), 2u);
+
+    std::optional<Row> patched = db->Patch("purchase", Value(a), {{"code", "patched"}});
+    ASSERT_TRUE(patched);
+    EXPECT_EQ((*patched)[2], Value("patched"));
+    EXPECT_TRUE(db->Update("purchase", Value(b), {{"ref", Value()}, {"code", "updated"}}));
+    EXPECT_FALSE(db->Patch("purchase", Value("not-a-uuid"), {{"code", "x"}}));
+    EXPECT_FALSE(db->Delete("purchase", Value("not-a-uuid")));
+
+    // The change feed fetches the rows by key; versions and tombstones know them.
+    std::vector<ChangeEvent> events = feed->ReadAfter(cursor, 100);
+    ASSERT_EQ(events.size(), 3u);
+    for (const auto& e : events) ASSERT_TRUE(e.row) << e.pk.DebugString();
+    EXPECT_EQ(events[1].pk, Value(a));
+    EXPECT_EQ((*events[1].row)[2], Value("patched"));
+    EXPECT_EQ(db->RowVersion("purchase", Value(a)), events[1].seq);
+    EXPECT_EQ(db->RowVersion("purchase", Value(b)), events[2].seq);
+    EXPECT_TRUE(db->Delete("purchase", Value(b)));
+    EXPECT_EQ(db->RowVersion("purchase", Value(b)), feed->LatestSeq());  // its tombstone
+    std::optional<ModelStore::LastChangeInfo> last = db->LastChange("purchase", Value(b));
+    ASSERT_TRUE(last);
+    EXPECT_TRUE(last->deleted);
+    ASSERT_TRUE(last->before);
+    EXPECT_EQ((*last->before)[2], Value("updated"));
+    std::optional<std::vector<ModelStore::ChangedRow>> changed = db->ChangedSince("purchase", cursor);
+    ASSERT_TRUE(changed);
+    EXPECT_EQ(changed->size(), 2u);
+    db->RowVersion("purchase", Value("not-a-uuid"));  // a floor, not an error
+    EXPECT_FALSE(db->LastChange("purchase", Value("not-a-uuid")));
+
+    if (!pg()) return;
+    // PostgreSQL: any spelling its uuid input takes finds the row, and a key is given back canonical.
+    const std::string upper = "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11";
+    ASSERT_TRUE(db->Get("purchase", "id", Value(upper)));
+    EXPECT_EQ(count("id", FilterOp::kExact, Value("{a0eebc999c0b4ef8bb6d6bb9bd380a11}")), 1u);
+    EXPECT_EQ(db->RowVersion("purchase", Value(upper)), db->RowVersion("purchase", Value(a)));
+    Row third = db->Insert("purchase", {{"id", "C3000000000040008000000000000044"}, {"code", "three"}});
+    EXPECT_EQ(third[0], Value("c3000000-0000-4000-8000-000000000044"));
+    // A value that is no UUID is the writer's mistake (a field error), not the database's.
+    for (const Assignments& bad :
+         std::vector<Assignments>{{{"id", "nope"}, {"code", "x"}},
+                                  {{"id", "d4000000-0000-4000-8000-000000000055"}, {"ref", "nope"}, {"code", "x"}}}) {
+        try {
+            db->Insert("purchase", bad);
+            ADD_FAILURE() << "inserted";
+        } catch (const StoreError& e) {
+            EXPECT_EQ(e.kind(), StoreErrc::kInvalid) << e.what();
+            ASSERT_EQ(e.field_errors().size(), 1u) << e.what();
+            EXPECT_EQ(e.field_errors()[0].second, "Must be a valid UUID.");
+        }
+    }
+    try {
+        db->Patch("purchase", Value(a), {{"ref", "nope"}});
+        ADD_FAILURE() << "patched";
+    } catch (const StoreError& e) {
+        EXPECT_EQ(e.kind(), StoreErrc::kInvalid) << e.what();
+    }
+}
+
+// A uuid key the database fills (DEFAULT gen_random_uuid()) may be left out on PostgreSQL.
+TEST_P(ExistingTableTest, AUuidKeyWithADatabaseDefaultIsOptional) {
+    if (!pg()) GTEST_SKIP() << "PostgreSQL's gen_random_uuid()";
+    engine_db_->ExecOutside(
+        "CREATE TABLE shop_ticket (id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY, note text NOT NULL)");
+    Schema ticket = Schema::FromDatabase("ticket", "shop_ticket");
+    ticket = ticket.ResolveFields(DescribeTable(engine_db_->database(), "shop_ticket"));
+    BackendOptions options;
+    options.database = engine_db_->database();
+    auto db = OpenBackend(options, {ticket});
+    Row row = db->Insert("ticket", {{"note", "filled by the database"}});
+    ASSERT_EQ(row[0].kind(), Value::Kind::kText);
+    EXPECT_TRUE(pg::CanonicalUuid(row[0].AsText())) << row[0].AsText();
+    EXPECT_TRUE(db->Get("ticket", "id", row[0]));
+    const std::string given = "e5000000-0000-4000-8000-000000000066";
+    EXPECT_EQ(db->Insert("ticket", {{"id", given}, {"note", "given"}})[0], Value(given));
+}
+
+// `id integer PRIMARY KEY`: PostgreSQL does not fill it (no identity, no serial), so the writer must; on SQLite it is
+// the rowid, which SQLite assigns.
+TEST_P(ExistingTableTest, AnIntegerKeyWithoutADatabaseDefaultIsSupplied) {
+    engine_db_->ExecOutside("CREATE TABLE legacy_item (id integer PRIMARY KEY, name text NOT NULL)");
+    Schema item = Schema::FromDatabase("item", "legacy_item");
+    item = item.ResolveFields(DescribeTable(engine_db_->database(), "legacy_item"));
+    EXPECT_EQ(item.pk_auto(), !pg());
+    BackendOptions options;
+    options.database = engine_db_->database();
+    auto db = OpenBackend(options, {item});
+    EXPECT_EQ(db->Insert("item", {{"id", 40}, {"name", "given"}})[0], Value(40));
+    if (pg()) {
+        try {
+            db->Insert("item", {{"name", "no key"}});
+            ADD_FAILURE() << "inserted";
+        } catch (const StoreError& e) {
+            EXPECT_EQ(e.kind(), StoreErrc::kInvalid) << e.what();
+            ASSERT_EQ(e.field_errors().size(), 1u) << e.what();
+            EXPECT_EQ(e.field_errors()[0].first, "id");
+            EXPECT_EQ(e.field_errors()[0].second, "This field is required.");
+        }
+    } else {
+        EXPECT_EQ(db->Insert("item", {{"name", "rowid"}})[0], Value(41));
+    }
+    EXPECT_EQ(db->List("item", Query{}).size(), pg() ? 1u : 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExistingTableTest, test_support::AllEngines(), test_support::EngineParamName);

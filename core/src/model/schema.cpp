@@ -465,6 +465,8 @@ std::string Schema::Fingerprint() const {
         if (f.unique) out += ":unique";
         if (f.default_value) out += ":default=" + f.default_value->DebugString();
         if (f.database_default) out += ":dbdefault";
+        if (!f.column_type.empty()) out += ":column=" + f.column_type;
+        if (f.supplied_key) out += ":supplied";
     }
     return out;
 }

@@ -127,7 +127,7 @@ std::int64_t VersionFloor(Connection& conn, const Schema& schema) {
 
 // (version, deleted) of a row from its version column or its tombstone; nullopt when neither knows it.
 std::optional<std::pair<std::int64_t, bool>> VersionEntry(Connection& conn, const Schema& schema, const Value& pk) {
-    Param key = ToParam(pk);
+    std::optional<std::string> key = KeyParam(schema, pk);  // as the triggers record it (a UUID canonical)
     if (!key) return std::nullopt;
     Result r = conn.Query("SELECT " + Quote(kVersionColumn) + ", false FROM " + Quote(schema.storage_table()) +
                               " WHERE " + Quote(schema.pk().name) + " = $1::" + PgType(schema.pk()) +

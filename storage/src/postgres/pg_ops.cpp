@@ -72,6 +72,13 @@ std::optional<Value> AsColumnValue(const FieldSpec& field, const Value& value) {
             }
             return std::nullopt;
         default:
+            if (field.column_type == "uuid") {
+                // A uuid column holds UUIDs only: any other text, or a number, equals none of them.
+                if (value.kind() != Value::Kind::kText) return std::nullopt;
+                std::optional<std::string> uuid = CanonicalUuid(value.AsText());
+                if (!uuid) return std::nullopt;
+                return Value(std::move(*uuid));
+            }
             // PostgreSQL text holds no NUL: no stored value can equal one that has it.
             if (value.kind() == Value::Kind::kText) {
                 if (value.AsText().find('\0') != std::string::npos) return std::nullopt;
@@ -81,12 +88,23 @@ std::optional<Value> AsColumnValue(const FieldSpec& field, const Value& value) {
     }
 }
 
-// PostgreSQL refuses a NUL in text (and libpq would cut the value at it): refused as DRF refuses it, never stored cut.
-void RefuseNul(const Schema& schema, const std::vector<std::pair<std::size_t, Value>>& columns) {
+// Values PostgreSQL would refuse, refused as DRF refuses them (a 400 naming the field, not a database error): a NUL in
+// text (libpq would also cut the value at it, never stored cut), and a value of a uuid column that is not a UUID
+// (DRF's UUIDField). A UUID is written in its canonical spelling, as the column gives it back.
+void RefuseUnstorable(const Schema& schema, std::vector<std::pair<std::size_t, Value>>& columns) {
     std::vector<std::pair<std::string, std::string>> errors;
-    for (const auto& [index, value] : columns) {
+    for (auto& [index, value] : columns) {
+        const FieldSpec& field = schema.field(index);
         if (value.kind() == Value::Kind::kText && value.AsText().find('\0') != std::string::npos) {
-            errors.emplace_back(schema.field(index).name, "Null characters are not allowed.");
+            errors.emplace_back(field.name, "Null characters are not allowed.");
+        } else if (field.column_type == "uuid" && !value.IsNull()) {
+            std::optional<std::string> uuid =
+                value.kind() == Value::Kind::kText ? CanonicalUuid(value.AsText()) : std::nullopt;
+            if (uuid) {
+                value = Value(std::move(*uuid));
+            } else {
+                errors.emplace_back(field.name, "Must be a valid UUID.");
+            }
         }
     }
     if (errors.empty()) return;
@@ -130,7 +148,7 @@ std::string LookupColumn(const FieldSpec& field, const std::string& col) {
         case FieldType::kDateTime:
             return "(to_json(" + col + ") #>> '{}')";  // as it reads: a timestamp column as ISO 8601 text
         default:
-            return col;
+            return field.column_type.empty() ? col : col + "::text";  // a uuid column as it reads
     }
 }
 
@@ -233,13 +251,13 @@ std::string WhereSql(const Schema& schema, const std::vector<Filter>& filters, P
 
 std::string Returning(const Schema& schema) { return " RETURNING " + SelectList(schema); }
 
-std::optional<Param> KeyParam(const Schema& schema, const Value& pk) {
+}  // namespace
+
+std::optional<std::string> KeyParam(const Schema& schema, const Value& pk) {
     std::optional<Value> v = AsColumnValue(schema.pk(), pk);
     if (!v || v->IsNull()) return std::nullopt;
     return ToParam(*v);
 }
-
-}  // namespace
 
 std::optional<Row> GetRow(Connection& conn, const Schema& schema, std::string_view field, const Value& value) {
     auto index = schema.FieldIndex(field);
@@ -287,7 +305,7 @@ std::int64_t CountRows(Connection& conn, const Schema& schema, const std::vector
 
 Row InsertRow(Connection& conn, const Schema& schema, const Assignments& values) {
     auto columns = InsertColumns(schema, values);
-    RefuseNul(schema, columns);
+    RefuseUnstorable(schema, columns);
     Params params;
     std::string names, placeholders;
     for (const auto& [index, value] : columns) {
@@ -307,8 +325,8 @@ Row InsertRow(Connection& conn, const Schema& schema, const Assignments& values)
 std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value& pk, const Assignments& values,
                              bool full) {
     auto columns = UpdateColumns(schema, values, full);
-    RefuseNul(schema, columns);
-    std::optional<Param> key = KeyParam(schema, pk);
+    RefuseUnstorable(schema, columns);
+    std::optional<std::string> key = KeyParam(schema, pk);
     if (!key) return std::nullopt;
     if (columns.empty()) return GetRow(conn, schema, schema.pk().name, pk);
     Params params;
@@ -325,7 +343,7 @@ std::optional<Row> UpdateRow(Connection& conn, const Schema& schema, const Value
 }
 
 bool DeleteRow(Connection& conn, const Schema& schema, const Value& pk) {
-    std::optional<Param> key = KeyParam(schema, pk);
+    std::optional<std::string> key = KeyParam(schema, pk);
     if (!key) return false;
     Result r = conn.Query("DELETE FROM " + Quote(schema.storage_table()) + " WHERE " + Quote(schema.pk().name) +
                               " = $1::" + PgType(schema.pk()),

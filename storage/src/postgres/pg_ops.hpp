@@ -3,6 +3,7 @@
 // PostgresDatabase's one-shot calls and of its Transaction. Values travel only as parameters.
 
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -13,6 +14,10 @@
 namespace syncline::storage::pg {
 
 class Connection;
+
+// A primary key as the parameter its column compares with (a UUID in its canonical spelling, as the capture triggers
+// record keys), or nullopt when no row can have that key (text for an integer key, a malformed UUID).
+std::optional<std::string> KeyParam(const Schema& schema, const Value& pk);
 
 std::optional<Row> GetRow(Connection& conn, const Schema& schema, std::string_view field, const Value& value);
 std::vector<Row> ListRows(Connection& conn, const Schema& schema, const Query& query);

@@ -223,6 +223,7 @@ std::string SelectList(const Schema& schema) {
 }
 
 std::string PgType(const FieldSpec& field) {
+    if (field.column_type == "uuid") return "uuid";  // an existing table's uuid column (a text field)
     switch (field.type) {
         case FieldType::kInteger:
             return "bigint";
@@ -234,6 +235,39 @@ std::string PgType(const FieldSpec& field) {
             // Text, and date-times and JSON documents kept exactly as written (SQLite keeps them as text too).
             return "text";
     }
+}
+
+std::optional<std::string> CanonicalUuid(std::string_view text) {
+    // As PostgreSQL's string_to_uuid reads it: an optional '{', 16 pairs of hex digits with an optional '-' after
+    // every second pair but the last, the matching '}', nothing else (no spaces).
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::size_t i = 0;
+    const bool braces = !text.empty() && text[0] == '{';
+    if (braces) ++i;
+    auto digit = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(36);
+    for (int byte = 0; byte < 16; ++byte) {
+        if (i + 1 >= text.size()) return std::nullopt;
+        const int high = digit(text[i]), low = digit(text[i + 1]);
+        if (high < 0 || low < 0) return std::nullopt;
+        if (byte == 4 || byte == 6 || byte == 8 || byte == 10) out += '-';
+        out += kHex[high];
+        out += kHex[low];
+        i += 2;
+        if (i < text.size() && text[i] == '-' && byte % 2 == 1 && byte < 15) ++i;
+    }
+    if (braces) {
+        if (i >= text.size() || text[i] != '}') return std::nullopt;
+        ++i;
+    }
+    if (i != text.size()) return std::nullopt;
+    return out;
 }
 
 std::string BookkeepingSql() {

@@ -3,7 +3,9 @@
 // (IsValidIdentifier), never from request text; the one literal written into SQL, a table name inside the capture
 // function, is such an identifier too.
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <syncline/core/model/schema.hpp>
@@ -24,8 +26,14 @@ inline constexpr const char* kNotifyChannel = "syncline_changes";
 std::string Quote(const std::string& name);
 // The column list of a schema's fields, quoted, in order.
 std::string SelectList(const Schema& schema);
-// The column type syncline creates for a field.
+// The column type syncline creates for a field, which parameters compared with the column are cast to: the field's
+// column_type when it has one ("uuid"), else the type of the field's kind (text for text, date-times and JSON).
 std::string PgType(const FieldSpec& field);
+
+// The canonical text of a UUID (32 lowercase hex digits in 8-4-4-4-12 groups) from any spelling PostgreSQL's uuid
+// input accepts (upper or lower case, optional braces, a hyphen or none after any group of four digits); nullopt when
+// PostgreSQL would refuse the text.
+std::optional<std::string> CanonicalUuid(std::string_view text);
 
 // Syncline's own tables, sequence and notify function; idempotent.
 std::string BookkeepingSql();

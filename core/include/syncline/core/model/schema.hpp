@@ -39,6 +39,13 @@ struct FieldSpec {
     /// The database fills the field when an insert leaves it out (a default it computes, such as nextval(...) or
     /// now(), read from an existing table): the field is then optional on create, and a full update keeps it.
     bool database_default = false;
+    /// The column's type in an existing table, when values must be compared and written in it rather than in the
+    /// type syncline gives the field: "uuid" for a PostgreSQL uuid column (a text field whose values must be UUIDs).
+    /// Empty otherwise. Set when fields are read from the database.
+    std::string column_type;
+    /// An integer primary key the writer supplies: an existing table's key that the database does not fill (no
+    /// identity, serial or default). pk_auto() is false for it: the key is writable and required on create.
+    bool supplied_key = false;
 };
 
 /// A schema declaration was invalid; the message names the table, the field and the problem.
@@ -90,8 +97,8 @@ public:
     /// Index of the primary key field.
     std::size_t pk_index() const { return pk_index_; }
     const FieldSpec& pk() const { return fields_[pk_index_]; }
-    /// True for an integer primary key (assigned by the database on insert).
-    bool pk_auto() const { return pk().type == FieldType::kInteger; }
+    /// True for an integer primary key assigned by the database on insert (every one but a supplied_key).
+    bool pk_auto() const { return pk().type == FieldType::kInteger && !pk().supplied_key; }
 
     /// Index of a field by name, or nullopt when the schema has no such field.
     std::optional<std::size_t> FieldIndex(std::string_view name) const;
