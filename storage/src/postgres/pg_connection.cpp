@@ -161,6 +161,7 @@ void Connection::EnsureConnected() {
         conn_ = nullptr;
     }
     in_transaction_ = false;
+    ForgetStatements();  // they lived in the session that is gone
     conn_ = PQconnectdb(url_.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
         std::string message = OneLine(PQerrorMessage(conn_));
@@ -203,21 +204,58 @@ Result Connection::Check(PGresult* res, const std::string& sql) {
     Fail(res, "in: " + Excerpt(sql));
 }
 
+void Connection::ForgetStatements() {
+    statements_.clear();
+    uses_.clear();
+}
+
+PGresult* Connection::ExecPrepared(const std::string& sql, const std::vector<const char*>& values) {
+    const int n = static_cast<int>(values.size());
+    auto found = statements_.find(sql);
+    if (found == statements_.end()) {
+        if (statements_.size() >= kStatementCacheSize && !in_transaction_) {
+            // The least recently used goes (DEALLOCATE outside a transaction: an aborted one refuses every command).
+            auto oldest = statements_.find(uses_.back());
+            PGresult* gone = PQexec(conn_, ("DEALLOCATE " + oldest->second.name).c_str());
+            PQclear(gone);
+            statements_.erase(oldest);
+            uses_.pop_back();
+        }
+        std::string name = "syncline_" + std::to_string(next_statement_++);
+        PGresult* prepared = PQprepare(conn_, name.c_str(), sql.c_str(), n, nullptr);
+        if (!prepared || PQresultStatus(prepared) != PGRES_COMMAND_OK) return prepared;
+        PQclear(prepared);
+        uses_.push_front(sql);
+        found = statements_.emplace(sql, Statement{std::move(name), uses_.begin()}).first;
+    } else {
+        uses_.splice(uses_.begin(), uses_, found->second.use);
+    }
+    return PQexecPrepared(conn_, found->second.name.c_str(), n, values.data(), nullptr, nullptr, 0);
+}
+
 Result Connection::Query(const std::string& sql, const std::vector<Param>& params) {
     if (!in_transaction_) EnsureConnected();
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    PGresult* res =
-        PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
+    PGresult* res = ExecPrepared(sql, values);
     // A connection the server dropped since its last use (a restart, an idle timeout) shows only now. A read outside
     // a transaction is retried once on a new connection; a write is not (it may have committed before the drop), so
     // its caller sees kUnavailable.
     if (PQstatus(conn_) != CONNECTION_OK && !in_transaction_ && sql.rfind("SELECT", 0) == 0) {
         PQclear(res);
         EnsureConnected();
-        res = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                           nullptr, 0);
+        res = ExecPrepared(sql, values);
+    } else if (res && PQresultStatus(res) == PGRES_FATAL_ERROR && !in_transaction_) {
+        // The session lost the statement (26000: a pooler gave us another session, or DISCARD ran) or its plan no
+        // longer fits the table (0A000, "cached plan must not change result type"): run it unprepared, once.
+        const std::string state = Field(res, PG_DIAG_SQLSTATE);
+        if (state == "26000" || state == "0A000") {
+            PQclear(res);
+            ForgetStatements();
+            res = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                               nullptr, 0);
+        }
     }
     return Check(res, sql);
 }

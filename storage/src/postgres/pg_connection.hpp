@@ -4,11 +4,14 @@
 
 #include <libpq-fe.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <syncline/core/model/schema.hpp>
@@ -36,6 +39,7 @@ class Result {
 public:
     explicit Result(PGresult* res) : res_(res, &PQclear) {}
     int rows() const { return PQntuples(res_.get()); }
+    int columns() const { return PQnfields(res_.get()); }
     bool IsNull(int row, int col) const { return PQgetisnull(res_.get(), row, col) != 0; }
     const char* Text(int row, int col) const { return PQgetvalue(res_.get(), row, col); }
     std::int64_t Int(int row, int col) const;
@@ -63,8 +67,16 @@ public:
     Connection& operator=(const Connection&) = delete;
 
     // Runs one statement with parameters ($1, $2, ...). Reconnects first if the connection was lost (outside a
-    // transaction only: a broken transaction is an error of its own).
+    // transaction only: a broken transaction is an error of its own). The statement is prepared on this connection
+    // the first time its text is seen and executed by name after that (parsed and planned once per connection, not
+    // per call), the kStatementCacheSize most recently used kept. When the server no longer has it (a pooler such as
+    // PgBouncer in transaction mode hands out other sessions; a table changed its row type under a cached plan), the
+    // cache is dropped and the statement runs unprepared (outside a transaction; inside one the error is the
+    // transaction's).
     Result Query(const std::string& sql, const std::vector<Param>& params = {});
+    static constexpr std::size_t kStatementCacheSize = 256;
+    // Prepared statements held now.
+    std::size_t prepared() const { return statements_.size(); }
     // Runs one or more statements without parameters.
     void Exec(const std::string& sql);
     // Transaction state, as this connection's user set it: Begin/Commit/Rollback run the statements and track it.
@@ -81,9 +93,20 @@ public:
 private:
     [[noreturn]] void Fail(PGresult* res, const std::string& context);
     Result Check(PGresult* res, const std::string& sql);
+    // Executes `sql` through its prepared statement (preparing it first when new); nullptr results are failures of
+    // libpq itself. `prepare_failed` is set when the statement could not be prepared (the result is that failure).
+    PGresult* ExecPrepared(const std::string& sql, const std::vector<const char*>& values);
+    void ForgetStatements();
     std::string url_;
     PGconn* conn_ = nullptr;
     bool in_transaction_ = false;
+    struct Statement {
+        std::string name;
+        std::list<std::string>::iterator use;  // in uses_
+    };
+    std::unordered_map<std::string, Statement> statements_;  // by SQL text
+    std::list<std::string> uses_;                             // SQL texts, most recently used first
+    std::uint64_t next_statement_ = 0;
 };
 
 }  // namespace syncline::storage::pg
