@@ -102,7 +102,7 @@ TEST_F(GroupCommitTest, AWriteThatFailsInABatchFailsAloneAndLeavesNoChange) {
 TEST_F(GroupCommitTest, UpdatesAndDeletesOfMissingRowsAnswerAsAloneAndCommitTheOthers) {
     const Row row = db_->Insert("posts", {{"title", "there"}});
     std::vector<std::optional<Row>> patched(4);
-    std::vector<bool> deleted(4, true);
+    std::vector<char> deleted(4, 1);  // not vector<bool>: its elements share bytes across threads
     RunQueuedTogether(4, [&](int i) {
         if (i % 2 == 0) {
             patched[i] = db_->Patch("posts", i == 0 ? row[0] : Value(999), {{"likes", i}});
