@@ -59,9 +59,9 @@ bool WebSocketServer::Impl::OnValidate(const websocketpp::connection_hdl& hdl) {
     const std::size_t question = resource.find('?');
     state->request.path = resource.substr(0, question);
     state->request.query = question == std::string::npos ? std::string() : resource.substr(question + 1);
-    for (const auto& [name, value] : connection->get_request().get_headers()) {
-        state->request.headers.emplace_back(AsciiLower(name), value);
-    }
+    const auto& headers = connection->get_request().get_headers();
+    state->request.headers.reserve(headers.size());  // kept as long as the socket: no spare capacity
+    for (const auto& [name, value] : headers) state->request.headers.emplace_back(AsciiLower(name), value);
     boost::system::error_code ec;
     const asio::ip::tcp::endpoint remote = connection->get_raw_socket().remote_endpoint(ec);
     state->request.remote = ec ? std::string("unknown") : FormatRemote(remote);
@@ -155,6 +155,8 @@ void WebSocketServer::Impl::OnOpen(const websocketpp::connection_hdl& hdl) {
         return;
     }
     open_count_.fetch_add(1);
+    std::vector<std::pair<std::string, std::string>>().swap(state.request.headers);
+    std::string().swap(state.request.query);
     if (options_.ping_interval.count() > 0) {
         state.ping_sent = std::chrono::steady_clock::now();
         SchedulePing(connection, state, options_.ping_interval);

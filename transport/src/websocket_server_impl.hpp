@@ -31,6 +31,8 @@ namespace syncline::transport {
 struct ConnectionState {
     // Counts this connection toward max_connections until the state goes (with the connection or at its close).
     std::shared_ptr<void> websocket_slot;
+    // The handshake until the session opens (the session keeps its own copy); then only `path` and `remote` stay, for
+    // log lines: headers and query go, an idle connection's memory counts.
     HandshakeRequest request;
     std::shared_ptr<Endpoint> endpoint;
     std::shared_ptr<ConnectionOutbox> outbox;

@@ -38,9 +38,15 @@ struct ConnectionData {
     std::shared_ptr<SocketSlot> socket_slot;  // set when accepted, before the connection starts
 };
 
-// The stock asio config with our connection base and websocketpp's logging compiled out: we log through spdlog.
-using WsppConfig =
-    syncline::wspp::QuietConfig<websocketpp::config::asio, websocketpp::config::asio::rng_type, ConnectionData>;
+// Bytes each server connection reads into at a time. websocketpp's 16 KiB buffer is a member of every connection and
+// was most of an idle connection's memory; frames of any size still arrive (in more reads), and the requests clients
+// send are mostly far smaller. 1 KiB: 11.2 KB of server RSS per idle connection against 14.4 KB (benchmarks/README.md).
+inline constexpr std::size_t kServerReadBuffer = 1024;
+
+// The stock asio config with our connection base, a smaller read buffer and websocketpp's logging compiled out: we
+// log through spdlog.
+using WsppConfig = syncline::wspp::QuietConfig<websocketpp::config::asio, websocketpp::config::asio::rng_type,
+                                               ConnectionData, kServerReadBuffer>;
 
 using WsServer = websocketpp::server<WsppConfig>;
 using WsConnection = WsServer::connection_type;

@@ -7,11 +7,16 @@
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
 
+#include <cstddef>
+
 namespace syncline::wspp {
 
 /// `Base` (websocketpp::config::asio or asio_client) with logging off, plain TCP sockets, and optionally another
-/// masking RNG (`Rng`) and a per-connection base class (`ConnectionBase`, reachable from every connection).
-template <class Base, class Rng = typename Base::rng_type, class ConnectionBase = typename Base::connection_base>
+/// masking RNG (`Rng`), a per-connection base class (`ConnectionBase`, reachable from every connection) and another
+/// size for the buffer each connection reads into (`ReadBuffer`, bytes; websocketpp's default is 16 KiB, part of
+/// every connection object).
+template <class Base, class Rng = typename Base::rng_type, class ConnectionBase = typename Base::connection_base,
+          std::size_t ReadBuffer = Base::connection_read_buffer_size>
 struct QuietConfig : Base {
     using type = QuietConfig;
     using base = Base;
@@ -29,6 +34,7 @@ struct QuietConfig : Base {
 
     static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
     static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
+    static const std::size_t connection_read_buffer_size = ReadBuffer;
 
     struct transport_config : public base::transport_config {
         using concurrency_type = typename type::concurrency_type;
