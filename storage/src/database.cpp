@@ -8,6 +8,7 @@
 #include <cassert>
 #include <filesystem>
 
+#include "checkpointer.hpp"
 #include "connection.hpp"
 #include "migrations.hpp"
 #include "schema_sql.hpp"
@@ -221,7 +222,11 @@ Database::Database(DatabaseOptions options, std::vector<Schema> models)
     }
 }
 
-Database::~Database() = default;
+Database::~Database() {
+    if (writer_ && checkpointer_) sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
+}
+
+std::uint64_t Database::checkpoints() const { return checkpointer_ ? checkpointer_->checkpoints() : 0; }
 
 std::unique_ptr<Connection> Database::OpenConnection(bool writer) const {
     auto conn = std::make_unique<Connection>(options_.path, writer, options_);
@@ -245,6 +250,9 @@ std::unique_ptr<Database> Database::Open(DatabaseOptions options, std::vector<Sc
     db->writer_ = db->OpenConnection(true);
     Connection& w = *db->writer_;
     w.Exec("PRAGMA journal_mode = WAL");
+    // SQLite's own threshold (1,000 pages), on a thread of the Database's own instead of in the commit that crosses it.
+    db->checkpointer_ = std::make_unique<Checkpointer>(db->OpenConnection(true), 1000);
+    sqlite3_wal_hook(w.handle(), &Checkpointer::Hook, db->checkpointer_.get());
     w.Exec("BEGIN IMMEDIATE");
     try {
         w.Exec(BookkeepingSql());

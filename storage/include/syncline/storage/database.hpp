@@ -65,6 +65,7 @@ struct StatementCacheStats {
     std::size_t bytes = 0;
 };
 
+class Checkpointer;
 class Connection;
 class Database;
 class SqliteTransaction;
@@ -175,6 +176,10 @@ public:
     StatementCacheStats statement_cache() const;
     /// What group commit has done so far (any thread; a snapshot).
     GroupCommitStats group_commit() const { return group_.stats(); }
+    /// Checkpoints of the WAL run so far by the Database's checkpoint thread (any thread). The writer's commits run
+    /// none: once a commit leaves 1,000 pages or more in the WAL, that thread copies them back into the file with a
+    /// PASSIVE checkpoint, which holds back neither readers nor the writer.
+    std::uint64_t checkpoints() const;
 
 private:
     friend class ModelOps;
@@ -211,6 +216,9 @@ private:
     std::mutex writer_mutex_;
     std::atomic<std::thread::id> writer_owner_{};  // the thread holding writer_mutex_: detects nested writes
     GroupCommit group_;
+    // Checkpoints the WAL on a thread of its own, so commits never do (storage/src/checkpointer.hpp). Declared after
+    // writer_: destroyed first, once the writer's hook to it is removed.
+    std::unique_ptr<Checkpointer> checkpointer_;
 
     mutable std::mutex readers_mutex_;
     mutable std::unordered_map<std::thread::id, std::unique_ptr<Connection>> readers_;

@@ -47,6 +47,7 @@ public:
         bool wrote = false;                            ///< set by the runner: the write changed a row and committed
         std::exception_ptr error;                      ///< set by the runner: why it failed
         bool done = false;                             ///< guarded by the queue's mutex
+        std::condition_variable wake;                  ///< its thread waits here: for its outcome, or to lead
     };
 
     explicit GroupCommit(std::size_t max_batch = 256) : max_batch_(std::max<std::size_t>(max_batch, 1)) {}
@@ -62,7 +63,7 @@ public:
         job.write = &write;
         std::unique_lock<std::mutex> lock(mutex_);
         queue_.push_back(&job);
-        cv_.wait(lock, [&] { return job.done || queue_.front() == &job; });
+        job.wake.wait(lock, [&] { return job.done || queue_.front() == &job; });
         if (!job.done) LeadLocked(lock, lead);
         lock.unlock();
         if (job.error) std::rethrow_exception(job.error);
@@ -101,19 +102,23 @@ private:
             taken = failed;
         }
         lock.lock();
+        // Wakes only the batch's writers and the next leader, not every queued writer: with a pool of threads that
+        // write, a wake-up of all of them per batch costs more than the batch saves.
         for (std::size_t i = 0; i < taken; ++i) {
-            queue_.front()->done = true;
+            Job* done = queue_.front();
             queue_.pop_front();
+            done->done = true;
+            // Under the lock: its thread cannot return, and drop the job, before this batch is done with it.
+            done->wake.notify_one();
         }
+        if (!queue_.empty()) queue_.front()->wake.notify_one();
         stats_.writes += taken;
         stats_.batches += 1;
         stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, taken);
-        cv_.notify_all();
     }
 
     const std::size_t max_batch_;
     mutable std::mutex mutex_;
-    std::condition_variable cv_;
     std::deque<Job*> queue_;  // guarded by mutex_; the front leads or is being led
     GroupCommitStats stats_;  // guarded by mutex_
 };
