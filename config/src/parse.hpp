@@ -30,6 +30,9 @@ std::int64_t GetInteger(const rapidjson::Value& v, const std::string& path, std:
 /// A number >= 0.
 double GetNumber(const rapidjson::Value& v, const std::string& path);
 std::vector<std::string> GetStringList(const rapidjson::Value& v, const std::string& path);
+/// A secret: a string as written, or `{"env": "NAME"}`, the value of that environment variable, read now. Fails naming
+/// the variable (never a value) when it is unset or empty.
+std::string GetSecret(const rapidjson::Value& v, const std::string& path);
 
 /// "allowed_origins": ["https://app.example.com", "http://localhost:3000"] or ["*"].
 AllowedOrigins ParseAllowedOrigins(const rapidjson::Value& v, const std::string& path);

@@ -38,7 +38,13 @@ AuthOptions ParseAuth(const rapidjson::Value& v) {
             if (token.empty()) Fail(entry_path, "empty token");
             const rapidjson::Value& e = it->value;
             if (!e.IsObject()) Fail(entry_path, "expected an object such as {\"user\": \"alice\", \"id\": 1}");
-            CheckKeys(e, entry_path, {"user", "id", "groups"});
+            CheckKeys(e, entry_path, {"user", "id", "groups", "token"});
+            // With "token" (e.g. {"env": "ALICE_TOKEN"}), the key only names the entry: the token is kept out of the
+            // file.
+            if (const auto* p = Member(e, "token")) {
+                token = GetSecret(*p, entry_path + ".token");
+                if (token.empty()) Fail(entry_path + ".token", "empty token");
+            }
             User user;
             if (const auto* p = Member(e, "user")) user.name = GetString(*p, entry_path + ".user");
             if (const auto* p = Member(e, "id")) {
@@ -54,7 +60,9 @@ AuthOptions ParseAuth(const rapidjson::Value& v) {
             if (user.id.empty()) user.id = user.name;
             if (user.name.empty()) user.name = user.id;
             if (const auto* p = Member(e, "groups")) user.groups = GetStringList(*p, entry_path + ".groups");
-            table.emplace(std::move(token), std::move(user));
+            if (!table.emplace(std::move(token), std::move(user)).second) {
+                Fail(entry_path, "the same token as an earlier entry");
+            }
         }
         chain.push_back(std::make_shared<auth::StaticTokenAuthenticator>(std::move(table), sources));
     }
@@ -65,7 +73,7 @@ AuthOptions ParseAuth(const rapidjson::Value& v) {
         auth::JwtOptions options;
         const auto* secret = Member(*jwt, "secret");
         if (!secret) Fail(jwt_path + ".secret", "missing (the HS256 key your backend signs tokens with)");
-        options.secret = GetString(*secret, jwt_path + ".secret");
+        options.secret = GetSecret(*secret, jwt_path + ".secret");
         if (options.secret.empty()) Fail(jwt_path + ".secret", "empty");
         if (const auto* p = Member(*jwt, "leeway_s")) {
             options.leeway_s = GetInteger(*p, jwt_path + ".leeway_s", 0, 86400);

@@ -37,6 +37,9 @@ Config ParseConfig(std::string_view json_text) {
                "slow_reader_timeout_ms",
                "auth",
                "action_threads",
+               "write_threads",
+               "ready_max_relay_lag_ms",
+               "max_waiting_request_bytes",
                "max_json_depth",
                "max_request_id_bytes",
                "max_subscriptions_per_socket",
@@ -46,12 +49,13 @@ Config ParseConfig(std::string_view json_text) {
                "statement_cache_bytes",
                "allowed_origins",
                "max_connections",
-               "max_handshakes"});
+               "max_handshakes",
+               "log_format"});
     Config config;
     transport::ServerOptions& server = config.server;
     const rapidjson::Value* database = Member(doc, "database");
     if (!database) Fail("database", "missing (the SQLite file, e.g. \"app.db\", or a postgresql:// URL)");
-    server.database = GetString(*database, "database");
+    server.database = GetSecret(*database, "database");
     if (server.database.empty()) Fail("database", "empty");
     if (const auto* listen = Member(doc, "listen")) {
         if (!listen->IsObject()) Fail("listen", "expected an object such as {\"host\": \"127.0.0.1\", \"port\": 8000}");
@@ -88,7 +92,7 @@ Config ParseConfig(std::string_view json_text) {
         if (!bus->IsObject()) Fail("bus", "expected an object such as {\"redis\": \"redis://127.0.0.1:6379/0\"}");
         CheckKeys(*bus, "bus", {"redis", "shards", "channel_prefix"});
         if (const auto* p = Member(*bus, "redis")) {
-            server.redis_url = GetString(*p, "bus.redis");
+            server.redis_url = GetSecret(*p, "bus.redis");
             if (server.redis_url.rfind("redis://", 0) != 0) Fail("bus.redis", "expected a redis://host:port/db URL");
         }
         if (const auto* p = Member(*bus, "shards"))
@@ -126,6 +130,17 @@ Config ParseConfig(std::string_view json_text) {
     if (const auto* p = Member(doc, "max_filter_values")) {
         server.limits.max_filter_values = static_cast<std::size_t>(GetInteger(*p, "max_filter_values", 1, 100000));
     }
+    if (const auto* p = Member(doc, "ready_max_relay_lag_ms")) {
+        server.ready_max_relay_lag =
+            std::chrono::milliseconds(GetInteger(*p, "ready_max_relay_lag_ms", 0, std::int64_t{1} << 31));
+    }
+    if (const auto* p = Member(doc, "write_threads")) {
+        server.write_threads = static_cast<unsigned>(GetInteger(*p, "write_threads", 0, 1024));
+    }
+    if (const auto* p = Member(doc, "max_waiting_request_bytes")) {
+        server.limits.max_waiting_request_bytes =
+            static_cast<std::size_t>(GetInteger(*p, "max_waiting_request_bytes", 0, std::int64_t{1} << 30));
+    }
     if (const auto* p = Member(doc, "max_pending_actions")) {
         server.limits.max_pending_actions = static_cast<std::size_t>(GetInteger(*p, "max_pending_actions", 0, 1 << 20));
     }
@@ -141,6 +156,12 @@ Config ParseConfig(std::string_view json_text) {
     }
     if (const auto* p = Member(doc, "allowed_origins"))
         server.allowed_origins = ParseAllowedOrigins(*p, "allowed_origins");
+    if (const auto* p = Member(doc, "log_format")) {
+        config.log_format = GetString(*p, "log_format");
+        if (config.log_format != "text" && config.log_format != "json") {
+            Fail("log_format", "unknown value \"" + config.log_format + "\"; valid values: text, json");
+        }
+    }
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
     if (const auto* p = Member(doc, "auth")) server.auth = ParseAuth(*p);

@@ -5,6 +5,7 @@
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace syncline::config::detail {
 
@@ -56,6 +57,21 @@ std::vector<std::string> GetStringList(const rapidjson::Value& v, const std::str
         out.push_back(GetString(v[i], path + "[" + std::to_string(i) + "]"));
     }
     return out;
+}
+
+std::string GetSecret(const rapidjson::Value& v, const std::string& path) {
+    if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+    if (!v.IsObject()) Fail(path, "expected a string or {\"env\": \"NAME\"} (an environment variable)");
+    CheckKeys(v, path, {"env"});
+    const auto* env = Member(v, "env");
+    if (!env) Fail(path, "expected a string or {\"env\": \"NAME\"} (an environment variable)");
+    std::string name = GetString(*env, path + ".env");
+    if (name.empty() || name.find('=') != std::string::npos) Fail(path + ".env", "not a variable name");
+    // Read once, at parse time, by the thread that parses (start-up): nothing else sets the environment then.
+    const char* value = std::getenv(name.c_str());
+    if (!value) Fail(path, "environment variable " + name + " is not set");
+    if (*value == '\0') Fail(path, "environment variable " + name + " is empty");
+    return value;
 }
 
 // "allowed_origins": ["https://app.example.com", "http://localhost:3000"] or ["*"].

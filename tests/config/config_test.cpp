@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -200,6 +201,26 @@ TEST(ConfigTest, DetachedActionsPerSocketAndStatementCacheLimits) {
               "max_pending_actions: expected an integer from 0 to 1048576");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("statement_cache_bytes": "big",)")),
               "statement_cache_bytes: expected an integer from 0 to 17179869184");
+}
+
+TEST(ConfigTest, WriteThreadsAndWaitingRequestBytes) {
+    Config defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
+    EXPECT_EQ(defaults.server.write_threads, 32u);
+    EXPECT_EQ(defaults.server.ready_max_relay_lag, std::chrono::milliseconds(10000));
+    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("ready_max_relay_lag_ms": 0,)"))
+                  .server.ready_max_relay_lag,
+              std::chrono::milliseconds(0));
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("ready_max_relay_lag_ms": -5,)")),
+              "ready_max_relay_lag_ms: expected an integer from 0 to 2147483648");
+    EXPECT_EQ(defaults.server.limits.max_waiting_request_bytes, 1024u * 1024);
+    Config config = ParseConfig(
+        With(R"({"model": "posts", "mixins": ["list"]})", R"("write_threads": 0, "max_waiting_request_bytes": 4096,)"));
+    EXPECT_EQ(config.server.write_threads, 0u);  // writes on the network threads
+    EXPECT_EQ(config.server.limits.max_waiting_request_bytes, 4096u);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("write_threads": 1025,)")),
+              "write_threads: expected an integer from 0 to 1024");
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_waiting_request_bytes": -1,)")),
+              "max_waiting_request_bytes: expected an integer from 0 to 1073741824");
 }
 
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
@@ -480,7 +501,7 @@ TEST(ConfigTest, AuthErrorsNameTheKeyAndNeverTheToken) {
     EXPECT_EQ(with(R"({"tokens": {"sekrit-1": "alice"}})"),
               "auth.tokens[0]: expected an object such as {\"user\": \"alice\", \"id\": 1}");
     EXPECT_EQ(with(R"({"tokens": {"sekrit-1": {"user": "a", "role": "x"}}})"),
-              "auth.tokens[0].role: unknown key; valid keys: user, id, groups");
+              "auth.tokens[0].role: unknown key; valid keys: user, id, groups, token");
     EXPECT_EQ(with(R"({"tokens": {"": {"user": "a"}}})"), "auth.tokens[0]: empty token");
 }
 
@@ -587,6 +608,111 @@ TEST(ConfigTest, MaxConnectionsAndMaxHandshakes) {
               "max_connections: expected an integer from 1 to 10000000");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_handshakes": "many",)")),
               "max_handshakes: expected an integer from 1 to 1000000");
+}
+
+}  // namespace
+}  // namespace syncline::config
+
+namespace syncline::config {
+namespace {
+
+// Sets an environment variable for the life of the object (the config tests run on one thread).
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (value) {
+            ::setenv(name, value, 1);
+        } else {
+            ::unsetenv(name);
+        }
+    }
+    ~ScopedEnv() { ::unsetenv(name_); }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    const char* name_;
+};
+
+// A handshake on /ws/posts/ with `token` in its query string, as a chain of authenticators sees it.
+AuthResult Auth(const Authenticator& authenticator, const std::string& token) {
+    HandshakeRequest request;
+    request.path = "/ws/posts/";
+    request.query = "token=" + token;
+    return authenticator.Authenticate(request);
+}
+
+// Issue 14: every secret may name an environment variable instead of being written in the file.
+TEST(ConfigTest, SecretsMayComeFromTheEnvironment) {
+    ScopedEnv database("SYNCLINE_TEST_DATABASE", "postgresql://app:pg-pw-91b3@db.internal:5432/app");
+    ScopedEnv redis("SYNCLINE_TEST_REDIS", "redis://default:redis-pw-77e2@127.0.0.1:6379/0");
+    ScopedEnv secret("SYNCLINE_TEST_JWT", "jwt-from-env-5c1");
+    ScopedEnv token("SYNCLINE_TEST_TOKEN", "tok-from-env-3a9");
+    Config config = ParseConfig(R"({"database": {"env": "SYNCLINE_TEST_DATABASE"},
+        "bus": {"redis": {"env": "SYNCLINE_TEST_REDIS"}},
+        "auth": {"tokens": {"alice": {"token": {"env": "SYNCLINE_TEST_TOKEN"}, "user": "alice", "id": 1},
+                            "tok-literal": {"user": "bob"}},
+                 "jwt": {"secret": {"env": "SYNCLINE_TEST_JWT"}}},
+        "models": {"posts": {"fields": {"title": {"type": "text"}}}},
+        "routes": {"/ws/posts/": {"model": "posts", "mixins": ["list"]}}})");
+    EXPECT_EQ(config.server.database, "postgresql://app:pg-pw-91b3@db.internal:5432/app");
+    EXPECT_EQ(config.server.redis_url, "redis://default:redis-pw-77e2@127.0.0.1:6379/0");
+    auto* chain = dynamic_cast<const ChainAuthenticator*>(config.server.auth.authenticator.get());
+    ASSERT_TRUE(chain);
+    // The token from the environment is the token; the entry's key only names it. A literal key still works.
+    AuthResult alice = Auth(*chain, "tok-from-env-3a9");
+    EXPECT_EQ(alice.kind, AuthResult::Kind::kUser);
+    EXPECT_EQ(alice.user.name, "alice");
+    EXPECT_EQ(Auth(*chain, "alice").kind, AuthResult::Kind::kInvalid);
+    EXPECT_EQ(Auth(*chain, "tok-literal").user.name, "bob");
+    // An HS256 token signed with the secret of the environment ({"sub": "7", "name": "eve", exp 2100-01-01}).
+    AuthResult eve = Auth(*chain,
+                          "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+                          "eyJzdWIiOiI3IiwibmFtZSI6ImV2ZSIsImV4cCI6NDEwMjQ0NDgwMH0.5kgkVqkQkwd6ZAhAMUUuuzkbNsoGK24KRLUhXdAc_N4");
+    EXPECT_EQ(eve.kind, AuthResult::Kind::kUser);
+    EXPECT_EQ(eve.user.id, "7");
+}
+
+TEST(ConfigTest, AMissingOrEmptySecretVariableNamesTheVariableNeverAValue) {
+    ScopedEnv unset("SYNCLINE_TEST_UNSET", nullptr);
+    ScopedEnv empty("SYNCLINE_TEST_EMPTY", "");
+    ScopedEnv dup("SYNCLINE_TEST_DUP", "tok-dup-0e4c");
+    const std::string route = R"({"model": "posts", "mixins": ["list"]})";
+    auto top = [&](const std::string& database, const std::string& extra = "") {
+        return Error(R"({"database": )" + database + ", " + extra +
+                     R"("models": {"posts": {"fields": {"title": {"type": "text"}}}},
+                        "routes": {"/ws/posts/": )" + route + "}}");
+    };
+    EXPECT_EQ(top(R"({"env": "SYNCLINE_TEST_UNSET"})"),
+              "database: environment variable SYNCLINE_TEST_UNSET is not set");
+    EXPECT_EQ(top(R"({"env": "SYNCLINE_TEST_EMPTY"})"), "database: environment variable SYNCLINE_TEST_EMPTY is empty");
+    EXPECT_EQ(top(R"({"file": "x"})"), "database.file: unknown key; valid keys: env");
+    EXPECT_EQ(top(R"({})"), "database: expected a string or {\"env\": \"NAME\"} (an environment variable)");
+    EXPECT_EQ(top(R"({"env": ""})"), "database.env: not a variable name");
+    EXPECT_EQ(top(R"(["t.db"])"), "database: expected a string or {\"env\": \"NAME\"} (an environment variable)");
+    EXPECT_EQ(top(R"("t.db")", R"("bus": {"redis": {"env": "SYNCLINE_TEST_UNSET"}},)"),
+              "bus.redis: environment variable SYNCLINE_TEST_UNSET is not set");
+    // A value that is not a Redis URL is refused without quoting it (it may be a password put in the wrong place).
+    EXPECT_EQ(top(R"("t.db")", R"("bus": {"redis": {"env": "SYNCLINE_TEST_DUP"}},)"),
+              "bus.redis: expected a redis://host:port/db URL");
+    EXPECT_EQ(top(R"("t.db")", R"("auth": {"jwt": {"secret": {"env": "SYNCLINE_TEST_EMPTY"}}},)"),
+              "auth.jwt.secret: environment variable SYNCLINE_TEST_EMPTY is empty");
+    EXPECT_EQ(top(R"("t.db")", R"("auth": {"tokens": {"a": {"token": {"env": "SYNCLINE_TEST_UNSET"}, "user": "a"}}},)"),
+              "auth.tokens[0].token: environment variable SYNCLINE_TEST_UNSET is not set");
+    // Two entries with one token: refused (which user would it be?), without the token.
+    EXPECT_EQ(top(R"("t.db")", R"("auth": {"tokens": {"tok-dup-0e4c": {"user": "a"},
+                                                       "b": {"token": {"env": "SYNCLINE_TEST_DUP"}, "user": "b"}}},)"),
+              "auth.tokens[1]: the same token as an earlier entry");
+}
+
+TEST(ConfigTest, LogFormat) {
+    const std::string route = R"({"model": "posts", "mixins": ["list"]})";
+    EXPECT_EQ(ParseConfig(With(route)).log_format, "text");
+    EXPECT_EQ(ParseConfig(With(route, R"("log_format": "json",)")).log_format, "json");
+    EXPECT_EQ(ParseConfig(With(route, R"("log_format": "text",)")).log_format, "text");
+    EXPECT_EQ(Error(With(route, R"("log_format": "xml",)")),
+              "log_format: unknown value \"xml\"; valid values: text, json");
+    EXPECT_EQ(Error(With(route, R"("log_format": 1,)")), "log_format: expected a string");
 }
 
 }  // namespace

@@ -54,6 +54,9 @@ struct RouteConfig {
 /// resolves a relative path against the config file's directory).
 struct Config {
     transport::ServerOptions server;
+    /// How `syncline serve` writes its log lines: "text" (spdlog's default pattern) or "json" (one object per line).
+    /// The binary's `--log-format` overrides it.
+    std::string log_format = "text";
     std::vector<Schema> models;
     std::vector<RouteConfig> routes;
 };
@@ -72,7 +75,9 @@ Mixin MixinByName(const std::string& name);
 /// "and", "or" and "not").
 const std::vector<std::string>& ConfigPermissionNames();
 
-/// Parses a configuration. Throws ConfigError (one line, key path and choices) on any problem: bad JSON, unknown
+/// Parses a configuration. A secret (`database`, `bus.redis`, `auth.jwt.secret`, a token's `token`) may be written
+/// `{"env": "NAME"}`: it is read from the environment now, and an unset or empty variable is a ConfigError naming the
+/// variable, never a value. Throws ConfigError (one line, key path and choices) on any problem: bad JSON, unknown
 /// key, wrong type, unknown model, field, mixin or handler class, an invalid route pattern, a stream naming no
 /// consumer route of the config, an invalid allowed_origins entry, or cookie authentication (`auth.cookie`) on a
 /// route whose allowed_origins does not restrict origins.
