@@ -74,6 +74,10 @@ void Relay::Loop() {
     std::string last_error;
     auto recovered = [&] {
         if (!failing) return;
+        {
+            std::lock_guard<std::mutex> lock(health_mutex_);
+            error_.clear();
+        }
         Log(LogLevel::kInfo, "relay: working again after " + std::to_string(failures) + " failed attempts");
         failing = false;
         failures = 0;
@@ -93,6 +97,10 @@ void Relay::Loop() {
                     if (!held) cursor = -1;
                 }
                 if (!held) {
+                    {
+                        std::lock_guard<std::mutex> lock(health_mutex_);
+                        behind_since_.reset();  // another process's relay publishes: nothing for this one to keep up
+                    }
                     if (!logged_waiting) {
                         Log(LogLevel::kInfo, "relay " + holder_ + " standing by (another process publishes)");
                         logged_waiting = true;
@@ -119,6 +127,15 @@ void Relay::Loop() {
             }
             cursor_.store(cursor);
             std::vector<ChangeEvent> changes = source_->ReadAfter(cursor, options_.batch);
+            {
+                // A full batch: there may be more; fewer: this read reached the end of the feed.
+                std::lock_guard<std::mutex> lock(health_mutex_);
+                if (changes.size() < options_.batch) {
+                    behind_since_.reset();
+                } else if (!behind_since_) {
+                    behind_since_ = Clock::now();
+                }
+            }
             if (!changes.empty()) {
                 std::int64_t last = changes.back().seq;
                 for (RowEvent& event : Coalesce(std::move(changes))) {
@@ -154,6 +171,10 @@ void Relay::Loop() {
                 last_error = e.what();
             }
             failing = true;
+            {
+                std::lock_guard<std::mutex> lock(health_mutex_);
+                error_ = e.what();
+            }
             SleepFor(std::chrono::milliseconds(100));
         }
     }
@@ -166,6 +187,14 @@ void Relay::Loop() {
         }
     }
     publishing_.store(false);
+}
+
+Relay::Health Relay::health() const {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    Health health;
+    health.error = error_;
+    if (behind_since_) health.behind = std::chrono::steady_clock::now() - *behind_since_;
+    return health;
 }
 
 }  // namespace syncline::observer

@@ -7,6 +7,7 @@
 #include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <signal.h>
@@ -29,7 +30,19 @@ using test_support::WsClient;
 using test_support::PatchLoad;
 using test_support::ResponseStatus;
 
-class PgOutageTest : public test_support::ServerTest {};
+class PgOutageTest : public test_support::ServerTest {
+protected:
+    // Polls GET /readyz (with a deadline) until it answers `status`; returns the last answer.
+    test_support::HttpResponse WaitReadyz(int status) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+        test_support::HttpResponse response = test_support::HttpGet("127.0.0.1", server_->port(), "/readyz");
+        while (response.status != status && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polls an HTTP endpoint
+            response = test_support::HttpGet("127.0.0.1", server_->port(), "/readyz");
+        }
+        return response;
+    }
+};
 
 TEST_F(PgOutageTest, RequestsAnswer503WhileTheDatabaseIsDownAndEverythingRecovers) {
     if (!OwnPostgres::Available()) GTEST_SKIP() << test_support::kPgSkipReason;
@@ -58,8 +71,13 @@ TEST_F(PgOutageTest, RequestsAnswer503WhileTheDatabaseIsDownAndEverythingRecover
     EXPECT_EQ(ResponseStatus(read), 503) << read.value_or("no reply");
     EXPECT_TRUE(writer->is_open());
     EXPECT_TRUE(subscriber->is_open());
+    // Not ready, with the reason (the relay cannot read the database), while still alive.
+    EXPECT_EQ(WaitReadyz(503).status, 503);
+    EXPECT_THAT(WaitReadyz(503).body, ::testing::HasSubstr("database unavailable: "));
+    EXPECT_EQ(test_support::HttpGet("127.0.0.1", server_->port(), "/healthz").status, 200);
     ASSERT_TRUE(pg.Start());
     EXPECT_TRUE(PatchLoad::WaitFor(load.ok, load.ok.load() + 20)) << "writes did not recover";
+    EXPECT_EQ(WaitReadyz(200).status, 200) << "still not ready after the database came back";
     load.Stop();
     EXPECT_EQ(load.other.load(), 0) << "a reply that is neither 200 nor 503: " << load.first_other();
     // A last write after recovery; the subscriber ends at it, with versions that never go back.

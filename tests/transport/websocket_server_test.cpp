@@ -75,6 +75,7 @@ private:
 //   "throw"            the session throws
 //   "flood:N"          sends N 1 KiB frames "<i>:..." then reports floods_done
 //   "close:CODE"       sends "bye" then closes with CODE "requested"
+//   "pause"            pauses reading (Outbox::PauseReading) and says whether it did
 class EchoSession : public Session {
 public:
     EchoSession(std::shared_ptr<Recorder> recorder, std::shared_ptr<Outbox> outbox)
@@ -92,6 +93,10 @@ public:
                 outbox_->Send(std::to_string(i) + ":" + padding);
             }
             recorder_->Update([](Recorder& r) { ++r.floods_done; });
+            return;
+        }
+        if (frame == "pause") {
+            outbox_->Send(outbox_->PauseReading() ? "paused" : "not paused");
             return;
         }
         if (frame.rfind("close:", 0) == 0) {
@@ -235,6 +240,32 @@ TEST_F(TransportWebSocketServer, EchoesText) {
     EXPECT_EQ(client.http_status, 101);
     EXPECT_EQ(client->Request("hello"), "hello");
     EXPECT_EQ(client->Request(u8"h\u00e9llo \u2603"), u8"h\u00e9llo \u2603");
+}
+
+// The flow control of a socket whose requests wait behind a write (core's SerialRequests): while paused, frames the
+// peer sends later are not read at all, and they are all delivered, in order, once reading resumes. No server pings:
+// the paused connection then has no read and no timer in flight, and must still be alive when it resumes.
+TEST_F(TransportWebSocketServer, APausedSocketIsNotReadUntilItResumes) {
+    WebSocketOptions options = DefaultOptions();
+    options.ping_interval = 0ms;
+    StartServer(options);
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    ASSERT_EQ(client->Request("pause"), "paused");
+    ASSERT_TRUE(client->SendText("a"));
+    ASSERT_TRUE(client->SendText("b"));
+    EXPECT_EQ(client->Receive(300ms), std::nullopt) << "a frame was read while reading was paused";
+    std::shared_ptr<Outbox> outbox = recorder_->Read<std::shared_ptr<Outbox>>(
+        [](const Recorder& r) { return r.outboxes.empty() ? nullptr : r.outboxes.front(); });
+    ASSERT_NE(outbox, nullptr);
+    outbox->ResumeReading();
+    EXPECT_EQ(client->Receive(kWait), "a");
+    EXPECT_EQ(client->Receive(kWait), "b");
+    outbox->ResumeReading();  // a second resume is a no-op: no second read in flight
+    EXPECT_EQ(client->Request("c"), "c");
+    EXPECT_EQ(client->Request("pause"), "paused");  // and it pauses again
+    outbox->ResumeReading();
+    EXPECT_EQ(client->Request("d"), "d");
 }
 
 TEST_F(TransportWebSocketServer, EmptyTextFrameReachesOnText) {

@@ -65,6 +65,28 @@ std::size_t ConnectionOutbox::BufferedBytes() const {
     return closed_ ? 0 : buffered_->load() + pending_bytes_;
 }
 
+bool ConnectionOutbox::PauseReading() {
+    if (!strand_->running_in_this_thread()) return false;
+    if (reading_paused_) return true;
+    ConnectionPtr connection = connection_.lock();
+    if (!connection || connection->get_state() != websocketpp::session::state::open) return false;
+    connection->handle_pause_reading();
+    reading_paused_ = true;
+    paused_connection_ = std::move(connection);
+    return true;
+}
+
+void ConnectionOutbox::ResumeReading() {
+    asio::post(*strand_, [self = shared_from_this()] {
+        if (!self->reading_paused_) return;
+        self->reading_paused_ = false;
+        ConnectionPtr connection = std::move(self->paused_connection_);
+        // A closed connection reads nothing more; a closing one reads on, for the peer's close frame.
+        if (!connection || connection->get_state() == websocketpp::session::state::closed) return;
+        connection->handle_resume_reading();
+    });
+}
+
 void ConnectionOutbox::QueuePong(std::string payload) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -81,6 +103,9 @@ void ConnectionOutbox::QueuePong(std::string payload) {
 }
 
 void ConnectionOutbox::MarkClosed() {
+    // Released after the lock: the connection's last handle may go with it, and its queued frames' deleters take
+    // mutex_.
+    ConnectionPtr paused = std::move(paused_connection_);
     std::lock_guard<std::mutex> lock(mutex_);
     closed_ = true;
     DropQueueLocked();

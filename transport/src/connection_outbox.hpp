@@ -68,6 +68,14 @@ public:
     // than when it completes.
     std::size_t BufferedBytes() const override;
 
+    // On the strand, inside websocketpp's read handler (a session answering a frame): websocketpp delivers the frames
+    // in the bytes it holds and reads no more until ResumeReading. Its own pause_reading() only posts the flag, so
+    // the next read would already be in flight, and a resume before it completes would start a second one; setting
+    // the flag here, in the handler, leaves no read in flight once the handler returns.
+    bool PauseReading() override;
+    // Any thread: posts the resume to the strand (a no-op unless paused, so pauses and resumes may cross).
+    void ResumeReading() override;
+
     /// On the strand (the ping handler): owes a pong with this payload. Replaces a pong still waiting.
     void QueuePong(std::string payload);
 
@@ -126,6 +134,11 @@ private:
     const std::weak_ptr<WsConnection> connection_;
     const std::shared_ptr<asio::io_context::strand> strand_;  // outlives the connection; its io_context outlives us
     const QueueLimits limits_;
+    bool reading_paused_ = false;  // on the strand only
+    // On the strand only: the connection while its reading is paused. websocketpp's connection lives as long as a
+    // handler of its holds it, and one that reads nothing and has no timer has none: it would be destroyed under
+    // the write that paused it.
+    ConnectionPtr paused_connection_;
 
     mutable std::mutex mutex_;
     bool closing_ = false;  // guarded by mutex_: Close was called (or the slow-reader rule): new frames are dropped

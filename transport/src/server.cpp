@@ -91,7 +91,24 @@ void Server::Prepare() {
     spdlog::info("database: {} open (schema version {}, {} models)", RedactCredentials(db_->Describe()),
                  db_->SchemaVersion(), models_.size());
 
-    ws_ = std::make_unique<WebSocketServer>(static_cast<const WebSocketOptions&>(options_));
+    WebSocketOptions ws_options = options_;
+    // Readiness from what the relay and the bus already know: a request never waits for the database.
+    ws_options.readiness = [this]() -> std::string {
+        if (relay_) {
+            observer::Relay::Health health = relay_->health();
+            if (!health.error.empty()) return RedactCredentials("database unavailable: " + health.error);
+            if (options_.ready_max_relay_lag.count() > 0 && health.behind > options_.ready_max_relay_lag) {
+                return "relay behind the change feed for " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(health.behind).count()) +
+                       " s (more than " + std::to_string(options_.ready_max_relay_lag.count()) + " ms)";
+            }
+        }
+        if (auto* redis = dynamic_cast<observer::RedisBus*>(bus_.get()); redis && !redis->connected()) {
+            return "bus disconnected: Redis at " + RedactUrl(options_.redis_url) + " is unreachable";
+        }
+        return std::string();
+    };
+    ws_ = std::make_unique<WebSocketServer>(ws_options);
 
     observer::ChannelLayout layout(
         options_.channel_prefix.empty() ? DefaultChannelPrefix(db_->Identity()) : options_.channel_prefix,
@@ -128,6 +145,9 @@ void Server::Prepare() {
     spdlog::info("bus: {} ({} channels per table)",
                  options_.redis_url.empty() ? "in-process" : RedactUrl(options_.redis_url), layout.shards());
     executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.action_threads);
+    if (options_.write_threads > 0) {
+        write_executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.write_threads);
+    }
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     // Routes whose cookie credentials are ignored: cookie authentication requires an origin allow-list.
     std::string cookies_ignored;
@@ -148,6 +168,7 @@ void Server::Prepare() {
         if (!endpoint_options.limits) endpoint_options.limits = options_.limits;
         if (!endpoint_options.allowed_origins) endpoint_options.allowed_origins = options_.allowed_origins;
         if (!endpoint_options.executor) endpoint_options.executor = executor_;
+        if (!endpoint_options.write_executor) endpoint_options.write_executor = write_executor_;
         check_cookies(route.path, endpoint_options.auth, endpoint_options.allowed_origins);
         std::shared_ptr<ConsumerEndpoint> endpoint;
         try {
@@ -220,6 +241,7 @@ void Server::Stop() {
     // After the network: every session has closed, so running detached actions are cancelled and queued ones
     // never start; this waits for them to return before the database can go.
     if (executor_) executor_->Shutdown();
+    if (write_executor_) write_executor_->Shutdown();
     if (relay_) relay_->Stop();
 }
 
@@ -228,6 +250,7 @@ int Server::Run() {
     StartObserving();
     int code = ws_->Run();
     executor_->Shutdown();
+    if (write_executor_) write_executor_->Shutdown();
     relay_->Stop();
     return code;
 }

@@ -56,6 +56,8 @@ public:
         : consumer_(std::move(consumer)),
           context_(std::move(context)),
           executor_(options.executor),
+          write_executor_(options.write_executor),
+          requests_(std::make_shared<SerialRequests>(consumer_, context_, executor_.get(), write_executor_.get())),
           limit_(options.rate_limit),
           bucket_(options.rate_limit),
           refused_(refused) {}
@@ -79,7 +81,7 @@ public:
             }
             throttled_in_a_row_ = 0;
         }
-        ServeTextFrame(consumer_, context_, frame, executor_.get());
+        requests_->OnText(frame);
     }
 
     void OnBinary(std::string_view frame) override {
@@ -98,6 +100,8 @@ private:
     std::shared_ptr<GenericConsumer> consumer_;
     std::shared_ptr<ConnectionContext> context_;
     std::shared_ptr<Executor> executor_;
+    std::shared_ptr<Executor> write_executor_;
+    std::shared_ptr<SerialRequests> requests_;
     RateLimit limit_;
     TokenBucket bucket_;
     int throttled_in_a_row_ = 0;

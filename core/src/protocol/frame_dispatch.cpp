@@ -61,6 +61,17 @@ std::optional<std::string> Finish(Call& call, const ActionResult& result) {
     return call.envelope->Write(call.in.echo, result);
 }
 
+// A request served off the strand may have subscribed after the socket closed and the session dropped its
+// subscriptions: drops them again (MarkClosed comes before that drop, so one of the two sees the other).
+void DropSubscriptionsIfClosed(GenericConsumer& consumer, ConnectionContext& connection) {
+    if (!connection.closed()) return;
+    try {
+        consumer.registry().DropConnection(connection);
+    } catch (const std::exception& e) {
+        Log(LogLevel::kError, std::string("dropping the subscriptions of a closed socket failed: ") + e.what());
+    }
+}
+
 // Runs a prepared call inline, continuation steps included (nothing waits: there is no executor to come back on).
 std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
     ActionResult result = consumer.Execute(*call.spec, *call.request);
@@ -97,15 +108,7 @@ struct DetachedCall {
     DetachedCall& operator=(const DetachedCall&) = delete;
     ~DetachedCall() {
         if (!counted) return;  // answered on the strand: nothing to end
-        // The socket may have closed while this action subscribed, after OnClose dropped its subscriptions: drop them
-        // again (OnClose marks the socket closed before dropping, so one of the two sees the other).
-        if (call.spec->subscribes && connection->closed()) {
-            try {
-                consumer->registry().DropConnection(*connection);
-            } catch (const std::exception& e) {
-                Log(LogLevel::kError, std::string("dropping the subscriptions of a closed socket failed: ") + e.what());
-            }
-        }
+        if (call.spec->subscribes) DropSubscriptionsIfClosed(*consumer, *connection);
         if (writes) connection->EndRequest();
         connection->EndDetached();
     }
@@ -148,16 +151,10 @@ struct DetachedCall {
     }
 };
 
-}  // namespace
-
-std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame) {
-    Call call;
-    if (std::optional<std::string> reply = Prepare(consumer, connection, frame, call)) return std::move(*reply);
-    return Run(consumer, call).value_or(std::string());
-}
-
-void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
-                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor) {
+// Serves one frame (see ServeTextFrame). With `lane`, a write is posted to the lane's write executor, which answers
+// the frames that wait behind it (SerialRequests); without, a write runs here.
+void ServeFrame(const std::shared_ptr<GenericConsumer>& consumer, const std::shared_ptr<ConnectionContext>& connection,
+                std::string_view frame, Executor* executor, SerialRequests* lane) {
     const std::size_t max_pending_actions = connection->limits().max_pending_actions;
     connection->BeginRequest();
     // Heap-allocated and shared with the executor when detached: the request refers into the call's document.
@@ -165,6 +162,33 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
     Call& call = detached->call;
     if (std::optional<std::string> reply = Prepare(*consumer, *connection, frame, call)) {
         connection->Send(std::move(*reply));
+    } else if (lane && call.spec->writes && !call.spec->detached) {
+        // Held until the write's reply is queued, on the write's thread.
+        connection->BeginRequest();
+        lane->TakeForWrite();
+        std::shared_ptr<SerialRequests> owner = lane->shared_from_this();
+        auto write = [owner, detached] {
+            DetachedCall& c = *detached;
+            if (!c.connection->closed()) {
+                std::optional<std::string> done;
+                try {
+                    done = Run(*c.consumer, c.call);
+                } catch (const std::exception& e) {
+                    // Execute answers a handler's exception itself; this is for the rare one outside it.
+                    Log(LogLevel::kError, std::string("a write threw outside its handler: ") + e.what());
+                    done = c.call.envelope->Write(c.call.in.echo, ActionResult::Message(500, "Internal server error."));
+                }
+                if (done && !c.connection->closed()) c.connection->Send(std::move(*done));
+            }
+            c.connection->EndRequest();
+            owner->Drain();
+        };
+        if (!lane->write_executor()->Post(connection->id(), std::move(write))) {
+            connection->EndRequest();
+            lane->GiveBack();
+            connection->Send(
+                call.envelope->Write(call.in.echo, ActionResult::Message(503, "The server is shutting down.")));
+        }
     } else if (!call.spec->detached || !executor) {
         if (std::optional<std::string> done = Run(*consumer, call)) connection->Send(std::move(*done));
     } else if (!connection->TryBeginDetached(max_pending_actions)) {
@@ -188,6 +212,102 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
     }
     detached.reset();
     connection->EndRequest();
+}
+
+}  // namespace
+
+std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connection, std::string_view frame) {
+    Call call;
+    if (std::optional<std::string> reply = Prepare(consumer, connection, frame, call)) return std::move(*reply);
+    return Run(consumer, call).value_or(std::string());
+}
+
+void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
+                    const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor) {
+    ServeFrame(consumer, connection, frame, executor, nullptr);
+}
+
+SerialRequests::SerialRequests(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> connection,
+                               Executor* executor, Executor* write_executor)
+    : consumer_(std::move(consumer)),
+      connection_(std::move(connection)),
+      executor_(executor),
+      write_executor_(write_executor) {}
+
+void SerialRequests::OnText(std::string_view frame) {
+    if (write_executor_) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (busy_) {
+            const std::size_t limit = connection_->limits().max_waiting_request_bytes;
+            if (limit == 0 || waiting_.empty() || waiting_bytes_ + frame.size() <= limit) {
+                waiting_.emplace_back(frame);
+                waiting_bytes_ += frame.size();
+                return;
+            }
+            lock.unlock();
+            // Answered now, ahead of the frames that wait: its request_id says which request it refuses.
+            const Envelope& envelope = consumer_->envelope();
+            FrameRequest in;
+            if (std::optional<std::string> malformed = envelope.Read(frame, connection_->limits(), in)) {
+                connection_->Send(std::move(*malformed));
+                return;
+            }
+            connection_->Send(envelope.Write(
+                in.echo, ActionResult::Message(429, "Too many requests waiting behind a write on this socket (at most " +
+                                                        std::to_string(limit) +
+                                                        " bytes); wait for replies before sending more.")));
+            return;
+        }
+    }
+    ServeFrame(consumer_, connection_, frame, executor_, write_executor_ ? this : nullptr);
+}
+
+void SerialRequests::TakeForWrite() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    busy_ = true;
+    if (!paused_) paused_ = connection_->outbox().PauseReading();
+}
+
+void SerialRequests::GiveBack() {
+    bool resume = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        busy_ = false;
+        resume = paused_;
+        paused_ = false;
+    }
+    if (resume) connection_->outbox().ResumeReading();
+}
+
+void SerialRequests::Drain() {
+    // After this many frames the rest wait for their turn at the back of the executor's line, so a multiplexed stream
+    // that keeps sending cannot keep a thread to itself.
+    constexpr int kFramesPerTurn = 64;
+    bool resume = false;
+    for (int served = 0;; ++served) {
+        std::string frame;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (waiting_.empty()) {
+                // In the same hold as the check: a frame OnText queues from now on finds the connection its own.
+                busy_ = false;
+                resume = paused_;
+                paused_ = false;
+                break;
+            }
+            if (served == kFramesPerTurn) {
+                std::shared_ptr<SerialRequests> self = shared_from_this();
+                if (write_executor_->Post(connection_->id(), [self] { self->Drain(); })) return;
+            }
+            frame = std::move(waiting_.front());
+            waiting_.pop_front();
+            waiting_bytes_ -= frame.size();
+        }
+        if (connection_->closed()) continue;  // dropped: nobody reads the reply
+        ServeFrame(consumer_, connection_, frame, executor_, nullptr);
+    }
+    DropSubscriptionsIfClosed(*consumer_, *connection_);
+    if (resume) connection_->outbox().ResumeReading();
 }
 
 std::string GenericConsumer::HandleText(ConnectionContext& connection, std::string_view frame) {

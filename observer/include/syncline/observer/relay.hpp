@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -59,6 +60,17 @@ public:
     /// The last seq read from the feed.
     std::int64_t cursor() const { return cursor_.load(); }
 
+    /// What readiness needs to know of the relay (any thread).
+    struct Health {
+        /// Why the relay's last attempt failed (the database unreachable or busy, a refused publish); empty while it
+        /// works. Cleared by the next attempt that succeeds.
+        std::string error;
+        /// How long the relay has been reading full batches without reaching the end of the feed: zero while it keeps
+        /// up (and while it stands by for another process's relay).
+        std::chrono::steady_clock::duration behind{};
+    };
+    Health health() const;
+
 private:
     void Loop();
     bool SleepFor(std::chrono::milliseconds duration);  // false when stopping
@@ -76,6 +88,9 @@ private:
     std::atomic<bool> publishing_{false};
     std::atomic<std::int64_t> cursor_{0};
     std::atomic<std::int64_t> acked_{0};
+    mutable std::mutex health_mutex_;
+    std::string error_;                                        // guarded by health_mutex_
+    std::optional<std::chrono::steady_clock::time_point> behind_since_;  // guarded by health_mutex_
     std::mutex sleep_mutex_;
     std::condition_variable sleep_cv_;
 };

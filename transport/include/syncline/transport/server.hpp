@@ -54,6 +54,15 @@ struct ServerOptions : WebSocketOptions {
     /// route; 0 means one per core, at least 2. Connections take turns on them; a streamed list waiting for a slow
     /// reader holds none (a custom handler that blocks holds one while it blocks).
     unsigned action_threads = 0;
+    /// Threads that run writes (create, update, patch, delete, custom writers) for every route, so a write waiting
+    /// for the database holds no network thread and the writes of many sockets meet in one transaction (group
+    /// commit). A socket's requests stay one at a time and in order: its next frames wait behind its write, and its
+    /// socket is not read meanwhile. 0: writes run on the network threads, as reads do.
+    unsigned write_threads = 32;
+    /// GET /readyz answers 503 while this process's relay has been behind the change feed (reading full batches
+    /// without reaching its end) for longer than this; 0: the lag is not checked. It also answers 503 while the relay
+    /// cannot read the database and while the Redis bus is disconnected.
+    std::chrono::milliseconds ready_max_relay_lag{10000};
     /// What each connection may send and hold (nesting depth, request_id size, subscriptions, `__in` values); a
     /// route's own EndpointOptions::limits overrides it.
     ConnectionLimits limits;
@@ -137,6 +146,7 @@ private:
     std::vector<MultiplexEntry> multiplexers_;
     std::unique_ptr<storage::Backend> db_;
     std::shared_ptr<transport::ThreadPoolExecutor> executor_;
+    std::shared_ptr<transport::ThreadPoolExecutor> write_executor_;  // null when write_threads is 0
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;
     std::unique_ptr<observer::Relay> relay_;

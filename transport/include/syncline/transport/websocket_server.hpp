@@ -13,6 +13,7 @@
 #include <syncline/core/protocol/session.hpp>
 
 #include <chrono>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,10 @@ struct WebSocketOptions {
     unsigned workers = 0;
     /// Largest incoming message; a bigger one closes the socket with 1009.
     std::size_t max_message_bytes = 1 << 20;
+    /// What `GET /readyz` answers: the reason this server cannot serve now, in one line, or "" when it can (200). Called
+    /// on a network thread for each request: it must answer at once, from state it keeps (never a database round
+    /// trip). Unset: /readyz answers as /healthz does. A Server sets it (ServerOptions::ready_max_relay_lag).
+    std::function<std::string()> readiness;
     /// Interval of the server's pings; 0 disables pings (and so the pong timeout).
     std::chrono::milliseconds ping_interval{20000};
     /// A connection that has not answered a ping within this time is closed (1001 "pong timeout"); 0 disables it.

@@ -46,6 +46,10 @@ struct ConnectionLimits {
     /// Detached actions (streamed lists, custom detached actions) queued, running or waiting for room at once: one
     /// more answers 429 naming the limit. 0: no limit.
     std::size_t max_pending_actions = 16;
+    /// Bytes of the frames that may wait behind a write running off the network thread (SerialRequests). A plain
+    /// socket is not read while it writes, so only what was already read waits; a multiplexed stream's frames keep
+    /// coming, and one beyond this answers 429 naming the limit (the first waiting frame is always taken).
+    std::size_t max_waiting_request_bytes = 1024 * 1024;
 };
 
 /// Per-connection state: the handshake, the user, the outbox, and the push gate. Owned (shared) by the connection's

@@ -42,6 +42,10 @@ struct EndpointOptions {
     /// Which origins may open sockets (AllowedOrigins). nullopt: the server's (Server fills in
     /// ServerOptions::allowed_origins); an endpoint constructed with nullopt allows any origin.
     AllowedOrigins allowed_origins;
+    /// Runs the route's writes off the network thread, each socket's requests still one at a time and in order
+    /// (SerialRequests). The Server shares one among its routes (ServerOptions::write_threads); when null, writes
+    /// run on the network thread that read their frame.
+    std::shared_ptr<Executor> write_executor;
 };
 
 /// An Endpoint serving one consumer. Thread-safe (the consumer is shared; state is per session).

@@ -4,7 +4,10 @@
 /// (405), then the action, inline or, when detached, on an executor. ConsumerEndpoint's sessions call it for every
 /// frame.
 
+#include <cstddef>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,5 +37,48 @@ std::string HandleTextFrame(GenericConsumer& consumer, ConnectionContext& connec
 /// actions run inline. Call it from the connection's serial thread of calls.
 void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
                     const std::shared_ptr<ConnectionContext>& connection, std::string_view frame, Executor* executor);
+
+/// One connection's requests, answered one at a time and in order, with its writes off the network thread. A write
+/// (an action that Writes() and is not detached: create, update, patch, delete, custom writers) is posted to the write
+/// executor on the connection's lane; until its reply is queued the connection's next frames wait here (the transport
+/// stops reading the socket meanwhile when it can: Outbox::PauseReading), and the write's thread then answers them in
+/// order, running any further write itself, before the connection goes back to its network thread. So the writes of
+/// many sockets wait for the database at once, where they share transactions (group commit), while the network
+/// threads serve other sockets. Everything else is served as ServeTextFrame serves it. Frames beyond
+/// ConnectionLimits::max_waiting_request_bytes waiting at once answer 429 (only a transport that cannot pause, such as
+/// a multiplexed stream, gets there). With no write executor this is ServeTextFrame.
+///
+/// Threads: OnText on the connection's serial thread of calls (the session's OnText); the rest runs on the write
+/// executor. A frame that waits when the socket closes is dropped unanswered; a write already running finishes.
+class SerialRequests : public std::enable_shared_from_this<SerialRequests> {
+public:
+    SerialRequests(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> connection,
+                   Executor* executor, Executor* write_executor);
+    SerialRequests(const SerialRequests&) = delete;
+    SerialRequests& operator=(const SerialRequests&) = delete;
+
+    /// Answers the frame now, hands it to the write executor, or queues it behind the write in progress.
+    void OnText(std::string_view frame);
+
+    /// Internal to the dispatcher: a write posted by OnText ended (its reply is queued). Answers the waiting frames in
+    /// order on this thread, then gives the connection back to OnText.
+    void Drain();
+    /// Internal: marks the connection's requests as owned by a write about to be posted (from OnText's thread).
+    void TakeForWrite();
+    /// Internal: a write could not be posted (the executor shuts down): the connection's requests are OnText's again.
+    void GiveBack();
+    Executor* write_executor() const { return write_executor_; }
+
+private:
+    std::shared_ptr<GenericConsumer> consumer_;
+    std::shared_ptr<ConnectionContext> connection_;
+    Executor* executor_;
+    Executor* write_executor_;
+    mutable std::mutex mutex_;
+    bool busy_ = false;                // guarded by mutex_: a write owns the connection's requests
+    bool paused_ = false;              // guarded by mutex_: the socket's reading is paused for that write
+    std::deque<std::string> waiting_;  // guarded by mutex_
+    std::size_t waiting_bytes_ = 0;    // guarded by mutex_
+};
 
 }  // namespace syncline

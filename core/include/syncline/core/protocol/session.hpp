@@ -76,6 +76,13 @@ public:
     virtual void Close(int code, std::string reason) = 0;
     /// Bytes queued for this connection and not yet written to the socket.
     virtual std::size_t BufferedBytes() const = 0;
+    /// Asks the transport to read nothing more from the socket after the bytes it already holds (frames in those are
+    /// still delivered) until ResumeReading: the flow control of a connection whose requests wait behind a write. Called
+    /// from the session's OnText only. Returns whether reading is paused; the default cannot pause (false), e.g. a
+    /// multiplexed stream, whose socket carries other streams.
+    virtual bool PauseReading() { return false; }
+    /// Reading goes on after a PauseReading that returned true (any thread; a no-op when not paused).
+    virtual void ResumeReading() {}
 };
 
 /// Holds a connection's pushes back while it answers requests, so a reply is queued before the pushes its own change
