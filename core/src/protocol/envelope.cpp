@@ -93,12 +93,14 @@ const rapidjson::Value* Member(const rapidjson::Document& doc, const char* key) 
 // Unicode: text that reached the database unchecked could never be sent out again), its action and request_id.
 std::optional<std::string> ReadObject(const Envelope& envelope, std::string_view frame, const ConnectionLimits& limits,
                                       FrameRequest& request) {
+    request.refused_status = 400;  // every refusal here is a malformed message
     if (frame.empty()) return envelope.Malformed("empty frame");
     rapidjson::Document& doc = request.doc;
     if (JsonInputError error = ParseUntrustedJson(doc, frame, limits.max_json_depth)) {
         return envelope.Malformed(error.Describe());
     }
     if (!doc.IsObject()) return envelope.Malformed("expected a JSON object, got " + std::string(PythonTypeName(doc)));
+    request.refused_status = 0;
     request.echo.request_id = Member(doc, "request_id");
     request.echo.action = Member(doc, "action");
     return std::nullopt;
@@ -111,9 +113,11 @@ public:
         if (std::optional<std::string> reply = ReadObject(*this, frame, limits, request)) return reply;
         ReplyEcho& echo = request.echo;
         if (std::optional<ActionResult> refused = CheckRequestId(echo.request_id, limits)) {
+            request.refused_status = refused->status;
             return Write({echo.action, nullptr, nullptr}, *refused);
         }
         if (!echo.action) {
+            request.refused_status = 405;
             return Write({nullptr, echo.request_id, nullptr},
                          ActionResult::Message(405, "Unable to find action in message body."));
         }
@@ -136,10 +140,17 @@ public:
         echo.route = Member(request.doc, "route");
         if (!echo.route) echo.route = &kNoRoute;
         if (std::optional<ActionResult> refused = CheckRequestId(echo.request_id, limits)) {
+            request.refused_status = refused->status;
             return Write({echo.action, nullptr, echo.route}, *refused);
         }
-        if (!echo.action) return Write(echo, ActionResult::Message(404, "Unable to find action in message body."));
-        if (!echo.route->IsString()) return Write(echo, ActionResult::Message(400, "route must be a string."));
+        if (!echo.action) {
+            request.refused_status = 404;
+            return Write(echo, ActionResult::Message(404, "Unable to find action in message body."));
+        }
+        if (!echo.route->IsString()) {
+            request.refused_status = 400;
+            return Write(echo, ActionResult::Message(400, "route must be a string."));
+        }
         return std::nullopt;
     }
 

@@ -22,8 +22,25 @@ struct Call {
     const Envelope* envelope = nullptr;  // the consumer's
     FrameRequest in;
     std::optional<ActionRequest> request;
-    const ActionSpec* spec = nullptr;  // owned by the consumer
+    const ActionSpec* spec = nullptr;       // owned by the consumer
+    ActionMeter* meter = nullptr;           // the consumer's, or null
+    std::chrono::steady_clock::time_point start{};  // when the frame was read (only with a meter)
 };
+
+// The action label a meter gets: a name the route serves, or one of two fixed labels, so that what clients send cannot
+// grow the set of labels.
+std::string_view MeterLabel(const GenericConsumer& consumer, const Call& call) {
+    if (call.spec) return call.spec->name;
+    if (!call.request) return "(invalid)";
+    const ActionSpec* spec = consumer.FindAction(call.request->action());
+    return spec ? std::string_view(spec->name) : std::string_view("(unknown)");
+}
+
+// Reports an answered request to the route's meter, if it has one.
+void Measure(const GenericConsumer& consumer, const Call& call, int status) {
+    if (!call.meter) return;
+    call.meter->Record(MeterLabel(consumer, call), status, std::chrono::steady_clock::now() - call.start);
+}
 
 // Reads and authorizes a frame. Returns the reply when it is answered without running an action (the envelope's
 // errors, 403, 405); otherwise fills call.request and call.spec.
@@ -31,19 +48,29 @@ std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext&
                                    Call& call) {
     const Envelope& envelope = consumer.envelope();
     call.envelope = &envelope;
-    if (std::optional<std::string> reply = envelope.Read(frame, connection.limits(), call.in)) return reply;
+    call.meter = consumer.action_meter();
+    if (call.meter) call.start = std::chrono::steady_clock::now();
+    if (std::optional<std::string> reply = envelope.Read(frame, connection.limits(), call.in)) {
+        Measure(consumer, call, call.in.refused_status);
+        return reply;
+    }
     const rapidjson::Value& action = *call.in.echo.action;
     std::string name = action.IsString() ? std::string(action.GetString(), action.GetStringLength()) : JsonText(action);
     ActionRequest& request = call.request.emplace(connection, name, call.in.doc);
     if (!action.IsString()) {
         // Permission still comes first (403 beats 405), then a non-string action is never an action name.
         Result<const ActionSpec*> authorized = consumer.Authorize(request);
-        return envelope.Write(call.in.echo, authorized || authorized.error().status == 405
-                                                ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
-                                                : authorized.error());
+        ActionResult refused = authorized || authorized.error().status == 405
+                                   ? ActionResult::Message(405, "Method \"" + name + "\" not allowed.")
+                                   : authorized.error();
+        Measure(consumer, call, refused.status);
+        return envelope.Write(call.in.echo, refused);
     }
     Result<const ActionSpec*> authorized = consumer.Authorize(request);
-    if (!authorized) return envelope.Write(call.in.echo, authorized.error());
+    if (!authorized) {
+        Measure(consumer, call, authorized.error().status);
+        return envelope.Write(call.in.echo, authorized.error());
+    }
     call.spec = *authorized;
     request.set_detached(call.spec->detached);
     return std::nullopt;
@@ -52,7 +79,8 @@ std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext&
 // The reply to an action's final result, or nullopt when there is none to send: the action streamed its frames, or
 // its final result is one more frame of its stream (e.g. a 500 mid-stream), sent here and dropped if the stream was
 // cancelled.
-std::optional<std::string> Finish(Call& call, const ActionResult& result) {
+std::optional<std::string> Finish(const GenericConsumer& consumer, Call& call, const ActionResult& result) {
+    Measure(consumer, call, result.status);
     if (result.streamed) return std::nullopt;
     if (call.request->streaming()) {
         call.request->SendFrame(result);
@@ -80,7 +108,7 @@ std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
         ActionHandler step = std::move(result.next);
         result = consumer.ExecuteStep(step, *call.request);
     }
-    return Finish(call, result);
+    return Finish(consumer, call, result);
 }
 
 // A detached call on the executor, on its connection's lane: the first step runs the action, later ones its
@@ -146,7 +174,7 @@ struct DetachedCall {
             if (!request.stream_cancelled()) Post(self);
             return;
         }
-        std::optional<std::string> reply = Finish(c.call, result);
+        std::optional<std::string> reply = Finish(*c.consumer, c.call, result);
         if (reply && !c.connection->closed()) c.connection->Send(std::move(*reply));
     }
 };
@@ -176,6 +204,7 @@ void ServeFrame(const std::shared_ptr<GenericConsumer>& consumer, const std::sha
                 } catch (const std::exception& e) {
                     // Execute answers a handler's exception itself; this is for the rare one outside it.
                     Log(LogLevel::kError, std::string("a write threw outside its handler: ") + e.what());
+                    Measure(*c.consumer, c.call, 500);
                     done = c.call.envelope->Write(c.call.in.echo, ActionResult::Message(500, "Internal server error."));
                 }
                 if (done && !c.connection->closed()) c.connection->Send(std::move(*done));
@@ -186,12 +215,14 @@ void ServeFrame(const std::shared_ptr<GenericConsumer>& consumer, const std::sha
         if (!lane->write_executor()->Post(connection->id(), std::move(write))) {
             connection->EndRequest();
             lane->GiveBack();
+            Measure(*consumer, call, 503);
             connection->Send(
                 call.envelope->Write(call.in.echo, ActionResult::Message(503, "The server is shutting down.")));
         }
     } else if (!call.spec->detached || !executor) {
         if (std::optional<std::string> done = Run(*consumer, call)) connection->Send(std::move(*done));
     } else if (!connection->TryBeginDetached(max_pending_actions)) {
+        Measure(*consumer, call, 429);
         connection->Send(call.envelope->Write(
             call.in.echo,
             ActionResult::Message(429, "Too many detached actions in progress on this socket (at most " +
@@ -206,6 +237,7 @@ void ServeFrame(const std::shared_ptr<GenericConsumer>& consumer, const std::sha
         detached->writes = call.spec->writes;
         if (detached->writes) connection->BeginRequest();
         if (!executor->Post(connection->id(), [detached] { DetachedCall::Step(detached); })) {
+            Measure(*consumer, call, 503);
             connection->Send(
                 call.envelope->Write(call.in.echo, ActionResult::Message(503, "The server is shutting down.")));
         }
@@ -247,10 +279,24 @@ void SerialRequests::OnText(std::string_view frame) {
             lock.unlock();
             // Answered now, ahead of the frames that wait: its request_id says which request it refuses.
             const Envelope& envelope = consumer_->envelope();
-            FrameRequest in;
+            Call call;
+            call.meter = consumer_->action_meter();
+            if (call.meter) call.start = std::chrono::steady_clock::now();
+            FrameRequest& in = call.in;
             if (std::optional<std::string> malformed = envelope.Read(frame, connection_->limits(), in)) {
+                Measure(*consumer_, call, in.refused_status);
                 connection_->Send(std::move(*malformed));
                 return;
+            }
+            if (call.meter) {
+                // Labelled as the action the frame names when the route serves it.
+                const rapidjson::Value& action = *in.echo.action;
+                const ActionSpec* spec =
+                    action.IsString()
+                        ? consumer_->FindAction(std::string_view(action.GetString(), action.GetStringLength()))
+                        : nullptr;
+                call.meter->Record(spec ? std::string_view(spec->name) : std::string_view("(unknown)"), 429,
+                                   std::chrono::steady_clock::now() - call.start);
             }
             connection_->Send(envelope.Write(
                 in.echo, ActionResult::Message(429, "Too many requests waiting behind a write on this socket (at most " +

@@ -22,6 +22,7 @@
 #include <syncline/core/consumer/serializer.hpp>
 #include <syncline/core/model/query.hpp>
 #include <syncline/core/model/store.hpp>
+#include <syncline/core/support/action_meter.hpp>
 
 namespace syncline {
 
@@ -91,6 +92,10 @@ public:
     std::string HandleText(ConnectionContext& connection, std::string_view frame);
     /// The envelope this consumer's route speaks: ConsumerOptions::envelope, or DcrfEnvelope() when that is null.
     const Envelope& envelope() const;
+    /// Where the dispatcher reports each answered request (metrics); null: nowhere. Set before serving (the Server
+    /// sets one per route); read from any thread afterwards.
+    void SetActionMeter(std::shared_ptr<ActionMeter> meter) { meter_ = std::move(meter); }
+    ActionMeter* action_meter() const { return meter_.get(); }
     /// Permission (403), then action lookup (405): the action to run, or the error reply. A permission that throws
     /// answers 500 (logged).
     Result<const ActionSpec*> Authorize(const ActionRequest& request) const;
@@ -157,6 +162,7 @@ private:
     ModelStore* store_ = nullptr;
     SubscriptionRegistry* registry_ = nullptr;
     std::unique_ptr<Serializer> serializer_;
+    std::shared_ptr<ActionMeter> meter_;
 };
 
 /// Converts a lookup argument to a value of the lookup field, as Django's queryset filter would: for an integer

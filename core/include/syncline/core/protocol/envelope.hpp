@@ -28,6 +28,8 @@ struct ReplyEcho {
 struct FrameRequest {
     rapidjson::Document doc;
     ReplyEcho echo;
+    /// Set by Read when it returns an error reply: that reply's status (for metrics).
+    int refused_status = 0;
 };
 
 /// How requests and replies are framed. Implementations are stateless singletons; thread-safe.
