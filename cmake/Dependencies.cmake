@@ -15,6 +15,8 @@ pkg_check_modules(LIBJWT REQUIRED IMPORTED_TARGET libjwt)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 # libpq-dev (15 on Debian 12): the PostgreSQL storage backend and the tests' pg_sandbox (PostgreSQL::PostgreSQL).
 find_package(PostgreSQL REQUIRED)
+# GET /metrics: prometheus-cpp's registry and text serializer (core only; no HTTP server of its own).
+find_package(prometheus-cpp CONFIG REQUIRED)
 
 # RapidJSON's config only sets an include path; wrap it in a target so modules can link it PRIVATE.
 add_library(syncline_rapidjson INTERFACE)

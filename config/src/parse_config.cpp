@@ -39,6 +39,7 @@ Config ParseConfig(std::string_view json_text) {
                "action_threads",
                "write_threads",
                "ready_max_relay_lag_ms",
+               "metrics",
                "max_waiting_request_bytes",
                "max_json_depth",
                "max_request_id_bytes",
@@ -133,6 +134,10 @@ Config ParseConfig(std::string_view json_text) {
     if (const auto* p = Member(doc, "ready_max_relay_lag_ms")) {
         server.ready_max_relay_lag =
             std::chrono::milliseconds(GetInteger(*p, "ready_max_relay_lag_ms", 0, std::int64_t{1} << 31));
+    }
+    if (const auto* p = Member(doc, "metrics")) {
+        if (!p->IsBool()) Fail("metrics", "expected true or false (whether GET /metrics answers)");
+        server.serve_metrics = p->GetBool();
     }
     if (const auto* p = Member(doc, "write_threads")) {
         server.write_threads = static_cast<unsigned>(GetInteger(*p, "write_threads", 0, 1024));

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 
 namespace syncline::observer {
@@ -100,6 +101,7 @@ void Relay::Loop() {
                     {
                         std::lock_guard<std::mutex> lock(health_mutex_);
                         behind_since_.reset();  // another process's relay publishes: nothing for this one to keep up
+                        behind_changes_ = 0;
                     }
                     if (!logged_waiting) {
                         Log(LogLevel::kInfo, "relay " + holder_ + " standing by (another process publishes)");
@@ -128,9 +130,13 @@ void Relay::Loop() {
             cursor_.store(cursor);
             std::vector<ChangeEvent> changes = source_->ReadAfter(cursor, options_.batch);
             {
-                // A full batch: there may be more; fewer: this read reached the end of the feed.
+                // A full batch: there may be more (one more query, per full batch, says how many); fewer: this read
+                // reached the end of the feed.
+                const bool full = !changes.empty() && changes.size() >= options_.batch;
+                const std::int64_t behind = full ? std::max<std::int64_t>(source_->LatestSeq() - changes.back().seq, 0) : 0;
                 std::lock_guard<std::mutex> lock(health_mutex_);
-                if (changes.size() < options_.batch) {
+                behind_changes_ = behind;
+                if (!full) {
                     behind_since_.reset();
                 } else if (!behind_since_) {
                     behind_since_ = Clock::now();
@@ -138,7 +144,10 @@ void Relay::Loop() {
             }
             if (!changes.empty()) {
                 std::int64_t last = changes.back().seq;
-                for (RowEvent& event : Coalesce(std::move(changes))) {
+                const std::size_t read = changes.size();
+                std::vector<RowEvent> events = Coalesce(std::move(changes));
+                coalesced_.fetch_add(read - events.size(), std::memory_order_relaxed);
+                for (RowEvent& event : events) {
                     auto schema = schemas_.find(event.table);
                     if (schema == schemas_.end()) continue;  // a table this server does not declare
                     publish_(layout_.ForRow(event.table, event.pk), event, *schema->second);
@@ -194,6 +203,7 @@ Relay::Health Relay::health() const {
     Health health;
     health.error = error_;
     if (behind_since_) health.behind = std::chrono::steady_clock::now() - *behind_since_;
+    health.behind_changes = behind_changes_;
     return health;
 }
 

@@ -99,14 +99,15 @@ bool WebSocketServer::Impl::OnValidate(const websocketpp::connection_hdl& hdl) {
         });
     int status = 500;
     try {
-        status = route->second->Admit(state->request);
+        status = route->second.endpoint->Admit(state->request);
     } catch (const std::exception& e) {
         spdlog::error("websocket: Endpoint::Admit threw for {}: {}", Describe(*state), e.what());
     } catch (...) {
         spdlog::error("websocket: Endpoint::Admit threw for {}: unknown exception", Describe(*state));
     }
     if (status == 101) {
-        state->endpoint = route->second;
+        state->endpoint = route->second.endpoint;
+        state->route_open = &route->second.open;
         connection->syncline_state = std::move(state);
         if (connection->socket_slot) {
             tracker_->Promote(*connection->socket_slot);
@@ -127,7 +128,8 @@ void WebSocketServer::Impl::OnOpen(const websocketpp::connection_hdl& hdl) {
     }
     ConnectionState& state = *connection->syncline_state;
     state.outbox = std::make_shared<ConnectionOutbox>(
-        connection, QueueLimits{options_.write_high_water, options_.max_queue_bytes, options_.slow_reader_timeout});
+        connection, QueueLimits{options_.write_high_water, options_.max_queue_bytes, options_.slow_reader_timeout},
+        outbox_counters_);
     // Registered with or without a session, so that Stop() reaches every outbox it may have to mark closed.
     bool stopping = false;
     {
@@ -155,6 +157,7 @@ void WebSocketServer::Impl::OnOpen(const websocketpp::connection_hdl& hdl) {
         return;
     }
     open_count_.fetch_add(1);
+    if (state.route_open) state.route_open->fetch_add(1);
     std::vector<std::pair<std::string, std::string>>().swap(state.request.headers);
     std::string().swap(state.request.query);
     if (options_.ping_interval.count() > 0) {
@@ -170,6 +173,7 @@ void WebSocketServer::Impl::OnMessage(const websocketpp::connection_hdl& hdl, co
     }
     ConnectionState& state = *connection->syncline_state;
     const std::string& payload = message->get_payload();
+    frames_in_.fetch_add(1, std::memory_order_relaxed);
     try {
         if (message->get_opcode() == websocketpp::frame::opcode::text) {
             state.session->OnText(payload);
@@ -204,6 +208,7 @@ void WebSocketServer::Impl::FinishConnection(ConnectionState& state) {
     }
     if (state.session) {
         open_count_.fetch_sub(1);  // before OnClose: whoever sees the close also sees the count drop
+        if (state.route_open) state.route_open->fetch_sub(1);
         try {
             state.session->OnClose();
         } catch (const std::exception& e) {

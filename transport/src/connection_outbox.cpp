@@ -154,6 +154,7 @@ void ConnectionOutbox::Enqueue(Pending frame) {
         const bool congested = buffered_->load() + pending_bytes_ >= limits_.write_high_water;
         auto newest = frame.key.empty() ? by_key_.end() : by_key_.find(frame.key);
         if (congested && newest != by_key_.end()) {
+            counters_->pushes_replaced.fetch_add(1, std::memory_order_relaxed);
             pending_bytes_ = pending_bytes_ - newest->second->size() + frame.size();
             newest->second->frame = std::move(frame.frame);
             newest->second->shared = std::move(frame.shared);
@@ -259,6 +260,7 @@ void ConnectionOutbox::Drain() {
     for (MessagePtr& message : batch) {
         (void)connection->send(message);
     }
+    if (!batch.empty()) counters_->frames_out.fetch_add(batch.size(), std::memory_order_relaxed);
     if (close) {
         ErrorCode ec;  // invalid_state: already closing, nothing to do
         connection->close(static_cast<websocketpp::close::status::value>(close->first), close->second, ec);
@@ -305,6 +307,7 @@ std::size_t ConnectionOutbox::CheckSlowReaderLocked(bool& arm_timer) {
 }
 
 void ConnectionOutbox::CloseSlowReaderLocked() {
+    counters_->slow_reader_closes.fetch_add(1, std::memory_order_relaxed);
     DropQueueLocked();
     closing_ = true;
     close_.emplace(kTryAgainLater, "slow reader: outgoing queue over its limit");

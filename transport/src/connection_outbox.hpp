@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,13 @@ struct QueueLimits {
     std::size_t write_high_water = 256 * 1024;
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
     std::chrono::milliseconds slow_reader_timeout{10000};
+};
+
+// What every connection's outbox adds to, for metrics (shared by the server's outboxes; relaxed atomics).
+struct OutboxCounters {
+    std::atomic<std::uint64_t> frames_out{0};          // data frames handed to websocketpp (not pings or pongs)
+    std::atomic<std::uint64_t> pushes_replaced{0};     // waiting pushes a newer one of the same row replaced
+    std::atomic<std::uint64_t> slow_reader_closes{0};  // connections closed with 1013
 };
 
 // The Outbox a Session writes to, and the one write path of its connection.
@@ -49,8 +57,8 @@ struct QueueLimits {
 class ConnectionOutbox final : public Outbox, public std::enable_shared_from_this<ConnectionOutbox> {
 public:
     /// On the connection's strand (the open handler).
-    ConnectionOutbox(const ConnectionPtr& connection, QueueLimits limits)
-        : connection_(connection), strand_(connection->get_strand()), limits_(limits) {}
+    ConnectionOutbox(const ConnectionPtr& connection, QueueLimits limits, std::shared_ptr<OutboxCounters> counters)
+        : connection_(connection), strand_(connection->get_strand()), limits_(limits), counters_(std::move(counters)) {}
 
     void Send(std::string frame) override;
     void SendPush(std::string frame, const std::string& key) override;
@@ -134,6 +142,7 @@ private:
     const std::weak_ptr<WsConnection> connection_;
     const std::shared_ptr<asio::io_context::strand> strand_;  // outlives the connection; its io_context outlives us
     const QueueLimits limits_;
+    const std::shared_ptr<OutboxCounters> counters_;  // never null
     bool reading_paused_ = false;  // on the strand only
     // On the strand only: the connection while its reading is paused. websocketpp's connection lives as long as a
     // handler of its holds it, and one that reads nothing and has no timer has none: it would be destroyed under

@@ -1,5 +1,5 @@
 // Plain HTTP on the websocket port: /healthz (liveness: 200, or 503 while stopping), /readyz (readiness: 200, or 503
-// with the reason WebSocketOptions::readiness gives), 405 for another method, 404 for any other path, and the 503 a
+// with the reason WebSocketOptions::readiness gives), /metrics (WebSocketOptions::metrics, when set), 405 for another method, 404 for any other path, and the 503 a
 // handshake gets when there is no room for it.
 
 #include "websocket_server_impl.hpp"
@@ -37,12 +37,29 @@ void WebSocketServer::Impl::RefuseBusy(WsConnection& connection, const std::stri
     connection.set_body(body);
 }
 
+void WebSocketServer::Impl::AnswerMetrics(WsConnection& connection) {
+    if (connection.get_request().get_method() != "GET") {
+        connection.set_status(websocketpp::http::status_code::method_not_allowed);
+        connection.append_header("Allow", "GET");
+        connection.append_header("Content-Type", "application/json");
+        connection.set_body(R"({"detail":"Method not allowed."})");
+        return;
+    }
+    connection.set_status(websocketpp::http::status_code::ok);
+    connection.append_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    connection.set_body(options_.metrics());
+}
+
 void WebSocketServer::Impl::OnHttp(const websocketpp::connection_hdl& hdl) {
     ConnectionPtr connection = ConnectionOf(hdl);
     if (!connection) {
         return;
     }
     const std::string_view path = PathOf(connection->get_resource());
+    if (path == "/metrics" && options_.metrics) {
+        AnswerMetrics(*connection);
+        return;
+    }
     connection->append_header("Content-Type", "application/json");
     if (path != "/healthz" && path != "/readyz") {
         connection->set_status(websocketpp::http::status_code::not_found);

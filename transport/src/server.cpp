@@ -1,5 +1,7 @@
 #include <syncline/transport/server.hpp>
 
+#include "server_metrics.hpp"
+
 #include <syncline/core/protocol/multiplexer.hpp>
 #include <syncline/core/protocol/routed.hpp>
 #include <syncline/core/support/log.hpp>
@@ -108,6 +110,20 @@ void Server::Prepare() {
         }
         return std::string();
     };
+    if (options_.serve_metrics) {
+        metrics_ = std::make_unique<ServerMetrics>();
+        metered_store_ = std::make_unique<MeteredStore>(*db_, *metrics_);
+        ws_options.metrics = [this]() {
+            ServerMetrics::Sources sources;
+            sources.websocket = ws_.get();
+            sources.observer = observer_.get();
+            sources.relay = relay_.get();
+            sources.redis = dynamic_cast<const observer::RedisBus*>(bus_.get());
+            sources.actions = executor_.get();
+            sources.writes = write_executor_.get();
+            return metrics_->Render(sources);
+        };
+    }
     ws_ = std::make_unique<WebSocketServer>(ws_options);
 
     observer::ChannelLayout layout(
@@ -159,7 +175,9 @@ void Server::Prepare() {
     };
     for (auto& route : routes_) {
         try {
-            route.consumer->Bind(*db_, observer_.get());
+            // With metrics on, through the store that times each write.
+            route.consumer->Bind(metered_store_ ? *metered_store_ : static_cast<ModelStore&>(*db_), observer_.get());
+            if (metrics_) route.consumer->SetActionMeter(metrics_->RouteMeter(route.path));
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + route.path + ": " + e.what());
         }

@@ -87,6 +87,11 @@ std::size_t ThreadPoolExecutor::busy() const {
     return queued_ + running_ + delayed_.size();
 }
 
+ThreadPoolExecutor::Load ThreadPoolExecutor::load() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return Load{queued_ + delayed_.size(), running_};
+}
+
 void ThreadPoolExecutor::Work() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {

@@ -62,9 +62,10 @@ void WebSocketServer::Impl::Route(std::string path, std::shared_ptr<Endpoint> en
     if (phase_ != Phase::kIdle) {
         throw std::logic_error("WebSocketServer::Route must be called before Start (" + path + ")");
     }
-    if (!routes_.emplace(path, std::move(endpoint)).second) {
+    if (routes_.count(path) != 0) {
         throw std::logic_error("WebSocketServer::Route: path already routed: " + path);
     }
+    routes_[path].endpoint = std::move(endpoint);
 }
 
 void WebSocketServer::Impl::Start() {
@@ -252,5 +253,17 @@ void WebSocketServer::Stop() { impl_->Stop(); }
 int WebSocketServer::Run() { return impl_->Run(); }
 
 std::size_t WebSocketServer::connection_count() const { return impl_->connection_count(); }
+
+WebSocketStats WebSocketServer::stats() const { return impl_->stats(); }
+
+WebSocketStats WebSocketServer::Impl::stats() const {
+    WebSocketStats stats;
+    stats.frames_in = frames_in_.load(std::memory_order_relaxed);
+    stats.frames_out = outbox_counters_->frames_out.load(std::memory_order_relaxed);
+    stats.pushes_replaced = outbox_counters_->pushes_replaced.load(std::memory_order_relaxed);
+    stats.slow_reader_closes = outbox_counters_->slow_reader_closes.load(std::memory_order_relaxed);
+    for (const auto& [path, slot] : routes_) stats.connections.emplace_back(path, slot.open.load());
+    return stats;
+}
 
 }  // namespace syncline::transport

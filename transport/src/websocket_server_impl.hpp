@@ -35,6 +35,7 @@ struct ConnectionState {
     // log lines: headers and query go, an idle connection's memory counts.
     HandshakeRequest request;
     std::shared_ptr<Endpoint> endpoint;
+    std::atomic<std::size_t>* route_open = nullptr;  // the route's count of open sessions (lives in Impl::routes_)
     std::shared_ptr<ConnectionOutbox> outbox;
     std::unique_ptr<Session> session;
     TimerPtr ping_timer;
@@ -52,6 +53,7 @@ public:
     std::uint16_t port() const { return port_.load(); }
 
     std::size_t connection_count() const { return open_count_.load(); }
+    WebSocketStats stats() const;
 
     void Stop();
     int Run();
@@ -83,6 +85,8 @@ private:
     // A handshake refused for lack of room: 503 with a JSON body saying why.
     static void RefuseBusy(WsConnection& connection, const std::string& body);
     void OnHttp(const websocketpp::connection_hdl& hdl);
+    // GET /metrics: 200 with WebSocketOptions::metrics' text (405 for another method).
+    void AnswerMetrics(WsConnection& connection);
     bool OnValidate(const websocketpp::connection_hdl& hdl);
     void OnOpen(const websocketpp::connection_hdl& hdl);
     void OnMessage(const websocketpp::connection_hdl& hdl, const MessagePtr& message);
@@ -101,7 +105,14 @@ private:
     void OnPingTimer(const websocketpp::connection_hdl& hdl);
 
     const WebSocketOptions options_;
-    std::unordered_map<std::string, std::shared_ptr<Endpoint>> routes_;
+    struct RouteSlot {
+        std::shared_ptr<Endpoint> endpoint;
+        std::atomic<std::size_t> open{0};  // websocket connections of this route with a session
+    };
+    // Fixed before Start (nodes, and so the counts sessions point at, stay put).
+    std::unordered_map<std::string, RouteSlot> routes_;
+    const std::shared_ptr<OutboxCounters> outbox_counters_ = std::make_shared<OutboxCounters>();
+    std::atomic<std::uint64_t> frames_in_{0};
 
     // Declared before everything that owns Asio objects, so it is destroyed after them.
     asio::io_context io_;

@@ -59,6 +59,8 @@ public:
     bool publishing() const { return publishing_.load(); }
     /// The last seq read from the feed.
     std::int64_t cursor() const { return cursor_.load(); }
+    /// Changes folded into a later change of the same row of the same batch (one event per row is published).
+    std::uint64_t coalesced() const { return coalesced_.load(std::memory_order_relaxed); }
 
     /// What readiness needs to know of the relay (any thread).
     struct Health {
@@ -68,6 +70,9 @@ public:
         /// How long the relay has been reading full batches without reaching the end of the feed: zero while it keeps
         /// up (and while it stands by for another process's relay).
         std::chrono::steady_clock::duration behind{};
+        /// Changes in the feed after the last batch the relay read, as of that read: zero when the read reached the
+        /// end of the feed (and while standing by); after a full batch, the feed's newest seq minus the batch's last.
+        std::int64_t behind_changes = 0;
     };
     Health health() const;
 
@@ -88,9 +93,11 @@ private:
     std::atomic<bool> publishing_{false};
     std::atomic<std::int64_t> cursor_{0};
     std::atomic<std::int64_t> acked_{0};
+    std::atomic<std::uint64_t> coalesced_{0};
     mutable std::mutex health_mutex_;
     std::string error_;                                        // guarded by health_mutex_
     std::optional<std::chrono::steady_clock::time_point> behind_since_;  // guarded by health_mutex_
+    std::int64_t behind_changes_ = 0;                                    // guarded by health_mutex_
     std::mutex sleep_mutex_;
     std::condition_variable sleep_cv_;
 };

@@ -30,6 +30,8 @@ class Relay;
 
 namespace transport {
 
+class ServerMetrics;
+
 /// How a Server listens and stores. Defaults are the embedded ones: 127.0.0.1:8000, in-process bus. The websocket
 /// fields (host, port, workers, max_message_bytes, ping_interval, pong_timeout, max_queue_bytes, slow_reader_timeout,
 /// max_connections, max_handshakes, ...) are WebSocketOptions', documented there; Server hands them to its
@@ -63,6 +65,10 @@ struct ServerOptions : WebSocketOptions {
     /// without reaching its end) for longer than this; 0: the lag is not checked. It also answers 503 while the relay
     /// cannot read the database and while the Redis bus is disconnected.
     std::chrono::milliseconds ready_max_relay_lag{10000};
+    /// GET /metrics on the server's port answers the server's metrics in Prometheus text format (docs/operations.md);
+    /// off: it answers 404. The metrics name routes and count traffic: keep the port, or the path, off the internet
+    /// (deployment.md's proxy configurations forward only the websocket routes).
+    bool serve_metrics = true;
     /// What each connection may send and hold (nesting depth, request_id size, subscriptions, `__in` values); a
     /// route's own EndpointOptions::limits overrides it.
     ConnectionLimits limits;
@@ -145,6 +151,8 @@ private:
     std::vector<RouteEntry> routes_;
     std::vector<MultiplexEntry> multiplexers_;
     std::unique_ptr<storage::Backend> db_;
+    std::unique_ptr<ServerMetrics> metrics_;       // null when serve_metrics is off
+    std::unique_ptr<ModelStore> metered_store_;  // db_ with its writes timed, what the consumers bind to (metrics on)
     std::shared_ptr<transport::ThreadPoolExecutor> executor_;
     std::shared_ptr<transport::ThreadPoolExecutor> write_executor_;  // null when write_threads is 0
     std::unique_ptr<observer::Bus> bus_;

@@ -54,6 +54,12 @@ public:
     void Shutdown();
     /// Tasks queued, delayed or running now.
     std::size_t busy() const;
+    /// Tasks waiting (queued, or delayed until a time) and running now, read together.
+    struct Load {
+        std::size_t waiting = 0;
+        std::size_t running = 0;
+    };
+    Load load() const;
     /// The number of worker threads.
     unsigned threads() const { return size_; }
 

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace syncline::transport {
 
@@ -35,6 +37,10 @@ struct WebSocketOptions {
     /// on a network thread for each request: it must answer at once, from state it keeps (never a database round
     /// trip). Unset: /readyz answers as /healthz does. A Server sets it (ServerOptions::ready_max_relay_lag).
     std::function<std::string()> readiness;
+    /// What `GET /metrics` answers (200, Prometheus text format 0.0.4). Called on a network thread for each request,
+    /// so it must answer at once from state it keeps. Unset: /metrics answers 404. A Server sets it unless
+    /// ServerOptions::metrics is off.
+    std::function<std::string()> metrics;
     /// Interval of the server's pings; 0 disables pings (and so the pong timeout).
     std::chrono::milliseconds ping_interval{20000};
     /// A connection that has not answered a ping within this time is closed (1001 "pong timeout"); 0 disables it.
@@ -60,6 +66,16 @@ struct WebSocketOptions {
     /// clients larger than the limit (all reconnecting at once) is still served.
     std::size_t max_handshakes = 128;
     std::chrono::milliseconds handshake_grace{1000};
+};
+
+/// What a WebSocketServer has counted since it started; each value is read atomically, the set is not a snapshot.
+struct WebSocketStats {
+    std::uint64_t frames_in = 0;           ///< Text and binary frames received on websocket connections.
+    std::uint64_t frames_out = 0;          ///< Data frames handed to sockets: replies and pushes (not pings, pongs).
+    std::uint64_t pushes_replaced = 0;     ///< Waiting pushes replaced by a newer push of the same row (latest wins).
+    std::uint64_t slow_reader_closes = 0;  ///< Connections closed with 1013 (slow reader).
+    /// Open websocket connections (those with a session) per routed path.
+    std::vector<std::pair<std::string, std::size_t>> connections;
 };
 
 /// The default max_connections: the soft RLIMIT_NOFILE of the process minus a reserve of 256 descriptors (the
@@ -125,6 +141,8 @@ public:
 
     /// Number of open websocket connections (those with a Session).
     std::size_t connection_count() const;
+    /// The counters, any thread.
+    WebSocketStats stats() const;
 
 private:
     class Impl;
