@@ -153,5 +153,99 @@ TEST_F(WriteLaneTest, AMultiplexedStreamGets429PastTheWaitingBytesAndTheRestInOr
     EXPECT_EQ(mux->Receive(200ms), std::nullopt);
 }
 
+// A value of an unlabelled metric in a GET /metrics answer; -1 when absent.
+double MetricValue(const std::string& body, const std::string& name) {
+    const std::string prefix = "\n" + name + " ";
+    const std::size_t at = body.find(prefix);
+    if (at == std::string::npos) return -1;
+    return std::stod(body.substr(at + prefix.size()));
+}
+
+// One write thread, one network thread, no bound on waiting frames; pings every 100 ms, 300 ms to answer.
+constexpr const char* kOneWriteThread = R"({
+  "database": "lane.db", "listen": {"port": 0}, "workers": 1, "write_threads": 1,
+  "max_waiting_request_bytes": 0, "ping_interval_ms": 100, "pong_timeout_ms": 300,
+  "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text"}}}},
+  "routes": {"/ws/posts/": {"model": "posts", "mixins": ["retrieve", "create", "patch"]},
+             "/ws/": {"streams": {"posts": "/ws/posts/"}}}})";
+
+class WritePoolTurnsTest : public WriteLaneTest {
+protected:
+    void SetUp() override { StartFromConfig(kOneWriteThread); }
+
+    // Waits until the server has read `frames` frames in all and `queued` writes wait for the write pool's thread.
+    // With one network thread, a /metrics answer comes after every frame counted before it was handled.
+    bool WaitFramesAndQueuedWrites(double frames, double queued) {
+        const auto deadline = std::chrono::steady_clock::now() + test_support::kServerWait;
+        for (;;) {
+            const std::string body = test_support::HttpGet("127.0.0.1", server_->port(), "/metrics").body;
+            if (MetricValue(body, "syncline_frames_received_total") >= frames &&
+                MetricValue(body, "syncline_writes_queued") == queued) {
+                return true;
+            }
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(5ms);  // polls an HTTP endpoint with a deadline; nothing to wait on
+        }
+    }
+};
+
+TEST_F(WritePoolTurnsTest, AStreamServingItsWaitingFramesGivesThePoolThreadToAnotherSocketEvery64Frames) {
+    CreatePosts(2);  // 2 frames read
+    auto mux = Connect("/ws/");
+    auto other = Connect();
+    ASSERT_TRUE(mux && other);
+    std::unique_ptr<storage::Transaction> held = Sqlite().Begin();
+    // The stream's write takes the one write thread and waits for the writer; its 300 reads wait behind it.
+    ASSERT_TRUE(mux->SendText(
+        R"({"stream": "posts", "payload": {"action": "patch", "request_id": "p", "pk": 2, "data": {"title": "a"}}})"));
+    ASSERT_TRUE(WaitQueued(1));
+    constexpr int kReads = 300;
+    for (int i = 0; i < kReads; ++i) {
+        ASSERT_TRUE(mux->SendText(R"({"stream": "posts", "payload": {"action": "retrieve", "pk": 1, "request_id": )" +
+                                  std::to_string(i) + "}}"));
+    }
+    // Another socket's write waits for the thread.
+    ASSERT_TRUE(other->SendText(R"({"action": "patch", "request_id": "o", "pk": 1, "data": {"title": "B"}})"));
+    ASSERT_TRUE(WaitFramesAndQueuedWrites(2 + 1 + kReads + 1, 1));
+    held.reset();
+    auto patched = mux->Receive();
+    ASSERT_TRUE(patched);
+    EXPECT_THAT(*patched, HasSubstr("\"request_id\":\"p\""));
+    // The first 64 waiting reads are served before the other socket's write, later ones after it.
+    std::vector<std::string> reads;
+    for (int i = 0; i < kReads; ++i) {
+        auto reply = mux->Receive();
+        ASSERT_TRUE(reply) << "read " << i;
+        EXPECT_THAT(*reply, HasSubstr("\"request_id\":" + std::to_string(i) + "}")) << "out of order";
+        reads.push_back(*reply);
+    }
+    for (int i = 0; i < 64; ++i) EXPECT_THAT(reads[i], HasSubstr("\"title\":\"t1\"")) << "read " << i;
+    EXPECT_THAT(reads.back(), HasSubstr("\"title\":\"B\""))
+        << "the other socket's write waited for all of the stream's reads";
+    auto other_reply = other->Receive();
+    ASSERT_TRUE(other_reply);
+    EXPECT_THAT(*other_reply, HasSubstr("\"response_status\":200"));
+}
+
+TEST_F(WritePoolTurnsTest, ASocketWaitingForItsWriteLongerThanThePongTimeoutStaysOpen) {
+    CreatePosts(1);
+    auto writer = Connect();
+    ASSERT_TRUE(writer);
+    std::unique_ptr<storage::Transaction> held = Sqlite().Begin();
+    ASSERT_TRUE(writer->SendText(R"({"action": "patch", "request_id": "p", "pk": 1, "data": {"title": "late"}})"));
+    ASSERT_TRUE(WaitQueued(1));
+    // Five pong timeouts: the socket is not read meanwhile, so its pongs wait unread.
+    EXPECT_EQ(writer->WaitClosed(1500ms), std::nullopt) << "closed: " << writer->close_reason();
+    held.reset();
+    auto patched = writer->Receive();
+    ASSERT_TRUE(patched) << "closed: " << writer->close_reason();
+    EXPECT_THAT(*patched, HasSubstr("\"title\":\"late\""));
+    // Read again: pongs are seen, the socket stays open past more pong timeouts.
+    EXPECT_EQ(writer->WaitClosed(1000ms), std::nullopt) << "closed: " << writer->close_reason();
+    auto read = writer->Request(R"({"action": "retrieve", "request_id": "r", "pk": 1})");
+    ASSERT_TRUE(read);
+    EXPECT_THAT(*read, HasSubstr("\"title\":\"late\""));
+}
+
 }  // namespace
 }  // namespace syncline

@@ -261,6 +261,12 @@ void WebSocketServer::Impl::OnPingTimer(const websocketpp::connection_hdl& hdl) 
     ConnectionState& state = *connection->syncline_state;
     const auto now = std::chrono::steady_clock::now();
     const bool pong_deadline = options_.pong_timeout.count() > 0;
+    if (state.awaiting_pong && state.outbox->reading_paused()) {
+        // The socket is not read while its write waits in the write pool (for the database, or a custom writer):
+        // a pong the peer sent waits unread, through no fault of the peer. Its deadline starts again, and runs out
+        // only once reading has resumed.
+        state.ping_sent = now;
+    }
     if (state.awaiting_pong && pong_deadline && now - state.ping_sent >= options_.pong_timeout) {
         spdlog::debug("websocket: no pong within {} ms, closing {}", options_.pong_timeout.count(), Describe(state));
         state.outbox->Close(kGoingAway, kPongTimeoutReason);

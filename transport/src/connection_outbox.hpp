@@ -83,6 +83,8 @@ public:
     bool PauseReading() override;
     // Any thread: posts the resume to the strand (a no-op unless paused, so pauses and resumes may cross).
     void ResumeReading() override;
+    // On the strand: reading is paused (a write of this socket is in the write pool).
+    bool reading_paused() const { return reading_paused_; }
 
     /// On the strand (the ping handler): owes a pong with this payload. Replaces a pong still waiting.
     void QueuePong(std::string payload);

@@ -100,7 +100,8 @@ private:
     void OnPong(const websocketpp::connection_hdl& hdl);
 
     // Pings: one timer per connection. A ping goes out every ping_interval while the previous one was answered; an
-    // unanswered ping closes the connection once pong_timeout has passed since it was sent.
+    // unanswered ping closes the connection once pong_timeout has passed since it was sent, counted only while the
+    // socket is read (not while its reading is paused behind a write in the write pool).
     void SchedulePing(const ConnectionPtr& connection, ConnectionState& state, std::chrono::milliseconds delay);
     void OnPingTimer(const websocketpp::connection_hdl& hdl);
 

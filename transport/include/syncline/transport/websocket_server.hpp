@@ -44,6 +44,7 @@ struct WebSocketOptions {
     /// Interval of the server's pings; 0 disables pings (and so the pong timeout).
     std::chrono::milliseconds ping_interval{20000};
     /// A connection that has not answered a ping within this time is closed (1001 "pong timeout"); 0 disables it.
+    /// Time while the socket is not read (its reading paused behind a write in the write pool) does not count.
     std::chrono::milliseconds pong_timeout{10000};
     /// Outgoing frames go straight to the socket's writer while it holds fewer unwritten bytes than this; beyond,
     /// they wait in the connection's own queue, where a newer push for the same row replaces a queued one.
