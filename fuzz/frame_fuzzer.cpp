@@ -10,7 +10,10 @@
 // permissions), 4 /ws/ (the multiplexer over them and the routed route), 5 /ws/api/ (routed). Bit 3: the connection
 // is alice's (id 1, group editors) instead of anonymous. Bit 4: on the multiplexer, frames arrive as binary frames.
 // Bit 5: changes reach the observer as bus payloads (EncodeEvent, the in-process bus, Observer::OnMessage, as from
-// Redis) instead of being handed over (Observer::Deliver, as the in-process relay does).
+// Redis) instead of being handed over (Observer::Deliver, as the in-process relay does). Bit 6: on the multiplexer,
+// the streams run their writes on a write pool of one thread (SerialRequests, as `write_threads` does), and the frames
+// are sent back to back, without waiting for replies: frames that arrive while a write runs wait behind it and are
+// answered on the pool's thread, in order.
 //
 // Direct routes answer through the synchronous path (GenericConsumer::HandleText: HandleTextFrame, detached actions
 // inline); the multiplexer through its session's OnText with a recording Outbox (its streams run no detached
@@ -53,6 +56,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -146,13 +150,22 @@ public:
         close_code = code;
     }
     std::size_t BufferedBytes() const override { return 0; }
+    // Copies, under the lock (a write pool's thread may still be sending).
+    std::vector<std::string> Sent() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return sent;
+    }
+    std::vector<std::string> Pushed() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return pushed;
+    }
 
     std::vector<std::string> sent;
     std::vector<std::string> pushed;
     int close_code = 0;
 
 private:
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
 };
 
 struct Route {
@@ -213,6 +226,9 @@ struct World {
     ForwardingRegistry registry;
     std::vector<Route> routes;  // in selector order
     std::shared_ptr<syncline::Multiplexer> multiplexer;
+    // The same streams with their writes on write_pool (selector bit 6).
+    std::shared_ptr<syncline::transport::ThreadPoolExecutor> write_pool;
+    std::shared_ptr<syncline::Multiplexer> pooled_multiplexer;
     syncline::AuthOptions auth;
     std::uint64_t commits_after_seed = 0;
 };
@@ -250,8 +266,12 @@ std::unique_ptr<World> Build() {
     w->auth.authenticator = std::make_shared<syncline::auth::StaticTokenAuthenticator>(tokens);
 
     std::map<std::string, std::shared_ptr<syncline::Endpoint>> endpoints;
+    std::map<std::string, std::shared_ptr<syncline::Endpoint>> pooled_endpoints;
     std::map<std::string, Route> by_path;
     std::vector<syncline::Multiplexer::Stream> streams;
+    std::vector<syncline::Multiplexer::Stream> pooled_streams;
+    // Threads start on a first Post.
+    w->write_pool = std::make_shared<syncline::transport::ThreadPoolExecutor>(1);
     const syncline::config::RouteConfig* mux = nullptr;
     for (const auto& route : config.routes) {
         if (!route.streams.empty()) {
@@ -276,12 +296,19 @@ std::unique_ptr<World> Build() {
         // Threads start on a first Post: never here.
         options.executor = std::make_shared<syncline::transport::ThreadPoolExecutor>(1);
         endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
+        options.write_executor = w->write_pool;
+        pooled_endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
         by_path.emplace(route.path, r);
     }
     if (!mux) Fail("the config has no multiplexer route");
-    for (const auto& [name, target] : mux->streams) streams.push_back({name, endpoints.at(target)});
+    for (const auto& [name, target] : mux->streams) {
+        streams.push_back({name, endpoints.at(target)});
+        pooled_streams.push_back({name, pooled_endpoints.at(target)});
+    }
     w->multiplexer =
         std::make_shared<syncline::Multiplexer>(std::move(streams), w->auth, config.server.limits.max_json_depth);
+    w->pooled_multiplexer = std::make_shared<syncline::Multiplexer>(std::move(pooled_streams), w->auth,
+                                                                    config.server.limits.max_json_depth);
     for (const char* path : {"/ws/posts/", "/ws/stream/", "/ws/tags/", "/ws/owned/", "/ws/", "/ws/api/"}) {
         w->routes.push_back(std::string(path) == "/ws/" ? Route{path, nullptr, false} : by_path.at(path));
     }
@@ -479,44 +506,100 @@ void ReadMultiplexedRequest(std::string_view frame, Request& request, bool& rout
         request.request_id && syncline::CheckRequestId(request.request_id, syncline::ConnectionLimits{}).has_value();
 }
 
-void RunMultiplexed(World& w, bool alice, bool binary, const std::vector<std::string_view>& frames, bool as_payloads) {
+// The stream a multiplexed frame is for, when it names a stream and carries an object payload; "" otherwise.
+std::string StreamName(std::string_view frame) {
+    Request request;
+    bool routed = false;
+    ReadMultiplexedRequest(frame, request, routed);
+    if (!request.parsed) return std::string();
+    rapidjson::Document outer;
+    if (syncline::ParseUntrustedJson(outer, frame, syncline::kDefaultMaxJsonDepth + 1) || !outer.IsObject()) {
+        return std::string();
+    }
+    const rapidjson::Value* name = Member(outer, "stream");
+    return std::string(name->GetString(), name->GetStringLength());
+}
+
+// Checks the frames one multiplexed request got: its replies, then the pushes sent meanwhile.
+void CheckMultiplexedReplies(const std::vector<std::string>& replies, const std::vector<std::string>& pushes,
+                             bool binary, std::string_view frame) {
+    Request request;
+    bool routed = false;
+    if (!binary) ReadMultiplexedRequest(frame, request, routed);
+    for (const std::string& text : replies) {
+        rapidjson::Document doc;
+        ParseFrame(text, doc, frame);
+        if (doc.MemberCount() != 2 || !Member(doc, "stream") || !Member(doc, "payload")) {
+            Fail("a multiplexed frame that is not {stream, payload}: " + text, frame);
+        }
+        CheckEnvelope(*Member(doc, "payload"), text, frame);
+        CheckEcho(*Member(doc, "payload"), request, routed, false, frame);
+    }
+    for (const std::string& text : pushes) {
+        rapidjson::Document doc;
+        ParseFrame(text, doc, frame);
+        if (doc.MemberCount() != 2 || !Member(doc, "stream") || !Member(doc, "payload")) {
+            Fail("a multiplexed push that is not {stream, payload}: " + text, frame);
+        }
+        CheckPush(*Member(doc, "payload"), text, frame);
+    }
+}
+
+void RunMultiplexed(World& w, bool alice, bool binary, bool pooled, const std::vector<std::string_view>& frames,
+                    bool as_payloads) {
     syncline::HandshakeRequest handshake{"/ws/", "", {}, "127.0.0.1:40000"};
     if (alice) handshake.headers.emplace_back("authorization", std::string("Bearer ") + kAliceToken);
     auto outbox = std::make_shared<CountingOutbox>();
-    std::unique_ptr<syncline::Session> session = w.multiplexer->Open(handshake, outbox);
-    for (std::string_view frame : frames) {
-        const std::size_t sent_before = outbox->sent.size();
-        const std::size_t pushed_before = outbox->pushed.size();
+    std::unique_ptr<syncline::Session> session =
+        (pooled ? w.pooled_multiplexer : w.multiplexer)->Open(handshake, outbox);
+    auto send = [&](std::string_view frame) {
         if (binary) {
             session->OnBinary(frame);
         } else {
             session->OnText(frame);
         }
+    };
+    if (pooled) {
+        // Back to back, as a client that does not wait; then until the pool is idle. Every frame gets exactly one
+        // reply; when they all go to one stream, in the order of the frames (the multiplexer's own refusals, and
+        // other streams, do not wait behind a stream's write).
+        std::string stream = binary ? std::string() : StreamName(frames.front());
+        for (std::string_view frame : frames) {
+            if (StreamName(frame) != stream) stream.clear();
+            send(frame);
+        }
+        while (w.write_pool->busy() != 0) std::this_thread::yield();
+        Relay(w, as_payloads);
+        if (outbox->close_code != 0) Fail("the multiplexer closed the socket", frames.front());
+        const std::vector<std::string> sent = outbox->Sent();
+        if (sent.size() != frames.size()) {
+            Fail("not exactly one reply per frame: " + std::to_string(sent.size()) + " for " +
+                     std::to_string(frames.size()),
+                 frames.front());
+        }
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+            // Echoes are checked when the order is known; every reply is checked for its shape.
+            CheckMultiplexedReplies({sent[i]}, i + 1 == frames.size() ? outbox->Pushed() : std::vector<std::string>(),
+                                    binary || stream.empty(), frames[i]);
+        }
+        session->OnClose();
+        return;
+    }
+    for (std::string_view frame : frames) {
+        const std::size_t sent_before = outbox->sent.size();
+        const std::size_t pushed_before = outbox->pushed.size();
+        send(frame);
         Relay(w, as_payloads);
         if (outbox->close_code != 0) Fail("the multiplexer closed the socket", frame);
         if (outbox->sent.size() != sent_before + 1) {
             Fail("not exactly one reply: " + std::to_string(outbox->sent.size() - sent_before), frame);
         }
-        Request request;
-        bool routed = false;
-        if (!binary) ReadMultiplexedRequest(frame, request, routed);
-        for (std::size_t i = sent_before; i < outbox->sent.size(); ++i) {
-            rapidjson::Document doc;
-            ParseFrame(outbox->sent[i], doc, frame);
-            if (doc.MemberCount() != 2 || !Member(doc, "stream") || !Member(doc, "payload")) {
-                Fail("a multiplexed frame that is not {stream, payload}: " + outbox->sent[i], frame);
-            }
-            CheckEnvelope(*Member(doc, "payload"), outbox->sent[i], frame);
-            CheckEcho(*Member(doc, "payload"), request, routed, false, frame);
-        }
-        for (std::size_t i = pushed_before; i < outbox->pushed.size(); ++i) {
-            rapidjson::Document doc;
-            ParseFrame(outbox->pushed[i], doc, frame);
-            if (doc.MemberCount() != 2 || !Member(doc, "stream") || !Member(doc, "payload")) {
-                Fail("a multiplexed push that is not {stream, payload}: " + outbox->pushed[i], frame);
-            }
-            CheckPush(*Member(doc, "payload"), outbox->pushed[i], frame);
-        }
+        CheckMultiplexedReplies(std::vector<std::string>(outbox->sent.begin() + static_cast<std::ptrdiff_t>(sent_before),
+                                                         outbox->sent.end()),
+                                std::vector<std::string>(outbox->pushed.begin() +
+                                                             static_cast<std::ptrdiff_t>(pushed_before),
+                                                         outbox->pushed.end()),
+                                binary, frame);
     }
     session->OnClose();
 }
@@ -552,7 +635,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (route.consumer) {
         RunDirect(w, route, user, frames, as_payloads);
     } else {
-        RunMultiplexed(w, alice, (selector & 0x10) != 0, frames, as_payloads);
+        RunMultiplexed(w, alice, (selector & 0x10) != 0, (selector & 0x40) != 0, frames, as_payloads);
     }
     if (w.observer->subscription_count() != 0) {
         Fail("subscriptions left behind after the connection closed", frames.front());

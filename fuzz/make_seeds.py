@@ -158,7 +158,7 @@ OWN_FRAMES = [
 
 
 # Several frames on one connection (separated by 0xFF), so that the changes of one are pushed to the subscriptions
-# of another; selector bit 5 sends the changes as bus payloads.
+# of another; selector bit 5 sends the changes as bus payloads, bit 6 runs the multiplexer's writes on a write pool.
 SEQUENCES = [
     (0, ['{"action":"subscribe_instance","request_id":"s","pk":1}', '{"action":"patch","pk":1,"data":{"likes":4}}',
          '{"action":"delete","pk":1}']),
@@ -176,6 +176,15 @@ SEQUENCES = [
              '{"stream":"owned","payload":{"action":"delete","pk":2}}']),
     (1, ['{"action":"create","data":{"title":"p","public":true}}', '{"action":"list","request_id":1,"limit":1}',
          '{"action":"list_cancel"}']),
+    # Selector bit 64: the streams' writes on a write pool, the frames back to back (they wait behind the write).
+    (4 | 64, ['{"stream":"posts","payload":{"action":"patch","pk":1,"data":{"likes":9},"request_id":1}}',
+              '{"stream":"posts","payload":{"action":"retrieve","pk":1,"request_id":2}}',
+              '{"stream":"posts","payload":{"action":"delete","pk":2,"request_id":3}}',
+              '{"stream":"posts","payload":{"action":"list","request_id":4}}']),
+    (4 | 8 | 64, ['{"stream":"posts","payload":{"action":"subscribe_instance","pk":3,"request_id":"s"}}',
+                  '{"stream":"tags","payload":{"action":"create","data":{"slug":"x","label":"X"}}}',
+                  '{"stream":"posts","payload":{"action":"update","pk":3,"data":{"title":"U"}}}',
+                  'not json']),
 ]
 
 
