@@ -2,7 +2,7 @@
 //   syncline serve --config FILE [--host H] [--port N] [--workers N] [--log-level L] [--log-format F]
 //   syncline check --config FILE
 //   syncline --version
-// serves (or only checks) the models and routes a JSON config declares (README.md documents the format).
+// serves (or only checks) the models and routes a JSON config declares (docs/configuration.md documents the format).
 // Exit codes: 0 success; 1 the server could not start or stopped on an error; 2 the config is unreadable or invalid,
 // for serve and check alike; a malformed command line exits with CLI11's code (105-115).
 

@@ -1,5 +1,5 @@
 // syncline JavaScript client: one ES module, no build step, no dependencies beyond a WebSocket class (the browser's,
-// or the `ws` package on Node.js 18+). Wire contract: PROTOCOL.md (DCRF-compatible, plus syncline's `version`,
+// or the `ws` package on Node.js 18+). Wire contract: docs/protocol.md (DCRF-compatible, plus syncline's `version`,
 // `since` and `epoch` extensions). See clients/js/README.md.
 
 /** An error reply, a timeout or a lost connection, as the rejection of {@link SynclineClient#request}. */

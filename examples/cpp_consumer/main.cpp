@@ -1,6 +1,8 @@
 // A syncline server declared in C++: a typed model, a consumer that overrides DRF-style hooks and adds custom actions
 // (one detached), and the server.
 // Run: build/bin/syncline_example_cpp [PORT] [DATABASE]   (defaults: 8000, example.db)
+//      build/bin/syncline_example_cpp --self-check DATABASE   (a short end-to-end check on a free port: self_check.hpp)
+// Built in the tree (examples/CMakeLists.txt) or on its own against an installed syncline (CMakeLists.txt here).
 // Then, from any DCRF client: {"action": "create", "data": {"title": "Hello"}, "request_id": 1} on
 // ws://127.0.0.1:PORT/ws/posts/ Custom actions: {"action": "unpublish", "pk": 1, "request_id": 2} and {"action":
 // "word_count", "request_id": 3}.
@@ -13,6 +15,8 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
+
+#include "self_check.hpp"
 
 struct Post {
     std::int64_t id = 0;
@@ -94,11 +98,13 @@ private:
 };
 
 int main(int argc, char** argv) {
+    const bool self_check = argc > 1 && std::string(argv[1]) == "--self-check";
     syncline::transport::ServerOptions options;
-    options.port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 8000);
+    options.port = static_cast<std::uint16_t>(self_check ? 0 : argc > 1 ? std::atoi(argv[1]) : 8000);
     options.database = argc > 2 ? argv[2] : "example.db";
     syncline::transport::Server server(options);
     server.Model<Post>();
     server.Route<PostConsumer>("/ws/posts/");
+    if (self_check) return self_check::Run(server, "/ws/posts/");
     return server.Run();  // SIGTERM drains connections and exits 0
 }

@@ -1,4 +1,4 @@
-// The DCRF request/reply protocol (PROTOCOL.md §1-§5) at the consumer level: exact reply frames for every action,
+// The DCRF request/reply protocol (docs/protocol.md §1-§5) at the consumer level: exact reply frames for every action,
 // status and error case. The same cases run over real sockets in tests/transport.
 
 #include <syncline/core/consumer/consumer.hpp>

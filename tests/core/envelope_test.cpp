@@ -1,6 +1,6 @@
 // The envelopes as strategies (envelope.hpp): each reads a request from a frame and writes replies around it, DCRF's
-// (PROTOCOL.md §2-§4) and the routed one (§10), byte for byte; and the errors of a result (ActionErrors), which become
-// JSON only there.
+// (docs/protocol.md §2-§4) and the routed one (§10), byte for byte; and the errors of a result (ActionErrors), which
+// become JSON only there.
 
 #include <syncline/core/protocol/envelope.hpp>
 

@@ -1,5 +1,5 @@
-// The multiplexer (PROTOCOL.md §9) with fake child endpoints and a fake socket: wrapping of replies and pushes, the
-// error frames, admission, the push gate across streams, and OnClose. The same behaviour runs over real sockets in
+// The multiplexer (docs/protocol.md §9) with fake child endpoints and a fake socket: wrapping of replies and pushes,
+// the error frames, admission, the push gate across streams, and OnClose. The same behaviour runs over real sockets in
 // tests/integration/multiplex_routed_test.cpp.
 
 #include <syncline/core/protocol/multiplexer.hpp>

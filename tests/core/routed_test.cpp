@@ -1,4 +1,4 @@
-// Routed action handlers (PROTOCOL.md §10) at the consumer level, through a ConsumerEndpoint session and a fake
+// Routed action handlers (docs/protocol.md §10) at the consumer level, through a ConsumerEndpoint session and a fake
 // socket, over a real database file: exact frames for every action of rest_framework_channels' handler classes,
 // named groups as arguments, match order and search semantics, and every error reply.
 

@@ -1,4 +1,4 @@
-// PROTOCOL.md §5 streamed lists and list_cancel, and custom and detached actions, over real websockets against an
+// docs/protocol.md §5 streamed lists and list_cancel, and custom and detached actions, over real websockets against an
 // in-process server: the streamed route comes from the JSON config ("pagination": "streamed"), the custom actions
 // from C++ (CustomAction) on routes added to the same server.
 

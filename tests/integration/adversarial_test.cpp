@@ -138,7 +138,7 @@ TEST_P(AdversarialTest, TextThatIsNotUnicodeIsRefusedAtTheDoorAndNothingIsStored
     EXPECT_EQ(std::string(emoji["data"]["title"].GetString()), "\xF0\x9F\x98\x80");
 }
 
-// Issue 12: bad input gets the same answers on both engines (PROTOCOL.md §4): field errors for values a column
+// Issue 12: bad input gets the same answers on both engines (docs/protocol.md §4): field errors for values a column
 // cannot hold and for unique values taken (a constraint PostgreSQL reports differently from SQLite), on create,
 // update and patch, and the row is left as it was.
 TEST_P(AdversarialTest, BadValuesAndTakenUniqueValuesGetTheSameFieldErrorsOnBothEngines) {

@@ -1,8 +1,8 @@
-// PROTOCOL.md §8 over real websockets: permissions (can_connect, IsAuthenticated, ReadOnly, and/or/not, object-level
-// owner checks on every detail action, list filtering in SQL and in memory, pushes for rows that become invisible,
-// permissions that throw) and authentication (static tokens and HS256 JWTs from a query parameter, a Bearer header
-// or a cookie; the anonymous and invalid-token policies; tokens never logged). Servers are built from the JSON config
-// (the config keys) and from C++ (custom permissions).
+// docs/protocol.md §8 over real websockets: permissions (can_connect, IsAuthenticated, ReadOnly, and/or/not,
+// object-level owner checks on every detail action, list filtering in SQL and in memory, pushes for rows that become
+// invisible, permissions that throw) and authentication (static tokens and HS256 JWTs from a query parameter, a Bearer
+// header or a cookie; the anonymous and invalid-token policies; tokens never logged). Servers are built from the JSON
+// config (the config keys) and from C++ (custom permissions).
 
 #include <syncline/auth/fingerprint.hpp>
 #include <syncline/auth/token_authenticator.hpp>

@@ -1,4 +1,4 @@
-// PROTOCOL.md §9 (multiplexing) and §10 (routed action handlers) over real websockets, against in-process servers
+// docs/protocol.md §9 (multiplexing) and §10 (routed action handlers) over real websockets, against in-process servers
 // built from the JSON config (and from C++ for the handshake cases): exact frames, pushes through a stream, bad
 // frames that leave the socket open, subscriptions dropped on close.
 

@@ -1,6 +1,6 @@
-// Several `syncline serve` processes sharing one database (an SQLite file or PostgreSQL) and one Redis (PROTOCOL.md §6
-// "every committed change is pushed, whoever made it", on whichever process the client is connected to), a Redis
-// outage, and the death of the process holding the relay lease.
+// Several `syncline serve` processes sharing one database (an SQLite file or PostgreSQL) and one Redis
+// (docs/protocol.md §6 "every committed change is pushed, whoever made it", on whichever process the client is
+// connected to), a Redis outage, and the death of the process holding the relay lease.
 
 #include <syncline/storage/database.hpp>
 #include <syncline/test_support/engines.hpp>

@@ -1,4 +1,5 @@
-// PROTOCOL.md §1-§5 over real websockets against an in-process syncline::transport::Server built from the blog config.
+// docs/protocol.md §1-§5 over real websockets against an in-process syncline::transport::Server built from the blog
+// config.
 
 #include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
@@ -32,7 +33,7 @@ rapidjson::Document Parse(const std::optional<std::string>& frame) {
     return d;
 }
 
-// Every test runs on both engines: the wire answers (PROTOCOL.md's error table) do not depend on the database.
+// Every test runs on both engines: the wire answers (docs/protocol.md's error table) do not depend on the database.
 class ProtocolSocketTest : public test_support::ServerTest, public ::testing::WithParamInterface<test_support::Engine> {
 protected:
     void SetUp() override {

@@ -1,4 +1,4 @@
-// PROTOCOL.md §6-§7 over real websockets against an in-process server (in-process bus): instance subscriptions,
+// docs/protocol.md §6-§7 over real websockets against an in-process server (in-process bus): instance subscriptions,
 // unsubscribe semantics (including where DCRF goes wrong), pushes for writes from other sockets, a sqlite3 shell and
 // transactions, `since`, querysets, lookup fields, list and group subscriptions.
 

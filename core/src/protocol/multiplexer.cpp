@@ -1,4 +1,4 @@
-// Multiplexing (PROTOCOL.md §9): one socket, several streams, each served by a child Endpoint's Session.
+// Multiplexing (docs/protocol.md §9): one socket, several streams, each served by a child Endpoint's Session.
 
 #include <syncline/core/protocol/multiplexer.hpp>
 

@@ -1,4 +1,5 @@
-// Routed action handlers (PROTOCOL.md §10): route patterns dispatching to consumers, rest_framework_channels style.
+// Routed action handlers (docs/protocol.md §10): route patterns dispatching to consumers, rest_framework_channels
+// style.
 
 #include <syncline/core/protocol/routed.hpp>
 

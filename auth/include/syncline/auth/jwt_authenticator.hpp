@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// HS256 JSON Web Tokens (PROTOCOL.md §8), verified with libjwt (which stays out of this header).
+/// HS256 JSON Web Tokens (docs/protocol.md §8), verified with libjwt (which stays out of this header).
 
 #include <syncline/auth/token_authenticator.hpp>
 

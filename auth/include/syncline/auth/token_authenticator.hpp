@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Bearer-token authenticators (PROTOCOL.md §8): TokenAuthenticator finds a handshake's token and names it in log
+/// Bearer-token authenticators (docs/protocol.md §8): TokenAuthenticator finds a handshake's token and names it in log
 /// lines by its fingerprint; StaticTokenAuthenticator checks it against a fixed table. HS256 JWTs are in
 /// jwt_authenticator.hpp. The Authenticator interface and the policy are core's (syncline/core/auth/auth.hpp).
 

@@ -27,7 +27,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// One pattern of a routed route (`"routepatterns"`, PROTOCOL.md §10).
+/// One pattern of a routed route (`"routepatterns"`, docs/protocol.md §10).
 struct RoutePatternConfig {
     std::string pattern;       ///< The Python-style regular expression, as written.
     std::string handler;       ///< The handler class, e.g. "RetrieveUpdateDestroyAPIActionHandler".
@@ -42,7 +42,7 @@ struct RouteConfig {
     std::vector<std::string> mixins;  ///< The mixin names, as written.
     EndpointOptions endpoint;
     std::string group_by;  ///< When set: subscribe_group/unsubscribe_group by this field's value (or all rows).
-    /// A multiplexer route (PROTOCOL.md §9): (stream name, path of another route of the config), in the order
+    /// A multiplexer route (docs/protocol.md §9): (stream name, path of another route of the config), in the order
     /// written. Empty for other routes.
     std::vector<std::pair<std::string, std::string>> streams;
     /// A routed route: its patterns in match order (the JSON object's order). Empty for other routes.
@@ -65,7 +65,7 @@ struct Config {
 /// the field as an argument joins that value's group, without it the "all" group.
 GroupObserver GroupByField(const Schema& schema, const std::string& field);
 
-/// The mixin names a route may list, in the order the README documents them.
+/// The mixin names a route may list, in the order docs/configuration.md ("Consumer routes") lists them.
 const std::vector<std::string>& ConfigMixinNames();
 
 /// The Mixin of a config name; throws std::out_of_range for an unknown one.

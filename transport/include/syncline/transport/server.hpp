@@ -96,7 +96,7 @@ public:
     }
     /// Serves `consumer` at `path` (before Start).
     void Route(std::string path, std::shared_ptr<GenericConsumer> consumer, EndpointOptions options = {});
-    /// Serves a multiplexer (PROTOCOL.md §9) at `path`: each (stream name, route path) pair names a route declared
+    /// Serves a multiplexer (docs/protocol.md §9) at `path`: each (stream name, route path) pair names a route declared
     /// with Route (in any order, before Start), whose consumer then also answers on this socket as that stream;
     /// those routes stay served at their own paths too. Start throws std::invalid_argument naming a path that is
     /// not a consumer route. `allowed_origins`: this socket's own (nullopt: ServerOptions::allowed_origins).

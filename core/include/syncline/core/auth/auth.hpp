@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// Authentication (PROTOCOL.md §8): an Authenticator resolves the user of a websocket handshake from a credential in
-/// an `Authorization: Bearer` header, a query parameter or a cookie, before any permission runs. An AuthOptions adds
+/// Authentication (docs/protocol.md §8): an Authenticator resolves the user of a websocket handshake from a credential
+/// in an `Authorization: Bearer` header, a query parameter or a cookie, before any permission runs. An AuthOptions adds
 /// the policy: what happens to handshakes without credentials and with invalid ones. A credential is never logged: log
 /// lines name where it came from and a short fingerprint (auth::TokenFingerprint). This header is the port and needs
 /// no cryptography; the built-in authenticators that verify tokens (a static token table, HS256 JSON Web Tokens with

@@ -27,8 +27,8 @@ struct User {
     std::string claims;
 };
 
-/// What one connection may send or hold (PROTOCOL.md §1, "Limits"). A request over a limit is answered with an error
-/// and the socket stays open. On a multiplexed socket each stream is a connection of its own.
+/// What one connection may send or hold (docs/protocol.md §1, "Limits"). A request over a limit is answered with an
+/// error and the socket stays open. On a multiplexed socket each stream is a connection of its own.
 struct ConnectionLimits {
     /// Objects and arrays nested deeper than this in a frame: 400 `Malformed message: nesting too deep`.
     std::size_t max_json_depth = kDefaultMaxJsonDepth;

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The errors of a reply as a value (PROTOCOL.md §4): messages about the request as a whole (`["Not found"]`) and
+/// The errors of a reply as a value (docs/protocol.md §4): messages about the request as a whole (`["Not found"]`) and
 /// messages per field (`[{"title": ["This field is required."]}]`). Actions and checks build them; the envelope turns
 /// them into the reply's JSON `errors` list, once, at the edge (envelope.hpp).
 

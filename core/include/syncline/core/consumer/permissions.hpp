@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Permissions (PROTOCOL.md §8): each answers CanConnect at the handshake, HasPermission per request, and (object
+/// Permissions (docs/protocol.md §8): each answers CanConnect at the handshake, HasPermission per request, and (object
 /// level, ext) HasObjectPermission per row with ObjectFilter as its SQL form. They compose with And / Or / Not.
 ///
 /// Where they run: CanConnect in ConsumerEndpoint::Admit (false: HTTP 403); HasPermission in

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// Subscriptions (PROTOCOL.md §6-§7) as consumers see them: the registry interface the observer implements, and the
-/// mixins that install the subscribe/unsubscribe actions.
+/// Subscriptions (docs/protocol.md §6-§7) as consumers see them: the registry interface the observer implements, and
+/// the mixins that install the subscribe/unsubscribe actions.
 
 #include <functional>
 #include <memory>

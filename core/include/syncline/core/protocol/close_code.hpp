@@ -9,7 +9,8 @@
 
 namespace syncline {
 
-/// The close codes syncline sends (PROTOCOL.md §1, README "Limits"). No application code (4000-4999) is used.
+/// The close codes syncline sends (docs/protocol.md §1; docs/operations.md, "Close codes" and "Limits"). No application
+/// code (4000-4999) is used.
 enum class CloseCode : int {
     kNormal = 1000,           ///< A normal closure.
     kGoingAway = 1001,        ///< The server shuts down (SIGTERM drain), or a peer missed its pong.

@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// Binds a GenericConsumer to a route: checks handshakes (origins.hpp), authenticates them, throttles frames, and
-/// hands each frame to the dispatcher (frame_dispatch.hpp: envelope errors, permissions, actions; PROTOCOL.md §1-§4).
+/// hands each frame to the dispatcher (frame_dispatch.hpp: envelope errors, permissions, actions; docs/protocol.md
+/// §1-§4).
 
 #include <chrono>
 #include <memory>

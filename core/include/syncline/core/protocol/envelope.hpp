@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Envelopes: how a request sits in a text frame and how a reply is written around an action's result. A consumer
-/// names the envelope its route speaks (ConsumerOptions::envelope): DCRF's (PROTOCOL.md §2-§4, the default) or the
+/// names the envelope its route speaks (ConsumerOptions::envelope): DCRF's (docs/protocol.md §2-§4, the default) or the
 /// routed one of rest_framework_channels (§10). The endpoint reads every frame and writes every reply through it; one
 /// reply builder writes both (so ActionResult turns into JSON only here).
 

@@ -1,8 +1,8 @@
 #pragma once
 /// \file
-/// From a text frame to its reply (PROTOCOL.md §1-§4, §10): the envelope's errors, permission (403) and action lookup
-/// (405), then the action, inline or, when detached, on an executor. ConsumerEndpoint's sessions call it for every
-/// frame.
+/// From a text frame to its reply (docs/protocol.md §1-§4, §10): the envelope's errors, permission (403) and action
+/// lookup (405), then the action, inline or, when detached, on an executor. ConsumerEndpoint's sessions call it for
+/// every frame.
 
 #include <cstddef>
 #include <deque>

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// Multiplexing (PROTOCOL.md §9, channelsmultiplexer's wire form): one socket carries several streams, each bound to
-/// a child Endpoint (normally a ConsumerEndpoint). Client frames are `{"stream": "posts", "payload": {<request>}}`;
+/// Multiplexing (docs/protocol.md §9, channelsmultiplexer's wire form): one socket carries several streams, each bound
+/// to a child Endpoint (normally a ConsumerEndpoint). Client frames are `{"stream": "posts", "payload": {<request>}}`;
 /// every frame a stream's child sends, pushes included, goes out as `{"stream": "posts", "payload": <frame>}`.
 
 #include <memory>

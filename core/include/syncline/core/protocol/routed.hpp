@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Routed action handlers (PROTOCOL.md §10), in the style of rest_framework_channels: a RoutedConsumer holds an
+/// Routed action handlers (docs/protocol.md §10), in the style of rest_framework_channels: a RoutedConsumer holds an
 /// ordered list of route patterns (regular expressions with named groups), each bound to a handler. A request
 /// `{"action": "retrieve", "route": "posts/1/"}` runs on the first handler whose pattern matches the route, with the
 /// named groups as top-level arguments (`pk` = "1"), and is answered in that library's envelope:
