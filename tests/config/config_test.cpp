@@ -56,7 +56,14 @@ TEST(ConfigTest, TheBlogExampleParses) {
     EXPECT_EQ(route.consumer.model, "posts");
     EXPECT_EQ(route.consumer.serializer.fields, (std::vector<std::string>{"id", "title", "body", "author"}));
     EXPECT_EQ(route.consumer.serializer.read_only, (std::vector<std::string>{"id"}));
-    EXPECT_EQ(route.consumer.mixins.size(), 6u);
+    EXPECT_EQ(route.mixins, (std::vector<std::string>{"list", "retrieve", "create", "update", "patch", "delete",
+                                                      "observe_instance", "observe_list"}));
+    // The demo page (examples/blog/web/) and the JavaScript client it imports, from the config's folder.
+    ASSERT_EQ(config.server.static_mounts.size(), 2u);
+    EXPECT_EQ(config.server.static_mounts[0].prefix, "/");
+    EXPECT_EQ(config.server.static_mounts[0].folder, "web");
+    EXPECT_EQ(config.server.static_mounts[1].prefix, "/client/");
+    EXPECT_EQ(config.server.static_mounts[1].folder, "../../clients/js");
 }
 
 TEST(ConfigTest, StaticFoldersByUrlPrefix) {
