@@ -8,6 +8,7 @@
 #include <syncline/storage/backend.hpp>
 
 #include <filesystem>
+#include <system_error>
 
 namespace syncline::config {
 
@@ -20,6 +21,12 @@ std::unique_ptr<transport::Server> BuildServer(const Config& config, const std::
     for (auto& mount : options.static_mounts) {
         std::filesystem::path folder(mount.folder);
         if (!folder.is_absolute()) mount.folder = (std::filesystem::path(base_dir) / folder).string();
+        // Checked here too (the server checks again at Start), so that `syncline check` reports it and serve stops
+        // before it opens the database.
+        std::error_code ec;
+        if (!std::filesystem::is_directory(mount.folder, ec)) {
+            throw ConfigError("static." + mount.prefix + ": " + mount.folder + " is not a folder");
+        }
     }
     auto server = std::make_unique<transport::Server>(std::move(options));
     for (const auto& schema : config.models) server->AddModel(schema);

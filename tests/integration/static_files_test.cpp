@@ -243,14 +243,27 @@ TEST_F(StaticFilesTest, WithoutStaticFoldersEveryOtherPathIsNotFound) {
     EXPECT_EQ(root.body, R"({"detail":"Not found."})");
 }
 
-TEST(StaticFilesConfigTest, MissingFolderFailsAtStart) {
+TEST(StaticFilesConfigTest, AMissingFolderIsAConfigErrorAndFailsStart) {
     test_support::TempDir dir;
     config::Config config = config::ParseConfig(std::string(R"({"database": "s.db", "listen": {"port": 0},
         "static": {"/": "no-such-folder"}, )") + kModels +
                                                 "}");
-    std::unique_ptr<transport::Server> server = config::BuildServer(config, dir.File(""));
     try {
-        server->Start();
+        config::BuildServer(config, dir.File(""));
+        FAIL() << "BuildServer did not throw";
+    } catch (const config::ConfigError& e) {
+        EXPECT_THAT(e.what(), HasSubstr("static./: "));
+        EXPECT_THAT(e.what(), HasSubstr("no-such-folder is not a folder"));
+    }
+    // A server built from C++ checks at Start, before it listens.
+    transport::ServerOptions options;
+    options.database = dir.File("s.db");
+    options.port = 0;
+    options.static_mounts.push_back(transport::StaticMount{"/", dir.File("no-such-folder")});
+    transport::Server server(options);
+    server.AddModel(config.models.at(0));
+    try {
+        server.Start();
         FAIL() << "Start did not throw";
     } catch (const std::exception& e) {
         EXPECT_THAT(e.what(), HasSubstr("no-such-folder"));
