@@ -3,12 +3,15 @@
 // encoded separators: a path that needs any of these is refused before the file system sees it), then on disk (the
 // real path of what it names, symlinks resolved, must lie inside the mount's folder, itself resolved at Start).
 // A file is read whole on the network thread that answers, so its size is bounded (static_max_file_bytes).
+// The checks guard against the request, not against whoever can write in the folder: a symlink swapped in between the
+// check and the read is theirs to make, and they could as well copy the file in.
 
 #include "websocket_server_impl.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
