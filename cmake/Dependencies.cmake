@@ -1,5 +1,6 @@
-# Every third-party library comes from a Debian package (scripts/debian-packages.txt). Each find_* runs once, here,
-# because some imported targets (websocketpp) fail when defined twice.
+# Every third-party library comes from a Debian package (scripts/debian-packages.txt; GoogleTest and Google Benchmark,
+# looked for only when tests or benchmarks are built, from scripts/debian-packages-test.txt). Each find_* runs once,
+# here, because some imported targets (websocketpp) fail when defined twice.
 find_package(Threads REQUIRED)
 find_package(Boost 1.74 REQUIRED COMPONENTS regex)
 find_package(websocketpp CONFIG REQUIRED)
