@@ -13,6 +13,7 @@ python3 - "$root/examples/blog/config.json" "$wt" "$db" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c['write_threads'] = int(sys.argv[2])
+c.pop('static', None)  # the demo page's folder is relative to examples/blog/, not to this copy
 if sys.argv[3]: c['database'] = sys.argv[3]
 json.dump(c, open('config.json', 'w'))
 PY

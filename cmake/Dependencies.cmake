@@ -1,5 +1,6 @@
-# Every third-party library comes from a Debian package (scripts/debian-packages.txt). Each find_* runs once, here,
-# because some imported targets (websocketpp) fail when defined twice.
+# Every third-party library comes from a Debian package (scripts/debian-packages.txt; GoogleTest and Google Benchmark,
+# looked for only when tests or benchmarks are built, from scripts/debian-packages-test.txt). Each find_* runs once,
+# here, because some imported targets (websocketpp) fail when defined twice.
 #
 # The installed libraries are static, so a project linking them (find_package(syncline), cmake/synclineConfig.cmake.in)
 # needs every library they link, PRIVATE ones included. syncline_find_package and syncline_find_pkgconfig find a

@@ -14,6 +14,36 @@ namespace syncline::config {
 
 using namespace detail;
 
+namespace {
+
+// "static": {"/": "web"}: URL prefix -> folder (BuildServer resolves a relative folder against the config file's
+// directory), and "static_max_file_bytes".
+void ParseStatic(const rapidjson::Value& doc, transport::ServerOptions& server) {
+    if (const auto* mounts = Member(doc, "static")) {
+        if (!mounts->IsObject()) Fail("static", "expected an object of URL prefix to folder, such as {\"/\": \"web\"}");
+        for (auto it = mounts->MemberBegin(); it != mounts->MemberEnd(); ++it) {
+            const std::string prefix = it->name.GetString();
+            const std::string path = "static." + prefix;
+            if (prefix.empty() || prefix[0] != '/') Fail(path, "a URL prefix must start with /");
+            if (prefix.find_first_of("?#%\\") != std::string::npos || prefix.find("//") != std::string::npos) {
+                Fail(path, "a URL prefix is a plain path (no ?, #, %, \\ or //)");
+            }
+            for (const auto& mount : server.static_mounts) {
+                if (mount.prefix == prefix) Fail(path, "declared twice");
+            }
+            std::string folder = GetString(it->value, path);
+            if (folder.empty()) Fail(path, "empty folder");
+            server.static_mounts.push_back(transport::StaticMount{prefix, std::move(folder)});
+        }
+    }
+    if (const auto* p = Member(doc, "static_max_file_bytes")) {
+        server.static_max_file_bytes =
+            static_cast<std::size_t>(GetInteger(*p, "static_max_file_bytes", 1, std::int64_t{1} << 30));
+    }
+}
+
+}  // namespace
+
 Config ParseConfig(std::string_view json_text) {
     rapidjson::Document doc;
     if (JsonInputError error = ParseUntrustedJson(doc, json_text, kMaxJsonDepthLimit, true)) {
@@ -51,7 +81,9 @@ Config ParseConfig(std::string_view json_text) {
                "allowed_origins",
                "max_connections",
                "max_handshakes",
-               "log_format"});
+               "log_format",
+               "static",
+               "static_max_file_bytes"});
     Config config;
     transport::ServerOptions& server = config.server;
     const rapidjson::Value* database = Member(doc, "database");
@@ -167,6 +199,7 @@ Config ParseConfig(std::string_view json_text) {
             Fail("log_format", "unknown value \"" + config.log_format + "\"; valid values: text, json");
         }
     }
+    ParseStatic(doc, server);
     RateLimit default_limit;
     if (const auto* p = Member(doc, "rate_limit")) default_limit = ParseRateLimit(*p, "rate_limit");
     if (const auto* p = Member(doc, "auth")) server.auth = ParseAuth(*p);

@@ -56,7 +56,37 @@ TEST(ConfigTest, TheBlogExampleParses) {
     EXPECT_EQ(route.consumer.model, "posts");
     EXPECT_EQ(route.consumer.serializer.fields, (std::vector<std::string>{"id", "title", "body", "author"}));
     EXPECT_EQ(route.consumer.serializer.read_only, (std::vector<std::string>{"id"}));
-    EXPECT_EQ(route.consumer.mixins.size(), 6u);
+    EXPECT_EQ(route.mixins, (std::vector<std::string>{"list", "retrieve", "create", "update", "patch", "delete",
+                                                      "observe_instance", "observe_list"}));
+    // The demo page (examples/blog/web/) and the JavaScript client it imports, from the config's folder.
+    ASSERT_EQ(config.server.static_mounts.size(), 2u);
+    EXPECT_EQ(config.server.static_mounts[0].prefix, "/");
+    EXPECT_EQ(config.server.static_mounts[0].folder, "web");
+    EXPECT_EQ(config.server.static_mounts[1].prefix, "/client/");
+    EXPECT_EQ(config.server.static_mounts[1].folder, "../../clients/js");
+}
+
+TEST(ConfigTest, StaticFoldersByUrlPrefix) {
+    const std::string route = R"({"model": "posts", "mixins": ["list"]})";
+    Config defaults = ParseConfig(With(route));
+    EXPECT_TRUE(defaults.server.static_mounts.empty());
+    EXPECT_EQ(defaults.server.static_max_file_bytes, 4u * 1024 * 1024);
+
+    Config config =
+        ParseConfig(With(route, R"("static": {"/": "web", "/js/": "/srv/js"}, "static_max_file_bytes": 1000, )"));
+    ASSERT_EQ(config.server.static_mounts.size(), 2u);
+    EXPECT_EQ(config.server.static_mounts[0].prefix, "/");
+    EXPECT_EQ(config.server.static_mounts[0].folder, "web");
+    EXPECT_EQ(config.server.static_mounts[1].prefix, "/js/");
+    EXPECT_EQ(config.server.static_mounts[1].folder, "/srv/js");
+    EXPECT_EQ(config.server.static_max_file_bytes, 1000u);
+
+    EXPECT_THAT(Error(With(route, R"("static": "web", )")), HasSubstr("static: expected an object"));
+    EXPECT_THAT(Error(With(route, R"("static": {"web": "web"}, )")), HasSubstr("static.web: a URL prefix must start"));
+    EXPECT_THAT(Error(With(route, R"("static": {"/a%2e": "web"}, )")), HasSubstr("static./a%2e: a URL prefix is"));
+    EXPECT_THAT(Error(With(route, R"("static": {"/": ""}, )")), HasSubstr("static./: empty folder"));
+    EXPECT_THAT(Error(With(route, R"("static": {"/": 1}, )")), HasSubstr("static./:"));
+    EXPECT_THAT(Error(With(route, R"("static_max_file_bytes": 0, )")), HasSubstr("static_max_file_bytes"));
 }
 
 TEST(ConfigTest, RouteOptions) {

@@ -1,6 +1,7 @@
 // Plain HTTP on the websocket port: /healthz (liveness: 200, or 503 while stopping), /readyz (readiness: 200, or 503
-// with the reason WebSocketOptions::readiness gives), /metrics (WebSocketOptions::metrics, when set), 405 for another method, 404 for any other path, and the 503 a
-// handshake gets when there is no room for it.
+// with the reason WebSocketOptions::readiness gives), /metrics (WebSocketOptions::metrics, when set), 405 for another
+// method, 404 for any other path, and the 503 a handshake gets when there is no room for it. Static files come first
+// (static_files.cpp), on the paths they cover.
 
 #include "websocket_server_impl.hpp"
 
@@ -56,6 +57,7 @@ void WebSocketServer::Impl::OnHttp(const websocketpp::connection_hdl& hdl) {
         return;
     }
     const std::string_view path = PathOf(connection->get_resource());
+    if (ServeStatic(*connection, path)) return;
     if (path == "/metrics" && options_.metrics) {
         AnswerMetrics(*connection);
         return;

@@ -73,6 +73,7 @@ void WebSocketServer::Impl::Start() {
     if (phase_ != Phase::kIdle) {
         throw std::logic_error("WebSocketServer::Start: already started (a stopped server cannot restart)");
     }
+    PrepareStaticMounts();
     const std::string where = options_.host + ":" + std::to_string(options_.port);
     boost::system::error_code ec;
     asio::ip::tcp::resolver resolver(io_);

@@ -1,8 +1,8 @@
 #pragma once
 // Private to transport: WebSocketServer::Impl, declared here and defined by job: websocket_server.cpp (start, stop,
 // run, the workers), accept_loop.cpp (accepting and evicting sockets), connection_handlers.cpp (handshake, frames,
-// pings and close of each connection) and http_answers.cpp (/healthz, 404, 503). Threading: see
-// websocket_server.cpp's top comment and the public header.
+// pings and close of each connection), http_answers.cpp (/healthz, 404, 503) and static_files.cpp (static_mounts).
+// Threading: see websocket_server.cpp's top comment and the public header.
 
 #include "connection_outbox.hpp"
 #include "socket_tracker.hpp"
@@ -17,9 +17,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -87,6 +89,20 @@ private:
     void OnHttp(const websocketpp::connection_hdl& hdl);
     // GET /metrics: 200 with WebSocketOptions::metrics' text (405 for another method).
     void AnswerMetrics(WsConnection& connection);
+
+    // --- static files (static_files.cpp) ---
+
+    // Resolves every options_.static_mounts folder into static_mounts_ (Start, before listening); throws naming a
+    // folder that is not one.
+    void PrepareStaticMounts();
+    // Answers a plain HTTP request from the static files when its path falls under a mount (true), or leaves it to
+    // OnHttp (false): no mount covers it, or it is /healthz, /readyz, /metrics or a websocket route's path.
+    bool ServeStatic(WsConnection& connection, std::string_view path);
+    struct PreparedStaticMount {
+        std::string prefix;          // "/" or "/js": no final "/"
+        std::filesystem::path root;  // canonical
+    };
+    std::vector<PreparedStaticMount> static_mounts_;  // longest prefix first; read-only once started
     bool OnValidate(const websocketpp::connection_hdl& hdl);
     void OnOpen(const websocketpp::connection_hdl& hdl);
     void OnMessage(const websocketpp::connection_hdl& hdl, const MessagePtr& message);

@@ -84,7 +84,8 @@ const std::vector<std::string>& ConfigPermissionNames();
 Config ParseConfig(std::string_view json_text);
 
 /// Builds a server from a parsed config: its options, models and routes (consumer, multiplexer and routed ones).
-/// A relative `config.server.database` resolves against `base_dir` (the config file's directory). Nothing is opened
+/// A relative `config.server.database`, and a relative folder of `static_mounts`, resolve against `base_dir` (the
+/// config file's directory); a static folder that is not a directory throws ConfigError naming its key. Nothing is opened
 /// or bound until Server::Start.
 std::unique_ptr<transport::Server> BuildServer(const Config& config, const std::string& base_dir = ".");
 

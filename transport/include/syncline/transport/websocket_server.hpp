@@ -23,6 +23,14 @@
 
 namespace syncline::transport {
 
+/// One folder of static files served over plain HTTP on the websocket port (WebSocketOptions::static_mounts).
+struct StaticMount {
+    /// The URL prefix, starting with "/": "/" serves the folder at the root, "/js" (or "/js/") serves it under /js/.
+    std::string prefix;
+    /// The folder. WebSocketServer::Start resolves it (symlinks included) and throws if it is not a directory.
+    std::string folder;
+};
+
 /// How a WebSocketServer listens and treats its connections.
 struct WebSocketOptions {
     /// Address to bind: a numeric IPv4/IPv6 address or a host name resolved at Start().
@@ -67,6 +75,12 @@ struct WebSocketOptions {
     /// clients larger than the limit (all reconnecting at once) is still served.
     std::size_t max_handshakes = 128;
     std::chrono::milliseconds handshake_grace{1000};
+
+    /// Folders served to plain HTTP GET and HEAD (the demo page; see the class comment for the rules). Empty: none.
+    std::vector<StaticMount> static_mounts;
+    /// A static file larger than this is refused (403) rather than read: a response is held whole in memory, so this
+    /// bounds what one request can cost the server.
+    std::size_t static_max_file_bytes = 4 * 1024 * 1024;
 };
 
 /// What a WebSocketServer has counted since it started; each value is read atomically, the set is not a snapshot.
@@ -91,6 +105,15 @@ std::size_t DefaultMaxConnections();
 /// handshake for an unknown path is refused with 404; with max_connections websocket connections open, with 503 and
 /// a JSON body naming the limit; Endpoint::Admit may refuse it with its own status. The query string is ignored when
 /// matching routes; "/a" and "/a/" are different paths.
+///
+/// Static files (static_mounts): a plain HTTP GET or HEAD whose path falls under a mount's prefix (the longest
+/// matching prefix wins) is answered from its folder, with a Content-Type by extension (html, js/mjs, css, json, svg,
+/// png, ico, txt; otherwise application/octet-stream), `index.html` for a path ending in "/" and a 301 to the path
+/// with "/" for a directory named without it. /healthz, /readyz, /metrics and the websocket routes' paths are never
+/// looked up as files. Refused with 400: a `.` or `..` segment, an empty segment (`//`, an absolute path), a
+/// backslash, a NUL or control byte, an invalid or encoded `/` (`%2f`), `\` or NUL; with 403: a file whose real path
+/// (symlinks resolved) leaves the folder, or a file larger than static_max_file_bytes; with 404: a missing file or a
+/// hidden one (a segment starting with "."); another method, 405. Files are read on the network thread that answers.
 ///
 /// Descriptors: /healthz keeps answering whatever clients do. Websocket connections stop at max_connections (by
 /// default below the open-file limit), sockets still in their handshake at max_handshakes (the oldest is closed), and
