@@ -44,7 +44,20 @@ string(REGEX REPLACE "\"database\": *\"[^\"]*\"" "\"database\": \"/var/lib/syncl
 if(syncline_packaged_config STREQUAL syncline_example_config)
   message(FATAL_ERROR "examples/blog/config.json: no \"database\": \"...\" to point at /var/lib/syncline")
 endif()
+# Its demo page and the client module it imports are shipped under /usr/share/syncline, and its "static" folders
+# point there (relative folders would be read from /etc/syncline too).
+string(REGEX REPLACE "\"static\": *{[^}]*}"
+       "\"static\": {\"/\": \"/usr/share/syncline/web\", \"/client/\": \"/usr/share/syncline/client\"}"
+       syncline_static_config "${syncline_packaged_config}")
+if(syncline_static_config STREQUAL syncline_packaged_config)
+  message(FATAL_ERROR "examples/blog/config.json: no \"static\": {...} to point at /usr/share/syncline")
+endif()
+set(syncline_packaged_config "${syncline_static_config}")
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/packaging/config.json CONTENT "${syncline_packaged_config}")
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/blog/web/ DESTINATION /usr/share/syncline/web COMPONENT system
+        EXCLUDE_FROM_ALL)
+install(FILES ${PROJECT_SOURCE_DIR}/clients/js/syncline.mjs DESTINATION /usr/share/syncline/client COMPONENT system
+        EXCLUDE_FROM_ALL)
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/syncline.service DESTINATION /lib/systemd/system
         COMPONENT system EXCLUDE_FROM_ALL)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/config.json DESTINATION /etc/syncline COMPONENT system EXCLUDE_FROM_ALL)

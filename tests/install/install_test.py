@@ -165,18 +165,25 @@ def test_deb(args):
     version = run([syncline, "--version"])
     if args.version not in version:
         fail("--version printed %r" % version)
-    run([syncline, "check", "--config", installed_config])
 
     with open(installed_config) as f:
         config = json.load(f)
     if config.get("database") != "/var/lib/syncline/blog.db":
         fail("the packaged config's database is %r, not in the unit's StateDirectory" % config.get("database"))
+    shipped = {"/": "/usr/share/syncline/web", "/client/": "/usr/share/syncline/client"}
+    if config.get("static") != shipped:
+        fail("the packaged config's static folders are %r, not the package's %r" % (config.get("static"), shipped))
+    expect_file(os.path.join(root, "usr", "share", "syncline", "web", "index.html"))
+    expect_file(os.path.join(root, "usr", "share", "syncline", "client", "syncline.mjs"))
+    # The same config, inside the scratch root: its database, and the demo page's folders.
     state = os.path.join(root, "var", "lib", "syncline")
     os.makedirs(state, exist_ok=True)
     config["database"] = os.path.join(state, "blog.db")
+    config["static"] = {prefix: root + folder for prefix, folder in shipped.items()}
     scratch_config = os.path.join(work, "config.json")
     with open(scratch_config, "w") as f:
         json.dump(config, f)
+    run([syncline, "check", "--config", scratch_config])
 
     port = free_port()
     command = [syncline, "serve", "--config", scratch_config, "--port", str(port)]
@@ -205,6 +212,12 @@ def test_deb(args):
             fail("unexpected /healthz body: " + body)
         if not os.path.isfile(config["database"]):
             fail("the server did not create its database at " + config["database"])
+        # The packaged demo page, and the client module it imports, are served.
+        for path, expected in (("/", "<html"), ("/client/syncline.mjs", "export")):
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as response:
+                text = response.read().decode()
+                if response.status != 200 or expected not in text:
+                    fail("GET %s: %d, %r" % (path, response.status, text[:200]))
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)
         if code != 0:
@@ -213,7 +226,8 @@ def test_deb(args):
         if server.poll() is None:
             server.kill()
             server.wait()
-    print("PASS: %s installed into %s; its syncline served its example config and stopped on SIGTERM" % (deb, root))
+    print("PASS: %s installed into %s; its syncline served its example config and demo page and stopped on SIGTERM"
+          % (deb, root))
 
 
 def main():
