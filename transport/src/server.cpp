@@ -177,7 +177,11 @@ void Server::Prepare() {
         try {
             // With metrics on, through the store that times each write.
             route.consumer->Bind(metered_store_ ? *metered_store_ : static_cast<ModelStore&>(*db_), observer_.get());
-            if (metrics_) route.consumer->SetActionMeter(metrics_->RouteMeter(route.path));
+            if (metrics_) {
+                std::vector<std::string> names;
+                for (const ActionSpec& action : route.consumer->actions()) names.push_back(action.name);
+                route.consumer->SetActionMeter(metrics_->RouteMeter(route.path, names));
+            }
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("route " + route.path + ": " + e.what());
         }

@@ -9,30 +9,18 @@
 #include <syncline/transport/thread_pool_executor.hpp>
 #include <syncline/transport/websocket_server.hpp>
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
-#include <mutex>
-#include <unordered_map>
+#include <algorithm>
+#include <limits>
 #include <utility>
-#include <vector>
 
 namespace syncline::transport {
 namespace {
 
-double Seconds(std::chrono::steady_clock::duration elapsed) {
-    return std::chrono::duration<double>(elapsed).count();
-}
-
-// From half a millisecond (a read served from memory) to ten seconds (a write stuck behind a slow disk).
-const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
-    static const prometheus::Histogram::BucketBoundaries kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                                   0.1,    0.25,  0.5,    1,     2.5,  5,    10};
-    return kBuckets;
-}
+double Seconds(std::chrono::steady_clock::duration elapsed) { return std::chrono::duration<double>(elapsed).count(); }
 
 prometheus::MetricFamily Family(std::string name, std::string help, prometheus::MetricType type) {
     prometheus::MetricFamily family;
@@ -43,7 +31,7 @@ prometheus::MetricFamily Family(std::string name, std::string help, prometheus::
 }
 
 prometheus::ClientMetric Sample(prometheus::MetricType type, double value,
-                               std::vector<prometheus::ClientMetric::Label> labels = {}) {
+                                std::vector<prometheus::ClientMetric::Label> labels = {}) {
     prometheus::ClientMetric metric;
     metric.label = std::move(labels);
     if (type == prometheus::MetricType::Counter) {
@@ -76,83 +64,152 @@ private:
 
 }  // namespace
 
-// The families are created once by ServerMetrics; each route's meter keeps the series it has added, so that a request
-// costs one short lock and a lookup, not the family's own (which hashes the labels each time).
+void LatencyHistogram::Observe(std::chrono::steady_clock::duration elapsed) {
+    const double seconds = Seconds(elapsed);
+    const std::size_t bucket =
+        static_cast<std::size_t>(std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin());
+    counts_[bucket].fetch_add(1, std::memory_order_relaxed);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count();
+    sum_ns_.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(ns, 0)), std::memory_order_relaxed);
+}
+
+std::uint64_t LatencyHistogram::count() const {
+    std::uint64_t total = 0;
+    for (const auto& c : counts_) total += c.load(std::memory_order_relaxed);
+    return total;
+}
+
+LatencyHistogram::Snapshot LatencyHistogram::Take() const {
+    Snapshot snapshot;
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < counts_.size(); ++i) {
+        total += counts_[i].load(std::memory_order_relaxed);
+        snapshot.cumulative[i] = total;
+    }
+    snapshot.sum_seconds = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+    return snapshot;
+}
+
+namespace {
+
+prometheus::ClientMetric HistogramSample(const LatencyHistogram& histogram,
+                                         std::vector<prometheus::ClientMetric::Label> labels) {
+    const LatencyHistogram::Snapshot snapshot = histogram.Take();
+    prometheus::ClientMetric metric;
+    metric.label = std::move(labels);
+    metric.histogram.sample_count = snapshot.cumulative.back();
+    metric.histogram.sample_sum = snapshot.sum_seconds;
+    for (std::size_t i = 0; i < snapshot.cumulative.size(); ++i) {
+        prometheus::ClientMetric::Bucket bucket;
+        bucket.cumulative_count = snapshot.cumulative[i];
+        bucket.upper_bound = i < LatencyHistogram::kBounds.size() ? LatencyHistogram::kBounds[i]
+                                                                  : std::numeric_limits<double>::infinity();
+        metric.histogram.bucket.push_back(bucket);
+    }
+    return metric;
+}
+
+}  // namespace
+
+// One route's counts: per action, a counter per status and a latency histogram. The route's own action names are
+// fixed at construction and found without a lock; another name (a routed consumer's default action) is added once,
+// under a lock, up to kMaxExtra of them (then counted as "(unknown)").
 class ServerMetrics::RouteActionMeter final : public ActionMeter {
 public:
-    RouteActionMeter(std::string route, prometheus::Family<prometheus::Counter>& actions,
-                     prometheus::Family<prometheus::Histogram>& seconds)
-        : route_(std::move(route)), actions_(actions), seconds_(seconds) {}
+    RouteActionMeter(std::string route, const std::vector<std::string>& actions) : route_(std::move(route)) {
+        for (const std::string& name : actions) fixed_.push_back(std::make_unique<Action>(name));
+        fixed_.push_back(std::make_unique<Action>("(unknown)"));
+        fixed_.push_back(std::make_unique<Action>("(invalid)"));
+    }
 
     void Record(std::string_view action, int status, std::chrono::steady_clock::duration elapsed) override {
-        prometheus::Counter* counter = nullptr;
-        prometheus::Histogram* histogram = nullptr;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            std::string key(action);
-            auto latency = by_action_.find(key);
-            if (latency == by_action_.end()) {
-                latency = by_action_
-                              .emplace(key, &seconds_.Add({{"route", route_}, {"action", key}}, LatencyBuckets()))
-                              .first;
+        Action& counts = Find(action);
+        const int code = status >= 100 && status <= 599 ? status : 500;
+        counts.statuses[static_cast<std::size_t>(code - 100)].fetch_add(1, std::memory_order_relaxed);
+        counts.seconds.Observe(elapsed);
+    }
+
+    // Appends this route's series to the two families.
+    void Collect(prometheus::MetricFamily& actions, prometheus::MetricFamily& seconds) const {
+        auto collect = [&](const Action& counts) {
+            if (counts.seconds.count() == 0) return;
+            for (std::size_t i = 0; i < counts.statuses.size(); ++i) {
+                const std::uint64_t n = counts.statuses[i].load(std::memory_order_relaxed);
+                if (n == 0) continue;
+                prometheus::ClientMetric metric;
+                metric.label = {{"action", counts.name}, {"route", route_}, {"status", std::to_string(i + 100)}};
+                metric.counter.value = static_cast<double>(n);
+                actions.metric.push_back(std::move(metric));
             }
-            histogram = latency->second;
-            key += '\n';
-            key += std::to_string(status);
-            auto count = by_status_.find(key);
-            if (count == by_status_.end()) {
-                count = by_status_
-                            .emplace(key, &actions_.Add({{"route", route_},
-                                                         {"action", std::string(action)},
-                                                         {"status", std::to_string(status)}}))
-                            .first;
-            }
-            counter = count->second;
-        }
-        counter->Increment();
-        histogram->Observe(Seconds(elapsed));
+            seconds.metric.push_back(HistogramSample(counts.seconds, {{"action", counts.name}, {"route", route_}}));
+        };
+        for (const auto& counts : fixed_) collect(*counts);
+        std::lock_guard<std::mutex> lock(extra_mutex_);
+        for (const auto& counts : extra_) collect(*counts);
     }
 
 private:
+    static constexpr std::size_t kMaxExtra = 64;
+    struct Action {
+        explicit Action(std::string_view n) : name(n) {}
+        const std::string name;
+        std::array<std::atomic<std::uint64_t>, 500> statuses{};  // index: status - 100
+        LatencyHistogram seconds;
+    };
+
+    Action& Find(std::string_view name) {
+        for (const auto& counts : fixed_) {
+            if (counts->name == name) return *counts;
+        }
+        std::lock_guard<std::mutex> lock(extra_mutex_);
+        for (const auto& counts : extra_) {
+            if (counts->name == name) return *counts;
+        }
+        if (extra_.size() >= kMaxExtra) return *fixed_[fixed_.size() - 2];  // "(unknown)"
+        extra_.push_back(std::make_unique<Action>(name));
+        return *extra_.back();
+    }
+
     const std::string route_;
-    prometheus::Family<prometheus::Counter>& actions_;
-    prometheus::Family<prometheus::Histogram>& seconds_;
-    std::mutex mutex_;
-    std::unordered_map<std::string, prometheus::Counter*> by_status_;     // guarded by mutex_; "action\nstatus"
-    std::unordered_map<std::string, prometheus::Histogram*> by_action_;  // guarded by mutex_
+    std::vector<std::unique_ptr<Action>> fixed_;  // set at construction, then only read
+    mutable std::mutex extra_mutex_;
+    std::vector<std::unique_ptr<Action>> extra_;  // guarded by extra_mutex_
 };
 
-ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
-    write_seconds_ = &prometheus::BuildHistogram()
-                          .Name("syncline_write_seconds")
-                          .Help("Time of each single write (create, update, patch, delete) in the database: waiting "
-                                "for the writer, its transaction and its commit")
-                          .Register(*registry_)
-                          .Add({}, LatencyBuckets());
-}
+ServerMetrics::ServerMetrics() = default;
 
 ServerMetrics::~ServerMetrics() = default;
 
-std::shared_ptr<ActionMeter> ServerMetrics::RouteMeter(const std::string& route) {
-    // Registering a name twice returns the family already registered.
-    auto& actions = prometheus::BuildCounter()
-                        .Name("syncline_actions_total")
-                        .Help("Requests answered, by route, action and reply status")
-                        .Register(*registry_);
-    auto& seconds = prometheus::BuildHistogram()
-                        .Name("syncline_action_seconds")
-                        .Help("Time from reading a request's frame to queuing its reply, by route and action")
-                        .Register(*registry_);
-    return std::make_shared<RouteActionMeter>(route, actions, seconds);
-}
-
-void ServerMetrics::ObserveWrite(std::chrono::steady_clock::duration elapsed) {
-    write_seconds_->Observe(Seconds(elapsed));
+std::shared_ptr<ActionMeter> ServerMetrics::RouteMeter(const std::string& route,
+                                                       const std::vector<std::string>& actions) {
+    auto meter = std::make_shared<RouteActionMeter>(route, actions);
+    std::lock_guard<std::mutex> lock(meters_mutex_);
+    meters_.push_back(meter);
+    return meter;
 }
 
 std::string ServerMetrics::Render(const Sources& sources) const {
     using prometheus::MetricType;
-    std::vector<prometheus::MetricFamily> families = registry_->Collect();
+    std::vector<prometheus::MetricFamily> families;
+    {
+        prometheus::MetricFamily actions = Family(
+            "syncline_actions_total", "Requests answered, by route, action and reply status", MetricType::Counter);
+        prometheus::MetricFamily seconds = Family(
+            "syncline_action_seconds", "Time from reading a request's frame to queuing its reply, by route and action",
+            MetricType::Histogram);
+        std::lock_guard<std::mutex> lock(meters_mutex_);
+        for (const auto& meter : meters_) meter->Collect(actions, seconds);
+        families.push_back(std::move(actions));
+        families.push_back(std::move(seconds));
+    }
+    {
+        prometheus::MetricFamily writes = Family("syncline_write_seconds",
+                                                 "Time of each single write (create, update, patch, delete) in the "
+                                                 "database: waiting for the writer, its transaction and its commit",
+                                                 MetricType::Histogram);
+        writes.metric.push_back(HistogramSample(write_seconds_, {}));
+        families.push_back(std::move(writes));
+    }
     if (const WebSocketServer* ws = sources.websocket) {
         WebSocketStats stats = ws->stats();
         prometheus::MetricFamily connections =
@@ -180,9 +237,8 @@ std::string ServerMetrics::Render(const Sources& sources) const {
                                   MetricType::Counter, static_cast<double>(stats.frames)));
         families.push_back(Single("syncline_row_events_total", "Row changes the observer processed",
                                   MetricType::Counter, static_cast<double>(stats.events)));
-        families.push_back(Single("syncline_bus_catch_ups_total",
-                                  "Reads of the change feed after the bus reconnected", MetricType::Counter,
-                                  static_cast<double>(stats.catch_ups)));
+        families.push_back(Single("syncline_bus_catch_ups_total", "Reads of the change feed after the bus reconnected",
+                                  MetricType::Counter, static_cast<double>(stats.catch_ups)));
     }
     if (const observer::Relay* relay = sources.relay) {
         observer::Relay::Health health = relay->health();
@@ -219,8 +275,8 @@ std::string ServerMetrics::Render(const Sources& sources) const {
     } else {
         families.push_back(Single("syncline_bus_connected", "1 while the bus is connected, else 0 (in-process: 1)",
                                   MetricType::Gauge, 1));
-        families.push_back(Single("syncline_bus_reconnects_total", "Times a lost Redis connection came back",
-                                  MetricType::Counter, 0));
+        families.push_back(
+            Single("syncline_bus_reconnects_total", "Times a lost Redis connection came back", MetricType::Counter, 0));
     }
     if (const ThreadPoolExecutor* actions = sources.actions) {
         ThreadPoolExecutor::Load load = actions->load();
