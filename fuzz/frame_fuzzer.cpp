@@ -594,12 +594,12 @@ void RunMultiplexed(World& w, bool alice, bool binary, bool pooled, const std::v
         if (outbox->sent.size() != sent_before + 1) {
             Fail("not exactly one reply: " + std::to_string(outbox->sent.size() - sent_before), frame);
         }
-        CheckMultiplexedReplies(std::vector<std::string>(outbox->sent.begin() + static_cast<std::ptrdiff_t>(sent_before),
-                                                         outbox->sent.end()),
-                                std::vector<std::string>(outbox->pushed.begin() +
-                                                             static_cast<std::ptrdiff_t>(pushed_before),
-                                                         outbox->pushed.end()),
-                                binary, frame);
+        CheckMultiplexedReplies(
+            std::vector<std::string>(outbox->sent.begin() + static_cast<std::ptrdiff_t>(sent_before),
+                                     outbox->sent.end()),
+            std::vector<std::string>(outbox->pushed.begin() + static_cast<std::ptrdiff_t>(pushed_before),
+                                     outbox->pushed.end()),
+            binary, frame);
     }
     session->OnClose();
 }

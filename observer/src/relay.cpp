@@ -133,7 +133,8 @@ void Relay::Loop() {
                 // A full batch: there may be more (one more query, per full batch, says how many); fewer: this read
                 // reached the end of the feed.
                 const bool full = !changes.empty() && changes.size() >= options_.batch;
-                const std::int64_t behind = full ? std::max<std::int64_t>(source_->LatestSeq() - changes.back().seq, 0) : 0;
+                const std::int64_t behind =
+                    full ? std::max<std::int64_t>(source_->LatestSeq() - changes.back().seq, 0) : 0;
                 std::lock_guard<std::mutex> lock(health_mutex_);
                 behind_changes_ = behind;
                 if (!full) {

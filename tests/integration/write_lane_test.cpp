@@ -161,10 +161,10 @@ double MetricValue(const std::string& body, const std::string& name) {
     return std::stod(body.substr(at + prefix.size()));
 }
 
-// One write thread, one network thread, no bound on waiting frames; pings every 100 ms, 300 ms to answer.
+// One write thread, one network thread, no bound on waiting frames; pings every 200 ms, 1 s to answer.
 constexpr const char* kOneWriteThread = R"({
   "database": "lane.db", "listen": {"port": 0}, "workers": 1, "write_threads": 1,
-  "max_waiting_request_bytes": 0, "ping_interval_ms": 100, "pong_timeout_ms": 300,
+  "max_waiting_request_bytes": 0, "ping_interval_ms": 200, "pong_timeout_ms": 1000,
   "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text"}}}},
   "routes": {"/ws/posts/": {"model": "posts", "mixins": ["retrieve", "create", "patch"]},
              "/ws/": {"streams": {"posts": "/ws/posts/"}}}})";
@@ -234,14 +234,14 @@ TEST_F(WritePoolTurnsTest, ASocketWaitingForItsWriteLongerThanThePongTimeoutStay
     std::unique_ptr<storage::Transaction> held = Sqlite().Begin();
     ASSERT_TRUE(writer->SendText(R"({"action": "patch", "request_id": "p", "pk": 1, "data": {"title": "late"}})"));
     ASSERT_TRUE(WaitQueued(1));
-    // Five pong timeouts: the socket is not read meanwhile, so its pongs wait unread.
-    EXPECT_EQ(writer->WaitClosed(1500ms), std::nullopt) << "closed: " << writer->close_reason();
+    // Three pong timeouts: the socket is not read meanwhile, so its pongs wait unread.
+    EXPECT_EQ(writer->WaitClosed(3000ms), std::nullopt) << "closed: " << writer->close_reason();
     held.reset();
     auto patched = writer->Receive();
     ASSERT_TRUE(patched) << "closed: " << writer->close_reason();
     EXPECT_THAT(*patched, HasSubstr("\"title\":\"late\""));
     // Read again: pongs are seen, the socket stays open past more pong timeouts.
-    EXPECT_EQ(writer->WaitClosed(1000ms), std::nullopt) << "closed: " << writer->close_reason();
+    EXPECT_EQ(writer->WaitClosed(2000ms), std::nullopt) << "closed: " << writer->close_reason();
     auto read = writer->Request(R"({"action": "retrieve", "request_id": "r", "pk": 1})");
     ASSERT_TRUE(read);
     EXPECT_THAT(*read, HasSubstr("\"title\":\"late\""));

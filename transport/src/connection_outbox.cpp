@@ -257,10 +257,11 @@ void ConnectionOutbox::Drain() {
     if (pong) {
         (void)connection->send(pong);
     }
+    // Counted before they go: a peer that has read a frame finds it counted.
+    if (!batch.empty()) counters_->frames_out.fetch_add(batch.size(), std::memory_order_relaxed);
     for (MessagePtr& message : batch) {
         (void)connection->send(message);
     }
-    if (!batch.empty()) counters_->frames_out.fetch_add(batch.size(), std::memory_order_relaxed);
     if (close) {
         ErrorCode ec;  // invalid_state: already closing, nothing to do
         connection->close(static_cast<websocketpp::close::status::value>(close->first), close->second, ec);
