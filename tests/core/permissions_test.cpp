@@ -397,6 +397,45 @@ TEST_F(PermissionsTest, OpenRefusesWhenAuthenticationNoLongerPassesAndIgnoresFra
     as_user->OnClose();
 }
 
+// Records the handshake headers its connection keeps.
+class RecordsHeaders final : public Permission {
+public:
+    bool HasPermission(const ActionRequest& request, const GenericConsumer&) const override {
+        seen = request.connection().request().headers;
+        return true;
+    }
+    mutable std::vector<std::pair<std::string, std::string>> seen;
+};
+
+TEST_F(PermissionsTest, ASessionKeepsTheHandshakeHeadersButThoseOfTheWebsocketHandshakeItself) {
+    auto records = std::make_shared<RecordsHeaders>();
+    ConsumerEndpoint endpoint(Consumer({records}));
+    HandshakeRequest request{"/ws/posts/", "x=1", {}, "127.0.0.1:1"};
+    request.headers = {{"host", "example.com"},
+                       {"connection", "Upgrade"},
+                       {"upgrade", "websocket"},
+                       {"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                       {"sec-websocket-version", "13"},
+                       {"sec-websocket-extensions", "permessage-deflate"},
+                       {"origin", "https://app.example.com"},
+                       {"cookie", "sessionid=abc"},
+                       {"sec-websocket-protocol", "chat"},
+                       {"user-agent", "test"}};
+    for (bool as_user : {false, true}) {
+        auto outbox = std::make_shared<NullOutbox>();
+        auto session = as_user ? endpoint.OpenUser(request, outbox, Named("7")) : endpoint.Open(request, outbox);
+        session->OnText(R"({"action": "list"})");
+        ASSERT_EQ(outbox->frames.size(), 1u);
+        const std::vector<std::pair<std::string, std::string>> expected = {{"host", "example.com"},
+                                                                           {"origin", "https://app.example.com"},
+                                                                           {"cookie", "sessionid=abc"},
+                                                                           {"sec-websocket-protocol", "chat"},
+                                                                           {"user-agent", "test"}};
+        EXPECT_EQ(records->seen, expected) << (as_user ? "OpenUser" : "Open");
+        session->OnClose();
+    }
+}
+
 // Records what a push check shows a permission, and allows or refuses by the user's name.
 class RecordsPushes final : public Permission {
 public:

@@ -1,5 +1,5 @@
-// GET /metrics: the registry's counters and histograms, plus the families Render reads from the modules that already
-// count (see server_metrics.hpp).
+// GET /metrics: the counters and histograms of the request path (lock-free, ours), plus the families Render reads from
+// the modules that already count, serialized by prometheus-cpp (see server_metrics.hpp).
 
 #include "server_metrics.hpp"
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <optional>
 
 namespace syncline {
@@ -48,6 +49,29 @@ private:
     double tokens_;
     std::chrono::steady_clock::time_point last_;
 };
+
+// The handshake as the session keeps it for its whole life (ConnectionContext::request): without the headers that only
+// carry the websocket handshake itself (Connection, Upgrade, Sec-WebSocket-Key, -Version, -Extensions), which no
+// consumer or permission reads, and with no spare capacity. Every idle socket holds one (benchmarks/README.md, memory
+// per idle connection).
+HandshakeRequest KeptForTheSession(const HandshakeRequest& request) {
+    static constexpr std::string_view kHandshakeOnly[] = {"connection", "upgrade", "sec-websocket-key",
+                                                          "sec-websocket-version", "sec-websocket-extensions"};
+    auto handshake_only = [](const std::pair<std::string, std::string>& header) {
+        return std::find(std::begin(kHandshakeOnly), std::end(kHandshakeOnly), header.first) !=
+               std::end(kHandshakeOnly);
+    };
+    HandshakeRequest kept;
+    kept.path = request.path;
+    kept.query = request.query;
+    kept.remote = request.remote;
+    kept.headers.reserve(static_cast<std::size_t>(
+        std::count_if(request.headers.begin(), request.headers.end(), [&](const auto& h) { return !handshake_only(h); })));
+    for (const auto& header : request.headers) {
+        if (!handshake_only(header)) kept.headers.push_back(header);
+    }
+    return kept;
+}
 
 class ConsumerSession final : public Session {
 public:
@@ -149,7 +173,7 @@ std::unique_ptr<Session> ConsumerEndpoint::Open(const HandshakeRequest& request,
     }
     return std::make_unique<ConsumerSession>(
         consumer_,
-        std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(auth.user),
+        std::make_shared<ConnectionContext>(KeptForTheSession(request), std::move(outbox), std::move(auth.user),
                                             options_.limits.value_or(ConnectionLimits{})),
         options_, refused);
 }
@@ -158,7 +182,7 @@ std::unique_ptr<Session> ConsumerEndpoint::OpenUser(const HandshakeRequest& requ
                                                     User user) {
     return std::make_unique<ConsumerSession>(
         consumer_,
-        std::make_shared<ConnectionContext>(request, std::move(outbox), std::move(user),
+        std::make_shared<ConnectionContext>(KeptForTheSession(request), std::move(outbox), std::move(user),
                                             options_.limits.value_or(ConnectionLimits{})),
         options_);
 }
