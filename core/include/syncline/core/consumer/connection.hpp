@@ -58,6 +58,8 @@ class ConnectionContext : public std::enable_shared_from_this<ConnectionContext>
 public:
     ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user = {},
                       ConnectionLimits limits = {});
+    /// The handshake. A ConsumerEndpoint's sessions keep every header but those of the websocket handshake itself
+    /// (Connection, Upgrade, Sec-WebSocket-Key, -Version and -Extensions).
     const HandshakeRequest& request() const { return request_; }
     const ConnectionLimits& limits() const { return limits_; }
     const User& user() const { return user_; }
