@@ -51,11 +51,14 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {}
 
 Server::~Server() {
     Stop();
-    // Sessions are gone (their subscriptions dropped) before the observer, relay and bus go.
+    // Sessions are gone (their subscriptions dropped) before anything else. Then the bus: its thread runs the handlers
+    // that call into the relay (publish acknowledgements) and the observer (the catch-up after a reconnect), and its
+    // destructor returns once that thread has stopped, so neither is called after it goes. The relay's thread was
+    // stopped by Stop(), and the observer no longer calls the bus once the sessions are gone.
     ws_.reset();
+    bus_.reset();
     relay_.reset();
     observer_.reset();
-    bus_.reset();
 }
 
 void Server::AddModel(Schema schema) {
