@@ -7,11 +7,10 @@ leaves them idle, and prints how much the server's resident memory (VmRSS of PID
 Usage: benchmarks/idle_connections.py PORT N PID [PATH]
 The open-file limit of this process must allow N sockets (ulimit -n).
 """
-import base64
-import os
-import socket
 import sys
 import time
+
+from raw_websocket import open_websocket
 
 
 def rss_kib(pid):
@@ -30,18 +29,7 @@ def main():
     sockets = []
     start = time.time()
     for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise RuntimeError("the server closed a connection during its handshake")
-            reply += chunk
-        if b" 101 " not in reply.split(b"\r\n")[0]:
-            raise RuntimeError("handshake refused: %r" % reply[:80])
+        s, _ = open_websocket(port, path)
         sockets.append(s)
     elapsed = time.time() - start
     time.sleep(2)

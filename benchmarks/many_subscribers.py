@@ -14,7 +14,6 @@ push latency over all sockets.
 Usage: benchmarks/many_subscribers.py SYNCLINE_BINARY SERVERS PER_SERVER
 Needs redis-server. Standard library only.
 """
-import base64
 import json
 import multiprocessing
 import os
@@ -27,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from raw_websocket import open_websocket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,21 +90,7 @@ def client(index, port, count, ready, go, results):
     sockets = []
     start = time.time()
     for i in range(count):
-        s = socket.socket()
-        s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall((f"GET /ws/posts/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise RuntimeError("closed during the handshake")
-            reply += chunk
-        if b" 101 " not in reply.split(b"\r\n")[0]:
-            raise RuntimeError("handshake refused: %r" % reply[:100])
-        rest = reply.split(b"\r\n\r\n", 1)[1]
+        s, rest = open_websocket(port, "/ws/posts/", source)
         s.sendall(masked_text('{"action":"subscribe_instance","pk":1,"request_id":%d}' % i))
         opcode, payload, rest = read_frame(s, rest)
         if b'"response_status":201' not in payload:

@@ -36,6 +36,11 @@ std::string_view MeterLabel(const GenericConsumer& consumer, const Call& call) {
     return spec ? std::string_view(spec->name) : std::string_view("(unknown)");
 }
 
+// The name a request's action is looked up by: the string, or the JSON text of anything else.
+std::string ActionName(const rapidjson::Value& action) {
+    return action.IsString() ? std::string(action.GetString(), action.GetStringLength()) : JsonText(action);
+}
+
 // Reports an answered request to the route's meter, if it has one.
 void Measure(const GenericConsumer& consumer, const Call& call, int status) {
     if (!call.meter) return;
@@ -55,7 +60,7 @@ std::optional<std::string> Prepare(GenericConsumer& consumer, ConnectionContext&
         return reply;
     }
     const rapidjson::Value& action = *call.in.echo.action;
-    std::string name = action.IsString() ? std::string(action.GetString(), action.GetStringLength()) : JsonText(action);
+    std::string name = ActionName(action);
     ActionRequest& request = call.request.emplace(connection, name, call.in.doc);
     if (!action.IsString()) {
         // Permission still comes first (403 beats 405), then a non-string action is never an action name.
@@ -288,16 +293,9 @@ void SerialRequests::OnText(std::string_view frame) {
                 connection_->Send(std::move(*malformed));
                 return;
             }
-            if (call.meter) {
-                // Labelled as the action the frame names when the route serves it.
-                const rapidjson::Value& action = *in.echo.action;
-                const ActionSpec* spec =
-                    action.IsString()
-                        ? consumer_->FindAction(std::string_view(action.GetString(), action.GetStringLength()))
-                        : nullptr;
-                call.meter->Record(spec ? std::string_view(spec->name) : std::string_view("(unknown)"), 429,
-                                   std::chrono::steady_clock::now() - call.start);
-            }
+            // Labelled as Prepare labels it: by the action the frame names.
+            if (call.meter) call.request.emplace(*connection_, ActionName(*in.echo.action), in.doc);
+            Measure(*consumer_, call, 429);
             connection_->Send(envelope.Write(
                 in.echo, ActionResult::Message(429, "Too many requests waiting behind a write on this socket (at most " +
                                                         std::to_string(limit) +
