@@ -14,6 +14,9 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <pthread.h>
+
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -88,6 +91,14 @@ struct ServeFlags {
 };
 
 int Serve(const std::string& config_path, const ServeFlags& flags) {
+    // Before any thread exists, so that every thread inherits it: SIGTERM and SIGINT stay pending until
+    // WebSocketServer::Run reads them from a signalfd (one that arrives while the server starts is answered as soon as
+    // it runs, with the same graceful stop).
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     std::optional<syncline::config::Config> loaded = LoadConfig(config_path);
     if (!loaded) return kConfigInvalid;
     syncline::config::Config& config = *loaded;

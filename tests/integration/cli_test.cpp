@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <sqlite3.h>
 #include <spdlog/details/log_msg.h>
 
 #include <chrono>
@@ -32,6 +33,9 @@ using test_support::ServeProcess;
 using test_support::WsClient;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// The line every server logs at info when it listens.
+constexpr const char* kListening = "websocket server listening on";
 
 constexpr const char* kModelsAndRoutes = R"("models": {"posts": {"fields": {
       "id": {"type": "integer", "primary_key": true}, "title": {"type": "text"}}}},
@@ -182,8 +186,47 @@ TEST(CliTest, ServeReadsATokenFromTheEnvironment) {
     EXPECT_THAT(server.Output(), Not(HasSubstr("tok-env-61f0")));
 }
 
-// The line every server logs at info when it listens.
-constexpr const char* kListening = "websocket server listening on";
+// Whether process `pid` has `path` open (one of /proc/<pid>/fd links to it).
+bool HasFileOpen(pid_t pid, const std::string& path) {
+    std::error_code ec;
+    const auto wanted = std::filesystem::weakly_canonical(path, ec);
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        std::error_code link_ec;
+        if (std::filesystem::read_symlink(fd.path(), link_ec) == wanted) return true;
+    }
+    return false;
+}
+
+// A SIGTERM that arrives while the server is still starting (here: waiting for another process's write lock on the
+// database) is not lost and does not kill it half-started: once it runs, it stops as gracefully as ever, exit 0.
+TEST(CliTest, SigtermWhileStartingStopsTheServerGracefullyOnceItRuns) {
+    testing::TempDir dir;
+    const std::string db = dir.File("locked.db");
+    sqlite3* holder = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &holder), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(holder, "PRAGMA journal_mode=WAL; CREATE TABLE other (x); BEGIN IMMEDIATE;", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    std::string config = WriteCliConfig(dir, R"("database": "locked.db", "workers": 2,)");
+    ChildProcess server({Binary(), "serve", "--config", config, "--port", std::to_string(test_support::FreePort())},
+                        dir.File("serve.log"));
+    const auto deadline = std::chrono::steady_clock::now() + test_support::kServeStartTimeout;
+    while (!HasFileOpen(server.pid(), db) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling /proc; no event to wait on
+    }
+    ASSERT_TRUE(HasFileOpen(server.pid(), db)) << server.Output();
+    server.Signal(SIGTERM);
+    // Still starting, still alive: the signal waits for the server to run (the default action would have killed it).
+    EXPECT_FALSE(server.Wait(std::chrono::milliseconds(300))) << server.Output();
+    EXPECT_THAT(server.Output(), Not(HasSubstr(kListening)));
+    ASSERT_EQ(sqlite3_exec(holder, "COMMIT;", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(holder);
+    EXPECT_EQ(server.Wait(std::chrono::seconds(15)), 0) << server.Output();
+    const std::string output = server.Output();
+    EXPECT_THAT(output, HasSubstr(kListening));
+    EXPECT_THAT(output, HasSubstr("websocket server received SIGTERM"));
+    EXPECT_THAT(output, HasSubstr("websocket server stopped"));
+}
 
 TEST(CliTest, LogLevelFromTheFlagOrSpdlogLevelTheFlagWins) {
     testing::TempDir dir;

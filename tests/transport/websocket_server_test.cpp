@@ -896,5 +896,48 @@ TEST_F(TransportWebSocketServer, RunReturnsZeroAfterSigtermAndClosesSocketsWith1
     EXPECT_EQ(exit_code, 0);
 }
 
+// A calling thread that blocks SIGTERM and SIGINT (as the syncline binary's threads all do): Run reads the signal from
+// a signalfd. Sent to that thread alone, it is never delivered to a handler anywhere, so only the signalfd sees it.
+TEST_F(TransportWebSocketServer, RunReadsSigtermFromASignalfdWhenTheCallingThreadBlocksIt) {
+    server_ = std::make_unique<WebSocketServer>(DefaultOptions());
+    server_->Route(kEchoPath, endpoint_);
+    int exit_code = -1;
+    std::thread runner([&] {
+        sigset_t stop_signals;
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGINT);
+        sigaddset(&stop_signals, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+        exit_code = server_->Run();
+    });
+    struct JoinOnExit {
+        ~JoinOnExit() {
+            if (runner.joinable()) {
+                server.Stop();
+                runner.join();
+            }
+        }
+        WebSocketServer& server;
+        std::thread& runner;
+    } join_on_exit{*server_, runner};
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (server_->port() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    ASSERT_EQ(client->Request("before"), "before");
+
+    ASSERT_EQ(pthread_kill(runner.native_handle(), SIGTERM), 0);
+    EXPECT_EQ(client->WaitClosed(kWait), 1001);
+    EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
+    server_->Stop();
+    runner.join();
+    runner = std::thread();
+    EXPECT_EQ(exit_code, 0);
+}
+
 }  // namespace
 }  // namespace syncline::transport

@@ -15,12 +15,17 @@
 #include "websocket_server_impl.hpp"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+
+#include <sys/signalfd.h>
 
 #include <algorithm>
 #include <csignal>
+#include <optional>
 #include <exception>
 #include <stdexcept>
+#include <system_error>
 
 namespace syncline::transport {
 namespace {
@@ -194,13 +199,35 @@ void WebSocketServer::Impl::Stop() {
 
 int WebSocketServer::Impl::Run() {
     asio::io_context signal_io;
-    asio::signal_set signals(signal_io, SIGINT, SIGTERM);
     int received = 0;
-    signals.async_wait([&received](const boost::system::error_code& ec, int signal_number) {
-        if (!ec) {
-            received = signal_number;
-        }
-    });
+    // Two ways to learn of SIGTERM and SIGINT. When the calling thread blocks both (the syncline binary blocks them in
+    // main() before any thread exists, so every thread inherits the mask), they stay pending until read here from a
+    // signalfd: nothing runs in signal context, and no thread can be picked to run a handler it then sits on (a
+    // ThreadSanitizer build defers a handler to the receiving thread's next intercepted call, which once left a
+    // SIGTERM unanswered). Otherwise (an embedder's thread with the default mask) asio's signal_set installs handlers.
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGINT);
+    sigaddset(&wanted, SIGTERM);
+    sigset_t current;
+    pthread_sigmask(SIG_BLOCK, nullptr, &current);
+    std::optional<asio::posix::stream_descriptor> signal_fd;
+    std::optional<asio::signal_set> signals;
+    signalfd_siginfo info{};
+    if (sigismember(&current, SIGINT) == 1 && sigismember(&current, SIGTERM) == 1) {
+        const int fd = signalfd(-1, &wanted, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "websocket server: signalfd");
+        signal_fd.emplace(signal_io, fd);
+        signal_fd->async_read_some(asio::buffer(&info, sizeof info),
+                                   [&received, &info](const boost::system::error_code& ec, std::size_t n) {
+                                       if (!ec && n == sizeof info) received = static_cast<int>(info.ssi_signo);
+                                   });
+    } else {
+        signals.emplace(signal_io, SIGINT, SIGTERM);
+        signals->async_wait([&received](const boost::system::error_code& ec, int signal_number) {
+            if (!ec) received = signal_number;
+        });
+    }
     Start();
     {
         std::lock_guard<std::mutex> lock(run_mutex_);

@@ -160,7 +160,10 @@ public:
     void Stop();
 
     /// Start(), then blocks until SIGTERM or SIGINT (or until Stop() is called from another thread), then Stop().
-    /// Returns 0. Exceptions from Start() propagate.
+    /// Returns 0. Exceptions from Start() propagate. If the calling thread blocks both signals, Run reads them from a
+    /// signalfd (block them in every thread, e.g. in main() before creating any, so none is delivered elsewhere; one
+    /// that arrived earlier, during start-up, is then answered as soon as Run begins). Otherwise Run installs signal
+    /// handlers for the two while it runs.
     int Run();
 
     /// Number of open websocket connections (those with a Session).
