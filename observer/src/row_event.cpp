@@ -50,6 +50,7 @@ std::vector<RowEvent> Coalesce(std::vector<ChangeEvent> changes) {
         // have read it and subscribed): its delete is published, with the image it was deleted in.
         if (change.op == ChangeOp::kDelete && !existed_before[it->second]) e.old_json = std::move(change.old_json);
         e.row = change.op == ChangeOp::kDelete ? std::nullopt : std::move(change.row);
+        e.ahead = change.op != ChangeOp::kDelete && change.ahead;
     }
     std::vector<RowEvent> out;
     out.reserve(events.size());

@@ -14,7 +14,9 @@ namespace {
 std::string RowByPkSql(const Schema& schema) {
     std::string cols;
     for (const auto& f : schema.fields()) cols += (cols.empty() ? "" : ", ") + Quote(f.name);
-    return "SELECT " + cols + " FROM " + Quote(schema.storage_table()) + " WHERE " + Quote(schema.pk().name) + " = ?1";
+    // The row's version last: a row whose version is past the change being read is ahead of it (ChangeEvent::ahead).
+    return "SELECT " + cols + ", " + Quote(kVersionColumn) + " FROM " + Quote(schema.storage_table()) + " WHERE " +
+           Quote(schema.pk().name) + " = ?1";
 }
 
 }  // namespace
@@ -34,8 +36,8 @@ std::int64_t ChangeFeed::LatestSeq() {
 std::vector<ChangeEvent> ChangeFeed::ReadAfter(std::int64_t cursor, std::size_t max_batch) {
     auto use = conn_->Use();
     std::vector<ChangeEvent> events;
-    // One read transaction: the changes and the rows they point at come from the same snapshot, so a row is never
-    // newer than a change that is not in this batch's snapshot yet.
+    // One read transaction: the changes and the rows they point at come from the same snapshot. A row may still be
+    // newer than its change when a later change of it is past the LIMIT: that event is marked ahead.
     conn_->Exec("BEGIN");
     try {
         Statement changes = conn_->Prepare(
@@ -65,7 +67,11 @@ std::vector<ChangeEvent> ChangeFeed::ReadAfter(std::int64_t cursor, std::size_t 
                 if (row_stmt) {
                     row_stmt->Reset();
                     row_stmt->Bind(1, event.pk);
-                    if (row_stmt->Step()) event.row = row_stmt->ColumnRow(*last_schema);
+                    if (row_stmt->Step()) {
+                        event.row = row_stmt->ColumnRow(*last_schema);
+                        const int version = static_cast<int>(last_schema->fields().size());
+                        event.ahead = !row_stmt->ColumnIsNull(version) && row_stmt->ColumnInt(version) > event.seq;
+                    }
                 }
             }
             events.push_back(std::move(event));

@@ -166,7 +166,9 @@ private:
             keys += '"';
         }
         keys += "}";
-        Result r = conn_.Query("SELECT " + SelectList(schema) + " FROM " + Quote(schema.storage_table()) + " WHERE " +
+        // The version last: a row committed by a change past safe_ (or past the batch) is ahead of its event.
+        Result r = conn_.Query("SELECT " + SelectList(schema) + ", " + Quote(kVersionColumn) + " FROM " +
+                                   Quote(schema.storage_table()) + " WHERE " +
                                    Quote(schema.pk().name) + " = ANY($1::" + PgType(schema.pk()) + "[])",
                                {keys});
         std::map<std::string, int> by_key;
@@ -174,7 +176,11 @@ private:
         for (std::size_t index : indexes) {
             ChangeEvent& event = events[index];
             auto it = by_key.find(ToParam(event.pk).value_or(""));
-            if (it != by_key.end()) event.row = r.GetRow(schema, it->second);
+            if (it != by_key.end()) {
+                event.row = r.GetRow(schema, it->second);
+                const int version = static_cast<int>(schema.fields().size());
+                event.ahead = !r.IsNull(it->second, version) && r.Int(it->second, version) > event.seq;
+            }
         }
     }
 

@@ -22,6 +22,9 @@ struct RowEvent {
     Value pk;
     std::optional<std::string> old_json;  ///< The row before, as the capture trigger wrote it (RowFromJson reads it).
     std::optional<Row> row;               ///< The row after.
+    /// The row's last change in the batch was read ahead (ChangeEvent::ahead): `row` belongs to a later version.
+    /// The relay folds it into the row's next event instead of publishing it; never encoded.
+    bool ahead = false;
 };
 
 /// Coalesces a batch of changes (in seq order) into one event per row, ordered by version: several saves of a row

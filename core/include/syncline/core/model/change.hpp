@@ -28,6 +28,10 @@ struct ChangeEvent {
     std::optional<std::string> old_json;
     /// The row's current state when the change was read (absent for a delete, or when the row is gone since).
     std::optional<Row> row;
+    /// `row` was read after a later change of the row had committed (one beyond this read's batch: its seq is past
+    /// the batch's limit, or past PostgreSQL's safe horizon): it is that later change's state, not this one's. A
+    /// consumer must not label it with `seq`; the relay folds this change into that later one, which it reads next.
+    bool ahead = false;
 };
 
 }  // namespace syncline
