@@ -1,6 +1,36 @@
 #include <syncline/observer/bus.hpp>
 
+#include <utility>
+
 namespace syncline::observer {
+
+void Bus::Publish(std::string channel, std::string payload, std::int64_t seq) {
+    Publish(std::move(channel), std::move(payload));
+    std::function<void(std::int64_t)> ack;
+    {
+        std::lock_guard<std::mutex> lock(publish_ack_mutex_);
+        ack = publish_ack_;
+    }
+    if (ack) ack(seq);
+}
+
+void Bus::Subscribe(std::string channel, std::function<void()> on_active) {
+    Subscribe(std::move(channel));
+    if (on_active) on_active();
+}
+
+void Bus::SetReconnectHandler(std::function<void()> /*handler*/) {}
+
+void Bus::SetPublishAckHandler(std::function<void(std::int64_t seq)> handler) {
+    std::lock_guard<std::mutex> lock(publish_ack_mutex_);
+    publish_ack_ = std::move(handler);
+}
+
+bool Bus::connected() const { return true; }
+
+bool Bus::crosses_processes() const { return false; }
+
+BusStats Bus::stats() const { return {}; }
 
 void InProcessBus::Publish(std::string channel, std::string payload) {
     Handler handler;

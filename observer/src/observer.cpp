@@ -32,6 +32,25 @@ Observer::~Observer() = default;
 void Observer::Start() {
     if (catch_up_) last_seen_.store(catch_up_->LatestSeq());
     bus_.SetHandler([this](std::string_view channel, std::string_view payload) { OnMessage(channel, payload); });
+    std::vector<std::string> channels;
+    for (const Schema& model : models_) {
+        for (std::string& channel : layout_.ForTable(model.table())) channels.push_back(std::move(channel));
+    }
+    {
+        std::lock_guard<std::mutex> lock(active_mutex_);
+        unconfirmed_channels_ = channels.size();
+    }
+    for (std::string& channel : channels) {
+        bus_.Subscribe(std::move(channel), [this] {
+            std::lock_guard<std::mutex> lock(active_mutex_);
+            if (unconfirmed_channels_ > 0 && --unconfirmed_channels_ == 0) active_cv_.notify_all();
+        });
+    }
+}
+
+bool Observer::WaitSubscribed(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(active_mutex_);
+    return active_cv_.wait_for(lock, timeout, [this] { return unconfirmed_channels_ == 0; });
 }
 
 bool Observer::SeenBefore(const RowEvent& event) {
@@ -54,6 +73,11 @@ bool Observer::SeenBefore(const RowEvent& event) {
 }
 
 void Observer::OnMessage(std::string_view channel, std::string_view payload) {
+    {
+        // Every channel of every model arrives (Start); most processes need only some of them.
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (channel_refs_.find(std::string(channel)) == channel_refs_.end()) return;
+    }
     std::optional<RowEvent> event = DecodeEvent(payload, schemas_);
     if (!event) {
         Log(LogLevel::kWarn, "observer: dropped a malformed event on " + std::string(channel));

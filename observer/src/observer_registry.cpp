@@ -82,22 +82,21 @@ void Observer::Cancel(std::uint64_t connection_id, const std::vector<SubPtr>& su
 }
 
 void Observer::Retain(const std::string& channel) {
-    // Called with mutex_ held; the bus call only queues (both buses), so it cannot call back into us.
-    if (channel_refs_[channel]++ == 0) bus_.Subscribe(channel);
+    // Called with mutex_ held. The bus carries every channel already (Start); this only tells OnMessage it is needed.
+    ++channel_refs_[channel];
+}
+
+std::set<std::string> Observer::needed_channels() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::set<std::string> needed;
+    for (const auto& [channel, refs] : channel_refs_) needed.insert(channel);
+    return needed;
 }
 
 void Observer::Release(const std::string& channel) {
     auto it = channel_refs_.find(channel);
     if (it == channel_refs_.end()) return;
-    if (--it->second == 0) {
-        channel_refs_.erase(it);
-        bus_.Unsubscribe(channel);
-    }
-}
-
-void Observer::Await(const std::vector<std::string>& channels) const {
-    if (!await_subscribed_) return;
-    for (const auto& channel : channels) await_subscribed_(channel);
+    if (--it->second == 0) channel_refs_.erase(it);
 }
 
 Observer::SubPtr Observer::NewSub(ConnectionContext& connection, GenericConsumer& consumer, std::string identity) {
@@ -194,7 +193,6 @@ std::unique_ptr<PendingSubscriptions> Observer::SubscribeInstance(ConnectionCont
             Add(subs, sub, std::move(targets), {channel});
         }  // else: subscribing twice with the same request_id changes nothing
     }
-    Await({channel});
     return std::make_unique<Pending>(*this, connection.id(), std::move(added));
 }
 
@@ -243,7 +241,6 @@ std::unique_ptr<PendingSubscriptions> Observer::SubscribeGroups(ConnectionContex
             added.push_back(sub);
         }
     }
-    Await(layout_.ForTable(table));
     return std::make_unique<Pending>(*this, connection.id(), std::move(added));
 }
 
@@ -282,7 +279,6 @@ std::unique_ptr<PendingSubscriptions> Observer::SubscribeList(ConnectionContext&
         Add(subs, sub, {std::move(target)}, layout_.ForTable(table));
         added.push_back(sub);
     }
-    Await(layout_.ForTable(table));
     return std::make_unique<Pending>(*this, connection.id(), std::move(added));
 }
 

@@ -179,4 +179,6 @@ bool RedisBus::WaitConnected(std::chrono::milliseconds timeout) { return impl_->
 
 RedisBus::Stats RedisBus::stats() const { return impl_->stats(); }
 
+bool RedisBus::crosses_processes() const { return true; }
+
 }  // namespace syncline::observer

@@ -98,6 +98,10 @@ public:
         process_->Signal(SIGKILL);
         process_->Wait(std::chrono::seconds(10));
     }
+    /// SIGSTOP: Redis keeps its sockets open and answers nothing (a stalled server, not a dead one).
+    void Pause() { process_->Signal(SIGSTOP); }
+    /// SIGCONT.
+    void Resume() { process_->Signal(SIGCONT); }
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
     static std::string RedisServer() {
         for (const char* candidate : {"/usr/bin/redis-server", "/usr/local/bin/redis-server"}) {

@@ -33,6 +33,8 @@ using syncline::testing::Started;
 /// The in-process bus, plus the set of channels subscribed now and a count of Subscribe calls per channel.
 class RecordingBus final : public Bus {
 public:
+    using Bus::Publish;
+    using Bus::Subscribe;
     void Publish(std::string channel, std::string payload) override { bus_.Publish(channel, payload); }
     void Subscribe(std::string channel) override {
         {

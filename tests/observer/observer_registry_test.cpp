@@ -1,10 +1,13 @@
 // The observer's subscription registry (observer_registry.cpp): each kind subscribes, unsubscribes and is dropped
-// with its connection; the bus carries a channel exactly while some subscription needs it; the per-connection cap
+// with its connection; the bus carries every channel from Start on, and the observer decodes a channel's messages
+// exactly while some subscription needs it; the per-connection cap
 // refuses without leaving anything behind; and no text a client chooses makes two subscriptions one.
 
 #include <syncline/observer/observer.hpp>
 
 #include <gtest/gtest.h>
+
+#include <chrono>
 
 #include <set>
 #include <string>
@@ -21,6 +24,14 @@ protected:
         std::vector<std::string> all = ChannelLayout("t", 4).ForTable("posts");
         return std::set<std::string>(all.begin(), all.end());
     }
+    // Every channel of every model (what Start subscribes).
+    std::set<std::string> AllChannels() const {
+        std::set<std::string> all;
+        for (const Schema& model : db_->models()) {
+            for (const std::string& channel : ChannelLayout("t", 4).ForTable(model.table())) all.insert(channel);
+        }
+        return all;
+    }
     static std::shared_ptr<const GroupObserver> ByAuthor() {
         GroupObserver groups;
         groups.row_groups = [](const Row& row) { return std::vector<std::string>{"author:" + row[3].AsText()}; };
@@ -28,26 +39,53 @@ protected:
     }
 };
 
-TEST_P(ObserverRegistryTest, TheBusCarriesAChannelExactlyWhileASubscriptionNeedsIt) {
+TEST_P(ObserverRegistryTest, TheBusCarriesEveryChannelAllAlongAndTheObserverNeedsOneExactlyWhileASubscriptionDoes) {
     const std::string row1 = ChannelLayout("t", 4).ForRow("posts", Value(1));
     EXPECT_EQ(row1, "t:posts:2");
+    // Subscribed once each at Start, before any subscription: a subscribe never waits for the bus.
+    EXPECT_EQ(bus_.channels(), AllChannels());
+    EXPECT_TRUE(observer_->WaitSubscribed(std::chrono::milliseconds(0)));
+    EXPECT_TRUE(observer_->needed_channels().empty());
     Socket ann = Connect("ann");
     Socket bob = Connect("bob");
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "a"));
     ASSERT_TRUE(SubscribeRow(bob, *consumer_, 1, "b"));
-    EXPECT_EQ(bus_.channels(), std::set<std::string>{row1});
-    EXPECT_EQ(bus_.subscribes(row1), 1);  // the second subscription reuses the channel
+    EXPECT_EQ(observer_->needed_channels(), std::set<std::string>{row1});
 
     ASSERT_TRUE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"")));
-    EXPECT_EQ(bus_.channels(), TableChannels());  // a list needs every row of the table
+    EXPECT_EQ(observer_->needed_channels(), TableChannels());  // a list needs every row of the table
 
     observer_->UnsubscribeList(*ann.context, *consumer_, std::nullopt);
-    EXPECT_EQ(bus_.channels(), std::set<std::string>{row1});  // still held by the two row subscriptions
+    EXPECT_EQ(observer_->needed_channels(), std::set<std::string>{row1});  // still held by the two row subscriptions
     observer_->UnsubscribeInstance(*ann.context, *consumer_, Value(1), std::nullopt);
-    EXPECT_EQ(bus_.channels(), std::set<std::string>{row1});
+    EXPECT_EQ(observer_->needed_channels(), std::set<std::string>{row1});
     observer_->DropConnection(*bob.context);
-    EXPECT_TRUE(bus_.channels().empty());
+    EXPECT_TRUE(observer_->needed_channels().empty());
     EXPECT_EQ(observer_->subscription_count(), 0u);
+    EXPECT_EQ(bus_.channels(), AllChannels());
+    for (const std::string& channel : AllChannels()) EXPECT_EQ(bus_.subscribes(channel), 1) << channel;
+}
+
+// A message on a channel no subscription here needs is dropped before it is decoded; on a needed one it is delivered.
+TEST_P(ObserverRegistryTest, AMessageOnAChannelNobodyHereNeedsIsDroppedUndecoded) {
+    const std::string row1 = ChannelLayout("t", 4).ForRow("posts", Value(1));
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    std::vector<RowEvent> events = Coalesce(feed_->ReadAfter(cursor_, 10));
+    ASSERT_EQ(events.size(), 1u);
+    const Schema* posts = nullptr;
+    for (const Schema& schema : db_->models()) {
+        if (schema.table() == "posts") posts = &schema;
+    }
+    ASSERT_NE(posts, nullptr);
+    const std::string payload = EncodeEvent(events[0], *posts);
+    bus_.Publish(row1, payload);
+    EXPECT_EQ(observer_->stats().events, 0u);
+
+    Socket ann = Connect("ann");
+    ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "a"));
+    bus_.Publish(row1, payload);
+    EXPECT_EQ(observer_->stats().events, 1u);
+    EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("a" update)"}));
 }
 
 TEST_P(ObserverRegistryTest, EachKindUnsubscribesByWhatItNamesAndDropTakesTheRest) {
@@ -86,10 +124,10 @@ TEST_P(ObserverRegistryTest, EachKindUnsubscribesByWhatItNamesAndDropTakesTheRes
 
     observer_->DropConnection(*ann.context);
     EXPECT_EQ(observer_->subscription_count(), 0u);
-    EXPECT_TRUE(bus_.channels().empty());
+    EXPECT_TRUE(observer_->needed_channels().empty());
 }
 
-TEST_P(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndRetainsNoChannel) {
+TEST_P(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndNeedsNoChannel) {
     Socket ann = Connect("ann", 2);
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "a"));
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "b"));
@@ -97,14 +135,14 @@ TEST_P(ObserverRegistryTest, ASubscribeOverTheCapAddsNothingAndRetainsNoChannel)
     EXPECT_FALSE(Started(observer_->SubscribeList(*ann.context, *consumer_, {}, "\"l\"")));
     EXPECT_FALSE(Started(observer_->SubscribeGroups(*ann.context, *consumer_, ByAuthor(), {"author:ann"}, "\"g\"")));
     EXPECT_EQ(observer_->subscription_count(), 2u);
-    EXPECT_EQ(bus_.channels(), std::set<std::string>{ChannelLayout("t", 4).ForRow("posts", Value(1))});
+    EXPECT_EQ(observer_->needed_channels(), std::set<std::string>{ChannelLayout("t", 4).ForRow("posts", Value(1))});
 
     // A socket whose very first subscribe is refused holds nothing at all.
     Socket none = Connect("none", 0);
     EXPECT_FALSE(SubscribeRow(none, *consumer_, 2, "a"));
     EXPECT_FALSE(Started(observer_->SubscribeList(*none.context, *consumer_, {}, "\"l\"")));
     EXPECT_EQ(observer_->subscription_count(), 2u);
-    EXPECT_EQ(bus_.channels().size(), 1u);
+    EXPECT_EQ(observer_->needed_channels().size(), 1u);
 }
 
 // The keys are built from parts a client chooses (group names, request_ids, lookup values): were they simply joined,

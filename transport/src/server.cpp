@@ -14,7 +14,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <future>
 #include <map>
 #include <stdexcept>
 
@@ -108,7 +107,7 @@ void Server::Prepare() {
                        " s (more than " + std::to_string(options_.ready_max_relay_lag.count()) + " ms)";
             }
         }
-        if (auto* redis = dynamic_cast<observer::RedisBus*>(bus_.get()); redis && !redis->connected()) {
+        if (bus_ && !bus_->connected()) {
             return "bus disconnected: Redis at " + RedactUrl(options_.redis_url) + " is unreachable";
         }
         return std::string();
@@ -121,7 +120,7 @@ void Server::Prepare() {
             sources.websocket = ws_.get();
             sources.observer = observer_.get();
             sources.relay = relay_.get();
-            sources.redis = dynamic_cast<const observer::RedisBus*>(bus_.get());
+            sources.bus = bus_ && bus_->crosses_processes() ? bus_.get() : nullptr;
             sources.actions = executor_.get();
             sources.writes = write_executor_.get();
             return metrics_->Render(sources);
@@ -140,15 +139,14 @@ void Server::Prepare() {
     } else {
         observer::RedisBusOptions redis_options;
         redis_options.url = options_.redis_url;
-        auto bus = std::make_unique<observer::RedisBus>(redis_options);
-        observer::RedisBus* redis = bus.get();
-        publish = [redis](const std::string& channel, const observer::RowEvent& event, const Schema& schema) {
-            redis->Publish(channel, observer::EncodeEvent(event, schema), event.version);
+        bus_ = std::make_unique<observer::RedisBus>(redis_options);
+        observer::Bus* bus = bus_.get();
+        publish = [bus](const std::string& channel, const observer::RowEvent& event, const Schema& schema) {
+            bus->Publish(channel, observer::EncodeEvent(event, schema), event.version);
         };
         // One relay per database publishes (a lease in the database); its cursor follows what Redis confirmed.
         relay_options.use_lease = true;
         relay_options.acknowledged_publishes = true;
-        bus_ = std::move(bus);
     }
     observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout, db_->OpenChangeSource());
     if (!publish) {
@@ -235,20 +233,20 @@ void Server::Prepare() {
 
 void Server::StartObserving() {
     observer_->Start();
+    // Before listening, so that a subscribe answered later never precedes the bus carrying its channel. Bounded: with
+    // Redis down the server starts anyway, and the reconnect catch-up covers what it misses until Redis is back.
+    if (!observer_->WaitSubscribed(std::chrono::seconds(2))) {
+        spdlog::warn("bus: not every channel confirmed within 2 s; serving anyway (changes published before the bus "
+                     "is up are read from the change feed when it is)");
+    }
     // Wired after Observer::Start: the reconnect handler may run on the bus thread at once, and the observer's
     // change source must not be used by two threads.
-    if (auto* redis = dynamic_cast<observer::RedisBus*>(bus_.get())) {
+    if (bus_->crosses_processes()) {
         observer::Relay* relay = relay_.get();
         observer::Observer* obs = observer_.get();
-        redis->SetPublishAckHandler([relay](std::int64_t version) { relay->OnAck(version); });
+        bus_->SetPublishAckHandler([relay](std::int64_t version) { relay->OnAck(version); });
         // After an outage, re-read the feed from the last event seen: subscribers converge on the latest state.
-        redis->SetReconnectHandler([obs] { obs->CatchUp(); });
-        obs->SetAwaitSubscribed([redis](const std::string& channel) {
-            auto active = std::make_shared<std::promise<void>>();
-            redis->Subscribe(channel, [active] { active->set_value(); });
-            // Bounded: with Redis down the subscription still stands, and the reconnect catch-up covers the gap.
-            active->get_future().wait_for(std::chrono::seconds(2));
-        });
+        bus_->SetReconnectHandler([obs] { obs->CatchUp(); });
     }
     relay_->Start();
 }

@@ -4,7 +4,7 @@
 #include "server_metrics.hpp"
 
 #include <syncline/observer/observer.hpp>
-#include <syncline/observer/redis_bus.hpp>
+#include <syncline/observer/bus.hpp>
 #include <syncline/observer/relay.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
 #include <syncline/transport/websocket_server.hpp>
@@ -259,10 +259,10 @@ std::string ServerMetrics::Render(const Sources& sources) const {
                                   "Changes the relay folded into a later change of the same row in the same batch",
                                   MetricType::Counter, static_cast<double>(relay->coalesced())));
     }
-    if (const observer::RedisBus* redis = sources.redis) {
-        observer::RedisBus::Stats stats = redis->stats();
+    if (const observer::Bus* bus = sources.bus) {
+        observer::BusStats stats = bus->stats();
         families.push_back(Single("syncline_bus_connected", "1 while the bus is connected, else 0", MetricType::Gauge,
-                                  redis->connected() ? 1 : 0));
+                                  bus->connected() ? 1 : 0));
         families.push_back(Single("syncline_bus_reconnects_total", "Times a lost Redis connection came back",
                                   MetricType::Counter, static_cast<double>(stats.reconnects)));
         families.push_back(Single("syncline_bus_published_total", "Events published to Redis", MetricType::Counter,

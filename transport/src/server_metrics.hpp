@@ -30,7 +30,7 @@ namespace syncline {
 namespace observer {
 class Observer;
 class Relay;
-class RedisBus;
+class Bus;
 }  // namespace observer
 
 namespace transport {
@@ -80,7 +80,7 @@ public:
         const WebSocketServer* websocket = nullptr;
         const observer::Observer* observer = nullptr;
         const observer::Relay* relay = nullptr;
-        const observer::RedisBus* redis = nullptr;  // null: the in-process bus, always connected
+        const observer::Bus* bus = nullptr;  // null: a bus inside this process, always connected
         const ThreadPoolExecutor* actions = nullptr;
         const ThreadPoolExecutor* writes = nullptr;
     };

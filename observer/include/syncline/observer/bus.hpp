@@ -3,6 +3,7 @@
 /// The bus that carries published changes between relays and observers. In-process by default; the Redis bus
 /// (pub/sub across processes and nodes) implements the same interface.
 
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -11,7 +12,20 @@
 
 namespace syncline::observer {
 
-/// A publish/subscribe channel space. Thread-safe: every method may be called from any thread.
+/// A bus's counters since construction (each read atomically; the set is not a snapshot). All stay 0 on a bus that
+/// does not cross processes.
+struct BusStats {
+    std::uint64_t published = 0;          ///< Publish calls.
+    std::uint64_t acked = 0;              ///< Publishes the transport answered (one re-sent after a reconnect counts once).
+    std::uint64_t received = 0;           ///< Messages delivered to the handler.
+    std::uint64_t reconnects = 0;         ///< Times a lost connection came back.
+    std::uint64_t dropped_publishes = 0;  ///< Publishes given up: over the pending limit, or refused.
+    std::uint64_t resent_publishes = 0;   ///< Publishes in flight on a lost connection, queued to be sent again.
+};
+
+/// A publish/subscribe channel space, and everything the server needs to know about it: whether a subscription is
+/// active yet, when the bus came back after losing messages, which tagged publishes it has carried, whether it is up.
+/// The server reaches every bus through this interface only. Thread-safe: every method may be called from any thread.
 class Bus {
 public:
     /// Called for each message on a subscribed channel. May run on any thread; must not call back into the bus.
@@ -20,17 +34,45 @@ public:
     virtual ~Bus() = default;
     /// Sends `payload` to every subscriber of `channel` (at most once each).
     virtual void Publish(std::string channel, std::string payload) = 0;
+    /// The same, tagged with `seq`: once the bus has carried it (handed it to every subscriber, or had it confirmed by
+    /// the transport), the publish-ack handler is called with `seq`, in the order of Publish calls. This default
+    /// carries it synchronously and acks at once.
+    virtual void Publish(std::string channel, std::string payload, std::int64_t seq);
     /// Starts delivering `channel`'s messages to the handler. Subscribing twice is the same as once.
     virtual void Subscribe(std::string channel) = 0;
+    /// The same, and calls `on_active` (once, on any thread) when the subscription is active: from then on every
+    /// message published to `channel` reaches the handler while the bus stays up. This default suits a bus whose
+    /// Subscribe takes effect before it returns: it calls `on_active` at once.
+    virtual void Subscribe(std::string channel, std::function<void()> on_active);
     /// Stops delivering `channel`'s messages.
     virtual void Unsubscribe(std::string channel) = 0;
     /// Sets the handler; call before the first Subscribe.
     virtual void SetHandler(Handler handler) = 0;
+    /// Sets the handler called each time the bus has come back after a time in which messages may have been lost (and
+    /// every channel is subscribed again): the cue to catch up from the change feed. A bus that never loses messages
+    /// never calls it (this default).
+    virtual void SetReconnectHandler(std::function<void()> handler);
+    /// Sets the handler called with the `seq` of each tagged publish the bus has carried. Set it before the first
+    /// tagged Publish.
+    virtual void SetPublishAckHandler(std::function<void(std::int64_t seq)> handler);
+    /// True while the bus can carry messages (a bus inside one process always can: this default).
+    virtual bool connected() const;
+    /// True when the bus carries messages between processes (and so has counters and a connection to report).
+    virtual bool crosses_processes() const;
+    /// The counters (all 0 in this default).
+    virtual BusStats stats() const;
+
+protected:
+    // For the default tagged Publish.
+    std::function<void(std::int64_t seq)> publish_ack_;
+    std::mutex publish_ack_mutex_;
 };
 
 /// The in-process bus: Publish calls the handler synchronously on the publishing thread for subscribed channels.
 class InProcessBus final : public Bus {
 public:
+    using Bus::Publish;
+    using Bus::Subscribe;
     void Publish(std::string channel, std::string payload) override;
     void Subscribe(std::string channel) override;
     void Unsubscribe(std::string channel) override;

@@ -7,11 +7,14 @@
 /// bus thread otherwise), as does CatchUp.
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,15 +41,18 @@ public:
     /// the change feed after a bus outage (may be null: no catch-up).
     Observer(std::vector<Schema> models, Bus& bus, ChannelLayout layout, std::unique_ptr<ChangeSource> catch_up);
 
-    /// Waits until the bus delivers a channel's messages (a Redis SUBSCRIBE takes a round trip). Subscribe calls
-    /// run it, outside any lock, before they return, so that a subscribe reply (201) is only sent once every change
-    /// committed after it is sure to arrive. Unset (the in-process bus), nothing waits.
-    using AwaitSubscribed = std::function<void(const std::string& channel)>;
-    void SetAwaitSubscribed(AwaitSubscribed await) { await_subscribed_ = std::move(await); }
     ~Observer() override;
 
-    /// Installs the bus handler. Call once before the first subscription.
+    /// Installs the bus handler and subscribes every channel of every model (ChannelLayout::ForTable), for good. A
+    /// subscription made later only changes this process's registry: it never waits for the bus (a Redis SUBSCRIBE
+    /// takes a round trip on the bus thread, which may be busy delivering), and a change committed after its reply is
+    /// sure to arrive, because the channel was active before the server listened (WaitSubscribed). The price: this
+    /// process receives every change of its models; a message on a channel no subscription here needs is dropped
+    /// before it is decoded. Call once, before the first subscription.
     void Start();
+    /// Waits until the bus has confirmed every channel Start subscribed; false if `timeout` passed first (Redis down:
+    /// the reconnect catch-up then covers what was published before the confirmations). Not from the bus thread.
+    bool WaitSubscribed(std::chrono::milliseconds timeout);
 
     // SubscriptionRegistry
     std::unique_ptr<PendingSubscriptions> SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
@@ -77,6 +83,8 @@ public:
     ObserverStats stats() const;
     /// Number of subscriptions (all kinds) held.
     std::size_t subscription_count() const;
+    /// The channels some subscription of this process needs now (the others' messages are dropped undecoded).
+    std::set<std::string> needed_channels() const;
 
 private:
     struct Sub;
@@ -100,7 +108,6 @@ private:
     // With mutex_ held: removes the connection's subs under `target` (only `request_id`'s when given).
     void RemoveTarget(std::uint64_t connection_id, const std::string& target,
                       const std::optional<std::string>& request_id);
-    void Await(const std::vector<std::string>& channels) const;
     void Retain(const std::string& channel);
     void Release(const std::string& channel);
     bool SeenBefore(const RowEvent& event);
@@ -129,13 +136,16 @@ private:
     Bus& bus_;
     ChannelLayout layout_;
     std::unique_ptr<ChangeSource> catch_up_;
-    AwaitSubscribed await_subscribed_;
+    // Channels Start subscribed that the bus has not confirmed yet.
+    std::mutex active_mutex_;
+    std::condition_variable active_cv_;
+    std::size_t unconfirmed_channels_ = 0;
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, OrderedSubs> instance_;    // row key -> subscriptions
     std::unordered_map<std::string, OrderedSubs> table_subs_;  // table -> group and list subscriptions
     std::unordered_map<std::uint64_t, ConnectionSubs> by_connection_;
-    std::unordered_map<std::string, int> channel_refs_;
+    std::unordered_map<std::string, int> channel_refs_;  // channel -> subscriptions here that need it
     std::uint64_t next_order_ = 0;
     std::size_t subscription_count_ = 0;
 

@@ -58,15 +58,8 @@ struct RedisBusOptions {
 /// attempts); never one per message.
 class RedisBus final : public Bus {
 public:
-    /// Counters since construction; each is read atomically, the set is not a snapshot.
-    struct Stats {
-        std::uint64_t published = 0;          ///< Publish calls.
-        std::uint64_t acked = 0;              ///< Publishes Redis answered (a publish re-sent after a reconnect counts once).
-        std::uint64_t received = 0;           ///< Messages delivered to the handler.
-        std::uint64_t reconnects = 0;         ///< Times a connection (either one) came back after being lost.
-        std::uint64_t dropped_publishes = 0;  ///< Publishes given up: over max_pending_publishes, or refused by Redis.
-        std::uint64_t resent_publishes = 0;   ///< Publishes in flight on a lost connection, queued to be sent again.
-    };
+    /// The counters (BusStats; "acked" counts publishes Redis answered).
+    using Stats = BusStats;
 
     /// Parses options.url and starts the bus thread, which starts connecting both connections; does not wait for
     /// them (see WaitConnected). Throws std::invalid_argument, naming the problem, for a malformed URL or option.
@@ -83,7 +76,7 @@ public:
     void Publish(std::string channel, std::string payload) override;
     /// The same, tagged with `seq`: once Redis has answered this PUBLISH, the publish-ack handler is called with
     /// `seq`. Acks come in the order of Publish calls (as serialised across threads); a dropped publish is never acked.
-    void Publish(std::string channel, std::string payload, std::int64_t seq);
+    void Publish(std::string channel, std::string payload, std::int64_t seq) override;
     /// Starts delivering `channel`'s messages to the handler. Idempotent; remembered and subscribed again after every
     /// reconnect. Any thread.
     void Subscribe(std::string channel) override;
@@ -92,7 +85,7 @@ public:
     /// connection holds). If the connection drops first, it is called after the resubscription on the next one. Not
     /// called if the channel is unsubscribed first or the bus is destroyed. Lets a caller subscribe, wait, then read
     /// current state without a window in which a change is missed.
-    void Subscribe(std::string channel, std::function<void()> on_active);
+    void Subscribe(std::string channel, std::function<void()> on_active) override;
     /// Stops delivering `channel`'s messages: no message for it reaches the handler once the bus thread has processed
     /// this call. Any thread.
     void Unsubscribe(std::string channel) override;
@@ -103,17 +96,19 @@ public:
     /// channel known at that moment is subscribed again (the first connection included): messages published while it
     /// was down are lost, so this is the cue to catch up. If that connection is already up when the handler is set, it
     /// is called once right away, so a handler set after start-up never misses the first connection. Any thread.
-    void SetReconnectHandler(std::function<void()> handler);
+    void SetReconnectHandler(std::function<void()> handler) override;
     /// Sets the handler called on the bus thread with the `seq` of each tagged publish that Redis has answered, in
     /// publish order. Set it before the first tagged Publish. Any thread.
-    void SetPublishAckHandler(std::function<void(std::int64_t seq)> handler);
+    void SetPublishAckHandler(std::function<void(std::int64_t seq)> handler) override;
 
     /// True while both connections are up (connected, database selected, channels subscribed). Any thread.
-    bool connected() const;
+    bool connected() const override;
+    /// True: Redis carries messages between processes and machines.
+    bool crosses_processes() const override;
     /// Waits until both connections are up; false if `timeout` passed first. Any thread except the bus thread.
     bool WaitConnected(std::chrono::milliseconds timeout);
     /// The counters. Any thread.
-    Stats stats() const;
+    Stats stats() const override;
 
 private:
     class Impl;
