@@ -27,10 +27,18 @@ Observer::Observer(std::vector<Schema> models, Bus& bus, ChannelLayout layout, s
     for (const auto& s : models_) schemas_[s.table()] = &s;
 }
 
-Observer::~Observer() = default;
+Observer::~Observer() {
+    {
+        std::lock_guard<std::mutex> lock(queue_mutex_);
+        stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    if (delivery_thread_.joinable()) delivery_thread_.join();
+}
 
 void Observer::Start() {
     if (catch_up_) last_seen_.store(catch_up_->LatestSeq());
+    if (bus_.crosses_processes()) delivery_thread_ = std::thread([this] { DeliveryLoop(); });
     bus_.SetHandler([this](std::string_view channel, std::string_view payload) { OnMessage(channel, payload); });
     std::vector<std::string> channels;
     for (const Schema& model : models_) {
@@ -83,7 +91,56 @@ void Observer::OnMessage(std::string_view channel, std::string_view payload) {
         Log(LogLevel::kWarn, "observer: dropped a malformed event on " + std::string(channel));
         return;
     }
-    Deliver(*event);
+    if (delivery_thread_.joinable()) {
+        Enqueue(std::move(*event));
+    } else {
+        Deliver(*event);
+    }
+}
+
+void Observer::Enqueue(RowEvent event) {
+    std::string key = RowKey(event.table, event.pk);
+    {
+        std::lock_guard<std::mutex> lock(queue_mutex_);
+        auto waiting = queued_.find(key);
+        if (waiting == queued_.end()) {
+            queue_order_.push_back(key);
+            queued_.emplace(std::move(key), std::move(event));
+        } else if (event.version > waiting->second.version) {
+            // As Coalesce folds a batch: the image from before the first waiting version (none if it created the
+            // row), but a row created and deleted since keeps the image it was deleted in.
+            RowEvent& older = waiting->second;
+            const bool created = !older.old_json.has_value();
+            if (!(created && !event.row)) event.old_json = std::move(older.old_json);
+            older = std::move(event);
+            ++coalesced_;
+            return;  // it keeps its place in the queue
+        } else {
+            return;  // a version already waiting or older: dropped (Deliver would drop it too)
+        }
+    }
+    queue_cv_.notify_one();
+}
+
+void Observer::DeliveryLoop() {
+    for (;;) {
+        RowEvent event;
+        {
+            std::unique_lock<std::mutex> lock(queue_mutex_);
+            queue_cv_.wait(lock, [this] { return stopping_ || !queue_order_.empty(); });
+            if (stopping_) return;
+            auto waiting = queued_.find(queue_order_.front());
+            queue_order_.pop_front();
+            if (waiting == queued_.end()) continue;
+            event = std::move(waiting->second);
+            queued_.erase(waiting);
+        }
+        try {
+            Deliver(event);
+        } catch (const std::exception& e) {
+            Log(LogLevel::kError, std::string("observer: delivering an event failed: ") + e.what());
+        }
+    }
 }
 
 // One event's pushes: the permission checks and frames that its subscribers share, each built once, and the push to
@@ -316,6 +373,11 @@ Observer::Concerned Observer::SubscriptionsOf(const RowEvent& event) const {
 }
 
 void Observer::Deliver(const RowEvent& event) {
+    std::lock_guard<std::mutex> lock(deliver_mutex_);
+    DeliverLocked(event);
+}
+
+void Observer::DeliverLocked(const RowEvent& event) {
     NoteReceived(event);
     Concerned concerned = SubscriptionsOf(event);
     // Nothing to remember for a row nobody here watches: a replayed older version reaching a later subscriber is
@@ -343,6 +405,7 @@ void Observer::Deliver(const RowEvent& event) {
 
 void Observer::CatchUp() {
     if (!catch_up_) return;
+    std::lock_guard<std::mutex> deliver_lock(deliver_mutex_);
     {
         std::lock_guard<std::mutex> lock(stats_mutex_);
         ++stats_.catch_ups;
@@ -365,7 +428,7 @@ void Observer::CatchUp() {
             // Read ahead: its row is a later change's state, delivered under that change's version when it is read.
             if (event.ahead) continue;
             if (schemas_.count(event.table)) {
-                Deliver(event);
+                DeliverLocked(event);
                 ++delivered;
             }
         }
@@ -441,8 +504,15 @@ std::size_t Observer::Resync(std::int64_t seen, std::int64_t oldest) {
 }
 
 ObserverStats Observer::stats() const {
-    std::lock_guard<std::mutex> lock(stats_mutex_);
-    return stats_;
+    ObserverStats stats;
+    {
+        std::lock_guard<std::mutex> lock(stats_mutex_);
+        stats = stats_;
+    }
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    stats.coalesced = coalesced_;
+    stats.queued = queued_.size();
+    return stats;
 }
 
 }  // namespace syncline::observer

@@ -9,6 +9,8 @@
 #include <syncline/core/protocol/frame_dispatch.hpp>
 
 #include <gtest/gtest.h>
+#include <optional>
+#include <thread>
 
 #include <chrono>
 #include <map>
@@ -169,6 +171,62 @@ TEST_P(ObserverDeliveryTest, GroupSubscribersFollowTheGroupsTheRowLeavesAndEnter
     DeliverChanges();
     EXPECT_EQ(ann.Summary(), (std::vector<std::string>{R"("a" delete)", R"("b" create)"}));
     EXPECT_NE(ann.pushes()[0].key, ann.pushes()[1].key);
+}
+
+// Overload (issue 13, item 3): with a bus between processes, events wait for the observer's delivery thread one per
+// row, and a newer version of a waiting row replaces it. While a socket holds the first push, 49 more versions of the
+// row arrive: one waits, the latest, and the socket ends at the final state after two pushes instead of fifty.
+TEST_P(ObserverDeliveryTest, WhenPushesFallBehindAWaitingRowKeepsOnlyItsLatestVersion) {
+    RecordingBus remote;
+    remote.crosses = true;
+    auto queued = std::make_unique<Observer>(db_->models(), remote, ChannelLayout("t", 4), nullptr);
+    queued->Start();
+    ConsumerOptions options;
+    options.model = "posts";
+    auto consumer = std::make_shared<GenericConsumer>(options);
+    consumer->Bind(*db_, queued.get());
+    Socket ann = Connect("ann");
+    ASSERT_TRUE(Started(queued->SubscribeInstance(*ann.context, *consumer,
+                                                  InstanceSubscription{Value(1), Value(1), "\"a\""})));
+    const Schema* posts = nullptr;
+    for (const Schema& schema : db_->models()) {
+        if (schema.table() == "posts") posts = &schema;
+    }
+    ASSERT_NE(posts, nullptr);
+    std::optional<Row> row = db_->Get("posts", "id", Value(1));
+    ASSERT_TRUE(row);
+    const std::string channel = ChannelLayout("t", 4).ForRow("posts", Value(1));
+    auto publish = [&](int n) {
+        RowEvent event;
+        event.table = "posts";
+        event.pk = Value(1);
+        event.version = 1000 + n;
+        event.old_json = std::string(R"({"id": 1})");
+        event.row = *row;
+        (*event.row)[1] = Value("v" + std::to_string(n));
+        remote.Publish(channel, EncodeEvent(event, *posts));
+    };
+
+    ann.outbox->HoldNextPush();
+    publish(0);
+    ASSERT_TRUE(ann.outbox->WaitHolding());  // the delivery thread is inside the first push
+    for (int n = 1; n < 50; ++n) publish(n);
+    ObserverStats waiting = queued->stats();
+    EXPECT_EQ(waiting.queued, 1u);
+    EXPECT_EQ(waiting.coalesced, 48u);
+    ann.outbox->Release();
+
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ann.pushes().size() < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the delivery thread pushes; nothing to wait on
+    }
+    std::vector<ReceivedPush> pushes = ann.pushes();
+    ASSERT_EQ(pushes.size(), 2u);
+    EXPECT_EQ(pushes[0].version, 1000);
+    EXPECT_EQ(pushes[1].version, 1049);
+    EXPECT_NE(pushes[1].data.find("\"v49\""), std::string::npos) << pushes[1].data;
+    EXPECT_EQ(queued->stats().queued, 0u);
+    EXPECT_EQ(queued->stats().events, 2u);
 }
 
 TEST_P(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {

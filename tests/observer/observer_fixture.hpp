@@ -17,6 +17,8 @@
 
 #include "started.hpp"
 
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +54,9 @@ public:
         bus_.Unsubscribe(std::move(channel));
     }
     void SetHandler(Handler handler) override { bus_.SetHandler(std::move(handler)); }
+    /// Set before the observer starts: a bus that says it crosses processes gets the observer's delivery queue.
+    bool crosses = false;
+    bool crosses_processes() const override { return crosses; }
 
     std::set<std::string> channels() const {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -100,11 +105,36 @@ public:
         }
         push.shared = std::move(frame);
         push.key = key;
-        std::lock_guard<std::mutex> lock(mutex_);
-        pushes_.push_back(std::move(push));
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            pushes_.push_back(std::move(push));
+        }
+        std::unique_lock<std::mutex> gate(gate_mutex_);
+        if (hold_) {
+            holding_ = true;
+            gate_cv_.notify_all();
+            gate_cv_.wait(gate, [this] { return !hold_; });
+        }
     }
     void Close(int, std::string) override {}
     std::size_t BufferedBytes() const override { return 0; }
+
+    /// The next push waits (in SendSharedPush, on the pushing thread) until Release: a socket that cannot keep up.
+    void HoldNextPush() {
+        std::lock_guard<std::mutex> lock(gate_mutex_);
+        hold_ = true;
+        holding_ = false;
+    }
+    /// Waits up to 10 s until a push is held; true if one is.
+    bool WaitHolding() {
+        std::unique_lock<std::mutex> lock(gate_mutex_);
+        return gate_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return holding_; });
+    }
+    void Release() {
+        std::lock_guard<std::mutex> lock(gate_mutex_);
+        hold_ = false;
+        gate_cv_.notify_all();
+    }
 
     std::vector<ReceivedPush> pushes() const {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -120,6 +150,10 @@ private:
     }
     mutable std::mutex mutex_;
     std::vector<ReceivedPush> pushes_;
+    std::mutex gate_mutex_;
+    std::condition_variable gate_cv_;
+    bool hold_ = false;
+    bool holding_ = false;
 };
 
 /// A socket: its context (the user is named `name`) and what it received.

@@ -239,6 +239,12 @@ std::string ServerMetrics::Render(const Sources& sources) const {
                                   MetricType::Counter, static_cast<double>(stats.events)));
         families.push_back(Single("syncline_bus_catch_ups_total", "Reads of the change feed after the bus reconnected",
                                   MetricType::Counter, static_cast<double>(stats.catch_ups)));
+        families.push_back(Single("syncline_events_coalesced_total",
+                                  "Row events from the bus replaced, while waiting to be pushed, by a newer version of "
+                                  "the same row (pushes fell behind the changes: the latest state goes out)",
+                                  MetricType::Counter, static_cast<double>(stats.coalesced)));
+        families.push_back(Single("syncline_events_queued", "Rows whose event from the bus waits to be pushed",
+                                  MetricType::Gauge, static_cast<double>(stats.queued)));
     }
     if (const observer::Relay* relay = sources.relay) {
         observer::Relay::Health health = relay->health();

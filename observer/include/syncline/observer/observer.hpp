@@ -2,13 +2,21 @@
 /// \file
 /// The observer: the subscription registry of one process, and the fan-out of row events to subscribed sockets.
 ///
-/// Threads: registry calls come from connection threads (thread-safe, one mutex held briefly, never while sending);
-/// Deliver runs on one thread at a time (the bus's delivery thread: the relay's for the in-process bus, the Redis
-/// bus thread otherwise), as does CatchUp.
+/// Threads: registry calls come from connection threads (thread-safe, one mutex held briefly, never while sending).
+/// Deliver and CatchUp run one at a time (deliver_mutex_): Deliver on the relay's thread for the in-process path, or,
+/// with a bus between processes, on the observer's own delivery thread, which takes the events the bus thread queued;
+/// CatchUp on the bus thread.
+///
+/// Overload: with a bus between processes, events wait for the delivery thread in a queue with one entry per row. A
+/// newer version of a row that is still waiting replaces it (latest state wins; the image from before the first stays,
+/// as when the relay coalesces a batch), so when changes come faster than this process can push them, what waits is
+/// bounded by the rows changing, not by the rate, and what a subscriber sees stays recent instead of falling further
+/// behind. ObserverStats::coalesced counts the versions replaced.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -16,6 +24,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +42,8 @@ struct ObserverStats {
     std::uint64_t frames = 0;        ///< Push frames handed to sockets.
     std::uint64_t serializations = 0;  ///< Rows serialized for pushes (once per consumer and version).
     std::uint64_t catch_ups = 0;     ///< Catch-up passes after a bus reconnect.
+    std::uint64_t coalesced = 0;     ///< Versions replaced by a newer one of the same row while waiting to be pushed.
+    std::uint64_t queued = 0;        ///< Rows waiting for the delivery thread now.
 };
 
 class Observer final : public SubscriptionRegistry {
@@ -41,6 +52,7 @@ public:
     /// the change feed after a bus outage (may be null: no catch-up).
     Observer(std::vector<Schema> models, Bus& bus, ChannelLayout layout, std::unique_ptr<ChangeSource> catch_up);
 
+    /// Stops the delivery thread (events still waiting are dropped).
     ~Observer() override;
 
     /// Installs the bus handler and subscribes every channel of every model (ChannelLayout::ForTable), for good. A
@@ -75,7 +87,7 @@ public:
 
     /// Processes one event: pushes it to every interested socket of this process.
     void Deliver(const RowEvent& event);
-    /// A bus payload arrived.
+    /// A bus payload arrived: delivered at once with a bus inside the process, else queued for the delivery thread.
     void OnMessage(std::string_view channel, std::string_view payload);
     /// The bus reconnected: reads the feed after the last event seen and delivers what was missed.
     void CatchUp();
@@ -111,6 +123,11 @@ private:
     void Retain(const std::string& channel);
     void Release(const std::string& channel);
     bool SeenBefore(const RowEvent& event);
+    // Deliver, with deliver_mutex_ held.
+    void DeliverLocked(const RowEvent& event);
+    // Queues a bus event for the delivery thread, replacing a waiting older version of its row.
+    void Enqueue(RowEvent event);
+    void DeliveryLoop();
     // Deliver's steps: note the version received, find the subscriptions the event concerns, then one EventPush
     // builds the frames they need (once each) and decides which sockets get which.
     struct Concerned {
@@ -136,6 +153,15 @@ private:
     Bus& bus_;
     ChannelLayout layout_;
     std::unique_ptr<ChangeSource> catch_up_;
+    std::mutex deliver_mutex_;  // one Deliver or CatchUp at a time
+    // The delivery queue (a bus between processes only): row keys in arrival order, and each row's waiting event.
+    mutable std::mutex queue_mutex_;
+    std::condition_variable queue_cv_;
+    std::deque<std::string> queue_order_;
+    std::unordered_map<std::string, RowEvent> queued_;
+    bool stopping_ = false;           // guarded by queue_mutex_
+    std::uint64_t coalesced_ = 0;     // guarded by queue_mutex_
+    std::thread delivery_thread_;     // started by Start when the bus crosses processes
     // Channels Start subscribed that the bus has not confirmed yet.
     std::mutex active_mutex_;
     std::condition_variable active_cv_;
