@@ -47,7 +47,8 @@ set_target_properties(syncline_rapidjson PROPERTIES EXPORT_NAME rapidjson)
 target_include_directories(syncline_rapidjson SYSTEM INTERFACE $<BUILD_INTERFACE:${RAPIDJSON_INCLUDE_DIRS}>)
 target_compile_definitions(syncline_rapidjson INTERFACE RAPIDJSON_HAS_STDSTRING=1)
 
-if(SYNCLINE_BUILD_TESTS)
+# The benchmarks share the tests' support libraries, which use GoogleTest.
+if(SYNCLINE_BUILD_TESTS OR SYNCLINE_BUILD_BENCHMARKS)
   find_package(GTest CONFIG REQUIRED)
   include(GoogleTest)
 endif()

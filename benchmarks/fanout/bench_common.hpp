@@ -33,6 +33,7 @@ struct Options {
     int pad = 40;
     double rate = 1000.0;
     int latency_rows = 1000;
+    int latency_subscribers = 1;  // latency: subscribers per row
     std::string redis_url;
     std::string fanout_clients = "child";
     std::string syncline_bin;

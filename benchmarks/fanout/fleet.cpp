@@ -172,6 +172,9 @@ struct Fleet::Impl {
         if (v >= 0 && static_cast<std::size_t>(v) < SharedState::kRecords) {
             std::int64_t expected = 0;
             shared.recv_ns[v].compare_exchange_strong(expected, now, std::memory_order_relaxed);
+            std::int64_t last = shared.recv_last_ns[v].load(std::memory_order_relaxed);
+            while (now > last && !shared.recv_last_ns[v].compare_exchange_weak(last, now, std::memory_order_relaxed)) {
+            }
         }
     }
 

@@ -50,6 +50,7 @@ void MeasureLatency(LatencyResult& r, SharedState& shared, const Options& o,
     auto next_progress = start + std::chrono::seconds(1);
     Clock::time_point measure_start{};
     MachineCpu machine0;
+    std::uint64_t frames0 = 0;
     for (std::int64_t c = 0; c < total; ++c) {
         auto target = start + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(c));
         const auto now = Clock::now();
@@ -61,6 +62,7 @@ void MeasureLatency(LatencyResult& r, SharedState& shared, const Options& o,
         if (c == warm) {
             measure_start = Clock::now();
             machine0 = SampleMachine();
+            frames0 = shared.frames.load();
         }
         const std::int64_t before = NowNs();
         write(1 + c % r.rows, c);
@@ -74,6 +76,7 @@ void MeasureLatency(LatencyResult& r, SharedState& shared, const Options& o,
         }
     }
     r.achieved_rate = static_cast<double>(total - warm) / Seconds(Clock::now() - measure_start);
+    r.deliveries_per_s = static_cast<double>(shared.frames.load() - frames0) / Seconds(Clock::now() - measure_start);
     r.machine_cores = (SampleMachine().busy_s - machine0.busy_s) / Seconds(Clock::now() - measure_start);
     // Drain: up to 3 s for the last pushes.
     const auto drain_deadline = Clock::now() + std::chrono::seconds(3);
@@ -113,6 +116,18 @@ void MeasureLatency(LatencyResult& r, SharedState& shared, const Options& o,
         lat.push_back(l);
         sum += static_cast<double>(l);
     }
+    std::vector<std::int64_t> last_lat;
+    for (std::int64_t c = warm; c < total; ++c) {
+        const std::int64_t recv = shared.recv_last_ns[c].load();
+        if (recv != 0) last_lat.push_back(std::max<std::int64_t>(recv - commit_ns[static_cast<std::size_t>(c)], 0));
+    }
+    std::sort(last_lat.begin(), last_lat.end());
+    r.received_versions = last_lat.size();
+    r.last_p50 = PercentileMs(last_lat, 0.50);
+    r.last_p99 = PercentileMs(last_lat, 0.99);
+    r.last_max = last_lat.empty() ? 0 : static_cast<double>(last_lat.back()) / 1e6;
+    // Every subscriber of the last counter's row that has it (or, were that possible, a newer state).
+    if (total > 0) r.final_subscribers = shared.DoneCount(total - 1);
     std::sort(lat.begin(), lat.end());
     std::sort(writes.begin(), writes.end());
     std::sort(from_start.begin(), from_start.end());
@@ -171,15 +186,17 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
     LatencyResult r;
     r.name = name;
     r.rows = o.latency_rows;
+    r.subscribers = o.latency_subscribers;
     r.rate = o.rate;
     const std::string pad = Pad(o.pad);
-    std::fprintf(stderr, "[%s] %d rows, one subscriber each, %.0f changes/s\n", name.c_str(), r.rows, o.rate);
+    std::fprintf(stderr, "[%s] %d rows, %d subscriber(s) each, %.0f changes/s\n", name.c_str(), r.rows,
+                 r.subscribers, o.rate);
     TempDir dir;
     std::unique_ptr<test_support::PgTestDatabase> pg;  // outlives the servers of the case
-    shared.Reset(1);
+    shared.Reset(static_cast<std::uint32_t>(r.subscribers));
     FleetSpec spec;
     spec.path = kPath;
-    spec.sockets = r.rows;
+    spec.sockets = r.rows * r.subscribers;
     spec.rows = r.rows;
     spec.threads = o.client_threads;
     try {
@@ -306,7 +323,7 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
 
 std::string LatencyLine(const LatencyResult& r, double target_ms) {
     std::ostringstream line;
-    line << r.name << ": rows=" << r.rows << " subscribers=" << r.rows << " rate=" << Fixed(r.rate, 0)
+    line << r.name << ": rows=" << r.rows << " subscribers=" << r.rows * r.subscribers << " rate=" << Fixed(r.rate, 0)
          << "/s (achieved " << Fixed(r.achieved_rate, 0) << "/s) | ";
     if (!r.error.empty() && r.samples == 0) {
         line << "ERROR " << r.error;
@@ -321,6 +338,13 @@ std::string LatencyLine(const LatencyResult& r, double target_ms) {
          << " ms p99.9=" << Fixed(r.start_p999, 3) << " ms | Patch call p50=" << Fixed(r.write_p50, 3)
          << " ms p99=" << Fixed(r.write_p99, 3) << " ms p99.9=" << Fixed(r.write_p999, 3)
          << " ms max=" << Fixed(r.write_max, 3) << " ms";
+    if (r.subscribers > 1) {
+        line << " | " << r.subscribers << " subscribers per row: last receipt of each version p50=" << Fixed(r.last_p50, 3)
+             << " ms p99=" << Fixed(r.last_p99, 3) << " ms max=" << Fixed(r.last_max, 3) << " ms over "
+             << r.received_versions << " versions received, " << Fixed(r.deliveries_per_s, 0)
+             << " pushes/s received, " << r.final_subscribers << "/" << r.subscribers
+             << " subscribers of the last version's row ended at it";
+    }
     if (!r.error.empty()) line << " | ERROR " << r.error;
     return line.str();
 }

@@ -18,6 +18,7 @@ struct LatencyResult {
     std::string error;
     std::string setup;  // where the clients and the relay were
     int rows = 0;
+    int subscribers = 1;  // per row
     double rate = 0;
     double achieved_rate = 0;
     std::size_t samples = 0;
@@ -30,6 +31,12 @@ struct LatencyResult {
     double write_p50 = 0, write_p99 = 0, write_p999 = 0, write_max = 0;  // ms, the Patch call itself
     double start_p50 = 0, start_p99 = 0, start_p999 = 0;                 // ms, receipt - start of the Patch call
     double machine_cores = 0;  // the whole machine's busy cores during the measurement (all processes)
+    // Several subscribers per row: the latency of each version's last receipt (its slowest subscriber; versions no one
+    // received are left out), the pushes received per second, and how many subscribers ended at the final state.
+    double last_p50 = 0, last_p99 = 0, last_max = 0;  // ms
+    double deliveries_per_s = 0;
+    std::size_t received_versions = 0;
+    std::uint32_t final_subscribers = 0;
     std::string server_stats;
 };
 

@@ -69,7 +69,12 @@ int Main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--pad", o.pad, "length of the row's text field (sets the frame size)")->capture_default_str();
     app.add_option("--rate", o.rate, "latency: changes per second")->capture_default_str();
-    app.add_option("--latency-rows", o.latency_rows, "latency: rows (one subscriber each)")->capture_default_str();
+    app.add_option("--latency-rows", o.latency_rows, "latency: rows")->capture_default_str();
+    app.add_option("--latency-subscribers", o.latency_subscribers,
+                   "latency: subscribers per row (several: the overload case, where the server cannot push every "
+                   "version to everyone; the receipt times of the last subscriber are reported too)")
+        ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
     app.add_option("--redis", o.redis_url,
                    "latency-redis: redis://host:port/db (default $SYNCLINE_TEST_REDIS_URL, else an own redis-server)");
     app.add_option("--fanout-clients", o.fanout_clients,

@@ -42,11 +42,13 @@ struct SharedState {
     std::atomic<std::uint64_t> skipped;           // versions of a row a subscriber never saw (coalesced)
     std::atomic<std::uint64_t> subscribed;        // sockets that got their 201
     std::atomic<std::int64_t> recv_ns[kRecords];  // steady_clock ns of the first receipt of counter c; 0: none
+    std::atomic<std::int64_t> recv_last_ns[kRecords];  // ... and of its last receipt (by the slowest subscriber)
 
     // Only while no client runs (between cases).
     void Reset(std::uint32_t subscribers_per_row) {
         for (auto& d : done) d.store(0, std::memory_order_relaxed);
         for (auto& r : recv_ns) r.store(0, std::memory_order_relaxed);
+        for (auto& r : recv_last_ns) r.store(0, std::memory_order_relaxed);
         waiting_done.store(0);
         subs_per_row.store(subscribers_per_row);
         frames.store(0);
