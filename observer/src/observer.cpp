@@ -425,8 +425,6 @@ void Observer::CatchUp() {
         if (changes.empty()) break;
         from = changes.back().seq;
         for (const RowEvent& event : Coalesce(std::move(changes))) {
-            // Read ahead: its row is a later change's state, delivered under that change's version when it is read.
-            if (event.ahead) continue;
             if (schemas_.count(event.table)) {
                 DeliverLocked(event);
                 ++delivered;

@@ -50,9 +50,9 @@ void Relay::Stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-void Relay::OnAck(std::int64_t version) {
+void Relay::OnAck(std::int64_t position) {
     std::int64_t current = acked_.load();
-    while (version > current && !acked_.compare_exchange_weak(current, version)) {
+    while (position > current && !acked_.compare_exchange_weak(current, position)) {
     }
 }
 
@@ -98,7 +98,6 @@ void Relay::Loop() {
                     if (!held) cursor = -1;
                 }
                 if (!held) {
-                    ahead_.clear();
                     {
                         std::lock_guard<std::mutex> lock(health_mutex_);
                         behind_since_.reset();  // another process's relay publishes: nothing for this one to keep up
@@ -152,10 +151,6 @@ void Relay::Loop() {
                 for (RowEvent& event : events) {
                     auto schema = schemas_.find(event.table);
                     if (schema == schemas_.end()) continue;  // a table this server does not declare
-                    if (!FoldAhead(event)) {
-                        coalesced_.fetch_add(1, std::memory_order_relaxed);
-                        continue;
-                    }
                     publish_(layout_.ForRow(event.table, event.pk), event, *schema->second);
                 }
                 cursor = last;
@@ -211,23 +206,6 @@ Relay::Health Relay::health() const {
     if (behind_since_) health.behind = std::chrono::steady_clock::now() - *behind_since_;
     health.behind_changes = behind_changes_;
     return health;
-}
-
-bool Relay::FoldAhead(RowEvent& event) {
-    const std::string key = event.table + '\x1f' + event.pk.DebugString();
-    auto held = ahead_.find(key);
-    if (event.ahead) {
-        // The first held event's image stays: it is the state before everything folded since.
-        if (held == ahead_.end()) ahead_.emplace(key, event.old_json);
-        return false;
-    }
-    if (held == ahead_.end()) return true;
-    // As Coalesce folds changes within one batch: the image from before the first change, none for a row created by
-    // it; but a row created and deleted since keeps the image it was deleted in.
-    const bool created = !held->second.has_value();
-    if (!(created && !event.row)) event.old_json = std::move(held->second);
-    ahead_.erase(held);
-    return true;
 }
 
 }  // namespace syncline::observer

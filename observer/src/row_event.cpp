@@ -45,19 +45,19 @@ std::vector<RowEvent> Coalesce(std::vector<ChangeEvent> changes) {
             it = index.find(key);
         }
         RowEvent& e = events[it->second];
-        e.version = change.seq;
+        e.position = change.seq;
+        e.version = change.op != ChangeOp::kDelete && change.ahead ? change.row_version : change.seq;
         // A row created in this batch and deleted later in it was visible between those two commits (a client may
         // have read it and subscribed): its delete is published, with the image it was deleted in.
         if (change.op == ChangeOp::kDelete && !existed_before[it->second]) e.old_json = std::move(change.old_json);
         e.row = change.op == ChangeOp::kDelete ? std::nullopt : std::move(change.row);
-        e.ahead = change.op != ChangeOp::kDelete && change.ahead;
     }
     std::vector<RowEvent> out;
     out.reserve(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) {
         out.push_back(std::move(events[i]));
     }
-    std::sort(out.begin(), out.end(), [](const RowEvent& a, const RowEvent& b) { return a.version < b.version; });
+    std::sort(out.begin(), out.end(), [](const RowEvent& a, const RowEvent& b) { return a.position < b.position; });
     return out;
 }
 

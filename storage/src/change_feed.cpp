@@ -70,7 +70,8 @@ std::vector<ChangeEvent> ChangeFeed::ReadAfter(std::int64_t cursor, std::size_t 
                     if (row_stmt->Step()) {
                         event.row = row_stmt->ColumnRow(*last_schema);
                         const int version = static_cast<int>(last_schema->fields().size());
-                        event.ahead = !row_stmt->ColumnIsNull(version) && row_stmt->ColumnInt(version) > event.seq;
+                        if (!row_stmt->ColumnIsNull(version)) event.row_version = row_stmt->ColumnInt(version);
+                        event.ahead = event.row_version > event.seq;
                     }
                 }
             }

@@ -142,7 +142,8 @@ void Server::Prepare() {
         bus_ = std::make_unique<observer::RedisBus>(redis_options);
         observer::Bus* bus = bus_.get();
         publish = [bus](const std::string& channel, const observer::RowEvent& event, const Schema& schema) {
-            bus->Publish(channel, observer::EncodeEvent(event, schema), event.version);
+            // Acked by feed position (the relay's cursor), which is the version except for a row read ahead.
+            bus->Publish(channel, observer::EncodeEvent(event, schema), event.position);
         };
         // One relay per database publishes (a lease in the database); its cursor follows what Redis confirmed.
         relay_options.use_lease = true;

@@ -179,7 +179,8 @@ private:
             if (it != by_key.end()) {
                 event.row = r.GetRow(schema, it->second);
                 const int version = static_cast<int>(schema.fields().size());
-                event.ahead = !r.IsNull(it->second, version) && r.Int(it->second, version) > event.seq;
+                if (!r.IsNull(it->second, version)) event.row_version = r.Int(it->second, version);
+                event.ahead = event.row_version > event.seq;
             }
         }
     }

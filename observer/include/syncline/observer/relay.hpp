@@ -39,7 +39,7 @@ struct RelayOptions {
 };
 
 /// Publishes a row event on its channel. A bus between processes encodes it (EncodeEvent with the schema) and
-/// acknowledges `event.version`; the in-process bus hands it to the observer as it is, with no encoding.
+/// acknowledges `event.position` (Relay::OnAck); the in-process bus hands it to the observer as it is, with no encoding.
 using Publisher = std::function<void(const std::string& channel, const RowEvent& event, const Schema& schema)>;
 
 class Relay {
@@ -54,13 +54,12 @@ public:
     /// Stops the thread (and gives the lease up). Idempotent.
     void Stop();
     /// The bus confirmed the publish of `version`.
-    void OnAck(std::int64_t version);
+    void OnAck(std::int64_t position);
     /// True while this relay publishes (holds the lease, or needs none).
     bool publishing() const { return publishing_.load(); }
     /// The last seq read from the feed.
     std::int64_t cursor() const { return cursor_.load(); }
-    /// Changes folded into a later change of the same row (one event per row and batch is published; an event read
-    /// ahead of its change waits for the row's next one).
+    /// Changes folded into a later change of the same row in the same batch (one event per row is published).
     std::uint64_t coalesced() const { return coalesced_.load(std::memory_order_relaxed); }
 
     /// What readiness needs to know of the relay (any thread).
@@ -80,10 +79,6 @@ public:
 private:
     void Loop();
     bool SleepFor(std::chrono::milliseconds duration);  // false when stopping
-    // An event read ahead (RowEvent::ahead: its row is a later change's state) is not published: the row's next event
-    // is, as if both had come in one batch (it keeps the image from before the first, or none if the row was created
-    // then). False for an event to hold back; otherwise the event is ready to publish (folded if needed).
-    bool FoldAhead(RowEvent& event);
 
     std::unique_ptr<ChangeSource> source_;
     std::vector<Schema> models_;
@@ -99,9 +94,6 @@ private:
     std::atomic<std::int64_t> cursor_{0};
     std::atomic<std::int64_t> acked_{0};
     std::atomic<std::uint64_t> coalesced_{0};
-    // Rows whose last event was held back as ahead (relay thread only): row key -> the image before the first of them
-    // (nullopt: the row was created by it). Emptied whenever this relay stops publishing.
-    std::unordered_map<std::string, std::optional<std::string>> ahead_;
     mutable std::mutex health_mutex_;
     std::string error_;                                        // guarded by health_mutex_
     std::optional<std::chrono::steady_clock::time_point> behind_since_;  // guarded by health_mutex_

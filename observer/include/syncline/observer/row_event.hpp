@@ -17,17 +17,20 @@ namespace syncline::observer {
 /// The change of one row, after coalescing: the state before the first change the relay read, the state after the
 /// last one, and that last change's seq as the version. A created row has no `old_row`, a deleted one no `row`.
 struct RowEvent {
+    /// The version of the state the event carries: its change's seq, or, when the row was read ahead of it
+    /// (ChangeEvent::ahead), the later version the row had (a push is never labelled older than its data).
     std::int64_t version = 0;
+    /// The feed seq of the row's last change in the batch: where the relay's cursor and publish acks are. Equal to
+    /// `version` except for a row read ahead; then the later change, read afterwards, gives the same version again,
+    /// which receivers drop as already seen.
+    std::int64_t position = 0;
     std::string table;
     Value pk;
     std::optional<std::string> old_json;  ///< The row before, as the capture trigger wrote it (RowFromJson reads it).
     std::optional<Row> row;               ///< The row after.
-    /// The row's last change in the batch was read ahead (ChangeEvent::ahead): `row` belongs to a later version.
-    /// The relay folds it into the row's next event instead of publishing it; never encoded.
-    bool ahead = false;
 };
 
-/// Coalesces a batch of changes (in seq order) into one event per row, ordered by version: several saves of a row
+/// Coalesces a batch of changes (in seq order) into one event per row, ordered by position: several saves of a row
 /// give one event with the final state. A row created and deleted within the batch gives its delete (with the image
 /// it was deleted in): it existed between two commits, so a client may have read it and subscribed.
 std::vector<RowEvent> Coalesce(std::vector<ChangeEvent> changes);

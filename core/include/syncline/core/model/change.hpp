@@ -29,9 +29,11 @@ struct ChangeEvent {
     /// The row's current state when the change was read (absent for a delete, or when the row is gone since).
     std::optional<Row> row;
     /// `row` was read after a later change of the row had committed (one beyond this read's batch: its seq is past
-    /// the batch's limit, or past PostgreSQL's safe horizon): it is that later change's state, not this one's. A
-    /// consumer must not label it with `seq`; the relay folds this change into that later one, which it reads next.
+    /// the batch's limit, or past PostgreSQL's safe horizon): it is that later change's state, whose version is
+    /// `row_version`, not this one's. A consumer labels it with `row_version`, never with `seq`.
     bool ahead = false;
+    /// The version of `row` (the row's version column when it was read); 0 when there is no row.
+    std::int64_t row_version = 0;
 };
 
 }  // namespace syncline
