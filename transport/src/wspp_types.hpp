@@ -40,8 +40,10 @@ struct ConnectionData {
 
 // Bytes each server connection reads into at a time. websocketpp's 16 KiB buffer is a member of every connection and
 // was most of an idle connection's memory; frames of any size still arrive (in more reads), and the requests clients
-// send are mostly far smaller. 1 KiB: 11.2 KB of server RSS per idle connection against 14.4 KB (benchmarks/README.md).
-inline constexpr std::size_t kServerReadBuffer = 1024;
+// send are mostly far smaller. 768 bytes: 10,146 bytes of server RSS per idle connection, against 10,405 with 1 KiB and
+// 14.4 KB with 16 KiB; 8 KB request frames are about 8 % slower than with 1 KiB, small ones the same
+// (benchmarks/README.md, "Memory per idle connection").
+inline constexpr std::size_t kServerReadBuffer = 768;
 
 // The stock asio config with our connection base, a smaller read buffer and websocketpp's logging compiled out: we
 // log through spdlog.
