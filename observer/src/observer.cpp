@@ -103,7 +103,16 @@ void Observer::Enqueue(RowEvent event) {
     {
         std::lock_guard<std::mutex> lock(queue_mutex_);
         auto waiting = queued_.find(key);
-        if (waiting == queued_.end()) {
+        if (waiting == queued_.end() && queued_.size() >= max_queued_rows_) {
+            // Too many rows waiting: drop them all and read the feed from before the oldest of them instead (the
+            // delivery thread does, coalescing per batch), so the queue's memory stays bounded and nothing is lost.
+            std::int64_t oldest = event.version;
+            for (const auto& [row, older] : queued_) oldest = std::min(oldest, older.version);
+            overflow_after_ = std::min(overflow_after_.value_or(oldest - 1), oldest - 1);
+            queued_.clear();
+            queue_order_.clear();
+            ++overflows_;
+        } else if (waiting == queued_.end()) {
             queue_order_.push_back(key);
             queued_.emplace(std::move(key), std::move(event));
         } else if (event.version > waiting->second.version) {
@@ -127,8 +136,22 @@ void Observer::DeliveryLoop() {
         RowEvent event;
         {
             std::unique_lock<std::mutex> lock(queue_mutex_);
-            queue_cv_.wait(lock, [this] { return stopping_ || !queue_order_.empty(); });
+            queue_cv_.wait(lock, [this] { return stopping_ || overflow_after_ || !queue_order_.empty(); });
             if (stopping_) return;
+            if (overflow_after_) {
+                const std::int64_t after = *overflow_after_;
+                overflow_after_.reset();
+                lock.unlock();
+                Log(LogLevel::kWarn, "observer: more than " + std::to_string(max_queued_rows_) +
+                                         " rows waited to be pushed; reading the change feed after change " +
+                                         std::to_string(after) + " instead");
+                if (catch_up_) {
+                    CatchUpFrom(after, "after the delivery queue overflowed");
+                } else {
+                    Log(LogLevel::kError, "observer: no change feed to read: the dropped events are lost");
+                }
+                continue;
+            }
             auto waiting = queued_.find(queue_order_.front());
             queue_order_.pop_front();
             if (waiting == queued_.end()) continue;
@@ -403,14 +426,16 @@ void Observer::DeliverLocked(const RowEvent& event) {
     stats_.serializations += push.serializations();
 }
 
-void Observer::CatchUp() {
+void Observer::CatchUp() { CatchUpFrom(std::nullopt, "after the bus reconnected"); }
+
+void Observer::CatchUpFrom(std::optional<std::int64_t> after, const char* why) {
     if (!catch_up_) return;
     std::lock_guard<std::mutex> deliver_lock(deliver_mutex_);
     {
         std::lock_guard<std::mutex> lock(stats_mutex_);
         ++stats_.catch_ups;
     }
-    std::int64_t from = last_seen_.load();
+    std::int64_t from = after ? std::min(*after, last_seen_.load()) : last_seen_.load();
     const std::int64_t seen = from;
     const std::int64_t oldest = catch_up_->OldestSeq();
     const bool gap = oldest > from + 1;
@@ -434,7 +459,7 @@ void Observer::CatchUp() {
     // After the feed: a row whose latest change the feed still held was delivered above, with its latest state.
     if (gap) delivered += Resync(seen, oldest);
     Log(LogLevel::kInfo, "observer: caught up to change " + std::to_string(from) + " (" + std::to_string(delivered) +
-                             " row events re-read after the bus reconnected)");
+                             " row events re-read " + why + ")");
 }
 
 std::size_t Observer::Resync(std::int64_t seen, std::int64_t oldest) {
@@ -510,6 +535,7 @@ ObserverStats Observer::stats() const {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     stats.coalesced = coalesced_;
     stats.queued = queued_.size();
+    stats.overflows = overflows_;
     return stats;
 }
 

@@ -229,6 +229,61 @@ TEST_P(ObserverDeliveryTest, WhenPushesFallBehindAWaitingRowKeepsOnlyItsLatestVe
     EXPECT_EQ(queued->stats().events, 2u);
 }
 
+// The queue's rows are bounded (here to one): past the bound it is dropped and the delivery thread reads the change
+// feed from before the oldest dropped version instead, so memory stays bounded and no change is lost.
+TEST_P(ObserverDeliveryTest, PastTheMostRowsThatMayWaitTheQueueIsReadFromTheFeedInstead) {
+    RecordingBus remote;
+    remote.crosses = true;
+    auto queued = std::make_unique<Observer>(db_->models(), remote, ChannelLayout("t", 4), db_->OpenChangeSource());
+    queued->SetMaxQueuedRows(1);
+    queued->Start();
+    ConsumerOptions options;
+    options.model = "posts";
+    auto consumer = std::make_shared<GenericConsumer>(options);
+    consumer->Bind(*db_, queued.get());
+    db_->Insert("posts", {{"title", "three"}, {"author", "carl"}});
+    Socket ann = Connect("ann");
+    for (std::int64_t pk : {1, 2, 3}) {
+        ASSERT_TRUE(Started(queued->SubscribeInstance(*ann.context, *consumer,
+                                                      InstanceSubscription{Value(pk), Value(pk), "\"a\""})));
+    }
+    db_->Patch("posts", Value(1), {{"title", "one v2"}});
+    db_->Patch("posts", Value(2), {{"title", "two v2"}});
+    db_->Patch("posts", Value(3), {{"title", "three v2"}});
+    // Row 3's insert folds into its patch: one event per row, as the relay would publish them.
+    std::vector<RowEvent> events = Coalesce(feed_->ReadAfter(cursor_, 1000));
+    ASSERT_EQ(events.size(), 3u);
+    const Schema* posts = nullptr;
+    for (const Schema& schema : db_->models()) {
+        if (schema.table() == "posts") posts = &schema;
+    }
+    ASSERT_NE(posts, nullptr);
+    auto publish = [&](const RowEvent& event) {
+        remote.Publish(ChannelLayout("t", 4).ForRow("posts", event.pk), EncodeEvent(event, *posts));
+    };
+
+    ann.outbox->HoldNextPush();
+    publish(events[0]);  // row 1: the delivery thread takes it and holds in the push
+    ASSERT_TRUE(ann.outbox->WaitHolding());
+    publish(events[1]);  // row 2 waits: one row, the most
+    EXPECT_EQ(queued->stats().queued, 1u);
+    publish(events[2]);  // row 3 would be a second: the queue is dropped, to be read from the feed
+    EXPECT_EQ(queued->stats().queued, 0u);
+    EXPECT_EQ(queued->stats().overflows, 1u);
+    ann.outbox->Release();
+
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ann.pushes().size() < 3 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the delivery thread pushes; nothing to wait on
+    }
+    std::vector<std::string> titles;
+    for (const ReceivedPush& push : ann.pushes()) titles.push_back(push.data);
+    ASSERT_EQ(titles.size(), 3u);
+    EXPECT_NE(titles[0].find("one v2"), std::string::npos) << titles[0];
+    EXPECT_NE(titles[1].find("two v2"), std::string::npos) << titles[1];
+    EXPECT_NE(titles[2].find("three v2"), std::string::npos) << titles[2];
+}
+
 TEST_P(ObserverDeliveryTest, AVersionAlreadyPushedIsNotPushedAgain) {
     Socket ann = Connect("ann");
     ASSERT_TRUE(SubscribeRow(ann, *consumer_, 1, "x"));

@@ -11,7 +11,9 @@
 /// newer version of a row that is still waiting replaces it (latest state wins; the image from before the first stays,
 /// as when the relay coalesces a batch), so when changes come faster than this process can push them, what waits is
 /// bounded by the rows changing, not by the rate, and what a subscriber sees stays recent instead of falling further
-/// behind. ObserverStats::coalesced counts the versions replaced.
+/// behind. ObserverStats::coalesced counts the versions replaced. The rows waiting are bounded too (SetMaxQueuedRows,
+/// 100,000 by default, e.g. a bulk UPDATE of a large table): past it the queue is dropped and the delivery thread reads
+/// the change feed from before the oldest dropped version instead (coalesced per batch, as after a bus reconnect).
 
 #include <atomic>
 #include <chrono>
@@ -22,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -44,6 +47,7 @@ struct ObserverStats {
     std::uint64_t catch_ups = 0;     ///< Catch-up passes after a bus reconnect.
     std::uint64_t coalesced = 0;     ///< Versions replaced by a newer one of the same row while waiting to be pushed.
     std::uint64_t queued = 0;        ///< Rows waiting for the delivery thread now.
+    std::uint64_t overflows = 0;     ///< Times more than the maximum of rows waited: the feed was read instead.
 };
 
 class Observer final : public SubscriptionRegistry {
@@ -65,6 +69,9 @@ public:
     /// Waits until the bus has confirmed every channel Start subscribed; false if `timeout` passed first (Redis down:
     /// the reconnect catch-up then covers what was published before the confirmations). Not from the bus thread.
     bool WaitSubscribed(std::chrono::milliseconds timeout);
+    /// The most rows whose events may wait for the delivery thread (see Overload above). Call before Start.
+    void SetMaxQueuedRows(std::size_t rows) { max_queued_rows_ = rows == 0 ? 1 : rows; }
+    static constexpr std::size_t kDefaultMaxQueuedRows = 100000;
 
     // SubscriptionRegistry
     std::unique_ptr<PendingSubscriptions> SubscribeInstance(ConnectionContext& connection, GenericConsumer& consumer,
@@ -128,6 +135,8 @@ private:
     // Queues a bus event for the delivery thread, replacing a waiting older version of its row.
     void Enqueue(RowEvent event);
     void DeliveryLoop();
+    // CatchUp's work: reads the feed after `after` (at most last_seen_), else after last_seen_; `why` for the log.
+    void CatchUpFrom(std::optional<std::int64_t> after, const char* why);
     // Deliver's steps: note the version received, find the subscriptions the event concerns, then one EventPush
     // builds the frames they need (once each) and decides which sockets get which.
     struct Concerned {
@@ -161,6 +170,9 @@ private:
     std::unordered_map<std::string, RowEvent> queued_;
     bool stopping_ = false;           // guarded by queue_mutex_
     std::uint64_t coalesced_ = 0;     // guarded by queue_mutex_
+    std::uint64_t overflows_ = 0;     // guarded by queue_mutex_
+    std::optional<std::int64_t> overflow_after_;  // guarded by queue_mutex_: the feed is to be read after this seq
+    std::size_t max_queued_rows_ = kDefaultMaxQueuedRows;
     std::thread delivery_thread_;     // started by Start when the bus crosses processes
     // Channels Start subscribed that the bus has not confirmed yet.
     std::mutex active_mutex_;
