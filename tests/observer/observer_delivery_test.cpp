@@ -188,11 +188,7 @@ TEST_P(ObserverDeliveryTest, WhenPushesFallBehindAWaitingRowKeepsOnlyItsLatestVe
     Socket ann = Connect("ann");
     ASSERT_TRUE(Started(queued->SubscribeInstance(*ann.context, *consumer,
                                                   InstanceSubscription{Value(1), Value(1), "\"a\""})));
-    const Schema* posts = nullptr;
-    for (const Schema& schema : db_->models()) {
-        if (schema.table() == "posts") posts = &schema;
-    }
-    ASSERT_NE(posts, nullptr);
+    const Schema posts = syncline::testing::PostsSchema();  // the schema the blog backend was opened with
     std::optional<Row> row = db_->Get("posts", "id", Value(1));
     ASSERT_TRUE(row);
     const std::string channel = ChannelLayout("t", 4).ForRow("posts", Value(1));
@@ -204,7 +200,7 @@ TEST_P(ObserverDeliveryTest, WhenPushesFallBehindAWaitingRowKeepsOnlyItsLatestVe
         event.old_json = std::string(R"({"id": 1})");
         event.row = *row;
         (*event.row)[1] = Value("v" + std::to_string(n));
-        remote.Publish(channel, EncodeEvent(event, *posts));
+        remote.Publish(channel, EncodeEvent(event, posts));
     };
 
     ann.outbox->HoldNextPush();
@@ -253,13 +249,9 @@ TEST_P(ObserverDeliveryTest, PastTheMostRowsThatMayWaitTheQueueIsReadFromTheFeed
     // Row 3's insert folds into its patch: one event per row, as the relay would publish them.
     std::vector<RowEvent> events = Coalesce(feed_->ReadAfter(cursor_, 1000));
     ASSERT_EQ(events.size(), 3u);
-    const Schema* posts = nullptr;
-    for (const Schema& schema : db_->models()) {
-        if (schema.table() == "posts") posts = &schema;
-    }
-    ASSERT_NE(posts, nullptr);
+    const Schema posts = syncline::testing::PostsSchema();  // the schema the blog backend was opened with
     auto publish = [&](const RowEvent& event) {
-        remote.Publish(ChannelLayout("t", 4).ForRow("posts", event.pk), EncodeEvent(event, *posts));
+        remote.Publish(ChannelLayout("t", 4).ForRow("posts", event.pk), EncodeEvent(event, posts));
     };
 
     ann.outbox->HoldNextPush();

@@ -72,12 +72,8 @@ TEST_P(ObserverRegistryTest, AMessageOnAChannelNobodyHereNeedsIsDroppedUndecoded
     db_->Patch("posts", Value(1), {{"title", "one v2"}});
     std::vector<RowEvent> events = Coalesce(feed_->ReadAfter(cursor_, 10));
     ASSERT_EQ(events.size(), 1u);
-    const Schema* posts = nullptr;
-    for (const Schema& schema : db_->models()) {
-        if (schema.table() == "posts") posts = &schema;
-    }
-    ASSERT_NE(posts, nullptr);
-    const std::string payload = EncodeEvent(events[0], *posts);
+    const Schema posts = syncline::testing::PostsSchema();  // the schema the blog backend was opened with
+    const std::string payload = EncodeEvent(events[0], posts);
     bus_.Publish(row1, payload);
     EXPECT_EQ(observer_->stats().events, 0u);
 

@@ -100,6 +100,23 @@ protected:
         options.cursor_save_interval = 10ms;
         return options;
     }
+    // Saves the relay's cursor at the newest change, then six changes after it: posts a and b created, a tag (not
+    // relayed), a2, b2, a3. Returns a's and b's rows and the last seq.
+    struct SixChanges {
+        Row a;
+        Row b;
+        std::int64_t last;
+    };
+    SixChanges WriteSixChanges() {
+        db_->OpenChangeSource()->SaveCursor("relay", db_->OpenChangeSource()->LatestSeq());
+        Row a = db_->Insert("posts", {{"title", "a"}});
+        db_->Insert("tags", {{"slug", "x"}, {"label", "not relayed"}});
+        Row b = db_->Insert("posts", {{"title", "b"}});
+        db_->Update("posts", a[0], {{"title", "a2"}});
+        db_->Update("posts", b[0], {{"title", "b2"}});
+        db_->Update("posts", a[0], {{"title", "a3"}});
+        return {a, b, db_->OpenChangeSource()->LatestSeq()};
+    }
     std::string Title(std::int64_t pk, const RowEvent& event) const {
         EXPECT_EQ(event.pk, Value(pk));
         return event.row ? (*event.row)[1].AsText() : "<deleted>";
@@ -115,14 +132,7 @@ protected:
 // state went out under an older version and again under its own: one state twice, as two versions). When the later
 // change is read, it gives the same version again, which receivers drop as seen. Cursor acks follow the feed.
 TEST_P(RelayTest, ARowReadAheadOfItsChangeIsLabelledWithTheVersionItHas) {
-    db_->OpenChangeSource()->SaveCursor("relay", db_->OpenChangeSource()->LatestSeq());
-    Row a = db_->Insert("posts", {{"title", "a"}});
-    db_->Insert("tags", {{"slug", "x"}, {"label", "not relayed"}});
-    Row b = db_->Insert("posts", {{"title", "b"}});
-    db_->Update("posts", a[0], {{"title", "a2"}});
-    db_->Update("posts", b[0], {{"title", "b2"}});
-    db_->Update("posts", a[0], {{"title", "a3"}});
-    const std::int64_t last = db_->OpenChangeSource()->LatestSeq();
+    const std::int64_t last = WriteSixChanges().last;
     const std::int64_t first = last - 5;  // a's insert
 
     Published published;
@@ -149,14 +159,10 @@ TEST_P(RelayTest, ARowReadAheadOfItsChangeIsLabelledWithTheVersionItHas) {
 
 TEST_P(RelayTest, PublishesEachChangedRowOnceCoalescedInOrderOnItsChannel) {
     // A saved cursor makes the relay read everything written below in one batch.
-    db_->OpenChangeSource()->SaveCursor("relay", db_->OpenChangeSource()->LatestSeq());
-    Row a = db_->Insert("posts", {{"title", "a"}});
-    db_->Insert("tags", {{"slug", "x"}, {"label", "not relayed"}});
-    Row b = db_->Insert("posts", {{"title", "b"}});
-    db_->Update("posts", a[0], {{"title", "a2"}});
-    db_->Update("posts", b[0], {{"title", "b2"}});
-    db_->Update("posts", a[0], {{"title", "a3"}});
-    const std::int64_t last = db_->OpenChangeSource()->LatestSeq();
+    const SixChanges written = WriteSixChanges();
+    const Row& a = written.a;
+    const Row& b = written.b;
+    const std::int64_t last = written.last;
 
     Published published;
     std::unique_ptr<Relay> relay = MakeRelay(published, Leased());

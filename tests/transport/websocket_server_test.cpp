@@ -860,27 +860,55 @@ TEST_F(TransportWebSocketServer, RouteAfterStartIsRejected) {
     EXPECT_THROW(server_->Route("/late/", endpoint_), std::logic_error);
 }
 
+// Runs server.Run() on a thread of its own, blocking SIGTERM and SIGINT there first when `block_stop_signals`; if the
+// test ends before Run returns, Stop() wakes it and the thread is joined.
+class RunThread {
+public:
+    RunThread(WebSocketServer& server, bool block_stop_signals) : server_(server) {
+        thread_ = std::thread([this, block_stop_signals] {
+            if (block_stop_signals) {
+                sigset_t stop_signals;
+                sigemptyset(&stop_signals);
+                sigaddset(&stop_signals, SIGINT);
+                sigaddset(&stop_signals, SIGTERM);
+                pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+            }
+            exit_code_ = server_.Run();
+        });
+    }
+    ~RunThread() {
+        if (thread_.joinable()) Join();
+    }
+    RunThread(const RunThread&) = delete;
+    RunThread& operator=(const RunThread&) = delete;
+    std::thread::native_handle_type handle() { return thread_.native_handle(); }
+    // Stop() waits for Run's own Stop to finish; then Run's return value.
+    int Join() {
+        server_.Stop();
+        thread_.join();
+        return exit_code_;
+    }
+
+private:
+    WebSocketServer& server_;
+    int exit_code_ = -1;
+    std::thread thread_;
+};
+
+// Polls (bounded) until the server Run started listens; Run sets up its signal handling before it listens.
+std::uint16_t WaitListening(const WebSocketServer& server) {
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (server.port() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    return server.port();
+}
+
 TEST_F(TransportWebSocketServer, RunReturnsZeroAfterSigtermAndClosesSocketsWith1001) {
     server_ = std::make_unique<WebSocketServer>(DefaultOptions());
     server_->Route(kEchoPath, endpoint_);
-    int exit_code = -1;
-    std::thread runner([&] { exit_code = server_->Run(); });
-    struct JoinOnExit {
-        ~JoinOnExit() {
-            if (runner.joinable()) {
-                server.Stop();  // wakes Run if the test failed before the signal
-                runner.join();
-            }
-        }
-        WebSocketServer& server;
-        std::thread& runner;
-    } join_on_exit{*server_, runner};
-    // Run installs its signal handler before it starts listening, so a bound port means SIGTERM is safe to raise.
-    const auto deadline = std::chrono::steady_clock::now() + kWait;
-    while (server_->port() == 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::yield();
-    }
-    port_ = server_->port();
+    RunThread runner(*server_, false);
+    port_ = WaitListening(*server_);
     ASSERT_NE(port_, 0);
     ConnectResult client = Connect();
     ASSERT_TRUE(client) << client.error;
@@ -890,10 +918,7 @@ TEST_F(TransportWebSocketServer, RunReturnsZeroAfterSigtermAndClosesSocketsWith1
     EXPECT_EQ(client->WaitClosed(kWait), 1001);
     EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
     EXPECT_EQ(server_->connection_count(), 0U);
-    server_->Stop();  // waits for Run's own Stop to finish
-    runner.join();
-    runner = std::thread();
-    EXPECT_EQ(exit_code, 0);
+    EXPECT_EQ(runner.Join(), 0);
 }
 
 // A calling thread that blocks SIGTERM and SIGINT (as the syncline binary's threads all do): Run reads the signal from
@@ -901,42 +926,17 @@ TEST_F(TransportWebSocketServer, RunReturnsZeroAfterSigtermAndClosesSocketsWith1
 TEST_F(TransportWebSocketServer, RunReadsSigtermFromASignalfdWhenTheCallingThreadBlocksIt) {
     server_ = std::make_unique<WebSocketServer>(DefaultOptions());
     server_->Route(kEchoPath, endpoint_);
-    int exit_code = -1;
-    std::thread runner([&] {
-        sigset_t stop_signals;
-        sigemptyset(&stop_signals);
-        sigaddset(&stop_signals, SIGINT);
-        sigaddset(&stop_signals, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-        exit_code = server_->Run();
-    });
-    struct JoinOnExit {
-        ~JoinOnExit() {
-            if (runner.joinable()) {
-                server.Stop();
-                runner.join();
-            }
-        }
-        WebSocketServer& server;
-        std::thread& runner;
-    } join_on_exit{*server_, runner};
-    const auto deadline = std::chrono::steady_clock::now() + kWait;
-    while (server_->port() == 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::yield();
-    }
-    port_ = server_->port();
+    RunThread runner(*server_, true);
+    port_ = WaitListening(*server_);
     ASSERT_NE(port_, 0);
     ConnectResult client = Connect();
     ASSERT_TRUE(client) << client.error;
     ASSERT_EQ(client->Request("before"), "before");
 
-    ASSERT_EQ(pthread_kill(runner.native_handle(), SIGTERM), 0);
+    ASSERT_EQ(pthread_kill(runner.handle(), SIGTERM), 0);
     EXPECT_EQ(client->WaitClosed(kWait), 1001);
     EXPECT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.closed == 1; }));
-    server_->Stop();
-    runner.join();
-    runner = std::thread();
-    EXPECT_EQ(exit_code, 0);
+    EXPECT_EQ(runner.Join(), 0);
 }
 
 }  // namespace
