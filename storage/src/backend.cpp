@@ -4,7 +4,14 @@
 
 #include "postgres/pg_database.hpp"
 
+#include <stdexcept>
+
 namespace syncline::storage {
+
+void Backend::RunBatch(std::vector<BatchedWrite>& writes) {
+    (void)writes;
+    throw std::logic_error("RunBatch: " + Describe() + " does not run batches");
+}
 
 bool IsPostgresUrl(std::string_view database) {
     return database.rfind("postgresql://", 0) == 0 || database.rfind("postgres://", 0) == 0;

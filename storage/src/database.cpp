@@ -287,7 +287,16 @@ std::int64_t Database::SchemaVersion() const {
     return st.Step() ? st.ColumnInt(0) : 0;
 }
 
+namespace {
+// The Database whose RunBatch this thread is running, if any.
+thread_local const Database* t_batch_owner = nullptr;
+}  // namespace
+
+bool Database::InBatch() const { return t_batch_owner == this; }
+
 Connection& Database::Reader() const {
+    // Inside a batch the thread holds the writer, in the batch's transaction: its reads see the writes before them.
+    if (InBatch()) return *writer_;
     std::lock_guard<std::mutex> lock(readers_mutex_);
     auto& conn = readers_[std::this_thread::get_id()];
     if (!conn) conn = OpenConnection(false);
@@ -339,6 +348,66 @@ std::vector<Row> Database::List(std::string_view table, const Query& query) cons
 
 std::int64_t Database::Count(std::string_view table, const std::vector<Filter>& filters) const {
     return ModelOps(this, &Reader()).Count(table, filters);
+}
+
+GroupCommitStats Database::group_commit() const {
+    GroupCommitStats stats = group_.stats();
+    std::lock_guard<std::mutex> lock(batch_stats_mutex_);
+    stats.writes += batch_stats_.writes;
+    stats.batches += batch_stats_.batches;
+    stats.largest_batch = std::max(stats.largest_batch, batch_stats_.largest_batch);
+    stats.queued += batch_stats_.queued;
+    return stats;
+}
+
+void Database::RunBatch(std::vector<BatchedWrite>& writes) {
+    if (writes.empty()) return;
+    if (InBatch()) throw std::logic_error("RunBatch inside a batch: write through the store instead");
+    // GroupCommit's batch runner, with whole writes as its jobs.
+    std::vector<std::function<bool()>> runs;
+    runs.reserve(writes.size());
+    for (BatchedWrite& write : writes) {
+        runs.emplace_back([&write] {
+            write.run();
+            return true;
+        });
+    }
+    std::vector<GroupCommit::Job> jobs(writes.size());
+    std::vector<GroupCommit::Job*> batch;
+    batch.reserve(jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        jobs[i].write = &runs[i];
+        batch.push_back(&jobs[i]);
+    }
+    auto count = [&](std::ptrdiff_t queued, bool ran) {
+        std::lock_guard<std::mutex> lock(batch_stats_mutex_);
+        batch_stats_.queued = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(batch_stats_.queued) + queued);
+        if (!ran) return;
+        batch_stats_.writes += writes.size();
+        batch_stats_.batches += 1;
+        batch_stats_.largest_batch = std::max<std::uint64_t>(batch_stats_.largest_batch, writes.size());
+    };
+    const auto size = static_cast<std::ptrdiff_t>(writes.size());
+    count(size, false);
+    bool committed = false;
+    try {
+        WriterLock lock(this);  // refuses a thread that holds an open Transaction
+        struct Owner {
+            explicit Owner(const Database* db) { t_batch_owner = db; }
+            ~Owner() { t_batch_owner = nullptr; }
+        } owner(this);
+        const sqlite3_int64 before = sqlite3_total_changes64(writer_->handle());
+        CommitBatch(batch);
+        // Wakes the feed's readers only when a row changed in what committed.
+        committed = sqlite3_total_changes64(writer_->handle()) != before &&
+                    std::any_of(jobs.begin(), jobs.end(), [](const GroupCommit::Job& j) { return !j.error; });
+    } catch (...) {
+        count(-size, false);
+        throw;
+    }
+    for (std::size_t i = 0; i < writes.size(); ++i) writes[i].error = jobs[i].error;
+    count(-size, true);
+    if (committed) NotifyCommitted();
 }
 
 bool Database::RunGrouped(const std::function<bool()>& write) {
@@ -428,6 +497,7 @@ void Database::CommitBatch(const std::vector<GroupCommit::Job*>& jobs) noexcept 
 }
 
 Row Database::Insert(std::string_view table, const Assignments& values) {
+    if (InBatch()) return ModelOps(this, writer_.get()).Insert(table, values);
     Row row;
     RunGrouped([&] {
         row = ModelOps(this, writer_.get()).Insert(table, values);
@@ -437,6 +507,7 @@ Row Database::Insert(std::string_view table, const Assignments& values) {
 }
 
 std::optional<Row> Database::Update(std::string_view table, const Value& pk, const Assignments& values) {
+    if (InBatch()) return ModelOps(this, writer_.get()).Update(table, pk, values);
     std::optional<Row> row;
     RunGrouped([&] {
         row = ModelOps(this, writer_.get()).Update(table, pk, values);
@@ -446,6 +517,7 @@ std::optional<Row> Database::Update(std::string_view table, const Value& pk, con
 }
 
 std::optional<Row> Database::Patch(std::string_view table, const Value& pk, const Assignments& values) {
+    if (InBatch()) return ModelOps(this, writer_.get()).Patch(table, pk, values);
     std::optional<Row> row;
     RunGrouped([&] {
         row = ModelOps(this, writer_.get()).Patch(table, pk, values);
@@ -455,6 +527,7 @@ std::optional<Row> Database::Patch(std::string_view table, const Value& pk, cons
 }
 
 bool Database::Delete(std::string_view table, const Value& pk) {
+    if (InBatch()) return ModelOps(this, writer_.get()).Delete(table, pk);
     return RunGrouped([&] { return ModelOps(this, writer_.get()).Delete(table, pk); });
 }
 

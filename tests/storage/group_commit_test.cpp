@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -125,6 +127,71 @@ TEST_F(GroupCommitTest, AWriteOnAThreadHoldingATransactionIsRefusedBeforeItQueue
     EXPECT_EQ(db_->group_commit().queued, 0u);
     tx.reset();
     EXPECT_NO_THROW(db_->Insert("posts", {{"title", "after"}}));
+}
+
+// RunBatch (Backend::RunBatch, what the transport's batch writer calls): whole writes, with their reads, in one
+// transaction on the calling thread.
+TEST_F(GroupCommitTest, ABatchsWritesReadWhatCameBeforeThemAndOneThatThrowsLeavesNoRowAndNoChange) {
+    const Row post = db_->Insert("posts", {{"title", "before"}});
+    const std::uint64_t commits = db_->local_commits();
+    const std::size_t changes = Changes().size();
+    std::optional<Row> seen_by_second;
+    std::optional<Row> seen_elsewhere;
+    std::vector<storage::BatchedWrite> batch(4);
+    batch[0].run = [&] { db_->Patch("posts", post[0], {{"title", "first"}}); };
+    batch[1].run = [&] {
+        // Reads inside the batch see the write before it; another thread sees only what is committed.
+        seen_by_second = db_->Get("posts", "id", post[0]);
+        std::thread([&] { seen_elsewhere = db_->Get("posts", "id", post[0]); }).join();
+        db_->Insert("posts", {{"title", "second"}});
+    };
+    batch[2].run = [&] {
+        db_->Insert("posts", {{"title", "thrown away"}});
+        db_->Patch("posts", post[0], {{"title", "thrown away"}});
+        throw std::runtime_error("the third write fails after writing");
+    };
+    batch[3].run = [&] { db_->Insert("posts", {{"title", "fourth"}}); };
+    db_->RunBatch(batch);
+    ASSERT_TRUE(seen_by_second && seen_elsewhere);
+    EXPECT_EQ((*seen_by_second)[1], Value("first"));
+    EXPECT_EQ((*seen_elsewhere)[1], Value("before"));
+    EXPECT_FALSE(batch[0].error || batch[1].error || batch[3].error);
+    ASSERT_TRUE(batch[2].error);
+    EXPECT_THROW(std::rethrow_exception(batch[2].error), std::runtime_error);
+    // The first patch stands; the third write's rows and changes are gone; one commit for all of it.
+    EXPECT_EQ((*db_->Get("posts", "id", post[0]))[1], Value("first"));
+    EXPECT_EQ(db_->List("posts", Query{}).size(), 3u);
+    Query thrown_away;
+    thrown_away.filters.push_back(Filter{"title", FilterOp::kExact, Value("thrown away"), {}});
+    EXPECT_TRUE(db_->List("posts", thrown_away).empty());
+    const std::vector<ChangeEvent> after = Changes();
+    EXPECT_EQ(after.size(), changes + 3) << "the thrown-away write left a change that would be pushed";
+    EXPECT_EQ(db_->local_commits(), commits + 1);
+    const storage::GroupCommitStats stats = db_->group_commit();
+    EXPECT_EQ(stats.largest_batch, 4u);
+    EXPECT_EQ(stats.queued, 0u);
+}
+
+TEST_F(GroupCommitTest, InsideABatchATransactionOrAnotherBatchIsRefusedAndAnOpenTransactionRefusesTheBatch) {
+    std::vector<storage::BatchedWrite> batch(1);
+    std::vector<storage::BatchedWrite> inner(1);
+    inner[0].run = [] {};
+    batch[0].run = [&] {
+        EXPECT_THROW(db_->Begin(), std::logic_error);
+        EXPECT_THROW(db_->RunBatch(inner), std::logic_error);
+        db_->Insert("posts", {{"title", "kept"}});
+    };
+    db_->RunBatch(batch);
+    EXPECT_FALSE(batch[0].error);
+    EXPECT_EQ(db_->List("posts", Query{}).size(), 1u);
+    std::unique_ptr<storage::Transaction> tx = db_->Begin();
+    EXPECT_THROW(db_->RunBatch(inner), std::logic_error);
+    tx.reset();
+    // A batch of nothing is nothing; after the batch this thread's writes go through group commit again.
+    std::vector<storage::BatchedWrite> none;
+    EXPECT_NO_THROW(db_->RunBatch(none));
+    EXPECT_NO_THROW(db_->Insert("posts", {{"title", "after"}}));
+    EXPECT_EQ(db_->List("posts", Query{}).size(), 2u);
 }
 
 }  // namespace

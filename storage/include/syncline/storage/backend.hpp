@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +64,16 @@ public:
     virtual void Rollback() = 0;
 };
 
+/// One write of a batch (Backend::RunBatch).
+struct BatchedWrite {
+    /// The write: any reads and writes through the store, made on RunBatch's thread. It may run more than once when
+    /// another write of the batch took the transaction down with it (SQLite ends it by itself on a full disk); each run
+    /// starts from the state before it.
+    std::function<void()> run;
+    /// Set by RunBatch: null when the write is in the committed transaction, else why not (what it wrote is gone).
+    std::exception_ptr error;
+};
+
 /// A model store with its change capture: what a Server opens. Every method may be called from any thread unless
 /// its engine's class says otherwise; the change sources it opens follow ChangeSource's rules.
 class Backend : public ModelStore {
@@ -74,6 +86,17 @@ public:
     virtual std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) = 0;
     /// Starts a write transaction.
     virtual std::unique_ptr<Transaction> Begin() = 0;
+    /// Whether RunBatch is supported: SQLite's store yes, PostgreSQL's not yet.
+    virtual bool RunsBatches() const { return false; }
+    /// Runs `writes` in order in one transaction on the calling thread, each in a savepoint of its own, and returns
+    /// once that transaction has committed or failed, with each write's outcome in its `error`. Meanwhile every read
+    /// and write the calling thread makes through this store goes to that transaction (a read sees the writes before
+    /// it in the batch); Begin and ExecuteWrite on that thread throw std::logic_error. A write that throws fails alone:
+    /// its savepoint is rolled back (its rows and the changes its capture recorded are gone, so it is never pushed)
+    /// and the exception is its error. If the commit fails, every write gets that error. Other threads' reads never
+    /// wait for it; their writes wait for the writer as they would for any transaction. Throws std::logic_error when
+    /// RunsBatches() is false, or when called from inside a batch or a Transaction.
+    virtual void RunBatch(std::vector<BatchedWrite>& writes);
     /// Runs raw SQL as one write (the user's own migrations, tests). Never built from request input.
     virtual void ExecuteWrite(const std::string& sql) = 0;
     /// A new reader of the change feed with its bookkeeping (cursors, trimming, leases), for one thread at a time.

@@ -145,6 +145,9 @@ public:
     bool Delete(std::string_view table, const Value& pk) override;
     /// Starts a write transaction (BEGIN IMMEDIATE: waits for the writer). See SqliteTransaction.
     std::unique_ptr<Transaction> Begin() override;
+    bool RunsBatches() const override { return true; }
+    /// See Backend::RunBatch. Its batches share the writer with group commit's and count in group_commit().
+    void RunBatch(std::vector<BatchedWrite>& writes) override;
     /// Runs raw SQL on the writer connection (migrations of the user's own, tests). Commits like a write.
     void ExecuteWrite(const std::string& sql) override;
     /// A FeedSource over this file.
@@ -174,8 +177,8 @@ public:
     std::uint64_t local_commits() const;
     /// The statement caches of the writer and of every reader connection now (any thread; a snapshot).
     StatementCacheStats statement_cache() const;
-    /// What group commit has done so far (any thread; a snapshot).
-    GroupCommitStats group_commit() const { return group_.stats(); }
+    /// What group commit has done so far, RunBatch's batches included (any thread; a snapshot).
+    GroupCommitStats group_commit() const;
     /// Checkpoints of the WAL run so far by the Database's checkpoint thread (any thread). The writer's commits run
     /// none: once a commit leaves 1,000 pages or more in the WAL, that thread copies them back into the file with a
     /// PASSIVE checkpoint, which holds back neither readers nor the writer.
@@ -216,6 +219,10 @@ private:
     std::mutex writer_mutex_;
     std::atomic<std::thread::id> writer_owner_{};  // the thread holding writer_mutex_: detects nested writes
     GroupCommit group_;
+    // Whether the calling thread runs a RunBatch of this database: its reads and writes then go to the writer.
+    bool InBatch() const;
+    mutable std::mutex batch_stats_mutex_;
+    GroupCommitStats batch_stats_;  // guarded by batch_stats_mutex_: RunBatch's share of group_commit()
     // Checkpoints the WAL on a thread of its own, so commits never do (storage/src/checkpointer.hpp). Declared after
     // writer_: destroyed first, once the writer's hook to it is removed.
     std::unique_ptr<Checkpointer> checkpointer_;
