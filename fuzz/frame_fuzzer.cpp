@@ -13,7 +13,8 @@
 // Redis) instead of being handed over (Observer::Deliver, as the in-process relay does). Bit 6: on the multiplexer,
 // the streams run their writes on a write pool of one thread (SerialRequests, as `write_threads` does), and the frames
 // are sent back to back, without waiting for replies: frames that arrive while a write runs wait behind it and are
-// answered on the pool's thread, in order.
+// answered on the pool's thread, in order. Bit 7 with bit 6: the writes run whole on a batch writer instead (as
+// `batch_writes` does: transport::BatchWriter, Backend::RunBatch), the frames behind them still on the pool.
 //
 // Direct routes answer through the synchronous path (GenericConsumer::HandleText: HandleTextFrame, detached actions
 // inline); the multiplexer through its session's OnText with a recording Outbox (its streams run no detached
@@ -39,6 +40,7 @@
 #include <syncline/observer/row_event.hpp>
 #include <syncline/storage/change_feed.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/transport/batch_writer.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
 
 #include <rapidjson/document.h>
@@ -229,6 +231,9 @@ struct World {
     // The same streams with their writes on write_pool (selector bit 6).
     std::shared_ptr<syncline::transport::ThreadPoolExecutor> write_pool;
     std::shared_ptr<syncline::Multiplexer> pooled_multiplexer;
+    // And with their writes on batcher (selector bits 6 and 7).
+    std::shared_ptr<syncline::transport::BatchWriter> batcher;
+    std::shared_ptr<syncline::Multiplexer> batched_multiplexer;
     syncline::AuthOptions auth;
     std::uint64_t commits_after_seed = 0;
 };
@@ -270,8 +275,11 @@ std::unique_ptr<World> Build() {
     std::map<std::string, Route> by_path;
     std::vector<syncline::Multiplexer::Stream> streams;
     std::vector<syncline::Multiplexer::Stream> pooled_streams;
-    // Threads start on a first Post.
+    std::map<std::string, std::shared_ptr<syncline::Endpoint>> batched_endpoints;
+    std::vector<syncline::Multiplexer::Stream> batched_streams;
+    // Threads start on a first Post (a first Submit).
     w->write_pool = std::make_shared<syncline::transport::ThreadPoolExecutor>(1);
+    w->batcher = std::make_shared<syncline::transport::BatchWriter>(*w->db);
     const syncline::config::RouteConfig* mux = nullptr;
     for (const auto& route : config.routes) {
         if (!route.streams.empty()) {
@@ -298,16 +306,21 @@ std::unique_ptr<World> Build() {
         endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
         options.write_executor = w->write_pool;
         pooled_endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
+        options.write_batcher = w->batcher;
+        batched_endpoints.emplace(route.path, std::make_shared<syncline::ConsumerEndpoint>(r.consumer, options));
         by_path.emplace(route.path, r);
     }
     if (!mux) Fail("the config has no multiplexer route");
     for (const auto& [name, target] : mux->streams) {
         streams.push_back({name, endpoints.at(target)});
         pooled_streams.push_back({name, pooled_endpoints.at(target)});
+        batched_streams.push_back({name, batched_endpoints.at(target)});
     }
     w->multiplexer =
         std::make_shared<syncline::Multiplexer>(std::move(streams), w->auth, config.server.limits.max_json_depth);
     w->pooled_multiplexer = std::make_shared<syncline::Multiplexer>(std::move(pooled_streams), w->auth,
+                                                                    config.server.limits.max_json_depth);
+    w->batched_multiplexer = std::make_shared<syncline::Multiplexer>(std::move(batched_streams), w->auth,
                                                                     config.server.limits.max_json_depth);
     for (const char* path : {"/ws/posts/", "/ws/stream/", "/ws/tags/", "/ws/owned/", "/ws/", "/ws/api/"}) {
         w->routes.push_back(std::string(path) == "/ws/" ? Route{path, nullptr, false} : by_path.at(path));
@@ -545,13 +558,13 @@ void CheckMultiplexedReplies(const std::vector<std::string>& replies, const std:
     }
 }
 
-void RunMultiplexed(World& w, bool alice, bool binary, bool pooled, const std::vector<std::string_view>& frames,
-                    bool as_payloads) {
+void RunMultiplexed(World& w, bool alice, bool binary, bool pooled, bool batched,
+                    const std::vector<std::string_view>& frames, bool as_payloads) {
     syncline::HandshakeRequest handshake{"/ws/", "", {}, "127.0.0.1:40000"};
     if (alice) handshake.headers.emplace_back("authorization", std::string("Bearer ") + kAliceToken);
     auto outbox = std::make_shared<CountingOutbox>();
     std::unique_ptr<syncline::Session> session =
-        (pooled ? w.pooled_multiplexer : w.multiplexer)->Open(handshake, outbox);
+        (!pooled ? w.multiplexer : batched ? w.batched_multiplexer : w.pooled_multiplexer)->Open(handshake, outbox);
     auto send = [&](std::string_view frame) {
         if (binary) {
             session->OnBinary(frame);
@@ -568,6 +581,8 @@ void RunMultiplexed(World& w, bool alice, bool binary, bool pooled, const std::v
             if (StreamName(frame) != stream) stream.clear();
             send(frame);
         }
+        // The batcher first: a batched write's end hands the frames behind it to the pool.
+        while (w.batcher->stats().queued != 0) std::this_thread::yield();
         while (w.write_pool->busy() != 0) std::this_thread::yield();
         Relay(w, as_payloads);
         if (outbox->close_code != 0) Fail("the multiplexer closed the socket", frames.front());
@@ -635,7 +650,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (route.consumer) {
         RunDirect(w, route, user, frames, as_payloads);
     } else {
-        RunMultiplexed(w, alice, (selector & 0x10) != 0, (selector & 0x40) != 0, frames, as_payloads);
+        RunMultiplexed(w, alice, (selector & 0x10) != 0, (selector & 0x40) != 0, (selector & 0x80) != 0, frames,
+                       as_payloads);
     }
     if (w.observer->subscription_count() != 0) {
         Fail("subscriptions left behind after the connection closed", frames.front());

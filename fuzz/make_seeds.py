@@ -158,7 +158,8 @@ OWN_FRAMES = [
 
 
 # Several frames on one connection (separated by 0xFF), so that the changes of one are pushed to the subscriptions
-# of another; selector bit 5 sends the changes as bus payloads, bit 6 runs the multiplexer's writes on a write pool.
+# of another; selector bit 5 sends the changes as bus payloads, bit 6 runs the multiplexer's writes on a write pool,
+# bit 7 (with 6) on a batch writer.
 SEQUENCES = [
     (0, ['{"action":"subscribe_instance","request_id":"s","pk":1}', '{"action":"patch","pk":1,"data":{"likes":4}}',
          '{"action":"delete","pk":1}']),
@@ -185,6 +186,15 @@ SEQUENCES = [
                   '{"stream":"tags","payload":{"action":"create","data":{"slug":"x","label":"X"}}}',
                   '{"stream":"posts","payload":{"action":"update","pk":3,"data":{"title":"U"}}}',
                   'not json']),
+    # Selector bits 64 and 128: the writes run whole on a batch writer, the frames back to back.
+    (4 | 64 | 128, ['{"stream":"posts","payload":{"action":"patch","pk":1,"data":{"likes":7},"request_id":1}}',
+                    '{"stream":"posts","payload":{"action":"patch","pk":1,"data":{"likes":"many"},"request_id":2}}',
+                    '{"stream":"posts","payload":{"action":"retrieve","pk":1,"request_id":3}}',
+                    '{"stream":"posts","payload":{"action":"create","data":{"title":"b"},"request_id":4}}']),
+    (4 | 8 | 64 | 128, ['{"stream":"posts","payload":{"action":"subscribe_instance","pk":1,"request_id":"s"}}',
+                        '{"stream":"owned","payload":{"action":"patch","pk":1,"data":{"title":"o"}}}',
+                        '{"stream":"tags","payload":{"action":"delete","pk":"news","request_id":"d"}}',
+                        '{"stream":"posts","payload":{"action":"delete","pk":1,"request_id":"x"}}']),
 ]
 
 

@@ -68,6 +68,7 @@ Config ParseConfig(std::string_view json_text) {
                "auth",
                "action_threads",
                "write_threads",
+               "batch_writes",
                "ready_max_relay_lag_ms",
                "metrics",
                "max_waiting_request_bytes",
@@ -173,6 +174,10 @@ Config ParseConfig(std::string_view json_text) {
     }
     if (const auto* p = Member(doc, "write_threads")) {
         server.write_threads = static_cast<unsigned>(GetInteger(*p, "write_threads", 0, 1024));
+    }
+    if (const auto* p = Member(doc, "batch_writes")) {
+        if (!p->IsBool()) Fail("batch_writes", "expected true or false (whether write requests run in batches)");
+        server.batch_writes = p->GetBool();
     }
     if (const auto* p = Member(doc, "max_waiting_request_bytes")) {
         server.limits.max_waiting_request_bytes =

@@ -251,6 +251,11 @@ TEST(ConfigTest, WriteThreadsAndWaitingRequestBytes) {
               "write_threads: expected an integer from 0 to 1024");
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_waiting_request_bytes": -1,)")),
               "max_waiting_request_bytes: expected an integer from 0 to 1073741824");
+    EXPECT_TRUE(defaults.server.batch_writes);
+    EXPECT_FALSE(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("batch_writes": false,)"))
+                     .server.batch_writes);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("batch_writes": 1,)")),
+              "batch_writes: expected true or false (whether write requests run in batches)");
 }
 
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {

@@ -343,7 +343,7 @@ TEST_F(ActionsTest, AStreamWaitsWhileTheQueueIsFullThenGoesOn) {
 }
 
 TEST_F(ActionsTest, ClosingTheSocketStopsABlockedStream) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr});
+    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr, nullptr});
     auto session = endpoint.Open(context_->request(), outbox_);
     outbox_->SetBuffered(ActionRequest::kStreamQueueBytes + 1);
     session->OnText(R"({"action": "list", "request_id": 1})");
@@ -431,7 +431,7 @@ TEST_F(ActionsTest, ADetachedActionSeesTheCloseAndItsReplyIsNotSent) {
 }
 
 TEST_F(ActionsTest, ADetachedSubscriberThatOutlivesItsSocketDropsItsSubscriptionsAgain) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr});
+    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr, nullptr});
     auto session = endpoint.Open(context_->request(), outbox_);
     session->OnText(R"({"action": "hold_subscribe", "request_id": "s"})");
     ASSERT_TRUE(latch_->WaitEntered(1));

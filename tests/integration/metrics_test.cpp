@@ -126,7 +126,8 @@ TEST_F(MetricsTest, ServesPrometheusTextWithEveryFamily) {
           "syncline_pushes_delivered_total", "syncline_pushes_coalesced_total", "syncline_slow_reader_closes_total",
           "syncline_relay_lag_changes", "syncline_relay_lag_seconds", "syncline_relay_up", "syncline_bus_connected",
           "syncline_bus_reconnects_total", "syncline_write_seconds", "syncline_detached_actions_queued",
-          "syncline_detached_actions_running", "syncline_writes_queued", "syncline_writes_running"}) {
+          "syncline_detached_actions_running", "syncline_writes_queued", "syncline_writes_running",
+          "syncline_batched_writes_queued", "syncline_batched_writes_total", "syncline_write_batches_total"}) {
         EXPECT_THAT(response.body, HasSubstr(std::string("# TYPE ") + family + " ")) << family;
     }
     Scrape scrape(response.body);
@@ -167,7 +168,8 @@ TEST_F(MetricsTest, CountsMoveWithWhatClientsDo) {
 
     // The write's task ends a moment after its reply and push are out.
     Scrape after = TakeWhen([](const Scrape& s) {
-        return s.Value("syncline_pushes_delivered_total") >= 1 && s.Value("syncline_writes_running") == 0;
+        return s.Value("syncline_pushes_delivered_total") >= 1 && s.Value("syncline_writes_running") == 0 &&
+               s.Value("syncline_batched_writes_queued") == 0;
     });
     EXPECT_EQ(after.Value("syncline_actions_total", Action("create", 201)), 1);
     EXPECT_EQ(after.Value("syncline_actions_total", Action("subscribe_instance", 201)), 1);
@@ -190,6 +192,10 @@ TEST_F(MetricsTest, CountsMoveWithWhatClientsDo) {
     EXPECT_EQ(after.Value("syncline_relay_lag_changes"), 0);
     EXPECT_EQ(after.Value("syncline_detached_actions_running"), 0);
     EXPECT_EQ(after.Value("syncline_writes_running"), 0);
+    // The create and the patch ran on the batch writer (SQLite, batch_writes on by default), one transaction each.
+    EXPECT_EQ(after.Value("syncline_batched_writes_total"), 2);
+    EXPECT_EQ(after.Value("syncline_write_batches_total"), 2);
+    EXPECT_EQ(after.Value("syncline_batched_writes_queued"), 0);
 
     watcher.reset();
     writer.reset();

@@ -1,6 +1,7 @@
-// Writes off the network threads (issue 13, SerialRequests and `write_threads`), over real sockets on SQLite: while
-// the database's writer is held, a socket's pipelined requests wait behind its write and are answered in order, other
-// sockets are still served by the one network thread, the writes of many sockets meet in one transaction, and a
+// Writes off the network threads (issue 13, SerialRequests, `write_threads` and `batch_writes`), over real sockets on
+// SQLite, with the batch writer and with the write pool: while the database's writer is held, a socket's pipelined
+// requests wait behind its write and are answered in order, other sockets are still served by the one network thread,
+// the writes of many sockets meet in one transaction (and one that fails answers its own error alone), and a
 // multiplexed stream (whose socket cannot stop being read) gets 429 past `max_waiting_request_bytes`.
 
 #include <syncline/storage/database.hpp>
@@ -31,9 +32,18 @@ constexpr const char* kConfig = R"({
   "routes": {"/ws/posts/": {"model": "posts", "mixins": ["retrieve", "create", "patch"]},
              "/ws/": {"streams": {"posts": "/ws/posts/"}}}})";
 
+// The config with "batch_writes" set.
+std::string WithBatchWrites(const std::string& config, bool batched) {
+    const std::string key = R"("write_threads")";
+    const std::size_t at = config.find(key);
+    return config.substr(0, at) + R"("batch_writes": )" + (batched ? "true" : "false") + ", " + config.substr(at);
+}
+
 class WriteLaneTest : public test_support::ServerTest {
 protected:
-    void SetUp() override { StartFromConfig(kConfig); }
+    void SetUp() override { StartFromConfig(WithBatchWrites(kConfig, batched())); }
+
+    virtual bool batched() const { return true; }
 
     storage::Database& Sqlite() { return dynamic_cast<storage::Database&>(server_->database()); }
 
@@ -48,10 +58,15 @@ protected:
         }
     }
 
-    // Waits until `count` one-shot writes are queued for the writer (the test holds it).
+    // Writes queued for the writer: submitted to the batch writer and not yet answered, or waiting in group commit.
+    std::size_t Queued() {
+        return batched() ? server_->batched_writes().queued : Sqlite().group_commit().queued;
+    }
+
+    // Waits until `count` writes are queued for the writer (the test holds it).
     bool WaitQueued(std::size_t count) {
         const auto deadline = std::chrono::steady_clock::now() + test_support::kServerWait;
-        while (Sqlite().group_commit().queued < count) {
+        while (Queued() < count) {
             if (std::chrono::steady_clock::now() > deadline) return false;
             std::this_thread::sleep_for(2ms);  // polls a counter with a deadline; nothing to wait on
         }
@@ -59,7 +74,16 @@ protected:
     }
 };
 
-TEST_F(WriteLaneTest, ASocketsRequestsWaitBehindItsWriteInOrderWhileOtherSocketsAreServed) {
+// Batched (the default) or on the write pool.
+class WriteModesTest : public WriteLaneTest, public ::testing::WithParamInterface<bool> {
+protected:
+    bool batched() const override { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, WriteModesTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& mode) { return mode.param ? "Batched" : "Pool"; });
+
+TEST_P(WriteModesTest, ASocketsRequestsWaitBehindItsWriteInOrderWhileOtherSocketsAreServed) {
     CreatePosts(1);
     auto writer = Connect();
     auto other = Connect();
@@ -89,7 +113,7 @@ TEST_F(WriteLaneTest, ASocketsRequestsWaitBehindItsWriteInOrderWhileOtherSockets
     EXPECT_THAT(*again, HasSubstr("\"title\":\"new\""));
 }
 
-TEST_F(WriteLaneTest, TheWritesOfManySocketsShareOneTransaction) {
+TEST_P(WriteModesTest, TheWritesOfManySocketsShareOneTransaction) {
     constexpr int kSockets = 12;
     CreatePosts(kSockets);
     std::vector<std::unique_ptr<WsClient>> sockets;
@@ -98,6 +122,7 @@ TEST_F(WriteLaneTest, TheWritesOfManySocketsShareOneTransaction) {
         ASSERT_TRUE(sockets.back());
     }
     const storage::GroupCommitStats before = Sqlite().group_commit();
+    const std::uint64_t batched_before = server_->batched_writes().writes;
     std::unique_ptr<storage::Transaction> held = Sqlite().Begin();
     for (int i = 0; i < kSockets; ++i) {
         ASSERT_TRUE(sockets[i]->SendText(R"({"action": "patch", "request_id": )" + std::to_string(i) + R"(, "pk": )" +
@@ -105,7 +130,7 @@ TEST_F(WriteLaneTest, TheWritesOfManySocketsShareOneTransaction) {
                                          R"("}})"));
     }
     // With the writes on the network thread at most one (workers 1) would ever wait here.
-    ASSERT_TRUE(WaitQueued(kSockets)) << "queued: " << Sqlite().group_commit().queued;
+    ASSERT_TRUE(WaitQueued(kSockets)) << "queued: " << Queued();
     held.reset();
     for (int i = 0; i < kSockets; ++i) {
         auto reply = sockets[i]->Receive();
@@ -115,12 +140,56 @@ TEST_F(WriteLaneTest, TheWritesOfManySocketsShareOneTransaction) {
     }
     const storage::GroupCommitStats after = Sqlite().group_commit();
     EXPECT_EQ(after.writes - before.writes, static_cast<std::uint64_t>(kSockets));
-    // The first write to queue leads; it took every write queued by then into its transaction.
+    // The first write (or the first few, batched) went to the writer alone; the next transaction took every write
+    // queued by then.
     EXPECT_LE(after.batches - before.batches, 2u);
-    EXPECT_GE(after.largest_batch, static_cast<std::uint64_t>(kSockets - 1));
+    EXPECT_GE(after.largest_batch, static_cast<std::uint64_t>(kSockets / 2));
+    // And the mode is the one asked for: the batch writer ran them, or nothing did.
+    EXPECT_EQ(server_->batched_writes().writes - batched_before, batched() ? static_cast<std::uint64_t>(kSockets) : 0u);
 }
 
-TEST_F(WriteLaneTest, AMultiplexedStreamGets429PastTheWaitingBytesAndTheRestInOrder) {
+TEST_P(WriteModesTest, AWriteThatFailsInASharedTransactionAnswersItsOwnErrorAndTheOthersCommit) {
+    constexpr int kSockets = 6;
+    constexpr int kBad = 3;  // its title is not text: a 400 of its own
+    CreatePosts(kSockets);
+    auto watcher = Connect();
+    ASSERT_TRUE(watcher);
+    std::vector<std::unique_ptr<WsClient>> sockets;
+    for (int i = 0; i < kSockets; ++i) {
+        sockets.push_back(Connect());
+        ASSERT_TRUE(sockets.back());
+    }
+    const storage::GroupCommitStats before = Sqlite().group_commit();
+    std::unique_ptr<storage::Transaction> held = Sqlite().Begin();
+    for (int i = 0; i < kSockets; ++i) {
+        const std::string title = i == kBad ? "{\"not\": \"text\"}" : "\"w" + std::to_string(i) + "\"";
+        ASSERT_TRUE(sockets[i]->SendText(R"({"action": "patch", "request_id": )" + std::to_string(i) + R"(, "pk": )" +
+                                         std::to_string(i + 1) + R"(, "data": {"title": )" + title + "}}"));
+    }
+    // On the pool the bad write is refused before it queues for the database; batched, its whole request queues.
+    ASSERT_TRUE(WaitQueued(batched() ? kSockets : kSockets - 1)) << "queued: " << Queued();
+    held.reset();
+    for (int i = 0; i < kSockets; ++i) {
+        auto reply = sockets[i]->Receive();
+        ASSERT_TRUE(reply) << "socket " << i;
+        if (i == kBad) {
+            EXPECT_THAT(*reply, HasSubstr("\"response_status\":400"));
+            EXPECT_THAT(*reply, HasSubstr("\"title\""));
+        } else {
+            EXPECT_THAT(*reply, HasSubstr("\"response_status\":200"));
+            EXPECT_THAT(*reply, HasSubstr("\"title\":\"w" + std::to_string(i) + "\""));
+        }
+    }
+    EXPECT_LE(Sqlite().group_commit().batches - before.batches, 2u) << "the failure split the batch";
+    for (int i = 0; i < kSockets; ++i) {
+        auto read = watcher->Request(R"({"action": "retrieve", "request_id": "r", "pk": )" + std::to_string(i + 1) + "}");
+        ASSERT_TRUE(read);
+        EXPECT_THAT(*read, HasSubstr(i == kBad ? "\"title\":\"t" + std::to_string(i + 1) + "\""
+                                               : "\"title\":\"w" + std::to_string(i) + "\""));
+    }
+}
+
+TEST_P(WriteModesTest, AMultiplexedStreamGets429PastTheWaitingBytesAndTheRestInOrder) {
     CreatePosts(1);
     auto mux = Connect("/ws/");
     ASSERT_TRUE(mux);
@@ -161,9 +230,10 @@ double MetricValue(const std::string& body, const std::string& name) {
     return std::stod(body.substr(at + prefix.size()));
 }
 
-// One write thread, one network thread, no bound on waiting frames; pings every 200 ms, 1 s to answer.
+// One write thread (writes on the pool, not batched), one network thread, no bound on waiting frames; pings every
+// 200 ms, 1 s to answer.
 constexpr const char* kOneWriteThread = R"({
-  "database": "lane.db", "listen": {"port": 0}, "workers": 1, "write_threads": 1,
+  "database": "lane.db", "listen": {"port": 0}, "workers": 1, "batch_writes": false, "write_threads": 1,
   "max_waiting_request_bytes": 0, "ping_interval_ms": 200, "pong_timeout_ms": 1000,
   "models": {"posts": {"fields": {"id": {"type": "integer", "primary_key": true}, "title": {"type": "text"}}}},
   "routes": {"/ws/posts/": {"model": "posts", "mixins": ["retrieve", "create", "patch"]},
@@ -172,6 +242,7 @@ constexpr const char* kOneWriteThread = R"({
 class WritePoolTurnsTest : public WriteLaneTest {
 protected:
     void SetUp() override { StartFromConfig(kOneWriteThread); }
+    bool batched() const override { return false; }
 
     // Waits until the server has read `frames` frames in all and `queued` writes wait for the write pool's thread.
     // With one network thread, a /metrics answer comes after every frame counted before it was handled.

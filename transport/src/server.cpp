@@ -123,6 +123,7 @@ void Server::Prepare() {
             sources.bus = bus_ && bus_->crosses_processes() ? bus_.get() : nullptr;
             sources.actions = executor_.get();
             sources.writes = write_executor_.get();
+            sources.batches = batch_writer_.get();
             return metrics_->Render(sources);
         };
     }
@@ -165,6 +166,7 @@ void Server::Prepare() {
     executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.action_threads);
     if (options_.write_threads > 0) {
         write_executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.write_threads);
+        if (options_.batch_writes && db_->RunsBatches()) batch_writer_ = std::make_shared<transport::BatchWriter>(*db_);
     }
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     // Routes whose cookie credentials are ignored: cookie authentication requires an origin allow-list.
@@ -193,6 +195,9 @@ void Server::Prepare() {
         if (!endpoint_options.allowed_origins) endpoint_options.allowed_origins = options_.allowed_origins;
         if (!endpoint_options.executor) endpoint_options.executor = executor_;
         if (!endpoint_options.write_executor) endpoint_options.write_executor = write_executor_;
+        if (!endpoint_options.write_batcher && endpoint_options.write_executor == write_executor_) {
+            endpoint_options.write_batcher = batch_writer_;
+        }
         check_cookies(route.path, endpoint_options.auth, endpoint_options.allowed_origins);
         std::shared_ptr<ConsumerEndpoint> endpoint;
         try {
@@ -264,6 +269,8 @@ void Server::Stop() {
     if (ws_) ws_->Stop();
     // After the network: every session has closed, so running detached actions are cancelled and queued ones
     // never start; this waits for them to return before the database can go.
+    // The batch writer first: its writes' completions hand waiting frames to the write pool.
+    if (batch_writer_) batch_writer_->Shutdown();
     if (executor_) executor_->Shutdown();
     if (write_executor_) write_executor_->Shutdown();
     if (relay_) relay_->Stop();
@@ -273,11 +280,14 @@ int Server::Run() {
     Prepare();
     StartObserving();
     int code = ws_->Run();
+    if (batch_writer_) batch_writer_->Shutdown();
     executor_->Shutdown();
     if (write_executor_) write_executor_->Shutdown();
     relay_->Stop();
     return code;
 }
+
+BatchWriterStats Server::batched_writes() const { return batch_writer_ ? batch_writer_->stats() : BatchWriterStats{}; }
 
 std::int64_t Server::relayed_seq() const { return relay_ ? relay_->cursor() : 0; }
 

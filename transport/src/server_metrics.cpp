@@ -6,6 +6,7 @@
 #include <syncline/observer/observer.hpp>
 #include <syncline/observer/bus.hpp>
 #include <syncline/observer/relay.hpp>
+#include <syncline/transport/batch_writer.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
 #include <syncline/transport/websocket_server.hpp>
 
@@ -299,6 +300,16 @@ std::string ServerMetrics::Render(const Sources& sources) const {
         families.push_back(Single("syncline_writes_running",
                                   "Writes running on the write pool (waiting for the database included)",
                                   MetricType::Gauge, static_cast<double>(load.running)));
+    }
+    if (const BatchWriter* batches = sources.batches) {
+        BatchWriterStats stats = batches->stats();
+        families.push_back(Single("syncline_batched_writes_queued",
+                                  "Write requests submitted to the batch writer and not yet answered",
+                                  MetricType::Gauge, static_cast<double>(stats.queued)));
+        families.push_back(Single("syncline_batched_writes_total", "Write requests the batch writer ran",
+                                  MetricType::Counter, static_cast<double>(stats.writes)));
+        families.push_back(Single("syncline_write_batches_total", "Transactions the batch writer ran them in",
+                                  MetricType::Counter, static_cast<double>(stats.batches)));
     }
     return prometheus::TextSerializer().Serialize(families);
 }

@@ -36,6 +36,7 @@ class Bus;
 namespace transport {
 
 class WebSocketServer;
+class BatchWriter;
 class ThreadPoolExecutor;
 
 /// A latency histogram with fixed buckets (0.5 ms to 10 s), observed without a lock from any thread.
@@ -83,6 +84,7 @@ public:
         const observer::Bus* bus = nullptr;  // null: a bus inside this process, always connected
         const ThreadPoolExecutor* actions = nullptr;
         const ThreadPoolExecutor* writes = nullptr;
+        const BatchWriter* batches = nullptr;
     };
     /// The exposition text. Any thread; quick (no database round trip).
     std::string Render(const Sources& sources) const;

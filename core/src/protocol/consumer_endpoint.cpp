@@ -81,7 +81,9 @@ public:
           context_(std::move(context)),
           executor_(options.executor),
           write_executor_(options.write_executor),
-          requests_(std::make_shared<SerialRequests>(consumer_, context_, executor_.get(), write_executor_.get())),
+          write_batcher_(options.write_executor ? options.write_batcher : nullptr),
+          requests_(std::make_shared<SerialRequests>(consumer_, context_, executor_.get(), write_executor_.get(),
+                                                     write_batcher_.get())),
           limit_(options.rate_limit),
           bucket_(options.rate_limit),
           refused_(refused) {}
@@ -125,6 +127,7 @@ private:
     std::shared_ptr<ConnectionContext> context_;
     std::shared_ptr<Executor> executor_;
     std::shared_ptr<Executor> write_executor_;
+    std::shared_ptr<WriteBatcher> write_batcher_;
     std::shared_ptr<SerialRequests> requests_;
     RateLimit limit_;
     TokenBucket bucket_;

@@ -105,15 +105,42 @@ void DropSubscriptionsIfClosed(GenericConsumer& consumer, ConnectionContext& con
     }
 }
 
-// Runs a prepared call inline, continuation steps included (nothing waits: there is no executor to come back on).
-std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
+// Runs a prepared call's action inline, continuation steps included (nothing waits: there is no executor to come back
+// on). nullopt when its stream was cancelled meanwhile.
+std::optional<ActionResult> RunAction(GenericConsumer& consumer, Call& call) {
     ActionResult result = consumer.Execute(*call.spec, *call.request);
     while (result.next) {
         if (call.request->stream_cancelled()) return std::nullopt;
         ActionHandler step = std::move(result.next);
         result = consumer.ExecuteStep(step, *call.request);
     }
-    return Finish(consumer, call, result);
+    return result;
+}
+
+// Runs a prepared call inline and returns its reply (see Finish).
+std::optional<std::string> Run(GenericConsumer& consumer, Call& call) {
+    std::optional<ActionResult> result = RunAction(consumer, call);
+    if (!result) return std::nullopt;
+    return Finish(consumer, call, *result);
+}
+
+// The answer to a write whose batch did not commit it: the store's error as a write answers it, else a 500.
+ActionResult FailedWrite(const GenericConsumer& consumer, std::exception_ptr error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const StoreError& e) {
+        if (std::optional<ActionResult> later = RetryLaterReply(e)) return std::move(*later);
+        if (e.kind() == StoreErrc::kIo) {
+            Log(LogLevel::kError, std::string("a batched write failed: ") + e.what());
+            return ActionResult::Message(500, "Internal server error.");
+        }
+        return WriteErrorReply(consumer, e);
+    } catch (const std::exception& e) {
+        Log(LogLevel::kError, std::string("a batched write failed: ") + e.what());
+    } catch (...) {
+        Log(LogLevel::kError, "a batched write failed");
+    }
+    return ActionResult::Message(500, "Internal server error.");
 }
 
 // A detached call on the executor, on its connection's lane: the first step runs the action, later ones its
@@ -200,6 +227,31 @@ void ServeFrame(const std::shared_ptr<GenericConsumer>& consumer, const std::sha
         connection->BeginRequest();
         lane->TakeForWrite();
         std::shared_ptr<SerialRequests> owner = lane->shared_from_this();
+        bool accepted = false;
+        if (WriteBatcher* batcher = lane->write_batcher()) {
+            // The whole request runs on the batcher's thread inside the batch's transaction; its reply goes out once
+            // that has committed. What run leaves for done: the action's result (none when the socket had closed).
+            auto result = std::make_shared<std::optional<ActionResult>>();
+            auto run = [detached, result] {
+                DetachedCall& c = *detached;
+                result->reset();
+                if (c.connection->closed()) return;
+                *result = RunAction(*c.consumer, c.call);
+            };
+            auto done = [owner, detached, result](std::exception_ptr error) {
+                DetachedCall& c = *detached;
+                std::optional<std::string> answer;
+                if (error) {
+                    answer = Finish(*c.consumer, c.call, FailedWrite(*c.consumer, error));
+                } else if (*result) {
+                    answer = Finish(*c.consumer, c.call, **result);
+                }
+                if (answer && !c.connection->closed()) c.connection->Send(std::move(*answer));
+                c.connection->EndRequest();
+                owner->BatchedWriteEnded();
+            };
+            accepted = batcher->Submit(std::move(run), std::move(done));
+        } else {
         auto write = [owner, detached] {
             DetachedCall& c = *detached;
             if (!c.connection->closed()) {
@@ -217,7 +269,9 @@ void ServeFrame(const std::shared_ptr<GenericConsumer>& consumer, const std::sha
             c.connection->EndRequest();
             owner->Drain();
         };
-        if (!lane->write_executor()->Post(connection->id(), std::move(write))) {
+        accepted = lane->write_executor()->Post(connection->id(), std::move(write));
+        }
+        if (!accepted) {
             connection->EndRequest();
             lane->GiveBack();
             Measure(*consumer, call, 503);
@@ -265,11 +319,12 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
 }
 
 SerialRequests::SerialRequests(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> connection,
-                               Executor* executor, Executor* write_executor)
+                               Executor* executor, Executor* write_executor, WriteBatcher* write_batcher)
     : consumer_(std::move(consumer)),
       connection_(std::move(connection)),
       executor_(executor),
-      write_executor_(write_executor) {}
+      write_executor_(write_executor),
+      write_batcher_(write_executor ? write_batcher : nullptr) {}
 
 void SerialRequests::OnText(std::string_view frame) {
     if (write_executor_) {
@@ -320,6 +375,29 @@ void SerialRequests::GiveBack() {
         resume = paused_;
         paused_ = false;
     }
+    if (resume) connection_->outbox().ResumeReading();
+}
+
+void SerialRequests::BatchedWriteEnded() {
+    bool resume = false;
+    bool waiting = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        waiting = !waiting_.empty();
+        if (!waiting) {
+            // In the same hold as the check: a frame OnText queues from now on finds the connection its own.
+            busy_ = false;
+            resume = paused_;
+            paused_ = false;
+        }
+    }
+    if (waiting) {
+        std::shared_ptr<SerialRequests> self = shared_from_this();
+        // Refused only while the write executor shuts down, after every socket closed: Drain then drops what waits.
+        if (!write_executor_->Post(connection_->id(), [self] { self->Drain(); })) Drain();
+        return;
+    }
+    DropSubscriptionsIfClosed(*consumer_, *connection_);
     if (resume) connection_->outbox().ResumeReading();
 }
 

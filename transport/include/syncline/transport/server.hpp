@@ -11,6 +11,7 @@
 #include <syncline/core/model/schema.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/storage/backend.hpp>
+#include <syncline/transport/batch_writer.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
 #include <syncline/transport/websocket_server.hpp>
 
@@ -61,6 +62,13 @@ struct ServerOptions : WebSocketOptions {
     /// commit). A socket's requests stay one at a time and in order: its next frames wait behind its write, and its
     /// socket is not read meanwhile. 0: writes run on the network threads, as reads do.
     unsigned write_threads = 32;
+    /// With write_threads > 0 and a store that runs batches (SQLite): write requests run whole, one after another, on
+    /// one batch writer thread, each batch of them in one transaction (each request in a savepoint of its own, its
+    /// reply sent once the batch committed), so a write costs no pool thread and its reads run on the writer
+    /// (transport::BatchWriter). The write pool then answers only the frames that waited behind a write. false: writes
+    /// run on the write pool and meet through group commit. A slow custom write action delays every write behind it
+    /// while batched.
+    bool batch_writes = true;
     /// GET /readyz answers 503 while this process's relay has been behind the change feed (reading full batches
     /// without reaching its end) for longer than this; 0: the lag is not checked. It also answers 503 while the relay
     /// cannot read the database and while the Redis bus is disconnected.
@@ -126,6 +134,8 @@ public:
     storage::Backend& database();
     /// The last change seq the relay has read and published (after Start).
     std::int64_t relayed_seq() const;
+    /// What the batch writer has done (all zero when writes are not batched: ServerOptions::batch_writes).
+    BatchWriterStats batched_writes() const;
     /// The observer (after Start): subscription counts and delivery statistics.
     observer::Observer& observer();
     /// The executor of detached actions shared by the routes (after Start).
@@ -155,6 +165,7 @@ private:
     std::unique_ptr<ModelStore> metered_store_;  // db_ with its writes timed, what the consumers bind to (metrics on)
     std::shared_ptr<transport::ThreadPoolExecutor> executor_;
     std::shared_ptr<transport::ThreadPoolExecutor> write_executor_;  // null when write_threads is 0
+    std::shared_ptr<transport::BatchWriter> batch_writer_;  // null unless batch_writes, write_threads and the store allow
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;
     std::unique_ptr<observer::Relay> relay_;

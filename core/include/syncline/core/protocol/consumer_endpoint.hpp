@@ -47,6 +47,10 @@ struct EndpointOptions {
     /// (SerialRequests). The Server shares one among its routes (ServerOptions::write_threads); when null, writes
     /// run on the network thread that read their frame.
     std::shared_ptr<Executor> write_executor;
+    /// With a write_executor: runs the route's write requests in batches instead, each whole request inside a
+    /// transaction shared with the other writes queued by then (SerialRequests). The Server shares one among its routes
+    /// when its store runs batches and ServerOptions::batch_writes is on; when null, writes go to write_executor.
+    std::shared_ptr<WriteBatcher> write_batcher;
 };
 
 /// An Endpoint serving one consumer. Thread-safe (the consumer is shared; state is per session).

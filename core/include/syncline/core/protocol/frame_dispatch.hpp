@@ -53,7 +53,7 @@ void ServeTextFrame(const std::shared_ptr<GenericConsumer>& consumer,
 class SerialRequests : public std::enable_shared_from_this<SerialRequests> {
 public:
     SerialRequests(std::shared_ptr<GenericConsumer> consumer, std::shared_ptr<ConnectionContext> connection,
-                   Executor* executor, Executor* write_executor);
+                   Executor* executor, Executor* write_executor, WriteBatcher* write_batcher = nullptr);
     SerialRequests(const SerialRequests&) = delete;
     SerialRequests& operator=(const SerialRequests&) = delete;
 
@@ -67,13 +67,19 @@ public:
     void TakeForWrite();
     /// Internal: a write could not be posted (the executor shuts down): the connection's requests are OnText's again.
     void GiveBack();
+    /// Internal to the dispatcher: a batched write ended (its reply is queued). The frames that waited behind it are
+    /// answered on the write executor (not on the batcher's thread, which holds the database's writer); with none
+    /// waiting, the connection goes back to OnText at once.
+    void BatchedWriteEnded();
     Executor* write_executor() const { return write_executor_; }
+    WriteBatcher* write_batcher() const { return write_batcher_; }
 
 private:
     std::shared_ptr<GenericConsumer> consumer_;
     std::shared_ptr<ConnectionContext> connection_;
     Executor* executor_;
     Executor* write_executor_;
+    WriteBatcher* write_batcher_;
     mutable std::mutex mutex_;
     bool busy_ = false;                // guarded by mutex_: a write owns the connection's requests
     bool paused_ = false;              // guarded by mutex_: the socket's reading is paused for that write
