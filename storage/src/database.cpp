@@ -363,32 +363,11 @@ GroupCommitStats Database::group_commit() const {
 void Database::RunBatch(std::vector<BatchedWrite>& writes) {
     if (writes.empty()) return;
     if (InBatch()) throw std::logic_error("RunBatch inside a batch: write through the store instead");
-    // GroupCommit's batch runner, with whole writes as its jobs.
-    std::vector<std::function<bool()>> runs;
-    runs.reserve(writes.size());
-    for (BatchedWrite& write : writes) {
-        runs.emplace_back([&write] {
-            write.run();
-            return true;
-        });
-    }
-    std::vector<GroupCommit::Job> jobs(writes.size());
-    std::vector<GroupCommit::Job*> batch;
-    batch.reserve(jobs.size());
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        jobs[i].write = &runs[i];
-        batch.push_back(&jobs[i]);
-    }
-    auto count = [&](std::ptrdiff_t queued, bool ran) {
+    const std::size_t size = writes.size();
+    {
         std::lock_guard<std::mutex> lock(batch_stats_mutex_);
-        batch_stats_.queued = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(batch_stats_.queued) + queued);
-        if (!ran) return;
-        batch_stats_.writes += writes.size();
-        batch_stats_.batches += 1;
-        batch_stats_.largest_batch = std::max<std::uint64_t>(batch_stats_.largest_batch, writes.size());
-    };
-    const auto size = static_cast<std::ptrdiff_t>(writes.size());
-    count(size, false);
+        batch_stats_.queued += size;
+    }
     bool committed = false;
     try {
         WriterLock lock(this);  // refuses a thread that holds an open Transaction
@@ -396,17 +375,22 @@ void Database::RunBatch(std::vector<BatchedWrite>& writes) {
             explicit Owner(const Database* db) { t_batch_owner = db; }
             ~Owner() { t_batch_owner = nullptr; }
         } owner(this);
+        auto use = writer_->Use();
         const sqlite3_int64 before = sqlite3_total_changes64(writer_->handle());
-        CommitBatch(batch);
         // Wakes the feed's readers only when a row changed in what committed.
-        committed = sqlite3_total_changes64(writer_->handle()) != before &&
-                    std::any_of(jobs.begin(), jobs.end(), [](const GroupCommit::Job& j) { return !j.error; });
+        committed = RunBatchedWrites(writes, WriterOps()) && sqlite3_total_changes64(writer_->handle()) != before;
     } catch (...) {
-        count(-size, false);
+        std::lock_guard<std::mutex> lock(batch_stats_mutex_);
+        batch_stats_.queued -= size;
         throw;
     }
-    for (std::size_t i = 0; i < writes.size(); ++i) writes[i].error = jobs[i].error;
-    count(-size, true);
+    {
+        std::lock_guard<std::mutex> lock(batch_stats_mutex_);
+        batch_stats_.queued -= size;
+        batch_stats_.writes += size;
+        batch_stats_.batches += 1;
+        batch_stats_.largest_batch = std::max<std::uint64_t>(batch_stats_.largest_batch, size);
+    }
     if (committed) NotifyCommitted();
 }
 
@@ -426,74 +410,26 @@ bool Database::RunGrouped(const std::function<bool()>& write) {
     });
 }
 
-void Database::CommitBatch(const std::vector<GroupCommit::Job*>& jobs) noexcept {
+TransactionOps Database::WriterOps() {
     Connection& w = *writer_;
-    auto use = w.Use();
-    auto in_transaction = [&] { return sqlite3_get_autocommit(w.handle()) == 0; };
-    auto rollback = [&] {
+    TransactionOps ops;
+    ops.in_transaction = [&w] { return sqlite3_get_autocommit(w.handle()) == 0; };
+    ops.begin = [&w] { w.Prepare("BEGIN IMMEDIATE").Step(); };
+    ops.commit = [&w] { w.Prepare("COMMIT").Step(); };
+    ops.exec = [&w](const char* sql) { w.Prepare(sql).Step(); };
+    ops.rollback = [&w] {
         try {
-            if (in_transaction()) w.Prepare("ROLLBACK").Step();
+            if (sqlite3_get_autocommit(w.handle()) == 0) w.Prepare("ROLLBACK").Step();
         } catch (const std::exception&) {
             // The connection ends the transaction itself when it cannot go on.
         }
     };
-    std::vector<GroupCommit::Job*> pending = jobs;
-    // Each round runs the writes still pending in one transaction. A write whose failure took the whole transaction
-    // with it (SQLite rolls back by itself on some errors: a full disk, an interrupt) fails alone; the others run again
-    // in the next round. Every round drops at least one write, so the loop ends.
-    while (!pending.empty()) {
-        const bool alone = pending.size() == 1;  // no savepoint: the transaction is the write's
-        try {
-            w.Prepare("BEGIN IMMEDIATE").Step();
-        } catch (...) {
-            for (GroupCommit::Job* job : pending) job->error = std::current_exception();
-            return;
-        }
-        bool lost = false;  // the transaction is gone: run the others again
-        for (GroupCommit::Job* job : pending) {
-            try {
-                if (!alone) w.Prepare("SAVEPOINT syncline_write").Step();
-                job->wrote = (*job->write)();
-                if (!alone) w.Prepare("RELEASE syncline_write").Step();
-            } catch (...) {
-                job->error = std::current_exception();
-                job->wrote = false;
-                if (alone) {
-                    rollback();
-                    return;
-                }
-                try {
-                    if (!in_transaction()) throw std::runtime_error("the transaction ended");
-                    w.Prepare("ROLLBACK TO syncline_write").Step();
-                    w.Prepare("RELEASE syncline_write").Step();
-                } catch (...) {
-                    lost = true;
-                    break;
-                }
-            }
-        }
-        if (lost) {
-            rollback();
-            std::vector<GroupCommit::Job*> again;
-            for (GroupCommit::Job* job : pending) {
-                job->wrote = false;
-                if (!job->error) again.push_back(job);
-            }
-            pending.swap(again);
-            continue;
-        }
-        try {
-            w.Prepare("COMMIT").Step();
-        } catch (...) {
-            const std::exception_ptr error = std::current_exception();
-            rollback();
-            for (GroupCommit::Job* job : pending) {
-                if (!job->error) job->error = error;
-                job->wrote = false;
-            }
-        }
-        return;
-    }
+    return ops;
+}
+
+void Database::CommitBatch(const std::vector<GroupCommit::Job*>& jobs) noexcept {
+    auto use = writer_->Use();
+    RunInOneTransaction(jobs, WriterOps());
 }
 
 Row Database::Insert(std::string_view table, const Assignments& values) {

@@ -73,6 +73,8 @@ TEST_P(ProtocolSocketTest, EveryCrudActionOverASocket) {
     EXPECT_EQ(deleted["response_status"].GetInt(), 204);
     EXPECT_TRUE(deleted["data"].IsNull());
     EXPECT_EQ(Parse(ws->Request(R"({"action": "retrieve", "pk": 1})"))["response_status"].GetInt(), 404);
+    // The four writes ran on the batch writer on SQLite, on the write pool on PostgreSQL (PrefersBatchedWrites).
+    EXPECT_EQ(server_->batched_writes().writes, GetParam() == test_support::Engine::kSqlite ? 4u : 0u);
 }
 
 TEST_P(ProtocolSocketTest, BadFramesAnswerAndKeepTheSocketOpen) {

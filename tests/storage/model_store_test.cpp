@@ -4,7 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "test_db.hpp"
 
@@ -209,6 +212,54 @@ TEST_P(ModelStoreTest, TransactionCommitsOrRollsBack) {
     } catch (const std::runtime_error&) {
     }
     EXPECT_TRUE(db_->Get("posts", "id", Value(1)));
+}
+
+// Backend::RunBatch (what the batch writer runs), on both engines: one transaction, each write in a savepoint.
+TEST_P(ModelStoreTest, ABatchCommitsItsWritesTogetherAndOneThatFailsLeavesNothing) {
+    ASSERT_TRUE(db_->RunsBatches());
+    db_->Insert("tags", {{"slug", "a"}, {"label", "taken"}});
+    std::optional<std::int64_t> count_inside;
+    std::optional<std::int64_t> count_elsewhere;
+    std::vector<BatchedWrite> batch(5);
+    batch[0].run = [&] { db_->Insert("posts", {{"title", "first"}}); };
+    batch[1].run = [&] {
+        // Inside, the write before is seen; from another thread, only what is committed.
+        count_inside = db_->Count("posts", {});
+        std::thread([&] { count_elsewhere = db_->Count("posts", {}); }).join();
+        db_->Patch("posts", Value(1), {{"likes", 77}});
+    };
+    batch[2].run = [&] {
+        db_->Insert("posts", {{"title", "thrown away"}});
+        throw std::runtime_error("fails after writing");
+    };
+    // The database refuses this one (a taken unique label): on PostgreSQL that aborts the transaction until its
+    // savepoint is rolled back.
+    batch[3].run = [&] { db_->Insert("tags", {{"slug", "b"}, {"label", "taken"}}); };
+    batch[4].run = [&] {
+        EXPECT_THROW(db_->Begin(), std::logic_error);
+        db_->Insert("posts", {{"title", "last"}});
+    };
+    db_->RunBatch(batch);
+    ASSERT_TRUE(count_inside && count_elsewhere);
+    EXPECT_EQ(*count_inside, 6);
+    EXPECT_EQ(*count_elsewhere, 5);
+    EXPECT_FALSE(batch[0].error || batch[1].error || batch[4].error);
+    ASSERT_TRUE(batch[2].error && batch[3].error);
+    EXPECT_THROW(std::rethrow_exception(batch[2].error), std::runtime_error);
+    try {
+        std::rethrow_exception(batch[3].error);
+    } catch (const StoreError& e) {
+        EXPECT_EQ(e.kind(), StoreErrc::kConstraint) << e.what();
+    }
+    EXPECT_EQ(db_->Count("posts", {}), 7);
+    EXPECT_EQ((*db_->Get("posts", "id", Value(1)))[4], Value(77));
+    EXPECT_FALSE(db_->Get("posts", "title", Value("thrown away")));
+    EXPECT_FALSE(db_->Get("tags", "slug", Value("b")));
+    // An open Transaction refuses a batch on its thread.
+    auto tx = db_->Begin();
+    std::vector<BatchedWrite> more(1);
+    more[0].run = [] {};
+    EXPECT_THROW(db_->RunBatch(more), std::logic_error);
 }
 
 TEST_P(ModelStoreTest, NestedWriteOnTheSameThreadIsRefusedNotDeadlocked) {

@@ -73,6 +73,13 @@ void BatchWriter::Loop() {
             // Refused as a whole (a logic error): every write fails with it.
             for (storage::BatchedWrite& b : batch) b.error = std::current_exception();
         }
+        {
+            // Counted as run before their replies go out: a client that read its reply finds its write counted.
+            std::lock_guard<std::mutex> lock(mutex_);
+            stats_.writes += writes.size();
+            stats_.batches += 1;
+            stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, writes.size());
+        }
         for (std::size_t i = 0; i < writes.size(); ++i) {
             try {
                 writes[i].done(batch[i].error);
@@ -85,9 +92,6 @@ void BatchWriter::Loop() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             stats_.queued -= writes.size();
-            stats_.writes += writes.size();
-            stats_.batches += 1;
-            stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, writes.size());
         }
         writes.clear();
     }

@@ -166,7 +166,9 @@ void Server::Prepare() {
     executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.action_threads);
     if (options_.write_threads > 0) {
         write_executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.write_threads);
-        if (options_.batch_writes && db_->RunsBatches()) batch_writer_ = std::make_shared<transport::BatchWriter>(*db_);
+        if (options_.batch_writes && db_->RunsBatches() && db_->PrefersBatchedWrites()) {
+            batch_writer_ = std::make_shared<transport::BatchWriter>(*db_);
+        }
     }
     std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
     // Routes whose cookie credentials are ignored: cookie authentication requires an origin allow-list.

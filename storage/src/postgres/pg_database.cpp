@@ -2,6 +2,8 @@
 // (pg_ops.cpp), transactions, read snapshots and row versions. The change feed is pg_feed.cpp.
 #include "pg_database.hpp"
 
+#include <syncline/storage/group_commit.hpp>
+
 #include <syncline/core/model/change.hpp>
 
 #include <algorithm>
@@ -391,11 +393,50 @@ void PostgresDatabase::NoteSafe(std::int64_t seq) const {
     }
 }
 
+namespace {
+// The PostgresDatabase whose RunBatch this thread is running, if any.
+thread_local const PostgresDatabase* t_batch_owner = nullptr;
+
+void RefuseInBatch(const PostgresDatabase* db, const char* what) {
+    if (t_batch_owner == db) throw std::logic_error(std::string(what) + " inside a batch: write through the store");
+}
+}  // namespace
+
 std::unique_ptr<Transaction> PostgresDatabase::Begin() {
+    RefuseInBatch(this, "Begin");
     return std::make_unique<PgTransaction>(*this, TakeTransactionConn());
 }
 
-void PostgresDatabase::ExecuteWrite(const std::string& sql) { WriteConn().Exec(sql); }
+void PostgresDatabase::ExecuteWrite(const std::string& sql) {
+    RefuseInBatch(this, "ExecuteWrite");
+    WriteConn().Exec(sql);
+}
+
+void PostgresDatabase::RunBatch(std::vector<BatchedWrite>& writes) {
+    if (writes.empty()) return;
+    RefuseInBatch(this, "RunBatch");
+    if (InTransaction()) {
+        throw std::logic_error("RunBatch on a thread that holds an open Transaction: write through the Transaction");
+    }
+    Connection& conn = Conn();
+    struct Owner {
+        explicit Owner(const PostgresDatabase* db) { t_batch_owner = db; }
+        ~Owner() { t_batch_owner = nullptr; }
+    } owner(this);
+    TransactionOps ops;
+    ops.begin = [&conn] { conn.Begin(); };
+    ops.commit = [&conn] { conn.Commit(); };
+    ops.exec = [&conn](const char* sql) { conn.Exec(sql); };
+    ops.in_transaction = [&conn] { return conn.in_transaction(); };
+    ops.rollback = [&conn] {
+        try {
+            conn.Rollback();
+        } catch (const std::exception&) {
+            // A connection that is gone ended its transaction with it.
+        }
+    };
+    RunBatchedWrites(writes, ops);
+}
 
 std::string PostgresDatabase::Describe() const { return "PostgreSQL " + RedactedUrl(options_.database); }
 

@@ -54,6 +54,10 @@ public:
     std::optional<std::vector<ChangedRow>> ChangedSince(std::string_view table, std::int64_t since) const override;
     std::unique_ptr<Transaction> Begin() override;
     void ExecuteWrite(const std::string& sql) override;
+    bool RunsBatches() const override { return true; }
+    // See Backend::RunBatch: the batch's transaction is on the calling thread's own connection, which its reads and
+    // writes use anyway.
+    void RunBatch(std::vector<BatchedWrite>& writes) override;
     std::unique_ptr<ChangeSource> OpenChangeSource() override;
     std::string Describe() const override;
     std::string Identity() const override { return identity_; }

@@ -86,8 +86,13 @@ public:
     virtual std::optional<Row> Update(std::string_view table, const Value& pk, const Assignments& values) = 0;
     /// Starts a write transaction.
     virtual std::unique_ptr<Transaction> Begin() = 0;
-    /// Whether RunBatch is supported: SQLite's store yes, PostgreSQL's not yet.
+    /// Whether RunBatch is supported (both of syncline's engines; a Backend of an embedder's may not).
     virtual bool RunsBatches() const { return false; }
+    /// Whether a Server should run its write requests through RunBatch (ServerOptions::batch_writes): true where a
+    /// batch costs no round trips (SQLite, in the process), false where one connection would wait for every write's
+    /// round trips in turn (PostgreSQL: measured no faster than the write pool on loopback, and it would be far slower
+    /// across a network).
+    virtual bool PrefersBatchedWrites() const { return false; }
     /// Runs `writes` in order in one transaction on the calling thread, each in a savepoint of its own, and returns
     /// once that transaction has committed or failed, with each write's outcome in its `error`. Meanwhile every read
     /// and write the calling thread makes through this store goes to that transaction (a read sees the writes before

@@ -146,6 +146,7 @@ public:
     /// Starts a write transaction (BEGIN IMMEDIATE: waits for the writer). See SqliteTransaction.
     std::unique_ptr<Transaction> Begin() override;
     bool RunsBatches() const override { return true; }
+    bool PrefersBatchedWrites() const override { return true; }
     /// See Backend::RunBatch. Its batches share the writer with group commit's and count in group_commit().
     void RunBatch(std::vector<BatchedWrite>& writes) override;
     /// Runs raw SQL on the writer connection (migrations of the user's own, tests). Commits like a write.
@@ -209,6 +210,8 @@ private:
     // The leader's part: runs `jobs` in one transaction on the writer (held), each in a savepoint when there are
     // several, and records each one's outcome. Never throws.
     void CommitBatch(const std::vector<GroupCommit::Job*>& jobs) noexcept;
+    // The writer connection's transaction statements, for RunInOneTransaction (the writer held).
+    TransactionOps WriterOps();
 
     DatabaseOptions options_;
     std::vector<Schema> models_;

@@ -123,4 +123,25 @@ private:
     GroupCommitStats stats_;  // guarded by mutex_
 };
 
+/// How a batch runner drives the transaction of one connection (RunInOneTransaction), whichever engine.
+struct TransactionOps {
+    std::function<void()> begin;                 ///< opens the transaction (it holds the engine's write lock if any)
+    std::function<void()> commit;                ///< commits it
+    std::function<void()> rollback;              ///< rolls it back; must not throw
+    std::function<void(const char*)> exec;       ///< runs one savepoint statement
+    std::function<bool()> in_transaction;        ///< whether the connection is still inside the transaction
+};
+
+/// The batch runner of group commit and of Backend::RunBatch: runs `jobs` in order in one transaction through `ops`,
+/// each in a savepoint when there are several, and records each one's outcome (`wrote`, `error`). A job that throws
+/// fails alone (its savepoint rolled back); a job whose failure took the whole transaction with it (SQLite rolls back
+/// by itself on a full disk or an interrupt) fails alone and the others run again in a new transaction; a failed
+/// commit fails every job still pending. A job that arrives alone runs with no savepoint. Never throws.
+void RunInOneTransaction(const std::vector<GroupCommit::Job*>& jobs, const TransactionOps& ops) noexcept;
+
+struct BatchedWrite;
+/// Backend::RunBatch's body for any engine: runs `writes` through RunInOneTransaction and sets each one's `error`.
+/// Returns whether any write is in the committed transaction.
+bool RunBatchedWrites(std::vector<BatchedWrite>& writes, const TransactionOps& ops);
+
 }  // namespace syncline::storage

@@ -62,7 +62,8 @@ struct ServerOptions : WebSocketOptions {
     /// commit). A socket's requests stay one at a time and in order: its next frames wait behind its write, and its
     /// socket is not read meanwhile. 0: writes run on the network threads, as reads do.
     unsigned write_threads = 32;
-    /// With write_threads > 0 and a store that runs batches (SQLite): write requests run whole, one after another, on
+    /// With write_threads > 0 and a store that prefers batches (SQLite, Backend::PrefersBatchedWrites; PostgreSQL
+    /// writes stay on the write pool): write requests run whole, one after another, on
     /// one batch writer thread, each batch of them in one transaction (each request in a savepoint of its own, its
     /// reply sent once the batch committed), so a write costs no pool thread and its reads run on the writer
     /// (transport::BatchWriter). The write pool then answers only the frames that waited behind a write. false: writes
