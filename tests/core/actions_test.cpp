@@ -5,6 +5,7 @@
 #include <syncline/core/consumer/consumer.hpp>
 #include <syncline/test_support/same_json.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
+#include <syncline/core/protocol/frame_dispatch.hpp>
 #include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
@@ -18,7 +19,10 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "../storage/test_db.hpp"
 
@@ -483,6 +487,91 @@ TEST_F(ActionsTest, NeedsObjectHandsTheRowToTheHandler) {
     // The built-in detail actions get their row the same way (one lookup).
     EXPECT_THAT(HandleTextFrame(*consumer_, *context_, R"({"action": "patch", "pk": 4, "data": {"author": "dan"}})"),
                 HasSubstr(R"("data":{"id":4,"author":"dan"})"));
+}
+
+// A WriteBatcher the test drives: it keeps what is submitted, and the test ends each write with the outcome it chooses.
+class ScriptedBatcher final : public WriteBatcher {
+public:
+    bool Submit(std::function<void()> run, std::function<void(std::exception_ptr)> done) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (refusing_) return false;
+        writes_.push_back({std::move(run), std::move(done)});
+        return true;
+    }
+    void Refuse() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        refusing_ = true;
+    }
+    std::size_t submitted() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return writes_.size();
+    }
+    // Ends the oldest write: runs it when `error` is null (it committed), else fails it with `error` without running
+    // it (its batch could not begin).
+    void EndOldest(std::exception_ptr error) {
+        std::pair<std::function<void()>, std::function<void(std::exception_ptr)>> write;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            write = std::move(writes_.front());
+            writes_.erase(writes_.begin());
+        }
+        if (!error) write.first();
+        write.second(error);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    bool refusing_ = false;
+    std::vector<std::pair<std::function<void()>, std::function<void(std::exception_ptr)>>> writes_;
+};
+
+TEST_F(ActionsTest, ABatchedWriteIsAnsweredAfterItsBatchAndAFailedBatchAnswersTheStoresErrorThenTheFramesBehind) {
+    ScriptedBatcher batcher;
+    auto lane = std::make_shared<SerialRequests>(consumer_, context_, executor_.get(), executor_.get(), &batcher);
+    lane->OnText(R"({"action": "patch", "request_id": "p1", "pk": 1, "data": {"author": "zed"}})");
+    lane->OnText(R"({"action": "retrieve", "request_id": "r1", "pk": 1})");  // waits behind the write
+    ASSERT_EQ(batcher.submitted(), 1u);
+    EXPECT_TRUE(outbox_->frames().empty()) << "answered before its batch ended";
+    batcher.EndOldest(nullptr);  // committed
+    auto frames = outbox_->WaitFrames(2);
+    ASSERT_EQ(frames.size(), 2u);
+    EXPECT_THAT(frames[0], HasSubstr(R"("request_id":"p1")"));
+    EXPECT_THAT(frames[0], HasSubstr(R"("author":"zed")"));
+    EXPECT_THAT(frames[1], HasSubstr(R"("request_id":"r1")"));
+    EXPECT_THAT(frames[1], HasSubstr(R"("author":"zed")"));
+    ASSERT_TRUE(WaitIdle(*executor_));  // the frames behind it were answered on the executor: the lane is free again
+
+    // A batch that could not begin (the database busy past its timeout): the write is never run, its reply is the
+    // store's 503, and the frame behind it is answered after it.
+    lane->OnText(R"({"action": "patch", "request_id": "p2", "pk": 2, "data": {"author": "yan"}})");
+    lane->OnText(R"({"action": "retrieve", "request_id": "r2", "pk": 2})");
+    ASSERT_EQ(batcher.submitted(), 1u);
+    batcher.EndOldest(std::make_exception_ptr(StoreError(StoreErrc::kBusy, "database is locked")));
+    frames = outbox_->WaitFrames(4);
+    ASSERT_EQ(frames.size(), 4u);
+    EXPECT_THAT(frames[2], HasSubstr(R"("request_id":"p2")"));
+    EXPECT_THAT(frames[2], HasSubstr(R"("response_status":503)"));
+    EXPECT_THAT(frames[2], HasSubstr("The database is busy. Try again."));
+    EXPECT_THAT(frames[3], HasSubstr(R"("request_id":"r2")"));
+    EXPECT_THAT(frames[3], HasSubstr(R"("author":"bob")")) << "the failed write changed the row";
+    ASSERT_TRUE(WaitIdle(*executor_));
+
+    // Any other failure is a 500, logged; a batcher that no longer accepts writes answers 503 at once, and the socket
+    // is served as before.
+    lane->OnText(R"({"action": "patch", "request_id": "p3", "pk": 3, "data": {"author": "x"}})");
+    batcher.EndOldest(std::make_exception_ptr(std::runtime_error("the commit failed")));
+    frames = outbox_->WaitFrames(5);
+    ASSERT_EQ(frames.size(), 5u);
+    EXPECT_THAT(frames[4], HasSubstr(R"("response_status":500)"));
+    batcher.Refuse();
+    lane->OnText(R"({"action": "patch", "request_id": "p4", "pk": 3, "data": {"author": "x"}})");
+    lane->OnText(R"({"action": "retrieve", "request_id": "r4", "pk": 3})");
+    frames = outbox_->WaitFrames(7);
+    ASSERT_EQ(frames.size(), 7u);
+    EXPECT_THAT(frames[5], HasSubstr(R"("request_id":"p4")"));
+    EXPECT_THAT(frames[5], HasSubstr("The server is shutting down."));
+    EXPECT_THAT(frames[6], HasSubstr(R"("request_id":"r4")"));
+    EXPECT_THAT(frames[6], HasSubstr(R"("author":"alice")"));
 }
 
 }  // namespace
