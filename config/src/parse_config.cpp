@@ -63,6 +63,7 @@ Config ParseConfig(std::string_view json_text) {
                "rate_limit",
                "bus",
                "trim_horizon_s",
+               "max_queued_rows",
                "max_queue_bytes",
                "slow_reader_timeout_ms",
                "auth",
@@ -132,6 +133,9 @@ Config ParseConfig(std::string_view json_text) {
         if (const auto* p = Member(*bus, "shards"))
             server.bus_shards = static_cast<unsigned>(GetInteger(*p, "bus.shards", 1, 4096));
         if (const auto* p = Member(*bus, "channel_prefix")) server.channel_prefix = GetString(*p, "bus.channel_prefix");
+    }
+    if (const auto* p = Member(doc, "max_queued_rows")) {
+        server.max_queued_rows = static_cast<std::size_t>(GetInteger(*p, "max_queued_rows", 1, std::int64_t{1} << 30));
     }
     if (const auto* p = Member(doc, "trim_horizon_s"))
         server.trim_horizon = std::chrono::seconds(GetInteger(*p, "trim_horizon_s", 1, 365 * 86400));

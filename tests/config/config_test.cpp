@@ -252,6 +252,12 @@ TEST(ConfigTest, WriteThreadsAndWaitingRequestBytes) {
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_waiting_request_bytes": -1,)")),
               "max_waiting_request_bytes: expected an integer from 0 to 1073741824");
     EXPECT_TRUE(defaults.server.batch_writes);
+    EXPECT_EQ(defaults.server.max_queued_rows, 100000u);
+    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_queued_rows": 500,)"))
+                  .server.max_queued_rows,
+              500u);
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_queued_rows": 0,)")),
+              "max_queued_rows: expected an integer from 1 to 1073741824");
     EXPECT_FALSE(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("batch_writes": false,)"))
                      .server.batch_writes);
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("batch_writes": 1,)")),

@@ -2,6 +2,7 @@
 // before it listens (Observer::Start, Observer::WaitSubscribed), so a subscribe_instance is answered from this
 // process's registry alone, even while Redis answers nothing, and the push still arrives once Redis is back.
 
+#include <syncline/observer/observer.hpp>
 #include <syncline/test_support/server_fixture.hpp>
 #include <syncline/test_support/ws_client.hpp>
 
@@ -56,6 +57,12 @@ TEST_F(BusSubscribeTest, ASubscribeIsAnsweredWhileRedisAnswersNothingAndItsPushA
     ASSERT_TRUE(push) << "the change made after the subscribe was not pushed";
     EXPECT_THAT(*push, HasSubstr(R"("title":"v2")"));
     EXPECT_THAT(*push, HasSubstr(R"("request_id":"s")"));
+}
+
+TEST_F(BusSubscribeTest, TheMostRowsWaitingForDeliveryComeFromTheConfig) {
+    StartFromConfig(std::string(R"({"database": "b.db", "listen": {"port": 0}, "max_queued_rows": 321, )") + kModels +
+                    "}");
+    EXPECT_EQ(server_->observer().max_queued_rows(), 321u);
 }
 
 }  // namespace

@@ -151,6 +151,7 @@ void Server::Prepare() {
         relay_options.acknowledged_publishes = true;
     }
     observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout, db_->OpenChangeSource());
+    observer_->SetMaxQueuedRows(options_.max_queued_rows);
     if (!publish) {
         // One process: the relay hands each event straight to the observer on its own thread, as the in-process bus
         // would, without encoding and decoding it (the observer finds the row's subscribers itself).

@@ -71,6 +71,7 @@ public:
     bool WaitSubscribed(std::chrono::milliseconds timeout);
     /// The most rows whose events may wait for the delivery thread (see Overload above). Call before Start.
     void SetMaxQueuedRows(std::size_t rows) { max_queued_rows_ = rows == 0 ? 1 : rows; }
+    std::size_t max_queued_rows() const { return max_queued_rows_; }
     static constexpr std::size_t kDefaultMaxQueuedRows = 100000;
 
     // SubscriptionRegistry

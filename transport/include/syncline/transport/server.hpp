@@ -46,6 +46,10 @@ struct ServerOptions : WebSocketOptions {
     unsigned bus_shards = 16;    ///< Channels per table on the bus.
     std::string channel_prefix;  ///< Default: "syncline:" + a hash of the database file's absolute path.
     std::chrono::milliseconds trim_horizon{600000};  ///< Captured changes are kept this long (catch-up window).
+    /// With a bus between processes: the most rows whose changes may wait for this process's delivery thread at once
+    /// (one entry per row, the latest state); past it the waiting changes are dropped and read from the change feed
+    /// instead (observer::Observer::SetMaxQueuedRows).
+    std::size_t max_queued_rows = 100000;
     /// Authentication of every route's handshakes (a route's own EndpointOptions::auth overrides it). Default: no
     /// authenticator, every connection anonymous. Cookie credentials are read only on routes whose allowed origins
     /// restrict who may connect (RestrictsOrigins); otherwise they are ignored, with one warning at Start.
