@@ -321,7 +321,7 @@ std::unique_ptr<World> Build() {
     w->pooled_multiplexer = std::make_shared<syncline::Multiplexer>(std::move(pooled_streams), w->auth,
                                                                     config.server.limits.max_json_depth);
     w->batched_multiplexer = std::make_shared<syncline::Multiplexer>(std::move(batched_streams), w->auth,
-                                                                    config.server.limits.max_json_depth);
+                                                                     config.server.limits.max_json_depth);
     for (const char* path : {"/ws/posts/", "/ws/stream/", "/ws/tags/", "/ws/owned/", "/ws/", "/ws/api/"}) {
         w->routes.push_back(std::string(path) == "/ws/" ? Route{path, nullptr, false} : by_path.at(path));
     }
@@ -563,8 +563,10 @@ void RunMultiplexed(World& w, bool alice, bool binary, bool pooled, bool batched
     syncline::HandshakeRequest handshake{"/ws/", "", {}, "127.0.0.1:40000"};
     if (alice) handshake.headers.emplace_back("authorization", std::string("Bearer ") + kAliceToken);
     auto outbox = std::make_shared<CountingOutbox>();
-    std::unique_ptr<syncline::Session> session =
-        (!pooled ? w.multiplexer : batched ? w.batched_multiplexer : w.pooled_multiplexer)->Open(handshake, outbox);
+    std::unique_ptr<syncline::Session> session = (!pooled   ? w.multiplexer
+                                                  : batched ? w.batched_multiplexer
+                                                            : w.pooled_multiplexer)
+                                                     ->Open(handshake, outbox);
     auto send = [&](std::string_view frame) {
         if (binary) {
             session->OnBinary(frame);

@@ -3,11 +3,11 @@
 // The same behaviour over real sockets is in tests/integration/actions_stream_test.cpp.
 
 #include <syncline/core/consumer/consumer.hpp>
-#include <syncline/test_support/same_json.hpp>
+#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/core/protocol/consumer_endpoint.hpp>
 #include <syncline/core/protocol/frame_dispatch.hpp>
-#include <syncline/core/consumer/subscriptions.hpp>
 #include <syncline/storage/database.hpp>
+#include <syncline/test_support/same_json.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>
 
 #include <gmock/gmock.h>
@@ -347,7 +347,8 @@ TEST_F(ActionsTest, AStreamWaitsWhileTheQueueIsFullThenGoesOn) {
 }
 
 TEST_F(ActionsTest, ClosingTheSocketStopsABlockedStream) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr, nullptr});
+    ConsumerEndpoint endpoint(
+        consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr, nullptr});
     auto session = endpoint.Open(context_->request(), outbox_);
     outbox_->SetBuffered(ActionRequest::kStreamQueueBytes + 1);
     session->OnText(R"({"action": "list", "request_id": 1})");
@@ -435,7 +436,8 @@ TEST_F(ActionsTest, ADetachedActionSeesTheCloseAndItsReplyIsNotSent) {
 }
 
 TEST_F(ActionsTest, ADetachedSubscriberThatOutlivesItsSocketDropsItsSubscriptionsAgain) {
-    ConsumerEndpoint endpoint(consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr, nullptr});
+    ConsumerEndpoint endpoint(
+        consumer_, EndpointOptions{{}, std::nullopt, executor_, std::nullopt, std::nullopt, nullptr, nullptr});
     auto session = endpoint.Open(context_->request(), outbox_);
     session->OnText(R"({"action": "hold_subscribe", "request_id": "s"})");
     ASSERT_TRUE(latch_->WaitEntered(1));

@@ -59,9 +59,7 @@ protected:
     }
 
     // Writes queued for the writer: submitted to the batch writer and not yet answered, or waiting in group commit.
-    std::size_t Queued() {
-        return batched() ? server_->batched_writes().queued : Sqlite().group_commit().queued;
-    }
+    std::size_t Queued() { return batched() ? server_->batched_writes().queued : Sqlite().group_commit().queued; }
 
     // Waits until `count` writes are queued for the writer (the test holds it).
     bool WaitQueued(std::size_t count) {
@@ -182,7 +180,8 @@ TEST_P(WriteModesTest, AWriteThatFailsInASharedTransactionAnswersItsOwnErrorAndT
     }
     EXPECT_LE(Sqlite().group_commit().batches - before.batches, 2u) << "the failure split the batch";
     for (int i = 0; i < kSockets; ++i) {
-        auto read = watcher->Request(R"({"action": "retrieve", "request_id": "r", "pk": )" + std::to_string(i + 1) + "}");
+        auto read =
+            watcher->Request(R"({"action": "retrieve", "request_id": "r", "pk": )" + std::to_string(i + 1) + "}");
         ASSERT_TRUE(read);
         EXPECT_THAT(*read, HasSubstr(i == kBad ? "\"title\":\"t" + std::to_string(i + 1) + "\""
                                                : "\"title\":\"w" + std::to_string(i) + "\""));

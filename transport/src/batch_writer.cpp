@@ -14,7 +14,8 @@ namespace syncline::transport {
 
 BatchWriter::BatchWriter(storage::Backend& backend, std::size_t max_batch)
     : backend_(backend), max_batch_(std::max<std::size_t>(max_batch, 1)) {
-    if (!backend_.RunsBatches()) throw std::invalid_argument("BatchWriter: " + backend_.Describe() + " runs no batches");
+    if (!backend_.RunsBatches())
+        throw std::invalid_argument("BatchWriter: " + backend_.Describe() + " runs no batches");
 }
 
 BatchWriter::~BatchWriter() { Shutdown(); }

@@ -3,8 +3,8 @@
 
 #include "server_metrics.hpp"
 
-#include <syncline/observer/observer.hpp>
 #include <syncline/observer/bus.hpp>
+#include <syncline/observer/observer.hpp>
 #include <syncline/observer/relay.hpp>
 #include <syncline/transport/batch_writer.hpp>
 #include <syncline/transport/thread_pool_executor.hpp>

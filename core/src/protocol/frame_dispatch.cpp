@@ -252,24 +252,25 @@ void ServeFrame(const std::shared_ptr<GenericConsumer>& consumer, const std::sha
             };
             accepted = batcher->Submit(std::move(run), std::move(done));
         } else {
-        auto write = [owner, detached] {
-            DetachedCall& c = *detached;
-            if (!c.connection->closed()) {
-                std::optional<std::string> done;
-                try {
-                    done = Run(*c.consumer, c.call);
-                } catch (const std::exception& e) {
-                    // Execute answers a handler's exception itself; this is for the rare one outside it.
-                    Log(LogLevel::kError, std::string("a write threw outside its handler: ") + e.what());
-                    Measure(*c.consumer, c.call, 500);
-                    done = c.call.envelope->Write(c.call.in.echo, ActionResult::Message(500, "Internal server error."));
+            auto write = [owner, detached] {
+                DetachedCall& c = *detached;
+                if (!c.connection->closed()) {
+                    std::optional<std::string> done;
+                    try {
+                        done = Run(*c.consumer, c.call);
+                    } catch (const std::exception& e) {
+                        // Execute answers a handler's exception itself; this is for the rare one outside it.
+                        Log(LogLevel::kError, std::string("a write threw outside its handler: ") + e.what());
+                        Measure(*c.consumer, c.call, 500);
+                        done = c.call.envelope->Write(c.call.in.echo,
+                                                      ActionResult::Message(500, "Internal server error."));
+                    }
+                    if (done && !c.connection->closed()) c.connection->Send(std::move(*done));
                 }
-                if (done && !c.connection->closed()) c.connection->Send(std::move(*done));
-            }
-            c.connection->EndRequest();
-            owner->Drain();
-        };
-        accepted = lane->write_executor()->Post(connection->id(), std::move(write));
+                c.connection->EndRequest();
+                owner->Drain();
+            };
+            accepted = lane->write_executor()->Post(connection->id(), std::move(write));
         }
         if (!accepted) {
             connection->EndRequest();

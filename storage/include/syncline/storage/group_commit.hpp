@@ -125,11 +125,11 @@ private:
 
 /// How a batch runner drives the transaction of one connection (RunInOneTransaction), whichever engine.
 struct TransactionOps {
-    std::function<void()> begin;                 ///< opens the transaction (it holds the engine's write lock if any)
-    std::function<void()> commit;                ///< commits it
-    std::function<void()> rollback;              ///< rolls it back; must not throw
-    std::function<void(const char*)> exec;       ///< runs one savepoint statement
-    std::function<bool()> in_transaction;        ///< whether the connection is still inside the transaction
+    std::function<void()> begin;            ///< opens the transaction (it holds the engine's write lock if any)
+    std::function<void()> commit;           ///< commits it
+    std::function<void()> rollback;         ///< rolls it back; must not throw
+    std::function<void(const char*)> exec;  ///< runs one savepoint statement
+    std::function<bool()> in_transaction;   ///< whether the connection is still inside the transaction
 };
 
 /// The batch runner of group commit and of Backend::RunBatch: runs `jobs` in order in one transaction through `ops`,

@@ -64,10 +64,10 @@ private:
     const std::size_t max_batch_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
-    std::deque<Write> queue_;   // guarded by mutex_
-    bool started_ = false;      // guarded by mutex_
-    bool stopping_ = false;     // guarded by mutex_
-    BatchWriterStats stats_;    // guarded by mutex_
+    std::deque<Write> queue_;  // guarded by mutex_
+    bool started_ = false;     // guarded by mutex_
+    bool stopping_ = false;    // guarded by mutex_
+    BatchWriterStats stats_;   // guarded by mutex_
     std::thread thread_;
 };
 

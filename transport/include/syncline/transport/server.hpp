@@ -170,7 +170,8 @@ private:
     std::unique_ptr<ModelStore> metered_store_;  // db_ with its writes timed, what the consumers bind to (metrics on)
     std::shared_ptr<transport::ThreadPoolExecutor> executor_;
     std::shared_ptr<transport::ThreadPoolExecutor> write_executor_;  // null when write_threads is 0
-    std::shared_ptr<transport::BatchWriter> batch_writer_;  // null unless batch_writes, write_threads and the store allow
+    std::shared_ptr<transport::BatchWriter>
+        batch_writer_;  // null unless batch_writes, write_threads and the store allow
     std::unique_ptr<observer::Bus> bus_;
     std::unique_ptr<observer::Observer> observer_;
     std::unique_ptr<observer::Relay> relay_;
