@@ -10,11 +10,12 @@
 // permissions), 4 /ws/ (the multiplexer over them and the routed route), 5 /ws/api/ (routed). Bit 3: the connection
 // is alice's (id 1, group editors) instead of anonymous. Bit 4: on the multiplexer, frames arrive as binary frames.
 // Bit 5: changes reach the observer as bus payloads (EncodeEvent, the in-process bus, Observer::OnMessage, as from
-// Redis) instead of being handed over (Observer::Deliver, as the in-process relay does). Bit 6: on the multiplexer,
-// the streams run their writes on a write pool of one thread (SerialRequests, as `write_threads` does), and the frames
-// are sent back to back, without waiting for replies: frames that arrive while a write runs wait behind it and are
-// answered on the pool's thread, in order. Bit 7 with bit 6: the writes run whole on a batch writer instead (as
-// `batch_writes` does: transport::BatchWriter, Backend::RunBatch), the frames behind them still on the pool.
+// Redis) instead of as events (InProcessBus::PublishEvent, Observer::OnEvent, as a Server without Redis carries
+// them). Bit 6: on the multiplexer, the streams run their writes on a write pool of one thread (SerialRequests, as
+// `write_threads` does), and the frames are sent back to back, without waiting for replies: frames that arrive while
+// a write runs wait behind it and are answered on the pool's thread, in order. Bit 7 with bit 6: the writes run whole
+// on a batch writer instead (as `batch_writes` does: transport::BatchWriter, Backend::RunBatch), the frames behind them
+// still on the pool.
 //
 // Direct routes answer through the synchronous path (GenericConsumer::HandleText: HandleTextFrame, detached actions
 // inline); the multiplexer through its session's OnText with a recording Outbox (its streams run no detached
@@ -438,11 +439,12 @@ void Relay(World& w, bool as_payloads) {
     if (changes.empty()) return;
     w.feed_cursor = changes.back().seq;
     for (const syncline::observer::RowEvent& event : syncline::observer::Coalesce(std::move(changes))) {
+        const syncline::Schema& schema = w.db->Model(event.table);
         if (!as_payloads) {
-            w.observer->Deliver(event);
+            // As a Server without Redis: the event itself, through the in-process bus.
+            w.bus.PublishEvent(w.layout.ForRow(event.table, event.pk), event, schema, event.position);
             continue;
         }
-        const syncline::Schema& schema = w.db->Model(event.table);
         w.bus.Publish(w.layout.ForRow(event.table, event.pk), syncline::observer::EncodeEvent(event, schema));
     }
 }

@@ -1,4 +1,5 @@
 #include <syncline/observer/bus.hpp>
+#include <syncline/observer/row_event.hpp>
 
 #include <utility>
 
@@ -13,6 +14,12 @@ void Bus::Publish(std::string channel, std::string payload, std::int64_t seq) {
     }
     if (ack) ack(seq);
 }
+
+void Bus::PublishEvent(const std::string& channel, const RowEvent& event, const Schema& schema, std::int64_t seq) {
+    Publish(channel, EncodeEvent(event, schema), seq);
+}
+
+void Bus::SetEventHandler(EventHandler /*handler*/) {}
 
 void Bus::Subscribe(std::string channel, std::function<void()> on_active) {
     Subscribe(std::move(channel));
@@ -40,7 +47,38 @@ void InProcessBus::Publish(std::string channel, std::string payload) {
         handler = handler_;
     }
     // Called without the lock held: the handler may take its own locks, and must never wait on ours.
+    delivered_.fetch_add(1, std::memory_order_relaxed);
     handler(channel, payload);
+}
+
+void InProcessBus::PublishEvent(const std::string& channel, const RowEvent& event, const Schema& schema,
+                                std::int64_t seq) {
+    EventHandler event_handler;
+    bool subscribed = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        subscribed = channels_.find(channel) != channels_.end();
+        if (subscribed) event_handler = event_handler_;
+    }
+    if (!subscribed) {
+        // Carried to nobody, as a text publish to an unsubscribed channel is: acked all the same.
+    } else if (event_handler) {
+        delivered_.fetch_add(1, std::memory_order_relaxed);
+        event_handler(channel, event);
+    } else {
+        Publish(channel, EncodeEvent(event, schema));
+    }
+    std::function<void(std::int64_t)> ack;
+    {
+        std::lock_guard<std::mutex> lock(publish_ack_mutex_);
+        ack = publish_ack_;
+    }
+    if (ack) ack(seq);
+}
+
+void InProcessBus::SetEventHandler(EventHandler handler) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    event_handler_ = std::move(handler);
 }
 
 void InProcessBus::Subscribe(std::string channel) {

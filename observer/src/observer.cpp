@@ -40,6 +40,7 @@ void Observer::Start() {
     if (catch_up_) last_seen_.store(catch_up_->LatestSeq());
     if (bus_.crosses_processes()) delivery_thread_ = std::thread([this] { DeliveryLoop(); });
     bus_.SetHandler([this](std::string_view channel, std::string_view payload) { OnMessage(channel, payload); });
+    bus_.SetEventHandler([this](std::string_view, const RowEvent& event) { OnEvent(event); });
     std::vector<std::string> channels;
     for (const Schema& model : models_) {
         for (std::string& channel : layout_.ForTable(model.table())) channels.push_back(std::move(channel));
@@ -95,6 +96,16 @@ void Observer::OnMessage(std::string_view channel, std::string_view payload) {
         Enqueue(std::move(*event));
     } else {
         Deliver(*event);
+    }
+}
+
+void Observer::OnEvent(const RowEvent& event) {
+    // No channel check: it only spares OnMessage the decoding of events nobody here needs, and Deliver finds a row's
+    // subscribers (or none) at once.
+    if (delivery_thread_.joinable()) {
+        Enqueue(event);
+    } else {
+        Deliver(event);
     }
 }
 

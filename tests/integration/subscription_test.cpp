@@ -118,6 +118,10 @@ TEST_P(SubscriptionTest, UpdateFromAnotherSocketIsPushedWithVersion) {
     EXPECT_EQ(push.doc["errors"].Size(), 0u);
     EXPECT_EQ(push.version(), server_->database().RowVersion("posts", Value(1)));
     ExpectNothingPending(*b);  // b did not subscribe
+    // One process, no Redis: the relay's events reached the observer through the in-process bus, as events.
+    auto* bus = dynamic_cast<observer::InProcessBus*>(&server_->bus());
+    ASSERT_NE(bus, nullptr);
+    EXPECT_GE(bus->delivered(), 1u);
 }
 
 TEST_P(SubscriptionTest, WritersReplyComesBeforeThePushItCauses) {

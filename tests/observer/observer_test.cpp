@@ -166,5 +166,59 @@ TEST_F(ObserverTest, ManySubscriptionsOnOneRowStayCheapToAddPushAndDrop) {
     EXPECT_EQ(observer_->subscription_count(), 0u);
 }
 
+// The in-process bus carries the relay's events as they are (Server publishes through it with PublishEvent): the
+// observer's event handler gets the event itself, a subscriber gets its push, and nothing is encoded.
+TEST_F(ObserverTest, AnEventPublishedOnTheInProcessBusReachesItsSubscriberUnencoded) {
+    Conn c = Connect();
+    ASSERT_TRUE(Subscribe(c, 1, "s"));
+    db_->Patch("posts", Value(1), {{"title", "one!"}});
+    RowEvent event;
+    event.version = 7;
+    event.position = 7;
+    event.table = "posts";
+    event.pk = Value(1);
+    event.row = db_->Get("posts", "id", Value(1));
+    const std::uint64_t before = bus_.delivered();
+    bus_.PublishEvent(ChannelLayout("t", 4).ForRow("posts", Value(1)), event, db_->Model("posts"), 7);
+    EXPECT_EQ(bus_.delivered(), before + 1);
+    ASSERT_EQ(Frames(c).size(), 1u);
+    EXPECT_THAT(Frames(c)[0], HasSubstr(R"("title":"one!")"));
+    EXPECT_THAT(Frames(c)[0], HasSubstr(R"("version":7)"));
+}
+
+TEST(InProcessBusTest, PublishEventHandsTheEventItselfOrItsTextAndAcksItsSeqEvenUnheard) {
+    const Schema schema = testing::PostsSchema();
+    RowEvent event;
+    event.version = 3;
+    event.position = 3;
+    event.table = "posts";
+    event.pk = Value(1);
+    event.row = Row{Value(1), Value("t"), Value(""), Value(""), Value(), Value(false)};
+    std::vector<std::int64_t> acks;
+    InProcessBus bus;
+    bus.SetPublishAckHandler([&](std::int64_t seq) { acks.push_back(seq); });
+    const RowEvent* seen = nullptr;
+    std::vector<std::string> texts;
+    bus.SetEventHandler([&](std::string_view channel, const RowEvent& e) {
+        EXPECT_EQ(channel, "c1");
+        seen = &e;
+    });
+    bus.SetHandler([&](std::string_view, std::string_view payload) { texts.emplace_back(payload); });
+    bus.Subscribe("c1");
+    bus.PublishEvent("c1", event, schema, 3);
+    EXPECT_EQ(seen, &event) << "the event was copied or encoded on its way";
+    EXPECT_TRUE(texts.empty());
+    bus.PublishEvent("nobody", event, schema, 4);  // a channel nobody subscribed: carried to no one, acked
+    EXPECT_EQ(bus.delivered(), 1u);
+    // With a text handler alone (a bus user that decodes, as from Redis): the encoded event.
+    InProcessBus text_bus;
+    text_bus.SetHandler([&](std::string_view, std::string_view payload) { texts.emplace_back(payload); });
+    text_bus.Subscribe("c1");
+    text_bus.PublishEvent("c1", event, schema, 5);
+    ASSERT_EQ(texts.size(), 1u);
+    EXPECT_EQ(texts[0], EncodeEvent(event, schema));
+    EXPECT_EQ(acks, (std::vector<std::int64_t>{3, 4}));
+}
+
 }  // namespace
 }  // namespace syncline::observer

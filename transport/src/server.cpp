@@ -134,32 +134,26 @@ void Server::Prepare() {
         options_.bus_shards);
     observer::RelayOptions relay_options;
     relay_options.trim_horizon = options_.trim_horizon;
-    observer::Publisher publish;
     if (options_.redis_url.empty()) {
+        // The relay's events reach the observer through the in-process bus as they are, on the relay's thread (no
+        // encoding, no decoding).
         bus_ = std::make_unique<observer::InProcessBus>();
     } else {
         observer::RedisBusOptions redis_options;
         redis_options.url = options_.redis_url;
         bus_ = std::make_unique<observer::RedisBus>(redis_options);
-        observer::Bus* bus = bus_.get();
-        publish = [bus](const std::string& channel, const observer::RowEvent& event, const Schema& schema) {
-            // Acked by feed position (the relay's cursor), which is the version except for a row read ahead.
-            bus->Publish(channel, observer::EncodeEvent(event, schema), event.position);
-        };
         // One relay per database publishes (a lease in the database); its cursor follows what Redis confirmed.
         relay_options.use_lease = true;
         relay_options.acknowledged_publishes = true;
     }
+    observer::Bus* bus = bus_.get();
+    observer::Publisher publish = [bus](const std::string& channel, const observer::RowEvent& event,
+                                        const Schema& schema) {
+        // Tagged with the feed position (the relay's cursor), which is the version except for a row read ahead.
+        bus->PublishEvent(channel, event, schema, event.position);
+    };
     observer_ = std::make_unique<observer::Observer>(models_, *bus_, layout, db_->OpenChangeSource());
     observer_->SetMaxQueuedRows(options_.max_queued_rows);
-    if (!publish) {
-        // One process: the relay hands each event straight to the observer on its own thread, as the in-process bus
-        // would, without encoding and decoding it (the observer finds the row's subscribers itself).
-        observer::Observer* observer = observer_.get();
-        publish = [observer](const std::string&, const observer::RowEvent& event, const Schema&) {
-            observer->Deliver(event);
-        };
-    }
     relay_ =
         std::make_unique<observer::Relay>(db_->OpenChangeSource(), models_, layout, std::move(publish), relay_options);
     spdlog::info("bus: {} ({} channels per table)",
@@ -297,6 +291,11 @@ std::int64_t Server::relayed_seq() const { return relay_ ? relay_->cursor() : 0;
 transport::ThreadPoolExecutor& Server::executor() {
     if (!executor_) throw std::logic_error("Server::executor before Start");
     return *executor_;
+}
+
+observer::Bus& Server::bus() {
+    if (!bus_) throw std::logic_error("Server::bus before Start");
+    return *bus_;
 }
 
 observer::Observer& Server::observer() {

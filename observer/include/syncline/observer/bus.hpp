@@ -3,12 +3,16 @@
 /// The bus that carries published changes between relays and observers. In-process by default; the Redis bus
 /// (pub/sub across processes and nodes) implements the same interface.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
+
+#include <syncline/core/model/schema.hpp>
+#include <syncline/observer/row_event.hpp>
 
 namespace syncline::observer {
 
@@ -30,6 +34,8 @@ class Bus {
 public:
     /// Called for each message on a subscribed channel. May run on any thread; must not call back into the bus.
     using Handler = std::function<void(std::string_view channel, std::string_view payload)>;
+    /// Called for each row event a bus carries as an event (not as text: a bus inside the process). Same rules.
+    using EventHandler = std::function<void(std::string_view channel, const RowEvent& event)>;
 
     virtual ~Bus() = default;
     /// Sends `payload` to every subscriber of `channel` (at most once each).
@@ -38,6 +44,11 @@ public:
     /// the transport), the publish-ack handler is called with `seq`, in the order of Publish calls. This default
     /// carries it synchronously and acks at once.
     virtual void Publish(std::string channel, std::string payload, std::int64_t seq);
+    /// Publishes a row event, tagged with `seq` as the tagged Publish is. This default encodes it (EncodeEvent with
+    /// `schema`) and publishes the text; a bus inside the process carries the event itself, with no encoding, to the
+    /// event handler (InProcessBus).
+    virtual void PublishEvent(const std::string& channel, const RowEvent& event, const Schema& schema,
+                              std::int64_t seq);
     /// Starts delivering `channel`'s messages to the handler. Subscribing twice is the same as once.
     virtual void Subscribe(std::string channel) = 0;
     /// The same, and calls `on_active` (once, on any thread) when the subscription is active: from then on every
@@ -48,6 +59,9 @@ public:
     virtual void Unsubscribe(std::string channel) = 0;
     /// Sets the handler; call before the first Subscribe.
     virtual void SetHandler(Handler handler) = 0;
+    /// Sets the handler of the events a bus carries as events; call before the first Subscribe. A bus that carries
+    /// only text never calls it (this default ignores it): its events reach the Handler, encoded.
+    virtual void SetEventHandler(EventHandler handler);
     /// Sets the handler called each time the bus has come back after a time in which messages may have been lost (and
     /// every channel is subscribed again): the cue to catch up from the change feed. A bus that never loses messages
     /// never calls it (this default).
@@ -69,19 +83,29 @@ protected:
 };
 
 /// The in-process bus: Publish calls the handler synchronously on the publishing thread for subscribed channels.
+/// PublishEvent hands the event itself to the event handler (no encoding, no copy), or, when only a text handler is
+/// set, its encoded text to that. Either way it then acks `seq`. This is how a Server with no Redis carries its
+/// relay's changes to its observer.
 class InProcessBus final : public Bus {
 public:
     using Bus::Publish;
     using Bus::Subscribe;
     void Publish(std::string channel, std::string payload) override;
+    void PublishEvent(const std::string& channel, const RowEvent& event, const Schema& schema,
+                      std::int64_t seq) override;
     void Subscribe(std::string channel) override;
     void Unsubscribe(std::string channel) override;
     void SetHandler(Handler handler) override;
+    void SetEventHandler(EventHandler handler) override;
+    /// Messages and events handed to a handler so far.
+    std::uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
 
 private:
     std::mutex mutex_;
     std::set<std::string, std::less<>> channels_;
     Handler handler_;
+    EventHandler event_handler_;
+    std::atomic<std::uint64_t> delivered_{0};
 };
 
 }  // namespace syncline::observer

@@ -97,6 +97,8 @@ public:
     void Deliver(const RowEvent& event);
     /// A bus payload arrived: delivered at once with a bus inside the process, else queued for the delivery thread.
     void OnMessage(std::string_view channel, std::string_view payload);
+    /// A bus inside the process carried an event (InProcessBus::PublishEvent): as OnMessage, with nothing to decode.
+    void OnEvent(const RowEvent& event);
     /// The bus reconnected: reads the feed after the last event seen and delivers what was missed.
     void CatchUp();
 

@@ -143,6 +143,8 @@ public:
     BatchWriterStats batched_writes() const;
     /// The observer (after Start): subscription counts and delivery statistics.
     observer::Observer& observer();
+    /// The bus the relay publishes through and the observer listens on (after Start): in-process, or Redis.
+    observer::Bus& bus();
     /// The executor of detached actions shared by the routes (after Start).
     transport::ThreadPoolExecutor& executor();
 
