@@ -7,6 +7,10 @@ namespace syncline::observer {
 
 void Bus::Publish(std::string channel, std::string payload, std::int64_t seq) {
     Publish(std::move(channel), std::move(payload));
+    Ack(seq);
+}
+
+void Bus::Ack(std::int64_t seq) {
     std::function<void(std::int64_t)> ack;
     {
         std::lock_guard<std::mutex> lock(publish_ack_mutex_);
@@ -68,12 +72,7 @@ void InProcessBus::PublishEvent(const std::string& channel, const RowEvent& even
     } else {
         Publish(channel, EncodeEvent(event, schema));
     }
-    std::function<void(std::int64_t)> ack;
-    {
-        std::lock_guard<std::mutex> lock(publish_ack_mutex_);
-        ack = publish_ack_;
-    }
-    if (ack) ack(seq);
+    Ack(seq);
 }
 
 void InProcessBus::SetEventHandler(EventHandler handler) {

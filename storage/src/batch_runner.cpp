@@ -7,6 +7,13 @@
 
 namespace syncline::storage {
 
+namespace {
+// The store whose batch this thread is running (RunBatchedWrites), if any.
+thread_local const void* t_batch_owner = nullptr;
+}  // namespace
+
+bool InBatchOf(const void* owner) { return owner != nullptr && t_batch_owner == owner; }
+
 void RunInOneTransaction(const std::vector<GroupCommit::Job*>& jobs, const TransactionOps& ops) noexcept {
     std::vector<GroupCommit::Job*> pending = jobs;
     // Each round runs the writes still pending in one transaction. A write whose failure took the whole transaction
@@ -67,7 +74,7 @@ void RunInOneTransaction(const std::vector<GroupCommit::Job*>& jobs, const Trans
     }
 }
 
-bool RunBatchedWrites(std::vector<BatchedWrite>& writes, const TransactionOps& ops) {
+bool RunBatchedWrites(std::vector<BatchedWrite>& writes, const TransactionOps& ops, const void* owner) {
     // Group commit's jobs, with whole writes as their work.
     std::vector<std::function<bool()>> runs;
     runs.reserve(writes.size());
@@ -84,7 +91,14 @@ bool RunBatchedWrites(std::vector<BatchedWrite>& writes, const TransactionOps& o
         jobs[i].write = &runs[i];
         batch.push_back(&jobs[i]);
     }
-    RunInOneTransaction(batch, ops);
+    struct Scope {
+        explicit Scope(const void* store) { t_batch_owner = store; }
+        ~Scope() { t_batch_owner = nullptr; }
+    };
+    {
+        Scope scope(owner);
+        RunInOneTransaction(batch, ops);
+    }
     bool committed = false;
     for (std::size_t i = 0; i < writes.size(); ++i) {
         writes[i].error = jobs[i].error;

@@ -287,12 +287,7 @@ std::int64_t Database::SchemaVersion() const {
     return st.Step() ? st.ColumnInt(0) : 0;
 }
 
-namespace {
-// The Database whose RunBatch this thread is running, if any.
-thread_local const Database* t_batch_owner = nullptr;
-}  // namespace
-
-bool Database::InBatch() const { return t_batch_owner == this; }
+bool Database::InBatch() const { return InBatchOf(this); }
 
 Connection& Database::Reader() const {
     // Inside a batch the thread holds the writer, in the batch's transaction: its reads see the writes before them.
@@ -371,14 +366,10 @@ void Database::RunBatch(std::vector<BatchedWrite>& writes) {
     bool committed = false;
     try {
         WriterLock lock(this);  // refuses a thread that holds an open Transaction
-        struct Owner {
-            explicit Owner(const Database* db) { t_batch_owner = db; }
-            ~Owner() { t_batch_owner = nullptr; }
-        } owner(this);
         auto use = writer_->Use();
         const sqlite3_int64 before = sqlite3_total_changes64(writer_->handle());
         // Wakes the feed's readers only when a row changed in what committed.
-        committed = RunBatchedWrites(writes, WriterOps()) && sqlite3_total_changes64(writer_->handle()) != before;
+        committed = RunBatchedWrites(writes, WriterOps(), this) && sqlite3_total_changes64(writer_->handle()) != before;
     } catch (...) {
         std::lock_guard<std::mutex> lock(batch_stats_mutex_);
         batch_stats_.queued -= size;
@@ -395,6 +386,8 @@ void Database::RunBatch(std::vector<BatchedWrite>& writes) {
 }
 
 bool Database::RunGrouped(const std::function<bool()>& write) {
+    // Inside a batch the write is one of the batch's: it runs here, in the batch's transaction.
+    if (InBatch()) return write();
     if (writer_owner_.load() == std::this_thread::get_id()) {
         throw std::logic_error("a write on a thread that holds an open Transaction: write through the Transaction");
     }
@@ -433,7 +426,6 @@ void Database::CommitBatch(const std::vector<GroupCommit::Job*>& jobs) noexcept 
 }
 
 Row Database::Insert(std::string_view table, const Assignments& values) {
-    if (InBatch()) return ModelOps(this, writer_.get()).Insert(table, values);
     Row row;
     RunGrouped([&] {
         row = ModelOps(this, writer_.get()).Insert(table, values);
@@ -443,7 +435,6 @@ Row Database::Insert(std::string_view table, const Assignments& values) {
 }
 
 std::optional<Row> Database::Update(std::string_view table, const Value& pk, const Assignments& values) {
-    if (InBatch()) return ModelOps(this, writer_.get()).Update(table, pk, values);
     std::optional<Row> row;
     RunGrouped([&] {
         row = ModelOps(this, writer_.get()).Update(table, pk, values);
@@ -453,7 +444,6 @@ std::optional<Row> Database::Update(std::string_view table, const Value& pk, con
 }
 
 std::optional<Row> Database::Patch(std::string_view table, const Value& pk, const Assignments& values) {
-    if (InBatch()) return ModelOps(this, writer_.get()).Patch(table, pk, values);
     std::optional<Row> row;
     RunGrouped([&] {
         row = ModelOps(this, writer_.get()).Patch(table, pk, values);
@@ -463,7 +453,6 @@ std::optional<Row> Database::Patch(std::string_view table, const Value& pk, cons
 }
 
 bool Database::Delete(std::string_view table, const Value& pk) {
-    if (InBatch()) return ModelOps(this, writer_.get()).Delete(table, pk);
     return RunGrouped([&] { return ModelOps(this, writer_.get()).Delete(table, pk); });
 }
 

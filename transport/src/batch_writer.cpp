@@ -53,21 +53,22 @@ BatchWriterStats BatchWriter::stats() const {
 }
 
 void BatchWriter::Loop() {
-    std::vector<Write> writes;
     std::vector<storage::BatchedWrite> batch;
+    std::vector<std::function<void(std::exception_ptr)>> dones;
     for (;;) {
+        batch.clear();
+        dones.clear();
         {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
             if (queue_.empty()) return;  // stopping, and everything accepted has run
             const std::size_t take = std::min(queue_.size(), max_batch_);
             for (std::size_t i = 0; i < take; ++i) {
-                writes.push_back(std::move(queue_.front()));
+                batch.push_back(storage::BatchedWrite{std::move(queue_.front().run), nullptr});
+                dones.push_back(std::move(queue_.front().done));
                 queue_.pop_front();
             }
         }
-        batch.clear();
-        for (Write& write : writes) batch.push_back(storage::BatchedWrite{[&run = write.run] { run(); }, nullptr});
         try {
             backend_.RunBatch(batch);
         } catch (...) {
@@ -77,13 +78,13 @@ void BatchWriter::Loop() {
         {
             // Counted as run before their replies go out: a client that read its reply finds its write counted.
             std::lock_guard<std::mutex> lock(mutex_);
-            stats_.writes += writes.size();
+            stats_.writes += batch.size();
             stats_.batches += 1;
-            stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, writes.size());
+            stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.size());
         }
-        for (std::size_t i = 0; i < writes.size(); ++i) {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
             try {
-                writes[i].done(batch[i].error);
+                dones[i](batch[i].error);
             } catch (const std::exception& e) {
                 Log(LogLevel::kError, std::string("a batched write's completion threw: ") + e.what());
             } catch (...) {
@@ -92,9 +93,8 @@ void BatchWriter::Loop() {
         }
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            stats_.queued -= writes.size();
+            stats_.queued -= batch.size();
         }
-        writes.clear();
     }
 }
 

@@ -161,7 +161,7 @@ void Server::Prepare() {
     executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.action_threads);
     if (options_.write_threads > 0) {
         write_executor_ = std::make_shared<transport::ThreadPoolExecutor>(options_.write_threads);
-        if (options_.batch_writes && db_->RunsBatches() && db_->PrefersBatchedWrites()) {
+        if (options_.batch_writes && db_->PrefersBatchedWrites()) {
             batch_writer_ = std::make_shared<transport::BatchWriter>(*db_);
         }
     }

@@ -372,11 +372,16 @@ void SerialRequests::GiveBack() {
     bool resume = false;
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        busy_ = false;
-        resume = paused_;
-        paused_ = false;
+        resume = ReleaseLocked();
     }
     if (resume) connection_->outbox().ResumeReading();
+}
+
+bool SerialRequests::ReleaseLocked() {
+    busy_ = false;
+    const bool resume = paused_;
+    paused_ = false;
+    return resume;
 }
 
 void SerialRequests::BatchedWriteEnded() {
@@ -385,12 +390,8 @@ void SerialRequests::BatchedWriteEnded() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         waiting = !waiting_.empty();
-        if (!waiting) {
-            // In the same hold as the check: a frame OnText queues from now on finds the connection its own.
-            busy_ = false;
-            resume = paused_;
-            paused_ = false;
-        }
+        // In the same hold as the check: a frame OnText queues from now on finds the connection its own.
+        if (!waiting) resume = ReleaseLocked();
     }
     if (waiting) {
         std::shared_ptr<SerialRequests> self = shared_from_this();
@@ -413,9 +414,7 @@ void SerialRequests::Drain() {
             std::lock_guard<std::mutex> lock(mutex_);
             if (waiting_.empty()) {
                 // In the same hold as the check: a frame OnText queues from now on finds the connection its own.
-                busy_ = false;
-                resume = paused_;
-                paused_ = false;
+                resume = ReleaseLocked();
                 break;
             }
             if (served == kFramesPerTurn) {

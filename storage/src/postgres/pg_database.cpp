@@ -394,11 +394,8 @@ void PostgresDatabase::NoteSafe(std::int64_t seq) const {
 }
 
 namespace {
-// The PostgresDatabase whose RunBatch this thread is running, if any.
-thread_local const PostgresDatabase* t_batch_owner = nullptr;
-
 void RefuseInBatch(const PostgresDatabase* db, const char* what) {
-    if (t_batch_owner == db) throw std::logic_error(std::string(what) + " inside a batch: write through the store");
+    if (InBatchOf(db)) throw std::logic_error(std::string(what) + " inside a batch: write through the store");
 }
 }  // namespace
 
@@ -419,10 +416,6 @@ void PostgresDatabase::RunBatch(std::vector<BatchedWrite>& writes) {
         throw std::logic_error("RunBatch on a thread that holds an open Transaction: write through the Transaction");
     }
     Connection& conn = Conn();
-    struct Owner {
-        explicit Owner(const PostgresDatabase* db) { t_batch_owner = db; }
-        ~Owner() { t_batch_owner = nullptr; }
-    } owner(this);
     TransactionOps ops;
     ops.begin = [&conn] { conn.Begin(); };
     ops.commit = [&conn] { conn.Commit(); };
@@ -435,7 +428,7 @@ void PostgresDatabase::RunBatch(std::vector<BatchedWrite>& writes) {
             // A connection that is gone ended its transaction with it.
         }
     };
-    RunBatchedWrites(writes, ops);
+    RunBatchedWrites(writes, ops, this);
 }
 
 std::string PostgresDatabase::Describe() const { return "PostgreSQL " + RedactedUrl(options_.database); }

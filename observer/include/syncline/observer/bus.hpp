@@ -77,7 +77,10 @@ public:
     virtual BusStats stats() const;
 
 protected:
-    // For the default tagged Publish.
+    // Calls the publish-ack handler, if one is set, with `seq` (the default tagged Publish,
+    // InProcessBus::PublishEvent).
+    void Ack(std::int64_t seq);
+    // For Ack.
     std::function<void(std::int64_t seq)> publish_ack_;
     std::mutex publish_ack_mutex_;
 };

@@ -88,10 +88,10 @@ public:
     virtual std::unique_ptr<Transaction> Begin() = 0;
     /// Whether RunBatch is supported (both of syncline's engines; a Backend of an embedder's may not).
     virtual bool RunsBatches() const { return false; }
-    /// Whether a Server should run its write requests through RunBatch (ServerOptions::batch_writes): true where a
-    /// batch costs no round trips (SQLite, in the process), false where one connection would wait for every write's
-    /// round trips in turn (PostgreSQL: measured 8-39 % slower than the write pool on loopback, and it would be far
-    /// slower across a network).
+    /// Whether a Server should run its write requests through RunBatch (ServerOptions::batch_writes; true implies
+    /// RunsBatches): true where a batch costs no round trips (SQLite, in the process), false where one connection
+    /// would wait for every write's round trips in turn (PostgreSQL: measured 8-39 % slower than the write pool on
+    /// loopback, and it would be far slower across a network).
     virtual bool PrefersBatchedWrites() const { return false; }
     /// Runs `writes` in order in one transaction on the calling thread, each in a savepoint of its own, and returns
     /// once that transaction has committed or failed, with each write's outcome in its `error`. Meanwhile every read

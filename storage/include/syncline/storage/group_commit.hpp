@@ -141,7 +141,10 @@ void RunInOneTransaction(const std::vector<GroupCommit::Job*>& jobs, const Trans
 
 struct BatchedWrite;
 /// Backend::RunBatch's body for any engine: runs `writes` through RunInOneTransaction and sets each one's `error`.
-/// Returns whether any write is in the committed transaction.
-bool RunBatchedWrites(std::vector<BatchedWrite>& writes, const TransactionOps& ops);
+/// While it runs, InBatchOf(`owner`) is true on the calling thread (the store then sends that thread's reads and writes
+/// to the batch's transaction). Returns whether any write is in the committed transaction.
+bool RunBatchedWrites(std::vector<BatchedWrite>& writes, const TransactionOps& ops, const void* owner);
+/// Whether the calling thread is inside RunBatchedWrites for the store `owner`.
+bool InBatchOf(const void* owner);
 
 }  // namespace syncline::storage

@@ -75,6 +75,9 @@ public:
     WriteBatcher* write_batcher() const { return write_batcher_; }
 
 private:
+    // With mutex_ held: the connection's requests are OnText's again. Returns whether its reading must resume.
+    bool ReleaseLocked();
+
     std::shared_ptr<GenericConsumer> consumer_;
     std::shared_ptr<ConnectionContext> connection_;
     Executor* executor_;
