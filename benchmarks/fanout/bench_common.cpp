@@ -16,10 +16,12 @@ std::string CaseDatabase(const Options& o, const TempDir& dir, const std::string
 
 std::string Pad(int n) { return std::string(static_cast<std::size_t>(std::max(0, n)), 'x'); }
 
-std::string ConfigJson(const std::string& database, unsigned workers, const std::string& redis) {
+std::string ConfigJson(const std::string& database, unsigned workers, const std::string& redis,
+                       const std::string& extra) {
     std::string text =
         R"({"database": ")" + database + R"(", "listen": {"port": 0}, "workers": )" + std::to_string(workers);
     if (!redis.empty()) text += R"(, "bus": {"redis": ")" + redis + R"("})";
+    if (!extra.empty()) text += ", " + extra;
     text += R"(, "models": {"items": )" + std::string(kFields) + R"(}, "routes": {")" + kPath +
             R"(": {"model": "items", "mixins": ["patch", "observe_instance"]}}})";
     return text;

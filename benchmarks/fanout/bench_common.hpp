@@ -41,6 +41,8 @@ struct Options {
     std::string csv_prefix;
     /// A PostgreSQL admin URL: every case then runs on a fresh database created from it (else an SQLite file).
     std::string pg_admin_url;
+    /// More members of every syncline server's config, e.g. `"coalesce_after_ms": 5` (JSON text without braces).
+    std::string server_json;
 };
 
 using test_support::TempDir;
@@ -53,8 +55,9 @@ std::string CaseDatabase(const Options& o, const TempDir& dir, const std::string
 /// `n` times 'x' (the row's text field; sets the frame size).
 std::string Pad(int n);
 /// The config text of a server on `database` with `workers` threads, the items model on kPath, and the Redis bus when
-/// `redis` is set (else the in-process bus).
-std::string ConfigJson(const std::string& database, unsigned workers, const std::string& redis);
+/// `redis` is set (else the in-process bus), and `extra` (more members, JSON text without braces) when set.
+std::string ConfigJson(const std::string& database, unsigned workers, const std::string& redis,
+                       const std::string& extra);
 /// 1234567.8 as "1,234,568".
 std::string Thousands(double value);
 /// `value` with `decimals` decimals.

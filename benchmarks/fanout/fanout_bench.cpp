@@ -247,7 +247,8 @@ FanoutResult RunFanout(const FanoutShape& shape, FleetControl& fleet, SharedStat
         TempDir dir;
         std::unique_ptr<test_support::PgTestDatabase> pg;
         auto server = config::BuildServer(
-            config::ParseConfig(ConfigJson(CaseDatabase(o, dir, "fanout.db", pg), o.server_threads, "")), dir.path());
+            config::ParseConfig(ConfigJson(CaseDatabase(o, dir, "fanout.db", pg), o.server_threads, "", o.server_json)),
+            dir.path());
         const std::vector<pid_t> threads_before = OwnThreadIds();
         server->Start();
         // Server::Start starts the relay's thread, then the websocket workers: name them by creation order.

@@ -201,9 +201,9 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
     spec.threads = o.client_threads;
     try {
         if (name == "latency-inprocess") {
-            auto server = config::BuildServer(
-                config::ParseConfig(ConfigJson(CaseDatabase(o, dir, "latency.db", pg), o.server_threads, "")),
-                dir.path());
+            auto server = config::BuildServer(config::ParseConfig(ConfigJson(CaseDatabase(o, dir, "latency.db", pg),
+                                                                             o.server_threads, "", o.server_json)),
+                                              dir.path());
             server->Start();
             storage::Backend& db = server->database();
             {
@@ -263,7 +263,7 @@ LatencyResult RunLatency(const std::string& name, FleetControl& fleet, SharedSta
             }
         }
         const std::string config = dir.File("config.json");
-        std::ofstream(config) << ConfigJson(db_path, o.server_threads, redis_url);
+        std::ofstream(config) << ConfigJson(db_path, o.server_threads, redis_url, o.server_json);
         const int servers = name == "latency-redis" ? 2 : 1;
         std::vector<std::unique_ptr<ChildProcess>> children;
         std::vector<std::uint16_t> ports;

@@ -88,6 +88,9 @@ int Main(int argc, char** argv) {
                    "database created from it instead of an SQLite file");
     app.add_option("--latency-csv", o.csv_prefix,
                    "latency cases: write every change's timestamps to <PREFIX><case>.csv (for looking at the tail)");
+    app.add_option("--server-json", o.server_json,
+                   "more members of every syncline server's config, JSON without braces, e.g. "
+                   "'\"coalesce_after_ms\": 5'");
     CLI11_PARSE(app, argc, argv);
 
     const bool duration_set = app.count("--duration") != 0, warmup_set = app.count("--warmup") != 0;

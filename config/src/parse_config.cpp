@@ -66,6 +66,7 @@ Config ParseConfig(std::string_view json_text) {
                "max_queued_rows",
                "max_queue_bytes",
                "slow_reader_timeout_ms",
+               "coalesce_after_ms",
                "auth",
                "action_threads",
                "write_threads",
@@ -145,6 +146,9 @@ Config ParseConfig(std::string_view json_text) {
     }
     if (const auto* p = Member(doc, "slow_reader_timeout_ms")) {
         server.slow_reader_timeout = std::chrono::milliseconds(GetInteger(*p, "slow_reader_timeout_ms", 0, 86400000));
+    }
+    if (const auto* p = Member(doc, "coalesce_after_ms")) {
+        server.coalesce_after = std::chrono::milliseconds(GetInteger(*p, "coalesce_after_ms", 0, 60000));
     }
     if (const auto* p = Member(doc, "action_threads")) {
         server.action_threads = static_cast<unsigned>(GetInteger(*p, "action_threads", 0, 256));

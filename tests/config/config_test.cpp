@@ -262,6 +262,12 @@ TEST(ConfigTest, WriteThreadsAndWaitingRequestBytes) {
                      .server.batch_writes);
     EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("batch_writes": 1,)")),
               "batch_writes: expected true or false (whether write requests run in batches)");
+    EXPECT_EQ(defaults.server.coalesce_after, std::chrono::milliseconds(20));
+    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("coalesce_after_ms": 0,)"))
+                  .server.coalesce_after,
+              std::chrono::milliseconds(0));
+    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("coalesce_after_ms": 60001,)")),
+              "coalesce_after_ms: expected an integer from 0 to 60000");
 }
 
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {

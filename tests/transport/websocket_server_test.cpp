@@ -648,6 +648,101 @@ TEST_F(TransportWebSocketServer, TheLatestPushOfAKeyReachesAReaderThatPaused) {
     EXPECT_LT(frames, kPushes) << "nothing was replaced";
 }
 
+// Sockets whose one write in flight cannot finish (the peer reads nothing: 32 MiB of replies queued against a 64 KiB
+// receive buffer), for what waits behind that write.
+class StuckWriteTest : public TransportWebSocketServer {
+protected:
+    static constexpr std::size_t kFillerBytes = 256 * 1024;
+    static constexpr std::size_t kFillers = 128;
+
+    // Starts the server with `coalesce_after`, connects, and queues the replies that hold the write.
+    void StartStuck(std::chrono::milliseconds coalesce_after) {
+        WebSocketOptions options = DefaultOptions();
+        options.max_queue_bytes = 64 << 20;  // the replies stay under the slow-reader limits
+        options.coalesce_after = coalesce_after;
+        options.shutdown_timeout = std::chrono::milliseconds(200);  // the peer never answers the close
+        StartServer(options);
+        raw_ = RawWebSocket(port_);
+        ASSERT_TRUE(raw_);
+        ASSERT_TRUE(raw_->SetReceiveBufferBytes(64 * 1024));
+        ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
+        outbox_ = recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+        const std::string filler(kFillerBytes, 'z');
+        for (std::size_t i = 0; i < kFillers; ++i) outbox_->Send(filler);
+    }
+
+    // Reads the replies back (each: a 10-byte header, 0x81, 127, 8-byte length, then the payload), then the small
+    // text frames after them up to "end" (not included).
+    std::vector<std::string> ReadAfterFillers() {
+        for (std::size_t i = 0; i < kFillers; ++i) {
+            const auto header = raw_->ReadExactly(10, kWait);
+            const auto payload = header ? raw_->ReadExactly(kFillerBytes, kWait) : std::nullopt;
+            EXPECT_TRUE(payload) << "filler " << i;
+            if (!payload) return {};
+        }
+        std::vector<std::string> frames;
+        for (;;) {
+            const auto header = raw_->ReadExactly(2, kWait);
+            EXPECT_TRUE(header && static_cast<unsigned char>((*header)[0]) == 0x81) << "after " << frames.size();
+            if (!header || static_cast<unsigned char>((*header)[0]) != 0x81) return frames;
+            std::size_t length = static_cast<unsigned char>((*header)[1]);
+            if (length == 126) {
+                const auto extended = raw_->ReadExactly(2, kWait);
+                if (!extended) return frames;
+                length = static_cast<unsigned char>((*extended)[0]) * 256 + static_cast<unsigned char>((*extended)[1]);
+            }
+            const auto frame = raw_->ReadExactly(length, kWait);
+            EXPECT_TRUE(frame);
+            if (!frame || *frame == "end") return frames;
+            frames.push_back(*frame);
+        }
+    }
+
+    // 200 versions of one row's push, then "end".
+    void PushVersions() {
+        for (int v = 1; v <= kVersions; ++v) {
+            outbox_->SendSharedPush(std::make_shared<const SharedFrame>("v" + std::to_string(v)), "row");
+        }
+        outbox_->Send("end");
+    }
+
+    static constexpr int kVersions = 200;
+    std::optional<TcpConnection> raw_;
+    std::shared_ptr<Outbox> outbox_;
+};
+
+// Until the oldest waiting frame has waited coalesce_after, every version of a row waits behind the write and
+// arrives, in order: a socket that is not behind loses nothing.
+TEST_F(StuckWriteTest, EveryVersionOfARowWaitsWhileTheSocketIsNotBehind) {
+    StartStuck(std::chrono::hours(1));
+    PushVersions();
+    const std::vector<std::string> frames = ReadAfterFillers();
+    ASSERT_EQ(frames.size(), static_cast<std::size_t>(kVersions));
+    for (int v = 1; v <= kVersions; ++v) EXPECT_EQ(frames[static_cast<std::size_t>(v - 1)], "v" + std::to_string(v));
+}
+
+// Behind (coalesce_after 0: as soon as anything waits), each version replaces the one waiting: only the last
+// arrives, and it is counted as coalesced.
+TEST_F(StuckWriteTest, BehindEachVersionOfARowReplacesTheWaitingOne) {
+    StartStuck(std::chrono::milliseconds(0));
+    const std::uint64_t before = server_->stats().pushes_replaced;
+    PushVersions();
+    EXPECT_EQ(server_->stats().pushes_replaced - before, static_cast<std::uint64_t>(kVersions - 1));
+    EXPECT_EQ(ReadAfterFillers(), std::vector<std::string>{"v" + std::to_string(kVersions)});
+}
+
+// A newer push replacing a waiting one goes to the back of the queue: a reply queued after the older push still
+// arrives before it (the writer's reply before the push its own change causes, PROTOCOL.md section 6).
+TEST_F(StuckWriteTest, APushThatReplacesAWaitingOneGoesAfterTheRepliesQueuedMeanwhile) {
+    StartStuck(std::chrono::milliseconds(0));
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("other row"), "other");
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("update 1"), "row");
+    outbox_->Send("reply");
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("update 2"), "row");
+    outbox_->Send("end");
+    EXPECT_EQ(ReadAfterFillers(), (std::vector<std::string>{"other row", "reply", "update 2"}));
+}
+
 // A peer that floods pings and reads nothing is owed one pong at a time (the latest ping's): the server queues at most
 // two pongs for it (websocketpp used to queue one per ping, without limit), serves other sockets meanwhile, and closes
 // it once it misses the server's own pings (it reads nothing, so it never answers them).

@@ -127,9 +127,11 @@ void WebSocketServer::Impl::OnOpen(const websocketpp::connection_hdl& hdl) {
         return;
     }
     ConnectionState& state = *connection->syncline_state;
-    state.outbox = std::make_shared<ConnectionOutbox>(
-        connection, QueueLimits{options_.write_high_water, options_.max_queue_bytes, options_.slow_reader_timeout},
-        outbox_counters_);
+    state.outbox =
+        std::make_shared<ConnectionOutbox>(connection,
+                                           QueueLimits{options_.write_high_water, options_.max_queue_bytes,
+                                                       options_.slow_reader_timeout, options_.coalesce_after},
+                                           outbox_counters_);
     // Registered with or without a session, so that Stop() reaches every outbox it may have to mark closed.
     bool stopping = false;
     {

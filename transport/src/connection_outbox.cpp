@@ -122,6 +122,36 @@ MessagePtr ConnectionOutbox::PrepareMessage(websocketpp::frame::opcode::value op
     return message;
 }
 
+MessagePtr ConnectionOutbox::PrepareWrite(std::vector<Pending>& frames) {
+    if (frames.size() == 1) {
+        Pending& only = frames.front();
+        return only.shared ? std::move(only.shared)
+                           : PrepareMessage(websocketpp::frame::opcode::text, std::move(only.frame));
+    }
+    // Several frames: their bytes, each frame's header and payload, in one message with no header of its own.
+    // websocketpp writes a message as header then payload, so the peer reads the frames one after the other.
+    std::size_t bytes = 0;
+    for (const Pending& frame : frames) bytes += frame.size() + 14;  // 14: the longest header of an unmasked frame
+    std::string raw;
+    raw.reserve(bytes);
+    for (Pending& frame : frames) {
+        if (frame.shared) {
+            raw += frame.shared->get_header();
+            raw += frame.shared->get_payload();
+        } else {
+            const std::size_t size = frame.frame.size();
+            raw += websocketpp::frame::prepare_header(
+                websocketpp::frame::basic_header(websocketpp::frame::opcode::text, size, true, false),
+                websocketpp::frame::extended_header(size));
+            raw += frame.frame;
+        }
+    }
+    auto message = std::make_shared<MessageType>(nullptr, websocketpp::frame::opcode::text, 0);
+    message->get_raw_payload() = std::move(raw);
+    message->set_prepared(true);
+    return message;
+}
+
 bool ConnectionOutbox::ValidUtf8(const std::string& frame) {
     if (websocketpp::utf8_validator::validate(frame)) {
         return true;
@@ -146,18 +176,25 @@ void ConnectionOutbox::WarnInvalidUtf8() {
 
 void ConnectionOutbox::Enqueue(Pending frame) {
     std::size_t slow_total = 0;
+    bool drain = false;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_ || closed_) {
             return;
         }
-        const bool congested = buffered_->load() + pending_bytes_ >= limits_.write_high_water;
-        auto newest = frame.key.empty() ? by_key_.end() : by_key_.find(frame.key);
-        if (congested && newest != by_key_.end()) {
+        // Behind: the newest waiting push of the row (never handed over) is replaced, and the newer one moves to the
+        // back, so a reply queued after the older push still goes before it (the writer's reply before the push its
+        // change causes).
+        frame.since = std::chrono::steady_clock::now();
+        const bool behind = !pending_.empty() && frame.since - pending_.front().since >= limits_.coalesce_after;
+        auto waiting = !behind || frame.key.empty() ? by_key_.end() : by_key_.find(frame.key);
+        if (waiting != by_key_.end()) {
             counters_->pushes_replaced.fetch_add(1, std::memory_order_relaxed);
-            pending_bytes_ = pending_bytes_ - newest->second->size() + frame.size();
-            newest->second->frame = std::move(frame.frame);
-            newest->second->shared = std::move(frame.shared);
+            const auto it = waiting->second;
+            pending_bytes_ = pending_bytes_ - it->size() + frame.size();
+            it->frame = std::move(frame.frame);
+            it->shared = std::move(frame.shared);
+            pending_.splice(pending_.end(), pending_, it);
         } else {
             pending_bytes_ += frame.size();
             pending_.push_back(std::move(frame));
@@ -171,11 +208,14 @@ void ConnectionOutbox::Enqueue(Pending frame) {
             slow_total = total;
             CloseSlowReaderLocked();
         }
+        // With a write in flight, its completion drains what waits (OnWritten); a drain is asked for only to start
+        // the slow-reader clock when the queue has just gone over its limit.
+        drain = closing_ || data_in_flight_ == 0 || (total > limits_.max_queue_bytes && !over_since_);
     }
     if (slow_total != 0) {
         spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", slow_total);
     }
-    RequestDrain();
+    if (drain) RequestDrain();
 }
 
 void ConnectionOutbox::RequestDrain() {
@@ -209,7 +249,8 @@ void ConnectionOutbox::Drain() {
     ConnectionPtr connection = connection_.lock();
     // Declared before the lock: a handle dropped here (send failed) runs its deleter, which takes mutex_.
     MessagePtr pong;
-    std::vector<MessagePtr> batch;
+    MessagePtr data;  // this write's data frames: one message (see PrepareWrite)
+    std::size_t data_frames = 0;
     std::optional<std::pair<int, std::string>> close;
     bool arm_timer = false;
     std::size_t slow_total = 0;
@@ -222,25 +263,33 @@ void ConnectionOutbox::Drain() {
         }
         if (pong_ && !pong_in_flight_) {
             pending_bytes_ -= pong_->size();
-            pong = HandleLocked(PrepareMessage(websocketpp::frame::opcode::pong, std::move(*pong_)), true);
+            const std::size_t size = pong_->size();
+            pong = HandleLocked(PrepareMessage(websocketpp::frame::opcode::pong, std::move(*pong_)), size, true);
             pong_.reset();
             pong_in_flight_ = true;
         }
+        // One write in flight: frames are handed over once websocketpp has written every data frame it was given,
+        // then all that wait, up to write_high_water bytes (at least one frame), or everything before a close.
         const bool flush_all = close_.has_value();
-        while (!pending_.empty() && (flush_all || buffered_->load() < limits_.write_high_water)) {
+        std::vector<Pending> frames;
+        std::size_t handed = 0;
+        while (!pending_.empty() &&
+               (flush_all || (data_in_flight_ == 0 && (handed == 0 || handed < limits_.write_high_water)))) {
             if (!pending_.front().key.empty()) {
                 auto it = by_key_.find(pending_.front().key);
                 if (it != by_key_.end() && it->second == pending_.begin()) {
                     by_key_.erase(it);
                 }
             }
-            Pending next = std::move(pending_.front());
+            frames.push_back(std::move(pending_.front()));
             pending_.pop_front();
-            pending_bytes_ -= next.size();
-            batch.push_back(HandleLocked(next.shared
-                                             ? std::move(next.shared)
-                                             : PrepareMessage(websocketpp::frame::opcode::text, std::move(next.frame)),
-                                         false));
+            pending_bytes_ -= frames.back().size();
+            handed += frames.back().size();
+        }
+        if (!frames.empty()) {
+            data_frames = frames.size();
+            data = HandleLocked(PrepareWrite(frames), handed, false);
+            ++data_in_flight_;
         }
         if (!closing_) {
             slow_total = CheckSlowReaderLocked(arm_timer);
@@ -258,9 +307,9 @@ void ConnectionOutbox::Drain() {
         (void)connection->send(pong);
     }
     // Counted before they go: a peer that has read a frame finds it counted.
-    if (!batch.empty()) counters_->frames_out.fetch_add(batch.size(), std::memory_order_relaxed);
-    for (MessagePtr& message : batch) {
-        (void)connection->send(message);
+    if (data) {
+        counters_->frames_out.fetch_add(data_frames, std::memory_order_relaxed);
+        (void)connection->send(data);
     }
     if (close) {
         ErrorCode ec;  // invalid_state: already closing, nothing to do
@@ -321,8 +370,7 @@ void ConnectionOutbox::DropQueueLocked() {
     pong_.reset();
 }
 
-MessagePtr ConnectionOutbox::HandleLocked(MessagePtr message, bool is_pong) {
-    const std::size_t size = message->get_payload().size();
+MessagePtr ConnectionOutbox::HandleLocked(MessagePtr message, std::size_t size, bool is_pong) {
     buffered_->fetch_add(size);
     std::weak_ptr<ConnectionOutbox> self = weak_from_this();
     MessageType* raw = message.get();
@@ -342,8 +390,12 @@ void ConnectionOutbox::OnWritten(bool is_pong) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (is_pong) {
             pong_in_flight_ = false;
+        } else if (data_in_flight_ > 0) {
+            --data_in_flight_;
         }
-        waiting = !closed_ && (!pending_.empty() || pong_.has_value());
+        // Waiting frames go once the last data frame handed over is written; an owed pong as soon as the one before
+        // it is.
+        waiting = !closed_ && ((!pending_.empty() && data_in_flight_ == 0) || (is_pong && pong_.has_value()));
     }
     if (waiting) {
         PostDrain();

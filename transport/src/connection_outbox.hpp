@@ -17,6 +17,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace syncline::transport {
 
@@ -25,6 +26,7 @@ struct QueueLimits {
     std::size_t write_high_water = 256 * 1024;
     std::size_t max_queue_bytes = 4 * 1024 * 1024;
     std::chrono::milliseconds slow_reader_timeout{10000};
+    std::chrono::milliseconds coalesce_after{20};
 };
 
 // What every connection's outbox adds to, for metrics (shared by the server's outboxes; relaxed atomics).
@@ -46,14 +48,22 @@ struct OutboxCounters {
 // Order: frames go out in the order of the calls that queued them (replies, pushes and the close frame alike); a pong
 // may go ahead of queued data frames (RFC 6455 lets control frames interleave with messages).
 //
-// Slow readers: Drain hands frames to websocketpp while it holds less than write_high_water bytes not yet written to
-// the socket; beyond that they wait in pending_, where a push replaces a waiting push with the same key (the latest
-// state wins; replies are never replaced). Each frame websocketpp finishes writing posts a drain when frames wait. A
-// reader whose queue (websocketpp's and ours) stays over max_queue_bytes for slow_reader_timeout, or exceeds four times
-// that at once, is closed with 1013. Pongs count toward the same bytes; at most one pong is outstanding (the latest
-// ping's: RFC 6455 allows answering only the most recent one), and a pong that cannot be handed over for
-// slow_reader_timeout (the peer sends pings and reads nothing) closes the socket with 1013 too. So memory per
-// connection is bounded whatever the client does.
+// One write in flight (Boost.Beast's shape): Drain hands frames to websocketpp only once it has written every data
+// frame handed to it before, and then everything waiting, up to write_high_water bytes (at least one frame);
+// websocketpp writes what it holds in one gathered write. What waits meanwhile stays in pending_, the one place where
+// the latest state wins. While the oldest waiting frame has waited less than coalesce_after, every push is queued: a
+// socket that keeps up gets every version, several per write when they come fast. Once it has waited longer, the
+// socket is behind (its peer reads slowly, or the network threads are saturated), and a push replaces the newest
+// waiting push with the same key, which moves to the back of the queue, so a reply queued after the older push still
+// goes first. Replies are never replaced. So what a subscriber receives is at most about coalesce_after plus one write
+// old, instead of growing with the backlog. When the last frame of a write is written, a drain is posted if frames
+// wait.
+//
+// Slow readers: a reader whose queue (websocketpp's and ours) stays over max_queue_bytes for slow_reader_timeout, or
+// exceeds four times that at once, is closed with 1013. Pongs count toward the same bytes; at most one pong is
+// outstanding (the latest ping's: RFC 6455 allows answering only the most recent one), and a pong that cannot be
+// handed over for slow_reader_timeout (the peer sends pings and reads nothing) closes the socket with 1013 too. So
+// memory per connection is bounded whatever the client does.
 class ConnectionOutbox final : public Outbox, public std::enable_shared_from_this<ConnectionOutbox> {
 public:
     /// On the connection's strand (the open handler).
@@ -99,18 +109,25 @@ private:
         std::string frame;
         MessagePtr shared;
         std::string key;  // empty for replies
+        std::chrono::steady_clock::time_point since{};  // queued (set by Enqueue)
         std::size_t size() const { return shared ? shared->get_payload().size() : frame.size(); }
     };
 
     // A frame framed for sending: unmasked and uncompressed, so it is "prepared" (header built here, payload moved in;
     // websocketpp would copy it once more) and may go to any number of connections.
     static MessagePtr PrepareMessage(websocketpp::frame::opcode::value opcode, std::string payload);
+    // One write's frames as one prepared message: the frame itself when it is alone, else a message without a header
+    // of its own whose payload is every frame's header and payload in order. websocketpp would start writing the
+    // first of several messages at once (its send dispatches the write on our strand) and the rest in a second write;
+    // one message makes one write, one sendmsg, whatever the number of frames.
+    static MessagePtr PrepareWrite(std::vector<Pending>& frames);
     bool ValidUtf8(const std::string& frame);
     void WarnInvalidUtf8();
 
-    // Any thread. The latest-wins replacement lives here, and only here: a push queued while the connection cannot
-    // keep up (websocketpp holds write_high_water bytes or more, counting what waits) replaces the newest waiting
-    // push with the same key, in its place (an older one with that key may wait before it: order is kept).
+    // Any thread. The latest-wins replacement lives here, and only here: while the socket is behind (the oldest
+    // waiting frame has waited coalesce_after), a push replaces the newest waiting push with the same key and moves to
+    // the back. Asks for a drain only when no write is in flight (or to start the slow-reader clock): a write's
+    // completion drains what waits.
     void Enqueue(Pending frame);
 
     // Runs Drain now when on the strand (a session answering a frame), else posts it.
@@ -119,9 +136,9 @@ private:
     // Any thread: one posted drain at a time.
     void PostDrain();
 
-    // On the strand: the one place that calls into the websocketpp connection for this outbox. Hands the owed pong
-    // and as many waiting frames as websocketpp has room for (all of them when closing) to websocketpp, then the close
-    // frame once nothing waits before it.
+    // On the strand: the one place that calls into the websocketpp connection for this outbox. Hands the owed pong,
+    // and the waiting frames when no data frame is in flight (up to write_high_water bytes; all of them when closing),
+    // to websocketpp, then the close frame once nothing waits before it.
     void Drain();
 
     // With mutex_ held, not closing. Returns the queued bytes when it closes the reader (for the log line, written
@@ -132,11 +149,11 @@ private:
     void CloseSlowReaderLocked();
     void DropQueueLocked();
 
-    // With mutex_ held: the handle websocketpp queues for `message`. It counts the frame in buffered_ until websocketpp
-    // drops it, which it does once the frame is written to the socket (or dropped with the connection), and keeps the
-    // (possibly shared) message alive meanwhile; then it asks for a drain if frames wait. (It only posts: websocketpp
-    // may drop it while holding its own write lock.)
-    MessagePtr HandleLocked(MessagePtr message, bool is_pong);
+    // With mutex_ held: the handle websocketpp queues for `message`. It counts `size` (the payload bytes of its frames)
+    // in buffered_ until websocketpp drops it, which it does once the message is written to the socket (or dropped
+    // with the connection), and keeps the (possibly shared) message alive meanwhile; then it asks for a drain if
+    // frames wait. (It only posts: websocketpp may drop it while holding its own write lock.)
+    MessagePtr HandleLocked(MessagePtr message, std::size_t size, bool is_pong);
 
     // Any thread (usually the strand): a frame handed to websocketpp is written, or dropped.
     void OnWritten(bool is_pong);
@@ -162,6 +179,7 @@ private:
     std::size_t pending_bytes_ = 0;    // guarded by mutex_: pending_ and pong_
     std::optional<std::string> pong_;  // guarded by mutex_: owed, not yet handed to websocketpp
     bool pong_in_flight_ = false;      // guarded by mutex_: a pong websocketpp has not written yet
+    std::size_t data_in_flight_ = 0;   // guarded by mutex_: data frames handed to websocketpp and not yet written
     std::optional<std::chrono::steady_clock::time_point> over_since_;          // guarded by mutex_
     std::optional<std::chrono::steady_clock::time_point> pong_waiting_since_;  // guarded by mutex_
     // Bytes handed to websocketpp and not yet written; shared with the handles, which may outlive the outbox.

@@ -54,9 +54,14 @@ struct WebSocketOptions {
     /// A connection that has not answered a ping within this time is closed (1001 "pong timeout"); 0 disables it.
     /// Time while the socket is not read (its reading paused behind a write in the write pool) does not count.
     std::chrono::milliseconds pong_timeout{10000};
-    /// Outgoing frames go straight to the socket's writer while it holds fewer unwritten bytes than this; beyond,
-    /// they wait in the connection's own queue, where a newer push for the same row replaces a queued one.
+    /// A connection has one write in flight; outgoing frames wait behind it in the connection's own queue, and the
+    /// next write takes what waits, up to this many bytes (at least one frame).
     std::size_t write_high_water = 256 * 1024;
+    /// Once the oldest frame waiting in a connection's queue has waited this long, the connection is behind, and a
+    /// push replaces the newest waiting push of the same row (the latest state wins; replies are never replaced).
+    /// Before, every version is queued. This bounds the age of what a subscriber receives under overload to about
+    /// this plus one write. 0: a push always replaces a waiting push of its row.
+    std::chrono::milliseconds coalesce_after{20};
     /// A connection whose outgoing queue stays over this many bytes for slow_reader_timeout (or exceeds four times
     /// it at once) is closed with 1013: server memory stays bounded whatever a client does. Pongs count in the queue:
     /// a client's ping is answered through it, at most one pong outstanding (a newer ping's replaces a waiting one),
