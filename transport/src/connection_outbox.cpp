@@ -112,11 +112,14 @@ void ConnectionOutbox::MarkClosed() {
     close_.reset();
 }
 
+std::string ConnectionOutbox::FrameHeader(websocketpp::frame::opcode::value opcode, std::size_t size) {
+    return websocketpp::frame::prepare_header(websocketpp::frame::basic_header(opcode, size, true, false),
+                                              websocketpp::frame::extended_header(size));
+}
+
 MessagePtr ConnectionOutbox::PrepareMessage(websocketpp::frame::opcode::value opcode, std::string payload) {
-    const std::size_t size = payload.size();
     auto message = std::make_shared<MessageType>(nullptr, opcode, 0);
-    message->set_header(websocketpp::frame::prepare_header(websocketpp::frame::basic_header(opcode, size, true, false),
-                                                           websocketpp::frame::extended_header(size)));
+    message->set_header(FrameHeader(opcode, payload.size()));
     message->get_raw_payload() = std::move(payload);
     message->set_prepared(true);
     return message;
@@ -139,10 +142,7 @@ MessagePtr ConnectionOutbox::PrepareWrite(std::vector<Pending>& frames) {
             raw += frame.shared->get_header();
             raw += frame.shared->get_payload();
         } else {
-            const std::size_t size = frame.frame.size();
-            raw += websocketpp::frame::prepare_header(
-                websocketpp::frame::basic_header(websocketpp::frame::opcode::text, size, true, false),
-                websocketpp::frame::extended_header(size));
+            raw += FrameHeader(websocketpp::frame::opcode::text, frame.frame.size());
             raw += frame.frame;
         }
     }

@@ -49,8 +49,8 @@ struct OutboxCounters {
 // may go ahead of queued data frames (RFC 6455 lets control frames interleave with messages).
 //
 // One write in flight (Boost.Beast's shape): Drain hands frames to websocketpp only once it has written every data
-// frame handed to it before, and then everything waiting, up to write_high_water bytes (at least one frame);
-// websocketpp writes what it holds in one gathered write. What waits meanwhile stays in pending_, the one place where
+// frame handed to it before, and then everything waiting, up to write_high_water bytes (at least one frame), as one
+// message (PrepareWrite), so one write and one sendmsg. What waits meanwhile stays in pending_, the one place where
 // the latest state wins. While the oldest waiting frame has waited less than coalesce_after, every push is queued: a
 // socket that keeps up gets every version, several per write when they come fast. Once it has waited longer, the
 // socket is behind (its peer reads slowly, or the network threads are saturated), and a push replaces the newest
@@ -116,6 +116,8 @@ private:
     // A frame framed for sending: unmasked and uncompressed, so it is "prepared" (header built here, payload moved in;
     // websocketpp would copy it once more) and may go to any number of connections.
     static MessagePtr PrepareMessage(websocketpp::frame::opcode::value opcode, std::string payload);
+    // The header of an unmasked, final, uncompressed frame of `size` payload bytes.
+    static std::string FrameHeader(websocketpp::frame::opcode::value opcode, std::size_t size);
     // One write's frames as one prepared message: the frame itself when it is alone, else a message without a header
     // of its own whose payload is every frame's header and payload in order. websocketpp would start writing the
     // first of several messages at once (its send dispatches the write on our strand) and the rest in a second write;
