@@ -1,5 +1,5 @@
 // Detached actions, custom actions and streamed lists at the consumer level, with an outbox the test controls: the
-// executor, the push gate as a count, needs_object, backpressure of a stream, list_cancel and cancellation on close.
+// executor, pushes held as a count, needs_object, backpressure of a stream, list_cancel and cancellation on close.
 // The same behaviour over real sockets is in tests/integration/actions_stream_test.cpp.
 
 #include <syncline/core/consumer/consumer.hpp>
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../storage/test_db.hpp"
+#include "recording_outbox.hpp"
 
 namespace syncline {
 namespace {
@@ -39,6 +40,25 @@ public:
         {
             std::lock_guard<std::mutex> lock(mutex_);
             frames_.push_back(std::move(frame));
+        }
+        changed_.notify_all();
+    }
+    void SendPush(std::string frame, const std::string& key) override {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (held_.Keep(frame, key)) return;
+            frames_.push_back(std::move(frame));
+        }
+        changed_.notify_all();
+    }
+    void HoldPushes() override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++held_.holds;
+    }
+    void ReleasePushes() override {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto& held : held_.Release()) frames_.push_back(std::move(held.second));
         }
         changed_.notify_all();
     }
@@ -81,6 +101,7 @@ private:
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;
     std::vector<std::string> frames_;
+    testing::HeldPushes held_;  // guarded by mutex_
     std::size_t buffered_ = 0;
     mutable int polls_ = 0;
 };
@@ -381,13 +402,15 @@ TEST_F(ActionsTest, ListCancelStopsTheStreamsRunningAndNoFrameFollowsItsReply) {
     EXPECT_THAT(frames[2], HasSubstr(R"("offset":3},"action":"list","response_status":200,"request_id":"d")"));
 }
 
-TEST_F(ActionsTest, ThePushGateIsACount) {
+// The session holds the outbox's pushes from a request's frame to its reply, and the holds nest: the transport's queue
+// does the waiting (its tests: HeldPushesTest), this fake models it.
+TEST_F(ActionsTest, RequestsHoldTheOutboxsPushesAsACount) {
     context_->BeginRequest();
     context_->BeginRequest();
     context_->Push("p1", "k");
     context_->EndRequest();
     EXPECT_TRUE(outbox_->frames().empty());
-    context_->Push("p2", "k");  // replaces the deferred push with the same key
+    context_->Push("p2", "k");  // replaces the held push with the same key
     context_->EndRequest();
     EXPECT_EQ(outbox_->frames(), std::vector<std::string>{"p2"});
     context_->Push("p3", "k");

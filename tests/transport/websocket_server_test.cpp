@@ -225,6 +225,11 @@ protected:
     }
 
     int Opened() const { return recorder_->Read<int>([](const Recorder& r) { return r.opened; }); }
+    // The outbox of the one socket the test opened, once its session is open (null if it does not open in time).
+    std::shared_ptr<Outbox> OnlyOutbox() {
+        if (!recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; })) return nullptr;
+        return recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    }
     int Closed() const { return recorder_->Read<int>([](const Recorder& r) { return r.closed; }); }
 
     std::shared_ptr<Recorder> recorder_ = std::make_shared<Recorder>();
@@ -507,9 +512,8 @@ TEST_F(TransportWebSocketServer, OutboxSendWorksFromAnotherThreadAndIsANoOpAfter
     StartServer();
     ConnectResult client = Connect();
     ASSERT_TRUE(client) << client.error;
-    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
-    std::shared_ptr<Outbox> outbox =
-        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    std::shared_ptr<Outbox> outbox = OnlyOutbox();
+    ASSERT_TRUE(outbox);
 
     // Pushes from a foreign thread interleave with echo replies; each stream keeps its own order.
     constexpr int kFrames = 500;
@@ -582,9 +586,8 @@ TEST_F(TransportWebSocketServer, BufferedBytesCountsWhatThePeerHasNotTakenYet) {
     auto raw = RawWebSocket(port_);
     ASSERT_TRUE(raw);
     ASSERT_TRUE(raw->SetReceiveBufferBytes(64 * 1024));  // so that the kernel cannot absorb the flood
-    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
-    std::shared_ptr<Outbox> outbox =
-        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    std::shared_ptr<Outbox> outbox = OnlyOutbox();
+    ASSERT_TRUE(outbox);
     EXPECT_EQ(outbox->BufferedBytes(), 0U);
 
     constexpr std::size_t kFrameBytes = 256 * 1024;
@@ -617,9 +620,8 @@ TEST_F(TransportWebSocketServer, TheLatestPushOfAKeyReachesAReaderThatPaused) {
     StartServer();
     auto raw = RawWebSocket(port_);
     ASSERT_TRUE(raw);
-    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
-    std::shared_ptr<Outbox> outbox =
-        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    std::shared_ptr<Outbox> outbox = OnlyOutbox();
+    ASSERT_TRUE(outbox);
     constexpr int kPushes = 100000;
     const std::string padding(1200, 'x');
     std::thread pusher([&] {
@@ -665,8 +667,8 @@ protected:
         raw_ = RawWebSocket(port_);
         ASSERT_TRUE(raw_);
         ASSERT_TRUE(raw_->SetReceiveBufferBytes(64 * 1024));
-        ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
-        outbox_ = recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+        outbox_ = OnlyOutbox();
+        ASSERT_TRUE(outbox_);
         const std::string filler(kFillerBytes, 'z');
         for (std::size_t i = 0; i < kFillers; ++i) outbox_->Send(filler);
     }
@@ -743,6 +745,61 @@ TEST_F(StuckWriteTest, APushThatReplacesAWaitingOneGoesAfterTheRepliesQueuedMean
     EXPECT_EQ(ReadAfterFillers(), (std::vector<std::string>{"other row", "reply", "update 2"}));
 }
 
+// Held pushes (Outbox::HoldPushes, the session's bracket around each request) wait behind the replies queued
+// meanwhile, a held push is replaced by a newer one of its row, and the holds nest as a count: the first release of
+// two lets nothing go, the second lets them go in order.
+TEST_F(TransportWebSocketServer, HeldPushesWaitForTheRepliesAndTheHoldsNest) {
+    StartServer();
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    std::shared_ptr<Outbox> outbox = OnlyOutbox();
+    ASSERT_TRUE(outbox);
+    const std::uint64_t replaced = server_->stats().pushes_replaced;
+    outbox->HoldPushes();
+    outbox->HoldPushes();
+    outbox->SendSharedPush(std::make_shared<const SharedFrame>("row 1"), "row");
+    outbox->SendPush("other row", "other");
+    outbox->Send("reply 1");
+    outbox->ReleasePushes();  // one hold remains
+    outbox->Send("reply 2");
+    outbox->SendSharedPush(std::make_shared<const SharedFrame>("row 2"), "row");
+    outbox->ReleasePushes();
+    outbox->Send("after");
+    for (const char* expected : {"reply 1", "reply 2", "other row", "row 2", "after"}) {
+        const auto frame = client->Receive(kWait);
+        ASSERT_TRUE(frame) << "waiting for " << expected;
+        EXPECT_EQ(*frame, expected);
+    }
+    EXPECT_EQ(server_->stats().pushes_replaced - replaced, 1U);
+}
+
+// A push queued before a hold is not held: it goes before the reply, and a push of its row queued while held goes
+// after the reply, whether or not the first one was written yet (here it cannot be: the write is stuck).
+TEST_F(StuckWriteTest, APushQueuedBeforeTheHoldGoesFirstAndItsRowsHeldVersionAfterTheReply) {
+    StartStuck(std::chrono::hours(1));
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("update 1"), "row");
+    outbox_->HoldPushes();
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("update 2"), "row");
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("update 3"), "row");
+    outbox_->Send("reply");
+    outbox_->ReleasePushes();
+    outbox_->Send("end");
+    EXPECT_EQ(ReadAfterFillers(), (std::vector<std::string>{"update 1", "reply", "update 3"}));
+}
+
+// Behind, a push replacing a waiting version of its row while pushes are held joins the held ones: it still goes
+// after the reply.
+TEST_F(StuckWriteTest, BehindAPushThatReplacesAWaitingOneWhileHeldGoesAfterTheReply) {
+    StartStuck(std::chrono::milliseconds(0));
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("update 1"), "row");
+    outbox_->HoldPushes();
+    outbox_->SendSharedPush(std::make_shared<const SharedFrame>("update 2"), "row");
+    outbox_->Send("reply");
+    outbox_->ReleasePushes();
+    outbox_->Send("end");
+    EXPECT_EQ(ReadAfterFillers(), (std::vector<std::string>{"reply", "update 2"}));
+}
+
 // A peer that floods pings and reads nothing is owed one pong at a time (the latest ping's): the server queues at most
 // two pongs for it (websocketpp used to queue one per ping, without limit), serves other sockets meanwhile, and closes
 // it once it misses the server's own pings (it reads nothing, so it never answers them).
@@ -756,9 +813,8 @@ TEST_F(TransportWebSocketServer, APeerThatFloodsPingsAndNeverReadsCostsOnePongAn
     auto raw = RawWebSocket(port_);
     ASSERT_TRUE(raw);
     ASSERT_TRUE(raw->SetSendTimeout(2s));
-    ASSERT_TRUE(recorder_->WaitFor([](const Recorder& r) { return r.opened == 1; }));
-    std::shared_ptr<Outbox> outbox =
-        recorder_->Read<std::shared_ptr<Outbox>>([](const Recorder& r) { return r.outboxes.back(); });
+    std::shared_ptr<Outbox> outbox = OnlyOutbox();
+    ASSERT_TRUE(outbox);
     ConnectResult other = Connect();
     ASSERT_TRUE(other) << other.error;
 

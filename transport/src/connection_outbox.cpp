@@ -87,6 +87,30 @@ void ConnectionOutbox::ResumeReading() {
     });
 }
 
+void ConnectionOutbox::HoldPushes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++holds_;
+}
+
+void ConnectionOutbox::ReleasePushes() {
+    bool drain = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (holds_ > 0) --holds_;
+        if (holds_ > 0 || first_held_ == pending_.end()) return;
+        // The held pushes become ordinary waiting frames, waiting from now: a request that took long does not make
+        // the socket count as behind.
+        const auto now = std::chrono::steady_clock::now();
+        for (auto it = first_held_; it != pending_.end(); ++it) {
+            it->held = false;
+            it->since = now;
+        }
+        first_held_ = pending_.end();
+        drain = !closed_ && data_in_flight_ == 0;
+    }
+    if (drain) RequestDrain();
+}
+
 void ConnectionOutbox::QueuePong(std::string payload) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -182,25 +206,32 @@ void ConnectionOutbox::Enqueue(Pending frame) {
         if (closing_ || closed_) {
             return;
         }
+        frame.since = std::chrono::steady_clock::now();
+        const bool push = !frame.key.empty();
+        const bool held = push && holds_ > 0;
+        frame.held = held;
         // Behind: the newest waiting push of the row (never handed over) is replaced, and the newer one moves to the
         // back, so a reply queued after the older push still goes before it (the writer's reply before the push its
-        // change causes).
-        frame.since = std::chrono::steady_clock::now();
+        // change causes). A held push is replaced by a newer one of its row whether or not the socket is behind.
         const bool behind = !pending_.empty() && frame.since - pending_.front().since >= limits_.coalesce_after;
-        auto waiting = !behind || frame.key.empty() ? by_key_.end() : by_key_.find(frame.key);
-        if (waiting != by_key_.end()) {
+        if (push && (behind || held)) IndexLocked();
+        auto waiting = push && (behind || held) ? by_key_.find(frame.key) : by_key_.end();
+        if (waiting != by_key_.end() && (behind || waiting->second->held)) {
             counters_->pushes_replaced.fetch_add(1, std::memory_order_relaxed);
             const auto it = waiting->second;
+            if (it == first_held_) first_held_ = std::next(it);
             pending_bytes_ = pending_bytes_ - it->size() + frame.size();
             it->frame = std::move(frame.frame);
             it->shared = std::move(frame.shared);
+            it->held = held;
             pending_.splice(pending_.end(), pending_, it);
+            if (it->held && first_held_ == pending_.end()) first_held_ = it;
         } else {
             pending_bytes_ += frame.size();
-            pending_.push_back(std::move(frame));
-            if (!pending_.back().key.empty()) {
-                by_key_[pending_.back().key] = std::prev(pending_.end());
-            }
+            // A held push joins the held tail; anything else goes before it (at the end when nothing is held).
+            const auto at = pending_.insert(held ? pending_.end() : first_held_, std::move(frame));
+            if (at->held && first_held_ == pending_.end()) first_held_ = at;
+            if (push && indexed_) by_key_[at->key] = at;
         }
         // Four times the limit at once: closed now, whatever the timeout (memory stays bounded).
         const std::size_t total = pending_bytes_ + buffered_->load();
@@ -210,7 +241,7 @@ void ConnectionOutbox::Enqueue(Pending frame) {
         }
         // With a write in flight, its completion drains what waits (OnWritten); a drain is asked for only to start
         // the slow-reader clock when the queue has just gone over its limit.
-        drain = closing_ || data_in_flight_ == 0 || (total > limits_.max_queue_bytes && !over_since_);
+        drain = closing_ || (data_in_flight_ == 0 && !held) || (total > limits_.max_queue_bytes && !over_since_);
     }
     if (slow_total != 0) {
         spdlog::warn("websocket: closing a slow reader with 1013 ({} bytes queued)", slow_total);
@@ -269,13 +300,14 @@ void ConnectionOutbox::Drain() {
             pong_in_flight_ = true;
         }
         // One write in flight: frames are handed over once websocketpp has written every data frame it was given,
-        // then all that wait, up to write_high_water bytes (at least one frame), or everything before a close.
+        // then all that wait up to the held pushes, up to write_high_water bytes (at least one frame), or everything
+        // before a close.
         const bool flush_all = close_.has_value();
         std::vector<Pending> frames;
         std::size_t handed = 0;
-        while (!pending_.empty() &&
-               (flush_all || (data_in_flight_ == 0 && (handed == 0 || handed < limits_.write_high_water)))) {
-            if (!pending_.front().key.empty()) {
+        while (!pending_.empty() && (flush_all || (!pending_.front().held && data_in_flight_ == 0 &&
+                                                   (handed == 0 || handed < limits_.write_high_water)))) {
+            if (indexed_ && !pending_.front().key.empty()) {
                 auto it = by_key_.find(pending_.front().key);
                 if (it != by_key_.end() && it->second == pending_.begin()) {
                     by_key_.erase(it);
@@ -285,6 +317,11 @@ void ConnectionOutbox::Drain() {
             pending_.pop_front();
             pending_bytes_ -= frames.back().size();
             handed += frames.back().size();
+        }
+        if (pending_.empty()) {
+            first_held_ = pending_.end();  // a close hands the held pushes over too
+            by_key_.clear();
+            indexed_ = false;
         }
         if (!frames.empty()) {
             data_frames = frames.size();
@@ -356,6 +393,14 @@ std::size_t ConnectionOutbox::CheckSlowReaderLocked(bool& arm_timer) {
     return 0;
 }
 
+void ConnectionOutbox::IndexLocked() {
+    if (indexed_) return;
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+        if (!it->key.empty()) by_key_[it->key] = it;
+    }
+    indexed_ = true;
+}
+
 void ConnectionOutbox::CloseSlowReaderLocked() {
     counters_->slow_reader_closes.fetch_add(1, std::memory_order_relaxed);
     DropQueueLocked();
@@ -365,7 +410,9 @@ void ConnectionOutbox::CloseSlowReaderLocked() {
 
 void ConnectionOutbox::DropQueueLocked() {
     pending_.clear();
+    first_held_ = pending_.end();
     by_key_.clear();
+    indexed_ = false;
     pending_bytes_ = 0;
     pong_.reset();
 }
@@ -395,7 +442,8 @@ void ConnectionOutbox::OnWritten(bool is_pong) {
         }
         // Waiting frames go once the last data frame handed over is written; an owed pong as soon as the one before
         // it is.
-        waiting = !closed_ && ((!pending_.empty() && data_in_flight_ == 0) || (is_pong && pong_.has_value()));
+        waiting = !closed_ && ((!pending_.empty() && !pending_.front().held && data_in_flight_ == 0) ||
+                               (is_pong && pong_.has_value()));
     }
     if (waiting) {
         PostDrain();

@@ -45,8 +45,11 @@ struct OutboxCounters {
 // a lock (terminate after a read error), so a send from another thread would race it. Pongs are queued here too
 // (QueuePong, on the strand), and the server's pings are sent from a strand timer.
 //
-// Order: frames go out in the order of the calls that queued them (replies, pushes and the close frame alike); a pong
-// may go ahead of queued data frames (RFC 6455 lets control frames interleave with messages).
+// Order: frames go out in the order of the calls that queued them (replies, pushes and the close frame alike), with
+// one exception: while a request holds pushes (HoldPushes, the session's bracket around each request), pushes wait in
+// a held tail of the queue, and the replies queued meanwhile go before them; so a writer's reply comes before the
+// pushes its own change causes. A pong may go ahead of queued data frames (RFC 6455 lets control frames interleave
+// with messages).
 //
 // One write in flight (Boost.Beast's shape): Drain hands frames to websocketpp only once it has written every data
 // frame handed to it before, and then everything waiting, up to write_high_water bytes (at least one frame), as one
@@ -93,6 +96,12 @@ public:
     bool PauseReading() override;
     // Any thread: posts the resume to the strand (a no-op unless paused, so pauses and resumes may cross).
     void ResumeReading() override;
+
+    // Any thread; they nest as a count. While held, a push joins the held tail of pending_ (a held push of its key
+    // is replaced whether or not the socket is behind), Send puts a reply before that tail, and Drain stops at it. The
+    // last ReleasePushes makes the tail ordinary frames, waiting since then.
+    void HoldPushes() override;
+    void ReleasePushes() override;
     // On the strand: reading is paused (a write of this socket is in the write pool).
     bool reading_paused() const { return reading_paused_; }
 
@@ -109,7 +118,8 @@ private:
         std::string frame;
         MessagePtr shared;
         std::string key;  // empty for replies
-        std::chrono::steady_clock::time_point since{};  // queued (set by Enqueue)
+        std::chrono::steady_clock::time_point since{};  // queued (set by Enqueue), or released from a hold
+        bool held = false;  // a push queued while a request held pushes (in the held tail of pending_)
         std::size_t size() const { return shared ? shared->get_payload().size() : frame.size(); }
     };
 
@@ -127,9 +137,10 @@ private:
     void WarnInvalidUtf8();
 
     // Any thread. The latest-wins replacement lives here, and only here: while the socket is behind (the oldest
-    // waiting frame has waited coalesce_after), a push replaces the newest waiting push with the same key and moves to
-    // the back. Asks for a drain only when no write is in flight (or to start the slow-reader clock): a write's
-    // completion drains what waits.
+    // waiting frame has waited coalesce_after), or while pushes are held and the waiting push is a held one, a push
+    // replaces the newest waiting push with the same key and moves to the back. A reply queued while pushes are held
+    // goes before the held ones. Asks for a drain only when no write is in flight and the frame is not held (or to
+    // start the slow-reader clock): a write's completion drains what waits.
     void Enqueue(Pending frame);
 
     // Runs Drain now when on the strand (a session answering a frame), else posts it.
@@ -146,6 +157,9 @@ private:
     // With mutex_ held, not closing. Returns the queued bytes when it closes the reader (for the log line, written
     // outside the lock), else 0; sets arm_timer when the reader just went over a limit.
     std::size_t CheckSlowReaderLocked(bool& arm_timer);
+
+    // With mutex_ held: builds by_key_ from pending_ unless it is built.
+    void IndexLocked();
 
     // With mutex_ held: drops what waits and asks Drain for the 1013 close.
     void CloseSlowReaderLocked();
@@ -176,8 +190,14 @@ private:
     bool warned_invalid_utf8_ = false;                  // guarded by mutex_
     std::optional<std::pair<int, std::string>> close_;  // guarded by mutex_: the close Drain sends after pending_
     std::list<Pending> pending_;                        // guarded by mutex_
-    // Guarded by mutex_: the newest waiting push of each key (the one a newer push replaces).
+    // Guarded by mutex_: the first held push in pending_ (every one after it is held too), or pending_.end().
+    std::list<Pending>::iterator first_held_ = pending_.end();
+    int holds_ = 0;  // guarded by mutex_: HoldPushes not yet matched by ReleasePushes
+    // Guarded by mutex_: the newest waiting push of each key (the one a newer push replaces). Built only when a push
+    // first needs it (the socket is behind, or pushes are held: IndexLocked) and kept until the queue is empty again,
+    // so a socket that keeps up never pays for it.
     std::unordered_map<std::string, std::list<Pending>::iterator> by_key_;
+    bool indexed_ = false;             // guarded by mutex_: by_key_ covers every waiting push
     std::size_t pending_bytes_ = 0;    // guarded by mutex_: pending_ and pong_
     std::optional<std::string> pong_;  // guarded by mutex_: owed, not yet handed to websocketpp
     bool pong_in_flight_ = false;      // guarded by mutex_: a pong websocketpp has not written yet

@@ -12,23 +12,16 @@ std::atomic<std::uint64_t> g_next_connection_id{1};
 ConnectionContext::ConnectionContext(HandshakeRequest request, std::shared_ptr<Outbox> outbox, User user,
                                      ConnectionLimits limits)
     : request_(std::move(request)),
-      outbox_(outbox),
+      outbox_(std::move(outbox)),
       user_(std::move(user)),
       limits_(limits),
-      id_(g_next_connection_id++),
-      gate_(std::move(outbox)) {}
+      id_(g_next_connection_id++) {}
 
-void ConnectionContext::Push(std::string frame, const std::string& key) {
-    Push(std::make_shared<const SharedFrame>(std::move(frame)), key);
-}
+void ConnectionContext::Push(std::string frame, const std::string& key) { outbox_->SendPush(std::move(frame), key); }
 
 void ConnectionContext::Push(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
-    gate_.Push(std::move(frame), key);
+    outbox_->SendSharedPush(std::move(frame), key);
 }
-
-void ConnectionContext::BeginRequest() { gate_.Begin(); }
-
-void ConnectionContext::EndRequest() { gate_.End(); }
 
 void ConnectionContext::MarkClosed() {
     {

@@ -22,20 +22,22 @@ namespace {
 // The Outbox a stream's child session writes to: wraps each frame in the stream's envelope.
 class StreamOutbox final : public Outbox {
 public:
-    StreamOutbox(std::shared_ptr<PushGate> gate, const std::string& name)
-        : gate_(std::move(gate)),
+    StreamOutbox(std::shared_ptr<Outbox> socket, const std::string& name)
+        : socket_(std::move(socket)),
           head_("{\"stream\":" + JsonString(name) + ",\"payload\":"),
           key_prefix_(name + '\n') {}
 
-    void Send(std::string frame) override { gate_->outbox().Send(Wrap(frame)); }
-    // Pushes of every stream pass one gate of the socket, held while the socket answers a frame: a reply is queued
-    // before the pushes its own change causes even when another stream subscribed to the row (each child's
-    // ConnectionContext only gates its own stream).
+    void Send(std::string frame) override { socket_->Send(Wrap(frame)); }
+    // Pushes of every stream wait in the socket's one queue, held while the socket answers any frame (the
+    // MultiplexSession holds them too): a reply is queued before the pushes its own change causes even when another
+    // stream subscribed to the row.
     void SendPush(std::string frame, const std::string& key) override {
-        gate_->Push(std::make_shared<const SharedFrame>(Wrap(frame)), key_prefix_ + key);
+        socket_->SendPush(Wrap(frame), key_prefix_ + key);
     }
-    void Close(int code, std::string reason) override { gate_->outbox().Close(code, std::move(reason)); }
-    std::size_t BufferedBytes() const override { return gate_->outbox().BufferedBytes(); }
+    void Close(int code, std::string reason) override { socket_->Close(code, std::move(reason)); }
+    std::size_t BufferedBytes() const override { return socket_->BufferedBytes(); }
+    void HoldPushes() override { socket_->HoldPushes(); }
+    void ReleasePushes() override { socket_->ReleasePushes(); }
 
 private:
     std::string Wrap(const std::string& frame) const {
@@ -47,7 +49,7 @@ private:
         return out;
     }
 
-    std::shared_ptr<PushGate> gate_;
+    std::shared_ptr<Outbox> socket_;
     std::string head_;        // {"stream":"<name>","payload":
     std::string key_prefix_;  // keeps the coalescing keys of different streams apart
 };
@@ -59,13 +61,13 @@ struct StreamSlot {
 
 class MultiplexSession final : public Session {
 public:
-    MultiplexSession(std::shared_ptr<PushGate> gate, std::vector<StreamSlot> slots, std::size_t max_json_depth)
-        : gate_(std::move(gate)), slots_(std::move(slots)), max_json_depth_(max_json_depth) {}
+    MultiplexSession(std::shared_ptr<Outbox> socket, std::vector<StreamSlot> slots, std::size_t max_json_depth)
+        : socket_(std::move(socket)), slots_(std::move(slots)), max_json_depth_(max_json_depth) {}
 
     void OnText(std::string_view frame) override {
-        gate_->Begin();
+        socket_->HoldPushes();
         Answer(frame);
-        gate_->End();
+        socket_->ReleasePushes();
     }
 
     void OnBinary(std::string_view frame) override {
@@ -81,7 +83,7 @@ public:
 
 private:
     void Reply(std::string_view stream_json, std::string_view payload_frame) {
-        gate_->outbox().Send(StreamFrame(stream_json, payload_frame));
+        socket_->Send(StreamFrame(stream_json, payload_frame));
     }
 
     void Answer(std::string_view frame) {
@@ -131,7 +133,7 @@ private:
         slot->session->OnText(JsonText(payload));
     }
 
-    std::shared_ptr<PushGate> gate_;
+    std::shared_ptr<Outbox> socket_;
     std::vector<StreamSlot> slots_;
     std::size_t max_json_depth_;
 };
@@ -219,14 +221,13 @@ std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std:
     std::vector<bool> admitted;
     admitted.reserve(streams_.size());
     for (int status : AdmitEach(request, user)) admitted.push_back(status == 101);
-    auto gate = std::make_shared<PushGate>(std::move(outbox));
     std::vector<StreamSlot> slots;
     slots.reserve(streams_.size());
     try {
         for (std::size_t i = 0; i < streams_.size(); ++i) {
             StreamSlot slot{streams_[i].name, nullptr};
             if (admitted[i]) {
-                auto stream_outbox = std::make_shared<StreamOutbox>(gate, slot.name);
+                auto stream_outbox = std::make_shared<StreamOutbox>(outbox, slot.name);
                 auto* consumer_endpoint = user ? dynamic_cast<ConsumerEndpoint*>(streams_[i].endpoint.get()) : nullptr;
                 slot.session = consumer_endpoint ? consumer_endpoint->OpenUser(request, std::move(stream_outbox), *user)
                                                  : streams_[i].endpoint->Open(request, std::move(stream_outbox));
@@ -243,7 +244,7 @@ std::unique_ptr<Session> Multiplexer::Open(const HandshakeRequest& request, std:
         }
         throw;
     }
-    return std::make_unique<MultiplexSession>(std::move(gate), std::move(slots), max_json_depth_);
+    return std::make_unique<MultiplexSession>(std::move(outbox), std::move(slots), max_json_depth_);
 }
 
 }  // namespace syncline

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// A connection as consumers see it: who it is (User), what it may send and hold (ConnectionLimits), and its state
-/// across requests (ConnectionContext: the outbox, the push gate, streamed lists and detached actions in flight).
+/// across requests (ConnectionContext: the outbox and its held pushes, streamed lists and detached actions in flight).
 
 #include <atomic>
 #include <chrono>
@@ -52,7 +52,7 @@ struct ConnectionLimits {
     std::size_t max_waiting_request_bytes = 1024 * 1024;
 };
 
-/// Per-connection state: the handshake, the user, the outbox, and the push gate. Owned (shared) by the connection's
+/// Per-connection state: the handshake, the user and the outbox. Owned (shared) by the connection's
 /// session; the session's calls are serial. Send and Push are callable from any thread.
 class ConnectionContext : public std::enable_shared_from_this<ConnectionContext> {
 public:
@@ -71,16 +71,16 @@ public:
     std::uint64_t id() const { return id_; }
 
     /// Queues a push (any thread). While the connection is answering a request, pushes wait until its reply has been
-    /// queued, so a writer's own reply always comes before the pushes its change causes; a deferred push with the
-    /// same key is replaced by the newer one.
+    /// queued, so a writer's own reply always comes before the pushes its change causes; a held push with the same
+    /// key is replaced by the newer one (Outbox::HoldPushes: the outbox's own queue holds them).
     void Push(std::string frame, const std::string& key);
     /// Push of a frame shared with other connections (see SharedFrame); same ordering and replacement rules.
     void Push(std::shared_ptr<const SharedFrame> frame, const std::string& key);
-    /// The session brackets each request with these (any thread); they nest as a count, so a detached action that
-    /// writes holds the gate from its frame until its reply while the socket's next requests come and go. The last
-    /// EndRequest sends the pushes deferred meanwhile, in order.
-    void BeginRequest();
-    void EndRequest();
+    /// The session brackets each request with these (any thread): Outbox::HoldPushes and ReleasePushes. They nest as a
+    /// count, so a detached action that writes holds pushes from its frame until its reply while the socket's next
+    /// requests come and go. The last EndRequest lets the pushes held meanwhile go, in order.
+    void BeginRequest() { outbox_->HoldPushes(); }
+    void EndRequest() { outbox_->ReleasePushes(); }
 
     /// Marks the connection closed (the session does this first in OnClose; any thread): detached actions see
     /// ActionRequest::cancelled(), streams stop, and waiters in WaitStreamCancelled wake.
@@ -114,7 +114,6 @@ private:
     User user_;
     ConnectionLimits limits_;
     std::uint64_t id_;
-    PushGate gate_;
     mutable std::mutex stream_mutex_;
     std::condition_variable stream_changed_;
     bool closed_ = false;             // guarded by stream_mutex_

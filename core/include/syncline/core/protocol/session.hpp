@@ -83,30 +83,15 @@ public:
     virtual bool PauseReading() { return false; }
     /// Reading goes on after a PauseReading that returned true (any thread; a no-op when not paused).
     virtual void ResumeReading() {}
-};
-
-/// Holds a connection's pushes back while it answers requests, so a reply is queued before the pushes its own change
-/// causes. Begin/End bracket each request and nest as a count; pushes arriving meanwhile wait, a waiting push with the
-/// same key is replaced by the newer one, and the last End sends them in order, outside the lock. Thread-safe.
-class PushGate {
-public:
-    explicit PushGate(std::shared_ptr<Outbox> outbox) : outbox_(std::move(outbox)) {}
-    PushGate(const PushGate&) = delete;
-    PushGate& operator=(const PushGate&) = delete;
-    /// The outbox pushes go to.
-    Outbox& outbox() const { return *outbox_; }
-    /// Sends `frame` with SendSharedPush now, or once no request holds the gate.
-    void Push(std::shared_ptr<const SharedFrame> frame, const std::string& key);
-    void Begin();
-    void End();
-
-private:
-    std::shared_ptr<Outbox> outbox_;
-    std::mutex mutex_;
-    int requests_ = 0;       // guarded by mutex_: requests holding the gate
-    bool flushing_ = false;  // guarded by mutex_: one thread sends waiting pushes, in order
-    // (key, frame) pairs, guarded by mutex_.
-    std::vector<std::pair<std::string, std::shared_ptr<const SharedFrame>>> deferred_;
+    /// Holds pushes back while the connection answers a request, so its reply is queued before the pushes its own
+    /// change causes (PROTOCOL.md section 6). Holds nest as a count (any thread; a request may end on another thread
+    /// than the one it began on). While held, pushes wait behind every frame sent with Send, a waiting push is replaced
+    /// by a newer one with the same key, and the last ReleasePushes lets them go, in order. The transport keeps them in
+    /// its one queue per connection, where the latest state wins once the socket is behind. The default holds nothing:
+    /// an outbox that sends at once and never reorders (a test's, or one that discards).
+    virtual void HoldPushes() {}
+    /// Ends one HoldPushes (any thread).
+    virtual void ReleasePushes() {}
 };
 
 /// Per-connection protocol logic. The transport calls a session's methods one at a time (never concurrently), in
