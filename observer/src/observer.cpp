@@ -202,12 +202,15 @@ public:
         std::shared_ptr<ConnectionContext> connection = sub.connection.lock();
         if (!connection || event_.version <= sub.last_version.load()) return;
         GenericConsumer& consumer = *sub.consumer;
-        const PushCheck& check = Check("subscribe_instance");
+        if (!instance_check_) instance_check_ = &Check("subscribe_instance");
         bool visible = false;
         try {
-            if (!check.Allowed(consumer, *connection)) return;  // a denied push is not sent at all
-            // A row the socket may not see (out of its queryset, or refused by an object permission) has left it.
-            visible = event_.row && check.CanSee(consumer, *connection, *event_.row);
+            // A denied push is not sent at all; a row the socket may not see (out of its queryset, or refused by an
+            // object permission) has left it.
+            const auto verdict =
+                instance_check_->AllowedAndSees(consumer, *connection, event_.row ? &*event_.row : nullptr);
+            if (verdict == PushCheck::Verdict::kDenied) return;
+            visible = verdict == PushCheck::Verdict::kVisible;
         } catch (const std::exception& e) {
             PermissionFailed(e);
             return;
@@ -295,8 +298,15 @@ private:
         return *slot;
     }
 
-    const PushCheck& Check(const std::string& action) {
-        return checks_.try_emplace(action, action, event_.pk).first->second;
+    const PushCheck& Check(std::string_view action) {
+        auto it = checks_.find(action);
+        if (it == checks_.end()) {
+            it = checks_
+                     .emplace(std::piecewise_construct, std::forward_as_tuple(action),
+                              std::forward_as_tuple(std::string(action), event_.pk))
+                     .first;
+        }
+        return it->second;
     }
 
     // Whether `row` (the old state or the new) is in the subscriber's list or group, as its socket sees it.
@@ -329,7 +339,8 @@ private:
     const bool unknown_before_;
     std::optional<Row> old_row_;
     std::string pk_json_;
-    std::map<std::string, PushCheck> checks_;  // by subscribe action
+    std::map<std::string, PushCheck, std::less<>> checks_;  // by subscribe action
+    const PushCheck* instance_check_ = nullptr;             // checks_'s subscribe_instance, once asked
     std::unordered_map<const GenericConsumer*, Represented> represented_;
     // Keys hold views of literals and of the subscriptions' request_ids, which outlive the event.
     std::map<std::tuple<const GenericConsumer*, std::string_view, int>, std::string> heads_;

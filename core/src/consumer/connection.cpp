@@ -36,10 +36,7 @@ bool ConnectionContext::closed() const {
     return closed_;
 }
 
-std::uint64_t ConnectionContext::stream_epoch() const {
-    std::lock_guard<std::mutex> lock(stream_mutex_);
-    return stream_epoch_;
-}
+std::uint64_t ConnectionContext::stream_epoch() const { return stream_epoch_.load(); }
 
 bool ConnectionContext::SendStreamed(std::string frame, std::uint64_t epoch) {
     {

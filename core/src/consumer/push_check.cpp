@@ -26,4 +26,11 @@ bool PushCheck::CanSee(const GenericConsumer& consumer, ConnectionContext& conne
     return consumer.CanSee(ActionRequest(connection, action_, message_), row);
 }
 
+PushCheck::Verdict PushCheck::AllowedAndSees(const GenericConsumer& consumer, ConnectionContext& connection,
+                                             const Row* row) const {
+    const ActionRequest request(connection, action_, message_);
+    if (!consumer.HasPermission(request)) return Verdict::kDenied;
+    return row && consumer.CanSee(request, *row) ? Verdict::kVisible : Verdict::kHidden;
+}
+
 }  // namespace syncline

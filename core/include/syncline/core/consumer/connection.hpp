@@ -117,7 +117,9 @@ private:
     mutable std::mutex stream_mutex_;
     std::condition_variable stream_changed_;
     bool closed_ = false;             // guarded by stream_mutex_
-    std::uint64_t stream_epoch_ = 0;  // guarded by stream_mutex_
+    // Written under stream_mutex_ (CancelStreams), read without it by stream_epoch(): every request takes it, and a
+    // push's permission check is a request, once per subscriber.
+    std::atomic<std::uint64_t> stream_epoch_{0};
     int streams_sending_ = 0;         // guarded by stream_mutex_: SendStreamed calls between check and send
     std::atomic<std::size_t> detached_{0};
 };

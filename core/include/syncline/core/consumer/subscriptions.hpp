@@ -137,6 +137,9 @@ public:
     /// Whether `connection` may see `row` through `consumer` (GenericConsumer::CanSee: its queryset and object
     /// permissions): false, the row is outside that socket's view (an instance push becomes a delete).
     bool CanSee(const GenericConsumer& consumer, ConnectionContext& connection, const Row& row) const;
+    /// Allowed, then (when it is, and `row` is given) CanSee, asked of one request: what an instance push needs.
+    enum class Verdict { kDenied, kHidden, kVisible };
+    Verdict AllowedAndSees(const GenericConsumer& consumer, ConnectionContext& connection, const Row* row) const;
     /// The action permissions see.
     const std::string& action() const { return action_; }
 
