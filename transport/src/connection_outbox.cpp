@@ -320,8 +320,7 @@ void ConnectionOutbox::Drain() {
         }
         if (pending_.empty()) {
             first_held_ = pending_.end();  // a close hands the held pushes over too
-            by_key_.clear();
-            indexed_ = false;
+            UnindexLocked();
         }
         if (!frames.empty()) {
             data_frames = frames.size();
@@ -401,6 +400,13 @@ void ConnectionOutbox::IndexLocked() {
     indexed_ = true;
 }
 
+void ConnectionOutbox::UnindexLocked() {
+    if (!indexed_) return;
+    // Its buckets go too: a socket that was behind with many rows waiting would otherwise clear them on every drain.
+    decltype(by_key_)().swap(by_key_);
+    indexed_ = false;
+}
+
 void ConnectionOutbox::CloseSlowReaderLocked() {
     counters_->slow_reader_closes.fetch_add(1, std::memory_order_relaxed);
     DropQueueLocked();
@@ -411,8 +417,7 @@ void ConnectionOutbox::CloseSlowReaderLocked() {
 void ConnectionOutbox::DropQueueLocked() {
     pending_.clear();
     first_held_ = pending_.end();
-    by_key_.clear();
-    indexed_ = false;
+    UnindexLocked();
     pending_bytes_ = 0;
     pong_.reset();
 }

@@ -160,6 +160,8 @@ private:
 
     // With mutex_ held: builds by_key_ from pending_ unless it is built.
     void IndexLocked();
+    // With mutex_ held: drops by_key_ (the queue is empty).
+    void UnindexLocked();
 
     // With mutex_ held: drops what waits and asks Drain for the 1013 close.
     void CloseSlowReaderLocked();
