@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <vector>
 
 namespace syncline::transport {
 namespace {
@@ -23,11 +22,11 @@ bool IsSendableCloseCode(int code) {
 }  // namespace
 
 void ConnectionOutbox::Send(std::string frame) {
-    if (ValidUtf8(frame)) Enqueue(Pending{std::move(frame), nullptr, std::string()});
+    if (ValidUtf8(frame)) Enqueue(std::move(frame), nullptr, std::string());
 }
 
 void ConnectionOutbox::SendPush(std::string frame, const std::string& key) {
-    if (ValidUtf8(frame)) Enqueue(Pending{std::move(frame), nullptr, key});
+    if (ValidUtf8(frame)) Enqueue(std::move(frame), nullptr, key);
 }
 
 void ConnectionOutbox::SendSharedPush(std::shared_ptr<const SharedFrame> frame, const std::string& key) {
@@ -41,7 +40,7 @@ void ConnectionOutbox::SendSharedPush(std::shared_ptr<const SharedFrame> frame, 
         WarnInvalidUtf8();
         return;
     }
-    Enqueue(Pending{std::string(), std::static_pointer_cast<MessageType>(prepared), key});
+    Enqueue(std::string(), std::static_pointer_cast<MessageType>(prepared), key);
 }
 
 void ConnectionOutbox::Close(int code, std::string reason) {
@@ -149,7 +148,7 @@ MessagePtr ConnectionOutbox::PrepareMessage(websocketpp::frame::opcode::value op
     return message;
 }
 
-MessagePtr ConnectionOutbox::PrepareWrite(std::vector<Pending>& frames) {
+MessagePtr ConnectionOutbox::PrepareWrite(std::list<Pending>& frames) {
     if (frames.size() == 1) {
         Pending& only = frames.front();
         return only.shared ? std::move(only.shared)
@@ -198,7 +197,7 @@ void ConnectionOutbox::WarnInvalidUtf8() {
     }
 }
 
-void ConnectionOutbox::Enqueue(Pending frame) {
+void ConnectionOutbox::Enqueue(std::string text, MessagePtr shared, const std::string& key) {
     std::size_t slow_total = 0;
     bool drain = false;
     {
@@ -206,30 +205,43 @@ void ConnectionOutbox::Enqueue(Pending frame) {
         if (closing_ || closed_) {
             return;
         }
-        frame.since = std::chrono::steady_clock::now();
-        const bool push = !frame.key.empty();
+        const auto now = std::chrono::steady_clock::now();
+        const bool push = !key.empty();
         const bool held = push && holds_ > 0;
-        frame.held = held;
+        const std::size_t size = shared ? shared->get_payload().size() : text.size();
         // Behind: the newest waiting push of the row (never handed over) is replaced, and the newer one moves to the
         // back, so a reply queued after the older push still goes before it (the writer's reply before the push its
         // change causes). A held push is replaced by a newer one of its row whether or not the socket is behind.
-        const bool behind = !pending_.empty() && frame.since - pending_.front().since >= limits_.coalesce_after;
+        const bool behind = !pending_.empty() && now - pending_.front().since >= limits_.coalesce_after;
         if (push && (behind || held)) IndexLocked();
-        auto waiting = push && (behind || held) ? by_key_.find(frame.key) : by_key_.end();
+        auto waiting = push && (behind || held) ? by_key_.find(key) : by_key_.end();
         if (waiting != by_key_.end() && (behind || waiting->second->held)) {
             counters_->pushes_replaced.fetch_add(1, std::memory_order_relaxed);
             const auto it = waiting->second;
             if (it == first_held_) first_held_ = std::next(it);
-            pending_bytes_ = pending_bytes_ - it->size() + frame.size();
-            it->frame = std::move(frame.frame);
-            it->shared = std::move(frame.shared);
+            pending_bytes_ = pending_bytes_ - it->size() + size;
+            it->frame = std::move(text);
+            it->shared = std::move(shared);
             it->held = held;
             pending_.splice(pending_.end(), pending_, it);
             if (it->held && first_held_ == pending_.end()) first_held_ = it;
         } else {
-            pending_bytes_ += frame.size();
-            // A held push joins the held tail; anything else goes before it (at the end when nothing is held).
-            const auto at = pending_.insert(held ? pending_.end() : first_held_, std::move(frame));
+            pending_bytes_ += size;
+            // A held push joins the held tail; anything else goes before it (at the end when nothing is held). A
+            // spare node of an earlier write is used when there is one: its key's buffer too.
+            const auto position = held ? pending_.end() : first_held_;
+            std::list<Pending>::iterator at;
+            if (spare_.empty()) {
+                at = pending_.emplace(position);
+            } else {
+                at = spare_.begin();
+                pending_.splice(position, spare_, at);
+            }
+            at->frame = std::move(text);
+            at->shared = std::move(shared);
+            at->key.assign(key);
+            at->since = now;
+            at->held = held;
             if (at->held && first_held_ == pending_.end()) first_held_ = at;
             if (push && indexed_) by_key_[at->key] = at;
         }
@@ -303,7 +315,7 @@ void ConnectionOutbox::Drain() {
         // then all that wait up to the held pushes, up to write_high_water bytes (at least one frame), or everything
         // before a close.
         const bool flush_all = close_.has_value();
-        std::vector<Pending> frames;
+        std::list<Pending> frames;  // nodes moved out of pending_, kept as spares after the write is prepared
         std::size_t handed = 0;
         while (!pending_.empty() && (flush_all || (!pending_.front().held && data_in_flight_ == 0 &&
                                                    (handed == 0 || handed < limits_.write_high_water)))) {
@@ -313,8 +325,7 @@ void ConnectionOutbox::Drain() {
                     by_key_.erase(it);
                 }
             }
-            frames.push_back(std::move(pending_.front()));
-            pending_.pop_front();
+            frames.splice(frames.end(), pending_, pending_.begin());
             pending_bytes_ -= frames.back().size();
             handed += frames.back().size();
         }
@@ -326,6 +337,7 @@ void ConnectionOutbox::Drain() {
             data_frames = frames.size();
             data = HandleLocked(PrepareWrite(frames), handed, false);
             ++data_in_flight_;
+            KeepSparesLocked(frames);
         }
         if (!closing_) {
             slow_total = CheckSlowReaderLocked(arm_timer);
@@ -392,6 +404,16 @@ std::size_t ConnectionOutbox::CheckSlowReaderLocked(bool& arm_timer) {
     return 0;
 }
 
+void ConnectionOutbox::KeepSparesLocked(std::list<Pending>& written) {
+    while (!written.empty() && spare_.size() < kSpareNodes) {
+        Pending& node = written.front();
+        std::string().swap(node.frame);  // a reply's bytes are not kept
+        node.shared.reset();
+        if (node.key.capacity() > kSpareKeyCapacity) std::string().swap(node.key);
+        spare_.splice(spare_.end(), written, written.begin());
+    }
+}
+
 void ConnectionOutbox::IndexLocked() {
     if (indexed_) return;
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
@@ -416,6 +438,7 @@ void ConnectionOutbox::CloseSlowReaderLocked() {
 
 void ConnectionOutbox::DropQueueLocked() {
     pending_.clear();
+    spare_.clear();
     first_held_ = pending_.end();
     UnindexLocked();
     pending_bytes_ = 0;

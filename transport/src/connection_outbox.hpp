@@ -17,7 +17,6 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
-#include <vector>
 
 namespace syncline::transport {
 
@@ -132,7 +131,7 @@ private:
     // of its own whose payload is every frame's header and payload in order. websocketpp would start writing the
     // first of several messages at once (its send dispatches the write on our strand) and the rest in a second write;
     // one message makes one write, one sendmsg, whatever the number of frames.
-    static MessagePtr PrepareWrite(std::vector<Pending>& frames);
+    static MessagePtr PrepareWrite(std::list<Pending>& frames);
     bool ValidUtf8(const std::string& frame);
     void WarnInvalidUtf8();
 
@@ -141,7 +140,14 @@ private:
     // replaces the newest waiting push with the same key and moves to the back. A reply queued while pushes are held
     // goes before the held ones. Asks for a drain only when no write is in flight and the frame is not held (or to
     // start the slow-reader clock): a write's completion drains what waits.
-    void Enqueue(Pending frame);
+    void Enqueue(std::string text, MessagePtr shared, const std::string& key);
+
+    // With mutex_ held: keeps up to kSpareNodes of a prepared write's nodes (emptied, their key's buffer kept) for the
+    // next frames. A node allocated by the thread that queues a push and freed by the network thread that writes it
+    // costs a malloc and a free across threads for each push, and its key another pair.
+    void KeepSparesLocked(std::list<Pending>& written);
+    static constexpr std::size_t kSpareNodes = 8;
+    static constexpr std::size_t kSpareKeyCapacity = 64;
 
     // Runs Drain now when on the strand (a session answering a frame), else posts it.
     void RequestDrain();
@@ -192,6 +198,7 @@ private:
     bool warned_invalid_utf8_ = false;                  // guarded by mutex_
     std::optional<std::pair<int, std::string>> close_;  // guarded by mutex_: the close Drain sends after pending_
     std::list<Pending> pending_;                        // guarded by mutex_
+    std::list<Pending> spare_;                          // guarded by mutex_: emptied nodes (KeepSparesLocked)
     // Guarded by mutex_: the first held push in pending_ (every one after it is held too), or pending_.end().
     std::list<Pending>::iterator first_held_ = pending_.end();
     int holds_ = 0;  // guarded by mutex_: HoldPushes not yet matched by ReleasePushes
