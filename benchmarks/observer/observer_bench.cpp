@@ -19,9 +19,8 @@
 #include <string>
 #include <vector>
 
+namespace syncline {
 namespace {
-
-using namespace syncline;
 
 // Counts the pushes it is given; the observer never sends replies.
 class CountingOutbox final : public Outbox {
@@ -111,5 +110,6 @@ void BM_InstanceFanOut(benchmark::State& state) {
 BENCHMARK(BM_InstanceFanOut)->Arg(1)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
+}  // namespace syncline
 
 BENCHMARK_MAIN();

@@ -234,40 +234,35 @@ TEST(ConfigTest, DetachedActionsPerSocketAndStatementCacheLimits) {
 }
 
 TEST(ConfigTest, WriteThreadsAndWaitingRequestBytes) {
+    // The server settings, or the error, of a list route's config with `extra` members.
+    auto server = [](const char* extra) {
+        return ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", extra)).server;
+    };
+    auto error = [](const char* extra) { return Error(With(R"({"model": "posts", "mixins": ["list"]})", extra)); };
     Config defaults = ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})"));
     EXPECT_EQ(defaults.server.write_threads, 32u);
     EXPECT_EQ(defaults.server.ready_max_relay_lag, std::chrono::milliseconds(10000));
-    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("ready_max_relay_lag_ms": 0,)"))
-                  .server.ready_max_relay_lag,
-              std::chrono::milliseconds(0));
-    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("ready_max_relay_lag_ms": -5,)")),
+    EXPECT_EQ(server(R"("ready_max_relay_lag_ms": 0,)").ready_max_relay_lag, std::chrono::milliseconds(0));
+    EXPECT_EQ(error(R"("ready_max_relay_lag_ms": -5,)"),
               "ready_max_relay_lag_ms: expected an integer from 0 to 2147483648");
     EXPECT_EQ(defaults.server.limits.max_waiting_request_bytes, 1024u * 1024);
     Config config = ParseConfig(
         With(R"({"model": "posts", "mixins": ["list"]})", R"("write_threads": 0, "max_waiting_request_bytes": 4096,)"));
     EXPECT_EQ(config.server.write_threads, 0u);  // writes on the network threads
     EXPECT_EQ(config.server.limits.max_waiting_request_bytes, 4096u);
-    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("write_threads": 1025,)")),
-              "write_threads: expected an integer from 0 to 1024");
-    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_waiting_request_bytes": -1,)")),
+    EXPECT_EQ(error(R"("write_threads": 1025,)"), "write_threads: expected an integer from 0 to 1024");
+    EXPECT_EQ(error(R"("max_waiting_request_bytes": -1,)"),
               "max_waiting_request_bytes: expected an integer from 0 to 1073741824");
     EXPECT_TRUE(defaults.server.batch_writes);
     EXPECT_EQ(defaults.server.max_queued_rows, 100000u);
-    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_queued_rows": 500,)"))
-                  .server.max_queued_rows,
-              500u);
-    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("max_queued_rows": 0,)")),
-              "max_queued_rows: expected an integer from 1 to 1073741824");
-    EXPECT_FALSE(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("batch_writes": false,)"))
-                     .server.batch_writes);
-    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("batch_writes": 1,)")),
+    EXPECT_EQ(server(R"("max_queued_rows": 500,)").max_queued_rows, 500u);
+    EXPECT_EQ(error(R"("max_queued_rows": 0,)"), "max_queued_rows: expected an integer from 1 to 1073741824");
+    EXPECT_FALSE(server(R"("batch_writes": false,)").batch_writes);
+    EXPECT_EQ(error(R"("batch_writes": 1,)"),
               "batch_writes: expected true or false (whether write requests run in batches)");
     EXPECT_EQ(defaults.server.coalesce_after, std::chrono::milliseconds(20));
-    EXPECT_EQ(ParseConfig(With(R"({"model": "posts", "mixins": ["list"]})", R"("coalesce_after_ms": 0,)"))
-                  .server.coalesce_after,
-              std::chrono::milliseconds(0));
-    EXPECT_EQ(Error(With(R"({"model": "posts", "mixins": ["list"]})", R"("coalesce_after_ms": 60001,)")),
-              "coalesce_after_ms: expected an integer from 0 to 60000");
+    EXPECT_EQ(server(R"("coalesce_after_ms": 0,)").coalesce_after, std::chrono::milliseconds(0));
+    EXPECT_EQ(error(R"("coalesce_after_ms": 60001,)"), "coalesce_after_ms: expected an integer from 0 to 60000");
 }
 
 TEST(ConfigTest, ErrorsNameTheKeyPathAndTheValidChoices) {
