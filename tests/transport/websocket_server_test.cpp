@@ -773,6 +773,27 @@ TEST_F(TransportWebSocketServer, HeldPushesWaitForTheRepliesAndTheHoldsNest) {
     EXPECT_EQ(server_->stats().pushes_replaced - replaced, 1U);
 }
 
+// A request that never ends (a detached writer stuck on something) while its row changes 100,000 times: the held
+// tail keeps one version of the row, so the socket's queue stays one frame, and the last version arrives on release.
+TEST_F(TransportWebSocketServer, AHoldThatLastsKeepsOneHeldVersionOfARow) {
+    WebSocketOptions options = DefaultOptions();
+    options.coalesce_after = std::chrono::hours(1);  // never behind: only the hold replaces
+    options.max_queue_bytes = 256 << 20;             // so that without the rule the test fails on bytes, not a close
+    StartServer(options);
+    ConnectResult client = Connect();
+    ASSERT_TRUE(client) << client.error;
+    std::shared_ptr<Outbox> outbox = OnlyOutbox();
+    ASSERT_TRUE(outbox);
+    const std::string padding(1000, 'x');
+    outbox->HoldPushes();
+    for (int v = 1; v <= 100000; ++v) outbox->SendPush(std::to_string(v) + ":" + padding, "row");
+    EXPECT_LT(outbox->BufferedBytes(), std::size_t{2000}) << "held versions of one row replace each other";
+    outbox->ReleasePushes();
+    const auto frame = client->Receive(kWait);
+    ASSERT_TRUE(frame);
+    EXPECT_EQ(frame->substr(0, frame->find(':')), "100000");
+}
+
 // A push queued before a hold is not held: it goes before the reply, and a push of its row queued while held goes
 // after the reply, whether or not the first one was written yet (here it cannot be: the write is stuck).
 TEST_F(StuckWriteTest, APushQueuedBeforeTheHoldGoesFirstAndItsRowsHeldVersionAfterTheReply) {
