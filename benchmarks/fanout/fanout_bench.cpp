@@ -13,7 +13,7 @@
 //   50 us after sleeping 3/4 of the previous wait). Without that second rule the writer would write `window` versions
 //   in a burst that syncline coalesces into one push, and measure one broadcast in flight at a time. Deliveries/s =
 //   push frames received per second in the measurement window, after a warmup. syncline's figure is reported as a
-//   percentage of the bare one (aim: >= 70 %).
+//   percentage of the bare one (aims: >= 70 % for one row to many sockets, >= 50 % for many rows; FanoutLine).
 #include "fanout_bench.hpp"
 
 #include <syncline/config/config.hpp>
@@ -314,11 +314,14 @@ std::string FanoutLine(const FanoutResult& r) {
     }
     const double ratio =
         r.bare.deliveries_per_s > 0 ? 100.0 * r.syncline.deliveries_per_s / r.bare.deliveries_per_s : 0;
+    // Issue 13's aims: one row to many sockets >= 70 % (item 2); many rows, one socket each, >= 50 % (item 1: each
+    // change is a durable write).
+    const double aim = r.shape.per_row == 1 ? 50.0 : 70.0;
     const double written = static_cast<double>(r.syncline.written);
     const double expected = written * r.shape.per_row;  // frames if no version were coalesced away
     line << "syncline " << Thousands(r.syncline.deliveries_per_s) << " deliveries/s, bare websocketpp "
          << Thousands(r.bare.deliveries_per_s) << " deliveries/s -> " << Fixed(ratio, 1)
-         << " % of the ceiling (aim >= 70 %: " << (ratio >= 70.0 ? "met" : "MISSED") << ")"
+         << " % of the ceiling (aim >= " << Fixed(aim, 0) << " %: " << (ratio >= aim ? "met" : "MISSED") << ")"
          << " | syncline versions written " << Thousands(written) << " (" << Thousands(written / r.syncline.seconds)
          << "/s), frames = " << Fixed(expected > 0 ? 100.0 * static_cast<double>(r.syncline.frames) / expected : 0.0, 1)
          << " % of versions x subscribers (coalesced away: " << Thousands(static_cast<double>(r.syncline.skipped))

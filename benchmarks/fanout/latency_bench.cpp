@@ -78,10 +78,11 @@ void MeasureLatency(LatencyResult& r, SharedState& shared, const Options& o,
     r.achieved_rate = static_cast<double>(total - warm) / Seconds(Clock::now() - measure_start);
     r.deliveries_per_s = static_cast<double>(shared.frames.load() - frames0) / Seconds(Clock::now() - measure_start);
     r.machine_cores = (SampleMachine().busy_s - machine0.busy_s) / Seconds(Clock::now() - measure_start);
-    // Drain: up to 3 s for the last pushes.
+    // Drain: up to 3 s for the last pushes, every version's first receipt and the last version at every subscriber of
+    // its row (its first receipt alone would end the wait while the other subscribers still get it).
     const auto drain_deadline = Clock::now() + std::chrono::seconds(3);
     while (Clock::now() < drain_deadline) {
-        bool all = true;
+        bool all = total == 0 || shared.DoneCount(total - 1) >= shared.subs_per_row.load();
         for (std::int64_t c = warm; c < total && all; ++c) all = shared.recv_ns[c].load() != 0;
         if (all) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));  // waiting for the last pushes; bounded
