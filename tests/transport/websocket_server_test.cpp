@@ -733,6 +733,19 @@ TEST_F(StuckWriteTest, BehindEachVersionOfARowReplacesTheWaitingOne) {
     EXPECT_EQ(ReadAfterFillers(), std::vector<std::string>{"v" + std::to_string(kVersions)});
 }
 
+// Versions queued while the socket was not behind, still waiting once it is: the next write carries the newest
+// version of the row only (the older ones are counted as coalesced), not every stale one.
+TEST_F(StuckWriteTest, OnceBehindTheNextWriteCarriesOnlyTheNewestWaitingVersionOfARow) {
+    constexpr auto kCoalesceAfter = std::chrono::seconds(2);  // the fillers and pushes are queued well within it
+    StartStuck(kCoalesceAfter);
+    const std::uint64_t before = server_->stats().pushes_replaced;
+    PushVersions();
+    ASSERT_EQ(server_->stats().pushes_replaced, before) << "queued while not behind: every version waits";
+    std::this_thread::sleep_for(kCoalesceAfter + std::chrono::milliseconds(100));
+    EXPECT_EQ(ReadAfterFillers(), std::vector<std::string>{"v" + std::to_string(kVersions)});
+    EXPECT_EQ(server_->stats().pushes_replaced - before, static_cast<std::uint64_t>(kVersions - 1));
+}
+
 // A newer push replacing a waiting one goes to the back of the queue: a reply queued after the older push still
 // arrives before it (the writer's reply before the push its own change causes, PROTOCOL.md section 6).
 TEST_F(StuckWriteTest, APushThatReplacesAWaitingOneGoesAfterTheRepliesQueuedMeanwhile) {

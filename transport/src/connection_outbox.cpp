@@ -315,6 +315,12 @@ void ConnectionOutbox::Drain() {
         // then all that wait up to the held pushes, up to write_high_water bytes (at least one frame), or everything
         // before a close.
         const bool flush_all = close_.has_value();
+        // Behind, a push with a newer waiting version of its row is not sent: the versions queued before the socket
+        // fell behind would otherwise all go in this write, stale, costing the socket's write and the client's reads
+        // what the newest version alone costs. Not when that newer version is held (this one goes before the reply).
+        const bool behind = !flush_all && data_in_flight_ == 0 && !pending_.empty() &&
+                            std::chrono::steady_clock::now() - pending_.front().since >= limits_.coalesce_after;
+        if (behind) IndexLocked();
         std::list<Pending> frames;  // nodes moved out of pending_, kept as spares after the write is prepared
         std::size_t handed = 0;
         while (!pending_.empty() && (flush_all || (!pending_.front().held && data_in_flight_ == 0 &&
@@ -323,6 +329,13 @@ void ConnectionOutbox::Drain() {
                 auto it = by_key_.find(pending_.front().key);
                 if (it != by_key_.end() && it->second == pending_.begin()) {
                     by_key_.erase(it);
+                } else if (behind && it != by_key_.end() && !it->second->held) {
+                    counters_->pushes_replaced.fetch_add(1, std::memory_order_relaxed);
+                    pending_bytes_ -= pending_.front().size();
+                    std::list<Pending> dropped;
+                    dropped.splice(dropped.end(), pending_, pending_.begin());
+                    KeepSparesLocked(dropped);
+                    continue;
                 }
             }
             frames.splice(frames.end(), pending_, pending_.begin());

@@ -31,7 +31,8 @@ struct QueueLimits {
 // What every connection's outbox adds to, for metrics (shared by the server's outboxes; relaxed atomics).
 struct OutboxCounters {
     std::atomic<std::uint64_t> frames_out{0};          // data frames handed to websocketpp (not pings or pongs)
-    std::atomic<std::uint64_t> pushes_replaced{0};     // waiting pushes a newer one of the same row replaced
+    std::atomic<std::uint64_t> pushes_replaced{0};     // waiting pushes a newer one of the same row replaced (Enqueue)
+                                                       // or left out of a write (Drain)
     std::atomic<std::uint64_t> slow_reader_closes{0};  // connections closed with 1013
 };
 
@@ -57,9 +58,10 @@ struct OutboxCounters {
 // socket that keeps up gets every version, several per write when they come fast. Once it has waited longer, the
 // socket is behind (its peer reads slowly, or the network threads are saturated), and a push replaces the newest
 // waiting push with the same key, which moves to the back of the queue, so a reply queued after the older push still
-// goes first. Replies are never replaced. So what a subscriber receives is at most about coalesce_after plus one write
-// old, instead of growing with the backlog. When the last frame of a write is written, a drain is posted if frames
-// wait.
+// goes first; and the next write leaves out each waiting push whose row has a newer waiting version, so the versions
+// queued before the socket fell behind do not go stale in it. Replies are never replaced. So what a subscriber
+// receives is at most about coalesce_after plus one write old, instead of growing with the backlog. When the last frame
+// of a write is written, a drain is posted if frames wait.
 //
 // Slow readers: a reader whose queue (websocketpp's and ours) stays over max_queue_bytes for slow_reader_timeout, or
 // exceeds four times that at once, is closed with 1013. Pongs count toward the same bytes; at most one pong is
@@ -135,11 +137,11 @@ private:
     bool ValidUtf8(const std::string& frame);
     void WarnInvalidUtf8();
 
-    // Any thread. The latest-wins replacement lives here, and only here: while the socket is behind (the oldest
-    // waiting frame has waited coalesce_after), or while pushes are held and the waiting push is a held one, a push
-    // replaces the newest waiting push with the same key and moves to the back. A reply queued while pushes are held
-    // goes before the held ones. Asks for a drain only when no write is in flight and the frame is not held (or to
-    // start the slow-reader clock): a write's completion drains what waits.
+    // Any thread. The latest-wins replacement lives here and in Drain, and only there: while the socket is behind
+    // (the oldest waiting frame has waited coalesce_after), or while pushes are held and the waiting push is a held
+    // one, a push replaces the newest waiting push with the same key and moves to the back. A reply queued while pushes
+    // are held goes before the held ones. Asks for a drain only when no write is in flight and the frame is not held
+    // (or to start the slow-reader clock): a write's completion drains what waits.
     void Enqueue(std::string text, MessagePtr shared, const std::string& key);
 
     // With mutex_ held: keeps up to kSpareNodes of a prepared write's nodes (emptied, their key's buffer kept) for the
@@ -157,7 +159,8 @@ private:
 
     // On the strand: the one place that calls into the websocketpp connection for this outbox. Hands the owed pong,
     // and the waiting frames when no data frame is in flight (up to write_high_water bytes; all of them when closing),
-    // to websocketpp, then the close frame once nothing waits before it.
+    // to websocketpp, then the close frame once nothing waits before it. Behind, it leaves out (counted as replaced)
+    // each push whose key has a newer waiting push that is not held.
     void Drain();
 
     // With mutex_ held, not closing. Returns the queued bytes when it closes the reader (for the log line, written

@@ -224,10 +224,12 @@ std::string ServerMetrics::Render(const Sources& sources) const {
         families.push_back(Single("syncline_frames_sent_total",
                                   "Websocket data frames handed to sockets: replies and pushes", MetricType::Counter,
                                   static_cast<double>(stats.frames_out)));
-        families.push_back(Single("syncline_pushes_coalesced_total",
-                                  "Pushes replaced, in the queue of a socket that was behind (its oldest waiting frame "
-                                  "had waited coalesce_after_ms), by a newer push of the same row (the latest state wins)",
-                                  MetricType::Counter, static_cast<double>(stats.pushes_replaced)));
+        families.push_back(
+            Single("syncline_pushes_coalesced_total",
+                   "Pushes replaced or left out of a write, in the queue of a socket that was behind (its "
+                   "oldest waiting frame had waited coalesce_after_ms), because a newer push of the same "
+                   "row waited (the latest state wins)",
+                   MetricType::Counter, static_cast<double>(stats.pushes_replaced)));
         families.push_back(Single("syncline_slow_reader_closes_total",
                                   "Connections closed with 1013 because they read too slowly", MetricType::Counter,
                                   static_cast<double>(stats.slow_reader_closes)));

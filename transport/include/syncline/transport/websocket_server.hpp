@@ -58,8 +58,9 @@ struct WebSocketOptions {
     /// next write takes what waits, up to this many bytes (at least one frame).
     std::size_t write_high_water = 256 * 1024;
     /// Once the oldest frame waiting in a connection's queue has waited this long, the connection is behind, and a
-    /// push replaces the newest waiting push of the same row (the latest state wins; replies are never replaced).
-    /// Before, every version is queued. This bounds the age of what a subscriber receives under overload to about
+    /// push replaces the newest waiting push of the same row, and the next write leaves out every waiting push whose
+    /// row has a newer one waiting (the latest state wins; replies are never replaced). Before, every version is
+    /// queued and sent. This bounds the age of what a subscriber receives under overload to about
     /// this plus one write. 0: a push always replaces a waiting push of its row.
     std::chrono::milliseconds coalesce_after{20};
     /// A connection whose outgoing queue stays over this many bytes for slow_reader_timeout (or exceeds four times
@@ -92,7 +93,8 @@ struct WebSocketOptions {
 struct WebSocketStats {
     std::uint64_t frames_in = 0;           ///< Text and binary frames received on websocket connections.
     std::uint64_t frames_out = 0;          ///< Data frames handed to sockets: replies and pushes (not pings, pongs).
-    std::uint64_t pushes_replaced = 0;     ///< Waiting pushes replaced by a newer push of the same row (latest wins).
+    std::uint64_t pushes_replaced = 0;     ///< Waiting pushes replaced or left out of a write: a newer one of the
+                                           ///< same row waited (latest wins).
     std::uint64_t slow_reader_closes = 0;  ///< Connections closed with 1013 (slow reader).
     /// Open websocket connections (those with a session) per routed path.
     std::vector<std::pair<std::string, std::size_t>> connections;
