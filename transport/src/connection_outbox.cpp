@@ -318,7 +318,8 @@ void ConnectionOutbox::Drain() {
         // Behind, a push with a newer waiting version of its row is not sent: the versions queued before the socket
         // fell behind would otherwise all go in this write, stale, costing the socket's write and the client's reads
         // what the newest version alone costs. Not when that newer version is held (this one goes before the reply).
-        const bool behind = !flush_all && data_in_flight_ == 0 && !pending_.empty() &&
+        // One waiting frame has nothing newer: no clock read, no index.
+        const bool behind = !flush_all && data_in_flight_ == 0 && pending_.size() > 1 &&
                             std::chrono::steady_clock::now() - pending_.front().since >= limits_.coalesce_after;
         if (behind) IndexLocked();
         std::list<Pending> frames;  // nodes moved out of pending_, kept as spares after the write is prepared
