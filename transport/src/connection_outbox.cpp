@@ -212,7 +212,7 @@ void ConnectionOutbox::Enqueue(std::string text, MessagePtr shared, const std::s
         // Behind: the newest waiting push of the row (never handed over) is replaced, and the newer one moves to the
         // back, so a reply queued after the older push still goes before it (the writer's reply before the push its
         // change causes). A held push is replaced by a newer one of its row whether or not the socket is behind.
-        const bool behind = !pending_.empty() && now - pending_.front().since >= limits_.coalesce_after;
+        const bool behind = BehindLocked(now);
         if (push && (behind || held)) IndexLocked();
         auto waiting = push && (behind || held) ? by_key_.find(key) : by_key_.end();
         if (waiting != by_key_.end() && (behind || waiting->second->held)) {
@@ -319,10 +319,11 @@ void ConnectionOutbox::Drain() {
         // fell behind would otherwise all go in this write, stale, costing the socket's write and the client's reads
         // what the newest version alone costs. Not when that newer version is held (this one goes before the reply).
         // One waiting frame has nothing newer: no clock read, no index.
-        const bool behind = !flush_all && data_in_flight_ == 0 && pending_.size() > 1 &&
-                            std::chrono::steady_clock::now() - pending_.front().since >= limits_.coalesce_after;
+        const bool behind =
+            !flush_all && data_in_flight_ == 0 && pending_.size() > 1 && BehindLocked(std::chrono::steady_clock::now());
         if (behind) IndexLocked();
-        std::list<Pending> frames;  // nodes moved out of pending_, kept as spares after the write is prepared
+        std::list<Pending> frames;   // nodes moved out of pending_, kept as spares after the write is prepared
+        std::list<Pending> dropped;  // older versions left out, kept as spares too
         std::size_t handed = 0;
         while (!pending_.empty() && (flush_all || (!pending_.front().held && data_in_flight_ == 0 &&
                                                    (handed == 0 || handed < limits_.write_high_water)))) {
@@ -333,9 +334,7 @@ void ConnectionOutbox::Drain() {
                 } else if (behind && it != by_key_.end() && !it->second->held) {
                     counters_->pushes_replaced.fetch_add(1, std::memory_order_relaxed);
                     pending_bytes_ -= pending_.front().size();
-                    std::list<Pending> dropped;
                     dropped.splice(dropped.end(), pending_, pending_.begin());
-                    KeepSparesLocked(dropped);
                     continue;
                 }
             }
@@ -353,6 +352,7 @@ void ConnectionOutbox::Drain() {
             ++data_in_flight_;
             KeepSparesLocked(frames);
         }
+        KeepSparesLocked(dropped);
         if (!closing_) {
             slow_total = CheckSlowReaderLocked(arm_timer);
         }
@@ -426,6 +426,10 @@ void ConnectionOutbox::KeepSparesLocked(std::list<Pending>& written) {
         if (node.key.capacity() > kSpareKeyCapacity) std::string().swap(node.key);
         spare_.splice(spare_.end(), written, written.begin());
     }
+}
+
+bool ConnectionOutbox::BehindLocked(std::chrono::steady_clock::time_point now) const {
+    return !pending_.empty() && now - pending_.front().since >= limits_.coalesce_after;
 }
 
 void ConnectionOutbox::IndexLocked() {

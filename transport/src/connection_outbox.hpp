@@ -167,6 +167,8 @@ private:
     // outside the lock), else 0; sets arm_timer when the reader just went over a limit.
     std::size_t CheckSlowReaderLocked(bool& arm_timer);
 
+    // With mutex_ held: whether the socket is behind, its oldest waiting frame having waited coalesce_after by `now`.
+    bool BehindLocked(std::chrono::steady_clock::time_point now) const;
     // With mutex_ held: builds by_key_ from pending_ unless it is built.
     void IndexLocked();
     // With mutex_ held: drops by_key_ (the queue is empty).
